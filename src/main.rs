@@ -1,0 +1,6 @@
+//! herd: rolling, zero-downtime deploys to a fleet over SSH.
+
+mod source;
+mod yaml;
+
+fn main() {}

@@ -1,0 +1,111 @@
+//! The one place herd parses YAML.
+//!
+//! serde_yaml is frozen upstream; keeping every parse behind this module means
+//! a move to a maintained fork touches this file only. Callers get their own
+//! types back (values as `serde_json::Value`), and errors as [`SourceError`]s
+//! that point at the file, line and column.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use crate::source::SourceError;
+
+/// Parses `text` (the contents of `file`) into `T`.
+///
+/// Syntax errors, unknown keys (types use `deny_unknown_fields`), wrong types
+/// and duplicate keys all come back with their position.
+pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, SourceError> {
+    serde_yaml::from_str(text).map_err(|error| {
+        let (line, column) = error
+            .location()
+            .map_or((1, 1), |at| (at.line(), at.column()));
+        SourceError::at(file, text, line, column, clean_message(&error.to_string()))
+    })
+}
+
+/// serde_yaml appends " at line L column C" to its messages; herd shows the
+/// position separately, so the suffix goes.
+fn clean_message(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(cut) => &message[..cut],
+        None => message,
+    };
+    message
+        .replace("unknown field", "unknown key")
+        .replace("missing field", "missing key")
+}
+
+/// Finds where `needle` is written in `text`, preferring an occurrence at or
+/// after byte `from`. Used to point at a value (a template, a host pattern)
+/// that was found to be wrong after parsing.
+pub fn locate(text: &str, needle: &str, from: usize) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    let from = from.min(text.len());
+    text.get(from..)
+        .and_then(|rest| rest.find(needle))
+        .map(|i| i + from)
+        .or_else(|| text.find(needle))
+}
+
+/// Finds where a mapping key is written (`key:` at the start of a line, after
+/// indentation and an optional `- `), preferring occurrences after `from`.
+pub fn locate_key(text: &str, key: &str, from: usize) -> Option<usize> {
+    let candidates = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")];
+    let mut best: Option<usize> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start_matches([' ', '-']);
+        let indent = line.len() - trimmed.len();
+        if candidates.iter().any(|c| trimmed.starts_with(c.as_str())) {
+            let at = offset + indent;
+            if at >= from {
+                return Some(at);
+            }
+            best.get_or_insert(at);
+        }
+        offset += line.len();
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        count: u32,
+    }
+
+    #[test]
+    fn unknown_key_points_at_it() {
+        let text = "name: x\ncount: 1\ncolour: red\n";
+        let error = parse::<Doc>(Path::new("d.yml"), text).unwrap_err();
+        assert_eq!(error.location.line, 3);
+        assert_eq!(error.location.column, 1);
+        assert!(error.message.starts_with("unknown key `colour`"), "{}", error.message);
+    }
+
+    #[test]
+    fn wrong_type_points_at_value() {
+        let text = "name: x\ncount: many\n";
+        let error = parse::<Doc>(Path::new("d.yml"), text).unwrap_err();
+        assert_eq!((error.location.line, error.location.column), (2, 8));
+        assert!(error.message.contains("invalid type"), "{}", error.message);
+    }
+
+    #[test]
+    fn keys_are_located_after_an_offset() {
+        let text = "a:\n  b: 1\nc:\n  b: 2\n";
+        assert_eq!(locate_key(text, "b", 0), Some(5));
+        assert_eq!(locate_key(text, "b", 6), Some(16));
+        assert_eq!(locate(text, "2", 0), Some(19));
+    }
+}
