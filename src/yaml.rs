@@ -105,7 +105,7 @@ mod tests {
     fn keys_are_located_after_an_offset() {
         let text = "a:\n  b: 1\nc:\n  b: 2\n";
         assert_eq!(locate_key(text, "b", 0), Some(5));
-        assert_eq!(locate_key(text, "b", 6), Some(16));
-        assert_eq!(locate(text, "2", 0), Some(19));
+        assert_eq!(locate_key(text, "b", 6), Some(15));
+        assert_eq!(locate(text, "2", 0), Some(18));
     }
 }

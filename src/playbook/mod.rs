@@ -1,0 +1,321 @@
+//! The playbook: one rollout per file, as described in DESIGN.md.
+//!
+//! This module holds the file's shape (serde types that refuse unknown keys)
+//! and the checks that need more than a type: each step does exactly one
+//! thing, names are valid, the reload section makes sense. Templates are
+//! checked later, per host, when the plan is built.
+
+pub mod batch;
+pub mod duration;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::source::SourceError;
+use crate::yaml;
+use batch::BatchSpec;
+use duration::Span;
+
+/// A parsed playbook and the text it came from (to point at faults later).
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub file: PathBuf,
+    pub text: String,
+    pub spec: PlaybookSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookSpec {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub hosts: String,
+    #[serde(default)]
+    pub vars: IndexMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub rolling: Rolling,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub reload: Option<Reload>,
+    #[serde(default)]
+    pub validate: Option<Validate>,
+    #[serde(default)]
+    pub rollback: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rolling {
+    #[serde(default)]
+    pub batch: Option<BatchSpec>,
+    #[serde(default)]
+    pub max_fail: Option<batch::FailLimit>,
+    #[serde(default)]
+    pub pause: Option<Span>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub run: Option<String>,
+    #[serde(default)]
+    pub upload: Option<Upload>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    #[serde(default, rename = "become")]
+    pub become_: bool,
+    #[serde(default)]
+    pub become_user: Option<String>,
+    #[serde(default)]
+    pub once: bool,
+    #[serde(default)]
+    pub capture: Option<String>,
+    #[serde(default)]
+    pub ignore_errors: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    pub src: String,
+    pub dest: String,
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reload {
+    #[serde(default = "default_server")]
+    pub server: String,
+    #[serde(default)]
+    pub pidfile: Option<String>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub preflight: Option<String>,
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    #[serde(default, rename = "become")]
+    pub become_: bool,
+}
+
+fn default_server() -> String {
+    "gunicorn".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validate {
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    #[serde(default)]
+    pub settle: Option<Span>,
+    #[serde(default)]
+    pub http: Option<HttpCheck>,
+    #[serde(default)]
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: String,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub contains: Option<String>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// Why a playbook could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybookError {
+    #[error("cannot read playbook {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Source(#[from] SourceError),
+}
+
+impl Step {
+    /// A short label for progress lines and reports.
+    pub fn label(&self, index: usize) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        match (&self.run, &self.upload) {
+            (Some(run), _) => {
+                let first = run.lines().next().unwrap_or("").trim();
+                let mut label: String = first.chars().take(48).collect();
+                if first.chars().count() > 48 {
+                    label.push('…');
+                }
+                label
+            }
+            (None, Some(upload)) => format!("upload {}", upload.dest),
+            (None, None) => format!("step {}", index + 1),
+        }
+    }
+}
+
+impl Playbook {
+    pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Playbook::parse(path, &text)?)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Playbook, SourceError> {
+        let spec: PlaybookSpec = yaml::parse(path, text)?;
+        let playbook = Playbook {
+            file: path.to_path_buf(),
+            text: text.to_string(),
+            spec,
+        };
+        playbook.check()?;
+        Ok(playbook)
+    }
+
+    /// An error pointing at `needle` (searched from the key `key` onwards).
+    pub fn error_at(&self, key: &str, needle: Option<&str>, message: impl Into<String>) -> SourceError {
+        let from = yaml::locate_key(&self.text, key, 0).unwrap_or(0);
+        let offset = needle
+            .and_then(|n| yaml::locate(&self.text, n, from))
+            .unwrap_or(from);
+        SourceError::at_offset(&self.file, &self.text, offset, message)
+    }
+
+    /// Checks that need more than the types.
+    fn check(&self) -> Result<(), SourceError> {
+        let spec = &self.spec;
+        if spec.hosts.trim().is_empty() {
+            return Err(self.error_at("hosts", None, "`hosts` is empty: name a host, a group or a pattern"));
+        }
+        for (section, steps) in [("steps", &spec.steps), ("rollback", &spec.rollback)] {
+            let mut from = yaml::locate_key(&self.text, section, 0).unwrap_or(0);
+            for step in steps.iter() {
+                let at = yaml::locate(&self.text, "-", from).unwrap_or(from);
+                self.check_step(step, section, at)?;
+                from = at + 1;
+                // Move past this step's own lines to the next list item.
+                if let Some(next) = next_item(&self.text, at) {
+                    from = next;
+                }
+            }
+        }
+        if let Some(reload) = &spec.reload {
+            self.check_reload(reload)?;
+        }
+        Ok(())
+    }
+
+    fn check_step(&self, step: &Step, section: &str, at: usize) -> Result<(), SourceError> {
+        let fail = |message: String| Err(SourceError::at_offset(&self.file, &self.text, at, message));
+        match (&step.run, &step.upload) {
+            (None, None) => return fail(format!("a step in `{section}` needs `run` or `upload`")),
+            (Some(_), Some(_)) => return fail(format!("a step in `{section}` has both `run` and `upload`: split it in two")),
+            _ => {}
+        }
+        if let Some(capture) = &step.capture {
+            if !is_identifier(capture) {
+                return fail(format!("`capture: {capture}` is not a valid variable name"));
+            }
+        }
+        if let Some(upload) = &step.upload {
+            if let Some(mode) = &upload.mode {
+                if u32::from_str_radix(mode, 8).is_err() || mode.len() > 4 {
+                    return fail(format!("upload mode `{mode}` is not an octal mode like \"0644\""));
+                }
+            }
+        }
+        if step.once && section == "rollback" {
+            return fail("`once` has no meaning in `rollback`".to_string());
+        }
+        Ok(())
+    }
+
+    fn check_reload(&self, reload: &Reload) -> Result<(), SourceError> {
+        if reload.server != "gunicorn" {
+            return Err(self.error_at(
+                "server",
+                Some(&reload.server),
+                format!("unknown server `{}`: herd reloads `gunicorn`", reload.server),
+            ));
+        }
+        if let Some(signal) = &reload.signal {
+            if signal != "HUP" && signal != "USR2" {
+                return Err(self.error_at("signal", Some(signal), format!("unknown signal `{signal}`: use HUP or USR2")));
+            }
+            if signal == "USR2" && reload.unit.is_some() {
+                return Err(self.error_at(
+                    "signal",
+                    Some(signal),
+                    "`signal: USR2` cannot be used with `unit`: systemd stops the service when the old master exits",
+                ));
+            }
+        }
+        let strategies = [&reload.pidfile, &reload.unit, &reload.name]
+            .iter()
+            .filter(|s| s.is_some())
+            .count();
+        if strategies > 1 {
+            return Err(self.error_at("reload", None, "`reload` takes one of `pidfile`, `unit` or `name`, not several"));
+        }
+        Ok(())
+    }
+}
+
+/// The byte offset of the next `- ` list item at the same indentation as the one at `at`.
+fn next_item(text: &str, at: usize) -> Option<usize> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let indent = at - line_start;
+    let mut offset = text[at..].find('\n').map(|i| at + i + 1)?;
+    while offset < text.len() {
+        let line = &text[offset..];
+        let end = line.find('\n').map_or(line.len(), |i| i + 1);
+        let content = line[..end].trim_start();
+        let this_indent = line[..end].len() - content.len();
+        if !content.trim().is_empty() && !content.starts_with('#') {
+            if this_indent < indent {
+                return None;
+            }
+            if this_indent == indent && content.starts_with('-') {
+                return Some(offset + this_indent);
+            }
+        }
+        offset += end;
+    }
+    None
+}
+
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests;

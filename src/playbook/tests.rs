@@ -1,0 +1,87 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Playbook, SourceError> {
+    Playbook::parse(Path::new("deploy.yml"), text)
+}
+
+#[test]
+fn parses_the_design_example_shape() {
+    let text = r#"
+name: Release
+hosts: web
+vars:
+  venv: "{{ app_dir }}/venv"
+rolling:
+  batch: [1, "25%", "100%"]
+  max_fail: 0
+  pause: 5s
+steps:
+  - name: Remember
+    run: readlink -f {{ app_dir }}/current
+    capture: previous
+  - run: echo hi
+    cwd: /tmp
+    env: { A: "1" }
+    timeout: 5m
+    once: true
+  - upload: { src: files/settings.py, dest: "/srv/x.py", mode: "0640" }
+reload:
+  server: gunicorn
+  pidfile: /run/app.pid
+  preflight: "true"
+  start: systemctl start app
+validate:
+  timeout: 60s
+  http: { url: "http://127.0.0.1:8000/healthz", status: 200, contains: "{{ release }}" }
+rollback:
+  - run: ln -sfn {{ previous }} current
+"#;
+    let playbook = parse(text).unwrap();
+    assert_eq!(playbook.spec.steps.len(), 3);
+    assert_eq!(playbook.spec.rolling.batch.as_ref().unwrap().cut(12), vec![1, 3, 8]);
+    assert_eq!(playbook.spec.steps[1].timeout.unwrap().0.as_secs(), 300);
+    assert_eq!(playbook.spec.rollback.len(), 1);
+}
+
+#[test]
+fn unknown_key_in_a_step_is_pinned() {
+    let text = "hosts: web\nsteps:\n  - run: echo hi\n    cwdd: /tmp\n";
+    let error = parse(text).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
+    );
+}
+
+#[test]
+fn wrong_type_is_pinned() {
+    let text = "hosts: web\nrolling:\n  pause: soon\n";
+    let error = parse(text).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "rolling.pause: invalid duration `soon`: expected a number with a unit, like 30s, 5m or 1h\n  --> deploy.yml:3:10\n  |\n3 |   pause: soon\n  |          ^"
+    );
+}
+
+#[test]
+fn a_step_without_an_action_points_at_it() {
+    let text = "hosts: web\nsteps:\n  - run: a\n  - name: nothing\n    cwd: /\n";
+    let error = parse(text).unwrap_err();
+    assert_eq!(error.message, "a step in `steps` needs `run` or `upload`");
+    assert_eq!((error.location.line, error.location.column), (4, 3));
+}
+
+#[test]
+fn broken_yaml_points_at_the_fault() {
+    let error = parse("hosts: web\nsteps: [\n").unwrap_err();
+    assert_eq!(error.location.line, 3);
+    assert!(error.to_string().contains("deploy.yml:3:"), "{error}");
+}
+
+#[test]
+fn usr2_under_unit_is_refused() {
+    let text = "hosts: web\nreload:\n  unit: app.service\n  signal: USR2\n";
+    let error = parse(text).unwrap_err();
+    assert!(error.message.contains("cannot be used with `unit`"));
+    assert_eq!(error.location.line, 4);
+}
