@@ -1,0 +1,251 @@
+//! Turns a parsed command line into work, and the outcome into an exit code.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::{Cli, Command, Connecting, LabCommand, Output};
+use crate::engine::{Engine, EngineSettings};
+use crate::plan::step::Rendered;
+use crate::plan::{Job, Plan, PlanError, PlanRequest};
+use crate::report::{self, json::JsonReporter, plain::PlainReporter, Reporter};
+use crate::transport::ssh::{SshConnector, SshSettings};
+
+/// The documented exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Errors that end herd before or outside a rollout.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Plan(#[from] PlanError),
+    #[error("{0}")]
+    Lab(#[from] crate::lab::LabError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Plan(_) => exit::BAD_INPUT,
+            AppError::Lab(_) | AppError::Runtime(_) => exit::FAILED,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
+    match cli.command {
+        Command::Run(args) => {
+            let request = PlanRequest {
+                job: Job::Playbook(args.playbook),
+                inventory: args.targeting.inventory,
+                limit: args.targeting.limit,
+                extra_vars: args.extra_vars,
+                batch: args.batch,
+                known_hosts: args.connecting.known_hosts.clone(),
+                step_timeout: args.connecting.timeout,
+            };
+            rollout(&request, &args.connecting, false)
+        }
+        Command::Exec(args) => {
+            let request = PlanRequest {
+                job: Job::Command(args.command.join(" ")),
+                inventory: args.targeting.inventory,
+                limit: args.targeting.limit,
+                extra_vars: Vec::new(),
+                batch: None,
+                known_hosts: args.connecting.known_hosts.clone(),
+                step_timeout: args.connecting.timeout,
+            };
+            rollout(&request, &args.connecting, true)
+        }
+        Command::Plan(args) => {
+            let request = PlanRequest {
+                job: Job::Playbook(args.playbook),
+                inventory: args.targeting.inventory,
+                limit: args.targeting.limit,
+                extra_vars: args.extra_vars,
+                batch: args.batch,
+                known_hosts: None,
+                step_timeout: std::time::Duration::from_secs(600),
+            };
+            let plan = Plan::build(&request)?;
+            print!("{}", describe_plan(&plan));
+            Ok(ExitCode::from(exit::OK))
+        }
+        Command::Hosts(args) => {
+            let request = PlanRequest {
+                job: Job::Command(String::new()),
+                inventory: args.targeting.inventory.clone(),
+                limit: args.targeting.limit,
+                extra_vars: Vec::new(),
+                batch: None,
+                known_hosts: None,
+                step_timeout: std::time::Duration::from_secs(600),
+            };
+            let plan = Plan::build(&request)?;
+            print!("{}", describe_hosts(&plan, args.vars));
+            Ok(ExitCode::from(exit::OK))
+        }
+        Command::Lab(command) => lab(command),
+    }
+}
+
+/// `herd run` and `herd exec`: build the plan, run the engine, report.
+fn rollout(request: &PlanRequest, connecting: &Connecting, exec: bool) -> Result<ExitCode, AppError> {
+    let plan = Arc::new(Plan::build(request)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    let report = runtime.block_on(async {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let reporter: Box<dyn Reporter> = match connecting.output {
+            Output::Json => Box::new(JsonReporter),
+            Output::Human => Box::new(PlainReporter { exec }),
+        };
+        let reporting = tokio::spawn(report::drain(events_rx, reporter));
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = cancel_tx.send(true);
+            }
+        });
+        let connector = Arc::new(SshConnector::new(SshSettings {
+            connect_timeout: connecting.connect_timeout,
+            accept_new_host_keys: connecting.accept_new_host_keys,
+            use_agent: !connecting.no_agent,
+        }));
+        let settings = EngineSettings {
+            forks: connecting.forks,
+            handshakes: 64,
+            require_reachable: !exec,
+        };
+        let report = Engine::new(plan, connector, settings, events_tx, cancel_rx).run().await;
+        let _ = reporting.await;
+        report
+    });
+    let code = if report.interrupted {
+        exit::INTERRUPTED
+    } else if report.all_done() {
+        exit::OK
+    } else {
+        exit::FAILED
+    };
+    Ok(ExitCode::from(code))
+}
+
+fn describe_plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} host(s), {} batch(es), max_fail {}",
+        plan.title,
+        plan.hosts.len(),
+        plan.batches.len(),
+        plan.max_fail
+    );
+    for (number, batch) in plan.batches.iter().enumerate() {
+        let names: Vec<&str> = batch.iter().map(|&i| plan.hosts[i].name.as_str()).collect();
+        let _ = writeln!(out, "\nbatch {}/{}: {}", number + 1, plan.batches.len(), names.join(" "));
+        for &index in batch {
+            let host = &plan.hosts[index];
+            let _ = writeln!(out, "  {}:", host.name);
+            let mut vars = host.vars.clone();
+            for step in &plan.steps {
+                if let Some(name) = &step.capture {
+                    vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));
+                }
+            }
+            for (label, steps) in [("", &plan.steps), ("rollback ", &plan.rollback)] {
+                for (i, step) in steps.iter().enumerate() {
+                    let rendered = match step.render(&plan.renderer, &vars) {
+                        Ok(Rendered::Run { command }) => command,
+                        Ok(Rendered::Upload { dest, mode }) => format!("upload -> {dest} (mode {mode:o})"),
+                        Err(error) => format!("<{error}>"),
+                    };
+                    let once = if step.once { " (once)" } else { "" };
+                    let _ = writeln!(out, "    {label}{}. {}{once}", i + 1, step.name);
+                    for line in plan.renderer.secrets().mask(&rendered).lines() {
+                        let _ = writeln!(out, "       {line}");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn describe_hosts(plan: &Plan, with_vars: bool) -> String {
+    let mut out = String::new();
+    let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    for host in &plan.hosts {
+        let t = &host.target;
+        let _ = writeln!(out, "{:width$}  {}@{}:{}", host.name, t.user, t.address, t.port);
+        if with_vars {
+            let vars = serde_json::to_string_pretty(&host.vars).unwrap_or_default();
+            for line in vars.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    out
+}
+
+fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
+    use crate::lab;
+    match command {
+        LabCommand::Up { hosts, dir, venv, no_app } => {
+            let options = lab::LabOptions {
+                dir,
+                hosts,
+                venv: venv.unwrap_or_else(lab::default_venv),
+                gunicorn: !no_app,
+            };
+            let info = lab::up(&options)?;
+            print!("{}", describe_lab(&info));
+            eprintln!(
+                "lab is up: try `herd exec -i {} -- hostname`; stop it with `herd lab down --dir {}`",
+                info.inventory.display(),
+                info.dir.display()
+            );
+        }
+        LabCommand::Down { dir } => {
+            let down = lab::down(&dir)?;
+            eprintln!("lab down: {down}");
+        }
+        LabCommand::Status { dir } => {
+            let info = lab::status(&dir)?;
+            print!("{}", describe_lab(&info));
+        }
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn describe_lab(info: &crate::lab::LabInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "inventory: {}", info.inventory.display());
+    for host in &info.hosts {
+        let _ = writeln!(
+            out,
+            "{}  ssh {}:{} ({})  http {}:{} ({})",
+            host.name,
+            host.address,
+            host.ssh_port,
+            if host.sshd_alive { "up" } else { "down" },
+            host.address,
+            host.http_port,
+            if host.gunicorn_alive { "up" } else { "down" },
+        );
+    }
+    out
+}
+

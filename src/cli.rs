@@ -1,0 +1,161 @@
+//! The command line, as clap types. No I/O here: `app` turns these into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herd",
+    version,
+    about = "Rolling, zero-downtime deploys to a fleet over SSH",
+    after_help = "Exit codes: 0 every host done; 1 the rollout failed or was aborted; 2 bad usage or input (no host contacted); 3 deploy lock held; 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook's steps on every targeted host.
+    ///
+    /// Example: herd run playbooks/deploy.yml -i .herd-lab/inventory.yml -e release=v2
+    Run(RunArgs),
+    /// Run one shell command on many hosts at once.
+    ///
+    /// Example: herd exec -i inventory.yml -l web -- uptime
+    Exec(ExecArgs),
+    /// Show the batches and the exact commands each host would run; connects to nothing.
+    ///
+    /// Example: herd plan playbooks/deploy.yml -i inventory.yml -e release=v2
+    Plan(PlanArgs),
+    /// List the targeted hosts, their connection settings and variables.
+    ///
+    /// Example: herd hosts -i inventory.yml -l 'web:!canary' --vars
+    Hosts(HostsArgs),
+    /// Start, stop or inspect a throwaway local fleet (sshd + Gunicorn on 127.0.0.x).
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Targeting {
+    /// Inventory file in Ansible's YAML format.
+    #[arg(short = 'i', long, env = "HERD_INVENTORY", default_value = "inventory.yml")]
+    pub inventory: PathBuf,
+    /// Ansible host pattern: names, groups, globs, `a,b` union, `a:&b` intersection, `a:!b` exclusion.
+    #[arg(short = 'l', long)]
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Connecting {
+    /// known_hosts file to check host keys against (default: the inventory's
+    /// `herd_known_hosts`, else ~/.ssh/known_hosts).
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
+    /// Trust and record the key of a host not yet in known_hosts (a changed key is always refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Limit on connecting and authenticating to one host, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: std::time::Duration,
+    /// Timeout of a step that sets no `timeout` of its own, e.g. 10m.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Hosts worked on at once.
+    #[arg(short = 'f', long, default_value_t = 50)]
+    pub forks: usize,
+    /// Do not offer ssh-agent keys, only the inventory's key files.
+    #[arg(long)]
+    pub no_agent: bool,
+    /// Output format of events: `human` lines on stderr, or `json` objects on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The playbook to run.
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    /// Extra variable KEY=VALUE, highest precedence; repeatable. Example: -e release=v2
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    /// Batch sizes, overriding the playbook's: a number, a percentage or a list. Example: --batch 1,25%,100%
+    #[arg(long)]
+    pub batch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    /// The command, after `--`; it runs under /bin/sh on each host.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    #[arg(long)]
+    pub batch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub targeting: Targeting,
+    /// Also print each host's merged variables.
+    #[arg(long)]
+    pub vars: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start N hosts, each an sshd and a Gunicorn app on its own 127.0.0.x address.
+    Up {
+        #[arg(long, default_value_t = 6)]
+        hosts: usize,
+        /// Where the lab keeps its keys, configs, apps and inventory.
+        #[arg(long, default_value = ".herd-lab")]
+        dir: PathBuf,
+        /// Python virtualenv holding Gunicorn (default: ./.venv, or $HERD_LAB_VENV).
+        #[arg(long)]
+        venv: Option<PathBuf>,
+        /// Start only sshd, no Gunicorn app.
+        #[arg(long)]
+        no_app: bool,
+    },
+    /// Stop every process the lab started.
+    Down {
+        #[arg(long, default_value = ".herd-lab")]
+        dir: PathBuf,
+    },
+    /// Show each lab host and whether its processes are alive.
+    Status {
+        #[arg(long, default_value = ".herd-lab")]
+        dir: PathBuf,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::playbook::duration::parse_duration(text)
+}

@@ -1,0 +1,194 @@
+//! One host's share of a rollout: its steps in order over its connection,
+//! then its rollback if a step failed.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{claim_once, Cancel, Events};
+use crate::event::{Event, Failure, HostReport, HostState, StepResult};
+use crate::plan::step::{Action, Rendered, StepPlan};
+use crate::plan::Plan;
+use crate::transport::Connection;
+
+/// Lines of stderr kept in a failure report.
+const TAIL_LINES: usize = 10;
+
+pub(super) struct HostRun {
+    pub plan: Arc<Plan>,
+    pub index: usize,
+    pub events: Events,
+    pub cancel: Cancel,
+    pub once_claims: Arc<Vec<AtomicBool>>,
+}
+
+impl HostRun {
+    fn name(&self) -> &str {
+        &self.plan.hosts[self.index].name
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    pub async fn run<T: Connection>(&self, connection: &T) -> HostReport {
+        let started = Instant::now();
+        let plan = self.plan.clone();
+        let mut vars = plan.hosts[self.index].vars.clone();
+        let total = plan.steps.len();
+        let mut steps_ok = 0;
+        let mut failure = None;
+        for (index, step) in plan.steps.iter().enumerate() {
+            if *self.cancel.borrow() {
+                failure = Some(Failure {
+                    step: index + 1,
+                    step_name: step.name.clone(),
+                    exit_code: None,
+                    reason: "interrupted before this step".to_string(),
+                    stderr_tail: String::new(),
+                });
+                break;
+            }
+            if step.once && !claim_once(&self.once_claims, index) {
+                self.emit(Event::StepSkipped {
+                    host: self.name().to_string(),
+                    step: index + 1,
+                    name: step.name.clone(),
+                    reason: "once: runs on one host per rollout".to_string(),
+                });
+                steps_ok += 1;
+                continue;
+            }
+            let result = self.run_step(connection, step, index, total, &vars, false).await;
+            if result.ok || result.ignored {
+                steps_ok += 1;
+                if let (Some(name), true) = (&step.capture, result.ok) {
+                    vars.insert(name.clone(), Value::String(result.stdout.trim_end().to_string()));
+                }
+                continue;
+            }
+            failure = Some(failure_of(index, step, &result));
+            break;
+        }
+
+        let state = match failure {
+            None => HostState::Done,
+            Some(failure) if plan.rollback.is_empty() || failure.reason.starts_with("interrupted") => {
+                HostState::Failed { failure }
+            }
+            Some(failure) => {
+                let rollback_ok = self.roll_back(connection, &vars).await;
+                HostState::RolledBack { failure, rollback_ok }
+            }
+        };
+        HostReport {
+            host: self.name().to_string(),
+            state,
+            steps_ok,
+            steps_total: total,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// Runs every rollback step, even after one fails; true if all succeeded.
+    async fn roll_back<T: Connection>(&self, connection: &T, vars: &crate::inventory::Vars) -> bool {
+        let total = self.plan.rollback.len();
+        let mut all_ok = true;
+        for (index, step) in self.plan.rollback.iter().enumerate() {
+            let result = self.run_step(connection, step, index, total, vars, true).await;
+            all_ok &= result.ok || result.ignored;
+        }
+        all_ok
+    }
+
+    async fn run_step<T: Connection>(
+        &self,
+        connection: &T,
+        step: &StepPlan,
+        index: usize,
+        total: usize,
+        vars: &crate::inventory::Vars,
+        rollback: bool,
+    ) -> StepResult {
+        let host = self.name().to_string();
+        let secrets = self.plan.renderer.secrets();
+        self.emit(Event::StepStarted {
+            host: host.clone(),
+            step: index + 1,
+            of: total,
+            name: secrets.mask(&step.name),
+            rollback,
+        });
+        let started = Instant::now();
+        let mut result = StepResult {
+            ok: false,
+            ignored: false,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: None,
+            duration: Default::default(),
+        };
+        match step.render(&self.plan.renderer, vars) {
+            Err(error) => result.error = Some(error.to_string()),
+            Ok(Rendered::Run { command }) => match connection.exec(&command, step.timeout).await {
+                Ok(output) => {
+                    result.ok = output.success();
+                    result.exit_code = output.exit_code;
+                    result.stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                    result.stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                    if output.exit_code == Some(1) && result.stderr.contains("sudo: a password is required") {
+                        result.error = Some("become: sudo needs a password on this host (herd uses sudo -n)".to_string());
+                    }
+                }
+                Err(error) => result.error = Some(error.to_string()),
+            },
+            Ok(Rendered::Upload { dest, mode }) => {
+                let Action::Upload { data, .. } = &step.action else {
+                    unreachable!("an upload step renders to an upload");
+                };
+                match connection.upload(data, &dest, mode, step.timeout).await {
+                    Ok(()) => result.ok = true,
+                    Err(error) => result.error = Some(error.to_string()),
+                }
+            }
+        }
+        result.ignored = !result.ok && step.ignore_errors;
+        result.duration = started.elapsed();
+        result.stdout = secrets.mask(&result.stdout);
+        result.stderr = secrets.mask(&result.stderr);
+        result.error = result.error.map(|e| secrets.mask(&e));
+        self.emit(Event::StepFinished {
+            host,
+            step: index + 1,
+            of: total,
+            name: secrets.mask(&step.name),
+            rollback,
+            result: result.clone(),
+        });
+        result
+    }
+}
+
+fn failure_of(index: usize, step: &StepPlan, result: &StepResult) -> Failure {
+    let reason = match (&result.error, result.exit_code) {
+        (Some(error), _) => error.clone(),
+        (None, Some(code)) => format!("exited with code {code}"),
+        (None, None) => "ended without an exit code".to_string(),
+    };
+    Failure {
+        step: index + 1,
+        step_name: step.name.clone(),
+        exit_code: result.exit_code,
+        reason,
+        stderr_tail: tail(&result.stderr, TAIL_LINES),
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

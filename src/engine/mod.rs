@@ -1,0 +1,258 @@
+//! The rollout engine: connect every host up front, then run the plan's
+//! batches in order, each host's steps over its one connection, and decide
+//! from per-host outcomes whether the rollout goes on.
+//!
+//! The engine only emits [`Event`]s; it never prints. Per-host failures are
+//! values ([`HostState`]); nothing that happens on a host can stop the
+//! engine from reporting every other host.
+
+mod host;
+
+pub use host::tail;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::event::{Event, HostReport, HostState, RunReport};
+use crate::plan::Plan;
+use crate::transport::{Connection, Connector};
+
+/// How hard the engine drives the fleet.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Hosts worked on at once.
+    pub forks: usize,
+    /// SSH handshakes in flight at once (sshd drops connections past MaxStartups).
+    pub handshakes: usize,
+    /// A rollout refuses to start when more hosts are unreachable than
+    /// `max_fail` allows; `herd exec` runs on whatever it reached.
+    pub require_reachable: bool,
+}
+
+/// Where events go.
+pub type Events = mpsc::UnboundedSender<Event>;
+
+/// Cancellation: `true` once the run was asked to stop (Ctrl-C).
+pub type Cancel = watch::Receiver<bool>;
+
+pub struct Engine<C: Connector> {
+    plan: Arc<Plan>,
+    connector: Arc<C>,
+    settings: EngineSettings,
+    events: Events,
+    cancel: Cancel,
+}
+
+/// What is known about each host while the run goes on.
+struct Slot<T> {
+    connection: Option<Arc<T>>,
+    report: Option<HostReport>,
+}
+
+impl<C: Connector> Engine<C> {
+    pub fn new(plan: Arc<Plan>, connector: Arc<C>, settings: EngineSettings, events: Events, cancel: Cancel) -> Self {
+        Engine {
+            plan,
+            connector,
+            settings,
+            events,
+            cancel,
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        // A reporter that went away must not stop the rollout.
+        let _ = self.events.send(event);
+    }
+
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    pub async fn run(self) -> RunReport {
+        let started = Instant::now();
+        let plan = self.plan.clone();
+        self.emit(Event::RunStarted {
+            title: plan.title.clone(),
+            hosts: plan.hosts.iter().map(|h| h.name.clone()).collect(),
+            batches: plan
+                .batches
+                .iter()
+                .map(|b| b.iter().map(|&i| plan.hosts[i].name.clone()).collect())
+                .collect(),
+        });
+
+        let mut slots = self.connect_all().await;
+        let unreachable = slots.iter().filter(|s| s.connection.is_none()).count();
+        let mut failed = unreachable;
+        let mut aborted = None;
+        if self.settings.require_reachable && unreachable > plan.max_fail {
+            aborted = Some(format!(
+                "{unreachable} host(s) unreachable, more than max_fail ({}) allows: the rollout did not start",
+                plan.max_fail
+            ));
+        }
+
+        let once_claims: Arc<Vec<AtomicBool>> = Arc::new(plan.steps.iter().map(|_| AtomicBool::new(false)).collect());
+        let total_batches = plan.batches.len();
+        for (number, batch) in plan.batches.iter().enumerate() {
+            if aborted.is_some() || self.cancelled() {
+                break;
+            }
+            if number > 0 && !plan.pause.is_zero() && self.pause(plan.pause).await {
+                break;
+            }
+            let members: Vec<(usize, Arc<C::Connection>)> = batch
+                .iter()
+                .filter_map(|&i| slots[i].connection.clone().map(|c| (i, c)))
+                .collect();
+            self.emit(Event::BatchStarted {
+                batch: number + 1,
+                of: total_batches,
+                hosts: members.iter().map(|(i, _)| plan.hosts[*i].name.clone()).collect(),
+            });
+            let forks = Arc::new(Semaphore::new(self.settings.forks.max(1)));
+            let runs = members.iter().map(|(index, connection)| {
+                let connection = connection.clone();
+                let forks = forks.clone();
+                let runner = host::HostRun {
+                    plan: plan.clone(),
+                    index: *index,
+                    events: self.events.clone(),
+                    cancel: self.cancel.clone(),
+                    once_claims: once_claims.clone(),
+                };
+                async move {
+                    let _permit = forks.acquire_owned().await.ok();
+                    runner.run(connection.as_ref()).await
+                }
+            });
+            let reports = join_all(runs).await;
+            for ((index, _), report) in members.iter().zip(reports) {
+                if !report.state.is_done() {
+                    failed += 1;
+                }
+                self.emit(Event::HostFinished { report: report.clone() });
+                slots[*index].report = Some(report);
+            }
+            if failed > plan.max_fail && self.settings.require_reachable {
+                aborted = Some(format!(
+                    "{failed} host(s) failed, more than max_fail ({}) allows: batch {} of {total_batches} failed",
+                    plan.max_fail,
+                    number + 1
+                ));
+            }
+        }
+        if let Some(reason) = &aborted {
+            self.emit(Event::RolloutAborted { reason: reason.clone() });
+        }
+
+        close_all(slots.iter().filter_map(|s| s.connection.clone())).await;
+        let interrupted = self.cancelled();
+        let hosts = slots
+            .into_iter()
+            .zip(plan.hosts.iter())
+            .map(|(slot, host)| {
+                slot.report.unwrap_or_else(|| HostReport {
+                    host: host.name.clone(),
+                    state: HostState::Untouched {
+                        reason: if interrupted {
+                            "the run was interrupted before this host's batch".to_string()
+                        } else {
+                            "the rollout stopped before this host's batch".to_string()
+                        },
+                    },
+                    steps_ok: 0,
+                    steps_total: plan.steps.len(),
+                    duration: Duration::ZERO,
+                })
+            })
+            .collect();
+        let report = RunReport {
+            hosts,
+            aborted,
+            interrupted,
+            duration: started.elapsed(),
+        };
+        self.emit(Event::RunFinished { report: report.clone() });
+        report
+    }
+
+    /// Sleeps between batches; returns true if the run was cancelled meanwhile.
+    async fn pause(&self, pause: Duration) -> bool {
+        let mut cancel = self.cancel.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => false,
+            _ = cancel.wait_for(|c| *c) => true,
+        }
+    }
+
+    /// Opens and authenticates every host's connection, bounded by `forks` and
+    /// by the handshakes in flight; unreachable hosts get their report now.
+    async fn connect_all(&self) -> Vec<Slot<C::Connection>> {
+        let handshakes = Arc::new(Semaphore::new(self.settings.handshakes.max(1)));
+        let attempts = self.plan.hosts.iter().map(|host| {
+            let handshakes = handshakes.clone();
+            let connector = self.connector.clone();
+            async move {
+                let _permit = handshakes.acquire_owned().await.ok();
+                let started = Instant::now();
+                (connector.connect(&host.target).await, started.elapsed())
+            }
+        });
+        let results = join_all(attempts).await;
+        results
+            .into_iter()
+            .zip(self.plan.hosts.iter())
+            .map(|((result, elapsed), host)| match result {
+                Ok(connection) => {
+                    self.emit(Event::HostConnected {
+                        host: host.name.clone(),
+                        elapsed,
+                    });
+                    Slot {
+                        connection: Some(Arc::new(connection)),
+                        report: None,
+                    }
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.emit(Event::HostUnreachable {
+                        host: host.name.clone(),
+                        reason: reason.clone(),
+                    });
+                    let report = HostReport {
+                        host: host.name.clone(),
+                        state: HostState::Unreachable { reason },
+                        steps_ok: 0,
+                        steps_total: self.plan.steps.len(),
+                        duration: elapsed,
+                    };
+                    self.emit(Event::HostFinished { report: report.clone() });
+                    Slot {
+                        connection: None,
+                        report: Some(report),
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// Closes every connection of a finished run.
+pub async fn close_all<T: Connection>(connections: impl IntoIterator<Item = Arc<T>>) {
+    join_all(connections.into_iter().map(|c| async move { c.close().await })).await;
+}
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) fn claim_once(claims: &[AtomicBool], step: usize) -> bool {
+    claims
+        .get(step)
+        .is_some_and(|c| c.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+}

@@ -1,0 +1,162 @@
+//! What the engine tells the world, as it happens.
+//!
+//! The engine sends [`Event`]s down a channel; reporters (plain lines, JSON
+//! lines, the final summary) turn them into output. Nothing else in herd
+//! prints. Events serialize to the JSON-lines schema documented in the README.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The state a host ended the run in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum HostState {
+    /// Every step succeeded.
+    Done,
+    /// A step failed; later steps did not run.
+    Failed { failure: Failure },
+    /// A step failed and the rollback steps then ran.
+    RolledBack { failure: Failure, rollback_ok: bool },
+    /// No connection could be made or authenticated; nothing ran.
+    Unreachable { reason: String },
+    /// The run stopped before this host's turn; nothing ran.
+    Untouched { reason: String },
+}
+
+impl HostState {
+    pub fn label(&self) -> &'static str {
+        match self {
+            HostState::Done => "done",
+            HostState::Failed { .. } => "failed",
+            HostState::RolledBack { .. } => "rolled back",
+            HostState::Unreachable { .. } => "unreachable",
+            HostState::Untouched { .. } => "untouched",
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self, HostState::Done)
+    }
+}
+
+/// Why a host failed: which step, how, and the tail of what it said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// 1-based step number, as shown to users.
+    pub step: usize,
+    pub step_name: String,
+    pub exit_code: Option<u32>,
+    pub reason: String,
+    pub stderr_tail: String,
+}
+
+/// The outcome of one step on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepResult {
+    pub ok: bool,
+    /// The step failed but has `ignore_errors`.
+    pub ignored: bool,
+    pub exit_code: Option<u32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Set when the step did not run to an exit code (timeout, lost connection, template).
+    pub error: Option<String>,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+}
+
+/// One host's line in the final report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    #[serde(flatten)]
+    pub state: HostState,
+    /// Steps that ran to success.
+    pub steps_ok: usize,
+    pub steps_total: usize,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+}
+
+/// The whole run's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub hosts: Vec<HostReport>,
+    /// Why the rollout stopped early, if it did.
+    pub aborted: Option<String>,
+    pub interrupted: bool,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+}
+
+impl RunReport {
+    pub fn all_done(&self) -> bool {
+        self.aborted.is_none() && !self.interrupted && self.hosts.iter().all(|h| h.state.is_done())
+    }
+
+    pub fn count(&self, label: &str) -> usize {
+        self.hosts.iter().filter(|h| h.state.label() == label).count()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        title: String,
+        hosts: Vec<String>,
+        batches: Vec<Vec<String>>,
+    },
+    HostConnected {
+        host: String,
+        #[serde(serialize_with = "seconds")]
+        elapsed: Duration,
+    },
+    HostUnreachable {
+        host: String,
+        reason: String,
+    },
+    BatchStarted {
+        /// 1-based.
+        batch: usize,
+        of: usize,
+        hosts: Vec<String>,
+    },
+    StepStarted {
+        host: String,
+        step: usize,
+        of: usize,
+        name: String,
+        rollback: bool,
+    },
+    StepFinished {
+        host: String,
+        step: usize,
+        of: usize,
+        name: String,
+        rollback: bool,
+        #[serde(flatten)]
+        result: StepResult,
+    },
+    StepSkipped {
+        host: String,
+        step: usize,
+        name: String,
+        reason: String,
+    },
+    HostFinished {
+        #[serde(flatten)]
+        report: HostReport,
+    },
+    RolloutAborted {
+        reason: String,
+    },
+    RunFinished {
+        report: RunReport,
+    },
+}
+
+fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((duration.as_secs_f64() * 1000.0).round() / 1000.0)
+}

@@ -1,0 +1,345 @@
+//! From files and flags to a [`Plan`]: hosts resolved, variables merged,
+//! batches cut, every template checked on every host. Building a plan
+//! contacts no host; every mistake in the input is found here, before the
+//! first connection, and points at its file, line and column.
+
+pub mod step;
+pub mod target;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::inventory::{Inventory, InventoryError, Vars};
+use crate::playbook::batch::{BatchSpec, FailLimit};
+use crate::playbook::{Playbook, PlaybookError, Step};
+use crate::source::SourceError;
+use crate::template::{Kind, Renderer, TemplateError};
+use crate::transport::Target;
+use crate::yaml;
+use step::{Action, StepPlan};
+use target::{target_for, TargetDefaults};
+
+/// What the user asked to run.
+#[derive(Debug, Clone)]
+pub enum Job {
+    Playbook(PathBuf),
+    /// `herd exec`: one command, no templates.
+    Command(String),
+}
+
+/// Everything a plan is built from (what the command line said).
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub job: Job,
+    pub inventory: PathBuf,
+    pub limit: Option<String>,
+    pub extra_vars: Vec<String>,
+    pub batch: Option<String>,
+    pub known_hosts: Option<PathBuf>,
+    /// Timeout of a step that sets none.
+    pub step_timeout: Duration,
+}
+
+/// A host as the plan will touch it.
+#[derive(Debug, Clone)]
+pub struct PlannedHost {
+    pub name: String,
+    pub target: Target,
+    /// Inventory, playbook and `-e` variables, merged and rendered.
+    pub vars: Vars,
+}
+
+/// A rollout, fully resolved and checked.
+pub struct Plan {
+    pub title: String,
+    pub hosts: Vec<PlannedHost>,
+    /// Host indexes per batch, in order.
+    pub batches: Vec<Vec<usize>>,
+    pub max_fail: usize,
+    pub pause: Duration,
+    pub steps: Vec<StepPlan>,
+    pub rollback: Vec<StepPlan>,
+    pub renderer: Arc<Renderer>,
+}
+
+/// Why no plan could be made; every variant means exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Playbook(#[from] PlaybookError),
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Plan {
+    pub fn build(request: &PlanRequest) -> Result<Plan, PlanError> {
+        let inventory = Inventory::load(&request.inventory)?;
+        let playbook = match &request.job {
+            Job::Playbook(path) => Some(Playbook::load(path)?),
+            Job::Command(_) => None,
+        };
+        let extra = parse_extra_vars(&request.extra_vars)?;
+
+        let mut selected = match &playbook {
+            Some(p) => select_in_playbook(&inventory, p)?,
+            None => inventory.hosts.iter().collect(),
+        };
+        if let Some(limit) = &request.limit {
+            let limited = inventory.select(limit).map_err(|e| {
+                SourceError::at(Path::new("--limit"), limit, 1, limit[..e.offset.min(limit.len())].chars().count() + 1, e.message.clone())
+            })?;
+            selected.retain(|h| limited.iter().any(|l| l.name == h.name));
+        }
+        if selected.is_empty() {
+            return Err(PlanError::Usage("no host matches: the playbook's `hosts` and --limit select nothing".into()));
+        }
+
+        let renderer = Arc::new(Renderer::new());
+        let defaults = TargetDefaults {
+            known_hosts: request.known_hosts.clone(),
+            base_dir: request.inventory.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        let inventory_text = std::fs::read_to_string(&request.inventory).unwrap_or_default();
+        let mut hosts = Vec::with_capacity(selected.len());
+        for host in selected {
+            let mut vars = host.vars.clone();
+            vars.insert("inventory_hostname".into(), Value::String(host.name.clone()));
+            vars.extend(extra.clone());
+            if let Some(playbook) = &playbook {
+                add_play_vars(playbook, &renderer, &mut vars, &extra)?;
+            }
+            let target = target_for(&host.name, &vars, &defaults).map_err(|e| {
+                let at = yaml::locate_key(&inventory_text, e.var, 0).unwrap_or(0);
+                SourceError::at_offset(&request.inventory, &inventory_text, at, format!("host {}: {}", host.name, e.message))
+            })?;
+            hosts.push(PlannedHost {
+                name: host.name.clone(),
+                target,
+                vars,
+            });
+        }
+
+        let (title, steps, rollback, rolling) = match (&request.job, &playbook) {
+            (_, Some(p)) => {
+                let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
+                let steps = step_plans(p, &p.spec.steps, &base, request.step_timeout)?;
+                let rollback = step_plans(p, &p.spec.rollback, &base, request.step_timeout)?;
+                let title = p.spec.name.clone().unwrap_or_else(|| p.file.display().to_string());
+                (title, steps, rollback, Some(p.spec.rolling.clone()))
+            }
+            (Job::Command(command), None) => (
+                format!("exec: {command}"),
+                vec![StepPlan::command(command, request.step_timeout)],
+                Vec::new(),
+                None,
+            ),
+            (Job::Playbook(_), None) => unreachable!("a playbook job always loads its playbook"),
+        };
+
+        let spec = match &request.batch {
+            Some(text) => BatchSpec::parse(text).map_err(|e| PlanError::Usage(format!("--batch {text}: {e}")))?,
+            None => rolling
+                .as_ref()
+                .and_then(|r| r.batch.clone())
+                .unwrap_or_else(|| BatchSpec::parse("100%").expect("100% is a valid batch")),
+        };
+        let mut next = 0;
+        let batches = spec
+            .cut(hosts.len())
+            .into_iter()
+            .map(|size| {
+                let batch: Vec<usize> = (next..next + size).collect();
+                next += size;
+                batch
+            })
+            .collect();
+        let max_fail = rolling
+            .as_ref()
+            .and_then(|r| r.max_fail)
+            .unwrap_or(FailLimit::Hosts(0))
+            .allowed(hosts.len());
+        let pause = rolling.as_ref().and_then(|r| r.pause).map_or(Duration::ZERO, |p| p.0);
+
+        let plan = Plan {
+            title,
+            hosts,
+            batches,
+            max_fail,
+            pause,
+            steps,
+            rollback,
+            renderer,
+        };
+        if let Some(playbook) = &playbook {
+            plan.check_templates(playbook)?;
+        }
+        Ok(plan)
+    }
+
+    /// Renders every template on every host, with captured variables standing
+    /// in as placeholders, so an undefined variable stops the run before it starts.
+    fn check_templates(&self, playbook: &Playbook) -> Result<(), SourceError> {
+        let captures: Vec<&str> = self.steps.iter().filter_map(|s| s.capture.as_deref()).collect();
+        for host in &self.hosts {
+            let mut vars = host.vars.clone();
+            for name in &captures {
+                vars.entry(name.to_string())
+                    .or_insert_with(|| Value::String(format!("<{name}>")));
+            }
+            for (section, steps) in [("steps", &self.steps), ("rollback", &self.rollback)] {
+                for (index, step) in steps.iter().enumerate() {
+                    for (field, source) in step.templates() {
+                        let kind = if field == "run" { Kind::Shell } else { Kind::Plain };
+                        if let Err(error) = self.renderer.render(source, kind, &vars) {
+                            let what = format!("{field} of {section}[{index}] on host {}", host.name);
+                            return Err(template_error(playbook, source, &error, &what));
+                        }
+                    }
+                }
+            }
+            for (field, source, kind) in other_templates(playbook) {
+                if let Err(error) = self.renderer.render(source, kind, &vars) {
+                    let what = format!("{field} on host {}", host.name);
+                    return Err(template_error(playbook, source, &error, &what));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Templates outside steps: reload and validate.
+fn other_templates(playbook: &Playbook) -> Vec<(&'static str, &str, Kind)> {
+    let mut all = Vec::new();
+    if let Some(reload) = &playbook.spec.reload {
+        for (field, value, kind) in [
+            ("reload.pidfile", &reload.pidfile, Kind::Plain),
+            ("reload.unit", &reload.unit, Kind::Plain),
+            ("reload.name", &reload.name, Kind::Plain),
+            ("reload.preflight", &reload.preflight, Kind::Shell),
+            ("reload.start", &reload.start, Kind::Shell),
+        ] {
+            if let Some(value) = value {
+                all.push((field, value.as_str(), kind));
+            }
+        }
+    }
+    if let Some(validate) = &playbook.spec.validate {
+        if let Some(run) = &validate.run {
+            all.push(("validate.run", run.as_str(), Kind::Shell));
+        }
+        if let Some(http) = &validate.http {
+            all.push(("validate.http.url", http.url.as_str(), Kind::Plain));
+            if let Some(contains) = &http.contains {
+                all.push(("validate.http.contains", contains.as_str(), Kind::Plain));
+            }
+        }
+    }
+    all
+}
+
+/// Points at the template in the playbook, and at the variable within it.
+fn template_error(playbook: &Playbook, source: &str, error: &TemplateError, what: &str) -> SourceError {
+    let first_line = source.lines().next().unwrap_or(source);
+    let start = yaml::locate(&playbook.text, first_line, 0).unwrap_or(0);
+    let offset = error
+        .needle()
+        .and_then(|needle| yaml::locate(&playbook.text, needle, start))
+        .unwrap_or(start);
+    SourceError::at_offset(&playbook.file, &playbook.text, offset, format!("{error} in {what}"))
+}
+
+fn select_in_playbook<'i>(inventory: &'i Inventory, playbook: &Playbook) -> Result<Vec<&'i crate::inventory::Host>, SourceError> {
+    let pattern = &playbook.spec.hosts;
+    inventory.select(pattern).map_err(|e| {
+        let key = yaml::locate_key(&playbook.text, "hosts", 0).unwrap_or(0);
+        let value = yaml::locate(&playbook.text, pattern, key).unwrap_or(key);
+        SourceError::at_offset(&playbook.file, &playbook.text, value + e.offset, format!("hosts: {}", e.message))
+    })
+}
+
+/// Play vars are templates over the host's variables, in order; `-e` wins.
+fn add_play_vars(playbook: &Playbook, renderer: &Renderer, vars: &mut Vars, extra: &Vars) -> Result<(), SourceError> {
+    for (name, value) in &playbook.spec.vars {
+        if extra.contains_key(name) {
+            continue;
+        }
+        let value = match value {
+            Value::String(source) => {
+                let rendered = renderer
+                    .render(source, Kind::Plain, vars)
+                    .map_err(|e| template_error(playbook, source, &e, &format!("vars.{name}")))?;
+                Value::String(rendered)
+            }
+            other => other.clone(),
+        };
+        vars.insert(name.clone(), value);
+    }
+    Ok(())
+}
+
+fn parse_extra_vars(pairs: &[String]) -> Result<Vars, PlanError> {
+    let mut vars = Vars::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(PlanError::Usage(format!("-e {pair}: expected KEY=VALUE")));
+        };
+        if !crate::playbook::is_identifier(name) {
+            return Err(PlanError::Usage(format!("-e {pair}: `{name}` is not a valid variable name")));
+        }
+        vars.insert(name.to_string(), Value::String(value.to_string()));
+    }
+    Ok(vars)
+}
+
+fn step_plans(playbook: &Playbook, steps: &[Step], base: &Path, default_timeout: Duration) -> Result<Vec<StepPlan>, SourceError> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let action = match (&step.run, &step.upload) {
+                (Some(run), _) => Action::Run(run.clone()),
+                (None, Some(upload)) => {
+                    let src = target::resolve(&upload.src, base);
+                    let data = std::fs::read(&src).map_err(|e| {
+                        playbook.error_at("src", Some(&upload.src), format!("cannot read upload source {}: {e}", src.display()))
+                    })?;
+                    let mode = upload
+                        .mode
+                        .as_deref()
+                        .and_then(|m| u32::from_str_radix(m, 8).ok())
+                        .unwrap_or(0o644);
+                    Action::Upload {
+                        src: upload.src.clone(),
+                        data: Arc::new(data),
+                        dest: upload.dest.clone(),
+                        mode,
+                    }
+                }
+                (None, None) => unreachable!("the playbook check requires run or upload"),
+            };
+            Ok(StepPlan {
+                name: step.label(index),
+                action,
+                cwd: step.cwd.clone(),
+                env: step.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                timeout: step.timeout.map_or(default_timeout, |t| t.0),
+                become_: step.become_,
+                become_user: step.become_user.clone(),
+                once: step.once,
+                capture: step.capture.clone(),
+                ignore_errors: step.ignore_errors,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

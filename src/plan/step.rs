@@ -1,0 +1,132 @@
+//! A step ready to run: its templates, and how it renders on one host into
+//! the exact command line sent over SSH.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::inventory::Vars;
+use crate::template::{shell_quote, Kind, Renderer, TemplateError};
+
+/// One step of a plan, templates not yet rendered (they may use captures).
+#[derive(Debug, Clone)]
+pub struct StepPlan {
+    pub name: String,
+    pub action: Action,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub become_: bool,
+    pub become_user: Option<String>,
+    pub once: bool,
+    pub capture: Option<String>,
+    pub ignore_errors: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A shell command (a template).
+    Run(String),
+    /// Bytes read from the controller, written to `dest` (a plain template).
+    Upload { src: String, data: Arc<Vec<u8>>, dest: String, mode: u32 },
+}
+
+/// A step rendered for one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendered {
+    Run { command: String },
+    Upload { dest: String, mode: u32 },
+}
+
+impl StepPlan {
+    /// A plain command, as given to `herd exec`.
+    pub fn command(command: &str, timeout: Duration) -> StepPlan {
+        StepPlan {
+            name: command.to_string(),
+            action: Action::Run(command.to_string()),
+            cwd: None,
+            env: Vec::new(),
+            timeout,
+            become_: false,
+            become_user: None,
+            once: false,
+            capture: None,
+            ignore_errors: false,
+        }
+    }
+
+    /// Every template of this step, with the field it sits in.
+    pub fn templates(&self) -> Vec<(&'static str, &str)> {
+        let mut all = Vec::new();
+        match &self.action {
+            Action::Run(command) => all.push(("run", command.as_str())),
+            Action::Upload { dest, .. } => all.push(("dest", dest.as_str())),
+        }
+        if let Some(cwd) = &self.cwd {
+            all.push(("cwd", cwd.as_str()));
+        }
+        all.extend(self.env.iter().map(|(_, v)| ("env", v.as_str())));
+        all
+    }
+
+    /// Renders this step with a host's variables (captures included).
+    pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<Rendered, TemplateError> {
+        match &self.action {
+            Action::Upload { dest, mode, .. } => Ok(Rendered::Upload {
+                dest: renderer.render(dest, Kind::Plain, vars)?,
+                mode: *mode,
+            }),
+            Action::Run(command) => {
+                let mut script = String::new();
+                if let Some(cwd) = &self.cwd {
+                    let cwd = renderer.render(cwd, Kind::Plain, vars)?;
+                    script.push_str(&format!("cd {} || exit 1\n", shell_quote(&cwd)));
+                }
+                for (name, value) in &self.env {
+                    let value = renderer.render(value, Kind::Plain, vars)?;
+                    script.push_str(&format!("export {name}={}\n", shell_quote(&value)));
+                }
+                script.push_str(&renderer.render(command, Kind::Shell, vars)?);
+                Ok(Rendered::Run {
+                    command: wrap(&script, self.become_, self.become_user.as_deref()),
+                })
+            }
+        }
+    }
+}
+
+/// The command line sent to the remote user's shell: always `/bin/sh`, so a
+/// step means the same whatever the login shell; under `become`, through
+/// `sudo -n`, which fails at once instead of prompting for a password.
+pub fn wrap(script: &str, become_: bool, become_user: Option<&str>) -> String {
+    let inner = format!("/bin/sh -c {}", shell_quote(script));
+    if become_ {
+        let user = become_user.unwrap_or("root");
+        format!("sudo -n -H -u {} -- {inner}", shell_quote(user))
+    } else {
+        inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_cwd_env_and_become() {
+        let mut step = StepPlan::command("ls {{ dir }}", Duration::from_secs(5));
+        step.cwd = Some("{{ dir }}".into());
+        step.env = vec![("MODE".into(), "fast lane".into())];
+        step.become_ = true;
+        let vars = json!({"dir": "/srv/a b"}).as_object().cloned().unwrap();
+        let Rendered::Run { command } = step.render(&Renderer::new(), &vars).unwrap() else {
+            panic!("expected a command");
+        };
+        assert_eq!(
+            command,
+            r#"sudo -n -H -u root -- /bin/sh -c 'cd '\''/srv/a b'\'' || exit 1
+export MODE='\''fast lane'\''
+ls '\''/srv/a b'\'''"#
+        );
+    }
+}

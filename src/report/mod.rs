@@ -1,0 +1,33 @@
+//! Reporters: the only code that writes what happens to the terminal.
+//!
+//! Each reporter consumes the engine's [`Event`]s. `plain` writes one line per
+//! event to stderr (and, for `herd exec`, each host's output to stdout);
+//! `json` writes one JSON object per event to stdout; `summary` renders the
+//! final table both share.
+
+pub mod json;
+pub mod plain;
+pub mod summary;
+
+use std::io::Write;
+
+use tokio::sync::mpsc;
+
+use crate::event::Event;
+
+pub trait Reporter: Send {
+    fn handle(&mut self, event: &Event);
+}
+
+/// Feeds every event to `reporter` until the engine is done.
+pub async fn drain(mut events: mpsc::UnboundedReceiver<Event>, mut reporter: Box<dyn Reporter>) {
+    while let Some(event) = events.recv().await {
+        reporter.handle(&event);
+    }
+}
+
+/// Writes, ignoring a closed pipe (`herd ... | head` must not fail the rollout).
+pub(crate) fn write_out(stream: &mut dyn Write, text: &str) {
+    let _ = stream.write_all(text.as_bytes());
+    let _ = stream.flush();
+}

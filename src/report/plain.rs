@@ -1,0 +1,83 @@
+//! One plain line per event on stderr, no colour, no cursor tricks: what CI
+//! logs and pipes want. For `herd exec`, each host's output goes to stdout,
+//! every line prefixed with the host's name.
+
+use std::fmt::Write as _;
+
+use super::{summary, write_out, Reporter};
+use crate::event::{Event, HostState};
+
+pub struct PlainReporter {
+    /// `herd exec`: command output is the result and goes to stdout.
+    pub exec: bool,
+}
+
+impl Reporter for PlainReporter {
+    fn handle(&mut self, event: &Event) {
+        let mut line = String::new();
+        match event {
+            Event::RunStarted { title, hosts, batches } => {
+                let _ = writeln!(line, "herd: {title}: {} host(s) in {} batch(es)", hosts.len(), batches.len());
+            }
+            Event::HostConnected { .. } | Event::StepStarted { .. } => {}
+            Event::HostUnreachable { host, reason } => {
+                let _ = writeln!(line, "{host}: UNREACHABLE: {reason}");
+            }
+            Event::BatchStarted { batch, of, hosts } => {
+                if *of > 1 {
+                    let _ = writeln!(line, "batch {batch}/{of}: {}", hosts.join(" "));
+                }
+            }
+            Event::StepFinished { host, step, of, name, rollback, result } => {
+                if self.exec {
+                    let mut out = String::new();
+                    for text in result.stdout.lines() {
+                        let _ = writeln!(out, "{host}: {text}");
+                    }
+                    write_out(&mut std::io::stdout().lock(), &out);
+                }
+                let phase = if *rollback { "rollback " } else { "" };
+                let verdict = match (result.ok, result.ignored) {
+                    (true, _) => "ok".to_string(),
+                    (false, true) => "failed (ignored)".to_string(),
+                    (false, false) => "FAILED".to_string(),
+                };
+                let detail = match (&result.error, result.exit_code) {
+                    (Some(error), _) => format!(": {error}"),
+                    (None, Some(code)) if !result.ok => format!(": exit code {code}"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    line,
+                    "{host}: {phase}[{step}/{of}] {name}: {verdict}{detail} ({:.2}s)",
+                    result.duration.as_secs_f64()
+                );
+                if !result.ok && (!self.exec || result.exit_code.is_none()) {
+                    for text in crate::engine::tail(&result.stderr, 5).lines() {
+                        let _ = writeln!(line, "{host}:     {text}");
+                    }
+                }
+                if self.exec && !result.ok {
+                    for text in result.stderr.lines() {
+                        let _ = writeln!(line, "{host}: stderr: {text}");
+                    }
+                }
+            }
+            Event::StepSkipped { host, step, name, reason } => {
+                let _ = writeln!(line, "{host}: [{step}] {name}: skipped ({reason})");
+            }
+            Event::HostFinished { report } => {
+                if let HostState::RolledBack { rollback_ok: false, .. } = report.state {
+                    let _ = writeln!(line, "{}: ROLLBACK FAILED: check this host by hand", report.host);
+                }
+            }
+            Event::RolloutAborted { reason } => {
+                let _ = writeln!(line, "herd: ROLLOUT ABORTED: {reason}");
+            }
+            Event::RunFinished { report } => line.push_str(&summary::render(report)),
+        }
+        if !line.is_empty() {
+            write_out(&mut std::io::stderr().lock(), &line);
+        }
+    }
+}

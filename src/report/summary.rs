@@ -1,0 +1,72 @@
+//! The end-of-run summary: one row per host, then each failure in detail.
+
+use std::fmt::Write;
+
+use crate::event::{HostState, RunReport};
+
+pub fn render(report: &RunReport) -> String {
+    let mut out = String::new();
+    let width = report.hosts.iter().map(|h| h.host.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(out, "\n{:width$}  {:12}  {:>5}  {:>9}  NOTE", "HOST", "RESULT", "STEPS", "DURATION");
+    for host in &report.hosts {
+        let note = match &host.state {
+            HostState::Done => String::new(),
+            HostState::Failed { failure } => format!("step {} \"{}\": {}", failure.step, failure.step_name, failure.reason),
+            HostState::RolledBack { failure, rollback_ok } => format!(
+                "step {} \"{}\": {}; rollback {}",
+                failure.step,
+                failure.step_name,
+                failure.reason,
+                if *rollback_ok { "ok" } else { "FAILED" }
+            ),
+            HostState::Unreachable { reason } | HostState::Untouched { reason } => reason.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "{:width$}  {:12}  {:>5}  {:>8.2}s  {}",
+            host.host,
+            host.state.label(),
+            format!("{}/{}", host.steps_ok, host.steps_total),
+            host.duration.as_secs_f64(),
+            note
+        );
+    }
+    for host in &report.hosts {
+        let failure = match &host.state {
+            HostState::Failed { failure } | HostState::RolledBack { failure, .. } => failure,
+            _ => continue,
+        };
+        if failure.stderr_tail.is_empty() {
+            continue;
+        }
+        let code = failure.exit_code.map_or("none".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            out,
+            "\n{}: step {} \"{}\" failed (exit code {code}), stderr ends with:",
+            host.host, failure.step, failure.step_name
+        );
+        for line in failure.stderr_tail.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    let counts: Vec<String> = ["done", "failed", "rolled back", "unreachable", "untouched"]
+        .iter()
+        .map(|label| (label, report.count(label)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(label, n)| format!("{n} {label}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n{} host(s) in {:.2}s: {}",
+        report.hosts.len(),
+        report.duration.as_secs_f64(),
+        counts.join(", ")
+    );
+    if let Some(reason) = &report.aborted {
+        let _ = writeln!(out, "rollout aborted: {reason}");
+    }
+    if report.interrupted {
+        let _ = writeln!(out, "interrupted: no new step or batch was started after Ctrl-C");
+    }
+    out
+}

@@ -1,0 +1,92 @@
+//! How herd talks to a host, in transport terms only.
+//!
+//! The engine asks a [`Connector`] for one [`Connection`] per host and runs
+//! every step over it. Nothing here knows about playbooks or rollouts: a
+//! connection runs a command and returns its exit code and output, uploads
+//! bytes to a path, and that is all. The SSH implementation lives in `ssh`;
+//! a scripted fake for engine tests lives in `fake`.
+
+pub mod ssh;
+
+#[cfg(test)]
+pub mod fake;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The inventory name, for messages.
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Private keys to offer, in order, after the ssh-agent's.
+    pub identity_files: Vec<PathBuf>,
+    pub known_hosts: PathBuf,
+}
+
+/// What a finished command left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// `None` when the command was killed by a signal or the server sent no status.
+    pub exit_code: Option<u32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// Why a transport operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to {address}:{port}: {reason}")]
+    Connect { address: String, port: u16, reason: String },
+    #[error("{what} timed out after {}", humantime(*after))]
+    Timeout { what: String, after: Duration },
+    #[error("host key for {host} is not in {known_hosts} (use --accept-new-host-keys to trust it on first use)")]
+    UnknownHostKey { host: String, known_hosts: PathBuf },
+    #[error("HOST KEY CHANGED for {host}: it does not match line {line} of {known_hosts}; refusing to connect (possible man-in-the-middle)")]
+    ChangedHostKey { host: String, line: usize, known_hosts: PathBuf },
+    #[error("cannot read known hosts {known_hosts}: {reason}")]
+    KnownHosts { known_hosts: PathBuf, reason: String },
+    #[error("authentication failed for {user}@{host}: {reason}")]
+    Auth { user: String, host: String, reason: String },
+    #[error("ssh error: {0}")]
+    Protocol(String),
+    #[error("upload to {dest} failed: {reason}")]
+    Upload { dest: String, reason: String },
+}
+
+fn humantime(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Opens connections.
+pub trait Connector: Send + Sync + 'static {
+    type Connection: Connection;
+
+    fn connect(&self, target: &Target) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
+}
+
+/// One authenticated connection to one host, reused for every step.
+pub trait Connection: Send + Sync + 'static {
+    /// Runs `command` through the remote user's shell, waiting at most `timeout`.
+    fn exec(&self, command: &str, timeout: Duration) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
+
+    /// Writes `data` to `dest` with permission bits `mode`, atomically (temp file, then rename).
+    fn upload(&self, data: &[u8], dest: &str, mode: u32, timeout: Duration) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Closes the connection politely.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,340 @@
+//! The SSH transport, on russh: host keys checked against known_hosts,
+//! ssh-agent and key-file authentication, one connection per host with a
+//! channel per command, SFTP uploads.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{self, PrivateKeyWithHashAlg, PublicKey};
+use russh::ChannelMsg;
+use russh_sftp::client::SftpSession;
+use russh_sftp::protocol::OpenFlags;
+use tokio::io::AsyncWriteExt;
+
+use super::{Connection, Connector, ExecOutput, Target, TransportError};
+
+/// Output beyond this many bytes per stream is dropped (the head is kept).
+const OUTPUT_LIMIT: usize = 8 * 1024 * 1024;
+
+/// How the SSH transport behaves; every wait is bounded by one of these.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    pub connect_timeout: Duration,
+    pub accept_new_host_keys: bool,
+    pub use_agent: bool,
+}
+
+pub struct SshConnector {
+    config: Arc<client::Config>,
+    settings: SshSettings,
+}
+
+impl SshConnector {
+    pub fn new(settings: SshSettings) -> Self {
+        let config = client::Config {
+            // A dead peer is noticed even while no command runs.
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        };
+        SshConnector {
+            config: Arc::new(config),
+            settings,
+        }
+    }
+}
+
+/// Checks the server's key against known_hosts during the handshake.
+struct HostKeyCheck {
+    address: String,
+    port: u16,
+    known_hosts: PathBuf,
+    accept_new: bool,
+    problem: Arc<Mutex<Option<TransportError>>>,
+}
+
+impl HostKeyCheck {
+    fn host_label(&self) -> String {
+        if self.port == 22 {
+            self.address.clone()
+        } else {
+            format!("[{}]:{}", self.address, self.port)
+        }
+    }
+
+    fn verdict(&self, key: &PublicKey) -> Result<(), TransportError> {
+        match keys::check_known_hosts_path(&self.address, self.port, key, &self.known_hosts) {
+            Ok(true) => Ok(()),
+            Ok(false) if self.accept_new => {
+                keys::known_hosts::learn_known_hosts_path(&self.address, self.port, key, &self.known_hosts).map_err(
+                    |e| TransportError::KnownHosts {
+                        known_hosts: self.known_hosts.clone(),
+                        reason: e.to_string(),
+                    },
+                )
+            }
+            Ok(false) => Err(TransportError::UnknownHostKey {
+                host: self.host_label(),
+                known_hosts: self.known_hosts.clone(),
+            }),
+            Err(keys::Error::KeyChanged { line }) => Err(TransportError::ChangedHostKey {
+                host: self.host_label(),
+                line,
+                known_hosts: self.known_hosts.clone(),
+            }),
+            Err(keys::Error::IO(e)) if e.kind() == std::io::ErrorKind::NotFound && !self.accept_new => {
+                Err(TransportError::UnknownHostKey {
+                    host: self.host_label(),
+                    known_hosts: self.known_hosts.clone(),
+                })
+            }
+            Err(e) => Err(TransportError::KnownHosts {
+                known_hosts: self.known_hosts.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server_key: &keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let keys::PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            self.record(TransportError::Protocol("host certificates are not supported".into()));
+            return Ok(false);
+        };
+        match self.verdict(key) {
+            Ok(()) => Ok(true),
+            Err(problem) => {
+                self.record(problem);
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl HostKeyCheck {
+    fn record(&self, problem: TransportError) {
+        if let Ok(mut slot) = self.problem.lock() {
+            *slot = Some(problem);
+        }
+    }
+}
+
+impl Connector for SshConnector {
+    type Connection = SshConnection;
+
+    async fn connect(&self, target: &Target) -> Result<SshConnection, TransportError> {
+        let limit = self.settings.connect_timeout;
+        let timed_out = || TransportError::Timeout {
+            what: format!("connecting to {}:{}", target.address, target.port),
+            after: limit,
+        };
+        let problem = Arc::new(Mutex::new(None));
+        let handler = HostKeyCheck {
+            address: target.address.clone(),
+            port: target.port,
+            known_hosts: target.known_hosts.clone(),
+            accept_new: self.settings.accept_new_host_keys,
+            problem: problem.clone(),
+        };
+        let connect_error = |reason: String| TransportError::Connect {
+            address: target.address.clone(),
+            port: target.port,
+            reason,
+        };
+        let stream = tokio::time::timeout(limit, tokio::net::TcpStream::connect((target.address.as_str(), target.port)))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| connect_error(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let handshake = client::connect_stream(self.config.clone(), stream, handler);
+        let mut handle = match tokio::time::timeout(limit, handshake).await {
+            Err(_) => return Err(timed_out()),
+            Ok(Ok(handle)) => handle,
+            Ok(Err(error)) => {
+                let recorded = problem.lock().ok().and_then(|mut p| p.take());
+                return Err(recorded.unwrap_or_else(|| connect_error(describe(&error))));
+            }
+        };
+        let auth = authenticate(&mut handle, target, self.settings.use_agent);
+        match tokio::time::timeout(limit, auth).await {
+            Err(_) => Err(TransportError::Timeout {
+                what: format!("authenticating as {} on {}", target.user, target.name),
+                after: limit,
+            }),
+            Ok(result) => result.map(|()| SshConnection { handle: Arc::new(handle) }),
+        }
+    }
+}
+
+fn describe(error: &russh::Error) -> String {
+    match error {
+        russh::Error::Disconnect => "the server closed the connection during the handshake".to_string(),
+        russh::Error::IO(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Tries the ssh-agent's keys, then each identity file, until one is accepted.
+async fn authenticate(handle: &mut Handle<HostKeyCheck>, target: &Target, use_agent: bool) -> Result<(), TransportError> {
+    let fail = |reason: String| TransportError::Auth {
+        user: target.user.clone(),
+        host: target.name.clone(),
+        reason,
+    };
+    let mut tried = Vec::new();
+    if use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        if let Ok(mut agent) = AgentClient::connect_env().await {
+            let identities = agent.request_identities().await.unwrap_or_default();
+            for identity in identities {
+                let key = identity.public_key().into_owned();
+                let hash = rsa_hash(handle, &key).await;
+                match handle.authenticate_publickey_with(&target.user, key, hash, &mut agent).await {
+                    Ok(AuthResult::Success) => return Ok(()),
+                    Ok(AuthResult::Failure { .. }) => tried.push("an ssh-agent key".to_string()),
+                    Err(e) => tried.push(format!("an ssh-agent key ({e})")),
+                }
+            }
+        }
+    }
+    for path in &target.identity_files {
+        let key = match load_key(path) {
+            Ok(key) => key,
+            Err(reason) => {
+                if target.identity_files.len() == 1 {
+                    return Err(fail(reason));
+                }
+                tried.push(reason);
+                continue;
+            }
+        };
+        let hash = rsa_hash(handle, key.public_key()).await;
+        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+        match handle.authenticate_publickey(&target.user, key).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(AuthResult::Failure { .. }) => tried.push(format!("{} was refused", path.display())),
+            Err(e) => return Err(fail(describe(&e))),
+        }
+    }
+    if tried.is_empty() {
+        return Err(fail(
+            "no key to offer: set ansible_ssh_private_key_file or load a key into ssh-agent".to_string(),
+        ));
+    }
+    Err(fail(tried.join("; ")))
+}
+
+/// RSA keys sign with SHA-2 when the server says it can (rsa-sha2-256/512).
+async fn rsa_hash(handle: &Handle<HostKeyCheck>, key: &PublicKey) -> Option<keys::HashAlg> {
+    if !key.algorithm().is_rsa() {
+        return None;
+    }
+    match handle.best_supported_rsa_hash().await {
+        Ok(Some(hash)) => hash,
+        _ => Some(keys::HashAlg::Sha256),
+    }
+}
+
+fn load_key(path: &Path) -> Result<keys::PrivateKey, String> {
+    keys::load_secret_key(path, None).map_err(|e| match e {
+        keys::Error::KeyIsEncrypted => {
+            format!("{} is encrypted: add it to ssh-agent (ssh-add) instead", path.display())
+        }
+        keys::Error::IO(io) => format!("cannot read key {}: {io}", path.display()),
+        other => format!("cannot use key {}: {other}", path.display()),
+    })
+}
+
+/// An authenticated connection; cheap to share between tasks.
+pub struct SshConnection {
+    handle: Arc<Handle<HostKeyCheck>>,
+}
+
+impl SshConnection {
+    async fn run(&self, command: &str) -> Result<ExecOutput, TransportError> {
+        let protocol = |e: russh::Error| TransportError::Protocol(describe(&e));
+        let mut channel = self.handle.channel_open_session().await.map_err(protocol)?;
+        channel.exec(true, command).await.map_err(protocol)?;
+        let mut output = ExecOutput::default();
+        while let Some(message) = channel.wait().await {
+            match message {
+                ChannelMsg::Data { data } => append(&mut output.stdout, &data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut output.stderr, &data),
+                ChannelMsg::ExitStatus { exit_status } => output.exit_code = Some(exit_status),
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    append(&mut output.stderr, format!("killed by signal {signal_name:?}\n").as_bytes());
+                }
+                _ => {}
+            }
+        }
+        Ok(output)
+    }
+
+    async fn sftp_write(&self, path: &str, data: &[u8]) -> Result<(), String> {
+        let channel = self.handle.channel_open_session().await.map_err(|e| describe(&e))?;
+        channel.request_subsystem(true, "sftp").await.map_err(|e| describe(&e))?;
+        let sftp = SftpSession::new(channel.into_stream()).await.map_err(|e| e.to_string())?;
+        let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
+        let written = async {
+            let mut file = sftp.open_with_flags(path, flags).await.map_err(|e| e.to_string())?;
+            file.write_all(data).await.map_err(|e| e.to_string())?;
+            file.shutdown().await.map_err(|e| e.to_string())
+        }
+        .await;
+        let _ = sftp.close().await;
+        written
+    }
+}
+
+fn append(buffer: &mut Vec<u8>, data: &[u8]) {
+    let room = OUTPUT_LIMIT.saturating_sub(buffer.len());
+    buffer.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+impl Connection for SshConnection {
+    async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
+        tokio::time::timeout(timeout, self.run(command))
+            .await
+            .map_err(|_| TransportError::Timeout {
+                what: "the command".to_string(),
+                after: timeout,
+            })?
+    }
+
+    async fn upload(&self, data: &[u8], dest: &str, mode: u32, timeout: Duration) -> Result<(), TransportError> {
+        let temporary = format!("{dest}.herd-upload");
+        let failed = |reason: String| TransportError::Upload {
+            dest: dest.to_string(),
+            reason,
+        };
+        let steps = async {
+            self.sftp_write(&temporary, data).await.map_err(failed)?;
+            let quoted_tmp = crate::template::shell_quote(&temporary);
+            let quoted_dest = crate::template::shell_quote(dest);
+            let finish = format!("chmod {mode:o} {quoted_tmp} && mv -f {quoted_tmp} {quoted_dest}");
+            let output = self.run(&finish).await?;
+            if output.success() {
+                Ok(())
+            } else {
+                Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_string()))
+            }
+        };
+        tokio::time::timeout(timeout, steps).await.map_err(|_| TransportError::Timeout {
+            what: format!("uploading {dest}"),
+            after: timeout,
+        })?
+    }
+
+    async fn close(&self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
