@@ -479,6 +479,67 @@ all:
                 .prop_map(|parts| parts.concat())
         }
 
+        /// Well-formed inventories (groups nested, repeated and looping,
+        /// ranges good and bad), then perhaps broken by one inserted fragment.
+        fn inventory_like() -> impl Strategy<Value = String> {
+            let names = || {
+                prop::sample::select(
+                    &[
+                        "all",
+                        "web",
+                        "db",
+                        "prod",
+                        "eu",
+                        "us",
+                        "canary",
+                        "ungrouped",
+                    ][..],
+                )
+            };
+            let host = prop_oneof![
+                8 => prop::sample::select(&["h1", "web[01:03]", "db-[a:c][1:2]", "h1: { v: host }"][..]),
+                1 => prop::sample::select(&["h[1:x]", "x[3:1]", "y[1:"][..]),
+            ];
+            let hosts = prop::collection::vec(host, 0..4);
+            let leaf = (names(), hosts.clone()).prop_map(|(name, hosts)| render(name, &hosts, &[]));
+            let tree = leaf.prop_recursive(4, 24, 3, move |inner| {
+                (names(), hosts.clone(), prop::collection::vec(inner, 0..3))
+                    .prop_map(|(name, hosts, children)| render(name, &hosts, &children))
+            });
+            let fragment = prop::sample::select(FRAGMENTS).prop_filter("ascii", |f| f.is_ascii());
+            (
+                prop::collection::vec(tree, 1..4),
+                any::<usize>(),
+                prop::option::of(fragment),
+            )
+                .prop_map(|(groups, at, fragment)| {
+                    let mut text = groups.concat();
+                    if let Some(fragment) = fragment {
+                        text.insert_str(at % (text.len() + 1), fragment);
+                    }
+                    text
+                })
+        }
+
+        fn render(name: &str, hosts: &[&str], children: &[String]) -> String {
+            let mut text = format!("{name}:\n  vars: {{ v: {name}, ansible_group_priority: 2 }}\n");
+            if !hosts.is_empty() {
+                text += "  hosts:\n";
+                for host in hosts {
+                    text += &format!("    {host}{}\n", if host.contains(": ") { "" } else { ":" });
+                }
+            }
+            if !children.is_empty() {
+                text += "  children:\n";
+                for child in children {
+                    for line in child.lines() {
+                        text += &format!("    {line}\n");
+                    }
+                }
+            }
+            text
+        }
+
         fn exercise(text: &str, pattern: &str) {
             if let Ok(inventory) = Inventory::parse(Path::new("fuzz.yml"), text) {
                 for pattern in [pattern, "all", "*", "web*:&db:!x", "web[0]", "web[1:]"] {
@@ -497,6 +558,11 @@ all:
 
             #[test]
             fn on_yamlish_text(text in yamlish(), pattern in yamlish()) {
+                exercise(&text, &pattern);
+            }
+
+            #[test]
+            fn on_inventory_like_text(text in inventory_like(), pattern in yamlish()) {
                 exercise(&text, &pattern);
             }
         }

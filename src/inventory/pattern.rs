@@ -244,7 +244,12 @@ fn suggestion<'i>(inventory: &'i Inventory, name: &str) -> Option<&'i str> {
         .iter()
         .chain(inventory.hosts.iter().map(|h| &h.name));
     let mut best: Option<(usize, &str)> = None;
+    let length = name.chars().count();
     for candidate in names {
+        // Cheap bound first: the distance is at least the difference in length.
+        if candidate.chars().count().abs_diff(length) > 2 {
+            continue;
+        }
         let distance = edit_distance(name, candidate);
         if distance <= 2 && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
