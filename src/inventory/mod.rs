@@ -1,0 +1,570 @@
+//! The fleet as written in an Ansible YAML inventory, and `--limit` patterns
+//! over it.
+//!
+//! Operators already keep these files, so herd reads them as Ansible does:
+//! groups nested to any depth, host ranges, vars at every level merged with
+//! Ansible's precedence, and Ansible's host patterns. What the connection
+//! variables (`ansible_host`, `ansible_port`, ...) mean is another layer's
+//! business; here they are vars like any other.
+
+mod build;
+mod pattern;
+mod range;
+mod raw;
+
+use std::path::{Path, PathBuf};
+
+use crate::source::SourceError;
+use crate::yaml;
+
+pub use pattern::PatternError;
+
+/// Variables, as written in the inventory.
+pub type Vars = serde_json::Map<String, serde_json::Value>;
+
+/// A loaded inventory: its hosts, with their groups and merged vars.
+#[derive(Debug)]
+pub struct Inventory {
+    pub file: PathBuf,
+    /// In declaration order, each host once.
+    pub hosts: Vec<Host>,
+    /// Every group name, `all` and `ungrouped` first, then in declaration order.
+    groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub name: String,
+    /// Merged: `all` < parent group < child group < the host's own vars.
+    pub vars: Vars,
+    /// Every group the host belongs to, ancestors included, in precedence
+    /// order (`all` first).
+    pub groups: Vec<String>,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum InventoryError {
+    #[error("cannot read inventory {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Source(#[from] SourceError),
+}
+
+impl Inventory {
+    /// Reads and parses the inventory at `path`.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text`, the contents of the inventory file `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
+        let raw: raw::RawInventory = yaml::parse(path, text)?;
+        let (hosts, groups) = build::build(path, text, raw)?;
+        Ok(Inventory {
+            file: path.to_path_buf(),
+            hosts,
+            groups,
+        })
+    }
+
+    /// Hosts matching an Ansible pattern, in inventory order.
+    pub fn select(&self, pattern: &str) -> Result<Vec<&Host>, PatternError> {
+        pattern::select(self, pattern)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FLEET: &str = "\
+all:
+  vars:
+    ansible_user: deploy
+    app_dir: /srv/app
+    tier: all
+  hosts:
+    bastion.example.com:
+      ansible_port: 2222
+  children:
+    web:
+      vars:
+        tier: web
+        app_dir: /srv/web
+      hosts:
+        web[01:03].example.com:
+        canary.example.com: { ansible_port: 2200, tier: canary }
+      children:
+        web_eu:
+          hosts:
+            web01.example.com:
+              region: eu
+          vars:
+            tier: web_eu
+    db:
+      hosts:
+        db-[a:b]:
+      vars:
+        tier: db
+    prod:
+      children:
+        web:
+        db:
+      vars:
+        env: prod
+        tier: prod
+";
+
+    fn parse(text: &str) -> Inventory {
+        Inventory::parse(Path::new("inventory.yml"), text).unwrap()
+    }
+
+    fn error(text: &str) -> String {
+        Inventory::parse(Path::new("inventory.yml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    fn host<'i>(inventory: &'i Inventory, name: &str) -> &'i Host {
+        inventory.hosts.iter().find(|h| h.name == name).unwrap()
+    }
+
+    #[test]
+    fn hosts_come_in_declaration_order_once_each() {
+        let inventory = parse(FLEET);
+        let names: Vec<&str> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "bastion.example.com",
+                "web01.example.com",
+                "web02.example.com",
+                "web03.example.com",
+                "canary.example.com",
+                "db-a",
+                "db-b",
+            ]
+        );
+        assert_eq!(inventory.file, Path::new("inventory.yml"));
+    }
+
+    #[test]
+    fn hosts_know_all_their_groups_in_precedence_order() {
+        let inventory = parse(FLEET);
+        // web is at depth 2 (all > prod > web), so it applies after prod.
+        assert_eq!(
+            host(&inventory, "web01.example.com").groups,
+            ["all", "prod", "web", "web_eu"]
+        );
+        assert_eq!(
+            host(&inventory, "web02.example.com").groups,
+            ["all", "prod", "web"]
+        );
+        assert_eq!(host(&inventory, "db-b").groups, ["all", "prod", "db"]);
+        assert_eq!(
+            host(&inventory, "bastion.example.com").groups,
+            ["all", "ungrouped"]
+        );
+    }
+
+    #[test]
+    fn vars_merge_all_then_parents_then_children_then_host() {
+        let inventory = parse(FLEET);
+        let vars = |name| serde_json::Value::Object(host(&inventory, name).vars.clone());
+        assert_eq!(
+            vars("web01.example.com"),
+            json!({"ansible_user": "deploy", "app_dir": "/srv/web", "tier": "web_eu", "env": "prod", "region": "eu"})
+        );
+        assert_eq!(
+            vars("web02.example.com"),
+            json!({"ansible_user": "deploy", "app_dir": "/srv/web", "tier": "web", "env": "prod"})
+        );
+        assert_eq!(
+            vars("canary.example.com"),
+            json!({"ansible_user": "deploy", "app_dir": "/srv/web", "tier": "canary", "env": "prod", "ansible_port": 2200})
+        );
+        assert_eq!(vars("db-a")["tier"], "db");
+        assert_eq!(
+            vars("bastion.example.com"),
+            json!({"ansible_user": "deploy", "app_dir": "/srv/app", "tier": "all", "ansible_port": 2222})
+        );
+    }
+
+    #[test]
+    fn groups_at_the_same_depth_apply_by_name_whatever_the_file_order() {
+        let text = "\
+zeta:
+  hosts: { h1: }
+  vars: { colour: zeta }
+alpha:
+  hosts: { h1: }
+  vars: { colour: alpha, shape: alpha }
+";
+        let inventory = parse(text);
+        assert_eq!(inventory.hosts[0].vars["colour"], "zeta");
+        assert_eq!(inventory.hosts[0].vars["shape"], "alpha");
+        assert_eq!(inventory.hosts[0].groups, ["all", "alpha", "zeta"]);
+    }
+
+    #[test]
+    fn group_priority_breaks_ties_before_names() {
+        let text = "\
+alpha:
+  hosts: { h1: }
+  vars: { colour: alpha, ansible_group_priority: 10 }
+zeta:
+  hosts: { h1: }
+  vars: { colour: zeta }
+";
+        assert_eq!(parse(text).hosts[0].vars["colour"], "alpha");
+    }
+
+    #[test]
+    fn depth_is_the_longest_path_from_all() {
+        // `deep` hangs under `all` directly and under a three-level chain; the
+        // chain makes it the deepest group, so its vars win over `mid`'s.
+        let text = "\
+all:
+  children:
+    deep:
+      hosts: { h1: }
+      vars: { v: deep }
+    top:
+      children:
+        mid:
+          vars: { v: mid }
+          hosts: { h1: }
+          children:
+            deep:
+";
+        let inventory = parse(text);
+        assert_eq!(inventory.hosts[0].vars["v"], "deep");
+        assert_eq!(inventory.hosts[0].groups, ["all", "top", "mid", "deep"]);
+    }
+
+    #[test]
+    fn a_host_declared_twice_merges_and_the_later_declaration_wins() {
+        let text = "\
+all:
+  hosts:
+    h1: { a: 1, b: 1 }
+  children:
+    g:
+      hosts:
+        h1: { b: 2 }
+";
+        let inventory = parse(text);
+        assert_eq!(inventory.hosts.len(), 1);
+        assert_eq!(
+            serde_json::Value::Object(inventory.hosts[0].vars.clone()),
+            json!({"a": 1, "b": 2})
+        );
+        // Listed under `all` but also in `g`: not ungrouped, as in Ansible.
+        assert_eq!(inventory.hosts[0].groups, ["all", "g"]);
+    }
+
+    #[test]
+    fn sections_count_in_the_order_written() {
+        let text = "\
+all:
+  children:
+    g:
+      children:
+        inner: { hosts: { first: } }
+      hosts:
+        second:
+";
+        let names: Vec<String> = parse(text).hosts.into_iter().map(|h| h.name).collect();
+        assert_eq!(names, ["first", "second"]);
+    }
+
+    #[test]
+    fn empty_files_and_empty_sections_are_fine() {
+        assert!(parse("").hosts.is_empty());
+        assert!(parse("all:\n").hosts.is_empty());
+        let inventory = parse("all:\n  hosts:\n  vars:\n  children:\n    web:\n");
+        assert!(inventory.hosts.is_empty());
+        assert!(inventory.select("web").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_range_points_at_its_bracket() {
+        let text = "\
+all:
+  children:
+    web:
+      hosts:
+        web[10:01].example.com:
+";
+        assert_eq!(
+            error(text),
+            "bad host range `[10:01]` in `web[10:01].example.com`: start `10` is after end `01`
+  --> inventory.yml:5:12
+  |
+5 |         web[10:01].example.com:
+  |            ^"
+        );
+    }
+
+    #[test]
+    fn bad_range_is_found_under_the_right_group() {
+        let text = "\
+all:
+  children:
+    web:
+      hosts:
+        a[1:2]:
+    db:
+      hosts:
+        a[1:x]:
+";
+        assert!(
+            error(text).contains("--> inventory.yml:8:10\n"),
+            "{}",
+            error(text)
+        );
+        let quoted = "db:\n  hosts:\n    'n[3:1]': {}\n";
+        assert!(
+            error(quoted).contains("--> inventory.yml:3:7\n"),
+            "{}",
+            error(quoted)
+        );
+        let flow = "db:\n  hosts: { ok1: , \"n[1:\": {} }\n";
+        assert!(
+            error(flow).starts_with("unclosed `[` in host name `n[1:`\n  --> inventory.yml:2:21\n"),
+            "{}",
+            error(flow)
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_a_group_is_pinned() {
+        let text = "\
+all:
+  children:
+    web:
+      host:
+        web1:
+";
+        assert_eq!(
+            error(text),
+            "all.children.web: unknown key `host`, expected one of `hosts`, `vars`, `children`
+  --> inventory.yml:4:7
+  |
+4 |       host:
+  |       ^"
+        );
+    }
+
+    #[test]
+    fn malformed_sections_are_located() {
+        assert!(
+            error("web:\n  hosts: [a, b]\n").contains("inventory.yml:2:10"),
+            "{}",
+            error("web:\n  hosts: [a, b]\n")
+        );
+        let duplicate = error("web:\n  hosts:\n  hosts:\n");
+        assert!(
+            duplicate.starts_with("web: duplicate field `hosts`"),
+            "{duplicate}"
+        );
+        assert!(error("- web\n").starts_with("invalid type: sequence"));
+    }
+
+    #[test]
+    fn cycles_are_refused() {
+        let text = "\
+all:
+  children:
+    a:
+      children:
+        b:
+          children:
+            a:
+";
+        assert_eq!(
+            error(text),
+            "group `a` cannot be a child of `b`, which is already inside it
+  --> inventory.yml:7:13
+  |
+7 |             a:
+  |             ^"
+        );
+        assert!(error("web:\n  children:\n    all:\n")
+            .starts_with("group `all` cannot be a child of `web`"));
+        assert!(error("web:\n  children:\n    web:\n")
+            .starts_with("group `web` cannot be a child of itself"));
+    }
+
+    #[test]
+    fn connection_vars_are_plain_vars() {
+        let inventory =
+            parse("all:\n  hosts:\n    h: { ansible_port: abc, ansible_become: yes }\n");
+        assert_eq!(inventory.hosts[0].vars["ansible_port"], "abc");
+        assert_eq!(inventory.hosts[0].vars["ansible_become"], "yes");
+    }
+
+    #[test]
+    fn unreadable_files_name_the_path() {
+        let error = Inventory::load(Path::new("/nonexistent/inventory.yml")).unwrap_err();
+        assert!(matches!(error, InventoryError::Read { .. }));
+        assert_eq!(
+            error.to_string(),
+            "cannot read inventory /nonexistent/inventory.yml: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.yml");
+        std::fs::write(&path, FLEET).unwrap();
+        let inventory = Inventory::load(&path).unwrap();
+        assert_eq!(inventory.hosts.len(), 7);
+        assert_eq!(inventory.file, path);
+    }
+
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        const FRAGMENTS: &[&str] = &[
+            "all:",
+            "  hosts:",
+            "    children:",
+            "  vars:",
+            "web:",
+            "web[01:03]:",
+            "db-[a:c]",
+            "[1:",
+            "[x:1]",
+            "]",
+            "[",
+            "{",
+            "}",
+            ":",
+            ": ",
+            "\n",
+            "  ",
+            "    ",
+            "- ",
+            "~",
+            "'",
+            "\"",
+            "&a",
+            "*b",
+            "!",
+            ",",
+            "ünï",
+            "ansible_port: 22",
+            "[1:99999]",
+            "[0:9][0:9][0:9]",
+            "#",
+            "null",
+            "? ",
+            "|",
+            ">",
+        ];
+
+        fn yamlish() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(FRAGMENTS), 0..40)
+                .prop_map(|parts| parts.concat())
+        }
+
+        /// Well-formed inventories (groups nested, repeated and looping,
+        /// ranges good and bad), then perhaps broken by one inserted fragment.
+        fn inventory_like() -> impl Strategy<Value = String> {
+            let names = || {
+                prop::sample::select(
+                    &[
+                        "all",
+                        "web",
+                        "db",
+                        "prod",
+                        "eu",
+                        "us",
+                        "canary",
+                        "ungrouped",
+                    ][..],
+                )
+            };
+            let host = prop_oneof![
+                8 => prop::sample::select(&["h1", "web[01:03]", "db-[a:c][1:2]", "h1: { v: host }"][..]),
+                1 => prop::sample::select(&["h[1:x]", "x[3:1]", "y[1:"][..]),
+            ];
+            let hosts = prop::collection::vec(host, 0..4);
+            let leaf = (names(), hosts.clone()).prop_map(|(name, hosts)| render(name, &hosts, &[]));
+            let tree = leaf.prop_recursive(4, 24, 3, move |inner| {
+                (names(), hosts.clone(), prop::collection::vec(inner, 0..3))
+                    .prop_map(|(name, hosts, children)| render(name, &hosts, &children))
+            });
+            let fragment = prop::sample::select(FRAGMENTS).prop_filter("ascii", |f| f.is_ascii());
+            (
+                prop::collection::vec(tree, 1..4),
+                any::<usize>(),
+                prop::option::of(fragment),
+            )
+                .prop_map(|(groups, at, fragment)| {
+                    let mut text = groups.concat();
+                    if let Some(fragment) = fragment {
+                        text.insert_str(at % (text.len() + 1), fragment);
+                    }
+                    text
+                })
+        }
+
+        fn render(name: &str, hosts: &[&str], children: &[String]) -> String {
+            let mut text = format!("{name}:\n  vars: {{ v: {name}, ansible_group_priority: 2 }}\n");
+            if !hosts.is_empty() {
+                text += "  hosts:\n";
+                for host in hosts {
+                    text += &format!("    {host}{}\n", if host.contains(": ") { "" } else { ":" });
+                }
+            }
+            if !children.is_empty() {
+                text += "  children:\n";
+                for child in children {
+                    for line in child.lines() {
+                        text += &format!("    {line}\n");
+                    }
+                }
+            }
+            text
+        }
+
+        fn exercise(text: &str, pattern: &str) {
+            if let Ok(inventory) = Inventory::parse(Path::new("fuzz.yml"), text) {
+                for pattern in [pattern, "all", "*", "web*:&db:!x", "web[0]", "web[1:]"] {
+                    if let Err(error) = inventory.select(pattern) {
+                        assert!(error.offset <= pattern.len());
+                    }
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn on_arbitrary_text(text in any::<String>(), pattern in any::<String>()) {
+                exercise(&text, &pattern);
+            }
+
+            #[test]
+            fn on_yamlish_text(text in yamlish(), pattern in yamlish()) {
+                exercise(&text, &pattern);
+            }
+
+            #[test]
+            fn on_inventory_like_text(text in inventory_like(), pattern in yamlish()) {
+                exercise(&text, &pattern);
+            }
+        }
+    }
+}
