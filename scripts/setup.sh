@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Prepare a machine for `herd lab`: OpenSSH (sshd, ssh-keygen) and a Python
+# venv at the repository root with Gunicorn in it. Idempotent: every step
+# checks first and does nothing when it is already done. Runs as root or as a
+# plain user with sudo (Debian/Ubuntu, apt-get).
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${HERD_LAB_VENV:-$repo_root/.venv}"
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    sudo=()
+fi
+
+apt_updated=0
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "apt-get not found: install $* with your package manager, then run this again"
+        exit 1
+    fi
+    if [ "$(id -u)" -ne 0 ] && [ ${#sudo[@]} -eq 0 ]; then
+        say "need root to install $*: run this as root or install sudo"
+        exit 1
+    fi
+    if [ "$apt_updated" -eq 0 ]; then
+        say "apt-get update"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+        apt_updated=1
+    fi
+    say "apt-get install $*"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
+}
+
+# OpenSSH: the lab runs /usr/sbin/sshd by absolute path.
+if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1; then
+    say "openssh: already installed"
+else
+    apt_install openssh-server openssh-client
+fi
+
+# The system interpreter, not a per-user one (pyenv under /root): as root the
+# lab runs Gunicorn as an unprivileged account, which must be able to reach it.
+if [ ! -x /usr/bin/python3 ] && ! command -v python3 >/dev/null 2>&1; then
+    apt_install python3 python3-venv
+fi
+if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python="$(command -v python3)"; fi
+
+# The venv: python3 -m venv needs ensurepip, which Debian ships separately.
+if [ -x "$venv/bin/python" ]; then
+    say "venv: $venv already exists"
+else
+    if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        pyver="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        # The versioned package is the one that carries ensurepip on Debian 12+.
+        apt_install python3-venv "python${pyver}-venv" || apt_install python3-venv
+    fi
+    say "venv: creating $venv"
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+fi
+
+if [ -x "$venv/bin/gunicorn" ]; then
+    say "gunicorn: already in $venv"
+else
+    say "gunicorn: pip install into $venv"
+    "$venv/bin/python" -m pip install -q gunicorn >&2
+fi
+
+say "ready: herd lab up --hosts 3"

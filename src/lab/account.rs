@@ -1,0 +1,156 @@
+//! Who logs in to the lab's hosts. A plain user logs in as themselves; root
+//! logs in as the unprivileged `herd-lab` account, created on first use,
+//! because root's shell start-up files can be slow or noisy.
+
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use super::LabError;
+
+pub const LAB_ACCOUNT: &str = "herd-lab";
+
+/// Serialises account creation between labs started from one process (tests
+/// run in parallel); `useradd` and `usermod` lock /etc/passwd and fail fast.
+static ACCOUNT_LOCK: Mutex<()> = Mutex::new(());
+
+#[derive(Clone, Debug)]
+pub struct LoginUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+    /// Set when the lab runs as root and processes must drop to this user.
+    pub switch_to: bool,
+}
+
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The account hosts log in as, created if the lab runs as root and it is missing.
+pub fn login_user() -> Result<LoginUser, LabError> {
+    if !running_as_root() {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        return lookup_uid(uid).map(|user| LoginUser {
+            switch_to: false,
+            ..user
+        });
+    }
+    let _guard = ACCOUNT_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if lookup_name(LAB_ACCOUNT).is_none() {
+        let created = run(
+            "useradd",
+            &["--create-home", "--shell", "/bin/sh", LAB_ACCOUNT],
+        );
+        // Another process may have created it meanwhile; only its absence is an error.
+        if let (Err(error), None) = (created, lookup_name(LAB_ACCOUNT)) {
+            return Err(error);
+        }
+    }
+    // A locked account (`!`) cannot log in with UsePAM no; `*` can, by key only.
+    if shadow_password(LAB_ACCOUNT).as_deref() != Some("*") {
+        run("usermod", &["-p", "*", LAB_ACCOUNT])?;
+    }
+    let user = lookup_name(LAB_ACCOUNT).ok_or_else(|| LabError::Command {
+        command: format!("useradd {LAB_ACCOUNT}"),
+        detail: "the account still does not exist".into(),
+    })?;
+    Ok(LoginUser {
+        switch_to: true,
+        ..user
+    })
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), LabError> {
+    let command = format!("{program} {}", args.join(" "));
+    // Retried: these tools fail at once when another process holds the passwd lock.
+    let mut last = String::new();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let output = Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|error| LabError::Command {
+                command: command.clone(),
+                detail: error.to_string(),
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        last = format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Err(LabError::Command {
+        command,
+        detail: last,
+    })
+}
+
+/// The password field of `name` in /etc/shadow (readable as root only).
+fn shadow_password(name: &str) -> Option<String> {
+    let shadow = std::fs::read_to_string("/etc/shadow").ok()?;
+    shadow.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name)).then(|| fields.next().unwrap_or("").to_string())
+    })
+}
+
+fn lookup_name(name: &str) -> Option<LoginUser> {
+    let name = CString::new(name).ok()?;
+    lookup(&|entry, buf, len, result| {
+        // SAFETY: every pointer is valid for the call; getpwnam_r is re-entrant.
+        unsafe { libc::getpwnam_r(name.as_ptr(), entry, buf, len, result) }
+    })
+}
+
+fn lookup_uid(uid: u32) -> Result<LoginUser, LabError> {
+    lookup(&|entry, buf, len, result| {
+        // SAFETY: as in lookup_name.
+        unsafe { libc::getpwuid_r(uid, entry, buf, len, result) }
+    })
+    .ok_or_else(|| LabError::Command {
+        command: format!("getpwuid({uid})"),
+        detail: "the current user has no passwd entry".into(),
+    })
+}
+
+type PasswdCall<'a> = dyn Fn(*mut libc::passwd, *mut libc::c_char, libc::size_t, *mut *mut libc::passwd) -> libc::c_int
+    + 'a;
+
+/// Runs a re-entrant passwd lookup with a buffer of its own and copies the
+/// record out.
+fn lookup(call: &PasswdCall) -> Option<LoginUser> {
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain old data; zeroed is a valid value to be overwritten.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let status = call(&mut entry, buffer.as_mut_ptr(), buffer.len(), &mut result);
+    if status != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success the strings point into `buffer`, alive here, NUL-terminated.
+    let text = |field: *const libc::c_char| {
+        unsafe { CStr::from_ptr(field) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    Some(LoginUser {
+        name: text(entry.pw_name),
+        uid: entry.pw_uid,
+        gid: entry.pw_gid,
+        home: PathBuf::from(text(entry.pw_dir)),
+        switch_to: false,
+    })
+}

@@ -1,0 +1,89 @@
+//! What can go wrong while bringing a lab up or down, each saying what to do.
+
+use std::path::PathBuf;
+
+#[derive(thiserror::Error, Debug)]
+pub enum LabError {
+    #[error("sshd not found at {0}: run scripts/setup.sh")]
+    SshdMissing(PathBuf),
+
+    #[error("ssh-keygen not found on PATH: run scripts/setup.sh")]
+    SshKeygenMissing,
+
+    #[error("gunicorn not found at {}: run scripts/setup.sh (or set HERD_LAB_VENV to a venv with gunicorn)", .0.display())]
+    GunicornMissing(PathBuf),
+
+    #[error("a lab needs at least one host")]
+    NoHosts,
+
+    #[error("a lab is already running in {}: run `herd lab down` first", .0.display())]
+    AlreadyRunning(PathBuf),
+
+    #[error("{} has a hosts/ directory but no lab.json: not a lab; choose an empty directory", .0.display())]
+    NotALab(PathBuf),
+
+    #[error("no lab in {} (no lab.json): run `herd lab up` first", .0.display())]
+    NoLab(PathBuf),
+
+    #[error("{}: {message}", .path.display())]
+    Io {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}: not a lab state file: {source}", .path.display())]
+    BadState {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("{command} failed: {detail}")]
+    Command { command: String, detail: String },
+
+    #[error(
+        "the lab user {user} cannot reach {}: {} is mode {mode:o}; \
+         use a directory whose parents others can search, or chmod o+x it",
+        .dir.display(), .blocker.display()
+    )]
+    Unreachable {
+        user: String,
+        dir: PathBuf,
+        blocker: PathBuf,
+        mode: u32,
+    },
+
+    #[error("no free port on {address}: {source}")]
+    NoPort {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{host}: {what} did not start: {reason}\n--- {} (last lines) ---\n{log_tail}", .log.display())]
+    StartFailed {
+        host: String,
+        what: &'static str,
+        reason: String,
+        log: PathBuf,
+        log_tail: String,
+    },
+}
+
+impl LabError {
+    /// An I/O error on `path`, with a few words on what was being done.
+    pub fn io(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+    ) -> impl FnOnce(std::io::Error) -> LabError {
+        let path = path.into();
+        let message = message.into();
+        move |source| LabError::Io {
+            path,
+            message,
+            source,
+        }
+    }
+}

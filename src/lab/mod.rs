@@ -1,0 +1,327 @@
+//! The lab: a throwaway local fleet for trying playbooks, for the integration
+//! tests and for the benchmark.
+//!
+//! `up` starts one real OpenSSH `sshd` per host on its own loopback address
+//! (127.0.0.2, 127.0.0.3...) and free ports, each host with a real Gunicorn
+//! app laid out the way deploys expect (`releases/v1`, a `current` symlink,
+//! `shared/`), and writes the key, known_hosts and inventory that herd reads.
+//! Its state goes to `<dir>/lab.json` so that `down`, `status` and tests find
+//! the processes again. Nothing here writes to the terminal; callers get data.
+
+mod account;
+mod error;
+mod process;
+mod render;
+mod start;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::LabError;
+
+/// sshd refuses to run from a relative path, so the lab names it absolutely.
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// The lab's state file, inside the lab directory.
+pub const STATE_FILE: &str = "lab.json";
+
+/// How long `down` waits after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What `up` is asked for.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Where the lab lives; created if missing. Made absolute.
+    pub dir: PathBuf,
+    /// How many hosts (at least one).
+    pub hosts: usize,
+    /// A Python venv with Gunicorn in it (see [`default_venv`]).
+    pub venv: PathBuf,
+    /// Start a Gunicorn app on every host (the default).
+    pub gunicorn: bool,
+}
+
+impl LabOptions {
+    /// `hosts` hosts in `dir`, with Gunicorn from [`default_venv`].
+    pub fn new(dir: impl Into<PathBuf>, hosts: usize) -> Self {
+        LabOptions {
+            dir: dir.into(),
+            hosts,
+            venv: default_venv(),
+            gunicorn: true,
+        }
+    }
+}
+
+/// A running (or stopped) lab, as recorded in `lab.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabInfo {
+    pub dir: PathBuf,
+    pub inventory: PathBuf,
+    pub known_hosts: PathBuf,
+    pub private_key: PathBuf,
+    /// The account hosts log in as.
+    pub user: String,
+    pub hosts: Vec<LabHost>,
+}
+
+/// One host of the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabHost {
+    /// Inventory name: host01, host02...
+    pub name: String,
+    /// 127.0.0.x
+    pub address: String,
+    pub ssh_port: u16,
+    pub http_port: u16,
+    /// `<dir>/hosts/<name>`: the host's sshd files and its app directory.
+    pub host_dir: PathBuf,
+    /// `<host_dir>/app`: `releases/`, `current`, `shared/`, Gunicorn's pidfile and log.
+    pub app_dir: PathBuf,
+    /// Gunicorn's pidfile.
+    pub pidfile: PathBuf,
+    pub sshd_pid: Option<u32>,
+    pub gunicorn_pid: Option<u32>,
+    pub sshd_alive: bool,
+    pub gunicorn_alive: bool,
+}
+
+impl LabHost {
+    pub fn sshd_config(&self) -> PathBuf {
+        self.host_dir.join("sshd_config")
+    }
+    pub fn sshd_pidfile(&self) -> PathBuf {
+        self.host_dir.join("sshd.pid")
+    }
+    pub fn sshd_log(&self) -> PathBuf {
+        self.host_dir.join("sshd.log")
+    }
+    pub fn host_key(&self) -> PathBuf {
+        self.host_dir.join("ssh_host_ed25519_key")
+    }
+    pub fn gunicorn_log(&self) -> PathBuf {
+        self.app_dir.join("gunicorn.log")
+    }
+    /// The URL of the app's health check, from the controller.
+    pub fn healthz_url(&self) -> String {
+        format!("http://{}:{}/healthz", self.address, self.http_port)
+    }
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LabDown {
+    /// Processes that were running and are gone (sshd listeners and sessions,
+    /// Gunicorn masters and workers, commands left by sessions).
+    pub stopped: usize,
+    /// Of those, how many ignored SIGTERM and were killed.
+    pub killed: usize,
+}
+
+/// The venv the lab takes Gunicorn from: `$HERD_LAB_VENV`, else `.venv` in
+/// the current directory (where scripts/setup.sh creates it).
+pub fn default_venv() -> PathBuf {
+    match std::env::var_os("HERD_LAB_VENV") {
+        Some(venv) if !venv.is_empty() => PathBuf::from(venv),
+        _ => PathBuf::from(".venv"),
+    }
+}
+
+/// The lab directory when none is given: `$HERD_LAB_DIR`, else `.herd-lab`
+/// in the current directory.
+pub fn default_dir() -> PathBuf {
+    match std::env::var_os("HERD_LAB_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(".herd-lab"),
+    }
+}
+
+/// Starts a lab of `opts.hosts` hosts in `opts.dir` and waits until every sshd
+/// accepts connections and every app answers its health check. Fails if a lab
+/// is already running there; on any failure, stops what it started.
+pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
+    if opts.hosts == 0 {
+        return Err(LabError::NoHosts);
+    }
+    let tools = start::Tools::find(opts)?;
+    fs::create_dir_all(&opts.dir)
+        .map_err(LabError::io(&opts.dir, "cannot create the lab directory"))?;
+    let dir = fs::canonicalize(&opts.dir)
+        .map_err(LabError::io(&opts.dir, "cannot resolve the lab directory"))?;
+    if dir.join(STATE_FILE).exists() {
+        if status(&dir)?
+            .hosts
+            .iter()
+            .any(|h| h.sshd_alive || h.gunicorn_alive)
+        {
+            return Err(LabError::AlreadyRunning(dir));
+        }
+        // A stopped lab: sweep up anything its sessions left before reusing the place.
+        down(&dir)?;
+    } else if dir.join("hosts").exists() {
+        return Err(LabError::NotALab(dir));
+    }
+    let user = account::login_user()?;
+    let mut info = start::plan(&dir, opts.hosts, &user.name)?;
+    start::prepare(&info, &user, &tools)?;
+    save(&info)?;
+    if let Err(error) = start::launch(&mut info, &user, &tools) {
+        let _ = save(&info);
+        let _ = down(&dir);
+        return Err(error);
+    }
+    refresh(&mut info);
+    save(&info)?;
+    Ok(info)
+}
+
+/// Stops every process of the lab in `dir`: the sshd listeners and Gunicorn
+/// masters it recorded, then anything else that belongs to it (see
+/// [`process`]). Idempotent: a lab already down gives `stopped: 0`. A
+/// directory without `lab.json` is [`LabError::NoLab`]. Files stay, so logs
+/// can be read after a failed test; `up` in the same directory reuses it.
+pub fn down(dir: &Path) -> Result<LabDown, LabError> {
+    let mut info = load(dir)?;
+    let prefix = format!("{}/", info.dir.display());
+    let mut result = LabDown::default();
+    // Rescanned: a master may fork a worker between the snapshot and its TERM.
+    for _ in 0..3 {
+        let mut targets = named_pids(&info);
+        let procs = process::snapshot();
+        let exclude = process::self_and_ancestors(&procs);
+        targets.extend(process::select_lab_processes(
+            &procs,
+            |entry| entry.cmdline.contains(&prefix) || started_by_session(&info, entry.pid),
+            &exclude,
+        ));
+        targets.sort_unstable();
+        targets.dedup();
+        targets.retain(|pid| !exclude.contains(pid) && process::is_alive(*pid));
+        if targets.is_empty() {
+            break;
+        }
+        let stopped = process::stop(&targets, STOP_GRACE);
+        result.stopped += stopped.stopped;
+        result.killed += stopped.killed;
+    }
+    refresh(&mut info);
+    save(&info)?;
+    Ok(result)
+}
+
+/// The lab in `dir` as recorded, with its alive flags (and Gunicorn master
+/// PIDs, which change on a USR2 upgrade) read afresh.
+pub fn status(dir: &Path) -> Result<LabInfo, LabError> {
+    let mut info = load(dir)?;
+    refresh(&mut info);
+    Ok(info)
+}
+
+/// The sshd and Gunicorn master PIDs of the lab, from lab.json and the
+/// pidfiles, that still look like what they were (a PID may have been reused).
+fn named_pids(info: &LabInfo) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for host in &info.hosts {
+        let sshd = [host.sshd_pid, read_pidfile(&host.sshd_pidfile())];
+        pids.extend(
+            sshd.into_iter()
+                .flatten()
+                .filter(|pid| looks_like(*pid, "sshd", &info.dir)),
+        );
+        let upgraded = PathBuf::from(format!("{}.2", host.pidfile.display()));
+        let gunicorn = [
+            host.gunicorn_pid,
+            read_pidfile(&host.pidfile),
+            read_pidfile(&upgraded),
+        ];
+        pids.extend(
+            gunicorn
+                .into_iter()
+                .flatten()
+                .filter(|pid| looks_like(*pid, "gunicorn", &info.dir)),
+        );
+    }
+    pids
+}
+
+/// A live process whose command line names the lab directory or, with
+/// setproctitle rewriting it, at least the program.
+fn looks_like(pid: u32, program: &str, dir: &Path) -> bool {
+    let prefix = format!("{}/", dir.display());
+    process::is_alive(pid)
+        && process::read_entry(pid)
+            .is_some_and(|e| e.cmdline.contains(&prefix) || e.cmdline.contains(program))
+}
+
+/// True if `pid` runs in (or was started by) an SSH session to a lab host.
+fn started_by_session(info: &LabInfo, pid: u32) -> bool {
+    let Some(connection) = process::ssh_connection(pid) else {
+        return false;
+    };
+    let fields: Vec<&str> = connection.split_whitespace().collect();
+    let [.., address, port] = fields.as_slice() else {
+        return false;
+    };
+    info.hosts
+        .iter()
+        .any(|h| h.address == *address && h.ssh_port.to_string() == *port)
+}
+
+fn refresh(info: &mut LabInfo) {
+    let dir = info.dir.clone();
+    for host in &mut info.hosts {
+        if let Some(pid) =
+            read_pidfile(&host.sshd_pidfile()).filter(|pid| looks_like(*pid, "sshd", &dir))
+        {
+            host.sshd_pid = Some(pid);
+        }
+        if let Some(pid) =
+            read_pidfile(&host.pidfile).filter(|pid| looks_like(*pid, "gunicorn", &dir))
+        {
+            host.gunicorn_pid = Some(pid);
+        }
+        host.sshd_alive = host
+            .sshd_pid
+            .is_some_and(|pid| looks_like(pid, "sshd", &dir));
+        host.gunicorn_alive = host
+            .gunicorn_pid
+            .is_some_and(|pid| looks_like(pid, "gunicorn", &dir));
+    }
+}
+
+fn read_pidfile(path: &Path) -> Option<u32> {
+    fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|pid| *pid > 0)
+}
+
+fn load(dir: &Path) -> Result<LabInfo, LabError> {
+    let path = dir.join(STATE_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LabError::NoLab(dir.to_path_buf()));
+        }
+        Err(error) => return Err(LabError::io(&path, "cannot read the lab state")(error)),
+    };
+    serde_json::from_str(&text).map_err(|source| LabError::BadState { path, source })
+}
+
+fn save(info: &LabInfo) -> Result<(), LabError> {
+    let path = info.dir.join(STATE_FILE);
+    let text = serde_json::to_string_pretty(info).map_err(|source| LabError::BadState {
+        path: path.clone(),
+        source,
+    })?;
+    // Written aside and renamed, so a reader never sees half a file.
+    let partial = info.dir.join(format!("{STATE_FILE}.partial"));
+    fs::write(&partial, text + "\n")
+        .map_err(LabError::io(&partial, "cannot write the lab state"))?;
+    fs::rename(&partial, &path).map_err(LabError::io(&path, "cannot write the lab state"))
+}

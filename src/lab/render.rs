@@ -1,0 +1,314 @@
+//! The text files a lab is made of: sshd_config, known_hosts, the inventory
+//! and the Gunicorn app. Pure functions of the lab's plan, so they are tested
+//! without starting anything.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::LabHost;
+
+/// Loopback addresses hosts are spread over; 127.0.0.1 stays free for
+/// whatever else runs on the machine.
+const FIRST_OCTET: usize = 2;
+const LAST_OCTET: usize = 254;
+
+/// The inventory name of the `index`-th host (1-based): host01, host02...
+pub fn host_name(index: usize) -> String {
+    format!("host{index:02}")
+}
+
+/// The address of the `index`-th host (1-based): host01 is 127.0.0.2, and past
+/// 127.0.0.254 the addresses wrap (ports keep such hosts apart).
+pub fn host_address(index: usize) -> String {
+    let span = LAST_OCTET - FIRST_OCTET + 1;
+    let octet = FIRST_OCTET + (index.max(1) - 1) % span;
+    format!("127.0.0.{octet}")
+}
+
+/// What sshd_config needs beyond the host itself.
+pub struct SshdSettings<'a> {
+    pub host_key: &'a Path,
+    pub pidfile: &'a Path,
+    pub authorized_keys: &'a Path,
+    pub user: &'a str,
+}
+
+/// One host's sshd_config. `MaxStartups` is far above the 10:30:100 default,
+/// which drops handshakes when herd connects to every host at once.
+pub fn sshd_config(host: &LabHost, settings: &SshdSettings) -> String {
+    format!(
+        "# herd lab: {name}\n\
+         ListenAddress {address}:{port}\n\
+         HostKey {host_key}\n\
+         PidFile {pidfile}\n\
+         AuthorizedKeysFile {authorized_keys}\n\
+         StrictModes no\n\
+         UsePAM no\n\
+         PubkeyAuthentication yes\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         PermitRootLogin no\n\
+         AllowUsers {user}\n\
+         MaxStartups 1000:30:2000\n\
+         MaxSessions 200\n\
+         LogLevel VERBOSE\n\
+         Subsystem sftp internal-sftp\n\
+         AllowTcpForwarding yes\n\
+         UseDNS no\n\
+         PrintMotd no\n",
+        name = host.name,
+        address = host.address,
+        port = host.ssh_port,
+        host_key = settings.host_key.display(),
+        pidfile = settings.pidfile.display(),
+        authorized_keys = settings.authorized_keys.display(),
+        user = settings.user,
+    )
+}
+
+/// One known_hosts line for a host, from its public key file's contents
+/// (`ssh-ed25519 AAAA... comment`); the comment is dropped.
+pub fn known_hosts_line(host: &LabHost, public_key: &str) -> String {
+    let key: Vec<&str> = public_key.split_whitespace().take(2).collect();
+    format!("[{}]:{} {}\n", host.address, host.ssh_port, key.join(" "))
+}
+
+/// What the inventory says for every host.
+pub struct InventoryVars<'a> {
+    pub user: &'a str,
+    pub private_key: &'a Path,
+    pub known_hosts: &'a Path,
+}
+
+/// The lab's inventory, in Ansible's YAML format, every path absolute.
+pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
+    let mut out = String::new();
+    out.push_str("# herd lab inventory (generated; `herd lab down` leaves it behind)\n");
+    out.push_str("all:\n  vars:\n");
+    let _ = writeln!(out, "    ansible_user: {}", scalar(vars.user));
+    let _ = writeln!(
+        out,
+        "    ansible_ssh_private_key_file: {}",
+        path(vars.private_key)
+    );
+    let _ = writeln!(out, "    herd_known_hosts: {}", path(vars.known_hosts));
+    out.push_str("  children:\n    web:\n      hosts:\n");
+    for host in hosts {
+        let _ = writeln!(
+            out,
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {} }}",
+            scalar(&host.name),
+            scalar(&host.address),
+            host.ssh_port,
+            path(&host.app_dir),
+            host.http_port,
+            path(&host.pidfile),
+        );
+    }
+    out
+}
+
+fn path(path: &Path) -> String {
+    scalar(&path.to_string_lossy())
+}
+
+/// A YAML scalar for `value`: bare when it is plainly a word or a path, double
+/// quoted (JSON string syntax, which YAML reads the same) otherwise.
+fn scalar(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && !value.starts_with(['-', '.'])
+        && !matches!(
+            value,
+            "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "~"
+        );
+    if plain {
+        value.to_string()
+    } else {
+        serde_json::Value::from(value).to_string()
+    }
+}
+
+/// Gunicorn settings that must not go on the command line: a Gunicorn too
+/// old to know one ignores it in a config file but refuses it as an option.
+/// Each host gets its own control socket (Gunicorn 24+ puts one per user in
+/// `~/.gunicorn`, which every lab host would share).
+pub fn gunicorn_conf(host: &LabHost) -> String {
+    let socket = host.app_dir.join("gunicorn.ctl");
+    format!(
+        "# herd lab: {name}\ncontrol_socket = {socket}\n",
+        name = host.name,
+        socket = serde_json::Value::from(socket.to_string_lossy()),
+    )
+}
+
+/// The release marker a fresh host starts on.
+pub const FIRST_RELEASE: &str = "v1";
+
+/// The WSGI app every host serves (`app:application`). It reads `RELEASE` next
+/// to itself when imported, so a worker started after the `current` symlink
+/// moved serves the new release: that is what a reload must prove.
+pub const APP_PY: &str = r#""""herd lab app: answers with the release its workers imported."""
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "RELEASE")) as release_file:
+    RELEASE = release_file.read().strip()
+HOST = os.environ.get("HERD_LAB_HOST", "unknown")
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/healthz":
+        status, body = "200 OK", "ok %s\n" % RELEASE
+    elif path == "/":
+        status, body = "200 OK", "%s %s pid=%d\n" % (HOST, RELEASE, os.getpid())
+    else:
+        status, body = "404 Not Found", "not found\n"
+    data = body.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
+"#;
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn host(index: usize) -> LabHost {
+        let app_dir = PathBuf::from(format!("/tmp/lab/hosts/{}/app", host_name(index)));
+        LabHost {
+            name: host_name(index),
+            address: host_address(index),
+            ssh_port: 40000 + index as u16,
+            http_port: 41000 + index as u16,
+            host_dir: app_dir.parent().unwrap().to_path_buf(),
+            pidfile: app_dir.join("gunicorn.pid"),
+            app_dir,
+            sshd_pid: None,
+            gunicorn_pid: None,
+            sshd_alive: false,
+            gunicorn_alive: false,
+        }
+    }
+
+    #[test]
+    fn hosts_are_numbered_from_01() {
+        assert_eq!(host_name(1), "host01");
+        assert_eq!(host_name(12), "host12");
+        assert_eq!(host_name(100), "host100");
+    }
+
+    #[test]
+    fn addresses_start_at_2_and_wrap_before_255() {
+        assert_eq!(host_address(1), "127.0.0.2");
+        assert_eq!(host_address(2), "127.0.0.3");
+        assert_eq!(host_address(253), "127.0.0.254");
+        assert_eq!(host_address(254), "127.0.0.2");
+        assert_eq!(host_address(507), "127.0.0.2");
+    }
+
+    #[test]
+    fn sshd_config_listens_on_the_host_and_admits_only_the_lab_user() {
+        let text = sshd_config(
+            &host(1),
+            &SshdSettings {
+                host_key: Path::new("/tmp/lab/hosts/host01/ssh_host_ed25519_key"),
+                pidfile: Path::new("/tmp/lab/hosts/host01/sshd.pid"),
+                authorized_keys: Path::new("/tmp/lab/authorized_keys"),
+                user: "herd-lab",
+            },
+        );
+        for line in [
+            "ListenAddress 127.0.0.2:40001",
+            "HostKey /tmp/lab/hosts/host01/ssh_host_ed25519_key",
+            "PidFile /tmp/lab/hosts/host01/sshd.pid",
+            "AuthorizedKeysFile /tmp/lab/authorized_keys",
+            "StrictModes no",
+            "UsePAM no",
+            "PasswordAuthentication no",
+            "PermitRootLogin no",
+            "AllowUsers herd-lab",
+            "MaxStartups 1000:30:2000",
+            "Subsystem sftp internal-sftp",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn known_hosts_line_uses_bracketed_address_and_port_and_drops_the_comment() {
+        let line = known_hosts_line(&host(2), "ssh-ed25519 AAAAC3Nza root@box\n");
+        assert_eq!(line, "[127.0.0.3]:40002 ssh-ed25519 AAAAC3Nza\n");
+    }
+
+    #[test]
+    fn gunicorn_conf_gives_each_host_its_own_control_socket() {
+        assert_eq!(
+            gunicorn_conf(&host(3)),
+            "# herd lab: host03\ncontrol_socket = \"/tmp/lab/hosts/host03/app/gunicorn.ctl\"\n"
+        );
+    }
+
+    #[test]
+    fn inventory_renders_ansible_yaml_with_absolute_paths() {
+        let text = inventory(
+            &[host(1), host(2)],
+            &InventoryVars {
+                user: "herd-lab",
+                private_key: Path::new("/tmp/lab/id_ed25519"),
+                known_hosts: Path::new("/tmp/lab/known_hosts"),
+            },
+        );
+        let expected = "\
+# herd lab inventory (generated; `herd lab down` leaves it behind)
+all:
+  vars:
+    ansible_user: herd-lab
+    ansible_ssh_private_key_file: /tmp/lab/id_ed25519
+    herd_known_hosts: /tmp/lab/known_hosts
+  children:
+    web:
+      hosts:
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid }
+";
+        assert_eq!(text, expected);
+        let parsed: serde_json::Value =
+            crate::yaml::parse(Path::new("inventory.yml"), &text).unwrap();
+        let host01 = &parsed["all"]["children"]["web"]["hosts"]["host01"];
+        assert_eq!(host01["ansible_port"], 40001);
+        assert_eq!(host01["ansible_host"], "127.0.0.2");
+    }
+
+    #[test]
+    fn inventory_quotes_paths_yaml_would_misread() {
+        let mut odd = host(1);
+        odd.app_dir = PathBuf::from("/tmp/my lab: #1/app");
+        let text = inventory(
+            &[odd],
+            &InventoryVars {
+                user: "yes",
+                private_key: Path::new("/tmp/my lab: #1/id_ed25519"),
+                known_hosts: Path::new("/tmp/lab/known_hosts"),
+            },
+        );
+        let parsed: serde_json::Value =
+            crate::yaml::parse(Path::new("inventory.yml"), &text).unwrap();
+        assert_eq!(parsed["all"]["vars"]["ansible_user"], "yes");
+        assert_eq!(
+            parsed["all"]["vars"]["ansible_ssh_private_key_file"],
+            "/tmp/my lab: #1/id_ed25519"
+        );
+        assert_eq!(
+            parsed["all"]["children"]["web"]["hosts"]["host01"]["app_dir"],
+            "/tmp/my lab: #1/app"
+        );
+    }
+}
