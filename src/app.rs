@@ -220,7 +220,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
         }
         LabCommand::Down { dir } => {
             let down = lab::down(&dir)?;
-            eprintln!("lab down: {down}");
+            eprintln!("lab down: {} process(es) stopped ({} needed SIGKILL)", down.stopped, down.killed);
         }
         LabCommand::Status { dir } => {
             let info = lab::status(&dir)?;

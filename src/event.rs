@@ -107,6 +107,7 @@ pub enum Event {
         title: String,
         hosts: Vec<String>,
         batches: Vec<Vec<String>>,
+        notes: Vec<String>,
     },
     HostConnected {
         host: String,

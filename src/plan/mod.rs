@@ -63,6 +63,8 @@ pub struct Plan {
     pub steps: Vec<StepPlan>,
     pub rollback: Vec<StepPlan>,
     pub renderer: Arc<Renderer>,
+    /// Things the operator should know before the run starts.
+    pub notes: Vec<String>,
 }
 
 /// Why no plan could be made; every variant means exit code 2.
@@ -167,7 +169,14 @@ impl Plan {
             .allowed(hosts.len());
         let pause = rolling.as_ref().and_then(|r| r.pause).map_or(Duration::ZERO, |p| p.0);
 
+        let mut notes = Vec::new();
+        if let Some(p) = &playbook {
+            if p.spec.reload.is_some() || p.spec.validate.is_some() {
+                notes.push("this version does not execute `reload` and `validate` yet: they were checked, not run".to_string());
+            }
+        }
         let plan = Plan {
+            notes,
             title,
             hosts,
             batches,
@@ -177,10 +186,24 @@ impl Plan {
             rollback,
             renderer,
         };
-        if let Some(playbook) = &playbook {
-            plan.check_templates(playbook)?;
+        match (&playbook, &request.job) {
+            (Some(playbook), _) => plan.check_templates(playbook)?,
+            (None, Job::Command(command)) => plan.check_command(command)?,
+            (None, Job::Playbook(_)) => {}
         }
         Ok(plan)
+    }
+
+    /// `herd exec` commands are templates too (`cat {{ app_dir }}/RELEASE`).
+    fn check_command(&self, command: &str) -> Result<(), SourceError> {
+        for host in &self.hosts {
+            if let Err(error) = self.renderer.render(command, Kind::Shell, &host.vars) {
+                let offset = error.needle().and_then(|n| command.find(n)).unwrap_or(0);
+                let file = Path::new("command");
+                return Err(SourceError::at_offset(file, command, offset, format!("{error} on host {}", host.name)));
+            }
+        }
+        Ok(())
     }
 
     /// Renders every template on every host, with captured variables standing

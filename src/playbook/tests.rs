@@ -85,3 +85,36 @@ fn usr2_under_unit_is_refused() {
     assert!(error.message.contains("cannot be used with `unit`"));
     assert_eq!(error.location.line, 4);
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces of playbooks, to build inputs that get past the YAML parser.
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "hosts: web\n", "steps:\n", "  - run: echo {{ x }}\n", "  - upload: { src: a, dest: b, mode: \"0999\" }\n",
+            "    capture: 1bad\n", "    once: true\n", "rollback:\n", "rolling:\n", "  batch: [1, \"25%\"]\n",
+            "  batch: 0\n", "  max_fail: \"150%\"\n", "  pause: 5 parsecs\n", "reload:\n", "  signal: USR2\n",
+            "  unit: a\n", "  pidfile: p\n", "validate:\n", "  http: { url: u }\n", "{", "[", ": ", "- ", "\t", "'",
+            "\"", "\n", "    ", "  ", "&a ", "*a\n", "!!str ", "{{", "}}", "%", "é", "\u{0}",
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text(text in ".{0,300}") {
+            let _ = Playbook::parse(Path::new("p.yml"), &text).map(|p| p.spec.steps.len());
+        }
+
+        #[test]
+        fn playbook_shaped_text(parts in prop::collection::vec(fragment(), 0..40)) {
+            let text: String = parts.concat();
+            if let Err(error) = Playbook::parse(Path::new("p.yml"), &text) {
+                // Every error points inside the file.
+                prop_assert!(error.location.line <= text.lines().count().max(1) + 1);
+                let _ = error.to_string();
+            }
+        }
+    }
+}

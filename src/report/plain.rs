@@ -16,8 +16,11 @@ impl Reporter for PlainReporter {
     fn handle(&mut self, event: &Event) {
         let mut line = String::new();
         match event {
-            Event::RunStarted { title, hosts, batches } => {
+            Event::RunStarted { title, hosts, batches, notes } => {
                 let _ = writeln!(line, "herd: {title}: {} host(s) in {} batch(es)", hosts.len(), batches.len());
+                for note in notes {
+                    let _ = writeln!(line, "herd: note: {note}");
+                }
             }
             Event::HostConnected { .. } | Event::StepStarted { .. } => {}
             Event::HostUnreachable { host, reason } => {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The demo: start a local lab fleet of 6 hosts (real sshd + Gunicorn on
+# 127.0.0.x), show what herd would do, roll a release onto every host, show
+# the result on the hosts, and stop the lab again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh
+export HERD_LAB_VENV="$PWD/.venv"
+cargo build --release --quiet
+herd=target/release/herd
+lab=.herd-lab
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+"$herd" lab down --dir "$lab" >/dev/null 2>&1 || true
+trap '"$herd" lab down --dir "$lab" >/dev/null 2>&1 || true' EXIT
+
+step "herd lab up --hosts 6"
+"$herd" lab up --hosts 6 --dir "$lab" >/dev/null
+
+step "herd hosts: the inventory the lab wrote"
+"$herd" hosts -i "$lab/inventory.yml"
+
+step "herd plan: batches and the exact commands, nothing contacted"
+"$herd" plan playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2 -l host01
+
+step "herd run: roll release v2 across the fleet"
+"$herd" run playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2
+
+step "herd exec: the release each host's current symlink now points at"
+"$herd" exec -i "$lab/inventory.yml" -- 'cat {{ app_dir }}/current/RELEASE'

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Everything CI checks, from a fresh machine: installs what the lab needs
+# (OpenSSH server, a venv with Gunicorn), then formatting, lints, unit tests,
+# property tests and the integration tests against a real local lab.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/setup.sh
+export HERD_LAB_VENV="$PWD/.venv"
+
+echo "test: cargo fmt --check" >&2
+cargo fmt --check
+echo "test: cargo clippy" >&2
+cargo clippy --all-targets --quiet -- -D warnings
+echo "test: cargo test" >&2
+cargo test --quiet

@@ -1,0 +1,70 @@
+use std::path::Path;
+
+use super::*;
+
+fn build(inventory: &str, playbook: &str, limit: Option<&str>, extra: &[&str]) -> Result<Plan, PlanError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write");
+    std::fs::write(dir.path().join("play.yml"), playbook).expect("write");
+    Plan::build(&PlanRequest {
+        job: Job::Playbook(dir.path().join("play.yml")),
+        inventory: dir.path().join("inventory.yml"),
+        limit: limit.map(str::to_string),
+        extra_vars: extra.iter().map(|s| s.to_string()).collect(),
+        batch: None,
+        known_hosts: Some(Path::new("/dev/null").to_path_buf()),
+        step_timeout: Duration::from_secs(60),
+    })
+}
+
+const INVENTORY: &str = "all:\n  vars:\n    app_dir: /srv/app\n  children:\n    web:\n      hosts:\n        web1:\n        web2: { app_dir: /srv/other }\n";
+
+#[test]
+fn play_vars_render_per_host_and_extra_vars_win() {
+    let playbook = "hosts: web\nvars:\n  release: v1\n  venv: \"{{ app_dir }}/venv\"\nsteps:\n  - run: echo {{ venv }} {{ release }}\n";
+    let plan = build(INVENTORY, playbook, None, &["release=v9"]).expect("plan");
+    assert_eq!(plan.hosts[0].vars["venv"], "/srv/app/venv");
+    assert_eq!(plan.hosts[1].vars["venv"], "/srv/other/venv");
+    assert_eq!(plan.hosts[1].vars["release"], "v9");
+}
+
+#[test]
+fn an_undefined_variable_points_at_its_use() {
+    let playbook = "hosts: web\nsteps:\n  - run: echo ok\n  - run: echo {{ relase }}\n";
+    let Err(PlanError::Source(error)) = build(INVENTORY, playbook, None, &[]) else {
+        panic!("expected a source error");
+    };
+    assert_eq!(error.message, "undefined variable `relase` in run of steps[1] on host web1");
+    assert_eq!((error.location.line, error.location.column), (4, 16));
+}
+
+#[test]
+fn captures_are_known_to_later_steps() {
+    let playbook = "hosts: web\nsteps:\n  - run: readlink current\n    capture: previous\nrollback:\n  - run: ln -s {{ previous }} current\n";
+    assert!(build(INVENTORY, playbook, None, &[]).is_ok());
+}
+
+#[test]
+fn an_unknown_group_in_limit_points_into_the_argument() {
+    let playbook = "hosts: web\nsteps:\n  - run: true\n";
+    let Err(PlanError::Source(error)) = build(INVENTORY, playbook, Some("web1,dbz"), &[]) else {
+        panic!("expected a source error");
+    };
+    assert_eq!(error.location.file, Path::new("--limit"));
+    assert_eq!(error.location.column, 6);
+    assert!(error.message.contains("`dbz`"), "{}", error.message);
+}
+
+#[test]
+fn limit_narrows_the_playbook_hosts() {
+    let playbook = "hosts: web\nsteps:\n  - run: true\n";
+    let plan = build(INVENTORY, playbook, Some("web2"), &[]).expect("plan");
+    let names: Vec<&str> = plan.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["web2"]);
+}
+
+#[test]
+fn bad_extra_vars_are_usage_errors() {
+    let playbook = "hosts: web\nsteps:\n  - run: true\n";
+    assert!(matches!(build(INVENTORY, playbook, None, &["novalue"]), Err(PlanError::Usage(_))));
+}
