@@ -24,6 +24,9 @@ const READY_PER_HOST: Duration = Duration::from_millis(100);
 
 /// Processes started at once; more only queue up for the same CPUs.
 const START_WIDTH: usize = 8;
+/// Gunicorn workers per host.
+const WORKERS: usize = 2;
+
 /// Hosts polled at once while waiting for them.
 const WAIT_WIDTH: usize = 64;
 
@@ -352,7 +355,9 @@ fn start_gunicorn(host: &LabHost, user: &LoginUser, gunicorn: &Path) -> Result<(
         .arg(host.app_dir.join("current"))
         .arg("--bind")
         .arg(format!("{}:{}", host.address, host.http_port))
-        .args(["--workers", "2", "--name", &host.name, "--daemon"])
+        .arg("--workers")
+        .arg(WORKERS.to_string())
+        .args(["--name", &host.name, "--daemon"])
         .arg("--pid")
         .arg(&host.pidfile)
         .arg("--log-file")
@@ -381,7 +386,9 @@ fn start_gunicorn(host: &LabHost, user: &LoginUser, gunicorn: &Path) -> Result<(
     }
 }
 
-/// Polls one host until its sshd greets and its app is healthy; returns the
+/// Polls one host until its sshd greets and its app is healthy with all its
+/// workers forked (Gunicorn spawns them a moment apart, and a test counting
+/// the worker generation must see the full set); returns the
 /// sshd and Gunicorn master PIDs. Gives up early when a daemon that wrote its
 /// pidfile has died.
 fn wait_ready(
@@ -397,8 +404,9 @@ fn wait_ready(
             sshd_pid = read_pidfile(&host.sshd_pidfile());
         }
         if !app_ready {
-            app_ready = http_healthy(&host.address, host.http_port);
             gunicorn_pid = read_pidfile(&host.pidfile).or(gunicorn_pid);
+            app_ready = gunicorn_pid.is_some_and(|pid| process::children(pid).len() >= WORKERS)
+                && http_healthy(&host.address, host.http_port);
         }
         if let (Some(sshd), true) = (sshd_pid, app_ready) {
             return Ok((sshd, gunicorn_pid.or_else(|| read_pidfile(&host.pidfile))));
