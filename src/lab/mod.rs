@@ -10,7 +10,9 @@
 
 mod account;
 mod error;
+mod layout;
 mod process;
+mod ready;
 mod render;
 mod start;
 
@@ -166,7 +168,7 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
     }
     let user = account::login_user()?;
     let mut info = start::plan(&dir, opts.hosts, &user.name)?;
-    start::prepare(&info, &user, &tools)?;
+    layout::prepare(&info, &user, &tools)?;
     save(&info)?;
     if let Err(error) = start::launch(&mut info, &user, &tools) {
         let _ = save(&info);
