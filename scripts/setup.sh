@@ -52,17 +52,22 @@ fi
 if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python="$(command -v python3)"; fi
 
 # The venv: python3 -m venv needs ensurepip, which Debian ships separately.
-if [ -x "$venv/bin/python" ]; then
+# A venv left half-made by an earlier run (no pip) is made again.
+venv_ok() { [ -x "$venv/bin/python" ] && "$venv/bin/python" -m pip --version >/dev/null 2>&1; }
+if venv_ok; then
     say "venv: $venv already exists"
 else
+    if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ] && [ -n "$(ls -A "$venv")" ]; then
+        say "$venv exists and is not a venv: move it away (or set HERD_LAB_VENV), then run this again"
+        exit 1
+    fi
     if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
         pyver="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
         # The versioned package is the one that carries ensurepip on Debian 12+.
         apt_install python3-venv "python${pyver}-venv" || apt_install python3-venv
     fi
     say "venv: creating $venv"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
+    "$python" -m venv --clear "$venv"
 fi
 
 if [ -x "$venv/bin/gunicorn" ]; then

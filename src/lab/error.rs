@@ -44,7 +44,7 @@ pub enum LabError {
     Command { command: String, detail: String },
 
     #[error(
-        "the lab user {user} cannot reach {}: {} is mode {mode:o}; \
+        "the lab user {user} cannot reach {}: {} is mode {mode:04o}; \
          use a directory whose parents others can search, or chmod o+x it",
         .dir.display(), .blocker.display()
     )]

@@ -10,7 +10,9 @@
 
 mod account;
 mod error;
+mod layout;
 mod process;
+mod ready;
 mod render;
 mod start;
 
@@ -166,7 +168,7 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
     }
     let user = account::login_user()?;
     let mut info = start::plan(&dir, opts.hosts, &user.name)?;
-    start::prepare(&info, &user, &tools)?;
+    layout::prepare(&info, &user, &tools)?;
     save(&info)?;
     if let Err(error) = start::launch(&mut info, &user, &tools) {
         let _ = save(&info);
@@ -324,4 +326,40 @@ fn save(info: &LabInfo) -> Result<(), LabError> {
     fs::write(&partial, text + "\n")
         .map_err(LabError::io(&partial, "cannot write the lab state"))?;
     fs::rename(&partial, &path).map_err(LabError::io(&path, "cannot write the lab state"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole round trip on real sshd and Gunicorn. Ignored by default: it
+    /// needs OpenSSH and `.venv` (scripts/setup.sh); run with `--ignored`.
+    #[test]
+    #[ignore = "needs /usr/sbin/sshd and .venv with gunicorn (scripts/setup.sh)"]
+    fn up_status_down_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = up(&LabOptions::new(dir.path(), 2)).unwrap();
+        assert!(info.hosts.iter().all(|h| h.sshd_alive && h.gunicorn_alive));
+        assert!(matches!(
+            up(&LabOptions::new(dir.path(), 2)),
+            Err(LabError::AlreadyRunning(_))
+        ));
+
+        let saved: LabInfo =
+            serde_json::from_str(&fs::read_to_string(dir.path().join(STATE_FILE)).unwrap())
+                .unwrap();
+        process::signal(saved.hosts[0].sshd_pid.unwrap(), libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(200));
+        let now = status(dir.path()).unwrap();
+        assert!(!now.hosts[0].sshd_alive && now.hosts[1].sshd_alive);
+
+        let stopped = down(dir.path()).unwrap();
+        assert_eq!(stopped.stopped, 1 + 2 * (1 + 2)); // one sshd left, two masters with two workers each
+        assert!(status(dir.path())
+            .unwrap()
+            .hosts
+            .iter()
+            .all(|h| !h.sshd_alive && !h.gunicorn_alive));
+        assert_eq!(down(dir.path()).unwrap(), LabDown::default());
+    }
 }

@@ -76,6 +76,27 @@ pub fn snapshot() -> Vec<ProcEntry> {
         .collect()
 }
 
+/// The live children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    // The kernel's list when it has one (CONFIG_PROC_CHILDREN), else a scan.
+    let listed = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok();
+    let candidates: Vec<u32> = match listed {
+        Some(text) => text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        None => snapshot()
+            .into_iter()
+            .filter(|e| e.ppid == pid)
+            .map(|e| e.pid)
+            .collect(),
+    };
+    candidates
+        .into_iter()
+        .filter(|child| is_alive(*child))
+        .collect()
+}
+
 /// The values of `SSH_CONNECTION` in the environment of `pid` (unreadable
 /// environments, other users' processes as a plain user, give None).
 pub fn ssh_connection(pid: u32) -> Option<String> {
