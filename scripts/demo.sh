@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
 export HERD_LAB_VENV="$PWD/.venv"
 cargo build --release --quiet
-herd=target/release/herd
+herd="${CARGO_TARGET_DIR:-target}/release/herd"
 lab=.herd-lab
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }

@@ -100,7 +100,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
 }
 
 /// `herd run` and `herd exec`: build the plan, run the engine, report.
-fn rollout(request: &PlanRequest, connecting: &Connecting, exec: bool) -> Result<ExitCode, AppError> {
+fn rollout(
+    request: &PlanRequest,
+    connecting: &Connecting,
+    exec: bool,
+) -> Result<ExitCode, AppError> {
     let plan = Arc::new(Plan::build(request)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -129,7 +133,9 @@ fn rollout(request: &PlanRequest, connecting: &Connecting, exec: bool) -> Result
             handshakes: 64,
             require_reachable: !exec,
         };
-        let report = Engine::new(plan, connector, settings, events_tx, cancel_rx).run().await;
+        let report = Engine::new(plan, connector, settings, events_tx, cancel_rx)
+            .run()
+            .await;
         let _ = reporting.await;
         report
     });
@@ -155,7 +161,13 @@ fn describe_plan(plan: &Plan) -> String {
     );
     for (number, batch) in plan.batches.iter().enumerate() {
         let names: Vec<&str> = batch.iter().map(|&i| plan.hosts[i].name.as_str()).collect();
-        let _ = writeln!(out, "\nbatch {}/{}: {}", number + 1, plan.batches.len(), names.join(" "));
+        let _ = writeln!(
+            out,
+            "\nbatch {}/{}: {}",
+            number + 1,
+            plan.batches.len(),
+            names.join(" ")
+        );
         for &index in batch {
             let host = &plan.hosts[index];
             let _ = writeln!(out, "  {}:", host.name);
@@ -169,7 +181,9 @@ fn describe_plan(plan: &Plan) -> String {
                 for (i, step) in steps.iter().enumerate() {
                     let rendered = match step.render(&plan.renderer, &vars) {
                         Ok(Rendered::Run { command }) => command,
-                        Ok(Rendered::Upload { dest, mode }) => format!("upload -> {dest} (mode {mode:o})"),
+                        Ok(Rendered::Upload { dest, mode }) => {
+                            format!("upload -> {dest} (mode {mode:o})")
+                        }
                         Err(error) => format!("<{error}>"),
                     };
                     let once = if step.once { " (once)" } else { "" };
@@ -189,7 +203,11 @@ fn describe_hosts(plan: &Plan, with_vars: bool) -> String {
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     for host in &plan.hosts {
         let t = &host.target;
-        let _ = writeln!(out, "{:width$}  {}@{}:{}", host.name, t.user, t.address, t.port);
+        let _ = writeln!(
+            out,
+            "{:width$}  {}@{}:{}",
+            host.name, t.user, t.address, t.port
+        );
         if with_vars {
             let vars = serde_json::to_string_pretty(&host.vars).unwrap_or_default();
             for line in vars.lines() {
@@ -203,7 +221,12 @@ fn describe_hosts(plan: &Plan, with_vars: bool) -> String {
 fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
     use crate::lab;
     match command {
-        LabCommand::Up { hosts, dir, venv, no_app } => {
+        LabCommand::Up {
+            hosts,
+            dir,
+            venv,
+            no_app,
+        } => {
             let options = lab::LabOptions {
                 dir,
                 hosts,
@@ -220,7 +243,10 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
         }
         LabCommand::Down { dir } => {
             let down = lab::down(&dir)?;
-            eprintln!("lab down: {} process(es) stopped ({} needed SIGKILL)", down.stopped, down.killed);
+            eprintln!(
+                "lab down: {} process(es) stopped ({} needed SIGKILL)",
+                down.stopped, down.killed
+            );
         }
         LabCommand::Status { dir } => {
             let info = lab::status(&dir)?;
@@ -248,4 +274,3 @@ fn describe_lab(info: &crate::lab::LabInfo) -> String {
     }
     out
 }
-

@@ -42,7 +42,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct Targeting {
     /// Inventory file in Ansible's YAML format.
-    #[arg(short = 'i', long, env = "HERD_INVENTORY", default_value = "inventory.yml")]
+    #[arg(
+        short = 'i',
+        long,
+        env = "HERD_INVENTORY",
+        default_value = "inventory.yml"
+    )]
     pub inventory: PathBuf,
     /// Ansible host pattern: names, groups, globs, `a,b` union, `a:&b` intersection, `a:!b` exclusion.
     #[arg(short = 'l', long)]
@@ -135,7 +140,7 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 6)]
         hosts: usize,
         /// Where the lab keeps its keys, configs, apps and inventory.
-        #[arg(long, default_value = ".herd-lab")]
+        #[arg(long, env = "HERD_LAB_DIR", default_value = ".herd-lab")]
         dir: PathBuf,
         /// Python virtualenv holding Gunicorn (default: ./.venv, or $HERD_LAB_VENV).
         #[arg(long)]
@@ -146,12 +151,12 @@ pub enum LabCommand {
     },
     /// Stop every process the lab started.
     Down {
-        #[arg(long, default_value = ".herd-lab")]
+        #[arg(long, env = "HERD_LAB_DIR", default_value = ".herd-lab")]
         dir: PathBuf,
     },
     /// Show each lab host and whether its processes are alive.
     Status {
-        #[arg(long, default_value = ".herd-lab")]
+        #[arg(long, env = "HERD_LAB_DIR", default_value = ".herd-lab")]
         dir: PathBuf,
     },
 }

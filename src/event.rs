@@ -96,7 +96,10 @@ impl RunReport {
     }
 
     pub fn count(&self, label: &str) -> usize {
-        self.hosts.iter().filter(|h| h.state.label() == label).count()
+        self.hosts
+            .iter()
+            .filter(|h| h.state.label() == label)
+            .count()
     }
 }
 

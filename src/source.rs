@@ -42,7 +42,13 @@ pub struct SourceError {
 
 impl SourceError {
     /// Builds an error at `line`:`column` of `file`, whose full text is `text`.
-    pub fn at(file: &Path, text: &str, line: usize, column: usize, message: impl Into<String>) -> Self {
+    pub fn at(
+        file: &Path,
+        text: &str,
+        line: usize,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Self {
         let location = Location::new(file, line, column);
         let line_text = text.lines().nth(location.line - 1).map(str::to_string);
         SourceError {

@@ -60,9 +60,9 @@ impl Secrets {
         // Longest first, so a secret that contains another is masked whole.
         let mut values: Vec<&String> = set.iter().collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values
-            .into_iter()
-            .fold(text.to_string(), |acc, secret| acc.replace(secret.as_str(), "***"))
+        values.into_iter().fold(text.to_string(), |acc, secret| {
+            acc.replace(secret.as_str(), "***")
+        })
     }
 }
 
@@ -110,12 +110,15 @@ impl Renderer {
         env.set_formatter(|out, state, value| {
             if state.auto_escape() == AutoEscape::Custom("shell") && !value.is_safe() {
                 let text = value.to_string();
-                out.write_str(&shell_quote(&text)).map_err(minijinja::Error::from)
+                out.write_str(&shell_quote(&text))
+                    .map_err(minijinja::Error::from)
             } else {
                 minijinja::escape_formatter(out, state, value)
             }
         });
-        env.add_filter("raw", |value: Value| Value::from_safe_string(value.to_string()));
+        env.add_filter("raw", |value: Value| {
+            Value::from_safe_string(value.to_string())
+        });
         Renderer {
             env,
             secrets: Secrets::default(),
@@ -127,7 +130,12 @@ impl Renderer {
     }
 
     /// Renders `source` with the variables of `vars` (a map) plus `env`.
-    pub fn render(&self, source: &str, kind: Kind, vars: &serde_json::Map<String, serde_json::Value>) -> Result<String, TemplateError> {
+    pub fn render(
+        &self,
+        source: &str,
+        kind: Kind,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, TemplateError> {
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(source.to_string());
         }
@@ -144,7 +152,8 @@ impl Renderer {
         let context = self.context(vars);
         template.render(&context).map_err(|error| {
             if error.kind() == minijinja::ErrorKind::UndefinedError {
-                let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+                let mut names: Vec<String> =
+                    template.undeclared_variables(true).into_iter().collect();
                 names.sort();
                 if let Some(name) = names.into_iter().find(|n| !self.is_defined(n, vars)) {
                     return TemplateError::Undefined { name };
@@ -193,7 +202,7 @@ impl Renderer {
 
 fn describe(error: &minijinja::Error) -> String {
     match error.detail() {
-        Some(detail) => format!("{detail}"),
+        Some(detail) => detail.to_string(),
         None => error.kind().to_string(),
     }
 }
@@ -225,22 +234,35 @@ mod tests {
         let renderer = Renderer::new();
         let v = vars(json!({"dir": "/srv/my app", "evil": "; touch /tmp/x", "port": 8000}));
         assert_eq!(
-            renderer.render("ls {{ dir }}/current", Kind::Shell, &v).unwrap(),
+            renderer
+                .render("ls {{ dir }}/current", Kind::Shell, &v)
+                .unwrap(),
             "ls '/srv/my app'/current"
         );
         assert_eq!(
             renderer.render("echo {{ evil }}", Kind::Shell, &v).unwrap(),
             "echo '; touch /tmp/x'"
         );
-        assert_eq!(renderer.render("p={{ port }}", Kind::Shell, &v).unwrap(), "p=8000");
-        assert_eq!(renderer.render("{{ evil | raw }}", Kind::Shell, &v).unwrap(), "; touch /tmp/x");
+        assert_eq!(
+            renderer.render("p={{ port }}", Kind::Shell, &v).unwrap(),
+            "p=8000"
+        );
+        assert_eq!(
+            renderer
+                .render("{{ evil | raw }}", Kind::Shell, &v)
+                .unwrap(),
+            "; touch /tmp/x"
+        );
     }
 
     #[test]
     fn plain_fields_are_not_quoted() {
         let renderer = Renderer::new();
         let v = vars(json!({"dir": "/srv/my app"}));
-        assert_eq!(renderer.render("{{ dir }}/x", Kind::Plain, &v).unwrap(), "/srv/my app/x");
+        assert_eq!(
+            renderer.render("{{ dir }}/x", Kind::Plain, &v).unwrap(),
+            "/srv/my app/x"
+        );
     }
 
     #[test]
@@ -255,11 +277,15 @@ mod tests {
         let v = vars(json!({"app": {"dir": "/a"}}));
         assert_eq!(
             renderer.render("cd {{ app.dir }} && {{ relase }}", Kind::Shell, &v),
-            Err(TemplateError::Undefined { name: "relase".into() })
+            Err(TemplateError::Undefined {
+                name: "relase".into()
+            })
         );
         assert_eq!(
             renderer.render("{{ app.nope }}", Kind::Shell, &v),
-            Err(TemplateError::Undefined { name: "app.nope".into() })
+            Err(TemplateError::Undefined {
+                name: "app.nope".into()
+            })
         );
     }
 
@@ -268,13 +294,23 @@ mod tests {
         std::env::set_var("HERD_TEST_TOKEN", "s3cr3t-value");
         let renderer = Renderer::new();
         let out = renderer
-            .render("curl -H {{ env.HERD_TEST_TOKEN }}", Kind::Shell, &serde_json::Map::new())
+            .render(
+                "curl -H {{ env.HERD_TEST_TOKEN }}",
+                Kind::Shell,
+                &serde_json::Map::new(),
+            )
             .unwrap();
         assert_eq!(out, "curl -H s3cr3t-value");
         assert_eq!(renderer.secrets().mask(&out), "curl -H ***");
         assert_eq!(
-            renderer.render("{{ env.HERD_TEST_MISSING_VAR }}", Kind::Shell, &serde_json::Map::new()),
-            Err(TemplateError::Undefined { name: "env.HERD_TEST_MISSING_VAR".into() })
+            renderer.render(
+                "{{ env.HERD_TEST_MISSING_VAR }}",
+                Kind::Shell,
+                &serde_json::Map::new()
+            ),
+            Err(TemplateError::Undefined {
+                name: "env.HERD_TEST_MISSING_VAR".into()
+            })
         );
     }
 }

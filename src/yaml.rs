@@ -53,7 +53,11 @@ pub fn locate(text: &str, needle: &str, from: usize) -> Option<usize> {
 /// Finds where a mapping key is written (`key:` at the start of a line, after
 /// indentation and an optional `- `), preferring occurrences after `from`.
 pub fn locate_key(text: &str, key: &str, from: usize) -> Option<usize> {
-    let candidates = [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")];
+    let candidates = [
+        format!("{key}:"),
+        format!("\"{key}\":"),
+        format!("'{key}':"),
+    ];
     let mut best: Option<usize> = None;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
@@ -90,7 +94,11 @@ mod tests {
         let error = parse::<Doc>(Path::new("d.yml"), text).unwrap_err();
         assert_eq!(error.location.line, 3);
         assert_eq!(error.location.column, 1);
-        assert!(error.message.starts_with("unknown key `colour`"), "{}", error.message);
+        assert!(
+            error.message.starts_with("unknown key `colour`"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -61,11 +61,16 @@ impl HostRun {
                 steps_ok += 1;
                 continue;
             }
-            let result = self.run_step(connection, step, index, total, &vars, false).await;
+            let result = self
+                .run_step(connection, step, index, total, &vars, false)
+                .await;
             if result.ok || result.ignored {
                 steps_ok += 1;
                 if let (Some(name), true) = (&step.capture, result.ok) {
-                    vars.insert(name.clone(), Value::String(result.stdout.trim_end().to_string()));
+                    vars.insert(
+                        name.clone(),
+                        Value::String(result.stdout.trim_end().to_string()),
+                    );
                 }
                 continue;
             }
@@ -75,12 +80,17 @@ impl HostRun {
 
         let state = match failure {
             None => HostState::Done,
-            Some(failure) if plan.rollback.is_empty() || failure.reason.starts_with("interrupted") => {
+            Some(failure)
+                if plan.rollback.is_empty() || failure.reason.starts_with("interrupted") =>
+            {
                 HostState::Failed { failure }
             }
             Some(failure) => {
                 let rollback_ok = self.roll_back(connection, &vars).await;
-                HostState::RolledBack { failure, rollback_ok }
+                HostState::RolledBack {
+                    failure,
+                    rollback_ok,
+                }
             }
         };
         HostReport {
@@ -93,11 +103,17 @@ impl HostRun {
     }
 
     /// Runs every rollback step, even after one fails; true if all succeeded.
-    async fn roll_back<T: Connection>(&self, connection: &T, vars: &crate::inventory::Vars) -> bool {
+    async fn roll_back<T: Connection>(
+        &self,
+        connection: &T,
+        vars: &crate::inventory::Vars,
+    ) -> bool {
         let total = self.plan.rollback.len();
         let mut all_ok = true;
         for (index, step) in self.plan.rollback.iter().enumerate() {
-            let result = self.run_step(connection, step, index, total, vars, true).await;
+            let result = self
+                .run_step(connection, step, index, total, vars, true)
+                .await;
             all_ok &= result.ok || result.ignored;
         }
         all_ok
@@ -139,8 +155,13 @@ impl HostRun {
                     result.exit_code = output.exit_code;
                     result.stdout = String::from_utf8_lossy(&output.stdout).into_owned();
                     result.stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-                    if output.exit_code == Some(1) && result.stderr.contains("sudo: a password is required") {
-                        result.error = Some("become: sudo needs a password on this host (herd uses sudo -n)".to_string());
+                    if output.exit_code == Some(1)
+                        && result.stderr.contains("sudo: a password is required")
+                    {
+                        result.error = Some(
+                            "become: sudo needs a password on this host (herd uses sudo -n)"
+                                .to_string(),
+                        );
                     }
                 }
                 Err(error) => result.error = Some(error.to_string()),

@@ -54,7 +54,13 @@ struct Slot<T> {
 }
 
 impl<C: Connector> Engine<C> {
-    pub fn new(plan: Arc<Plan>, connector: Arc<C>, settings: EngineSettings, events: Events, cancel: Cancel) -> Self {
+    pub fn new(
+        plan: Arc<Plan>,
+        connector: Arc<C>,
+        settings: EngineSettings,
+        events: Events,
+        cancel: Cancel,
+    ) -> Self {
         Engine {
             plan,
             connector,
@@ -98,7 +104,8 @@ impl<C: Connector> Engine<C> {
             ));
         }
 
-        let once_claims: Arc<Vec<AtomicBool>> = Arc::new(plan.steps.iter().map(|_| AtomicBool::new(false)).collect());
+        let once_claims: Arc<Vec<AtomicBool>> =
+            Arc::new(plan.steps.iter().map(|_| AtomicBool::new(false)).collect());
         let total_batches = plan.batches.len();
         for (number, batch) in plan.batches.iter().enumerate() {
             if aborted.is_some() || self.cancelled() {
@@ -114,7 +121,10 @@ impl<C: Connector> Engine<C> {
             self.emit(Event::BatchStarted {
                 batch: number + 1,
                 of: total_batches,
-                hosts: members.iter().map(|(i, _)| plan.hosts[*i].name.clone()).collect(),
+                hosts: members
+                    .iter()
+                    .map(|(i, _)| plan.hosts[*i].name.clone())
+                    .collect(),
             });
             let forks = Arc::new(Semaphore::new(self.settings.forks.max(1)));
             let runs = members.iter().map(|(index, connection)| {
@@ -137,7 +147,9 @@ impl<C: Connector> Engine<C> {
                 if !report.state.is_done() {
                     failed += 1;
                 }
-                self.emit(Event::HostFinished { report: report.clone() });
+                self.emit(Event::HostFinished {
+                    report: report.clone(),
+                });
                 slots[*index].report = Some(report);
             }
             if failed > plan.max_fail && self.settings.require_reachable {
@@ -149,7 +161,9 @@ impl<C: Connector> Engine<C> {
             }
         }
         if let Some(reason) = &aborted {
-            self.emit(Event::RolloutAborted { reason: reason.clone() });
+            self.emit(Event::RolloutAborted {
+                reason: reason.clone(),
+            });
         }
 
         close_all(slots.iter().filter_map(|s| s.connection.clone())).await;
@@ -179,7 +193,9 @@ impl<C: Connector> Engine<C> {
             interrupted,
             duration: started.elapsed(),
         };
-        self.emit(Event::RunFinished { report: report.clone() });
+        self.emit(Event::RunFinished {
+            report: report.clone(),
+        });
         report
     }
 
@@ -233,7 +249,9 @@ impl<C: Connector> Engine<C> {
                         steps_total: self.plan.steps.len(),
                         duration: elapsed,
                     };
-                    self.emit(Event::HostFinished { report: report.clone() });
+                    self.emit(Event::HostFinished {
+                        report: report.clone(),
+                    });
                     Slot {
                         connection: None,
                         report: Some(report),
@@ -246,14 +264,20 @@ impl<C: Connector> Engine<C> {
 
 /// Closes every connection of a finished run.
 pub async fn close_all<T: Connection>(connections: impl IntoIterator<Item = Arc<T>>) {
-    join_all(connections.into_iter().map(|c| async move { c.close().await })).await;
+    join_all(
+        connections
+            .into_iter()
+            .map(|c| async move { c.close().await }),
+    )
+    .await;
 }
 
 #[cfg(test)]
 mod tests;
 
 pub(crate) fn claim_once(claims: &[AtomicBool], step: usize) -> bool {
-    claims
-        .get(step)
-        .is_some_and(|c| c.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+    claims.get(step).is_some_and(|c| {
+        c.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    })
 }

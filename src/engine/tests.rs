@@ -14,7 +14,9 @@ use crate::transport::fake::{FakeConnector, Rule};
 /// An inventory of `n` hosts (h1..hN) and a playbook, written to a temp dir.
 fn plan(n: usize, playbook: &str, batch: Option<&str>) -> (Plan, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let hosts: String = (1..=n).map(|i| format!("        h{i}: {{ app_dir: /srv/h{i} }}\n")).collect();
+    let hosts: String = (1..=n)
+        .map(|i| format!("        h{i}: {{ app_dir: /srv/h{i} }}\n"))
+        .collect();
     let inventory = format!("all:\n  children:\n    web:\n      hosts:\n{hosts}");
     std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write inventory");
     std::fs::write(dir.path().join("play.yml"), playbook).expect("write playbook");
@@ -40,19 +42,31 @@ async fn run(plan: Plan, connector: FakeConnector) -> (RunReport, Vec<Event>, Fa
         require_reachable: true,
     };
     let connector = Arc::new(connector);
-    let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx).run().await;
+    let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
+        .run()
+        .await;
     let mut events = Vec::new();
     while let Ok(event) = rx.try_recv() {
         events.push(event);
     }
-    (report, events, Arc::try_unwrap(connector).unwrap_or_else(|c| (*c).clone()))
+    (
+        report,
+        events,
+        Arc::try_unwrap(connector).unwrap_or_else(|c| (*c).clone()),
+    )
 }
 
 fn state<'r>(report: &'r RunReport, host: &str) -> &'r HostState {
-    &report.hosts.iter().find(|h| h.host == host).expect("host in report").state
+    &report
+        .hosts
+        .iter()
+        .find(|h| h.host == host)
+        .expect("host in report")
+        .state
 }
 
-const THREE_STEPS: &str = "hosts: web\nsteps:\n  - run: echo one {{ app_dir }}\n  - run: echo two\n  - run: echo three\n";
+const THREE_STEPS: &str =
+    "hosts: web\nsteps:\n  - run: echo one {{ app_dir }}\n  - run: echo two\n  - run: echo three\n";
 
 #[tokio::test(start_paused = true)]
 async fn every_host_runs_every_step_in_order() {
@@ -62,7 +76,10 @@ async fn every_host_runs_every_step_in_order() {
     for host in ["h1", "h2", "h3"] {
         let commands = fake.commands(host);
         assert_eq!(commands.len(), 3);
-        assert!(commands[0].contains(&format!("echo one /srv/{host}")), "{commands:?}");
+        assert!(
+            commands[0].contains(&format!("echo one /srv/{host}")),
+            "{commands:?}"
+        );
         assert!(commands[1].contains("echo two"));
         assert!(commands[2].contains("echo three"));
     }
@@ -76,14 +93,21 @@ async fn a_failed_step_stops_the_host_and_runs_its_rollback() {
     let (report, _, fake) = run(plan, fake).await;
     assert!(!report.all_done());
     assert_eq!(state(&report, "h1"), &HostState::Done);
-    let HostState::RolledBack { failure, rollback_ok } = state(&report, "h2") else {
+    let HostState::RolledBack {
+        failure,
+        rollback_ok,
+    } = state(&report, "h2")
+    else {
         panic!("h2 should be rolled back: {report:?}");
     };
     assert!(rollback_ok);
     assert_eq!((failure.step, failure.exit_code), (2, Some(3)));
     assert_eq!(failure.stderr_tail, "boom");
     let commands = fake.commands("h2");
-    assert!(!commands.iter().any(|c| c.contains("echo three")), "{commands:?}");
+    assert!(
+        !commands.iter().any(|c| c.contains("echo three")),
+        "{commands:?}"
+    );
     assert!(commands.last().is_some_and(|c| c.contains("echo undo")));
     // h1 ran no rollback.
     assert!(!fake.commands("h1").iter().any(|c| c.contains("undo")));
@@ -98,8 +122,14 @@ async fn captured_output_feeds_later_steps_and_rollback() {
         .rule("h1", Rule::new("fail-now", 1));
     let (_, _, fake) = run(plan, fake).await;
     let commands = fake.commands("h1");
-    assert!(commands[1].contains("deploy --from /srv/releases/v1"), "{commands:?}");
-    assert!(commands[3].contains("restore /srv/releases/v1"), "{commands:?}");
+    assert!(
+        commands[1].contains("deploy --from /srv/releases/v1"),
+        "{commands:?}"
+    );
+    assert!(
+        commands[3].contains("restore /srv/releases/v1"),
+        "{commands:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -110,7 +140,12 @@ async fn once_steps_run_on_one_host_per_rollout() {
     assert!(report.all_done());
     let migrations: usize = ["h1", "h2", "h3", "h4"]
         .iter()
-        .map(|h| fake.commands(h).iter().filter(|c| c.contains("migrate")).count())
+        .map(|h| {
+            fake.commands(h)
+                .iter()
+                .filter(|c| c.contains("migrate"))
+                .count()
+        })
         .sum();
     assert_eq!(migrations, 1);
     assert_eq!(fake.commands("h4").len(), 1);
@@ -120,9 +155,15 @@ async fn once_steps_run_on_one_host_per_rollout() {
 async fn an_unreachable_host_stops_a_rollout_before_any_step() {
     let (plan, _dir) = plan(3, THREE_STEPS, None);
     let (report, _, fake) = run(plan, FakeConnector::default().unreachable("h2")).await;
-    assert!(matches!(state(&report, "h2"), HostState::Unreachable { .. }));
+    assert!(matches!(
+        state(&report, "h2"),
+        HostState::Unreachable { .. }
+    ));
     assert!(matches!(state(&report, "h1"), HostState::Untouched { .. }));
-    assert!(report.aborted.as_deref().is_some_and(|r| r.contains("did not start")));
+    assert!(report
+        .aborted
+        .as_deref()
+        .is_some_and(|r| r.contains("did not start")));
     assert!(fake.commands("h1").is_empty() && fake.commands("h3").is_empty());
 }
 
@@ -136,12 +177,20 @@ async fn a_failed_batch_leaves_later_batches_untouched() {
     }
     assert!(matches!(state(&report, "h3"), HostState::Failed { .. }));
     for host in ["h5", "h6", "h7", "h8"] {
-        assert!(matches!(state(&report, host), HostState::Untouched { .. }), "{host}");
+        assert!(
+            matches!(state(&report, host), HostState::Untouched { .. }),
+            "{host}"
+        );
         assert!(fake.commands(host).is_empty(), "{host} was touched");
     }
-    let batches = events.iter().filter(|e| matches!(e, Event::BatchStarted { .. })).count();
+    let batches = events
+        .iter()
+        .filter(|e| matches!(e, Event::BatchStarted { .. }))
+        .count();
     assert_eq!(batches, 2);
-    assert!(events.iter().any(|e| matches!(e, Event::RolloutAborted { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::RolloutAborted { .. })));
 }
 
 #[tokio::test(start_paused = true)]
@@ -159,7 +208,8 @@ async fn max_fail_lets_the_rollout_go_on() {
 async fn a_step_that_outlives_its_timeout_fails_the_host() {
     let playbook = "hosts: web\nsteps:\n  - run: slow\n    timeout: 5s\n  - run: after\n";
     let (plan, _dir) = plan(1, playbook, None);
-    let fake = FakeConnector::default().rule("h1", Rule::new("slow", 0).delay(Duration::from_secs(3600)));
+    let fake =
+        FakeConnector::default().rule("h1", Rule::new("slow", 0).delay(Duration::from_secs(3600)));
     let started = tokio::time::Instant::now();
     let (report, _, fake) = run(plan, fake).await;
     let HostState::Failed { failure } = state(&report, "h1") else {
@@ -175,9 +225,15 @@ async fn secrets_from_the_environment_never_reach_events() {
     std::env::set_var("HERD_ENGINE_TEST_SECRET", "hunter2-secret");
     let playbook = "hosts: web\nsteps:\n  - run: login {{ env.HERD_ENGINE_TEST_SECRET }}\n";
     let (plan, _dir) = plan(1, playbook, None);
-    let fake = FakeConnector::default().rule("h1", Rule::new("login", 1).stderr("bad token hunter2-secret\n"));
+    let fake = FakeConnector::default().rule(
+        "h1",
+        Rule::new("login", 1).stderr("bad token hunter2-secret\n"),
+    );
     let (report, events, fake) = run(plan, fake).await;
-    assert!(fake.commands("h1")[0].contains("hunter2-secret"), "the host gets the real value");
+    assert!(
+        fake.commands("h1")[0].contains("hunter2-secret"),
+        "the host gets the real value"
+    );
     let text = format!("{events:?}{report:?}");
     assert!(!text.contains("hunter2-secret"), "{text}");
     assert!(text.contains("bad token ***"));

@@ -48,6 +48,7 @@ pub struct LabOptions {
 
 impl LabOptions {
     /// `hosts` hosts in `dir`, with Gunicorn from [`default_venv`].
+    #[cfg(test)]
     pub fn new(dir: impl Into<PathBuf>, hosts: usize) -> Self {
         LabOptions {
             dir: dir.into(),
@@ -129,15 +130,6 @@ pub fn default_venv() -> PathBuf {
     match std::env::var_os("HERD_LAB_VENV") {
         Some(venv) if !venv.is_empty() => PathBuf::from(venv),
         _ => PathBuf::from(".venv"),
-    }
-}
-
-/// The lab directory when none is given: `$HERD_LAB_DIR`, else `.herd-lab`
-/// in the current directory.
-pub fn default_dir() -> PathBuf {
-    match std::env::var_os("HERD_LAB_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(".herd-lab"),
     }
 }
 

@@ -95,31 +95,51 @@ impl Plan {
         };
         if let Some(limit) = &request.limit {
             let limited = inventory.select(limit).map_err(|e| {
-                SourceError::at(Path::new("--limit"), limit, 1, limit[..e.offset.min(limit.len())].chars().count() + 1, e.message.clone())
+                SourceError::at(
+                    Path::new("--limit"),
+                    limit,
+                    1,
+                    limit[..e.offset.min(limit.len())].chars().count() + 1,
+                    e.message.clone(),
+                )
             })?;
             selected.retain(|h| limited.iter().any(|l| l.name == h.name));
         }
         if selected.is_empty() {
-            return Err(PlanError::Usage("no host matches: the playbook's `hosts` and --limit select nothing".into()));
+            return Err(PlanError::Usage(
+                "no host matches: the playbook's `hosts` and --limit select nothing".into(),
+            ));
         }
 
         let renderer = Arc::new(Renderer::new());
         let defaults = TargetDefaults {
             known_hosts: request.known_hosts.clone(),
-            base_dir: request.inventory.parent().map(Path::to_path_buf).unwrap_or_default(),
+            base_dir: request
+                .inventory
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
         };
-        let inventory_text = std::fs::read_to_string(&request.inventory).unwrap_or_default();
+        let inventory_text = std::fs::read_to_string(&inventory.file).unwrap_or_default();
         let mut hosts = Vec::with_capacity(selected.len());
         for host in selected {
             let mut vars = host.vars.clone();
-            vars.insert("inventory_hostname".into(), Value::String(host.name.clone()));
+            vars.insert(
+                "inventory_hostname".into(),
+                Value::String(host.name.clone()),
+            );
             vars.extend(extra.clone());
             if let Some(playbook) = &playbook {
                 add_play_vars(playbook, &renderer, &mut vars, &extra)?;
             }
             let target = target_for(&host.name, &vars, &defaults).map_err(|e| {
                 let at = yaml::locate_key(&inventory_text, e.var, 0).unwrap_or(0);
-                SourceError::at_offset(&request.inventory, &inventory_text, at, format!("host {}: {}", host.name, e.message))
+                SourceError::at_offset(
+                    &inventory.file,
+                    &inventory_text,
+                    at,
+                    format!("host {}: {}", host.name, e.message),
+                )
             })?;
             hosts.push(PlannedHost {
                 name: host.name.clone(),
@@ -133,7 +153,11 @@ impl Plan {
                 let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
                 let steps = step_plans(p, &p.spec.steps, &base, request.step_timeout)?;
                 let rollback = step_plans(p, &p.spec.rollback, &base, request.step_timeout)?;
-                let title = p.spec.name.clone().unwrap_or_else(|| p.file.display().to_string());
+                let title = p
+                    .spec
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| p.file.display().to_string());
                 (title, steps, rollback, Some(p.spec.rolling.clone()))
             }
             (Job::Command(command), None) => (
@@ -146,7 +170,8 @@ impl Plan {
         };
 
         let spec = match &request.batch {
-            Some(text) => BatchSpec::parse(text).map_err(|e| PlanError::Usage(format!("--batch {text}: {e}")))?,
+            Some(text) => BatchSpec::parse(text)
+                .map_err(|e| PlanError::Usage(format!("--batch {text}: {e}")))?,
             None => rolling
                 .as_ref()
                 .and_then(|r| r.batch.clone())
@@ -167,7 +192,10 @@ impl Plan {
             .and_then(|r| r.max_fail)
             .unwrap_or(FailLimit::Hosts(0))
             .allowed(hosts.len());
-        let pause = rolling.as_ref().and_then(|r| r.pause).map_or(Duration::ZERO, |p| p.0);
+        let pause = rolling
+            .as_ref()
+            .and_then(|r| r.pause)
+            .map_or(Duration::ZERO, |p| p.0);
 
         let mut notes = Vec::new();
         if let Some(p) = &playbook {
@@ -200,7 +228,12 @@ impl Plan {
             if let Err(error) = self.renderer.render(command, Kind::Shell, &host.vars) {
                 let offset = error.needle().and_then(|n| command.find(n)).unwrap_or(0);
                 let file = Path::new("command");
-                return Err(SourceError::at_offset(file, command, offset, format!("{error} on host {}", host.name)));
+                return Err(SourceError::at_offset(
+                    file,
+                    command,
+                    offset,
+                    format!("{error} on host {}", host.name),
+                ));
             }
         }
         Ok(())
@@ -209,7 +242,11 @@ impl Plan {
     /// Renders every template on every host, with captured variables standing
     /// in as placeholders, so an undefined variable stops the run before it starts.
     fn check_templates(&self, playbook: &Playbook) -> Result<(), SourceError> {
-        let captures: Vec<&str> = self.steps.iter().filter_map(|s| s.capture.as_deref()).collect();
+        let captures: Vec<&str> = self
+            .steps
+            .iter()
+            .filter_map(|s| s.capture.as_deref())
+            .collect();
         for host in &self.hosts {
             let mut vars = host.vars.clone();
             for name in &captures {
@@ -219,9 +256,14 @@ impl Plan {
             for (section, steps) in [("steps", &self.steps), ("rollback", &self.rollback)] {
                 for (index, step) in steps.iter().enumerate() {
                     for (field, source) in step.templates() {
-                        let kind = if field == "run" { Kind::Shell } else { Kind::Plain };
+                        let kind = if field == "run" {
+                            Kind::Shell
+                        } else {
+                            Kind::Plain
+                        };
                         if let Err(error) = self.renderer.render(source, kind, &vars) {
-                            let what = format!("{field} of {section}[{index}] on host {}", host.name);
+                            let what =
+                                format!("{field} of {section}[{index}] on host {}", host.name);
                             return Err(template_error(playbook, source, &error, &what));
                         }
                     }
@@ -269,27 +311,50 @@ fn other_templates(playbook: &Playbook) -> Vec<(&'static str, &str, Kind)> {
 }
 
 /// Points at the template in the playbook, and at the variable within it.
-fn template_error(playbook: &Playbook, source: &str, error: &TemplateError, what: &str) -> SourceError {
+fn template_error(
+    playbook: &Playbook,
+    source: &str,
+    error: &TemplateError,
+    what: &str,
+) -> SourceError {
     let first_line = source.lines().next().unwrap_or(source);
     let start = yaml::locate(&playbook.text, first_line, 0).unwrap_or(0);
     let offset = error
         .needle()
         .and_then(|needle| yaml::locate(&playbook.text, needle, start))
         .unwrap_or(start);
-    SourceError::at_offset(&playbook.file, &playbook.text, offset, format!("{error} in {what}"))
+    SourceError::at_offset(
+        &playbook.file,
+        &playbook.text,
+        offset,
+        format!("{error} in {what}"),
+    )
 }
 
-fn select_in_playbook<'i>(inventory: &'i Inventory, playbook: &Playbook) -> Result<Vec<&'i crate::inventory::Host>, SourceError> {
+fn select_in_playbook<'i>(
+    inventory: &'i Inventory,
+    playbook: &Playbook,
+) -> Result<Vec<&'i crate::inventory::Host>, SourceError> {
     let pattern = &playbook.spec.hosts;
     inventory.select(pattern).map_err(|e| {
         let key = yaml::locate_key(&playbook.text, "hosts", 0).unwrap_or(0);
         let value = yaml::locate(&playbook.text, pattern, key).unwrap_or(key);
-        SourceError::at_offset(&playbook.file, &playbook.text, value + e.offset, format!("hosts: {}", e.message))
+        SourceError::at_offset(
+            &playbook.file,
+            &playbook.text,
+            value + e.offset,
+            format!("hosts: {}", e.message),
+        )
     })
 }
 
 /// Play vars are templates over the host's variables, in order; `-e` wins.
-fn add_play_vars(playbook: &Playbook, renderer: &Renderer, vars: &mut Vars, extra: &Vars) -> Result<(), SourceError> {
+fn add_play_vars(
+    playbook: &Playbook,
+    renderer: &Renderer,
+    vars: &mut Vars,
+    extra: &Vars,
+) -> Result<(), SourceError> {
     for (name, value) in &playbook.spec.vars {
         if extra.contains_key(name) {
             continue;
@@ -315,14 +380,21 @@ fn parse_extra_vars(pairs: &[String]) -> Result<Vars, PlanError> {
             return Err(PlanError::Usage(format!("-e {pair}: expected KEY=VALUE")));
         };
         if !crate::playbook::is_identifier(name) {
-            return Err(PlanError::Usage(format!("-e {pair}: `{name}` is not a valid variable name")));
+            return Err(PlanError::Usage(format!(
+                "-e {pair}: `{name}` is not a valid variable name"
+            )));
         }
         vars.insert(name.to_string(), Value::String(value.to_string()));
     }
     Ok(vars)
 }
 
-fn step_plans(playbook: &Playbook, steps: &[Step], base: &Path, default_timeout: Duration) -> Result<Vec<StepPlan>, SourceError> {
+fn step_plans(
+    playbook: &Playbook,
+    steps: &[Step],
+    base: &Path,
+    default_timeout: Duration,
+) -> Result<Vec<StepPlan>, SourceError> {
     steps
         .iter()
         .enumerate()
@@ -332,7 +404,11 @@ fn step_plans(playbook: &Playbook, steps: &[Step], base: &Path, default_timeout:
                 (None, Some(upload)) => {
                     let src = target::resolve(&upload.src, base);
                     let data = std::fs::read(&src).map_err(|e| {
-                        playbook.error_at("src", Some(&upload.src), format!("cannot read upload source {}: {e}", src.display()))
+                        playbook.error_at(
+                            "src",
+                            Some(&upload.src),
+                            format!("cannot read upload source {}: {e}", src.display()),
+                        )
                     })?;
                     let mode = upload
                         .mode
@@ -340,7 +416,6 @@ fn step_plans(playbook: &Playbook, steps: &[Step], base: &Path, default_timeout:
                         .and_then(|m| u32::from_str_radix(m, 8).ok())
                         .unwrap_or(0o644);
                     Action::Upload {
-                        src: upload.src.clone(),
                         data: Arc::new(data),
                         dest: upload.dest.clone(),
                         mode,
@@ -352,7 +427,11 @@ fn step_plans(playbook: &Playbook, steps: &[Step], base: &Path, default_timeout:
                 name: step.label(index),
                 action,
                 cwd: step.cwd.clone(),
-                env: step.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                env: step
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 timeout: step.timeout.map_or(default_timeout, |t| t.0),
                 become_: step.become_,
                 become_user: step.become_user.clone(),

@@ -27,7 +27,11 @@ pub enum Action {
     /// A shell command (a template).
     Run(String),
     /// Bytes read from the controller, written to `dest` (a plain template).
-    Upload { src: String, data: Arc<Vec<u8>>, dest: String, mode: u32 },
+    Upload {
+        data: Arc<Vec<u8>>,
+        dest: String,
+        mode: u32,
+    },
 }
 
 /// A step rendered for one host.

@@ -23,7 +23,11 @@ pub struct TargetDefaults {
     pub base_dir: PathBuf,
 }
 
-pub fn target_for(name: &str, vars: &Vars, defaults: &TargetDefaults) -> Result<Target, TargetError> {
+pub fn target_for(
+    name: &str,
+    vars: &Vars,
+    defaults: &TargetDefaults,
+) -> Result<Target, TargetError> {
     let address = text_var(vars, "ansible_host")?.unwrap_or_else(|| name.to_string());
     let port = match vars.get("ansible_port") {
         None | Some(Value::Null) => 22,
@@ -31,13 +35,24 @@ pub fn target_for(name: &str, vars: &Vars, defaults: &TargetDefaults) -> Result<
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p > 0)
-            .ok_or_else(|| bad("ansible_port", format!("`ansible_port: {n}` is not a TCP port (1-65535)")))?,
-        Some(Value::String(s)) => s
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| bad("ansible_port", format!("`ansible_port: {s}` is not a TCP port (1-65535)")))?,
-        Some(other) => return Err(bad("ansible_port", format!("`ansible_port: {other}` is not a TCP port (1-65535)"))),
+            .ok_or_else(|| {
+                bad(
+                    "ansible_port",
+                    format!("`ansible_port: {n}` is not a TCP port (1-65535)"),
+                )
+            })?,
+        Some(Value::String(s)) => s.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            bad(
+                "ansible_port",
+                format!("`ansible_port: {s}` is not a TCP port (1-65535)"),
+            )
+        })?,
+        Some(other) => {
+            return Err(bad(
+                "ansible_port",
+                format!("`ansible_port: {other}` is not a TCP port (1-65535)"),
+            ))
+        }
     };
     let user = match text_var(vars, "ansible_user")? {
         Some(user) => user,
@@ -77,7 +92,9 @@ fn text_var(vars: &Vars, name: &'static str) -> Result<Option<String>, TargetErr
 }
 
 fn home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// Expands `~/` and makes a relative path relative to `base`.
@@ -132,9 +149,19 @@ mod tests {
 
     #[test]
     fn a_bad_port_is_named() {
-        let error = target_for("w", &vars(json!({"ansible_port": "ssh"})), &TargetDefaults::default()).unwrap_err();
+        let error = target_for(
+            "w",
+            &vars(json!({"ansible_port": "ssh"})),
+            &TargetDefaults::default(),
+        )
+        .unwrap_err();
         assert_eq!(error.var, "ansible_port");
         assert!(error.message.contains("not a TCP port"));
-        assert!(target_for("w", &vars(json!({"ansible_port": 70000})), &TargetDefaults::default()).is_err());
+        assert!(target_for(
+            "w",
+            &vars(json!({"ansible_port": 70000})),
+            &TargetDefaults::default()
+        )
+        .is_err());
     }
 }

@@ -2,7 +2,12 @@ use std::path::Path;
 
 use super::*;
 
-fn build(inventory: &str, playbook: &str, limit: Option<&str>, extra: &[&str]) -> Result<Plan, PlanError> {
+fn build(
+    inventory: &str,
+    playbook: &str,
+    limit: Option<&str>,
+    extra: &[&str],
+) -> Result<Plan, PlanError> {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write");
     std::fs::write(dir.path().join("play.yml"), playbook).expect("write");
@@ -34,8 +39,11 @@ fn an_undefined_variable_points_at_its_use() {
     let Err(PlanError::Source(error)) = build(INVENTORY, playbook, None, &[]) else {
         panic!("expected a source error");
     };
-    assert_eq!(error.message, "undefined variable `relase` in run of steps[1] on host web1");
-    assert_eq!((error.location.line, error.location.column), (4, 16));
+    assert_eq!(
+        error.message,
+        "undefined variable `relase` in run of steps[1] on host web1"
+    );
+    assert_eq!((error.location.line, error.location.column), (4, 18));
 }
 
 #[test]
@@ -66,5 +74,8 @@ fn limit_narrows_the_playbook_hosts() {
 #[test]
 fn bad_extra_vars_are_usage_errors() {
     let playbook = "hosts: web\nsteps:\n  - run: true\n";
-    assert!(matches!(build(INVENTORY, playbook, None, &["novalue"]), Err(PlanError::Usage(_))));
+    assert!(matches!(
+        build(INVENTORY, playbook, None, &["novalue"]),
+        Err(PlanError::Usage(_))
+    ));
 }

@@ -21,19 +21,22 @@ impl BatchSize {
     pub fn parse(text: &str) -> Result<BatchSize, String> {
         let text = text.trim();
         if let Some(number) = text.strip_suffix('%') {
-            let percent: f64 = number
-                .trim()
-                .parse()
-                .map_err(|_| format!("invalid batch size `{text}`: expected a number or a percentage like 25%"))?;
+            let percent: f64 = number.trim().parse().map_err(|_| {
+                format!("invalid batch size `{text}`: expected a number or a percentage like 25%")
+            })?;
             if !(percent > 0.0 && percent <= 100.0) {
-                return Err(format!("invalid batch size `{text}`: a percentage must be above 0% and at most 100%"));
+                return Err(format!(
+                    "invalid batch size `{text}`: a percentage must be above 0% and at most 100%"
+                ));
             }
             return Ok(BatchSize::Percent(percent));
         }
         match text.parse::<usize>() {
             Ok(0) => Err("invalid batch size `0`: every batch has at least one host".to_string()),
             Ok(n) => Ok(BatchSize::Hosts(n)),
-            Err(_) => Err(format!("invalid batch size `{text}`: expected a number or a percentage like 25%")),
+            Err(_) => Err(format!(
+                "invalid batch size `{text}`: expected a number or a percentage like 25%"
+            )),
         }
     }
 
@@ -161,7 +164,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes() {
-        assert!(BatchSpec::parse("0").unwrap_err().contains("at least one host"));
+        assert!(BatchSpec::parse("0")
+            .unwrap_err()
+            .contains("at least one host"));
         assert!(BatchSpec::parse("150%").is_err());
         assert!(BatchSpec::parse("ten").is_err());
         assert!(BatchSpec::parse("1,,2").is_err());
@@ -184,9 +189,11 @@ impl FailLimit {
                 _ => Err(format!("invalid max_fail `{text}`: expected a number of hosts or a percentage from 0% to 100%")),
             };
         }
-        text.parse()
-            .map(FailLimit::Hosts)
-            .map_err(|_| format!("invalid max_fail `{text}`: expected a number of hosts or a percentage like 10%"))
+        text.parse().map(FailLimit::Hosts).map_err(|_| {
+            format!(
+                "invalid max_fail `{text}`: expected a number of hosts or a percentage like 10%"
+            )
+        })
     }
 
     /// The number of failed hosts tolerated out of `total`.

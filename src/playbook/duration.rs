@@ -17,17 +17,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration `{text}`: expected a number with a unit, like 30s, 5m or 1h"))?;
+    let number: f64 = number.parse().map_err(|_| {
+        format!("invalid duration `{text}`: expected a number with a unit, like 30s, 5m or 1h")
+    })?;
     let seconds = match unit.trim() {
         "" | "s" | "sec" | "secs" => number,
         "ms" => number / 1000.0,
         "m" | "min" | "mins" => number * 60.0,
         "h" => number * 3600.0,
-        other => return Err(format!("invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "invalid duration `{text}`: unknown unit `{other}` (use ms, s, m or h)"
+            ))
+        }
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 7.0 * 24.0 * 3600.0 {
+    if !seconds.is_finite() || !(0.0..=7.0 * 24.0 * 3600.0).contains(&seconds) {
         return Err(format!("invalid duration `{text}`: out of range"));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -69,7 +73,9 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
     }

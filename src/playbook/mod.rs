@@ -93,6 +93,9 @@ pub struct Upload {
     pub mode: Option<String>,
 }
 
+// Read by the reload stage, which comes next; parsed and checked now so a
+// playbook is validated in full before any host is contacted.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reload {
@@ -118,6 +121,9 @@ fn default_server() -> String {
     "gunicorn".to_string()
 }
 
+// Read by the reload stage, which comes next; parsed and checked now so a
+// playbook is validated in full before any host is contacted.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Validate {
@@ -131,6 +137,9 @@ pub struct Validate {
     pub run: Option<String>,
 }
 
+// Read by the reload stage, which comes next; parsed and checked now so a
+// playbook is validated in full before any host is contacted.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
@@ -200,7 +209,12 @@ impl Playbook {
     }
 
     /// An error pointing at `needle` (searched from the key `key` onwards).
-    pub fn error_at(&self, key: &str, needle: Option<&str>, message: impl Into<String>) -> SourceError {
+    pub fn error_at(
+        &self,
+        key: &str,
+        needle: Option<&str>,
+        message: impl Into<String>,
+    ) -> SourceError {
         let from = yaml::locate_key(&self.text, key, 0).unwrap_or(0);
         let offset = needle
             .and_then(|n| yaml::locate(&self.text, n, from))
@@ -212,7 +226,11 @@ impl Playbook {
     fn check(&self) -> Result<(), SourceError> {
         let spec = &self.spec;
         if spec.hosts.trim().is_empty() {
-            return Err(self.error_at("hosts", None, "`hosts` is empty: name a host, a group or a pattern"));
+            return Err(self.error_at(
+                "hosts",
+                None,
+                "`hosts` is empty: name a host, a group or a pattern",
+            ));
         }
         for (section, steps) in [("steps", &spec.steps), ("rollback", &spec.rollback)] {
             let mut from = yaml::locate_key(&self.text, section, 0).unwrap_or(0);
@@ -233,10 +251,15 @@ impl Playbook {
     }
 
     fn check_step(&self, step: &Step, section: &str, at: usize) -> Result<(), SourceError> {
-        let fail = |message: String| Err(SourceError::at_offset(&self.file, &self.text, at, message));
+        let fail =
+            |message: String| Err(SourceError::at_offset(&self.file, &self.text, at, message));
         match (&step.run, &step.upload) {
             (None, None) => return fail(format!("a step in `{section}` needs `run` or `upload`")),
-            (Some(_), Some(_)) => return fail(format!("a step in `{section}` has both `run` and `upload`: split it in two")),
+            (Some(_), Some(_)) => {
+                return fail(format!(
+                    "a step in `{section}` has both `run` and `upload`: split it in two"
+                ))
+            }
             _ => {}
         }
         if let Some(capture) = &step.capture {
@@ -247,7 +270,9 @@ impl Playbook {
         if let Some(upload) = &step.upload {
             if let Some(mode) = &upload.mode {
                 if u32::from_str_radix(mode, 8).is_err() || mode.len() > 4 {
-                    return fail(format!("upload mode `{mode}` is not an octal mode like \"0644\""));
+                    return fail(format!(
+                        "upload mode `{mode}` is not an octal mode like \"0644\""
+                    ));
                 }
             }
         }
@@ -262,12 +287,19 @@ impl Playbook {
             return Err(self.error_at(
                 "server",
                 Some(&reload.server),
-                format!("unknown server `{}`: herd reloads `gunicorn`", reload.server),
+                format!(
+                    "unknown server `{}`: herd reloads `gunicorn`",
+                    reload.server
+                ),
             ));
         }
         if let Some(signal) = &reload.signal {
             if signal != "HUP" && signal != "USR2" {
-                return Err(self.error_at("signal", Some(signal), format!("unknown signal `{signal}`: use HUP or USR2")));
+                return Err(self.error_at(
+                    "signal",
+                    Some(signal),
+                    format!("unknown signal `{signal}`: use HUP or USR2"),
+                ));
             }
             if signal == "USR2" && reload.unit.is_some() {
                 return Err(self.error_at(
@@ -282,7 +314,11 @@ impl Playbook {
             .filter(|s| s.is_some())
             .count();
         if strategies > 1 {
-            return Err(self.error_at("reload", None, "`reload` takes one of `pidfile`, `unit` or `name`, not several"));
+            return Err(self.error_at(
+                "reload",
+                None,
+                "`reload` takes one of `pidfile`, `unit` or `name`, not several",
+            ));
         }
         Ok(())
     }
@@ -313,7 +349,9 @@ fn next_item(text: &str, at: usize) -> Option<usize> {
 
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 

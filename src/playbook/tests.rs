@@ -38,7 +38,10 @@ rollback:
 "#;
     let playbook = parse(text).unwrap();
     assert_eq!(playbook.spec.steps.len(), 3);
-    assert_eq!(playbook.spec.rolling.batch.as_ref().unwrap().cut(12), vec![1, 3, 8]);
+    assert_eq!(
+        playbook.spec.rolling.batch.as_ref().unwrap().cut(12),
+        vec![1, 3, 8]
+    );
     assert_eq!(playbook.spec.steps[1].timeout.unwrap().0.as_secs(), 300);
     assert_eq!(playbook.spec.rollback.len(), 1);
 }
@@ -93,11 +96,42 @@ mod never_panics {
     /// Pieces of playbooks, to build inputs that get past the YAML parser.
     fn fragment() -> impl Strategy<Value = &'static str> {
         prop::sample::select(vec![
-            "hosts: web\n", "steps:\n", "  - run: echo {{ x }}\n", "  - upload: { src: a, dest: b, mode: \"0999\" }\n",
-            "    capture: 1bad\n", "    once: true\n", "rollback:\n", "rolling:\n", "  batch: [1, \"25%\"]\n",
-            "  batch: 0\n", "  max_fail: \"150%\"\n", "  pause: 5 parsecs\n", "reload:\n", "  signal: USR2\n",
-            "  unit: a\n", "  pidfile: p\n", "validate:\n", "  http: { url: u }\n", "{", "[", ": ", "- ", "\t", "'",
-            "\"", "\n", "    ", "  ", "&a ", "*a\n", "!!str ", "{{", "}}", "%", "é", "\u{0}",
+            "hosts: web\n",
+            "steps:\n",
+            "  - run: echo {{ x }}\n",
+            "  - upload: { src: a, dest: b, mode: \"0999\" }\n",
+            "    capture: 1bad\n",
+            "    once: true\n",
+            "rollback:\n",
+            "rolling:\n",
+            "  batch: [1, \"25%\"]\n",
+            "  batch: 0\n",
+            "  max_fail: \"150%\"\n",
+            "  pause: 5 parsecs\n",
+            "reload:\n",
+            "  signal: USR2\n",
+            "  unit: a\n",
+            "  pidfile: p\n",
+            "validate:\n",
+            "  http: { url: u }\n",
+            "{",
+            "[",
+            ": ",
+            "- ",
+            "\t",
+            "'",
+            "\"",
+            "\n",
+            "    ",
+            "  ",
+            "&a ",
+            "*a\n",
+            "!!str ",
+            "{{",
+            "}}",
+            "%",
+            "é",
+            "\u{0}",
         ])
     }
 

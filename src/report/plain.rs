@@ -16,8 +16,18 @@ impl Reporter for PlainReporter {
     fn handle(&mut self, event: &Event) {
         let mut line = String::new();
         match event {
-            Event::RunStarted { title, hosts, batches, notes } => {
-                let _ = writeln!(line, "herd: {title}: {} host(s) in {} batch(es)", hosts.len(), batches.len());
+            Event::RunStarted {
+                title,
+                hosts,
+                batches,
+                notes,
+            } => {
+                let _ = writeln!(
+                    line,
+                    "herd: {title}: {} host(s) in {} batch(es)",
+                    hosts.len(),
+                    batches.len()
+                );
                 for note in notes {
                     let _ = writeln!(line, "herd: note: {note}");
                 }
@@ -31,7 +41,14 @@ impl Reporter for PlainReporter {
                     let _ = writeln!(line, "batch {batch}/{of}: {}", hosts.join(" "));
                 }
             }
-            Event::StepFinished { host, step, of, name, rollback, result } => {
+            Event::StepFinished {
+                host,
+                step,
+                of,
+                name,
+                rollback,
+                result,
+            } => {
                 if self.exec {
                     let mut out = String::new();
                     for text in result.stdout.lines() {
@@ -66,12 +83,24 @@ impl Reporter for PlainReporter {
                     }
                 }
             }
-            Event::StepSkipped { host, step, name, reason } => {
+            Event::StepSkipped {
+                host,
+                step,
+                name,
+                reason,
+            } => {
                 let _ = writeln!(line, "{host}: [{step}] {name}: skipped ({reason})");
             }
             Event::HostFinished { report } => {
-                if let HostState::RolledBack { rollback_ok: false, .. } = report.state {
-                    let _ = writeln!(line, "{}: ROLLBACK FAILED: check this host by hand", report.host);
+                if let HostState::RolledBack {
+                    rollback_ok: false, ..
+                } = report.state
+                {
+                    let _ = writeln!(
+                        line,
+                        "{}: ROLLBACK FAILED: check this host by hand",
+                        report.host
+                    );
                 }
             }
             Event::RolloutAborted { reason } => {

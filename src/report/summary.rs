@@ -6,13 +6,29 @@ use crate::event::{HostState, RunReport};
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
-    let width = report.hosts.iter().map(|h| h.host.len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(out, "\n{:width$}  {:12}  {:>5}  {:>9}  NOTE", "HOST", "RESULT", "STEPS", "DURATION");
+    let width = report
+        .hosts
+        .iter()
+        .map(|h| h.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "\n{:width$}  {:12}  {:>5}  {:>9}  NOTE",
+        "HOST", "RESULT", "STEPS", "DURATION"
+    );
     for host in &report.hosts {
         let note = match &host.state {
             HostState::Done => String::new(),
-            HostState::Failed { failure } => format!("step {} \"{}\": {}", failure.step, failure.step_name, failure.reason),
-            HostState::RolledBack { failure, rollback_ok } => format!(
+            HostState::Failed { failure } => format!(
+                "step {} \"{}\": {}",
+                failure.step, failure.step_name, failure.reason
+            ),
+            HostState::RolledBack {
+                failure,
+                rollback_ok,
+            } => format!(
                 "step {} \"{}\": {}; rollback {}",
                 failure.step,
                 failure.step_name,
@@ -39,7 +55,9 @@ pub fn render(report: &RunReport) -> String {
         if failure.stderr_tail.is_empty() {
             continue;
         }
-        let code = failure.exit_code.map_or("none".to_string(), |c| c.to_string());
+        let code = failure
+            .exit_code
+            .map_or("none".to_string(), |c| c.to_string());
         let _ = writeln!(
             out,
             "\n{}: step {} \"{}\" failed (exit code {code}), stderr ends with:",
@@ -66,7 +84,10 @@ pub fn render(report: &RunReport) -> String {
         let _ = writeln!(out, "rollout aborted: {reason}");
     }
     if report.interrupted {
-        let _ = writeln!(out, "interrupted: no new step or batch was started after Ctrl-C");
+        let _ = writeln!(
+            out,
+            "interrupted: no new step or batch was started after Ctrl-C"
+        );
     }
     out
 }

@@ -60,16 +60,21 @@ pub struct FakeConnector {
 
 impl FakeConnector {
     pub fn rule(mut self, host: &str, rule: Rule) -> Self {
-        self.hosts.entry(host.to_string()).or_default().rules.push(rule);
+        self.hosts
+            .entry(host.to_string())
+            .or_default()
+            .rules
+            .push(rule);
         self
     }
 
     pub fn unreachable(mut self, host: &str) -> Self {
-        self.hosts.entry(host.to_string()).or_default().unreachable = Some(TransportError::Connect {
-            address: host.to_string(),
-            port: 22,
-            reason: "Connection refused".to_string(),
-        });
+        self.hosts.entry(host.to_string()).or_default().unreachable =
+            Some(TransportError::Connect {
+                address: host.to_string(),
+                port: 22,
+                reason: "Connection refused".to_string(),
+            });
         self
     }
 
@@ -77,7 +82,12 @@ impl FakeConnector {
     pub fn commands(&self, host: &str) -> Vec<String> {
         self.log
             .lock()
-            .map(|log| log.iter().filter(|(h, _)| h == host).map(|(_, c)| c.clone()).collect())
+            .map(|log| {
+                log.iter()
+                    .filter(|(h, _)| h == host)
+                    .map(|(_, c)| c.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -115,7 +125,12 @@ impl FakeConnection {
 impl Connection for FakeConnection {
     async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.record(command.to_string());
-        let rule = self.script.rules.iter().find(|r| command.contains(&r.pattern)).cloned();
+        let rule = self
+            .script
+            .rules
+            .iter()
+            .find(|r| command.contains(&r.pattern))
+            .cloned();
         let Some(rule) = rule else {
             return Ok(ExecOutput {
                 exit_code: Some(0),
@@ -130,13 +145,21 @@ impl Connection for FakeConnection {
                 stderr: rule.stderr.into_bytes(),
             }
         };
-        tokio::time::timeout(timeout, answer).await.map_err(|_| TransportError::Timeout {
-            what: "the command".to_string(),
-            after: timeout,
-        })
+        tokio::time::timeout(timeout, answer)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                what: "the command".to_string(),
+                after: timeout,
+            })
     }
 
-    async fn upload(&self, _data: &[u8], dest: &str, _mode: u32, _timeout: Duration) -> Result<(), TransportError> {
+    async fn upload(
+        &self,
+        _data: &[u8],
+        dest: &str,
+        _mode: u32,
+        _timeout: Duration,
+    ) -> Result<(), TransportError> {
         self.record(format!("upload {dest}"));
         Ok(())
     }

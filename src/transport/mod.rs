@@ -47,17 +47,32 @@ impl ExecOutput {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot connect to {address}:{port}: {reason}")]
-    Connect { address: String, port: u16, reason: String },
+    Connect {
+        address: String,
+        port: u16,
+        reason: String,
+    },
     #[error("{what} timed out after {}", humantime(*after))]
     Timeout { what: String, after: Duration },
     #[error("host key for {host} is not in {known_hosts} (use --accept-new-host-keys to trust it on first use)")]
     UnknownHostKey { host: String, known_hosts: PathBuf },
     #[error("HOST KEY CHANGED for {host}: it does not match line {line} of {known_hosts}; refusing to connect (possible man-in-the-middle)")]
-    ChangedHostKey { host: String, line: usize, known_hosts: PathBuf },
+    ChangedHostKey {
+        host: String,
+        line: usize,
+        known_hosts: PathBuf,
+    },
     #[error("cannot read known hosts {known_hosts}: {reason}")]
-    KnownHosts { known_hosts: PathBuf, reason: String },
+    KnownHosts {
+        known_hosts: PathBuf,
+        reason: String,
+    },
     #[error("authentication failed for {user}@{host}: {reason}")]
-    Auth { user: String, host: String, reason: String },
+    Auth {
+        user: String,
+        host: String,
+        reason: String,
+    },
     #[error("ssh error: {0}")]
     Protocol(String),
     #[error("upload to {dest} failed: {reason}")]
@@ -65,7 +80,7 @@ pub enum TransportError {
 }
 
 fn humantime(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
@@ -76,16 +91,29 @@ fn humantime(d: Duration) -> String {
 pub trait Connector: Send + Sync + 'static {
     type Connection: Connection;
 
-    fn connect(&self, target: &Target) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
+    fn connect(
+        &self,
+        target: &Target,
+    ) -> impl Future<Output = Result<Self::Connection, TransportError>> + Send;
 }
 
 /// One authenticated connection to one host, reused for every step.
 pub trait Connection: Send + Sync + 'static {
     /// Runs `command` through the remote user's shell, waiting at most `timeout`.
-    fn exec(&self, command: &str, timeout: Duration) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
+    fn exec(
+        &self,
+        command: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
 
     /// Writes `data` to `dest` with permission bits `mode`, atomically (temp file, then rename).
-    fn upload(&self, data: &[u8], dest: &str, mode: u32, timeout: Duration) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn upload(
+        &self,
+        data: &[u8],
+        dest: &str,
+        mode: u32,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
 
     /// Closes the connection politely.
     fn close(&self) -> impl Future<Output = ()> + Send;

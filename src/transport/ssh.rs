@@ -69,14 +69,16 @@ impl HostKeyCheck {
     fn verdict(&self, key: &PublicKey) -> Result<(), TransportError> {
         match keys::check_known_hosts_path(&self.address, self.port, key, &self.known_hosts) {
             Ok(true) => Ok(()),
-            Ok(false) if self.accept_new => {
-                keys::known_hosts::learn_known_hosts_path(&self.address, self.port, key, &self.known_hosts).map_err(
-                    |e| TransportError::KnownHosts {
-                        known_hosts: self.known_hosts.clone(),
-                        reason: e.to_string(),
-                    },
-                )
-            }
+            Ok(false) if self.accept_new => keys::known_hosts::learn_known_hosts_path(
+                &self.address,
+                self.port,
+                key,
+                &self.known_hosts,
+            )
+            .map_err(|e| TransportError::KnownHosts {
+                known_hosts: self.known_hosts.clone(),
+                reason: e.to_string(),
+            }),
             Ok(false) => Err(TransportError::UnknownHostKey {
                 host: self.host_label(),
                 known_hosts: self.known_hosts.clone(),
@@ -86,7 +88,9 @@ impl HostKeyCheck {
                 line,
                 known_hosts: self.known_hosts.clone(),
             }),
-            Err(keys::Error::IO(e)) if e.kind() == std::io::ErrorKind::NotFound && !self.accept_new => {
+            Err(keys::Error::IO(e))
+                if e.kind() == std::io::ErrorKind::NotFound && !self.accept_new =>
+            {
                 Err(TransportError::UnknownHostKey {
                     host: self.host_label(),
                     known_hosts: self.known_hosts.clone(),
@@ -103,9 +107,14 @@ impl HostKeyCheck {
 impl client::Handler for HostKeyCheck {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, server_key: &keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        server_key: &keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let keys::PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            self.record(TransportError::Protocol("host certificates are not supported".into()));
+            self.record(TransportError::Protocol(
+                "host certificates are not supported".into(),
+            ));
             return Ok(false);
         };
         match self.verdict(key) {
@@ -148,10 +157,13 @@ impl Connector for SshConnector {
             port: target.port,
             reason,
         };
-        let stream = tokio::time::timeout(limit, tokio::net::TcpStream::connect((target.address.as_str(), target.port)))
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| connect_error(e.to_string()))?;
+        let stream = tokio::time::timeout(
+            limit,
+            tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| connect_error(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let handshake = client::connect_stream(self.config.clone(), stream, handler);
         let mut handle = match tokio::time::timeout(limit, handshake).await {
@@ -168,21 +180,29 @@ impl Connector for SshConnector {
                 what: format!("authenticating as {} on {}", target.user, target.name),
                 after: limit,
             }),
-            Ok(result) => result.map(|()| SshConnection { handle: Arc::new(handle) }),
+            Ok(result) => result.map(|()| SshConnection {
+                handle: Arc::new(handle),
+            }),
         }
     }
 }
 
 fn describe(error: &russh::Error) -> String {
     match error {
-        russh::Error::Disconnect => "the server closed the connection during the handshake".to_string(),
+        russh::Error::Disconnect => {
+            "the server closed the connection during the handshake".to_string()
+        }
         russh::Error::IO(e) => e.to_string(),
         other => other.to_string(),
     }
 }
 
 /// Tries the ssh-agent's keys, then each identity file, until one is accepted.
-async fn authenticate(handle: &mut Handle<HostKeyCheck>, target: &Target, use_agent: bool) -> Result<(), TransportError> {
+async fn authenticate(
+    handle: &mut Handle<HostKeyCheck>,
+    target: &Target,
+    use_agent: bool,
+) -> Result<(), TransportError> {
     let fail = |reason: String| TransportError::Auth {
         user: target.user.clone(),
         host: target.name.clone(),
@@ -195,7 +215,10 @@ async fn authenticate(handle: &mut Handle<HostKeyCheck>, target: &Target, use_ag
             for identity in identities {
                 let key = identity.public_key().into_owned();
                 let hash = rsa_hash(handle, &key).await;
-                match handle.authenticate_publickey_with(&target.user, key, hash, &mut agent).await {
+                match handle
+                    .authenticate_publickey_with(&target.user, key, hash, &mut agent)
+                    .await
+                {
                     Ok(AuthResult::Success) => return Ok(()),
                     Ok(AuthResult::Failure { .. }) => tried.push("an ssh-agent key".to_string()),
                     Err(e) => tried.push(format!("an ssh-agent key ({e})")),
@@ -224,7 +247,8 @@ async fn authenticate(handle: &mut Handle<HostKeyCheck>, target: &Target, use_ag
     }
     if tried.is_empty() {
         return Err(fail(
-            "no key to offer: set ansible_ssh_private_key_file or load a key into ssh-agent".to_string(),
+            "no key to offer: set ansible_ssh_private_key_file or load a key into ssh-agent"
+                .to_string(),
         ));
     }
     Err(fail(tried.join("; ")))
@@ -244,7 +268,10 @@ async fn rsa_hash(handle: &Handle<HostKeyCheck>, key: &PublicKey) -> Option<keys
 fn load_key(path: &Path) -> Result<keys::PrivateKey, String> {
     keys::load_secret_key(path, None).map_err(|e| match e {
         keys::Error::KeyIsEncrypted => {
-            format!("{} is encrypted: add it to ssh-agent (ssh-add) instead", path.display())
+            format!(
+                "{} is encrypted: add it to ssh-agent (ssh-add) instead",
+                path.display()
+            )
         }
         keys::Error::IO(io) => format!("cannot read key {}: {io}", path.display()),
         other => format!("cannot use key {}: {other}", path.display()),
@@ -268,7 +295,10 @@ impl SshConnection {
                 ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut output.stderr, &data),
                 ChannelMsg::ExitStatus { exit_status } => output.exit_code = Some(exit_status),
                 ChannelMsg::ExitSignal { signal_name, .. } => {
-                    append(&mut output.stderr, format!("killed by signal {signal_name:?}\n").as_bytes());
+                    append(
+                        &mut output.stderr,
+                        format!("killed by signal {signal_name:?}\n").as_bytes(),
+                    );
                 }
                 _ => {}
             }
@@ -277,12 +307,24 @@ impl SshConnection {
     }
 
     async fn sftp_write(&self, path: &str, data: &[u8]) -> Result<(), String> {
-        let channel = self.handle.channel_open_session().await.map_err(|e| describe(&e))?;
-        channel.request_subsystem(true, "sftp").await.map_err(|e| describe(&e))?;
-        let sftp = SftpSession::new(channel.into_stream()).await.map_err(|e| e.to_string())?;
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| describe(&e))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| describe(&e))?;
+        let sftp = SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|e| e.to_string())?;
         let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
         let written = async {
-            let mut file = sftp.open_with_flags(path, flags).await.map_err(|e| e.to_string())?;
+            let mut file = sftp
+                .open_with_flags(path, flags)
+                .await
+                .map_err(|e| e.to_string())?;
             file.write_all(data).await.map_err(|e| e.to_string())?;
             file.shutdown().await.map_err(|e| e.to_string())
         }
@@ -307,7 +349,13 @@ impl Connection for SshConnection {
             })?
     }
 
-    async fn upload(&self, data: &[u8], dest: &str, mode: u32, timeout: Duration) -> Result<(), TransportError> {
+    async fn upload(
+        &self,
+        data: &[u8],
+        dest: &str,
+        mode: u32,
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
         let temporary = format!("{dest}.herd-upload");
         let failed = |reason: String| TransportError::Upload {
             dest: dest.to_string(),
@@ -322,13 +370,17 @@ impl Connection for SshConnection {
             if output.success() {
                 Ok(())
             } else {
-                Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_string()))
+                Err(failed(
+                    String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                ))
             }
         };
-        tokio::time::timeout(timeout, steps).await.map_err(|_| TransportError::Timeout {
-            what: format!("uploading {dest}"),
-            after: timeout,
-        })?
+        tokio::time::timeout(timeout, steps)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                what: format!("uploading {dest}"),
+                after: timeout,
+            })?
     }
 
     async fn close(&self) {
