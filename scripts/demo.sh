@@ -11,7 +11,7 @@ cargo build --release --quiet
 herd="${CARGO_TARGET_DIR:-target}/release/herd"
 lab=.herd-lab
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+step() { printf '\n== %s\n' "$*" >&2; }
 
 "$herd" lab down --dir "$lab" >/dev/null 2>&1 || true
 trap '"$herd" lab down --dir "$lab" >/dev/null 2>&1 || true' EXIT

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::{Cli, Command, Connecting, LabCommand, Output};
-use crate::engine::{Engine, EngineSettings};
+use crate::engine::lock::LockOwner;
+use crate::engine::{Engine, EngineSettings, LockSettings};
 use crate::plan::step::Rendered;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
 use crate::report::{self, json::JsonReporter, plain::PlainReporter, Reporter};
@@ -18,6 +19,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
+    pub const LOCKED: u8 = 3;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -44,6 +46,11 @@ impl AppError {
 pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {
         Command::Run(args) => {
+            let lock = LockSettings {
+                owner: LockOwner::current(&args.playbook.display().to_string()),
+                wait: args.lock_wait,
+                timeout: args.connecting.connect_timeout,
+            };
             let request = PlanRequest {
                 job: Job::Playbook(args.playbook),
                 inventory: args.targeting.inventory,
@@ -53,7 +60,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 known_hosts: args.connecting.known_hosts.clone(),
                 step_timeout: args.connecting.timeout,
             };
-            rollout(&request, &args.connecting, false)
+            rollout(&request, &args.connecting, Some(lock))
         }
         Command::Exec(args) => {
             let request = PlanRequest {
@@ -65,7 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 known_hosts: args.connecting.known_hosts.clone(),
                 step_timeout: args.connecting.timeout,
             };
-            rollout(&request, &args.connecting, true)
+            rollout(&request, &args.connecting, None)
         }
         Command::Plan(args) => {
             let request = PlanRequest {
@@ -99,12 +106,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
     }
 }
 
-/// `herd run` and `herd exec`: build the plan, run the engine, report.
+/// `herd run` (which takes the deploy lock) and `herd exec` (which does not):
+/// build the plan, run the engine, report.
 fn rollout(
     request: &PlanRequest,
     connecting: &Connecting,
-    exec: bool,
+    lock: Option<LockSettings>,
 ) -> Result<ExitCode, AppError> {
+    let exec = lock.is_none();
     let plan = Arc::new(Plan::build(request)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -118,11 +127,7 @@ fn rollout(
         };
         let reporting = tokio::spawn(report::drain(events_rx, reporter));
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = cancel_tx.send(true);
-            }
-        });
+        tokio::spawn(cancel_on_signals(cancel_tx));
         let connector = Arc::new(SshConnector::new(SshSettings {
             connect_timeout: connecting.connect_timeout,
             accept_new_host_keys: connecting.accept_new_host_keys,
@@ -132,6 +137,7 @@ fn rollout(
             forks: connecting.forks,
             handshakes: 64,
             require_reachable: !exec,
+            lock,
         };
         let report = Engine::new(plan, connector, settings, events_tx, cancel_rx)
             .run()
@@ -141,12 +147,36 @@ fn rollout(
     });
     let code = if report.interrupted {
         exit::INTERRUPTED
+    } else if !report.lock_held.is_empty() {
+        exit::LOCKED
     } else if report.all_done() {
         exit::OK
     } else {
         exit::FAILED
     };
     Ok(ExitCode::from(code))
+}
+
+/// The first SIGINT or SIGTERM asks the engine to stop starting work; a
+/// second one ends herd at once (exit 130), leaving the lock to go stale.
+async fn cancel_on_signals(cancel: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    for round in 0..2 {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if round == 0 {
+            let _ = cancel.send(true);
+        }
+    }
+    std::process::exit(i32::from(exit::INTERRUPTED));
 }
 
 fn describe_plan(plan: &Plan) -> String {

@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// Batch sizes, overriding the playbook's: a number, a percentage or a list. Example: --batch 1,25%,100%
     #[arg(long)]
     pub batch: Option<String>,
+    /// How long to wait for another run's deploy lock on a targeted host before
+    /// giving up with exit code 3, e.g. 5m (default: do not wait).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub lock_wait: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,12 @@ pub enum HostState {
     Unreachable { reason: String },
     /// The run stopped before this host's turn; nothing ran.
     Untouched { reason: String },
+    /// Ctrl-C stopped this host between steps: `steps_ok` of its steps ran,
+    /// the next did not start, and no rollback ran.
+    Interrupted {
+        next_step: usize,
+        next_step_name: String,
+    },
 }
 
 impl HostState {
@@ -32,6 +38,7 @@ impl HostState {
             HostState::RolledBack { .. } => "rolled back",
             HostState::Unreachable { .. } => "unreachable",
             HostState::Untouched { .. } => "untouched",
+            HostState::Interrupted { .. } => "interrupted",
         }
     }
 
@@ -86,13 +93,25 @@ pub struct RunReport {
     /// Why the rollout stopped early, if it did.
     pub aborted: Option<String>,
     pub interrupted: bool,
+    /// Hosts whose deploy lock another run holds (the run did not start).
+    pub lock_held: Vec<LockConflict>,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
 }
 
+/// A host whose deploy lock is held, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockConflict {
+    pub host: String,
+    pub holder: String,
+}
+
 impl RunReport {
     pub fn all_done(&self) -> bool {
-        self.aborted.is_none() && !self.interrupted && self.hosts.iter().all(|h| h.state.is_done())
+        self.aborted.is_none()
+            && !self.interrupted
+            && self.lock_held.is_empty()
+            && self.hosts.iter().all(|h| h.state.is_done())
     }
 
     pub fn count(&self, label: &str) -> usize {
@@ -152,6 +171,13 @@ pub enum Event {
     HostFinished {
         #[serde(flatten)]
         report: HostReport,
+    },
+    /// Another run holds a targeted host's deploy lock; `waiting` while
+    /// `--lock-wait` lasts, then once more per host when giving up.
+    LockHeld {
+        host: String,
+        holder: String,
+        waiting: bool,
     },
     RolloutAborted {
         reason: String,

@@ -42,14 +42,16 @@ impl HostRun {
         let mut failure = None;
         for (index, step) in plan.steps.iter().enumerate() {
             if *self.cancel.borrow() {
-                failure = Some(Failure {
-                    step: index + 1,
-                    step_name: step.name.clone(),
-                    exit_code: None,
-                    reason: "interrupted before this step".to_string(),
-                    stderr_tail: String::new(),
-                });
-                break;
+                return HostReport {
+                    host: self.name().to_string(),
+                    state: HostState::Interrupted {
+                        next_step: index + 1,
+                        next_step_name: step.name.clone(),
+                    },
+                    steps_ok,
+                    steps_total: total,
+                    duration: started.elapsed(),
+                };
             }
             if step.once && !claim_once(&self.once_claims, index) {
                 self.emit(Event::StepSkipped {
@@ -80,11 +82,7 @@ impl HostRun {
 
         let state = match failure {
             None => HostState::Done,
-            Some(failure)
-                if plan.rollback.is_empty() || failure.reason.starts_with("interrupted") =>
-            {
-                HostState::Failed { failure }
-            }
+            Some(failure) if plan.rollback.is_empty() => HostState::Failed { failure },
             Some(failure) => {
                 let rollback_ok = self.roll_back(connection, &vars).await;
                 HostState::RolledBack {

@@ -1,12 +1,14 @@
-//! The rollout engine: connect every host up front, then run the plan's
-//! batches in order, each host's steps over its one connection, and decide
-//! from per-host outcomes whether the rollout goes on.
+//! The rollout engine: connect every host up front, take the deploy lock,
+//! run the plan's batches in order (each host's steps over its one
+//! connection), and decide from per-host outcomes whether the rollout goes on.
 //!
 //! The engine only emits [`Event`]s; it never prints. Per-host failures are
 //! values ([`HostState`]); nothing that happens on a host can stop the
 //! engine from reporting every other host.
 
+mod connect;
 mod host;
+pub mod lock;
 
 pub use host::tail;
 
@@ -17,9 +19,11 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::event::{Event, HostReport, HostState, RunReport};
+use crate::event::{Event, HostReport, HostState, LockConflict, RunReport};
 use crate::plan::Plan;
-use crate::transport::{Connection, Connector};
+use crate::transport::Connector;
+use connect::Slot;
+use lock::LockOwner;
 
 /// How hard the engine drives the fleet.
 #[derive(Debug, Clone)]
@@ -31,6 +35,17 @@ pub struct EngineSettings {
     /// A rollout refuses to start when more hosts are unreachable than
     /// `max_fail` allows; `herd exec` runs on whatever it reached.
     pub require_reachable: bool,
+    /// The deploy lock, for `herd run`; `herd exec` takes none.
+    pub lock: Option<LockSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LockSettings {
+    pub owner: LockOwner,
+    /// How long to wait for a held lock before giving up (exit 3).
+    pub wait: Duration,
+    /// Limit on each lock command.
+    pub timeout: Duration,
 }
 
 /// Where events go.
@@ -45,12 +60,6 @@ pub struct Engine<C: Connector> {
     settings: EngineSettings,
     events: Events,
     cancel: Cancel,
-}
-
-/// What is known about each host while the run goes on.
-struct Slot<T> {
-    connection: Option<Arc<T>>,
-    report: Option<HostReport>,
 }
 
 impl<C: Connector> Engine<C> {
@@ -95,7 +104,6 @@ impl<C: Connector> Engine<C> {
 
         let mut slots = self.connect_all().await;
         let unreachable = slots.iter().filter(|s| s.connection.is_none()).count();
-        let mut failed = unreachable;
         let mut aborted = None;
         if self.settings.require_reachable && unreachable > plan.max_fail {
             aborted = Some(format!(
@@ -104,15 +112,73 @@ impl<C: Connector> Engine<C> {
             ));
         }
 
+        let mut conflicts = Vec::new();
+        let mut locked = Vec::new();
+        if let (None, Some(settings)) = (&aborted, &self.settings.lock) {
+            match self.lock_all(&slots, settings).await {
+                Ok(taken) => locked = taken,
+                Err(held) => conflicts = held,
+            }
+        }
+
+        if aborted.is_none() && conflicts.is_empty() {
+            aborted = self.run_batches(&mut slots, unreachable).await;
+        }
+        if let Some(reason) = &aborted {
+            self.emit(Event::RolloutAborted {
+                reason: reason.clone(),
+            });
+        }
+
+        if let Some(settings) = &self.settings.lock {
+            self.unlock_all(&slots, &locked, settings).await;
+        }
+        connect::close_all(slots.iter().filter_map(|s| s.connection.clone())).await;
+        let interrupted = self.cancelled();
+        let hosts = slots
+            .into_iter()
+            .zip(plan.hosts.iter())
+            .map(|(slot, host)| {
+                slot.report.unwrap_or_else(|| {
+                    untouched(
+                        host.name.clone(),
+                        plan.steps.len(),
+                        interrupted,
+                        !conflicts.is_empty(),
+                    )
+                })
+            })
+            .collect();
+        let report = RunReport {
+            hosts,
+            aborted,
+            interrupted,
+            lock_held: conflicts,
+            duration: started.elapsed(),
+        };
+        self.emit(Event::RunFinished {
+            report: report.clone(),
+        });
+        report
+    }
+
+    /// Runs the batches in order; returns why the rollout stopped early, if it did.
+    async fn run_batches(
+        &self,
+        slots: &mut [Slot<C::Connection>],
+        unreachable: usize,
+    ) -> Option<String> {
+        let plan = &self.plan;
+        let mut failed = unreachable;
         let once_claims: Arc<Vec<AtomicBool>> =
             Arc::new(plan.steps.iter().map(|_| AtomicBool::new(false)).collect());
         let total_batches = plan.batches.len();
         for (number, batch) in plan.batches.iter().enumerate() {
-            if aborted.is_some() || self.cancelled() {
-                break;
+            if self.cancelled() {
+                return None;
             }
             if number > 0 && !plan.pause.is_zero() && self.pause(plan.pause).await {
-                break;
+                return None;
             }
             let members: Vec<(usize, Arc<C::Connection>)> = batch
                 .iter()
@@ -144,7 +210,8 @@ impl<C: Connector> Engine<C> {
             });
             let reports = join_all(runs).await;
             for ((index, _), report) in members.iter().zip(reports) {
-                if !report.state.is_done() {
+                if !report.state.is_done() && !matches!(report.state, HostState::Interrupted { .. })
+                {
                     failed += 1;
                 }
                 self.emit(Event::HostFinished {
@@ -153,50 +220,14 @@ impl<C: Connector> Engine<C> {
                 slots[*index].report = Some(report);
             }
             if failed > plan.max_fail && self.settings.require_reachable {
-                aborted = Some(format!(
+                return Some(format!(
                     "{failed} host(s) failed, more than max_fail ({}) allows: batch {} of {total_batches} failed",
                     plan.max_fail,
                     number + 1
                 ));
             }
         }
-        if let Some(reason) = &aborted {
-            self.emit(Event::RolloutAborted {
-                reason: reason.clone(),
-            });
-        }
-
-        close_all(slots.iter().filter_map(|s| s.connection.clone())).await;
-        let interrupted = self.cancelled();
-        let hosts = slots
-            .into_iter()
-            .zip(plan.hosts.iter())
-            .map(|(slot, host)| {
-                slot.report.unwrap_or_else(|| HostReport {
-                    host: host.name.clone(),
-                    state: HostState::Untouched {
-                        reason: if interrupted {
-                            "the run was interrupted before this host's batch".to_string()
-                        } else {
-                            "the rollout stopped before this host's batch".to_string()
-                        },
-                    },
-                    steps_ok: 0,
-                    steps_total: plan.steps.len(),
-                    duration: Duration::ZERO,
-                })
-            })
-            .collect();
-        let report = RunReport {
-            hosts,
-            aborted,
-            interrupted,
-            duration: started.elapsed(),
-        };
-        self.emit(Event::RunFinished {
-            report: report.clone(),
-        });
-        report
+        None
     }
 
     /// Sleeps between batches; returns true if the run was cancelled meanwhile.
@@ -207,69 +238,33 @@ impl<C: Connector> Engine<C> {
             _ = cancel.wait_for(|c| *c) => true,
         }
     }
+}
 
-    /// Opens and authenticates every host's connection, bounded by `forks` and
-    /// by the handshakes in flight; unreachable hosts get their report now.
-    async fn connect_all(&self) -> Vec<Slot<C::Connection>> {
-        let handshakes = Arc::new(Semaphore::new(self.settings.handshakes.max(1)));
-        let attempts = self.plan.hosts.iter().map(|host| {
-            let handshakes = handshakes.clone();
-            let connector = self.connector.clone();
-            async move {
-                let _permit = handshakes.acquire_owned().await.ok();
-                let started = Instant::now();
-                (connector.connect(&host.target).await, started.elapsed())
-            }
-        });
-        let results = join_all(attempts).await;
-        results
-            .into_iter()
-            .zip(self.plan.hosts.iter())
-            .map(|((result, elapsed), host)| match result {
-                Ok(connection) => {
-                    self.emit(Event::HostConnected {
-                        host: host.name.clone(),
-                        elapsed,
-                    });
-                    Slot {
-                        connection: Some(Arc::new(connection)),
-                        report: None,
-                    }
-                }
-                Err(error) => {
-                    let reason = error.to_string();
-                    self.emit(Event::HostUnreachable {
-                        host: host.name.clone(),
-                        reason: reason.clone(),
-                    });
-                    let report = HostReport {
-                        host: host.name.clone(),
-                        state: HostState::Unreachable { reason },
-                        steps_ok: 0,
-                        steps_total: self.plan.steps.len(),
-                        duration: elapsed,
-                    };
-                    self.emit(Event::HostFinished {
-                        report: report.clone(),
-                    });
-                    Slot {
-                        connection: None,
-                        report: Some(report),
-                    }
-                }
-            })
-            .collect()
+fn untouched(host: String, steps_total: usize, interrupted: bool, lock_held: bool) -> HostReport {
+    let reason = if lock_held {
+        "the deploy lock is held elsewhere: nothing ran"
+    } else if interrupted {
+        "the run was interrupted before this host's batch"
+    } else {
+        "the rollout stopped before this host's batch"
+    };
+    HostReport {
+        host,
+        state: HostState::Untouched {
+            reason: reason.to_string(),
+        },
+        steps_ok: 0,
+        steps_total,
+        duration: Duration::ZERO,
     }
 }
 
-/// Closes every connection of a finished run.
-pub async fn close_all<T: Connection>(connections: impl IntoIterator<Item = Arc<T>>) {
-    join_all(
-        connections
-            .into_iter()
-            .map(|c| async move { c.close().await }),
-    )
-    .await;
+/// Records a lock conflict for the report.
+fn conflict(host: &str, holder: String) -> LockConflict {
+    LockConflict {
+        host: host.to_string(),
+        holder,
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ async fn run(plan: Plan, connector: FakeConnector) -> (RunReport, Vec<Event>, Fa
         forks: 10,
         handshakes: 4,
         require_reachable: true,
+        lock: None,
     };
     let connector = Arc::new(connector);
     let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
@@ -237,4 +238,123 @@ async fn secrets_from_the_environment_never_reach_events() {
     let text = format!("{events:?}{report:?}");
     assert!(!text.contains("hunter2-secret"), "{text}");
     assert!(text.contains("bad token ***"));
+}
+
+fn locking() -> super::LockSettings {
+    super::LockSettings {
+        owner: super::lock::LockOwner::current("play.yml"),
+        wait: Duration::from_secs(3),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+async fn run_locked(plan: Plan, connector: FakeConnector) -> (RunReport, FakeConnector) {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (_cancel_tx, cancel_rx) = watch::channel(false);
+    let settings = EngineSettings {
+        forks: 10,
+        handshakes: 4,
+        require_reachable: true,
+        lock: Some(locking()),
+    };
+    let connector = Arc::new(connector);
+    let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
+        .run()
+        .await;
+    (
+        report,
+        Arc::try_unwrap(connector).unwrap_or_else(|c| (*c).clone()),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_lock_on_one_host_means_no_host_is_touched() {
+    let (plan, _dir) = plan(3, THREE_STEPS, None);
+    let holder =
+        "run=9 user=alice controller=ci-9 pid=42 since=2026-11-25T10:00:00Z playbook=other.yml\n";
+    let fake = FakeConnector::default().rule("h2", Rule::new("set -C", 75).stdout(holder));
+    let started = tokio::time::Instant::now();
+    let (report, fake) = run_locked(plan, fake).await;
+    assert_eq!(report.lock_held.len(), 1);
+    assert_eq!(report.lock_held[0].host, "h2");
+    assert_eq!(
+        report.lock_held[0].holder,
+        "user alice on ci-9 (pid 42), playbook other.yml, since 2026-11-25T10:00:00Z"
+    );
+    // It waited for --lock-wait, trying again, then gave up.
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    for host in ["h1", "h2", "h3"] {
+        assert!(
+            !fake.commands(host).iter().any(|c| c.contains("echo")),
+            "{host} ran a step"
+        );
+        assert!(matches!(state(&report, host), HostState::Untouched { .. }));
+    }
+    // What was taken on h1 and h3 was given back each round.
+    assert!(fake.commands("h1").iter().any(|c| c.contains("grep -q")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lock_is_taken_before_and_given_back_after_the_steps() {
+    let (plan, _dir) = plan(2, THREE_STEPS, None);
+    let (report, fake) = run_locked(plan, FakeConnector::default()).await;
+    assert!(report.all_done(), "{report:?}");
+    let commands = fake.commands("h1");
+    assert!(
+        commands.first().is_some_and(|c| c.contains("set -C")),
+        "{commands:?}"
+    );
+    assert!(
+        commands.last().is_some_and(|c| c.contains("grep -q")),
+        "{commands:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_starts_no_new_step_or_batch() {
+    let (plan, _dir) = plan(4, THREE_STEPS, Some("2"));
+    let fake = FakeConnector::default()
+        .rule(
+            "h1",
+            Rule::new("echo one", 0).delay(Duration::from_secs(10)),
+        )
+        .rule(
+            "h2",
+            Rule::new("echo one", 0).delay(Duration::from_secs(10)),
+        );
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let settings = EngineSettings {
+        forks: 10,
+        handshakes: 4,
+        require_reachable: true,
+        lock: Some(locking()),
+    };
+    let connector = Arc::new(fake);
+    let engine = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx);
+    let running = tokio::spawn(engine.run());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cancel_tx.send(true).expect("engine listening");
+    let report = running.await.expect("engine task");
+    assert!(report.interrupted);
+    // The in-flight step finished; nothing after it started.
+    for host in ["h1", "h2"] {
+        let HostState::Interrupted { next_step, .. } = state(&report, host) else {
+            panic!("{host}: {report:?}");
+        };
+        assert_eq!(*next_step, 2);
+        assert!(!connector
+            .commands(host)
+            .iter()
+            .any(|c| c.contains("echo two")));
+    }
+    for host in ["h3", "h4"] {
+        assert!(matches!(state(&report, host), HostState::Untouched { .. }));
+        assert!(!connector.commands(host).iter().any(|c| c.contains("echo")));
+    }
+    // The lock was still given back.
+    assert!(connector
+        .commands("h3")
+        .last()
+        .is_some_and(|c| c.contains("grep -q")));
 }

@@ -96,13 +96,16 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
             path(&host.app_dir),
             host.http_port,
             path(&host.pidfile),
+            // Every lab host logs in as the same user on the same machine, so
+            // the default lock in the home directory would be shared.
+            path(&host.app_dir.join(".herd-deploy.lock")),
         );
     }
     out
@@ -276,8 +279,8 @@ all:
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =

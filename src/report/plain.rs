@@ -103,6 +103,18 @@ impl Reporter for PlainReporter {
                     );
                 }
             }
+            Event::LockHeld {
+                host,
+                holder,
+                waiting,
+            } => {
+                let what = if *waiting {
+                    "waiting: the deploy lock is held by"
+                } else {
+                    "DEPLOY LOCK HELD by"
+                };
+                let _ = writeln!(line, "{host}: {what} {holder}");
+            }
             Event::RolloutAborted { reason } => {
                 let _ = writeln!(line, "herd: ROLLOUT ABORTED: {reason}");
             }

@@ -36,6 +36,12 @@ pub fn render(report: &RunReport) -> String {
                 if *rollback_ok { "ok" } else { "FAILED" }
             ),
             HostState::Unreachable { reason } | HostState::Untouched { reason } => reason.clone(),
+            HostState::Interrupted {
+                next_step,
+                next_step_name,
+            } => {
+                format!("stopped by Ctrl-C before step {next_step} \"{next_step_name}\"")
+            }
         };
         let _ = writeln!(
             out,
@@ -67,12 +73,19 @@ pub fn render(report: &RunReport) -> String {
             let _ = writeln!(out, "    {line}");
         }
     }
-    let counts: Vec<String> = ["done", "failed", "rolled back", "unreachable", "untouched"]
-        .iter()
-        .map(|label| (label, report.count(label)))
-        .filter(|(_, n)| *n > 0)
-        .map(|(label, n)| format!("{n} {label}"))
-        .collect();
+    let counts: Vec<String> = [
+        "done",
+        "failed",
+        "rolled back",
+        "unreachable",
+        "untouched",
+        "interrupted",
+    ]
+    .iter()
+    .map(|label| (label, report.count(label)))
+    .filter(|(_, n)| *n > 0)
+    .map(|(label, n)| format!("{n} {label}"))
+    .collect();
     let _ = writeln!(
         out,
         "\n{} host(s) in {:.2}s: {}",
@@ -82,6 +95,13 @@ pub fn render(report: &RunReport) -> String {
     );
     if let Some(reason) = &report.aborted {
         let _ = writeln!(out, "rollout aborted: {reason}");
+    }
+    for conflict in &report.lock_held {
+        let _ = writeln!(
+            out,
+            "deploy lock on {} is held by {}",
+            conflict.host, conflict.holder
+        );
     }
     if report.interrupted {
         let _ = writeln!(

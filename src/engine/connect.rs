@@ -1,0 +1,179 @@
+//! Opening every host's connection up front, and taking and giving back the
+//! deploy lock on all of them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tokio::sync::Semaphore;
+
+use super::lock::{self, Attempt};
+use super::{conflict, Engine, LockSettings};
+use crate::event::{Event, HostReport, HostState, LockConflict};
+use crate::transport::{Connection, Connector};
+
+/// What is known about each host while the run goes on.
+pub(super) struct Slot<T> {
+    pub connection: Option<Arc<T>>,
+    pub report: Option<HostReport>,
+}
+
+/// How long to wait between two rounds of lock attempts.
+const LOCK_RETRY: Duration = Duration::from_millis(500);
+
+impl<C: Connector> Engine<C> {
+    /// Opens and authenticates every host's connection, bounded by the
+    /// handshakes in flight; unreachable hosts get their report now.
+    pub(super) async fn connect_all(&self) -> Vec<Slot<C::Connection>> {
+        let handshakes = Arc::new(Semaphore::new(self.settings.handshakes.max(1)));
+        let attempts = self.plan.hosts.iter().map(|host| {
+            let handshakes = handshakes.clone();
+            let connector = self.connector.clone();
+            async move {
+                let _permit = handshakes.acquire_owned().await.ok();
+                let started = Instant::now();
+                (connector.connect(&host.target).await, started.elapsed())
+            }
+        });
+        let results = join_all(attempts).await;
+        results
+            .into_iter()
+            .zip(self.plan.hosts.iter())
+            .map(|((result, elapsed), host)| match result {
+                Ok(connection) => {
+                    self.emit(Event::HostConnected {
+                        host: host.name.clone(),
+                        elapsed,
+                    });
+                    Slot {
+                        connection: Some(Arc::new(connection)),
+                        report: None,
+                    }
+                }
+                Err(error) => {
+                    let reason = error.to_string();
+                    self.emit(Event::HostUnreachable {
+                        host: host.name.clone(),
+                        reason: reason.clone(),
+                    });
+                    let report = HostReport {
+                        host: host.name.clone(),
+                        state: HostState::Unreachable { reason },
+                        steps_ok: 0,
+                        steps_total: self.plan.steps.len(),
+                        duration: elapsed,
+                    };
+                    self.emit(Event::HostFinished {
+                        report: report.clone(),
+                    });
+                    Slot {
+                        connection: None,
+                        report: Some(report),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Takes the lock on every connected host, or on none: when one is held,
+    /// gives back what it took and tries again until `wait` is over.
+    pub(super) async fn lock_all(
+        &self,
+        slots: &[Slot<C::Connection>],
+        settings: &LockSettings,
+    ) -> Result<Vec<usize>, Vec<LockConflict>> {
+        let deadline = tokio::time::Instant::now() + settings.wait;
+        let mut announced = false;
+        loop {
+            let attempts = slots.iter().enumerate().filter_map(|(index, slot)| {
+                let connection = slot.connection.clone()?;
+                let path = lock::lock_path(&self.plan.hosts[index].vars);
+                Some(async move {
+                    let attempt = lock::try_lock(
+                        connection.as_ref(),
+                        &path,
+                        &settings.owner,
+                        settings.timeout,
+                    )
+                    .await;
+                    (index, attempt)
+                })
+            });
+            let mut taken = Vec::new();
+            let mut held = Vec::new();
+            for (index, attempt) in join_all(attempts).await {
+                let host = &self.plan.hosts[index].name;
+                match attempt {
+                    Ok(Attempt::Taken) => taken.push(index),
+                    Ok(Attempt::Held(holder)) => held.push(conflict(host, holder)),
+                    Err(error) => {
+                        held.push(conflict(host, format!("cannot take the lock: {error}")))
+                    }
+                }
+            }
+            if held.is_empty() {
+                return Ok(taken);
+            }
+            self.unlock_all(slots, &taken, settings).await;
+            let now = tokio::time::Instant::now();
+            if now + LOCK_RETRY > deadline || self.cancelled() {
+                for c in &held {
+                    self.emit(Event::LockHeld {
+                        host: c.host.clone(),
+                        holder: c.holder.clone(),
+                        waiting: false,
+                    });
+                }
+                return Err(held);
+            }
+            if !announced {
+                announced = true;
+                if let Some(first) = held.first() {
+                    self.emit(Event::LockHeld {
+                        host: first.host.clone(),
+                        holder: first.holder.clone(),
+                        waiting: true,
+                    });
+                }
+            }
+            let mut cancel = self.cancel.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(LOCK_RETRY) => {}
+                _ = cancel.wait_for(|c| *c) => {}
+            }
+        }
+    }
+
+    /// Gives back the lock on the hosts in `taken`.
+    pub(super) async fn unlock_all(
+        &self,
+        slots: &[Slot<C::Connection>],
+        taken: &[usize],
+        settings: &LockSettings,
+    ) {
+        let releases = taken.iter().filter_map(|&index| {
+            let connection = slots[index].connection.clone()?;
+            let path = lock::lock_path(&self.plan.hosts[index].vars);
+            Some(async move {
+                lock::unlock(
+                    connection.as_ref(),
+                    &path,
+                    &settings.owner,
+                    settings.timeout,
+                )
+                .await
+            })
+        });
+        join_all(releases).await;
+    }
+}
+
+/// Closes every connection of a finished run.
+pub(super) async fn close_all<T: Connection>(connections: impl IntoIterator<Item = Arc<T>>) {
+    join_all(
+        connections
+            .into_iter()
+            .map(|c| async move { c.close().await }),
+    )
+    .await;
+}

@@ -1,0 +1,296 @@
+//! The deploy lock: one `herd run` at a time per host.
+//!
+//! The lock is a file on the host (`herd_lock_file`, default
+//! `~/.herd-deploy.lock`) created with the shell's noclobber, so creating it
+//! is atomic. It records who holds it (user, controller, pid, playbook, since)
+//! and a run id; only the run whose id it holds removes it. A run takes every
+//! targeted host's lock or none: when one is held it gives back what it took
+//! and waits, so two runs locking in different orders cannot deadlock.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::inventory::Vars;
+use crate::template::shell_quote;
+use crate::transport::{Connection, TransportError};
+
+/// Exit code of the acquire script when someone else holds the lock.
+const HELD: u32 = 75;
+
+/// Who is taking the lock, written into it.
+#[derive(Debug, Clone)]
+pub struct LockOwner {
+    pub run_id: String,
+    pub user: String,
+    pub controller: String,
+    pub pid: u32,
+    pub playbook: String,
+    pub since: String,
+}
+
+impl LockOwner {
+    /// The owner for this process, running `playbook`.
+    pub fn current(playbook: &str) -> LockOwner {
+        let pid = std::process::id();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        LockOwner {
+            run_id: format!("{pid:x}-{nanos:x}"),
+            user: std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
+            controller: controller_name(),
+            pid,
+            playbook: playbook.to_string(),
+            since: now_utc(),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "run={} user={} controller={} pid={} since={} playbook={}",
+            self.run_id, self.user, self.controller, self.pid, self.since, self.playbook
+        )
+    }
+}
+
+/// The lock file of a host: its `herd_lock_file` variable, or the default.
+pub fn lock_path(vars: &Vars) -> String {
+    match vars.get("herd_lock_file") {
+        Some(Value::String(path)) if !path.is_empty() => path.clone(),
+        _ => "~/.herd-deploy.lock".to_string(),
+    }
+}
+
+/// A path for the shell, keeping a leading `~/` expandable.
+fn shell_path(path: &str) -> String {
+    match path.strip_prefix("~/") {
+        Some(rest) => format!("\"$HOME\"/{}", shell_quote(rest)),
+        None => shell_quote(path),
+    }
+}
+
+/// What trying the lock on one host found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Taken,
+    /// Held by someone else: the text they left in the lock file.
+    Held(String),
+}
+
+/// Tries to take the lock on one host. A lock left by a herd process of this
+/// same controller that no longer runs is stale: it is removed and taken.
+pub async fn try_lock<T: Connection>(
+    connection: &T,
+    path: &str,
+    owner: &LockOwner,
+    timeout: Duration,
+) -> Result<Attempt, TransportError> {
+    let first = create(connection, path, owner, timeout).await?;
+    let Attempt::Held(text) = &first else {
+        return Ok(first);
+    };
+    let holder = Holder::parse(text);
+    if !holder.is_stale_for(owner) {
+        return Ok(Attempt::Held(holder.describe()));
+    }
+    remove_if_held_by(connection, path, &holder.run, timeout).await;
+    match create(connection, path, owner, timeout).await? {
+        Attempt::Held(text) => Ok(Attempt::Held(Holder::parse(&text).describe())),
+        taken => Ok(taken),
+    }
+}
+
+/// One atomic attempt: create the file, or report what is in it.
+async fn create<T: Connection>(
+    connection: &T,
+    path: &str,
+    owner: &LockOwner,
+    timeout: Duration,
+) -> Result<Attempt, TransportError> {
+    let script = format!(
+        "f={}; mkdir -p \"$(dirname \"$f\")\" || exit 1\n\
+         if (set -C; printf '%s\\n' {} > \"$f\") 2>/dev/null; then exit 0; fi\n\
+         cat \"$f\" 2>/dev/null; exit {HELD}",
+        shell_path(path),
+        shell_quote(&owner.line()),
+    );
+    let output = connection
+        .exec(&crate::plan::step::wrap(&script, false, None), timeout)
+        .await?;
+    match output.exit_code {
+        Some(0) => Ok(Attempt::Taken),
+        Some(HELD) => Ok(Attempt::Held(
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )),
+        code => Err(TransportError::Protocol(format!(
+            "cannot take the deploy lock {path} (exit code {}): {}",
+            code.map_or("none".to_string(), |c| c.to_string()),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))),
+    }
+}
+
+/// Removes the lock file if it still holds run `run`.
+async fn remove_if_held_by<T: Connection>(
+    connection: &T,
+    path: &str,
+    run: &str,
+    timeout: Duration,
+) {
+    let script = format!(
+        "f={}; grep -q {} \"$f\" 2>/dev/null && rm -f \"$f\"; exit 0",
+        shell_path(path),
+        shell_quote(&format!("run={run} "))
+    );
+    let _ = connection
+        .exec(&crate::plan::step::wrap(&script, false, None), timeout)
+        .await;
+}
+
+/// The fields of a lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Holder {
+    run: String,
+    user: String,
+    controller: String,
+    pid: String,
+    since: String,
+    playbook: String,
+}
+
+impl Holder {
+    fn parse(text: &str) -> Holder {
+        let field = |name: &str| {
+            text.split_whitespace()
+                .find_map(|part| part.strip_prefix(&format!("{name}=")))
+                .unwrap_or("?")
+                .to_string()
+        };
+        Holder {
+            run: field("run"),
+            user: field("user"),
+            controller: field("controller"),
+            pid: field("pid"),
+            since: field("since"),
+            playbook: text
+                .split_once("playbook=")
+                .map_or("?".to_string(), |(_, p)| p.trim().to_string()),
+        }
+    }
+
+    /// Left by a herd of this controller whose process is gone.
+    fn is_stale_for(&self, owner: &LockOwner) -> bool {
+        self.controller == owner.controller
+            && self.run != "?"
+            && self
+                .pid
+                .parse::<u32>()
+                .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    /// `user alice on ci-3 (pid 42), playbook deploy.yml, since 2026-11-25T15:40:00Z`.
+    fn describe(&self) -> String {
+        if self.run == "?" {
+            return "an unknown holder (the lock file is empty or not herd's)".to_string();
+        }
+        format!(
+            "user {} on {} (pid {}), playbook {}, since {}",
+            self.user, self.controller, self.pid, self.playbook, self.since
+        )
+    }
+}
+
+/// Gives the lock back, only if this run holds it.
+pub async fn unlock<T: Connection>(
+    connection: &T,
+    path: &str,
+    owner: &LockOwner,
+    timeout: Duration,
+) {
+    remove_if_held_by(connection, path, &owner.run_id, timeout).await;
+}
+
+fn controller_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The current time as RFC 3339 UTC, without a date crate.
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn holders_are_described() {
+        let text = "run=1-2 user=alice controller=ci-3 pid=42 since=2026-11-25T15:40:00Z playbook=play books/deploy.yml\n";
+        assert_eq!(
+            Holder::parse(text).describe(),
+            "user alice on ci-3 (pid 42), playbook play books/deploy.yml, since 2026-11-25T15:40:00Z"
+        );
+    }
+
+    #[test]
+    fn only_dead_processes_of_this_controller_are_stale() {
+        let mut owner = LockOwner::current("p.yml");
+        owner.controller = "ci-3".to_string();
+        let dead = Holder::parse("run=1 user=a controller=ci-3 pid=4294967 since=x playbook=p");
+        let alive = Holder::parse(&format!(
+            "run=1 user=a controller=ci-3 pid={} since=x playbook=p",
+            std::process::id()
+        ));
+        let elsewhere =
+            Holder::parse("run=1 user=a controller=ci-9 pid=4294967 since=x playbook=p");
+        assert!(dead.is_stale_for(&owner));
+        assert!(!alive.is_stale_for(&owner));
+        assert!(!elsewhere.is_stale_for(&owner));
+    }
+
+    #[test]
+    fn home_relative_paths_stay_expandable() {
+        assert_eq!(
+            shell_path("~/.herd-deploy.lock"),
+            "\"$HOME\"/.herd-deploy.lock"
+        );
+        assert_eq!(shell_path("/srv/a b/lock"), "'/srv/a b/lock'");
+    }
+}
