@@ -50,7 +50,12 @@ impl SourceError {
         message: impl Into<String>,
     ) -> Self {
         let location = Location::new(file, line, column);
-        let line_text = text.lines().nth(location.line - 1).map(str::to_string);
+        // A fault at the very end of a file is on the empty line after the last one.
+        let line_text = text
+            .lines()
+            .nth(location.line - 1)
+            .or_else(|| (location.line == text.lines().count() + 1).then_some(""))
+            .map(str::to_string);
         SourceError {
             message: message.into(),
             location,

@@ -27,10 +27,18 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, SourceEr
 /// serde_yaml appends " at line L column C" to its messages; herd shows the
 /// position separately, so the suffix goes.
 fn clean_message(message: &str) -> String {
-    let message = match message.rfind(" at line ") {
-        Some(cut) => &message[..cut],
-        None => message,
-    };
+    let mut message = message.to_string();
+    // Syntax errors carry the position mid-sentence too ("... at line 5 column 4, while ...").
+    while let Some(start) = message.find(" at line ") {
+        let rest = &message[start + " at line ".len()..];
+        let Some(column) = rest.find(" column ") else {
+            break;
+        };
+        let after = &rest[column + " column ".len()..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        let end = start + " at line ".len() + column + " column ".len() + digits;
+        message.replace_range(start..end, "");
+    }
     message
         .replace("unknown field", "unknown key")
         .replace("missing field", "missing key")
@@ -107,6 +115,14 @@ mod tests {
         let error = parse::<Doc>(Path::new("d.yml"), text).unwrap_err();
         assert_eq!((error.location.line, error.location.column), (2, 8));
         assert!(error.message.contains("invalid type"), "{}", error.message);
+    }
+
+    #[test]
+    fn syntax_errors_do_not_repeat_the_position() {
+        let text = "a:\n  b: 1\n c: 2\n";
+        let error = parse::<serde_json::Value>(Path::new("d.yml"), text).unwrap_err();
+        assert!(!error.message.contains(" at line "), "{}", error.message);
+        assert_eq!(error.location.line, 3);
     }
 
     #[test]

@@ -325,9 +325,8 @@ mod tests {
     use super::*;
 
     /// The whole round trip on real sshd and Gunicorn. Ignored by default: it
-    /// needs OpenSSH and `.venv` (scripts/setup.sh); run with `--ignored`.
+    /// needs OpenSSH and `.venv` (scripts/setup.sh, which scripts/test.sh runs first).
     #[test]
-    #[ignore = "needs /usr/sbin/sshd and .venv with gunicorn (scripts/setup.sh)"]
     fn up_status_down_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let info = up(&LabOptions::new(dir.path(), 2)).unwrap();

@@ -1,0 +1,408 @@
+//! What every integration test shares: the `Herd` builder that drives the real
+//! binary, and the `Lab` guard that starts a throwaway fleet and always stops
+//! it again, even when the test panics.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// Longest a single `herd` invocation may take before the test gives up on it.
+const HERD_DEADLINE: Duration = Duration::from_secs(90);
+
+pub fn herd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_herd")
+}
+
+/// The repository root (where `playbooks/` lives).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `herd` invocation: `Herd::new().args([...]).env(..).run()`.
+///
+/// The ssh-agent is never used (`SSH_AUTH_SOCK` cleared), and no `HERD_*`
+/// variable of the caller's environment leaks into the test.
+pub struct Herd {
+    command: Command,
+    shown: Vec<String>,
+}
+
+impl Default for Herd {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Herd {
+    pub fn new() -> Self {
+        let mut command = Command::new(herd_bin());
+        command
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("HERD_INVENTORY")
+            .env_remove("HERD_LAB_DIR")
+            .env_remove("HERD_LAB_VENV")
+            .stdin(Stdio::null());
+        Herd {
+            command,
+            shown: vec!["herd".into()],
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.shown.push(arg.as_ref().to_string_lossy().into_owned());
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        for arg in args {
+            self = self.arg(arg);
+        }
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Runs herd to completion (killing it past a deadline, so a hang fails
+    /// the test instead of stalling the suite).
+    pub fn run(mut self) -> Run {
+        let mut child = self
+            .command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the herd binary");
+        let mut out_pipe = child.stdout.take().unwrap();
+        let mut err_pipe = child.stderr.take().unwrap();
+        let out_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out_pipe.read_to_end(&mut buf);
+            buf
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err_pipe.read_to_end(&mut buf);
+            buf
+        });
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("waiting for herd") {
+                break status;
+            }
+            if started.elapsed() > HERD_DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`{}` still running after {HERD_DEADLINE:?}; killed it",
+                    self.shown.join(" ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            command: self.shown.join(" "),
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
+        }
+    }
+}
+
+/// What one herd invocation did.
+pub struct Run {
+    pub command: String,
+    /// `None` when herd died of a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.code
+            .unwrap_or_else(|| panic!("herd died of a signal\n{self}"))
+    }
+
+    pub fn stdout(&self) -> &str {
+        &self.stdout
+    }
+
+    pub fn stderr(&self) -> &str {
+        &self.stderr
+    }
+
+    /// Asserts the exit code, showing everything herd said when it differs.
+    pub fn assert_code(&self, expected: i32) -> &Self {
+        assert_eq!(self.code, Some(expected), "unexpected exit code\n{self}");
+        self
+    }
+
+    /// The summary row of `host` (`HOST  RESULT  STEPS  DURATION  NOTE`), on stderr.
+    pub fn summary_row(&self, host: &str) -> String {
+        let rows: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| line.split_whitespace().next() == Some(host))
+            .filter(|line| !line.starts_with(&format!("{host}:")))
+            .collect();
+        assert_eq!(rows.len(), 1, "expected one summary row for {host}\n{self}");
+        rows[0].to_string()
+    }
+
+    /// The RESULT column of `host`'s summary row ("done", "failed", "rolled back", ...).
+    pub fn summary_result(&self, host: &str) -> String {
+        let row = self.summary_row(host);
+        let rest = row[host.len()..].trim_start();
+        // RESULT is padded to 12 columns and may contain a space ("rolled back").
+        rest.get(..12).unwrap_or(rest).trim_end().to_string()
+    }
+
+    /// Every stdout line as JSON; panics naming the first line that is not.
+    pub fn json_events(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}\n{self}"))
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "$ {}\nexit: {:?}\n--- stdout ---\n{}--- stderr ---\n{}--------------",
+            self.command, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// A name no other test (or earlier run) uses, for files outside a temp dir.
+pub fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One host of a running lab, as `lab.json` records it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabHost {
+    pub name: String,
+    pub address: String,
+    pub ssh_port: u16,
+    pub http_port: u16,
+    pub app_dir: PathBuf,
+    pub pidfile: PathBuf,
+    pub sshd_pid: Option<u32>,
+    pub gunicorn_pid: Option<u32>,
+    pub sshd_alive: bool,
+    pub gunicorn_alive: bool,
+}
+
+impl LabHost {
+    pub fn ssh_addr(&self) -> SocketAddr {
+        format!("{}:{}", self.address, self.ssh_port)
+            .parse()
+            .unwrap()
+    }
+
+    /// How this host is written in known_hosts: `[127.0.0.x]:PORT`.
+    pub fn known_hosts_name(&self) -> String {
+        format!("[{}]:{}", self.address, self.ssh_port)
+    }
+
+    /// True while something accepts connections on the host's ssh port.
+    pub fn ssh_listening(&self) -> bool {
+        TcpStream::connect_timeout(&self.ssh_addr(), Duration::from_millis(300)).is_ok()
+    }
+
+    /// Kills this host's sshd and waits until its port refuses connections.
+    pub fn kill_sshd(&self) {
+        let pid = self.sshd_pid.expect("lab.json has no sshd_pid");
+        // SAFETY: a plain kill(2) of the sshd this test's lab started.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        assert_eq!(
+            rc,
+            0,
+            "cannot kill sshd {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || !self.ssh_listening()),
+            "{}'s port {} still accepts after killing sshd",
+            self.name,
+            self.ssh_port
+        );
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LabState {
+    inventory: PathBuf,
+    known_hosts: PathBuf,
+    private_key: PathBuf,
+    user: String,
+    hosts: Vec<LabHost>,
+}
+
+/// Runs `herd lab down` when dropped: declared before any state is parsed, so
+/// a failed or half-done `lab up` is stopped as well.
+struct LabDir {
+    dir: tempfile::TempDir,
+}
+
+impl Drop for LabDir {
+    fn drop(&mut self) {
+        let down = Herd::new()
+            .args(["lab", "down", "--dir"])
+            .arg(self.dir.path())
+            .run();
+        if down.code != Some(0) {
+            // Never panic in drop (it would abort a panicking test); say it loudly.
+            eprintln!("warning: herd lab down failed\n{down}");
+        }
+    }
+}
+
+/// A running lab of real sshd + Gunicorn hosts, stopped when dropped.
+pub struct Lab {
+    state: LabState,
+    // Last field: dropped after everything else, stops the processes, then
+    // removes the directory.
+    dir: LabDir,
+}
+
+impl Lab {
+    pub fn up(hosts: usize) -> Lab {
+        let dir = LabDir {
+            dir: tempfile::Builder::new()
+                .prefix("herd-test-lab")
+                .tempdir()
+                .unwrap(),
+        };
+        let venv = std::env::var_os("HERD_LAB_VENV")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".venv"));
+        let up = Herd::new()
+            .args(["lab", "up", "--hosts", &hosts.to_string(), "--dir"])
+            .arg(dir.dir.path())
+            .arg("--venv")
+            .arg(&venv)
+            .run();
+        assert_eq!(up.code, Some(0), "herd lab up failed\n{up}");
+        let text = fs::read_to_string(dir.dir.path().join("lab.json")).expect("lab.json");
+        let state: LabState = serde_json::from_str(&text).expect("lab.json parses");
+        assert_eq!(
+            state.hosts.len(),
+            hosts,
+            "lab.json lists {} hosts",
+            state.hosts.len()
+        );
+        for host in &state.hosts {
+            assert!(
+                host.sshd_alive && host.gunicorn_alive,
+                "lab host not alive: {host:?}"
+            );
+        }
+        Lab { state, dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.dir.path()
+    }
+
+    pub fn inventory(&self) -> &Path {
+        &self.state.inventory
+    }
+
+    pub fn known_hosts(&self) -> &Path {
+        &self.state.known_hosts
+    }
+
+    pub fn private_key(&self) -> &Path {
+        &self.state.private_key
+    }
+
+    pub fn user(&self) -> &str {
+        &self.state.user
+    }
+
+    pub fn hosts(&self) -> &[LabHost] {
+        &self.state.hosts
+    }
+
+    pub fn host(&self, name: &str) -> &LabHost {
+        self.state
+            .hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no lab host {name}"))
+    }
+
+    pub fn app_dir(&self, name: &str) -> &Path {
+        &self.host(name).app_dir
+    }
+
+    /// Writes a file (a playbook, a key...) into the lab directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        write_file(self.dir(), name, text)
+    }
+
+    /// `herd ARGS... -i LAB/inventory.yml` is the common shape; this is the builder
+    /// with the inventory already given.
+    pub fn herd<I, S>(&self, args: I) -> Herd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Herd::new().args(args).arg("-i").arg(self.inventory())
+    }
+}

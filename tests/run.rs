@@ -1,0 +1,226 @@
+//! `herd run`: a playbook's steps on every host, in batches; a failing host
+//! stops at the failed step and runs `rollback`; captured output feeds later
+//! steps; `--output json` reports what happened, one event per line.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{repo, Lab};
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+#[test]
+fn the_example_deploy_releases_v2_on_every_host() {
+    let lab = Lab::up(4);
+    let settings = read(&repo().join("playbooks/files/settings.ini"));
+
+    let run = lab
+        .herd(["run"])
+        .arg(repo().join("playbooks/deploy.yml"))
+        .args(["-e", "release=v2"])
+        .run();
+
+    run.assert_code(0);
+    for host in lab.hosts() {
+        let app = &host.app_dir;
+        let current = fs::canonicalize(app.join("current")).unwrap();
+        assert_eq!(
+            current,
+            fs::canonicalize(app.join("releases/v2")).unwrap(),
+            "{}\n{run}",
+            host.name
+        );
+        assert_eq!(
+            read(&app.join("releases/v2/RELEASE")).trim_end(),
+            "v2",
+            "{}",
+            host.name
+        );
+        assert_eq!(
+            read(&app.join("releases/v2/app.py")),
+            read(&app.join("releases/v1/app.py")),
+            "{}",
+            host.name
+        );
+        let shipped = app.join("shared/settings.ini");
+        assert_eq!(read(&shipped), settings, "{}", host.name);
+        let mode = fs::metadata(&shipped).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640, "{}: settings.ini mode {mode:o}", host.name);
+        assert_eq!(run.summary_result(&host.name), "done", "{run}");
+    }
+}
+
+/// Step 2 fails on host02 only; steps 1 and 3 and the rollback leave files
+/// that show on disk what ran where.
+const FAILS_ON_HOST02: &str = "\
+name: Fail on one host
+hosts: web
+rolling:
+  batch: 100%
+  max_fail: 0
+steps:
+  - name: First mark
+    run: touch {{ app_dir }}/step1
+  - name: Refuse host02
+    run: test {{ inventory_hostname }} != host02
+  - name: Third mark
+    run: touch {{ app_dir }}/step3
+rollback:
+  - name: Note the rollback
+    run: touch {{ app_dir }}/rolled-back
+";
+
+#[test]
+fn a_failed_step_stops_that_host_and_runs_its_rollback() {
+    let lab = Lab::up(3);
+    let playbook = lab.write("fail.yml", FAILS_ON_HOST02);
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(1);
+    let failed = lab.app_dir("host02");
+    assert!(
+        failed.join("step1").exists(),
+        "step 1 did not run on host02\n{run}"
+    );
+    assert!(
+        !failed.join("step3").exists(),
+        "step 3 ran on host02 after step 2 failed\n{run}"
+    );
+    assert!(
+        failed.join("rolled-back").exists(),
+        "rollback did not run on host02\n{run}"
+    );
+    for name in ["host01", "host03"] {
+        let app = lab.app_dir(name);
+        assert!(app.join("step3").exists(), "{name} did not finish\n{run}");
+        assert!(
+            !app.join("rolled-back").exists(),
+            "rollback ran on healthy {name}\n{run}"
+        );
+        assert_eq!(run.summary_result(name), "done", "{run}");
+    }
+    // The report names the host's state, the step and how it failed.
+    assert_eq!(run.summary_result("host02"), "rolled back", "{run}");
+    let row = run.summary_row("host02");
+    assert!(row.contains("step 2 \"Refuse host02\""), "{run}");
+    assert!(
+        row.contains("code 1"),
+        "summary row lacks the exit code: {row}\n{run}"
+    );
+    assert!(row.contains("rollback ok"), "{run}");
+    assert!(
+        run.stderr()
+            .lines()
+            .any(|l| l == "host02: [2/3] Refuse host02: FAILED: exit code 1"
+                || l.starts_with("host02: [2/3] Refuse host02: FAILED: exit code 1 (")),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_captured_output_is_a_variable_of_later_steps() {
+    let lab = Lab::up(2);
+    let playbook = lab.write(
+        "capture.yml",
+        "\
+name: Capture
+hosts: web
+steps:
+  - name: Read the running release
+    run: printf '%s-%s\\n' \"$(cat current/RELEASE)\" {{ inventory_hostname }}
+    cwd: \"{{ app_dir }}\"
+    capture: running
+  - name: Write it down
+    run: printf '%s' {{ running }} > {{ app_dir }}/captured
+",
+    );
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    for host in lab.hosts() {
+        // The trailing newline of the captured output is not part of the value.
+        assert_eq!(
+            read(&host.app_dir.join("captured")),
+            format!("v1-{}", host.name),
+            "{run}"
+        );
+    }
+}
+
+#[test]
+fn json_output_is_one_event_per_line_and_the_final_states_match_the_hosts() {
+    let lab = Lab::up(3);
+    let playbook = lab.write(
+        "json.yml",
+        "\
+name: Json
+hosts: web
+rolling:
+  batch: 100%
+  max_fail: 1
+steps:
+  - name: Refuse host03
+    run: test {{ inventory_hostname }} != host03
+  - name: Mark
+    run: touch {{ app_dir }}/marker
+",
+    );
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--output", "json"])
+        .run();
+
+    run.assert_code(1);
+    let events = run.json_events();
+    assert!(!events.is_empty(), "{run}");
+    for event in &events {
+        assert!(event["event"].is_string(), "event without a name: {event}");
+        assert_eq!(event["schema"], 1, "{event}");
+    }
+    assert_eq!(events.first().unwrap()["event"], "run_started", "{run}");
+    let finished: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "run_finished")
+        .collect();
+    assert_eq!(finished.len(), 1, "{run}");
+    assert_eq!(events.last().unwrap()["event"], "run_finished", "{run}");
+
+    let hosts = finished[0]["report"]["hosts"]
+        .as_array()
+        .expect("report.hosts");
+    assert_eq!(hosts.len(), 3, "{run}");
+    for report in hosts {
+        let name = report["host"].as_str().unwrap();
+        let state = report["state"].as_str().unwrap();
+        let marked = lab.app_dir(name).join("marker").exists();
+        assert_eq!(
+            state == "done",
+            marked,
+            "{name}: state {state}, marker on disk: {marked}\n{run}"
+        );
+        let expected = if name == "host03" { "failed" } else { "done" };
+        assert_eq!(state, expected, "{name}\n{run}");
+    }
+    let host03 = hosts.iter().find(|h| h["host"] == "host03").unwrap();
+    assert_eq!(host03["failure"]["step"], 1, "{host03}");
+    assert_eq!(host03["failure"]["exit_code"], 1, "{host03}");
+    // Every host's step 1 has a step_finished event; step 2 never finished on host03.
+    let finished_steps = |host: &str| -> Vec<u64> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "step_finished" && e["host"] == host)
+            .map(|e| e["step"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(finished_steps("host01"), vec![1, 2]);
+    assert_eq!(finished_steps("host03"), vec![1]);
+}
