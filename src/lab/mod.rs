@@ -324,7 +324,7 @@ fn save(info: &LabInfo) -> Result<(), LabError> {
 mod tests {
     use super::*;
 
-    /// The whole round trip on real sshd and Gunicorn. Ignored by default: it
+    /// The whole round trip on real sshd and Gunicorn. It
     /// needs OpenSSH and `.venv` (scripts/setup.sh, which scripts/test.sh runs first).
     #[test]
     fn up_status_down_round_trip() {
