@@ -8,6 +8,7 @@ mod inventory;
 mod lab;
 mod plan;
 mod playbook;
+mod reload;
 mod report;
 mod source;
 mod template;

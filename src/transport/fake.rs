@@ -2,7 +2,10 @@
 //! list of rules, and every command it was asked to run is recorded.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use std::time::Duration;
 
 use super::{Connection, Connector, ExecOutput, Target, TransportError};
@@ -15,6 +18,9 @@ pub struct Rule {
     pub stdout: String,
     pub stderr: String,
     pub delay: Duration,
+    /// Successive stdouts: each call takes the next, the last one repeats.
+    pub sequence: Vec<String>,
+    calls: Arc<AtomicUsize>,
 }
 
 impl Rule {
@@ -25,6 +31,21 @@ impl Rule {
             stdout: String::new(),
             stderr: String::new(),
             delay: Duration::ZERO,
+            sequence: Vec::new(),
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn sequence(mut self, outputs: Vec<String>) -> Rule {
+        self.sequence = outputs;
+        self
+    }
+
+    fn next_stdout(&self) -> String {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.sequence.len() {
+            0 => self.stdout.clone(),
+            n => self.sequence[call.min(n - 1)].clone(),
         }
     }
 
@@ -48,6 +69,8 @@ impl Rule {
 pub struct FakeHost {
     pub unreachable: Option<TransportError>,
     pub rules: Vec<Rule>,
+    /// The raw HTTP response a tunnel answers with; no tunnel when `None`.
+    pub http: Option<String>,
 }
 
 /// Every host answers exit 0 with no output unless a rule says otherwise.
@@ -65,6 +88,11 @@ impl FakeConnector {
             .or_default()
             .rules
             .push(rule);
+        self
+    }
+
+    pub fn http(mut self, host: &str, status: u16, body: &str) -> Self {
+        self.hosts.entry(host.to_string()).or_default().http = Some(format!("HTTP/1.1 {status} X\r\n\r\n{body}"));
         self
     }
 
@@ -123,6 +151,26 @@ impl FakeConnection {
 }
 
 impl Connection for FakeConnection {
+    type Tunnel = DuplexStream;
+
+    async fn tunnel(&self, address: &str, port: u16, _timeout: Duration) -> Result<DuplexStream, TransportError> {
+        self.record(format!("tunnel {address}:{port}"));
+        let Some(response) = self.script.http.clone() else {
+            return Err(TransportError::Connect {
+                address: address.to_string(),
+                port,
+                reason: "Connection refused".to_string(),
+            });
+        };
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut request = vec![0; 4096];
+            let _ = server.read(&mut request).await;
+            let _ = server.write_all(response.as_bytes()).await;
+        });
+        Ok(client)
+    }
+
     async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         self.record(command.to_string());
         let rule = self
@@ -137,11 +185,12 @@ impl Connection for FakeConnection {
                 ..Default::default()
             });
         };
+        let stdout = rule.next_stdout();
         let answer = async {
             tokio::time::sleep(rule.delay).await;
             ExecOutput {
                 exit_code: Some(rule.exit_code),
-                stdout: rule.stdout.into_bytes(),
+                stdout: stdout.into_bytes(),
                 stderr: rule.stderr.into_bytes(),
             }
         };

@@ -99,6 +99,9 @@ pub trait Connector: Send + Sync + 'static {
 
 /// One authenticated connection to one host, reused for every step.
 pub trait Connection: Send + Sync + 'static {
+    /// A byte stream to an address as the host sees it.
+    type Tunnel: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+
     /// Runs `command` through the remote user's shell, waiting at most `timeout`.
     fn exec(
         &self,
@@ -114,6 +117,14 @@ pub trait Connection: Send + Sync + 'static {
         mode: u32,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Opens a TCP connection from the host to `address:port` (SSH direct-tcpip).
+    fn tunnel(
+        &self,
+        address: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Self::Tunnel, TransportError>> + Send;
 
     /// Closes the connection politely.
     fn close(&self) -> impl Future<Output = ()> + Send;

@@ -340,6 +340,26 @@ fn append(buffer: &mut Vec<u8>, data: &[u8]) {
 }
 
 impl Connection for SshConnection {
+    type Tunnel = russh::ChannelStream<client::Msg>;
+
+    async fn tunnel(&self, address: &str, port: u16, timeout: Duration) -> Result<Self::Tunnel, TransportError> {
+        let open = self
+            .handle
+            .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0);
+        match tokio::time::timeout(timeout, open).await {
+            Err(_) => Err(TransportError::Timeout {
+                what: format!("opening a tunnel to {address}:{port}"),
+                after: timeout,
+            }),
+            Ok(Err(error)) => Err(TransportError::Connect {
+                address: address.to_string(),
+                port,
+                reason: format!("the host could not connect: {}", describe(&error)),
+            }),
+            Ok(Ok(channel)) => Ok(channel.into_stream()),
+        }
+    }
+
     async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         tokio::time::timeout(timeout, self.run(command))
             .await

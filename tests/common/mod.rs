@@ -8,7 +8,8 @@ use std::fs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -84,7 +85,13 @@ impl Herd {
 
     /// Runs herd to completion (killing it past a deadline, so a hang fails
     /// the test instead of stalling the suite).
-    pub fn run(mut self) -> Run {
+    pub fn run(self) -> Run {
+        self.spawn().wait()
+    }
+
+    /// Starts herd in the background, its output captured; `wait()` for its
+    /// `Run`. The process is killed if the `Running` is dropped first.
+    pub fn spawn(mut self) -> Running {
         let mut child = self
             .command
             .stdout(Stdio::piped())
@@ -103,26 +110,76 @@ impl Herd {
             let _ = err_pipe.read_to_end(&mut buf);
             buf
         });
-        let started = Instant::now();
+        Running {
+            child,
+            shown: self.shown.join(" "),
+            started: Instant::now(),
+            readers: Some((out_reader, err_reader)),
+        }
+    }
+}
+
+/// A herd started with [`Herd::spawn`], still running (or not yet waited for).
+pub struct Running {
+    child: Child,
+    shown: String,
+    started: Instant,
+    readers: Option<(JoinHandle<Vec<u8>>, JoinHandle<Vec<u8>>)>,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True until the process has exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGINT`) to herd alone, not to its group.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: a plain kill(2) of the child this test started and has not reaped.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "cannot signal `{}`: {}",
+            self.shown,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits for herd to exit (killing it past a deadline, so a hang fails
+    /// the test instead of stalling the suite) and collects what it said.
+    pub fn wait(mut self) -> Run {
         let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for herd") {
+            if let Some(status) = self.child.try_wait().expect("waiting for herd") {
                 break status;
             }
-            if started.elapsed() > HERD_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "`{}` still running after {HERD_DEADLINE:?}; killed it",
-                    self.shown.join(" ")
-                );
+            if self.started.elapsed() > HERD_DEADLINE {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("`{}` still running after {HERD_DEADLINE:?}; killed it", self.shown);
             }
             std::thread::sleep(Duration::from_millis(10));
         };
+        let (out_reader, err_reader) = self.readers.take().expect("waited for twice");
         Run {
-            command: self.shown.join(" "),
+            command: self.shown.clone(),
             code: status.code(),
             stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
             stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that panicked before `wait()` must not leave herd behind.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -396,6 +453,40 @@ impl Lab {
         write_file(self.dir(), name, text)
     }
 
+    /// The `authorized_keys` every lab host's sshd reads (keys may be appended).
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.dir().join("authorized_keys")
+    }
+
+    /// `name`'s sshd log (LogLevel VERBOSE: one `Accepted publickey` line per login).
+    pub fn sshd_log(&self, name: &str) -> PathBuf {
+        self.dir().join("hosts").join(name).join("sshd.log")
+    }
+
+    /// `name`'s deploy lock file, as the lab inventory sets `herd_lock_file`.
+    pub fn lock_file(&self, name: &str) -> PathBuf {
+        self.app_dir(name).join(".herd-deploy.lock")
+    }
+
+    /// The hosts whose deploy lock file exists right now.
+    pub fn hosts_with_lock_file(&self) -> Vec<String> {
+        self.hosts()
+            .iter()
+            .filter(|h| self.lock_file(&h.name).exists())
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// A copy of the lab inventory under `name`, passed through `edit`, which
+    /// must change it (an edit that silently matches nothing would leave the
+    /// test checking the plain lab).
+    pub fn edited_inventory(&self, name: &str, edit: impl FnOnce(&str) -> String) -> PathBuf {
+        let original = fs::read_to_string(self.inventory()).unwrap();
+        let edited = edit(&original);
+        assert_ne!(edited, original, "the edit of the inventory changed nothing");
+        self.write(name, &edited)
+    }
+
     /// `herd ARGS... -i LAB/inventory.yml` is the common shape; this is the builder
     /// with the inventory already given.
     pub fn herd<I, S>(&self, args: I) -> Herd
@@ -405,4 +496,41 @@ impl Lab {
     {
         Herd::new().args(args).arg("-i").arg(self.inventory())
     }
+}
+
+/// What a directory holds, for "nothing changed on this host": every entry's
+/// relative path with its kind, size, mtime, and a symlink's target.
+/// `gunicorn.log` and `gunicorn.ctl` (its control socket) are left out: the
+/// app server writes them on its own schedule, even after `lab up` returns.
+pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == "gunicorn.log" || rel == "gunicorn.ctl" {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let what = if meta.file_type().is_symlink() {
+                format!("link -> {}", fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                format!("dir mtime {modified}")
+            } else {
+                format!("file {} bytes mtime {modified}", meta.len())
+            };
+            out.insert(rel, what);
+            if meta.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }

@@ -1,0 +1,145 @@
+//! The HTTP health check, sent through a tunnel of the host's SSH connection
+//! (a direct-tcpip channel), so it reaches the address as the host sees it
+//! and needs no open port and no curl on the host.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A response body beyond this is cut: a health check is small.
+const BODY_LIMIT: u64 = 1024 * 1024;
+
+/// Where an `http://` URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Parses `http://host[:port][/path]`. HTTPS is refused: the check runs on
+/// the host's loopback, where the app server speaks plain HTTP.
+pub fn parse_url(url: &str) -> Result<Url, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}` is not an http:// URL (the check talks to the app server directly)"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+            let port = port.parse::<u16>().map_err(|_| format!("`{url}`: bad port `{port}`"))?;
+            (host, port)
+        }
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(Url {
+        host: host.to_string(),
+        port,
+        path: path.to_string(),
+    })
+}
+
+/// Sends `GET` for `url` over `stream` and reads the whole response.
+pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, url: &Url, timeout: Duration) -> Result<Response, String> {
+    let exchange = async {
+        let request = format!(
+            "GET {} HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: herd\r\nConnection: close\r\n\r\n",
+            url.path, url.host, url.port
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("sending the request: {e}"))?;
+        stream.flush().await.map_err(|e| format!("sending the request: {e}"))?;
+        let mut raw = Vec::new();
+        (&mut stream)
+            .take(BODY_LIMIT)
+            .read_to_end(&mut raw)
+            .await
+            .map_err(|e| format!("reading the response: {e}"))?;
+        parse_response(&raw)
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("no response within {}s", timeout.as_secs_f64()))?
+}
+
+fn parse_response(raw: &[u8]) -> Result<Response, String> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").or_else(|| text.split_once("\n\n")).unwrap_or((&text, ""));
+    let status_line = head.lines().next().unwrap_or("");
+    if status_line.is_empty() {
+        return Err("the connection closed without a response (is the app listening at that address?)".to_string());
+    }
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .filter(|_| status_line.starts_with("HTTP/"))
+        .ok_or_else(|| format!("not an HTTP response: `{}`", status_line.chars().take(80).collect::<String>()))?;
+    Ok(Response {
+        status,
+        body: body.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:8000/healthz?x=1").unwrap(),
+            Url {
+                host: "127.0.0.1".into(),
+                port: 8000,
+                path: "/healthz?x=1".into()
+            }
+        );
+        assert_eq!(parse_url("http://localhost").unwrap().port, 80);
+        assert_eq!(parse_url("http://[::1]:81/").unwrap().host, "::1");
+        assert!(parse_url("https://x/").is_err());
+        assert!(parse_url("http://x:port/").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_and_its_response() {
+        let (client, mut server) = tokio::io::duplex(4096);
+        let serving = tokio::spawn(async move {
+            let mut buffer = vec![0; 1024];
+            let n = server.read(&mut buffer).await.unwrap();
+            let request = String::from_utf8_lossy(&buffer[..n]).to_string();
+            server
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok v2\n")
+                .await
+                .unwrap();
+            request
+        });
+        let url = parse_url("http://127.0.0.2:8000/healthz").unwrap();
+        let response = get(client, &url, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(response, Response { status: 200, body: "ok v2\n".into() });
+        let request = serving.await.unwrap();
+        assert!(request.starts_with("GET /healthz HTTP/1.0\r\nHost: 127.0.0.2:8000\r\n"), "{request}");
+    }
+
+    #[test]
+    fn garbage_is_not_a_response() {
+        assert!(parse_response(b"").is_err());
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n").is_err());
+        assert_eq!(parse_response(b"HTTP/1.0 503 Unavailable\r\n\r\n").unwrap().status, 503);
+    }
+}

@@ -1,0 +1,275 @@
+//! Reloading the app server on one host, over its SSH connection: find the
+//! master, prove it is the right process, run the preflight, signal the
+//! master alone, and prove the reload worked (same master, every worker
+//! replaced, no churn, the health check serving the new release).
+//! See DESIGN.md "Reloading the app server".
+
+pub mod discover;
+pub mod http;
+pub mod snapshot;
+mod validate;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::plan::step::wrap;
+use crate::template::shell_quote;
+use crate::transport::Connection;
+use discover::{DiscoveryError, Master, Strategy};
+use snapshot::Snapshot;
+
+/// Everything the reload of one host needs, rendered for that host.
+#[derive(Debug, Clone)]
+pub struct ReloadSpec {
+    pub strategy: Strategy,
+    pub signal: Signal,
+    pub become_: bool,
+    pub preflight: Option<String>,
+    /// Starts the server when a rollback finds no master to signal.
+    pub start: Option<String>,
+    pub validate: ValidateSpec,
+    /// Limit on each command the reload runs.
+    pub command_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Graceful reload: same master, new workers.
+    Hup,
+    /// Re-exec for `--preload` apps: a new master, then the old one ends.
+    Usr2,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidateSpec {
+    pub timeout: Duration,
+    /// How long the new worker set must stay unchanged.
+    pub settle: Duration,
+    /// Time between two looks at the host.
+    pub poll: Duration,
+    pub http: Option<HttpCheck>,
+    /// A shell command that must exit 0.
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpCheck {
+    pub url: String,
+    pub status: u16,
+    pub contains: Option<String>,
+}
+
+/// Which proof failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Proof {
+    /// No master could be found and proven.
+    Master,
+    Preflight,
+    Signal,
+    /// The master died or was replaced after the signal.
+    SameMaster,
+    /// Old workers still alive, too few new ones, or churn.
+    Workers,
+    Http,
+    Run,
+    /// `reload.start` did not bring a server back.
+    Start,
+}
+
+/// What a reload saw, whether it worked or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    pub master_pid: Option<u32>,
+    /// The master serving after a USR2 re-exec.
+    pub new_master_pid: Option<u32>,
+    pub old_workers: Vec<u32>,
+    pub new_workers: Vec<u32>,
+    /// Set when the server was started (no master was left to signal).
+    pub started: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadFailure {
+    pub proof: Proof,
+    pub message: String,
+    pub report: ReloadReport,
+}
+
+fn fail(proof: Proof, message: impl Into<String>, report: &ReloadReport) -> ReloadFailure {
+    ReloadFailure {
+        proof,
+        message: message.into(),
+        report: report.clone(),
+    }
+}
+
+/// Takes one snapshot of the host for `strategy`.
+pub async fn snapshot<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<Snapshot, String> {
+    let pidfile = match &spec.strategy {
+        Strategy::Pidfile(path) => Some(path.as_str()),
+        _ => None,
+    };
+    let unit = match &spec.strategy {
+        Strategy::Unit(unit) => Some(unit.as_str()),
+        _ => None,
+    };
+    let script = snapshot::script(pidfile.map(shell_quote).as_deref(), unit.map(shell_quote).as_deref());
+    let output = connection
+        .exec(&wrap(&script, spec.become_, None), spec.command_timeout)
+        .await
+        .map_err(|e| format!("reading /proc: {e}"))?;
+    if !output.success() {
+        return Err(format!(
+            "reading /proc failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(snapshot::parse(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Why no master was found: the host could not be read, or discovery said no.
+pub enum NotFound {
+    Unreadable(String),
+    Discovery(DiscoveryError),
+}
+
+impl NotFound {
+    fn into_failure(self) -> ReloadFailure {
+        let message = match self {
+            NotFound::Unreadable(message) => message,
+            NotFound::Discovery(error) => error.to_string(),
+        };
+        fail(Proof::Master, message, &ReloadReport::default())
+    }
+}
+
+/// Finds and proves the master, without changing anything.
+pub async fn find_master<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<Master, NotFound> {
+    let snapshot = snapshot(connection, spec).await.map_err(NotFound::Unreadable)?;
+    discover::discover(&snapshot, &spec.strategy).map_err(NotFound::Discovery)
+}
+
+/// The whole reload of one host.
+pub async fn reload<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<ReloadReport, ReloadFailure> {
+    let master = find_master(connection, spec).await.map_err(NotFound::into_failure)?;
+    let mut report = ReloadReport {
+        master_pid: Some(master.pid),
+        old_workers: master.workers.clone(),
+        ..Default::default()
+    };
+    if let Some(preflight) = &spec.preflight {
+        let output = connection
+            .exec(&wrap(preflight, spec.become_, None), spec.command_timeout)
+            .await
+            .map_err(|e| fail(Proof::Preflight, format!("preflight: {e}"), &report))?;
+        if !output.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let said = crate::engine::tail(if stderr.trim().is_empty() { &stdout } else { &stderr }, 5);
+            return Err(fail(
+                Proof::Preflight,
+                format!(
+                    "preflight failed (exit code {}), nothing was signalled: {said}",
+                    output.exit_code.map_or("none".to_string(), |c| c.to_string())
+                ),
+                &report,
+            ));
+        }
+    }
+    match spec.signal {
+        Signal::Hup => {
+            send(connection, spec, "HUP", master.pid, &report).await?;
+            validate::after_hup(connection, spec, &master, &mut report).await?;
+        }
+        Signal::Usr2 => validate::usr2(connection, spec, &master, &mut report).await?,
+    }
+    validate::serving(connection, spec, &report).await?;
+    Ok(report)
+}
+
+/// After a rollback: signal the master if there is one, else start the
+/// server with `reload.start`, then prove it serves.
+pub async fn restore<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<ReloadReport, ReloadFailure> {
+    match find_master(connection, spec).await {
+        Ok(_) => {
+            let mut spec = spec.clone();
+            // Rolling back is no time for a preflight that may judge the old release by new rules.
+            spec.preflight = None;
+            reload(connection, &spec).await
+        }
+        Err(NotFound::Discovery(error)) if error.is_not_running() => start(connection, spec).await,
+        Err(other) => Err(other.into_failure()),
+    }
+}
+
+async fn start<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<ReloadReport, ReloadFailure> {
+    let mut report = ReloadReport {
+        started: true,
+        ..Default::default()
+    };
+    let Some(command) = &spec.start else {
+        return Err(fail(
+            Proof::Start,
+            "no master is running and the playbook has no `reload.start`: the host is DOWN",
+            &report,
+        ));
+    };
+    let output = connection
+        .exec(&wrap(command, spec.become_, None), spec.command_timeout)
+        .await
+        .map_err(|e| fail(Proof::Start, format!("reload.start: {e}; the host is DOWN"), &report))?;
+    if !output.success() {
+        return Err(fail(
+            Proof::Start,
+            format!(
+                "reload.start failed (exit code {}): {}; the host is DOWN",
+                output.exit_code.map_or("none".to_string(), |c| c.to_string()),
+                crate::engine::tail(&String::from_utf8_lossy(&output.stderr), 5)
+            ),
+            &report,
+        ));
+    }
+    let master = validate::master_appears(connection, spec, &mut report).await?;
+    report.master_pid = Some(master.pid);
+    report.new_workers = master.workers;
+    validate::serving(connection, spec, &report).await?;
+    Ok(report)
+}
+
+/// `kill -SIG PID`: the master alone, never a process group.
+async fn send<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    signal: &str,
+    pid: u32,
+    report: &ReloadReport,
+) -> Result<(), ReloadFailure> {
+    let command = wrap(&format!("kill -{signal} {pid}"), spec.become_, None);
+    let output = connection
+        .exec(&command, spec.command_timeout)
+        .await
+        .map_err(|e| fail(Proof::Signal, format!("sending {signal} to {pid}: {e}"), report))?;
+    if output.success() {
+        Ok(())
+    } else {
+        Err(fail(
+            Proof::Signal,
+            format!(
+                "kill -{signal} {pid} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            report,
+        ))
+    }
+}
+
+impl DiscoveryError {
+    pub fn is_not_running(&self) -> bool {
+        matches!(self, DiscoveryError::NotRunning(_))
+    }
+}
+
+#[cfg(test)]
+mod tests;

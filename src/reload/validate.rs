@@ -1,0 +1,250 @@
+//! Proving a reload worked, by looking at the host until the proofs hold or
+//! the deadline passes: the same master (pid and start time), every old
+//! worker gone, as many new workers as before, no churn for the settle
+//! period; then the health check and `validate.run`.
+
+use tokio::time::Instant;
+
+use super::discover::{self, Master};
+use super::{fail, http, send, snapshot, Proof, ReloadFailure, ReloadReport, ReloadSpec};
+use crate::plan::step::wrap;
+use crate::transport::Connection;
+
+/// Watches the worker set of `pid` until it is complete and has not changed
+/// for the settle period. `replaced` are workers that must all be gone.
+struct Settling {
+    since: Option<(Instant, Vec<u32>)>,
+}
+
+impl Settling {
+    /// True once `workers` is complete and unchanged for `settle`.
+    fn observe(&mut self, workers: &[u32], complete: bool, spec: &ReloadSpec, now: Instant) -> bool {
+        if !complete {
+            self.since = None;
+            return false;
+        }
+        match &self.since {
+            Some((_, seen)) if seen.as_slice() == workers => {}
+            _ => self.since = Some((now, workers.to_vec())),
+        }
+        self.since
+            .as_ref()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= spec.validate.settle)
+    }
+}
+
+/// After HUP: same master, old workers gone, the same number of new ones, settled.
+pub(super) async fn after_hup<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    master: &Master,
+    report: &mut ReloadReport,
+) -> Result<(), ReloadFailure> {
+    let deadline = Instant::now() + spec.validate.timeout;
+    let wanted = master.workers.len().max(1);
+    let mut settling = Settling { since: None };
+    loop {
+        let now = Instant::now();
+        let snapshot = snapshot(connection, spec)
+            .await
+            .map_err(|e| fail(Proof::SameMaster, e, report))?;
+        let current = snapshot.processes.get(&master.pid);
+        let same = current.is_some_and(|p| p.start_time == master.start_time && !p.is_zombie());
+        if !same {
+            return Err(fail(
+                Proof::SameMaster,
+                format!(
+                    "the master {} exited after HUP (a release that fails to boot makes Gunicorn exit): the host is down until rollback",
+                    master.pid
+                ),
+                report,
+            ));
+        }
+        let workers = discover::workers_of(&snapshot, master.pid);
+        let old_left: Vec<u32> = workers.iter().copied().filter(|w| master.workers.contains(w)).collect();
+        report.new_workers = workers.iter().copied().filter(|w| !master.workers.contains(w)).collect();
+        let complete = old_left.is_empty() && report.new_workers.len() == wanted;
+        if settling.observe(&report.new_workers, complete, spec, now) {
+            return Ok(());
+        }
+        if now >= deadline {
+            let why = if !old_left.is_empty() {
+                format!("old workers {old_left:?} still alive")
+            } else if report.new_workers.len() != wanted {
+                format!("{} of {wanted} new workers", report.new_workers.len())
+            } else {
+                "workers kept changing (churn: new workers dying and being replaced)".to_string()
+            };
+            return Err(fail(
+                Proof::Workers,
+                format!("workers not replaced within {}s: {why}", spec.validate.timeout.as_secs()),
+                report,
+            ));
+        }
+        tokio::time::sleep(spec.validate.poll).await;
+    }
+}
+
+/// USR2 for `--preload` apps: a new master (a child of the old one) with a
+/// full set of workers, then TERM to the old master, then the new master
+/// alone and promoted.
+pub(super) async fn usr2<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    old: &Master,
+    report: &mut ReloadReport,
+) -> Result<(), ReloadFailure> {
+    send(connection, spec, "USR2", old.pid, report).await?;
+    let deadline = Instant::now() + spec.validate.timeout;
+    let wanted = old.workers.len().max(1);
+    let mut settling = Settling { since: None };
+    // The new master: a Gunicorn child of the old one that is not one of its workers.
+    let new_master = loop {
+        let now = Instant::now();
+        let snapshot = snapshot(connection, spec)
+            .await
+            .map_err(|e| fail(Proof::SameMaster, e, report))?;
+        let child = snapshot
+            .processes
+            .values()
+            .find(|p| p.ppid == old.pid && !old.workers.contains(&p.pid) && !p.is_zombie() && discover::is_gunicorn(&p.cmdline) && !discover::workers_of(&snapshot, p.pid).is_empty());
+        if let Some(child) = child {
+            report.new_master_pid = Some(child.pid);
+            report.new_workers = discover::workers_of(&snapshot, child.pid);
+            if settling.observe(&report.new_workers, report.new_workers.len() == wanted, spec, now) {
+                break child.pid;
+            }
+        } else if !snapshot.processes.contains_key(&old.pid) {
+            return Err(fail(Proof::SameMaster, format!("the master {} exited after USR2", old.pid), report));
+        }
+        if now >= deadline {
+            return Err(fail(
+                Proof::Workers,
+                format!(
+                    "no new master with {wanted} workers within {}s after USR2 (does the new release boot?); the old master {} still serves",
+                    spec.validate.timeout.as_secs(),
+                    old.pid
+                ),
+                report,
+            ));
+        }
+        tokio::time::sleep(spec.validate.poll).await;
+    };
+    send(connection, spec, "TERM", old.pid, report).await?;
+    loop {
+        let snapshot = snapshot(connection, spec)
+            .await
+            .map_err(|e| fail(Proof::SameMaster, e, report))?;
+        let old_gone = !snapshot.processes.get(&old.pid).is_some_and(|p| !p.is_zombie())
+            && old.workers.iter().all(|w| !snapshot.processes.contains_key(w));
+        let new_alive = snapshot.processes.get(&new_master).is_some_and(|p| !p.is_zombie());
+        if !new_alive {
+            return Err(fail(Proof::SameMaster, format!("the new master {new_master} exited"), report));
+        }
+        if old_gone {
+            report.new_workers = discover::workers_of(&snapshot, new_master);
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(fail(
+                Proof::Workers,
+                format!("the old master {} did not exit after TERM", old.pid),
+                report,
+            ));
+        }
+        tokio::time::sleep(spec.validate.poll).await;
+    }
+}
+
+/// After `reload.start`: a master with workers, settled.
+pub(super) async fn master_appears<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    report: &mut ReloadReport,
+) -> Result<Master, ReloadFailure> {
+    let deadline = Instant::now() + spec.validate.timeout;
+    let mut settling = Settling { since: None };
+    let mut last = String::new();
+    loop {
+        let now = Instant::now();
+        let found = snapshot(connection, spec)
+            .await
+            .map_err(|e| fail(Proof::Start, e, report))
+            .map(|s| discover::discover(&s, &spec.strategy));
+        match found? {
+            Ok(master) => {
+                let complete = !master.workers.is_empty();
+                if settling.observe(&master.workers, complete, spec, now) {
+                    return Ok(master);
+                }
+                last = format!("master {} has {} worker(s)", master.pid, master.workers.len());
+            }
+            Err(error) => last = error.to_string(),
+        }
+        if now >= deadline {
+            return Err(fail(
+                Proof::Start,
+                format!("reload.start ran but no master serves within {}s ({last}): the host is DOWN", spec.validate.timeout.as_secs()),
+                report,
+            ));
+        }
+        tokio::time::sleep(spec.validate.poll).await;
+    }
+}
+
+/// The health check (retried until the deadline) and `validate.run`.
+pub(super) async fn serving<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    report: &ReloadReport,
+) -> Result<(), ReloadFailure> {
+    let deadline = Instant::now() + spec.validate.timeout;
+    if let Some(check) = &spec.validate.http {
+        let url = http::parse_url(&check.url).map_err(|e| fail(Proof::Http, e, report))?;
+        loop {
+            let verdict = match connection.tunnel(&url.host, url.port, spec.command_timeout).await {
+                Err(error) => Err(error.to_string()),
+                Ok(stream) => http::get(stream, &url, spec.command_timeout).await,
+            }
+            .and_then(|response| judge(check, &response));
+            match verdict {
+                Ok(()) => break,
+                Err(problem) if Instant::now() >= deadline => {
+                    return Err(fail(Proof::Http, format!("{}: {problem}", check.url), report));
+                }
+                Err(_) => tokio::time::sleep(spec.validate.poll).await,
+            }
+        }
+    }
+    if let Some(command) = &spec.validate.run {
+        let output = connection
+            .exec(&wrap(command, spec.become_, None), spec.command_timeout)
+            .await
+            .map_err(|e| fail(Proof::Run, format!("validate.run: {e}"), report))?;
+        if !output.success() {
+            return Err(fail(
+                Proof::Run,
+                format!(
+                    "validate.run failed (exit code {}): {}",
+                    output.exit_code.map_or("none".to_string(), |c| c.to_string()),
+                    crate::engine::tail(&String::from_utf8_lossy(&output.stderr), 5)
+                ),
+                report,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn judge(check: &super::HttpCheck, response: &http::Response) -> Result<(), String> {
+    if response.status != check.status {
+        return Err(format!("status {} (expected {})", response.status, check.status));
+    }
+    if let Some(wanted) = &check.contains {
+        if !response.body.contains(wanted.as_str()) {
+            let seen: String = response.body.trim().chars().take(120).collect();
+            return Err(format!("the response does not contain `{wanted}` (the new release is not served): `{seen}`"));
+        }
+    }
+    Ok(())
+}
