@@ -70,11 +70,13 @@ else
     "$python" -m venv --clear "$venv"
 fi
 
-if [ -x "$venv/bin/gunicorn" ]; then
-    say "gunicorn: already in $venv"
+# setproctitle gives Gunicorn its `gunicorn: master [NAME]` titles; the lab
+# turns it off on every other host so both ways of finding a master are used.
+if [ -x "$venv/bin/gunicorn" ] && "$venv/bin/python" -c 'import setproctitle' >/dev/null 2>&1; then
+    say "gunicorn, setproctitle: already in $venv"
 else
-    say "gunicorn: pip install into $venv"
-    "$venv/bin/python" -m pip install -q gunicorn >&2
+    say "gunicorn, setproctitle: pip install into $venv"
+    "$venv/bin/python" -m pip install -q gunicorn setproctitle >&2
 fi
 
 say "ready: herd lab up --hosts 3"

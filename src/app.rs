@@ -9,8 +9,10 @@ use tokio::sync::{mpsc, watch};
 use crate::cli::{Cli, Command, Connecting, LabCommand, Output};
 use crate::engine::lock::LockOwner;
 use crate::engine::{Engine, EngineSettings, LockSettings};
+use crate::plan::reload::{ReloadPlan, StrategyTemplate};
 use crate::plan::step::Rendered;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
+use crate::reload::Signal;
 use crate::report::{self, json::JsonReporter, plain::PlainReporter, Reporter};
 use crate::transport::ssh::{SshConnector, SshSettings};
 
@@ -57,6 +59,50 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 limit: args.targeting.limit,
                 extra_vars: args.extra_vars,
                 batch: args.batch,
+                known_hosts: args.connecting.known_hosts.clone(),
+                step_timeout: args.connecting.timeout,
+            };
+            rollout(&request, &args.connecting, Some(lock))
+        }
+        Command::Reload(args) => {
+            let lock = LockSettings {
+                owner: LockOwner::current("herd reload"),
+                wait: args.lock_wait,
+                timeout: args.connecting.connect_timeout,
+            };
+            let strategy = match (args.pidfile, args.unit, args.name) {
+                (Some(pidfile), _, _) => StrategyTemplate::Pidfile(pidfile),
+                (None, Some(unit), _) => StrategyTemplate::Unit(unit),
+                (None, None, Some(name)) => StrategyTemplate::Name(name),
+                (None, None, None) => StrategyTemplate::Auto,
+            };
+            if args.signal == "USR2" && matches!(strategy, StrategyTemplate::Unit(_)) {
+                return Err(AppError::Plan(PlanError::Usage(
+                    "--signal USR2 cannot be used with --unit: systemd stops the service when the old master exits".into(),
+                )));
+            }
+            let reload = ReloadPlan {
+                strategy: Some(strategy),
+                signal: if args.signal == "USR2" {
+                    Signal::Usr2
+                } else {
+                    Signal::Hup
+                },
+                become_: args.become_,
+                preflight: args.preflight,
+                start: None,
+                timeout: args.validate_timeout,
+                settle: args.settle,
+                http: args.http.map(|url| (url, args.status, args.contains)),
+                run: None,
+                command_timeout: args.connecting.timeout,
+            };
+            let request = PlanRequest {
+                job: Job::Reload(reload),
+                inventory: args.targeting.inventory,
+                limit: args.targeting.limit,
+                extra_vars: Vec::new(),
+                batch: Some(args.batch),
                 known_hosts: args.connecting.known_hosts.clone(),
                 step_timeout: args.connecting.timeout,
             };

@@ -22,6 +22,11 @@ pub enum Command {
     ///
     /// Example: herd run playbooks/deploy.yml -i .herd-lab/inventory.yml -e release=v2
     Run(RunArgs),
+    /// Reload Gunicorn across the fleet in rolling batches, proving each reload
+    /// (same master, every worker replaced, health check), no playbook needed.
+    ///
+    /// Example: herd reload -i inventory.yml --pidfile '{{ app_dir }}/gunicorn.pid' --http 'http://127.0.0.1:8000/healthz' --batch 25%
+    Reload(ReloadArgs),
     /// Run one shell command on many hosts at once.
     ///
     /// Example: herd exec -i inventory.yml -l web -- uptime
@@ -102,6 +107,55 @@ pub struct RunArgs {
     pub batch: Option<String>,
     /// How long to wait for another run's deploy lock on a targeted host before
     /// giving up with exit code 3, e.g. 5m (default: do not wait).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub lock_wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    /// The app server (only gunicorn for now).
+    #[arg(long, default_value = "gunicorn", value_parser = ["gunicorn"])]
+    pub server: String,
+    /// Find the master from this pidfile (a template: '{{ app_dir }}/gunicorn.pid').
+    #[arg(long, group = "strategy")]
+    pub pidfile: Option<String>,
+    /// Find the master as this systemd unit's MainPID.
+    #[arg(long, group = "strategy")]
+    pub unit: Option<String>,
+    /// Find the master by its proc_name (`gunicorn: master [NAME]`).
+    #[arg(long, group = "strategy")]
+    pub name: Option<String>,
+    /// HUP (graceful reload) or USR2 (re-exec, for apps started with --preload).
+    #[arg(long, default_value = "HUP", value_parser = ["HUP", "USR2"])]
+    pub signal: String,
+    /// A command that must pass before any signal, e.g. 'gunicorn --check-config app:app'.
+    #[arg(long)]
+    pub preflight: Option<String>,
+    /// Health check URL as the host sees it, fetched through the SSH connection.
+    #[arg(long)]
+    pub http: Option<String>,
+    /// Text the health check response must contain (the release, to prove new code is served).
+    #[arg(long, requires = "http")]
+    pub contains: Option<String>,
+    /// Expected HTTP status of the health check.
+    #[arg(long, default_value_t = 200, requires = "http")]
+    pub status: u16,
+    /// Limit on proving each host's reload, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub validate_timeout: std::time::Duration,
+    /// How long the new workers must stay unchanged to count as settled.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub settle: std::time::Duration,
+    /// Signal and read /proc through `sudo -n`.
+    #[arg(long = "become")]
+    pub become_: bool,
+    /// Batch sizes: a number, a percentage or a list. Example: --batch 1,25%
+    #[arg(long, default_value = "1")]
+    pub batch: String,
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub lock_wait: std::time::Duration,
 }

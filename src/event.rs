@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::reload::{Proof, ReloadReport};
+
 /// The state a host ended the run in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -84,6 +86,39 @@ pub struct HostReport {
     pub steps_total: usize,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
+    /// The reload stage, when the plan has one and the host reached it.
+    pub reload: Option<ReloadOutcome>,
+}
+
+/// How a host's reload (or restore after rollback) went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadOutcome {
+    pub ok: bool,
+    /// The proof that failed.
+    pub proof: Option<Proof>,
+    pub message: Option<String>,
+    #[serde(flatten)]
+    pub report: ReloadReport,
+}
+
+impl ReloadOutcome {
+    pub fn ok(report: ReloadReport) -> Self {
+        ReloadOutcome {
+            ok: true,
+            proof: None,
+            message: None,
+            report,
+        }
+    }
+
+    pub fn failed(proof: Proof, message: String, report: ReloadReport) -> Self {
+        ReloadOutcome {
+            ok: false,
+            proof: Some(proof),
+            message: Some(message),
+            report,
+        }
+    }
 }
 
 /// The whole run's result.
@@ -161,6 +196,17 @@ pub enum Event {
         rollback: bool,
         #[serde(flatten)]
         result: StepResult,
+    },
+    ReloadStarted {
+        host: String,
+        /// A restore after rollback rather than the release's reload.
+        rollback: bool,
+    },
+    ReloadFinished {
+        host: String,
+        rollback: bool,
+        #[serde(flatten)]
+        outcome: ReloadOutcome,
     },
     StepSkipped {
         host: String,

@@ -62,6 +62,7 @@ impl<C: Connector> Engine<C> {
                         steps_ok: 0,
                         steps_total: self.plan.steps.len(),
                         duration: elapsed,
+                        reload: None,
                     };
                     self.emit(Event::HostFinished {
                         report: report.clone(),

@@ -8,9 +8,11 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{claim_once, Cancel, Events};
-use crate::event::{Event, Failure, HostReport, HostState, StepResult};
+use crate::event::{Event, Failure, HostReport, HostState, ReloadOutcome, StepResult};
+use crate::plan::reload::ReloadPlan;
 use crate::plan::step::{Action, Rendered, StepPlan};
 use crate::plan::Plan;
+use crate::reload::{self, Proof, ReloadReport};
 use crate::transport::Connection;
 
 /// Lines of stderr kept in a failure report.
@@ -51,6 +53,7 @@ impl HostRun {
                     steps_ok,
                     steps_total: total,
                     duration: started.elapsed(),
+                    reload: None,
                 };
             }
             if step.once && !claim_once(&self.once_claims, index) {
@@ -80,11 +83,39 @@ impl HostRun {
             break;
         }
 
+        let mut reload = None;
+        let mut signalled = false;
+        if let (None, Some(stage)) = (&failure, &plan.reload) {
+            let outcome = self.reload(connection, stage, &vars, false).await;
+            if let Some(proof) = outcome.proof {
+                signalled = proof.after_signal();
+                failure = Some(Failure {
+                    step: total + 1,
+                    step_name: "reload".to_string(),
+                    exit_code: None,
+                    reason: format!(
+                        "proof `{}` failed: {}",
+                        proof.name(),
+                        outcome.message.clone().unwrap_or_default()
+                    ),
+                    stderr_tail: String::new(),
+                });
+            }
+            reload = Some(outcome);
+        }
+
         let state = match failure {
             None => HostState::Done,
             Some(failure) if plan.rollback.is_empty() => HostState::Failed { failure },
             Some(failure) => {
-                let rollback_ok = self.roll_back(connection, &vars).await;
+                let mut rollback_ok = self.roll_back(connection, &vars).await;
+                // The signal went out and the new release did not take: bring
+                // the old release back into the server (or start it).
+                if let (true, Some(stage)) = (signalled, &plan.reload) {
+                    let restored = self.reload(connection, stage, &vars, true).await;
+                    rollback_ok &= restored.ok;
+                    reload = Some(restored);
+                }
                 HostState::RolledBack {
                     failure,
                     rollback_ok,
@@ -97,7 +128,50 @@ impl HostRun {
             steps_ok,
             steps_total: total,
             duration: started.elapsed(),
+            reload,
         }
+    }
+
+    /// The reload stage (or, after a rollback, the restore), with its events.
+    async fn reload<T: Connection>(
+        &self,
+        connection: &T,
+        stage: &ReloadPlan,
+        vars: &crate::inventory::Vars,
+        rollback: bool,
+    ) -> ReloadOutcome {
+        let host = self.name().to_string();
+        self.emit(Event::ReloadStarted {
+            host: host.clone(),
+            rollback,
+        });
+        let secrets = self.plan.renderer.secrets();
+        let outcome = match stage.render(&self.plan.renderer, vars) {
+            Err(error) => {
+                ReloadOutcome::failed(Proof::Master, error.to_string(), ReloadReport::default())
+            }
+            Ok(spec) => {
+                let result = match (&stage.strategy, rollback) {
+                    (None, _) => reload::check_serving(connection, &spec).await,
+                    (Some(_), false) => reload::reload(connection, &spec).await,
+                    (Some(_), true) => reload::restore(connection, &spec).await,
+                };
+                match result {
+                    Ok(report) => ReloadOutcome::ok(report),
+                    Err(failure) => ReloadOutcome::failed(
+                        failure.proof,
+                        secrets.mask(&failure.message),
+                        failure.report,
+                    ),
+                }
+            }
+        };
+        self.emit(Event::ReloadFinished {
+            host,
+            rollback,
+            outcome: outcome.clone(),
+        });
+        outcome
     }
 
     /// Runs every rollback step, even after one fails; true if all succeeded.

@@ -256,6 +256,7 @@ fn untouched(host: String, steps_total: usize, interrupted: bool, lock_held: boo
         steps_ok: 0,
         steps_total,
         duration: Duration::ZERO,
+        reload: None,
     }
 }
 

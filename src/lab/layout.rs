@@ -91,9 +91,27 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
         )?;
         write_file(&host.sshd_log(), "", 0o644)?;
         lay_out_app(host, user)?;
+        if let Some(gunicorn) = &tools.gunicorn {
+            write_file(
+                &host.start_script(),
+                &render::start_script(host, gunicorn, dir),
+                0o755,
+            )?;
+            if user.switch_to {
+                give_tree(&host.start_script(), user)?;
+            }
+        }
     }
+    let no_titles = dir.join(render::NO_TITLES_DIR);
+    make_dir(&no_titles)?;
+    write_file(
+        &no_titles.join("setproctitle.py"),
+        render::NO_TITLES_MODULE,
+        0o644,
+    )?;
 
     let vars = InventoryVars {
+        gunicorn: tools.gunicorn.as_deref(),
         user: &user.name,
         private_key: &info.private_key,
         known_hosts: &info.known_hosts,

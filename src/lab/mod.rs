@@ -90,9 +90,21 @@ pub struct LabHost {
     pub gunicorn_pid: Option<u32>,
     pub sshd_alive: bool,
     pub gunicorn_alive: bool,
+    /// Whether Gunicorn sets process titles (setproctitle) on this host:
+    /// odd hosts do, even hosts do not, so both ways of finding a master run.
+    #[serde(default = "titles_by_default")]
+    pub proc_titles: bool,
+}
+
+fn titles_by_default() -> bool {
+    true
 }
 
 impl LabHost {
+    /// The script that starts this host's Gunicorn (also `reload.start`).
+    pub fn start_script(&self) -> PathBuf {
+        self.app_dir.join("start-gunicorn.sh")
+    }
     pub fn sshd_config(&self) -> PathBuf {
         self.host_dir.join("sshd_config")
     }
@@ -344,8 +356,17 @@ mod tests {
         let now = status(dir.path()).unwrap();
         assert!(!now.hosts[0].sshd_alive && now.hosts[1].sshd_alive);
 
+        // Two masters with two workers each, one titled by setproctitle and one not.
+        let gunicorns: Vec<u32> = saved
+            .hosts
+            .iter()
+            .filter_map(|h| h.gunicorn_pid)
+            .flat_map(|master| std::iter::once(master).chain(process::children(master)))
+            .collect();
+        assert_eq!(gunicorns.len(), 6, "{gunicorns:?}");
         let stopped = down(dir.path()).unwrap();
-        assert_eq!(stopped.stopped, 1 + 2 * (1 + 2)); // one sshd left, two masters with two workers each
+        assert!(stopped.stopped >= 1 + 2, "{stopped:?}"); // the sshd left and both masters
+        assert!(gunicorns.iter().all(|&pid| !process::is_alive(pid)));
         assert!(status(dir.path())
             .unwrap()
             .hosts

@@ -75,6 +75,8 @@ pub fn known_hosts_line(host: &LabHost, public_key: &str) -> String {
 
 /// What the inventory says for every host.
 pub struct InventoryVars<'a> {
+    /// The venv's gunicorn, for preflights (`--check-config`).
+    pub gunicorn: Option<&'a Path>,
     pub user: &'a str,
     pub private_key: &'a Path,
     pub known_hosts: &'a Path,
@@ -92,17 +94,22 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
         path(vars.private_key)
     );
     let _ = writeln!(out, "    herd_known_hosts: {}", path(vars.known_hosts));
+    if let Some(gunicorn) = vars.gunicorn {
+        let _ = writeln!(out, "    gunicorn_bin: {}", path(gunicorn));
+    }
     out.push_str("  children:\n    web:\n      hosts:\n");
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, herd_lock_file: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, app_start: {}, proc_titles: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
             path(&host.app_dir),
             host.http_port,
             path(&host.pidfile),
+            path(&host.start_script()),
+            host.proc_titles,
             // Every lab host logs in as the same user on the same machine, so
             // the default lock in the home directory would be shared.
             path(&host.app_dir.join(".herd-deploy.lock")),
@@ -144,6 +151,45 @@ pub fn gunicorn_conf(host: &LabHost) -> String {
         "# herd lab: {name}\ncontrol_socket = {socket}\n",
         name = host.name,
         socket = serde_json::Value::from(socket.to_string_lossy()),
+    )
+}
+
+/// The directory whose `setproctitle.py` hides the real module, for hosts
+/// that run Gunicorn without process titles.
+pub const NO_TITLES_DIR: &str = "no-setproctitle";
+pub const NO_TITLES_MODULE: &str =
+    "raise ImportError(\"setproctitle is turned off on this herd lab host\")\n";
+
+/// The script that starts a host's Gunicorn as a daemon. The lab runs it,
+/// and a playbook's `reload.start` can too. `--chdir` gets the symlink path,
+/// not its target: workers started after a HUP import whatever release
+/// `current` points to by then.
+pub fn start_script(host: &LabHost, gunicorn: &Path, lab_dir: &Path) -> String {
+    let quote = |p: &Path| crate::template::shell_quote(&p.to_string_lossy());
+    let titles = if host.proc_titles {
+        String::new()
+    } else {
+        format!(
+            "export PYTHONPATH={}\n",
+            quote(&lab_dir.join(NO_TITLES_DIR))
+        )
+    };
+    format!(
+        "#!/bin/sh\n# herd lab: starts {name}'s Gunicorn as a daemon\n\
+         cd {app} || exit 1\n\
+         export HERD_LAB_HOST={name} PYTHONDONTWRITEBYTECODE=1\n{titles}\
+         exec {gunicorn} --chdir {current} --bind {address}:{port} --workers {workers} \\\n  \
+         --name {name} --daemon --pid {pidfile} --log-file {log} --config {conf} app:application\n",
+        name = host.name,
+        app = quote(&host.app_dir),
+        gunicorn = quote(gunicorn),
+        current = quote(&host.app_dir.join("current")),
+        address = host.address,
+        port = host.http_port,
+        workers = super::start::WORKERS,
+        pidfile = quote(&host.pidfile),
+        log = quote(&host.gunicorn_log()),
+        conf = quote(&host.app_dir.join("gunicorn.conf.py")),
     )
 }
 
@@ -195,6 +241,7 @@ mod tests {
             gunicorn_pid: None,
             sshd_alive: false,
             gunicorn_alive: false,
+            proc_titles: index % 2 == 1,
         }
     }
 
@@ -264,6 +311,7 @@ mod tests {
         let text = inventory(
             &[host(1), host(2)],
             &InventoryVars {
+                gunicorn: None,
                 user: "herd-lab",
                 private_key: Path::new("/tmp/lab/id_ed25519"),
                 known_hosts: Path::new("/tmp/lab/known_hosts"),
@@ -279,8 +327,8 @@ all:
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =
@@ -297,6 +345,7 @@ all:
         let text = inventory(
             &[odd],
             &InventoryVars {
+                gunicorn: None,
                 user: "yes",
                 private_key: Path::new("/tmp/my lab: #1/id_ed25519"),
                 known_hosts: Path::new("/tmp/lab/known_hosts"),

@@ -95,6 +95,7 @@ pub fn plan(dir: &Path, count: usize, user: &str) -> Result<LabInfo, LabError> {
                 gunicorn_pid: None,
                 sshd_alive: false,
                 gunicorn_alive: false,
+                proc_titles: i % 2 == 0,
             }
         })
         .collect();
@@ -144,7 +145,7 @@ pub fn launch(info: &mut LabInfo, user: &LoginUser, tools: &Tools) -> Result<(),
         let host = &info.hosts[i];
         start_sshd(host)?;
         match &tools.gunicorn {
-            Some(gunicorn) => start_gunicorn(host, user, gunicorn),
+            Some(_) => start_gunicorn(host, user),
             None => Ok(()),
         }
     });
@@ -191,29 +192,12 @@ fn start_sshd(host: &LabHost) -> Result<(), LabError> {
     }
 }
 
-fn start_gunicorn(host: &LabHost, user: &LoginUser, gunicorn: &Path) -> Result<(), LabError> {
+fn start_gunicorn(host: &LabHost, user: &LoginUser) -> Result<(), LabError> {
     let log = host.gunicorn_log();
-    let mut command = Command::new(gunicorn);
-    // The symlink path, not its target: workers started after a HUP import
-    // whatever release `current` points to by then.
+    let mut command = Command::new("/bin/sh");
     command
-        .arg("--chdir")
-        .arg(host.app_dir.join("current"))
-        .arg("--bind")
-        .arg(format!("{}:{}", host.address, host.http_port))
-        .arg("--workers")
-        .arg(WORKERS.to_string())
-        .args(["--name", &host.name, "--daemon"])
-        .arg("--pid")
-        .arg(&host.pidfile)
-        .arg("--log-file")
-        .arg(&log)
-        .arg("--config")
-        .arg(host.app_dir.join("gunicorn.conf.py"))
-        .arg("app:application")
+        .arg(host.start_script())
         .current_dir(&host.app_dir)
-        .env("HERD_LAB_HOST", &host.name)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(append(&log)?);

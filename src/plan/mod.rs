@@ -3,6 +3,7 @@
 //! contacts no host; every mistake in the input is found here, before the
 //! first connection, and points at its file, line and column.
 
+pub mod reload;
 pub mod step;
 pub mod target;
 
@@ -19,6 +20,7 @@ use crate::source::SourceError;
 use crate::template::{Kind, Renderer, TemplateError};
 use crate::transport::Target;
 use crate::yaml;
+use reload::ReloadPlan;
 use step::{Action, StepPlan};
 use target::{target_for, TargetDefaults};
 
@@ -26,8 +28,10 @@ use target::{target_for, TargetDefaults};
 #[derive(Debug, Clone)]
 pub enum Job {
     Playbook(PathBuf),
-    /// `herd exec`: one command, no templates.
+    /// `herd exec`: one command, a template.
     Command(String),
+    /// `herd reload`: the reload stage alone.
+    Reload(ReloadPlan),
 }
 
 /// Everything a plan is built from (what the command line said).
@@ -62,6 +66,8 @@ pub struct Plan {
     pub pause: Duration,
     pub steps: Vec<StepPlan>,
     pub rollback: Vec<StepPlan>,
+    /// Reload and validation after the steps, per host.
+    pub reload: Option<ReloadPlan>,
     pub renderer: Arc<Renderer>,
     /// Things the operator should know before the run starts.
     pub notes: Vec<String>,
@@ -85,7 +91,7 @@ impl Plan {
         let inventory = Inventory::load(&request.inventory)?;
         let playbook = match &request.job {
             Job::Playbook(path) => Some(Playbook::load(path)?),
-            Job::Command(_) => None,
+            Job::Command(_) | Job::Reload(_) => None,
         };
         let extra = parse_extra_vars(&request.extra_vars)?;
 
@@ -148,7 +154,7 @@ impl Plan {
             });
         }
 
-        let (title, steps, rollback, rolling) = match (&request.job, &playbook) {
+        let (title, steps, rollback, rolling, reload) = match (&request.job, &playbook) {
             (_, Some(p)) => {
                 let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
                 let steps = step_plans(p, &p.spec.steps, &base, request.step_timeout)?;
@@ -158,13 +164,26 @@ impl Plan {
                     .name
                     .clone()
                     .unwrap_or_else(|| p.file.display().to_string());
-                (title, steps, rollback, Some(p.spec.rolling.clone()))
+                let reload = ReloadPlan::from_playbook(
+                    p.spec.reload.as_ref(),
+                    p.spec.validate.as_ref(),
+                    request.step_timeout,
+                );
+                (title, steps, rollback, Some(p.spec.rolling.clone()), reload)
             }
             (Job::Command(command), None) => (
                 format!("exec: {command}"),
                 vec![StepPlan::command(command, request.step_timeout)],
                 Vec::new(),
                 None,
+                None,
+            ),
+            (Job::Reload(reload), None) => (
+                "reload".to_string(),
+                Vec::new(),
+                Vec::new(),
+                None,
+                Some(reload.clone()),
             ),
             (Job::Playbook(_), None) => unreachable!("a playbook job always loads its playbook"),
         };
@@ -197,14 +216,8 @@ impl Plan {
             .and_then(|r| r.pause)
             .map_or(Duration::ZERO, |p| p.0);
 
-        let mut notes = Vec::new();
-        if let Some(p) = &playbook {
-            if p.spec.reload.is_some() || p.spec.validate.is_some() {
-                notes.push("this version does not execute `reload` and `validate` yet: they were checked, not run".to_string());
-            }
-        }
         let plan = Plan {
-            notes,
+            notes: Vec::new(),
             title,
             hosts,
             batches,
@@ -212,11 +225,13 @@ impl Plan {
             pause,
             steps,
             rollback,
+            reload,
             renderer,
         };
         match (&playbook, &request.job) {
             (Some(playbook), _) => plan.check_templates(playbook)?,
             (None, Job::Command(command)) => plan.check_command(command)?,
+            (None, Job::Reload(_)) => plan.check_reload_flags()?,
             (None, Job::Playbook(_)) => {}
         }
         Ok(plan)
@@ -234,6 +249,28 @@ impl Plan {
                     offset,
                     format!("{error} on host {}", host.name),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `herd reload` flags are templates (`--pidfile '{{ gunicorn_pidfile }}'`).
+    fn check_reload_flags(&self) -> Result<(), SourceError> {
+        let Some(reload) = &self.reload else {
+            return Ok(());
+        };
+        for host in &self.hosts {
+            for (field, source, kind) in reload.templates() {
+                if let Err(error) = self.renderer.render(source, kind, &host.vars) {
+                    let offset = error.needle().and_then(|n| source.find(n)).unwrap_or(0);
+                    let flag = format!("--{}", field.rsplit('.').next().unwrap_or(field));
+                    return Err(SourceError::at_offset(
+                        Path::new(&flag),
+                        source,
+                        offset,
+                        format!("{error} on host {}", host.name),
+                    ));
+                }
             }
         }
         Ok(())
@@ -269,7 +306,12 @@ impl Plan {
                     }
                 }
             }
-            for (field, source, kind) in other_templates(playbook) {
+            let reload_templates = self
+                .reload
+                .as_ref()
+                .map(ReloadPlan::templates)
+                .unwrap_or_default();
+            for (field, source, kind) in reload_templates {
                 if let Err(error) = self.renderer.render(source, kind, &vars) {
                     let what = format!("{field} on host {}", host.name);
                     return Err(template_error(playbook, source, &error, &what));
@@ -278,36 +320,6 @@ impl Plan {
         }
         Ok(())
     }
-}
-
-/// Templates outside steps: reload and validate.
-fn other_templates(playbook: &Playbook) -> Vec<(&'static str, &str, Kind)> {
-    let mut all = Vec::new();
-    if let Some(reload) = &playbook.spec.reload {
-        for (field, value, kind) in [
-            ("reload.pidfile", &reload.pidfile, Kind::Plain),
-            ("reload.unit", &reload.unit, Kind::Plain),
-            ("reload.name", &reload.name, Kind::Plain),
-            ("reload.preflight", &reload.preflight, Kind::Shell),
-            ("reload.start", &reload.start, Kind::Shell),
-        ] {
-            if let Some(value) = value {
-                all.push((field, value.as_str(), kind));
-            }
-        }
-    }
-    if let Some(validate) = &playbook.spec.validate {
-        if let Some(run) = &validate.run {
-            all.push(("validate.run", run.as_str(), Kind::Shell));
-        }
-        if let Some(http) = &validate.http {
-            all.push(("validate.http.url", http.url.as_str(), Kind::Plain));
-            if let Some(contains) = &http.contains {
-                all.push(("validate.http.contains", contains.as_str(), Kind::Plain));
-            }
-        }
-    }
-    all
 }
 
 /// Points at the template in the playbook, and at the variable within it.

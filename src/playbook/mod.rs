@@ -93,9 +93,6 @@ pub struct Upload {
     pub mode: Option<String>,
 }
 
-// Read by the reload stage, which comes next; parsed and checked now so a
-// playbook is validated in full before any host is contacted.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reload {
@@ -121,9 +118,6 @@ fn default_server() -> String {
     "gunicorn".to_string()
 }
 
-// Read by the reload stage, which comes next; parsed and checked now so a
-// playbook is validated in full before any host is contacted.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Validate {
@@ -137,9 +131,6 @@ pub struct Validate {
     pub run: Option<String>,
 }
 
-// Read by the reload stage, which comes next; parsed and checked now so a
-// playbook is validated in full before any host is contacted.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {

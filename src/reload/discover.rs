@@ -35,7 +35,11 @@ pub enum DiscoveryError {
     #[error("no Gunicorn master is running ({0})")]
     NotRunning(String),
     #[error("the pidfile {path} names pid {pid}, which is not Gunicorn but `{cmdline}`: a stale pidfile; that process was not signalled")]
-    Unrelated { path: String, pid: u32, cmdline: String },
+    Unrelated {
+        path: String,
+        pid: u32,
+        cmdline: String,
+    },
     #[error("pid {pid} is a Gunicorn worker, not the master (`{cmdline}`): refusing to signal it")]
     Worker { pid: u32, cmdline: String },
     #[error("pid {pid} is a zombie: the master is exiting")]
@@ -114,12 +118,17 @@ pub fn discover(snapshot: &Snapshot, strategy: &Strategy) -> Result<Master, Disc
     match strategy {
         Strategy::Pidfile(path) => {
             let Some(content) = &snapshot.pidfile else {
-                return Err(DiscoveryError::NotRunning(format!("the pidfile {path} does not exist")));
+                return Err(DiscoveryError::NotRunning(format!(
+                    "the pidfile {path} does not exist"
+                )));
             };
-            let pid = content.trim().parse::<u32>().map_err(|_| DiscoveryError::BadPidfile {
-                path: path.clone(),
-                content: content.clone(),
-            })?;
+            let pid = content
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| DiscoveryError::BadPidfile {
+                    path: path.clone(),
+                    content: content.clone(),
+                })?;
             prove(snapshot, pid, Some(path))
         }
         Strategy::Unit(unit) => match snapshot.main_pid.as_deref().map(str::parse::<u32>) {
@@ -167,7 +176,11 @@ fn one_of(snapshot: &Snapshot, found: Vec<&Process>, none: &str) -> Result<Maste
 }
 
 /// The identity proof: alive, not a zombie, Gunicorn, and a master.
-fn prove(snapshot: &Snapshot, pid: u32, pidfile: Option<&String>) -> Result<Master, DiscoveryError> {
+fn prove(
+    snapshot: &Snapshot,
+    pid: u32,
+    pidfile: Option<&String>,
+) -> Result<Master, DiscoveryError> {
     let Some(process) = snapshot.processes.get(&pid) else {
         return Err(DiscoveryError::NotRunning(match pidfile {
             Some(path) => format!("the pidfile {path} names pid {pid}, which is not running"),
@@ -179,7 +192,9 @@ fn prove(snapshot: &Snapshot, pid: u32, pidfile: Option<&String>) -> Result<Mast
     }
     if !is_gunicorn(&process.cmdline) {
         return Err(DiscoveryError::Unrelated {
-            path: pidfile.cloned().unwrap_or_else(|| "systemd MainPID".to_string()),
+            path: pidfile
+                .cloned()
+                .unwrap_or_else(|| "systemd MainPID".to_string()),
             pid,
             cmdline: process.cmdline.clone(),
         });

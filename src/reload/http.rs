@@ -27,16 +27,18 @@ pub struct Response {
 /// Parses `http://host[:port][/path]`. HTTPS is refused: the check runs on
 /// the host's loopback, where the app server speaks plain HTTP.
 pub fn parse_url(url: &str) -> Result<Url, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("`{url}` is not an http:// URL (the check talks to the app server directly)"))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("`{url}` is not an http:// URL (the check talks to the app server directly)")
+    })?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            let port = port.parse::<u16>().map_err(|_| format!("`{url}`: bad port `{port}`"))?;
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("`{url}`: bad port `{port}`"))?;
             (host, port)
         }
         _ => (authority, 80),
@@ -53,7 +55,11 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
 }
 
 /// Sends `GET` for `url` over `stream` and reads the whole response.
-pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, url: &Url, timeout: Duration) -> Result<Response, String> {
+pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    url: &Url,
+    timeout: Duration,
+) -> Result<Response, String> {
     let exchange = async {
         let request = format!(
             "GET {} HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: herd\r\nConnection: close\r\n\r\n",
@@ -63,7 +69,10 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, url: &Url, ti
             .write_all(request.as_bytes())
             .await
             .map_err(|e| format!("sending the request: {e}"))?;
-        stream.flush().await.map_err(|e| format!("sending the request: {e}"))?;
+        stream
+            .flush()
+            .await
+            .map_err(|e| format!("sending the request: {e}"))?;
         let mut raw = Vec::new();
         (&mut stream)
             .take(BODY_LIMIT)
@@ -79,17 +88,28 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, url: &Url, ti
 
 fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").or_else(|| text.split_once("\n\n")).unwrap_or((&text, ""));
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .or_else(|| text.split_once("\n\n"))
+        .unwrap_or((&text, ""));
     let status_line = head.lines().next().unwrap_or("");
     if status_line.is_empty() {
-        return Err("the connection closed without a response (is the app listening at that address?)".to_string());
+        return Err(
+            "the connection closed without a response (is the app listening at that address?)"
+                .to_string(),
+        );
     }
     let status = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .filter(|_| status_line.starts_with("HTTP/"))
-        .ok_or_else(|| format!("not an HTTP response: `{}`", status_line.chars().take(80).collect::<String>()))?;
+        .ok_or_else(|| {
+            format!(
+                "not an HTTP response: `{}`",
+                status_line.chars().take(80).collect::<String>()
+            )
+        })?;
     Ok(Response {
         status,
         body: body.to_string(),
@@ -131,15 +151,29 @@ mod tests {
         });
         let url = parse_url("http://127.0.0.2:8000/healthz").unwrap();
         let response = get(client, &url, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(response, Response { status: 200, body: "ok v2\n".into() });
+        assert_eq!(
+            response,
+            Response {
+                status: 200,
+                body: "ok v2\n".into()
+            }
+        );
         let request = serving.await.unwrap();
-        assert!(request.starts_with("GET /healthz HTTP/1.0\r\nHost: 127.0.0.2:8000\r\n"), "{request}");
+        assert!(
+            request.starts_with("GET /healthz HTTP/1.0\r\nHost: 127.0.0.2:8000\r\n"),
+            "{request}"
+        );
     }
 
     #[test]
     fn garbage_is_not_a_response() {
         assert!(parse_response(b"").is_err());
         assert!(parse_response(b"SSH-2.0-OpenSSH\r\n").is_err());
-        assert_eq!(parse_response(b"HTTP/1.0 503 Unavailable\r\n\r\n").unwrap().status, 503);
+        assert_eq!(
+            parse_response(b"HTTP/1.0 503 Unavailable\r\n\r\n")
+                .unwrap()
+                .status,
+            503
+        );
     }
 }

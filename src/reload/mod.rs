@@ -78,6 +78,29 @@ pub enum Proof {
     Start,
 }
 
+impl Proof {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proof::Master => "master",
+            Proof::Preflight => "preflight",
+            Proof::Signal => "signal",
+            Proof::SameMaster => "same_master",
+            Proof::Workers => "workers",
+            Proof::Http => "http",
+            Proof::Run => "run",
+            Proof::Start => "start",
+        }
+    }
+
+    /// Whether the signal had gone out when this proof failed.
+    pub fn after_signal(self) -> bool {
+        matches!(
+            self,
+            Proof::SameMaster | Proof::Workers | Proof::Http | Proof::Run
+        )
+    }
+}
+
 /// What a reload saw, whether it worked or not.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReloadReport {
@@ -106,7 +129,10 @@ fn fail(proof: Proof, message: impl Into<String>, report: &ReloadReport) -> Relo
 }
 
 /// Takes one snapshot of the host for `strategy`.
-pub async fn snapshot<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<Snapshot, String> {
+pub async fn snapshot<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<Snapshot, String> {
     let pidfile = match &spec.strategy {
         Strategy::Pidfile(path) => Some(path.as_str()),
         _ => None,
@@ -115,7 +141,10 @@ pub async fn snapshot<T: Connection>(connection: &T, spec: &ReloadSpec) -> Resul
         Strategy::Unit(unit) => Some(unit.as_str()),
         _ => None,
     };
-    let script = snapshot::script(pidfile.map(shell_quote).as_deref(), unit.map(shell_quote).as_deref());
+    let script = snapshot::script(
+        pidfile.map(shell_quote).as_deref(),
+        unit.map(shell_quote).as_deref(),
+    );
     let output = connection
         .exec(&wrap(&script, spec.become_, None), spec.command_timeout)
         .await
@@ -146,14 +175,24 @@ impl NotFound {
 }
 
 /// Finds and proves the master, without changing anything.
-pub async fn find_master<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<Master, NotFound> {
-    let snapshot = snapshot(connection, spec).await.map_err(NotFound::Unreadable)?;
+pub async fn find_master<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<Master, NotFound> {
+    let snapshot = snapshot(connection, spec)
+        .await
+        .map_err(NotFound::Unreadable)?;
     discover::discover(&snapshot, &spec.strategy).map_err(NotFound::Discovery)
 }
 
 /// The whole reload of one host.
-pub async fn reload<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<ReloadReport, ReloadFailure> {
-    let master = find_master(connection, spec).await.map_err(NotFound::into_failure)?;
+pub async fn reload<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<ReloadReport, ReloadFailure> {
+    let master = find_master(connection, spec)
+        .await
+        .map_err(NotFound::into_failure)?;
     let mut report = ReloadReport {
         master_pid: Some(master.pid),
         old_workers: master.workers.clone(),
@@ -167,12 +206,21 @@ pub async fn reload<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<
         if !output.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let stdout = String::from_utf8_lossy(&output.stdout);
-            let said = crate::engine::tail(if stderr.trim().is_empty() { &stdout } else { &stderr }, 5);
+            let said = crate::engine::tail(
+                if stderr.trim().is_empty() {
+                    &stdout
+                } else {
+                    &stderr
+                },
+                5,
+            );
             return Err(fail(
                 Proof::Preflight,
                 format!(
                     "preflight failed (exit code {}), nothing was signalled: {said}",
-                    output.exit_code.map_or("none".to_string(), |c| c.to_string())
+                    output
+                        .exit_code
+                        .map_or("none".to_string(), |c| c.to_string())
                 ),
                 &report,
             ));
@@ -189,9 +237,29 @@ pub async fn reload<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<
     Ok(report)
 }
 
+/// Only the health checks, for a playbook that validates without reloading.
+pub async fn check_serving<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<ReloadReport, ReloadFailure> {
+    let report = ReloadReport::default();
+    validate::serving(connection, spec, &report).await?;
+    Ok(report)
+}
+
 /// After a rollback: signal the master if there is one, else start the
 /// server with `reload.start`, then prove it serves.
-pub async fn restore<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<ReloadReport, ReloadFailure> {
+pub async fn restore<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<ReloadReport, ReloadFailure> {
+    // The previous release is back: the check proves it serves, not that it
+    // serves the release that just failed.
+    let mut spec = spec.clone();
+    if let Some(http) = &mut spec.validate.http {
+        http.contains = None;
+    }
+    let spec = &spec;
     match find_master(connection, spec).await {
         Ok(_) => {
             let mut spec = spec.clone();
@@ -204,7 +272,10 @@ pub async fn restore<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result
     }
 }
 
-async fn start<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<ReloadReport, ReloadFailure> {
+async fn start<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<ReloadReport, ReloadFailure> {
     let mut report = ReloadReport {
         started: true,
         ..Default::default()
@@ -219,13 +290,21 @@ async fn start<T: Connection>(connection: &T, spec: &ReloadSpec) -> Result<Reloa
     let output = connection
         .exec(&wrap(command, spec.become_, None), spec.command_timeout)
         .await
-        .map_err(|e| fail(Proof::Start, format!("reload.start: {e}; the host is DOWN"), &report))?;
+        .map_err(|e| {
+            fail(
+                Proof::Start,
+                format!("reload.start: {e}; the host is DOWN"),
+                &report,
+            )
+        })?;
     if !output.success() {
         return Err(fail(
             Proof::Start,
             format!(
                 "reload.start failed (exit code {}): {}; the host is DOWN",
-                output.exit_code.map_or("none".to_string(), |c| c.to_string()),
+                output
+                    .exit_code
+                    .map_or("none".to_string(), |c| c.to_string()),
                 crate::engine::tail(&String::from_utf8_lossy(&output.stderr), 5)
             ),
             &report,
@@ -250,7 +329,13 @@ async fn send<T: Connection>(
     let output = connection
         .exec(&command, spec.command_timeout)
         .await
-        .map_err(|e| fail(Proof::Signal, format!("sending {signal} to {pid}: {e}"), report))?;
+        .map_err(|e| {
+            fail(
+                Proof::Signal,
+                format!("sending {signal} to {pid}: {e}"),
+                report,
+            )
+        })?;
     if output.success() {
         Ok(())
     } else {

@@ -45,10 +45,14 @@ const PROCS: &str = "--herd procs";
 pub fn script(pidfile: Option<&str>, unit: Option<&str>) -> String {
     let mut script = String::new();
     if let Some(pidfile) = pidfile {
-        script.push_str(&format!("echo '{PIDFILE}'; cat {pidfile} 2>/dev/null; echo\n"));
+        script.push_str(&format!(
+            "echo '{PIDFILE}'; cat {pidfile} 2>/dev/null; echo\n"
+        ));
     }
     if let Some(unit) = unit {
-        script.push_str(&format!("echo '{UNIT}'; systemctl show -p MainPID --value {unit} 2>/dev/null\n"));
+        script.push_str(&format!(
+            "echo '{UNIT}'; systemctl show -p MainPID --value {unit} 2>/dev/null\n"
+        ));
     }
     // One line per process: the stat line, a tab, the command line with NULs as spaces.
     script.push_str(&format!(
@@ -150,7 +154,10 @@ mod tests {
         assert_eq!(snapshot.main_pid, None);
         assert_eq!(snapshot.processes.len(), 3);
         let master = &snapshot.processes[&4242];
-        assert_eq!((master.ppid, master.start_time, master.state), (1, 900, 'S'));
+        assert_eq!(
+            (master.ppid, master.start_time, master.state),
+            (1, 900, 'S')
+        );
         assert_eq!(master.cmdline, "gunicorn: master [app]");
         let zombie = &snapshot.processes[&4250];
         assert!(zombie.is_zombie());

@@ -23,13 +23,34 @@ fn procs(pidfile: u32, master: u32, workers: &[u32]) -> String {
     let mut text = format!("--herd pidfile\n{pidfile}\n\n--herd procs\n");
     text.push_str(&stat(1, "init", 'S', 0, 1, "/sbin/init"));
     text.push('\n');
-    text.push_str(&stat(300, "python3", 'S', 1, 50, "/usr/bin/python3 /opt/monitor.py"));
+    text.push_str(&stat(
+        300,
+        "python3",
+        'S',
+        1,
+        50,
+        "/usr/bin/python3 /opt/monitor.py",
+    ));
     text.push('\n');
     if master != 0 {
-        text.push_str(&stat(master, "gunicorn", 'S', 1, 1000, "gunicorn: master [app]"));
+        text.push_str(&stat(
+            master,
+            "gunicorn",
+            'S',
+            1,
+            1000,
+            "gunicorn: master [app]",
+        ));
         text.push('\n');
         for &w in workers {
-            text.push_str(&stat(w, "gunicorn", 'S', master, 1000 + u64::from(w), "gunicorn: worker [app]"));
+            text.push_str(&stat(
+                w,
+                "gunicorn",
+                'S',
+                master,
+                1000 + u64::from(w),
+                "gunicorn: worker [app]",
+            ));
             text.push('\n');
         }
     }
@@ -58,7 +79,10 @@ fn spec() -> ReloadSpec {
     }
 }
 
-async fn reload_with(fake: FakeConnector, spec: &ReloadSpec) -> (Result<ReloadReport, ReloadFailure>, Vec<String>) {
+async fn reload_with(
+    fake: FakeConnector,
+    spec: &ReloadSpec,
+) -> (Result<ReloadReport, ReloadFailure>, Vec<String>) {
     let connection = fake.connect(&target()).await.expect("fake connects");
     let result = reload(&connection, spec).await;
     (result, fake.commands("h1"))
@@ -67,7 +91,11 @@ async fn reload_with(fake: FakeConnector, spec: &ReloadSpec) -> (Result<ReloadRe
 fn signals(commands: &[String]) -> Vec<String> {
     commands
         .iter()
-        .filter_map(|c| c.split("kill -").nth(1).map(|s| s.trim_end_matches('\'').to_string()))
+        .filter_map(|c| {
+            c.split("kill -")
+                .nth(1)
+                .map(|s| s.trim_end_matches('\'').to_string())
+        })
         .collect()
 }
 
@@ -93,48 +121,78 @@ async fn hup_replaces_every_worker_under_the_same_master() {
 #[tokio::test(start_paused = true)]
 async fn a_master_that_exits_after_hup_fails_validation() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(0, 0, &[])];
-    let fake = FakeConnector::default().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let fake =
+        FakeConnector::default().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
     let (result, _) = reload_with(fake, &spec()).await;
     let failure = result.unwrap_err();
     assert_eq!(failure.proof, Proof::SameMaster);
-    assert!(failure.message.contains("exited after HUP"), "{}", failure.message);
+    assert!(
+        failure.message.contains("exited after HUP"),
+        "{}",
+        failure.message
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_preflight_signals_nothing() {
     let fake = FakeConnector::default()
-        .rule("h1", Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[501, 502])))
-        .rule("h1", Rule::new("check-config", 1).stderr("ImportError: no module named app\n"));
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[501, 502])),
+        )
+        .rule(
+            "h1",
+            Rule::new("check-config", 1).stderr("ImportError: no module named app\n"),
+        );
     let mut spec = spec();
     spec.preflight = Some("gunicorn --check-config app".into());
     let (result, commands) = reload_with(fake, &spec).await;
     let failure = result.unwrap_err();
     assert_eq!(failure.proof, Proof::Preflight);
-    assert!(failure.message.contains("ImportError"), "{}", failure.message);
+    assert!(
+        failure.message.contains("ImportError"),
+        "{}",
+        failure.message
+    );
     assert!(signals(&commands).is_empty(), "{commands:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stale_pidfile_is_never_signalled() {
-    let fake = FakeConnector::default().rule("h1", Rule::new("--herd procs", 0).stdout(&procs(300, 500, &[501])));
+    let fake = FakeConnector::default().rule(
+        "h1",
+        Rule::new("--herd procs", 0).stdout(&procs(300, 500, &[501])),
+    );
     let (result, commands) = reload_with(fake, &spec()).await;
     let failure = result.unwrap_err();
     assert_eq!(failure.proof, Proof::Master);
-    assert!(failure.message.contains("stale pidfile"), "{}", failure.message);
+    assert!(
+        failure.message.contains("stale pidfile"),
+        "{}",
+        failure.message
+    );
     assert!(signals(&commands).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn workers_that_never_come_back_fail_within_the_timeout() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601])];
-    let fake = FakeConnector::default().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let fake =
+        FakeConnector::default().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
     let started = tokio::time::Instant::now();
     let (result, _) = reload_with(fake, &spec()).await;
     let failure = result.unwrap_err();
     assert_eq!(failure.proof, Proof::Workers);
-    assert!(failure.message.contains("1 of 2 new workers"), "{}", failure.message);
+    assert!(
+        failure.message.contains("1 of 2 new workers"),
+        "{}",
+        failure.message
+    );
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(30) && waited < Duration::from_secs(32), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(30) && waited < Duration::from_secs(32),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -146,13 +204,21 @@ async fn an_old_release_in_the_response_fails_the_http_proof() {
     let (result, _) = reload_with(fake, &spec()).await;
     let failure = result.unwrap_err();
     assert_eq!(failure.proof, Proof::Http);
-    assert!(failure.message.contains("does not contain `v2`"), "{}", failure.message);
+    assert!(
+        failure.message.contains("does not contain `v2`"),
+        "{}",
+        failure.message
+    );
     assert_eq!(failure.report.new_workers, vec![601, 602]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn restore_starts_the_server_when_no_master_is_left() {
-    let snapshots = vec![procs(0, 0, &[]), procs(0, 0, &[]), procs(700, 700, &[701, 702])];
+    let snapshots = vec![
+        procs(0, 0, &[]),
+        procs(0, 0, &[]),
+        procs(700, 700, &[701, 702]),
+    ];
     let fake = FakeConnector::default()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .http("h1", 200, "ok v2\n");
@@ -162,27 +228,67 @@ async fn restore_starts_the_server_when_no_master_is_left() {
     let report = restore(&connection, &spec).await.expect("started");
     assert!(report.started);
     assert_eq!(report.master_pid, Some(700));
-    assert!(fake.commands("h1").iter().any(|c| c.contains("start-the-app")));
+    assert!(fake
+        .commands("h1")
+        .iter()
+        .any(|c| c.contains("start-the-app")));
     assert!(signals(&fake.commands("h1")).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
     let mut during = procs(500, 500, &[501, 502]);
-    during.push_str(&stat(800, "gunicorn", 'S', 500, 3000, "gunicorn: master [app.2]"));
+    during.push_str(&stat(
+        800,
+        "gunicorn",
+        'S',
+        500,
+        3000,
+        "gunicorn: master [app.2]",
+    ));
     during.push('\n');
     for w in [801, 802] {
-        during.push_str(&stat(w, "gunicorn", 'S', 800, 3001, "gunicorn: worker [app.2]"));
+        during.push_str(&stat(
+            w,
+            "gunicorn",
+            'S',
+            800,
+            3001,
+            "gunicorn: worker [app.2]",
+        ));
         during.push('\n');
     }
     let mut after = procs(800, 0, &[]);
-    after.push_str(&stat(800, "gunicorn", 'S', 1, 3000, "gunicorn: master [app]"));
+    after.push_str(&stat(
+        800,
+        "gunicorn",
+        'S',
+        1,
+        3000,
+        "gunicorn: master [app]",
+    ));
     after.push('\n');
     for w in [801, 802] {
-        after.push_str(&stat(w, "gunicorn", 'S', 800, 3001, "gunicorn: worker [app]"));
+        after.push_str(&stat(
+            w,
+            "gunicorn",
+            'S',
+            800,
+            3001,
+            "gunicorn: worker [app]",
+        ));
         after.push('\n');
     }
-    let snapshots = vec![procs(500, 500, &[501, 502]), during.clone(), during.clone(), during.clone(), during.clone(), during.clone(), during, after];
+    let snapshots = vec![
+        procs(500, 500, &[501, 502]),
+        during.clone(),
+        during.clone(),
+        during.clone(),
+        during.clone(),
+        during.clone(),
+        during,
+        after,
+    ];
     let fake = FakeConnector::default()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .http("h1", 200, "ok v2\n");

@@ -18,7 +18,13 @@ struct Settling {
 
 impl Settling {
     /// True once `workers` is complete and unchanged for `settle`.
-    fn observe(&mut self, workers: &[u32], complete: bool, spec: &ReloadSpec, now: Instant) -> bool {
+    fn observe(
+        &mut self,
+        workers: &[u32],
+        complete: bool,
+        spec: &ReloadSpec,
+        now: Instant,
+    ) -> bool {
         if !complete {
             self.since = None;
             return false;
@@ -61,8 +67,16 @@ pub(super) async fn after_hup<T: Connection>(
             ));
         }
         let workers = discover::workers_of(&snapshot, master.pid);
-        let old_left: Vec<u32> = workers.iter().copied().filter(|w| master.workers.contains(w)).collect();
-        report.new_workers = workers.iter().copied().filter(|w| !master.workers.contains(w)).collect();
+        let old_left: Vec<u32> = workers
+            .iter()
+            .copied()
+            .filter(|w| master.workers.contains(w))
+            .collect();
+        report.new_workers = workers
+            .iter()
+            .copied()
+            .filter(|w| !master.workers.contains(w))
+            .collect();
         let complete = old_left.is_empty() && report.new_workers.len() == wanted;
         if settling.observe(&report.new_workers, complete, spec, now) {
             return Ok(());
@@ -77,7 +91,10 @@ pub(super) async fn after_hup<T: Connection>(
             };
             return Err(fail(
                 Proof::Workers,
-                format!("workers not replaced within {}s: {why}", spec.validate.timeout.as_secs()),
+                format!(
+                    "workers not replaced within {}s: {why}",
+                    spec.validate.timeout.as_secs()
+                ),
                 report,
             ));
         }
@@ -104,18 +121,30 @@ pub(super) async fn usr2<T: Connection>(
         let snapshot = snapshot(connection, spec)
             .await
             .map_err(|e| fail(Proof::SameMaster, e, report))?;
-        let child = snapshot
-            .processes
-            .values()
-            .find(|p| p.ppid == old.pid && !old.workers.contains(&p.pid) && !p.is_zombie() && discover::is_gunicorn(&p.cmdline) && !discover::workers_of(&snapshot, p.pid).is_empty());
+        let child = snapshot.processes.values().find(|p| {
+            p.ppid == old.pid
+                && !old.workers.contains(&p.pid)
+                && !p.is_zombie()
+                && discover::is_gunicorn(&p.cmdline)
+                && !discover::workers_of(&snapshot, p.pid).is_empty()
+        });
         if let Some(child) = child {
             report.new_master_pid = Some(child.pid);
             report.new_workers = discover::workers_of(&snapshot, child.pid);
-            if settling.observe(&report.new_workers, report.new_workers.len() == wanted, spec, now) {
+            if settling.observe(
+                &report.new_workers,
+                report.new_workers.len() == wanted,
+                spec,
+                now,
+            ) {
                 break child.pid;
             }
         } else if !snapshot.processes.contains_key(&old.pid) {
-            return Err(fail(Proof::SameMaster, format!("the master {} exited after USR2", old.pid), report));
+            return Err(fail(
+                Proof::SameMaster,
+                format!("the master {} exited after USR2", old.pid),
+                report,
+            ));
         }
         if now >= deadline {
             return Err(fail(
@@ -135,11 +164,24 @@ pub(super) async fn usr2<T: Connection>(
         let snapshot = snapshot(connection, spec)
             .await
             .map_err(|e| fail(Proof::SameMaster, e, report))?;
-        let old_gone = !snapshot.processes.get(&old.pid).is_some_and(|p| !p.is_zombie())
-            && old.workers.iter().all(|w| !snapshot.processes.contains_key(w));
-        let new_alive = snapshot.processes.get(&new_master).is_some_and(|p| !p.is_zombie());
+        let old_gone = !snapshot
+            .processes
+            .get(&old.pid)
+            .is_some_and(|p| !p.is_zombie())
+            && old
+                .workers
+                .iter()
+                .all(|w| !snapshot.processes.contains_key(w));
+        let new_alive = snapshot
+            .processes
+            .get(&new_master)
+            .is_some_and(|p| !p.is_zombie());
         if !new_alive {
-            return Err(fail(Proof::SameMaster, format!("the new master {new_master} exited"), report));
+            return Err(fail(
+                Proof::SameMaster,
+                format!("the new master {new_master} exited"),
+                report,
+            ));
         }
         if old_gone {
             report.new_workers = discover::workers_of(&snapshot, new_master);
@@ -164,7 +206,7 @@ pub(super) async fn master_appears<T: Connection>(
 ) -> Result<Master, ReloadFailure> {
     let deadline = Instant::now() + spec.validate.timeout;
     let mut settling = Settling { since: None };
-    let mut last = String::new();
+    let mut last;
     loop {
         let now = Instant::now();
         let found = snapshot(connection, spec)
@@ -177,14 +219,21 @@ pub(super) async fn master_appears<T: Connection>(
                 if settling.observe(&master.workers, complete, spec, now) {
                     return Ok(master);
                 }
-                last = format!("master {} has {} worker(s)", master.pid, master.workers.len());
+                last = format!(
+                    "master {} has {} worker(s)",
+                    master.pid,
+                    master.workers.len()
+                );
             }
             Err(error) => last = error.to_string(),
         }
         if now >= deadline {
             return Err(fail(
                 Proof::Start,
-                format!("reload.start ran but no master serves within {}s ({last}): the host is DOWN", spec.validate.timeout.as_secs()),
+                format!(
+                    "reload.start ran but no master serves within {}s ({last}): the host is DOWN",
+                    spec.validate.timeout.as_secs()
+                ),
                 report,
             ));
         }
@@ -202,7 +251,10 @@ pub(super) async fn serving<T: Connection>(
     if let Some(check) = &spec.validate.http {
         let url = http::parse_url(&check.url).map_err(|e| fail(Proof::Http, e, report))?;
         loop {
-            let verdict = match connection.tunnel(&url.host, url.port, spec.command_timeout).await {
+            let verdict = match connection
+                .tunnel(&url.host, url.port, spec.command_timeout)
+                .await
+            {
                 Err(error) => Err(error.to_string()),
                 Ok(stream) => http::get(stream, &url, spec.command_timeout).await,
             }
@@ -210,7 +262,11 @@ pub(super) async fn serving<T: Connection>(
             match verdict {
                 Ok(()) => break,
                 Err(problem) if Instant::now() >= deadline => {
-                    return Err(fail(Proof::Http, format!("{}: {problem}", check.url), report));
+                    return Err(fail(
+                        Proof::Http,
+                        format!("{}: {problem}", check.url),
+                        report,
+                    ));
                 }
                 Err(_) => tokio::time::sleep(spec.validate.poll).await,
             }
@@ -226,7 +282,9 @@ pub(super) async fn serving<T: Connection>(
                 Proof::Run,
                 format!(
                     "validate.run failed (exit code {}): {}",
-                    output.exit_code.map_or("none".to_string(), |c| c.to_string()),
+                    output
+                        .exit_code
+                        .map_or("none".to_string(), |c| c.to_string()),
                     crate::engine::tail(&String::from_utf8_lossy(&output.stderr), 5)
                 ),
                 report,
@@ -238,7 +296,10 @@ pub(super) async fn serving<T: Connection>(
 
 fn judge(check: &super::HttpCheck, response: &http::Response) -> Result<(), String> {
     if response.status != check.status {
-        return Err(format!("status {} (expected {})", response.status, check.status));
+        return Err(format!(
+            "status {} (expected {})",
+            response.status, check.status
+        ));
     }
     if let Some(wanted) = &check.contains {
         if !response.body.contains(wanted.as_str()) {

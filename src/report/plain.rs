@@ -83,6 +83,43 @@ impl Reporter for PlainReporter {
                     }
                 }
             }
+            Event::ReloadStarted { .. } => {}
+            Event::ReloadFinished {
+                host,
+                rollback,
+                outcome,
+            } => {
+                let what = if *rollback {
+                    "restore after rollback"
+                } else {
+                    "reload"
+                };
+                let r = &outcome.report;
+                let master = match (r.master_pid, r.new_master_pid) {
+                    (_, Some(new)) => format!("new master {new}"),
+                    (Some(pid), None) => format!("master {pid}"),
+                    (None, None) => "no master".to_string(),
+                };
+                let workers = format!("workers {:?} -> {:?}", r.old_workers, r.new_workers);
+                let started = if r.started {
+                    ", started with reload.start"
+                } else {
+                    ""
+                };
+                match (&outcome.proof, &outcome.message) {
+                    (None, _) => {
+                        let _ = writeln!(line, "{host}: {what}: ok ({master}, {workers}{started})");
+                    }
+                    (Some(proof), message) => {
+                        let _ = writeln!(
+                            line,
+                            "{host}: {what} FAILED: proof `{}`: {} ({master}, {workers}{started})",
+                            proof.name(),
+                            message.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
             Event::StepSkipped {
                 host,
                 step,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::event::{HostState, RunReport};
+use crate::event::{HostReport, HostState, RunReport};
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
@@ -15,8 +15,8 @@ pub fn render(report: &RunReport) -> String {
         .max(4);
     let _ = writeln!(
         out,
-        "\n{:width$}  {:12}  {:>5}  {:>9}  NOTE",
-        "HOST", "RESULT", "STEPS", "DURATION"
+        "\n{:width$}  {:12}  {:>5}  {:>8}  {:>9}  {:>9}  NOTE",
+        "HOST", "RESULT", "STEPS", "MASTER", "WORKERS", "DURATION"
     );
     for host in &report.hosts {
         let note = match &host.state {
@@ -45,10 +45,12 @@ pub fn render(report: &RunReport) -> String {
         };
         let _ = writeln!(
             out,
-            "{:width$}  {:12}  {:>5}  {:>8.2}s  {}",
+            "{:width$}  {:12}  {:>5}  {:>8}  {:>9}  {:>8.2}s  {}",
             host.host,
             host.state.label(),
             format!("{}/{}", host.steps_ok, host.steps_total),
+            master_column(host),
+            workers_column(host),
             host.duration.as_secs_f64(),
             note
         );
@@ -110,4 +112,26 @@ pub fn render(report: &RunReport) -> String {
         );
     }
     out
+}
+
+/// The master that serves at the end (the new one after USR2), or `-`.
+fn master_column(host: &HostReport) -> String {
+    host.reload
+        .as_ref()
+        .and_then(|r| r.report.new_master_pid.or(r.report.master_pid))
+        .map_or("-".to_string(), |pid| pid.to_string())
+}
+
+/// Workers before and after the reload: `2 -> 2`, or `-`.
+fn workers_column(host: &HostReport) -> String {
+    match &host.reload {
+        Some(r) if r.report.master_pid.is_some() => {
+            format!(
+                "{} -> {}",
+                r.report.old_workers.len(),
+                r.report.new_workers.len()
+            )
+        }
+        _ => "-".to_string(),
+    }
 }

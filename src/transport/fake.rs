@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::{Connection, Connector, ExecOutput, Target, TransportError};
 
@@ -92,7 +92,8 @@ impl FakeConnector {
     }
 
     pub fn http(mut self, host: &str, status: u16, body: &str) -> Self {
-        self.hosts.entry(host.to_string()).or_default().http = Some(format!("HTTP/1.1 {status} X\r\n\r\n{body}"));
+        self.hosts.entry(host.to_string()).or_default().http =
+            Some(format!("HTTP/1.1 {status} X\r\n\r\n{body}"));
         self
     }
 
@@ -153,7 +154,12 @@ impl FakeConnection {
 impl Connection for FakeConnection {
     type Tunnel = DuplexStream;
 
-    async fn tunnel(&self, address: &str, port: u16, _timeout: Duration) -> Result<DuplexStream, TransportError> {
+    async fn tunnel(
+        &self,
+        address: &str,
+        port: u16,
+        _timeout: Duration,
+    ) -> Result<DuplexStream, TransportError> {
         self.record(format!("tunnel {address}:{port}"));
         let Some(response) = self.script.http.clone() else {
             return Err(TransportError::Connect {

@@ -342,7 +342,12 @@ fn append(buffer: &mut Vec<u8>, data: &[u8]) {
 impl Connection for SshConnection {
     type Tunnel = russh::ChannelStream<client::Msg>;
 
-    async fn tunnel(&self, address: &str, port: u16, timeout: Duration) -> Result<Self::Tunnel, TransportError> {
+    async fn tunnel(
+        &self,
+        address: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Self::Tunnel, TransportError> {
         let open = self
             .handle
             .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0);

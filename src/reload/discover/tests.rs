@@ -6,7 +6,14 @@ fn host(lines: &[String]) -> Snapshot {
     let mut text = String::from("--herd procs\n");
     text.push_str(&stat(1, "init", 'S', 0, 1, "/sbin/init"));
     text.push('\n');
-    text.push_str(&stat(300, "python3", 'S', 1, 50, "/usr/bin/python3 /opt/monitor.py"));
+    text.push_str(&stat(
+        300,
+        "python3",
+        'S',
+        1,
+        50,
+        "/usr/bin/python3 /opt/monitor.py",
+    ));
     text.push('\n');
     for line in lines {
         text.push_str(line);
@@ -18,15 +25,38 @@ fn host(lines: &[String]) -> Snapshot {
 /// A master with setproctitle titles, and two workers.
 fn titled(master: u32, name: &str) -> Vec<String> {
     vec![
-        stat(master, "gunicorn", 'S', 1, 1000, &format!("gunicorn: master [{name}]")),
-        stat(master + 1, "gunicorn", 'S', master, 1010, &format!("gunicorn: worker [{name}]")),
-        stat(master + 2, "gunicorn", 'S', master, 1011, &format!("gunicorn: worker [{name}]")),
+        stat(
+            master,
+            "gunicorn",
+            'S',
+            1,
+            1000,
+            &format!("gunicorn: master [{name}]"),
+        ),
+        stat(
+            master + 1,
+            "gunicorn",
+            'S',
+            master,
+            1010,
+            &format!("gunicorn: worker [{name}]"),
+        ),
+        stat(
+            master + 2,
+            "gunicorn",
+            'S',
+            master,
+            1011,
+            &format!("gunicorn: worker [{name}]"),
+        ),
     ]
 }
 
 /// A master without setproctitle: every process shows the same command line.
 fn untitled(master: u32, name: &str) -> Vec<String> {
-    let cmd = format!("/srv/venv/bin/python3 /srv/venv/bin/gunicorn --name {name} --workers 2 app:application");
+    let cmd = format!(
+        "/srv/venv/bin/python3 /srv/venv/bin/gunicorn --name {name} --workers 2 app:application"
+    );
     vec![
         stat(master, "gunicorn", 'S', 1, 2000, &cmd),
         stat(master + 1, "gunicorn", 'S', master, 2010, &cmd),
@@ -60,9 +90,22 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
         panic!("{error:?}");
     };
     assert_eq!(*count, 2);
-    assert!(list.contains("pid 500") && list.contains("pid 700"), "{list}");
-    assert_eq!(discover(&snapshot, &Strategy::Name("blue".into())).unwrap().pid, 500);
-    assert_eq!(discover(&snapshot, &Strategy::Name("green".into())).unwrap().pid, 700);
+    assert!(
+        list.contains("pid 500") && list.contains("pid 700"),
+        "{list}"
+    );
+    assert_eq!(
+        discover(&snapshot, &Strategy::Name("blue".into()))
+            .unwrap()
+            .pid,
+        500
+    );
+    assert_eq!(
+        discover(&snapshot, &Strategy::Name("green".into()))
+            .unwrap()
+            .pid,
+        700
+    );
     assert!(matches!(
         discover(&snapshot, &Strategy::Name("red".into())),
         Err(DiscoveryError::NotRunning(_))
@@ -85,13 +128,25 @@ fn a_pidfile_naming_a_worker_or_a_dead_pid_is_refused() {
     let mut snapshot = host(&titled(500, "app"));
     snapshot.pidfile = Some("501".into());
     let strategy = Strategy::Pidfile("/run/app.pid".into());
-    assert!(matches!(discover(&snapshot, &strategy), Err(DiscoveryError::Worker { pid: 501, .. })));
+    assert!(matches!(
+        discover(&snapshot, &strategy),
+        Err(DiscoveryError::Worker { pid: 501, .. })
+    ));
     snapshot.pidfile = Some("9999\n".into());
-    assert!(matches!(discover(&snapshot, &strategy), Err(DiscoveryError::NotRunning(_))));
+    assert!(matches!(
+        discover(&snapshot, &strategy),
+        Err(DiscoveryError::NotRunning(_))
+    ));
     snapshot.pidfile = None;
-    assert!(matches!(discover(&snapshot, &strategy), Err(DiscoveryError::NotRunning(_))));
+    assert!(matches!(
+        discover(&snapshot, &strategy),
+        Err(DiscoveryError::NotRunning(_))
+    ));
     snapshot.pidfile = Some("garbage".into());
-    assert!(matches!(discover(&snapshot, &strategy), Err(DiscoveryError::BadPidfile { .. })));
+    assert!(matches!(
+        discover(&snapshot, &strategy),
+        Err(DiscoveryError::BadPidfile { .. })
+    ));
     snapshot.pidfile = Some("500".into());
     assert_eq!(discover(&snapshot, &strategy).unwrap().pid, 500);
 }
@@ -101,7 +156,10 @@ fn systemd_main_pid_zero_means_not_running() {
     let mut snapshot = host(&titled(500, "app"));
     let strategy = Strategy::Unit("app.service".into());
     snapshot.main_pid = Some("0".into());
-    assert!(matches!(discover(&snapshot, &strategy), Err(DiscoveryError::NotRunning(_))));
+    assert!(matches!(
+        discover(&snapshot, &strategy),
+        Err(DiscoveryError::NotRunning(_))
+    ));
     snapshot.main_pid = Some("500".into());
     assert_eq!(discover(&snapshot, &strategy).unwrap().pid, 500);
 }
@@ -121,7 +179,9 @@ fn a_zombie_master_is_not_signalled() {
 #[test]
 fn gunicorn_command_lines() {
     assert!(is_gunicorn("gunicorn: master [app]"));
-    assert!(is_gunicorn("/srv/venv/bin/python3 /srv/venv/bin/gunicorn app:app"));
+    assert!(is_gunicorn(
+        "/srv/venv/bin/python3 /srv/venv/bin/gunicorn app:app"
+    ));
     assert!(is_gunicorn("python -m gunicorn app:app"));
     assert!(is_gunicorn("/usr/local/bin/gunicorn -w 4 app:app"));
     assert!(!is_gunicorn("vim gunicorn.conf.py"));
