@@ -130,10 +130,7 @@ fn assert_rollout_did_not_start(
     );
     assert_eq!(run.summary_result(dead), "unreachable", "{run}");
     assert!(run.summary_row(dead).contains(reason), "{run}");
-    assert!(
-        run.stderr().contains("the rollout did not start"),
-        "{run}"
-    );
+    assert!(run.stderr().contains("the rollout did not start"), "{run}");
     for host in lab.hosts().iter().filter(|h| h.name != dead) {
         assert_eq!(run.summary_result(&host.name), "untouched", "{run}");
     }

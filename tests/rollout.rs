@@ -117,7 +117,9 @@ fn a_failure_in_batch_2_rolls_that_host_back_and_leaves_later_batches_untouched(
     // Not one step was even started on a later batch's host.
     for name in ["host05", "host06", "host07", "host08"] {
         assert!(
-            !run.stderr().lines().any(|l| l.starts_with(&format!("{name}: ["))),
+            !run.stderr()
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}: ["))),
             "a step of {name} shows in the progress\n{run}"
         );
     }
@@ -204,7 +206,12 @@ steps:
     run.assert_code(0);
     let text = fs::read_to_string(&ledger).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "the once step ran {} times: {text:?}\n{run}", lines.len());
+    assert_eq!(
+        lines.len(),
+        1,
+        "the once step ran {} times: {text:?}\n{run}",
+        lines.len()
+    );
     // "On the first host" of the rollout (DESIGN.md), so in batch 1.
     assert_eq!(lines[0], "host01", "{run}");
     for host in lab.hosts() {

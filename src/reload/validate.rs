@@ -164,10 +164,10 @@ pub(super) async fn usr2<T: Connection>(
         let snapshot = snapshot(connection, spec)
             .await
             .map_err(|e| fail(Proof::SameMaster, e, report))?;
-        let old_gone = !snapshot
+        let old_gone = snapshot
             .processes
             .get(&old.pid)
-            .is_some_and(|p| !p.is_zombie())
+            .is_none_or(|p| p.is_zombie())
             && old
                 .workers
                 .iter()

@@ -119,12 +119,15 @@ impl Herd {
     }
 }
 
+/// A thread collecting everything herd writes to one pipe.
+type Reader = JoinHandle<Vec<u8>>;
+
 /// A herd started with [`Herd::spawn`], still running (or not yet waited for).
 pub struct Running {
     child: Child,
     shown: String,
     started: Instant,
-    readers: Option<(JoinHandle<Vec<u8>>, JoinHandle<Vec<u8>>)>,
+    readers: Option<(Reader, Reader)>,
 }
 
 impl Running {
@@ -160,7 +163,10 @@ impl Running {
             if self.started.elapsed() > HERD_DEADLINE {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("`{}` still running after {HERD_DEADLINE:?}; killed it", self.shown);
+                panic!(
+                    "`{}` still running after {HERD_DEADLINE:?}; killed it",
+                    self.shown
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -483,7 +489,10 @@ impl Lab {
     pub fn edited_inventory(&self, name: &str, edit: impl FnOnce(&str) -> String) -> PathBuf {
         let original = fs::read_to_string(self.inventory()).unwrap();
         let edited = edit(&original);
-        assert_ne!(edited, original, "the edit of the inventory changed nothing");
+        assert_ne!(
+            edited, original,
+            "the edit of the inventory changed nothing"
+        );
         self.write(name, &edited)
     }
 
@@ -507,7 +516,11 @@ pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, String> {
         for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let entry = entry.unwrap();
             let path = entry.path();
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             if rel == "gunicorn.log" || rel == "gunicorn.ctl" {
                 continue;
             }
