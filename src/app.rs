@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{Cli, Command, Connecting, LabCommand, Output};
+use crate::cli::{Cli, Color, Command, Connecting, LabCommand, Output};
 use crate::engine::lock::LockOwner;
 use crate::engine::{Engine, EngineSettings, LockSettings};
 use crate::plan::reload::{ReloadPlan, StrategyTemplate};
 use crate::plan::step::Rendered;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
 use crate::reload::Signal;
+use crate::report::junit::JunitReporter;
+use crate::report::progress::ProgressReporter;
 use crate::report::{self, json::JsonReporter, plain::PlainReporter, Reporter};
 use crate::transport::ssh::{SshConnector, SshSettings};
 
@@ -160,6 +162,7 @@ fn rollout(
     lock: Option<LockSettings>,
 ) -> Result<ExitCode, AppError> {
     let exec = lock.is_none();
+    let junit_error = Arc::new(std::sync::Mutex::new(None));
     let plan = Arc::new(Plan::build(request)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,11 +170,15 @@ fn rollout(
         .map_err(AppError::Runtime)?;
     let report = runtime.block_on(async {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let reporter: Box<dyn Reporter> = match connecting.output {
-            Output::Json => Box::new(JsonReporter),
-            Output::Human => Box::new(PlainReporter { exec }),
-        };
-        let reporting = tokio::spawn(report::drain(events_rx, reporter));
+        let mut reporters = vec![main_reporter(connecting, exec)];
+        if let Some(path) = &connecting.report {
+            reporters.push(Box::new(JunitReporter {
+                path: path.clone(),
+                title: String::new(),
+                error: junit_error.clone(),
+            }));
+        }
+        let reporting = tokio::spawn(report::drain(events_rx, reporters));
         let (cancel_tx, cancel_rx) = watch::channel(false);
         tokio::spawn(cancel_on_signals(cancel_tx));
         let connector = Arc::new(SshConnector::new(SshSettings {
@@ -191,6 +198,12 @@ fn rollout(
         let _ = reporting.await;
         report
     });
+    if let Some(error) = junit_error.lock().ok().and_then(|mut e| e.take()) {
+        eprintln!("error: {error}");
+        if report.all_done() {
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+    }
     let code = if report.interrupted {
         exit::INTERRUPTED
     } else if !report.lock_held.is_empty() {
@@ -201,6 +214,23 @@ fn rollout(
         exit::FAILED
     };
     Ok(ExitCode::from(code))
+}
+
+/// Progress bars on a terminal, plain lines elsewhere, or JSON.
+fn main_reporter(connecting: &Connecting, exec: bool) -> Box<dyn Reporter> {
+    use std::io::IsTerminal;
+    let terminal =
+        std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
+    let colour = match connecting.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    match connecting.output {
+        Output::Json => Box::new(JsonReporter),
+        Output::Human if terminal => Box::new(ProgressReporter::new(exec, colour)),
+        Output::Human => Box::new(PlainReporter { exec, colour }),
+    }
 }
 
 /// The first SIGINT or SIGTERM asks the engine to stop starting work; a

@@ -80,9 +80,23 @@ pub struct Connecting {
     /// Do not offer ssh-agent keys, only the inventory's key files.
     #[arg(long)]
     pub no_agent: bool,
-    /// Output format of events: `human` lines on stderr, or `json` objects on stdout.
+    /// Output format of events: `human` (progress bars on a terminal, plain
+    /// lines otherwise, on stderr) or `json` (one object per event on stdout).
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    /// Colours on stderr: `auto` (a terminal, and NO_COLOR unset), `always` or `never`.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Also write the run as JUnit XML (one test case per host) to this file, for CI test views.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,13 +1,13 @@
 //! One host's share of a rollout: its steps in order over its connection,
 //! then its rollback if a step failed.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{claim_once, Cancel, Events};
+use super::once::{OnceGates, OnceState};
+use super::{Cancel, Events};
 use crate::event::{Event, Failure, HostReport, HostState, ReloadOutcome, StepResult};
 use crate::plan::reload::ReloadPlan;
 use crate::plan::step::{Action, Rendered, StepPlan};
@@ -23,7 +23,7 @@ pub(super) struct HostRun {
     pub index: usize,
     pub events: Events,
     pub cancel: Cancel,
-    pub once_claims: Arc<Vec<AtomicBool>>,
+    pub once: Arc<OnceGates>,
 }
 
 impl HostRun {
@@ -42,33 +42,56 @@ impl HostRun {
         let total = plan.steps.len();
         let mut steps_ok = 0;
         let mut failure = None;
+        let runs_once = self.once.runner == Some(self.index);
         for (index, step) in plan.steps.iter().enumerate() {
             if *self.cancel.borrow() {
-                return HostReport {
-                    host: self.name().to_string(),
-                    state: HostState::Interrupted {
-                        next_step: index + 1,
-                        next_step_name: step.name.clone(),
-                    },
-                    steps_ok,
-                    steps_total: total,
-                    duration: started.elapsed(),
-                    reload: None,
-                };
+                if runs_once {
+                    self.once.abandon_from(index);
+                }
+                return self.interrupted(index, steps_ok, started);
             }
-            if step.once && !claim_once(&self.once_claims, index) {
-                self.emit(Event::StepSkipped {
-                    host: self.name().to_string(),
-                    step: index + 1,
-                    name: step.name.clone(),
-                    reason: "once: runs on one host per rollout".to_string(),
-                });
-                steps_ok += 1;
-                continue;
+            if step.once && !runs_once {
+                let runner = self
+                    .once
+                    .runner
+                    .map_or("?", |i| plan.hosts[i].name.as_str());
+                match self.once.wait(index).await {
+                    OnceState::Succeeded => {
+                        self.emit(Event::StepSkipped {
+                            host: self.name().to_string(),
+                            step: index + 1,
+                            name: step.name.clone(),
+                            reason: format!("once: ran on {runner}"),
+                        });
+                        steps_ok += 1;
+                        continue;
+                    }
+                    _ if *self.cancel.borrow() => {
+                        return self.interrupted(index, steps_ok, started)
+                    }
+                    _ => {
+                        failure = Some(Failure {
+                            step: index + 1,
+                            step_name: step.name.clone(),
+                            exit_code: None,
+                            reason: format!("once: this step did not succeed on {runner}, so this host stops before it"),
+                            stderr_tail: String::new(),
+                        });
+                        break;
+                    }
+                }
             }
             let result = self
                 .run_step(connection, step, index, total, &vars, false)
                 .await;
+            if step.once {
+                let state = if result.ok || result.ignored {
+                    OnceState::Succeeded
+                } else {
+                    OnceState::NotDone
+                };
+                self.once.settle(index, state);
+            }
             if result.ok || result.ignored {
                 steps_ok += 1;
                 if let (Some(name), true) = (&step.capture, result.ok) {
@@ -83,6 +106,10 @@ impl HostRun {
             break;
         }
 
+        if runs_once {
+            // Once steps this host never reached will not run.
+            self.once.abandon_from(0);
+        }
         let mut reload = None;
         let mut signalled = false;
         if let (None, Some(stage)) = (&failure, &plan.reload) {
@@ -129,6 +156,20 @@ impl HostRun {
             steps_total: total,
             duration: started.elapsed(),
             reload,
+        }
+    }
+
+    fn interrupted(&self, next: usize, steps_ok: usize, started: Instant) -> HostReport {
+        HostReport {
+            host: self.name().to_string(),
+            state: HostState::Interrupted {
+                next_step: next + 1,
+                next_step_name: self.plan.steps[next].name.clone(),
+            },
+            steps_ok,
+            steps_total: self.plan.steps.len(),
+            duration: started.elapsed(),
+            reload: None,
         }
     }
 

@@ -9,10 +9,10 @@
 mod connect;
 mod host;
 pub mod lock;
+mod once;
 
 pub use host::tail;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -170,8 +170,14 @@ impl<C: Connector> Engine<C> {
     ) -> Option<String> {
         let plan = &self.plan;
         let mut failed = unreachable;
-        let once_claims: Arc<Vec<AtomicBool>> =
-            Arc::new(plan.steps.iter().map(|_| AtomicBool::new(false)).collect());
+        // Once steps run on the first reachable host of the first batch.
+        let runner = plan
+            .batches
+            .iter()
+            .flatten()
+            .copied()
+            .find(|&i| slots[i].connection.is_some());
+        let once = Arc::new(once::OnceGates::new(plan.steps.len(), runner));
         let total_batches = plan.batches.len();
         for (number, batch) in plan.batches.iter().enumerate() {
             if self.cancelled() {
@@ -201,7 +207,7 @@ impl<C: Connector> Engine<C> {
                     index: *index,
                     events: self.events.clone(),
                     cancel: self.cancel.clone(),
-                    once_claims: once_claims.clone(),
+                    once: once.clone(),
                 };
                 async move {
                     let _permit = forks.acquire_owned().await.ok();
@@ -270,10 +276,3 @@ fn conflict(host: &str, holder: String) -> LockConflict {
 
 #[cfg(test)]
 mod tests;
-
-pub(crate) fn claim_once(claims: &[AtomicBool], step: usize) -> bool {
-    claims.get(step).is_some_and(|c| {
-        c.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    })
-}

@@ -6,7 +6,9 @@
 //! final table both share.
 
 pub mod json;
+pub mod junit;
 pub mod plain;
+pub mod progress;
 pub mod summary;
 
 use std::io::Write;
@@ -20,10 +22,39 @@ pub trait Reporter: Send {
 }
 
 /// Feeds every event to `reporter` until the engine is done.
-pub async fn drain(mut events: mpsc::UnboundedReceiver<Event>, mut reporter: Box<dyn Reporter>) {
+pub async fn drain(
+    mut events: mpsc::UnboundedReceiver<Event>,
+    mut reporters: Vec<Box<dyn Reporter>>,
+) {
     while let Some(event) = events.recv().await {
-        reporter.handle(&event);
+        for reporter in &mut reporters {
+            reporter.handle(&event);
+        }
     }
+}
+
+/// Red for failures, green for successes, when colour is on.
+pub(crate) fn paint(line: &str, colour: bool) -> String {
+    if !colour {
+        return line.to_string();
+    }
+    let alarming = [
+        "FAILED",
+        "UNREACHABLE",
+        "ABORTED",
+        "HELD",
+        "failed",
+        "unreachable",
+        "interrupted",
+    ];
+    let style = if alarming.iter().any(|word| line.contains(word)) {
+        console::Style::new().red()
+    } else if line.contains(": ok") || line.contains("  done  ") {
+        console::Style::new().green()
+    } else {
+        return line.to_string();
+    };
+    style.force_styling(true).apply_to(line).to_string()
 }
 
 /// Writes, ignoring a closed pipe (`herd ... | head` must not fail the rollout).

@@ -4,17 +4,44 @@
 
 use std::fmt::Write as _;
 
-use super::{summary, write_out, Reporter};
+use super::{paint, summary, write_out, Reporter};
 use crate::event::{Event, HostState};
 
 pub struct PlainReporter {
     /// `herd exec`: command output is the result and goes to stdout.
     pub exec: bool,
+    /// Only with `--color always`: logs and pipes get plain text.
+    pub colour: bool,
 }
 
 impl Reporter for PlainReporter {
     fn handle(&mut self, event: &Event) {
-        let mut line = String::new();
+        if self.exec {
+            write_out(&mut std::io::stdout().lock(), &exec_output(event));
+        }
+        let text: String = describe(event, self.exec)
+            .lines()
+            .map(|line| paint(line, self.colour) + "\n")
+            .collect();
+        write_out(&mut std::io::stderr().lock(), &text);
+    }
+}
+
+/// For `herd exec`: the command's stdout, each line prefixed with the host.
+pub fn exec_output(event: &Event) -> String {
+    let mut out = String::new();
+    if let Event::StepFinished { host, result, .. } = event {
+        for text in result.stdout.lines() {
+            let _ = writeln!(out, "{host}: {text}");
+        }
+    }
+    out
+}
+
+/// The plain lines for one event (empty for events that get none).
+pub fn describe(event: &Event, exec: bool) -> String {
+    let mut line = String::new();
+    {
         match event {
             Event::RunStarted {
                 title,
@@ -49,13 +76,6 @@ impl Reporter for PlainReporter {
                 rollback,
                 result,
             } => {
-                if self.exec {
-                    let mut out = String::new();
-                    for text in result.stdout.lines() {
-                        let _ = writeln!(out, "{host}: {text}");
-                    }
-                    write_out(&mut std::io::stdout().lock(), &out);
-                }
                 let phase = if *rollback { "rollback " } else { "" };
                 let verdict = match (result.ok, result.ignored) {
                     (true, _) => "ok".to_string(),
@@ -72,12 +92,12 @@ impl Reporter for PlainReporter {
                     "{host}: {phase}[{step}/{of}] {name}: {verdict}{detail} ({:.2}s)",
                     result.duration.as_secs_f64()
                 );
-                if !result.ok && (!self.exec || result.exit_code.is_none()) {
+                if !result.ok && (!exec || result.exit_code.is_none()) {
                     for text in crate::engine::tail(&result.stderr, 5).lines() {
                         let _ = writeln!(line, "{host}:     {text}");
                     }
                 }
-                if self.exec && !result.ok {
+                if exec && !result.ok {
                     for text in result.stderr.lines() {
                         let _ = writeln!(line, "{host}: stderr: {text}");
                     }
@@ -157,8 +177,6 @@ impl Reporter for PlainReporter {
             }
             Event::RunFinished { report } => line.push_str(&summary::render(report)),
         }
-        if !line.is_empty() {
-            write_out(&mut std::io::stderr().lock(), &line);
-        }
     }
+    line
 }

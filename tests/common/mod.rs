@@ -547,3 +547,120 @@ pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, String> {
     walk(dir, dir, &mut out);
     out
 }
+
+// ---- Reload tests: processes, HTTP and releases as the test itself sees them ----
+
+/// One process as `/proc/PID/stat` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub pid: u32,
+    pub ppid: u32,
+    pub state: char,
+    /// Clock ticks after boot: with the pid, it tells a process from a reused pid.
+    pub start_time: u64,
+}
+
+/// `/proc/PID/stat` of `pid`, or `None` when there is no such process.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    Some(ProcStat {
+        pid,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// True while `pid` runs (a zombie has ended).
+pub fn alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|p| p.state != 'Z')
+}
+
+/// The live children of `pid`, sorted.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut found: Vec<u32> = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(proc_stat)
+        .filter(|p| p.ppid == pid && p.state != 'Z')
+        .map(|p| p.pid)
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// The pid a pidfile names, if it exists and holds one.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `GET path` from this test to `address:port` (HTTP/1.0, a few seconds at
+/// most): the status code and body, or why there was none.
+pub fn http_get(address: &str, port: u16, path: &str) -> Result<(u16, String), String> {
+    use std::io::Write;
+    let addr: SocketAddr = format!("{address}:{port}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{addr}: no HTTP response: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{addr}: bad status line: {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+/// What `host` answers on `/healthz` right now ("ok v1"), or the error.
+pub fn healthz(host: &LabHost) -> String {
+    match http_get(&host.address, host.http_port, "/healthz") {
+        Ok((200, body)) => body.trim().to_string(),
+        Ok((status, body)) => format!("HTTP {status}: {}", body.trim()),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Gives `path` (recursively, symlinks themselves) to the lab's login user,
+/// which owns everything under an app dir.
+pub fn chown_to(user: &str, path: &Path) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg("-h")
+        .arg(format!("{user}:"))
+        .arg(path)
+        .status()
+        .expect("chown runs");
+    assert!(status.success(), "chown {user}: {} failed", path.display());
+}
+
+/// Builds `releases/RELEASE` on `host` as a copy of `releases/v1` that says
+/// `release`, and points `current` at it (atomically, as a deploy would).
+pub fn switch_release(lab: &Lab, host: &LabHost, release: &str) {
+    let app = &host.app_dir;
+    let dir = app.join("releases").join(release);
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(app.join("releases/v1/app.py"), dir.join("app.py")).unwrap();
+    fs::write(dir.join("RELEASE"), format!("{release}\n")).unwrap();
+    let next = app.join("current.next");
+    let _ = fs::remove_file(&next);
+    std::os::unix::fs::symlink(format!("releases/{release}"), &next).unwrap();
+    chown_to(lab.user(), &dir);
+    chown_to(lab.user(), &next);
+    fs::rename(&next, app.join("current")).unwrap();
+}

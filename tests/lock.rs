@@ -1,0 +1,258 @@
+//! The deploy lock: a second `herd run` on a host another run holds exits 3
+//! naming the holder and touches nothing, or with `--lock-wait` waits its
+//! turn; a stale lock of this controller is broken, another controller's is
+//! respected; no lock file outlives a run.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{wait_until, Lab};
+
+/// Holds the lock for a while: a marker, then three seconds of sleep.
+const SLOW: &str = "\
+name: Slow first
+hosts: web
+steps:
+  - name: Mark
+    run: echo first >> {{ app_dir }}/order
+  - name: Take a while
+    run: sleep 3
+";
+
+/// The second run's only step: append to the same file.
+const QUICK: &str = "\
+name: Quick second
+hosts: web
+steps:
+  - name: Mark
+    run: echo second >> {{ app_dir }}/order
+";
+
+/// What `herd` writes as the controller: this machine's hostname.
+fn controller() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The lines of `host`'s order file (empty when it does not exist).
+fn order(lab: &Lab, host: &str) -> Vec<String> {
+    fs::read_to_string(lab.app_dir(host).join("order"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The value of `field=` in a lock file's text.
+fn field(lock: &str, name: &str) -> String {
+    lock.split_whitespace()
+        .find_map(|part| part.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name}= in lock file {lock:?}"))
+        .to_string()
+}
+
+/// Starts SLOW on host01,host02 as user `alice` and waits until it holds
+/// both locks and has started its sleep; returns the running herd, its
+/// playbook and host02's lock file text.
+fn start_first(lab: &Lab) -> (common::Running, PathBuf, String) {
+    let slow = lab.write("slow.yml", SLOW);
+    let first = lab
+        .herd(["run"])
+        .arg(&slow)
+        .args(["-l", "host01,host02"])
+        .env("USER", "alice")
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            ["host01", "host02"]
+                .iter()
+                .all(|h| lab.lock_file(h).exists() && order(lab, h) == ["first"])
+        }),
+        "the first run never took its locks and ran its first step"
+    );
+    let lock = fs::read_to_string(lab.lock_file("host02")).unwrap();
+    (first, slow, lock)
+}
+
+#[test]
+fn a_second_run_on_a_locked_host_exits_3_naming_the_holder_and_runs_nothing() {
+    let lab = Lab::up(3);
+    let quick = lab.write("quick.yml", QUICK);
+    let (first, slow, lock) = start_first(&lab);
+
+    let second = lab
+        .herd(["run"])
+        .arg(&quick)
+        .args(["-l", "host02,host03"])
+        .run();
+    let first_pid = first.pid();
+    let first = first.wait();
+
+    second.assert_code(3);
+    first.assert_code(0);
+    let holder = format!(
+        "user alice on {} (pid {}), playbook {}, since {}",
+        controller(),
+        field(&lock, "pid"),
+        slow.display(),
+        field(&lock, "since"),
+    );
+    assert_eq!(field(&lock, "pid"), first_pid.to_string(), "{lock}");
+    assert!(
+        second
+            .stderr()
+            .lines()
+            .any(|l| l == format!("host02: DEPLOY LOCK HELD by {holder}")),
+        "no `host02: DEPLOY LOCK HELD by {holder}` line\n{second}"
+    );
+    assert!(
+        second
+            .stderr()
+            .lines()
+            .any(|l| l == format!("deploy lock on host02 is held by {holder}")),
+        "no summary line naming the holder\n{second}"
+    );
+    assert!(
+        !second.stderr().contains("deploy lock on host03"),
+        "host03 was free\n{second}"
+    );
+    // The second run did nothing anywhere, host03 (free) included.
+    assert_eq!(order(&lab, "host01"), ["first"], "{second}");
+    assert_eq!(order(&lab, "host02"), ["first"], "{second}");
+    assert_eq!(order(&lab, "host03"), Vec::<String>::new(), "{second}");
+    for name in ["host02", "host03"] {
+        assert_eq!(second.summary_result(name), "untouched", "{second}");
+    }
+    assert_eq!(
+        lab.hosts_with_lock_file(),
+        Vec::<String>::new(),
+        "{first}\n{second}"
+    );
+}
+
+#[test]
+fn with_lock_wait_the_second_run_waits_for_the_first_and_then_runs() {
+    let lab = Lab::up(3);
+    let quick = lab.write("quick.yml", QUICK);
+    let (first, _, _) = start_first(&lab);
+
+    let second = lab
+        .herd(["run"])
+        .arg(&quick)
+        .args(["-l", "host02,host03", "--lock-wait", "10s"])
+        .run();
+    let first = first.wait();
+
+    first.assert_code(0);
+    second.assert_code(0);
+    // On the shared host the second run's step came after the whole first
+    // run (whose only write is before its sleep: without the lock, "second"
+    // would have landed during that sleep, before the first run ended).
+    assert_eq!(
+        order(&lab, "host02"),
+        ["first", "second"],
+        "{first}\n{second}"
+    );
+    assert_eq!(order(&lab, "host01"), ["first"], "{second}");
+    assert_eq!(order(&lab, "host03"), ["second"], "{second}");
+    assert_eq!(
+        lab.hosts_with_lock_file(),
+        Vec::<String>::new(),
+        "{first}\n{second}"
+    );
+}
+
+/// A pid that no process has: a child that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(!PathBuf::from(format!("/proc/{pid}")).exists());
+    pid
+}
+
+const MARKER: &str = "\
+name: Marker
+hosts: web
+steps:
+  - name: Mark
+    run: touch {{ app_dir }}/marker
+";
+
+#[test]
+fn a_stale_lock_of_this_controller_is_broken() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("marker.yml", MARKER);
+    let stale = format!(
+        "run=dead-1 user=bob controller={} pid={} since=2020-01-01T00:00:00Z playbook=old.yml\n",
+        controller(),
+        dead_pid()
+    );
+    fs::write(lab.lock_file("host02"), &stale).unwrap();
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    for host in lab.hosts() {
+        assert!(host.app_dir.join("marker").exists(), "{}\n{run}", host.name);
+    }
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+}
+
+#[test]
+fn a_lock_of_another_controller_is_respected_and_left_in_place() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("marker.yml", MARKER);
+    let foreign = "run=far-1 user=carol controller=elsewhere pid=1 since=2020-01-01T00:00:00Z playbook=deploy.yml\n";
+    fs::write(lab.lock_file("host02"), foreign).unwrap();
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+    let json = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--output", "json"])
+        .run();
+
+    run.assert_code(3);
+    let holder = "user carol on elsewhere (pid 1), playbook deploy.yml, since 2020-01-01T00:00:00Z";
+    assert!(
+        run.stderr()
+            .lines()
+            .any(|l| l == format!("host02: DEPLOY LOCK HELD by {holder}")),
+        "{run}"
+    );
+    assert!(
+        run.stderr()
+            .lines()
+            .any(|l| l == format!("deploy lock on host02 is held by {holder}")),
+        "{run}"
+    );
+    json.assert_code(3);
+    let events = json.json_events();
+    let report = &events.last().expect("no events")["report"];
+    assert_eq!(
+        report["lock_held"],
+        serde_json::json!([{ "host": "host02", "holder": holder }]),
+        "{json}"
+    );
+    for host in lab.hosts() {
+        assert!(
+            !host.app_dir.join("marker").exists(),
+            "{}\n{run}",
+            host.name
+        );
+    }
+    // Someone else's lock is theirs to remove; the one herd took on host01
+    // was given back.
+    assert_eq!(
+        fs::read_to_string(lab.lock_file("host02")).unwrap(),
+        foreign
+    );
+    assert_eq!(lab.hosts_with_lock_file(), ["host02"], "{run}");
+}
