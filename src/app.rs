@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{Cli, Color, Command, Connecting, LabCommand, Output};
+use crate::cli::{CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output};
 use crate::engine::lock::LockOwner;
 use crate::engine::{Engine, EngineSettings, LockSettings};
 use crate::plan::reload::{ReloadPlan, StrategyTemplate};
@@ -72,12 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 wait: args.lock_wait,
                 timeout: args.connecting.connect_timeout,
             };
-            let strategy = match (args.pidfile, args.unit, args.name) {
-                (Some(pidfile), _, _) => StrategyTemplate::Pidfile(pidfile),
-                (None, Some(unit), _) => StrategyTemplate::Unit(unit),
-                (None, None, Some(name)) => StrategyTemplate::Name(name),
-                (None, None, None) => StrategyTemplate::Auto,
-            };
+            let strategy = strategy_of(args.master);
             if args.signal == "USR2" && matches!(strategy, StrategyTemplate::Unit(_)) {
                 return Err(AppError::Plan(PlanError::Usage(
                     "--signal USR2 cannot be used with --unit: systemd stops the service when the old master exits".into(),
@@ -150,6 +145,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             print!("{}", describe_hosts(&plan, args.vars));
             Ok(ExitCode::from(exit::OK))
         }
+        Command::Check(args) => check(args),
         Command::Lab(command) => lab(command),
     }
 }
@@ -181,14 +177,10 @@ fn rollout(
         let reporting = tokio::spawn(report::drain(events_rx, reporters));
         let (cancel_tx, cancel_rx) = watch::channel(false);
         tokio::spawn(cancel_on_signals(cancel_tx));
-        let connector = Arc::new(SshConnector::new(SshSettings {
-            connect_timeout: connecting.connect_timeout,
-            accept_new_host_keys: connecting.accept_new_host_keys,
-            use_agent: !connecting.no_agent,
-        }));
+        let connector = Arc::new(ssh_connector(connecting));
         let settings = EngineSettings {
             forks: connecting.forks,
-            handshakes: 64,
+            handshakes: HANDSHAKES,
             require_reachable: !exec,
             lock,
         };
@@ -215,6 +207,72 @@ fn rollout(
     };
     Ok(ExitCode::from(code))
 }
+
+fn strategy_of(master: MasterArgs) -> StrategyTemplate {
+    match (master.pidfile, master.unit, master.name) {
+        (Some(pidfile), _, _) => StrategyTemplate::Pidfile(pidfile),
+        (None, Some(unit), _) => StrategyTemplate::Unit(unit),
+        (None, None, Some(name)) => StrategyTemplate::Name(name),
+        (None, None, None) => StrategyTemplate::Auto,
+    }
+}
+
+/// `herd check`: a table of what a rollout would find; exit 1 if any host has a problem.
+fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
+    let job = match args.playbook {
+        Some(playbook) => Job::Playbook(playbook),
+        None => Job::Reload(ReloadPlan {
+            strategy: Some(strategy_of(args.master)),
+            signal: Signal::Hup,
+            become_: false,
+            preflight: None,
+            start: None,
+            timeout: args.connecting.timeout,
+            settle: std::time::Duration::ZERO,
+            http: None,
+            run: None,
+            command_timeout: args.connecting.timeout,
+        }),
+    };
+    let request = PlanRequest {
+        job,
+        inventory: args.targeting.inventory,
+        limit: args.targeting.limit,
+        extra_vars: Vec::new(),
+        batch: None,
+        known_hosts: args.connecting.known_hosts.clone(),
+        step_timeout: args.connecting.timeout,
+    };
+    let plan = Plan::build(&request)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    let connector = Arc::new(ssh_connector(&args.connecting));
+    let checks = runtime.block_on(crate::check::check_all(&plan, connector, HANDSHAKES));
+    match args.connecting.output {
+        Output::Json => println!("{}", serde_json::to_string(&checks).unwrap_or_default()),
+        Output::Human => print!("{}", crate::check::render(&checks)),
+    }
+    let healthy = checks.iter().all(crate::check::HostCheck::healthy);
+    Ok(ExitCode::from(if healthy {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
+}
+
+fn ssh_connector(connecting: &Connecting) -> SshConnector {
+    SshConnector::new(SshSettings {
+        connect_timeout: connecting.connect_timeout,
+        accept_new_host_keys: connecting.accept_new_host_keys,
+        use_agent: !connecting.no_agent,
+    })
+}
+
+/// SSH handshakes in flight at once: far below a default sshd's MaxStartups
+/// per target, and enough to connect hundreds of hosts in a few seconds.
+const HANDSHAKES: usize = 64;
 
 /// Progress bars on a terminal, plain lines elsewhere, or JSON.
 fn main_reporter(connecting: &Connecting, exec: bool) -> Box<dyn Reporter> {

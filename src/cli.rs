@@ -35,6 +35,11 @@ pub enum Command {
     ///
     /// Example: herd plan playbooks/deploy.yml -i inventory.yml -e release=v2
     Plan(PlanArgs),
+    /// Check every targeted host without changing anything: reachable, host key,
+    /// login, sudo, and the Gunicorn master a reload would signal.
+    ///
+    /// Example: herd check -i inventory.yml --pidfile '{{ app_dir }}/gunicorn.pid'
+    Check(CheckArgs),
     /// List the targeted hosts, their connection settings and variables.
     ///
     /// Example: herd hosts -i inventory.yml -l 'web:!canary' --vars
@@ -125,15 +130,9 @@ pub struct RunArgs {
     pub lock_wait: std::time::Duration,
 }
 
-#[derive(Debug, Args)]
-pub struct ReloadArgs {
-    #[command(flatten)]
-    pub targeting: Targeting,
-    #[command(flatten)]
-    pub connecting: Connecting,
-    /// The app server (only gunicorn for now).
-    #[arg(long, default_value = "gunicorn", value_parser = ["gunicorn"])]
-    pub server: String,
+/// How to find the Gunicorn master; with none of these, the one master on the host.
+#[derive(Debug, Clone, Args)]
+pub struct MasterArgs {
     /// Find the master from this pidfile (a template: '{{ app_dir }}/gunicorn.pid').
     #[arg(long, group = "strategy")]
     pub pidfile: Option<String>,
@@ -143,6 +142,32 @@ pub struct ReloadArgs {
     /// Find the master by its proc_name (`gunicorn: master [NAME]`).
     #[arg(long, group = "strategy")]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    #[command(flatten)]
+    pub master: MasterArgs,
+    /// Take the master's whereabouts from this playbook's `reload` section.
+    #[arg(long, conflicts_with = "strategy")]
+    pub playbook: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    /// The app server (only gunicorn for now).
+    #[arg(long, default_value = "gunicorn", value_parser = ["gunicorn"])]
+    pub server: String,
+    #[command(flatten)]
+    pub master: MasterArgs,
     /// HUP (graceful reload) or USR2 (re-exec, for apps started with --preload).
     #[arg(long, default_value = "HUP", value_parser = ["HUP", "USR2"])]
     pub signal: String,

@@ -1,6 +1,7 @@
 //! herd: rolling, zero-downtime deploys to a fleet over SSH.
 
 mod app;
+mod check;
 mod cli;
 mod engine;
 mod event;

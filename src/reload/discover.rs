@@ -18,6 +18,18 @@ pub enum Strategy {
     Auto,
 }
 
+impl Strategy {
+    /// How the master was looked for, for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Strategy::Unit(unit) => format!("MainPID of {unit}"),
+            Strategy::Pidfile(path) => format!("pidfile {path}"),
+            Strategy::Name(name) => format!("named {name}"),
+            Strategy::Auto => "the only Gunicorn master".to_string(),
+        }
+    }
+}
+
 /// The master as found and proven, and its workers at that moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Master {
@@ -164,15 +176,35 @@ fn one_of(snapshot: &Snapshot, found: Vec<&Process>, none: &str) -> Result<Maste
     match found.as_slice() {
         [] => Err(DiscoveryError::NotRunning(none.to_string())),
         [one] => prove(snapshot, one.pid, None),
-        many => Err(DiscoveryError::Ambiguous {
-            count: many.len(),
-            list: many
+        many => {
+            let mut list: Vec<String> = many
                 .iter()
-                .map(|p| format!("pid {} `{}`", p.pid, p.cmdline))
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+                .take(LISTED)
+                .map(|p| format!("pid {} `{}`", p.pid, short(&p.cmdline)))
+                .collect();
+            if many.len() > LISTED {
+                list.push(format!("and {} more", many.len() - LISTED));
+            }
+            Err(DiscoveryError::Ambiguous {
+                count: many.len(),
+                list: list.join(", "),
+            })
+        }
     }
+}
+
+/// Candidates named in an error; the rest are counted.
+const LISTED: usize = 6;
+
+/// A command line cut for a message: the start and the end tell most.
+fn short(cmdline: &str) -> String {
+    let chars: Vec<char> = cmdline.chars().collect();
+    if chars.len() <= 90 {
+        return cmdline.to_string();
+    }
+    let head: String = chars[..50].iter().collect();
+    let tail: String = chars[chars.len() - 35..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 /// The identity proof: alive, not a zombie, Gunicorn, and a master.
