@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 extra_vars: args.extra_vars,
                 batch: args.batch,
                 known_hosts: args.connecting.known_hosts.clone(),
+                ssh_config: args.connecting.ssh_config.clone(),
                 step_timeout: args.connecting.timeout,
             };
             rollout(&request, &args.connecting, Some(lock))
@@ -101,6 +102,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 extra_vars: Vec::new(),
                 batch: Some(args.batch),
                 known_hosts: args.connecting.known_hosts.clone(),
+                ssh_config: args.connecting.ssh_config.clone(),
                 step_timeout: args.connecting.timeout,
             };
             rollout(&request, &args.connecting, Some(lock))
@@ -113,6 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 extra_vars: Vec::new(),
                 batch: None,
                 known_hosts: args.connecting.known_hosts.clone(),
+                ssh_config: args.connecting.ssh_config.clone(),
                 step_timeout: args.connecting.timeout,
             };
             rollout(&request, &args.connecting, None)
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 extra_vars: args.extra_vars,
                 batch: args.batch,
                 known_hosts: None,
+                ssh_config: None,
                 step_timeout: std::time::Duration::from_secs(600),
             };
             let plan = Plan::build(&request)?;
@@ -139,6 +143,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 extra_vars: Vec::new(),
                 batch: None,
                 known_hosts: None,
+                ssh_config: None,
                 step_timeout: std::time::Duration::from_secs(600),
             };
             let plan = Plan::build(&request)?;
@@ -241,6 +246,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
         extra_vars: Vec::new(),
         batch: None,
         known_hosts: args.connecting.known_hosts.clone(),
+        ssh_config: args.connecting.ssh_config.clone(),
         step_timeout: args.connecting.timeout,
     };
     let plan = Plan::build(&request)?;

@@ -70,6 +70,10 @@ pub struct Connecting {
     /// `herd_known_hosts`, else ~/.ssh/known_hosts).
     #[arg(long)]
     pub known_hosts: Option<PathBuf>,
+    /// OpenSSH client config to read Host aliases, HostName, User, Port,
+    /// IdentityFile and ProxyJump from (default: ~/.ssh/config). Inventory variables win.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
     /// Trust and record the key of a host not yet in known_hosts (a changed key is always refused).
     #[arg(long)]
     pub accept_new_host_keys: bool,

@@ -27,6 +27,7 @@ fn plan(n: usize, playbook: &str, batch: Option<&str>) -> (Plan, tempfile::TempD
         extra_vars: Vec::new(),
         batch: batch.map(str::to_string),
         known_hosts: Some(Path::new("/dev/null").to_path_buf()),
+        ssh_config: None,
         step_timeout: Duration::from_secs(600),
     };
     let plan = Plan::build(&request).unwrap_or_else(|e| panic!("plan: {e}"));

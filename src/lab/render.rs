@@ -51,7 +51,7 @@ pub fn sshd_config(host: &LabHost, settings: &SshdSettings) -> String {
          AllowUsers {user}\n\
          MaxStartups 1000:30:2000\n\
          MaxSessions 200\n\
-         LogLevel VERBOSE\n\
+         LogLevel DEBUG1\n\
          Subsystem sftp internal-sftp\n\
          AllowTcpForwarding yes\n\
          UseDNS no\n\

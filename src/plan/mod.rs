@@ -43,6 +43,8 @@ pub struct PlanRequest {
     pub extra_vars: Vec<String>,
     pub batch: Option<String>,
     pub known_hosts: Option<PathBuf>,
+    /// `-F`: the OpenSSH client config; `~/.ssh/config` when not given.
+    pub ssh_config: Option<PathBuf>,
     /// Timeout of a step that sets none.
     pub step_timeout: Duration,
 }
@@ -119,6 +121,7 @@ impl Plan {
 
         let renderer = Arc::new(Renderer::new());
         let defaults = TargetDefaults {
+            ssh_config: read_ssh_config(request.ssh_config.as_deref())?,
             known_hosts: request.known_hosts.clone(),
             base_dir: request
                 .inventory
@@ -383,6 +386,22 @@ fn add_play_vars(
         vars.insert(name.clone(), value);
     }
     Ok(())
+}
+
+/// The ssh client config: `-F FILE` must exist; `~/.ssh/config` may not.
+fn read_ssh_config(given: Option<&Path>) -> Result<Option<(PathBuf, String)>, PlanError> {
+    let (path, required) = match given {
+        Some(path) => (path.to_path_buf(), true),
+        None => match std::env::var_os("HOME") {
+            Some(home) => (PathBuf::from(home).join(".ssh/config"), false),
+            None => return Ok(None),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some((path, text))),
+        Err(_) if !required => Ok(None),
+        Err(e) => Err(PlanError::Usage(format!("-F {}: {e}", path.display()))),
+    }
 }
 
 fn parse_extra_vars(pairs: &[String]) -> Result<Vars, PlanError> {

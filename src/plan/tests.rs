@@ -18,6 +18,7 @@ fn build(
         extra_vars: extra.iter().map(|s| s.to_string()).collect(),
         batch: None,
         known_hosts: Some(Path::new("/dev/null").to_path_buf()),
+        ssh_config: None,
         step_timeout: Duration::from_secs(60),
     })
 }

@@ -15,6 +15,7 @@ fn target() -> Target {
         user: "u".into(),
         identity_files: Vec::new(),
         known_hosts: "/dev/null".into(),
+        jump: None,
     }
 }
 

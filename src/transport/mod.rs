@@ -26,6 +26,8 @@ pub struct Target {
     /// Private keys to offer, in order, after the ssh-agent's.
     pub identity_files: Vec<PathBuf>,
     pub known_hosts: PathBuf,
+    /// A bastion to reach this host through (ProxyJump), over direct-tcpip.
+    pub jump: Option<Box<Target>>,
 }
 
 /// What a finished command left behind.

@@ -30,6 +30,7 @@ pub struct SshSettings {
 pub struct SshConnector {
     config: Arc<client::Config>,
     settings: SshSettings,
+    bastions: Mutex<std::collections::HashMap<String, BastionSlot>>,
 }
 
 impl SshConnector {
@@ -44,6 +45,7 @@ impl SshConnector {
         SshConnector {
             config: Arc::new(config),
             settings,
+            bastions: Mutex::default(),
         }
     }
 }
@@ -135,43 +137,55 @@ impl HostKeyCheck {
     }
 }
 
-impl Connector for SshConnector {
-    type Connection = SshConnection;
+type Bastion = Arc<Handle<HostKeyCheck>>;
 
-    async fn connect(&self, target: &Target) -> Result<SshConnection, TransportError> {
+/// One connection per bastion, opened by the first host that needs it.
+type BastionSlot = Arc<tokio::sync::OnceCell<Result<Bastion, TransportError>>>;
+
+impl SshConnector {
+    /// Connects, checks the host key and logs in; through `via` (a bastion's
+    /// direct-tcpip channel) when given, else over TCP.
+    async fn open(
+        &self,
+        target: &Target,
+        via: Option<&Bastion>,
+    ) -> Result<Handle<HostKeyCheck>, TransportError> {
         let limit = self.settings.connect_timeout;
         let timed_out = || TransportError::Timeout {
             what: format!("connecting to {}:{}", target.address, target.port),
             after: limit,
-        };
-        let problem = Arc::new(Mutex::new(None));
-        let handler = HostKeyCheck {
-            address: target.address.clone(),
-            port: target.port,
-            known_hosts: target.known_hosts.clone(),
-            accept_new: self.settings.accept_new_host_keys,
-            problem: problem.clone(),
         };
         let connect_error = |reason: String| TransportError::Connect {
             address: target.address.clone(),
             port: target.port,
             reason,
         };
-        let stream = tokio::time::timeout(
-            limit,
-            tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
-        )
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(|e| connect_error(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        let handshake = client::connect_stream(self.config.clone(), stream, handler);
-        let mut handle = match tokio::time::timeout(limit, handshake).await {
-            Err(_) => return Err(timed_out()),
-            Ok(Ok(handle)) => handle,
-            Ok(Err(error)) => {
-                let recorded = problem.lock().ok().and_then(|mut p| p.take());
-                return Err(recorded.unwrap_or_else(|| connect_error(describe(&error))));
+        let mut handle = match via {
+            None => {
+                let stream = tokio::time::timeout(
+                    limit,
+                    tokio::net::TcpStream::connect((target.address.as_str(), target.port)),
+                )
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e| connect_error(e.to_string()))?;
+                let _ = stream.set_nodelay(true);
+                self.handshake(target, stream).await?
+            }
+            Some(bastion) => {
+                let open = bastion.channel_open_direct_tcpip(
+                    target.address.as_str(),
+                    u32::from(target.port),
+                    "127.0.0.1",
+                    0,
+                );
+                let channel = tokio::time::timeout(limit, open)
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(|e| {
+                        connect_error(format!("the bastion could not connect: {}", describe(&e)))
+                    })?;
+                self.handshake(target, channel.into_stream()).await?
             }
         };
         let auth = authenticate(&mut handle, target, self.settings.use_agent);
@@ -180,10 +194,89 @@ impl Connector for SshConnector {
                 what: format!("authenticating as {} on {}", target.user, target.name),
                 after: limit,
             }),
-            Ok(result) => result.map(|()| SshConnection {
-                handle: Arc::new(handle),
-            }),
+            Ok(result) => result.map(|()| handle),
         }
+    }
+
+    /// The SSH handshake on `stream`, host key checked.
+    async fn handshake<S>(
+        &self,
+        target: &Target,
+        stream: S,
+    ) -> Result<Handle<HostKeyCheck>, TransportError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let limit = self.settings.connect_timeout;
+        let problem = Arc::new(Mutex::new(None));
+        let handler = HostKeyCheck {
+            address: target.address.clone(),
+            port: target.port,
+            known_hosts: target.known_hosts.clone(),
+            accept_new: self.settings.accept_new_host_keys,
+            problem: problem.clone(),
+        };
+        match tokio::time::timeout(
+            limit,
+            client::connect_stream(self.config.clone(), stream, handler),
+        )
+        .await
+        {
+            Err(_) => Err(TransportError::Timeout {
+                what: format!("the SSH handshake with {}:{}", target.address, target.port),
+                after: limit,
+            }),
+            Ok(Ok(handle)) => Ok(handle),
+            Ok(Err(error)) => {
+                let recorded = problem.lock().ok().and_then(|mut p| p.take());
+                Err(recorded.unwrap_or_else(|| TransportError::Connect {
+                    address: target.address.clone(),
+                    port: target.port,
+                    reason: describe(&error),
+                }))
+            }
+        }
+    }
+
+    /// The shared connection to a bastion, opened once for every host behind it.
+    async fn bastion(&self, bastion: &Target) -> Result<Bastion, TransportError> {
+        let key = format!("{}@{}:{}", bastion.user, bastion.address, bastion.port);
+        let slot: BastionSlot = match self.bastions.lock() {
+            Ok(mut map) => map.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        slot.get_or_init(|| async { self.open(bastion, None).await.map(Arc::new) })
+            .await
+            .clone()
+    }
+}
+
+impl Connector for SshConnector {
+    type Connection = SshConnection;
+
+    async fn connect(&self, target: &Target) -> Result<SshConnection, TransportError> {
+        let bastion = match &target.jump {
+            None => None,
+            Some(jump) => {
+                Some(
+                    self.bastion(jump)
+                        .await
+                        .map_err(|error| TransportError::Connect {
+                            address: target.address.clone(),
+                            port: target.port,
+                            reason: format!(
+                                "through bastion {}:{}: {error}",
+                                jump.address, jump.port
+                            ),
+                        })?,
+                )
+            }
+        };
+        let handle = self.open(target, bastion.as_ref()).await?;
+        Ok(SshConnection {
+            handle: Arc::new(handle),
+            _bastion: bastion,
+        })
     }
 }
 
@@ -281,6 +374,8 @@ fn load_key(path: &Path) -> Result<keys::PrivateKey, String> {
 /// An authenticated connection; cheap to share between tasks.
 pub struct SshConnection {
     handle: Arc<Handle<HostKeyCheck>>,
+    /// Keeps the bastion's connection open while this host needs it.
+    _bastion: Option<Bastion>,
 }
 
 impl SshConnection {

@@ -464,7 +464,8 @@ impl Lab {
         self.dir().join("authorized_keys")
     }
 
-    /// `name`'s sshd log (LogLevel VERBOSE: one `Accepted publickey` line per login).
+    /// `name`'s sshd log (LogLevel DEBUG1: one `Accepted publickey` line per login,
+    /// and `server_request_direct_tcpip` for each connection forwarded through it).
     pub fn sshd_log(&self, name: &str) -> PathBuf {
         self.dir().join("hosts").join(name).join("sshd.log")
     }
