@@ -21,12 +21,30 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    raise_open_file_limit();
     let cli = cli::Cli::parse();
     match app::run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// One connection per host means one socket per host: lift the soft limit on
+/// open files (often 1024) to the hard limit so a large fleet fits.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }
