@@ -132,7 +132,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 step_timeout: std::time::Duration::from_secs(600),
             };
             let plan = Plan::build(&request)?;
-            print!("{}", describe_plan(&plan));
+            stdout(&describe_plan(&plan));
             Ok(ExitCode::from(exit::OK))
         }
         Command::Hosts(args) => {
@@ -147,10 +147,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 step_timeout: std::time::Duration::from_secs(600),
             };
             let plan = Plan::build(&request)?;
-            print!("{}", describe_hosts(&plan, args.vars));
+            stdout(&describe_hosts(&plan, args.vars));
             Ok(ExitCode::from(exit::OK))
         }
         Command::Check(args) => check(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "herd", &mut script);
+            stdout(&String::from_utf8_lossy(&script));
+            Ok(ExitCode::from(exit::OK))
+        }
         Command::Lab(command) => lab(command),
     }
 }
@@ -222,6 +229,11 @@ fn strategy_of(master: MasterArgs) -> StrategyTemplate {
     }
 }
 
+/// Results go to stdout; a closed pipe (`herd hosts | head`) is not an error.
+fn stdout(text: &str) {
+    crate::report::write_out(&mut std::io::stdout().lock(), text);
+}
+
 /// `herd check`: a table of what a rollout would find; exit 1 if any host has a problem.
 fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     let job = match args.playbook {
@@ -257,7 +269,10 @@ fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     let connector = Arc::new(ssh_connector(&args.connecting));
     let checks = runtime.block_on(crate::check::check_all(&plan, connector, HANDSHAKES));
     match args.connecting.output {
-        Output::Json => println!("{}", serde_json::to_string(&checks).unwrap_or_default()),
+        Output::Json => stdout(&format!(
+            "{}\n",
+            serde_json::to_string(&checks).unwrap_or_default()
+        )),
         Output::Human => print!("{}", crate::check::render(&checks)),
     }
     let healthy = checks.iter().all(crate::check::HostCheck::healthy);
@@ -404,7 +419,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
                 gunicorn: !no_app,
             };
             let info = lab::up(&options)?;
-            print!("{}", describe_lab(&info));
+            stdout(&describe_lab(&info));
             eprintln!(
                 "lab is up: try `herd exec -i {} -- hostname`; stop it with `herd lab down --dir {}`",
                 info.inventory.display(),
@@ -420,7 +435,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
         }
         LabCommand::Status { dir } => {
             let info = lab::status(&dir)?;
-            print!("{}", describe_lab(&info));
+            stdout(&describe_lab(&info));
         }
     }
     Ok(ExitCode::from(exit::OK))

@@ -44,6 +44,13 @@ pub enum Command {
     ///
     /// Example: herd hosts -i inventory.yml -l 'web:!canary' --vars
     Hosts(HostsArgs),
+    /// Print a shell completion script.
+    ///
+    /// Example: herd completions bash > /etc/bash_completion.d/herd
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Start, stop or inspect a throwaway local fleet (sshd + Gunicorn on 127.0.0.x).
     #[command(subcommand)]
     Lab(LabCommand),

@@ -1,0 +1,164 @@
+//! What herd writes for CI: JUnit reports, plain output without escape codes
+//! when not on a terminal, colours only when asked, and secrets masked everywhere.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::{unique, Lab};
+
+/// Parses `path` as XML with Python's parser; returns (tests, failures, failing case names).
+fn junit_summary(path: &std::path::Path) -> (String, String, Vec<String>) {
+    let script = "import sys, xml.etree.ElementTree as E\n\
+        suite = E.parse(sys.argv[1]).getroot().find('testsuite')\n\
+        print(suite.get('tests'), suite.get('failures'))\n\
+        for case in suite.findall('testcase'):\n\
+        \x20   f = case.find('failure')\n\
+        \x20   if f is not None: print(case.get('name') + ' | ' + f.get('message'))\n";
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "not valid XML: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let mut lines = text.lines();
+    let counts: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    (
+        counts[0].clone(),
+        counts[1].clone(),
+        lines.map(str::to_string).collect(),
+    )
+}
+
+const FAILS_ON_HOST02: &str = "hosts: web\nrolling:\n  max_fail: 1\nsteps:\n  - name: Check the host\n    run: test {{ inventory_hostname }} != host02\n";
+
+#[test]
+fn a_junit_report_has_one_case_per_host_and_names_the_failed_step() {
+    let lab = Lab::up(3);
+    let playbook = lab.write("fails.yml", FAILS_ON_HOST02);
+    let report = lab.dir().join("junit.xml");
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .arg("--report")
+        .arg(&report)
+        .run();
+
+    run.assert_code(1);
+    let (tests, failures, failing) = junit_summary(&report);
+    assert_eq!((tests.as_str(), failures.as_str()), ("3", "1"));
+    assert_eq!(
+        failing,
+        vec!["host02 | step 1 \"Check the host\": exited with code 1".to_string()]
+    );
+}
+
+#[test]
+fn piped_output_has_no_escape_codes_unless_colour_is_forced() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("fails.yml", FAILS_ON_HOST02);
+
+    let plain = lab.herd(["run"]).arg(&playbook).run();
+    plain.assert_code(1);
+    assert!(
+        !plain.stderr().contains('\u{1b}') && !plain.stdout().contains('\u{1b}'),
+        "{plain}"
+    );
+    assert!(
+        plain
+            .stderr()
+            .contains("host02: [1/1] Check the host: FAILED: exit code 1"),
+        "{plain}"
+    );
+
+    let coloured = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--color", "always"])
+        .run();
+    assert!(coloured.stderr().contains("\u{1b}["), "{coloured}");
+
+    let no_color = lab.herd(["run"]).arg(&playbook).env("NO_COLOR", "1").run();
+    assert!(!no_color.stderr().contains('\u{1b}'), "{no_color}");
+}
+
+#[test]
+fn a_secret_from_the_environment_appears_in_no_output_even_when_its_step_fails() {
+    let lab = Lab::up(2);
+    let secret = unique("s3cret-token");
+    let playbook = lab.write(
+        "secret.yml",
+        "hosts: web\nsteps:\n  - name: Log in\n    run: echo \"token {{ env.HERD_TEST_TOKEN }}\"; echo \"bad token {{ env.HERD_TEST_TOKEN }}\" >&2; exit 7\n",
+    );
+    let report = lab.dir().join("junit.xml");
+
+    let human = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .env("HERD_TEST_TOKEN", &secret)
+        .arg("--report")
+        .arg(&report)
+        .run();
+    let json = lab
+        .herd(["run", "--output", "json"])
+        .arg(&playbook)
+        .env("HERD_TEST_TOKEN", &secret)
+        .run();
+    let plan = lab
+        .herd(["plan"])
+        .arg(&playbook)
+        .env("HERD_TEST_TOKEN", &secret)
+        .run();
+
+    human.assert_code(1);
+    json.assert_code(1);
+    plan.assert_code(0);
+    let junit = fs::read_to_string(&report).unwrap();
+    for (what, text) in [
+        ("stdout", human.stdout()),
+        ("stderr", human.stderr()),
+        ("json", json.stdout()),
+        ("json stderr", json.stderr()),
+        ("plan", plan.stdout()),
+        ("junit", junit.as_str()),
+    ] {
+        assert!(
+            !text.contains(&secret),
+            "the secret leaked into {what}:\n{text}"
+        );
+    }
+    // The failing step's output is there, masked.
+    assert!(human.stderr().contains("bad token ***"), "{human}");
+    assert!(junit.contains("bad token ***"), "{junit}");
+    let finished = json
+        .json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished")
+        .expect("a step_finished event");
+    assert_eq!(finished["stdout"], "token ***\n");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = common::Herd::new().args(["completions", shell]).run();
+        run.assert_code(0);
+        assert!(
+            run.stdout().contains("herd") && run.stdout().contains("reload"),
+            "{shell}: {run}"
+        );
+    }
+}
