@@ -44,7 +44,8 @@ impl TemplateError {
 pub struct Secrets(Arc<Mutex<BTreeSet<String>>>);
 
 impl Secrets {
-    fn record(&self, value: &str) {
+    /// Marks `value` as secret: from now on every output masks it.
+    pub fn record(&self, value: &str) {
         if value.len() >= 3 {
             if let Ok(mut set) = self.0.lock() {
                 set.insert(value.to_string());

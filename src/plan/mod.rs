@@ -141,6 +141,7 @@ impl Plan {
             if let Some(playbook) = &playbook {
                 add_play_vars(playbook, &renderer, &mut vars, &extra)?;
             }
+            mark_secrets(&vars, renderer.secrets());
             let target = target_for(&host.name, &vars, &defaults).map_err(|e| {
                 let at = yaml::locate_key(&inventory_text, e.var, 0).unwrap_or(0);
                 SourceError::at_offset(
@@ -401,6 +402,21 @@ fn read_ssh_config(given: Option<&Path>) -> Result<Option<(PathBuf, String)>, Pl
         Ok(text) => Ok(Some((path, text))),
         Err(_) if !required => Ok(None),
         Err(e) => Err(PlanError::Usage(format!("-F {}: {e}", path.display()))),
+    }
+}
+
+/// Variables named in `herd_secret_vars` (a list, in the inventory, the
+/// playbook's vars or `-e`) hold secrets: their values are masked everywhere.
+fn mark_secrets(vars: &Vars, secrets: &crate::template::Secrets) {
+    let Some(Value::Array(names)) = vars.get("herd_secret_vars") else {
+        return;
+    };
+    for name in names.iter().filter_map(Value::as_str) {
+        match vars.get(name) {
+            Some(Value::String(value)) => secrets.record(value),
+            Some(Value::Number(value)) => secrets.record(&value.to_string()),
+            _ => {}
+        }
     }
 }
 

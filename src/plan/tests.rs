@@ -73,6 +73,14 @@ fn limit_narrows_the_playbook_hosts() {
 }
 
 #[test]
+fn variables_marked_secret_are_masked() {
+    let inventory = "all:\n  vars:\n    herd_secret_vars: [db_password]\n    db_password: hunter2-db\n  hosts:\n    web1:\n";
+    let playbook = "hosts: all\nsteps:\n  - run: psql --password {{ db_password }}\n";
+    let plan = build(inventory, playbook, None, &[]).expect("plan");
+    assert_eq!(plan.renderer.secrets().mask("pw=hunter2-db"), "pw=***");
+}
+
+#[test]
 fn bad_extra_vars_are_usage_errors() {
     let playbook = "hosts: web\nsteps:\n  - run: true\n";
     assert!(matches!(
