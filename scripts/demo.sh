@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: start a local lab fleet of 6 hosts (real sshd + Gunicorn on
-# 127.0.0.x), show what herd would do, roll a release onto every host, show
-# the result on the hosts, and stop the lab again.
+# 127.0.0.x), show what herd would do, roll release v2 onto every host in
+# batches (steps, then a proven Gunicorn reload), show the result on the
+# hosts, and stop the lab again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,5 +29,16 @@ step "herd plan: batches and the exact commands, nothing contacted"
 step "herd run: roll release v2 across the fleet"
 "$herd" run playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2
 
+step "herd check: every host reachable, and the Gunicorn master a reload would signal"
+"$herd" check -i "$lab/inventory.yml" --pidfile '{{ gunicorn_pidfile }}' || true
+
 step "herd exec: the release each host's current symlink now points at"
 "$herd" exec -i "$lab/inventory.yml" -- 'cat {{ app_dir }}/current/RELEASE'
+
+step "the fleet serves the new release (each host's /healthz)"
+python3 - "$lab/lab.json" <<'PY'
+import json, sys, urllib.request
+for host in json.load(open(sys.argv[1]))["hosts"]:
+    url = "http://%s:%d/healthz" % (host["address"], host["http_port"])
+    print("%s  %s" % (host["name"], urllib.request.urlopen(url, timeout=5).read().decode().strip()))
+PY

@@ -164,7 +164,6 @@ pub enum Event {
         title: String,
         hosts: Vec<String>,
         batches: Vec<Vec<String>>,
-        notes: Vec<String>,
     },
     HostConnected {
         host: String,

@@ -99,7 +99,6 @@ impl<C: Connector> Engine<C> {
                 .iter()
                 .map(|b| b.iter().map(|&i| plan.hosts[i].name.clone()).collect())
                 .collect(),
-            notes: plan.notes.clone(),
         });
 
         let mut slots = self.connect_all().await;

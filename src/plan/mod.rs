@@ -71,8 +71,6 @@ pub struct Plan {
     /// Reload and validation after the steps, per host.
     pub reload: Option<ReloadPlan>,
     pub renderer: Arc<Renderer>,
-    /// Things the operator should know before the run starts.
-    pub notes: Vec<String>,
 }
 
 /// Why no plan could be made; every variant means exit code 2.
@@ -221,7 +219,6 @@ impl Plan {
             .map_or(Duration::ZERO, |p| p.0);
 
         let plan = Plan {
-            notes: Vec::new(),
             title,
             hosts,
             batches,

@@ -41,142 +41,136 @@ pub fn exec_output(event: &Event) -> String {
 /// The plain lines for one event (empty for events that get none).
 pub fn describe(event: &Event, exec: bool) -> String {
     let mut line = String::new();
-    {
-        match event {
-            Event::RunStarted {
-                title,
-                hosts,
-                batches,
-                notes,
-            } => {
-                let _ = writeln!(
-                    line,
-                    "herd: {title}: {} host(s) in {} batch(es)",
-                    hosts.len(),
-                    batches.len()
-                );
-                for note in notes {
-                    let _ = writeln!(line, "herd: note: {note}");
+    match event {
+        Event::RunStarted {
+            title,
+            hosts,
+            batches,
+        } => {
+            let _ = writeln!(
+                line,
+                "herd: {title}: {} host(s) in {} batch(es)",
+                hosts.len(),
+                batches.len()
+            );
+        }
+        Event::HostConnected { .. } | Event::StepStarted { .. } => {}
+        Event::HostUnreachable { host, reason } => {
+            let _ = writeln!(line, "{host}: UNREACHABLE: {reason}");
+        }
+        Event::BatchStarted { batch, of, hosts } => {
+            if *of > 1 {
+                let _ = writeln!(line, "batch {batch}/{of}: {}", hosts.join(" "));
+            }
+        }
+        Event::StepFinished {
+            host,
+            step,
+            of,
+            name,
+            rollback,
+            result,
+        } => {
+            let phase = if *rollback { "rollback " } else { "" };
+            let verdict = match (result.ok, result.ignored) {
+                (true, _) => "ok".to_string(),
+                (false, true) => "failed (ignored)".to_string(),
+                (false, false) => "FAILED".to_string(),
+            };
+            let detail = match (&result.error, result.exit_code) {
+                (Some(error), _) => format!(": {error}"),
+                (None, Some(code)) if !result.ok => format!(": exit code {code}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                line,
+                "{host}: {phase}[{step}/{of}] {name}: {verdict}{detail} ({:.2}s)",
+                result.duration.as_secs_f64()
+            );
+            if !result.ok && (!exec || result.exit_code.is_none()) {
+                for text in crate::engine::tail(&result.stderr, 5).lines() {
+                    let _ = writeln!(line, "{host}:     {text}");
                 }
             }
-            Event::HostConnected { .. } | Event::StepStarted { .. } => {}
-            Event::HostUnreachable { host, reason } => {
-                let _ = writeln!(line, "{host}: UNREACHABLE: {reason}");
-            }
-            Event::BatchStarted { batch, of, hosts } => {
-                if *of > 1 {
-                    let _ = writeln!(line, "batch {batch}/{of}: {}", hosts.join(" "));
+            if exec && !result.ok {
+                for text in result.stderr.lines() {
+                    let _ = writeln!(line, "{host}: stderr: {text}");
                 }
             }
-            Event::StepFinished {
-                host,
-                step,
-                of,
-                name,
-                rollback,
-                result,
-            } => {
-                let phase = if *rollback { "rollback " } else { "" };
-                let verdict = match (result.ok, result.ignored) {
-                    (true, _) => "ok".to_string(),
-                    (false, true) => "failed (ignored)".to_string(),
-                    (false, false) => "FAILED".to_string(),
-                };
-                let detail = match (&result.error, result.exit_code) {
-                    (Some(error), _) => format!(": {error}"),
-                    (None, Some(code)) if !result.ok => format!(": exit code {code}"),
-                    _ => String::new(),
-                };
-                let _ = writeln!(
-                    line,
-                    "{host}: {phase}[{step}/{of}] {name}: {verdict}{detail} ({:.2}s)",
-                    result.duration.as_secs_f64()
-                );
-                if !result.ok && (!exec || result.exit_code.is_none()) {
-                    for text in crate::engine::tail(&result.stderr, 5).lines() {
-                        let _ = writeln!(line, "{host}:     {text}");
-                    }
+        }
+        Event::ReloadStarted { .. } => {}
+        Event::ReloadFinished {
+            host,
+            rollback,
+            outcome,
+        } => {
+            let what = if *rollback {
+                "restore after rollback"
+            } else {
+                "reload"
+            };
+            let r = &outcome.report;
+            let master = match (r.master_pid, r.new_master_pid) {
+                (_, Some(new)) => format!("new master {new}"),
+                (Some(pid), None) => format!("master {pid}"),
+                (None, None) => "no master".to_string(),
+            };
+            let workers = format!("workers {:?} -> {:?}", r.old_workers, r.new_workers);
+            let started = if r.started {
+                ", started with reload.start"
+            } else {
+                ""
+            };
+            match (&outcome.proof, &outcome.message) {
+                (None, _) => {
+                    let _ = writeln!(line, "{host}: {what}: ok ({master}, {workers}{started})");
                 }
-                if exec && !result.ok {
-                    for text in result.stderr.lines() {
-                        let _ = writeln!(line, "{host}: stderr: {text}");
-                    }
-                }
-            }
-            Event::ReloadStarted { .. } => {}
-            Event::ReloadFinished {
-                host,
-                rollback,
-                outcome,
-            } => {
-                let what = if *rollback {
-                    "restore after rollback"
-                } else {
-                    "reload"
-                };
-                let r = &outcome.report;
-                let master = match (r.master_pid, r.new_master_pid) {
-                    (_, Some(new)) => format!("new master {new}"),
-                    (Some(pid), None) => format!("master {pid}"),
-                    (None, None) => "no master".to_string(),
-                };
-                let workers = format!("workers {:?} -> {:?}", r.old_workers, r.new_workers);
-                let started = if r.started {
-                    ", started with reload.start"
-                } else {
-                    ""
-                };
-                match (&outcome.proof, &outcome.message) {
-                    (None, _) => {
-                        let _ = writeln!(line, "{host}: {what}: ok ({master}, {workers}{started})");
-                    }
-                    (Some(proof), message) => {
-                        let _ = writeln!(
-                            line,
-                            "{host}: {what} FAILED: proof `{}`: {} ({master}, {workers}{started})",
-                            proof.name(),
-                            message.as_deref().unwrap_or("")
-                        );
-                    }
-                }
-            }
-            Event::StepSkipped {
-                host,
-                step,
-                name,
-                reason,
-            } => {
-                let _ = writeln!(line, "{host}: [{step}] {name}: skipped ({reason})");
-            }
-            Event::HostFinished { report } => {
-                if let HostState::RolledBack {
-                    rollback_ok: false, ..
-                } = report.state
-                {
+                (Some(proof), message) => {
                     let _ = writeln!(
                         line,
-                        "{}: ROLLBACK FAILED: check this host by hand",
-                        report.host
+                        "{host}: {what} FAILED: proof `{}`: {} ({master}, {workers}{started})",
+                        proof.name(),
+                        message.as_deref().unwrap_or("")
                     );
                 }
             }
-            Event::LockHeld {
-                host,
-                holder,
-                waiting,
-            } => {
-                let what = if *waiting {
-                    "waiting: the deploy lock is held by"
-                } else {
-                    "DEPLOY LOCK HELD by"
-                };
-                let _ = writeln!(line, "{host}: {what} {holder}");
-            }
-            Event::RolloutAborted { reason } => {
-                let _ = writeln!(line, "herd: ROLLOUT ABORTED: {reason}");
-            }
-            Event::RunFinished { report } => line.push_str(&summary::render(report)),
         }
+        Event::StepSkipped {
+            host,
+            step,
+            name,
+            reason,
+        } => {
+            let _ = writeln!(line, "{host}: [{step}] {name}: skipped ({reason})");
+        }
+        Event::HostFinished { report } => {
+            if let HostState::RolledBack {
+                rollback_ok: false, ..
+            } = report.state
+            {
+                let _ = writeln!(
+                    line,
+                    "{}: ROLLBACK FAILED: check this host by hand",
+                    report.host
+                );
+            }
+        }
+        Event::LockHeld {
+            host,
+            holder,
+            waiting,
+        } => {
+            let what = if *waiting {
+                "waiting: the deploy lock is held by"
+            } else {
+                "DEPLOY LOCK HELD by"
+            };
+            let _ = writeln!(line, "{host}: {what} {holder}");
+        }
+        Event::RolloutAborted { reason } => {
+            let _ = writeln!(line, "herd: ROLLOUT ABORTED: {reason}");
+        }
+        Event::RunFinished { report } => line.push_str(&summary::render(report)),
     }
     line
 }
