@@ -1,16 +1,15 @@
 //! Turns a parsed command line into work, and the outcome into an exit code.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::{CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output};
+use crate::describe;
 use crate::engine::lock::LockOwner;
 use crate::engine::{Engine, EngineSettings, LockSettings};
 use crate::plan::reload::{ReloadPlan, StrategyTemplate};
-use crate::plan::step::Rendered;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
 use crate::reload::Signal;
 use crate::report::junit::JunitReporter;
@@ -132,7 +131,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 step_timeout: std::time::Duration::from_secs(600),
             };
             let plan = Plan::build(&request)?;
-            stdout(&describe_plan(&plan));
+            stdout(&describe::plan(&plan));
             Ok(ExitCode::from(exit::OK))
         }
         Command::Hosts(args) => {
@@ -147,7 +146,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 step_timeout: std::time::Duration::from_secs(600),
             };
             let plan = Plan::build(&request)?;
-            stdout(&describe_hosts(&plan, args.vars));
+            stdout(&describe::hosts(&plan, args.vars));
             Ok(ExitCode::from(exit::OK))
         }
         Command::Check(args) => check(args),
@@ -334,75 +333,6 @@ async fn cancel_on_signals(cancel: watch::Sender<bool>) {
     std::process::exit(i32::from(exit::INTERRUPTED));
 }
 
-fn describe_plan(plan: &Plan) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}: {} host(s), {} batch(es), max_fail {}",
-        plan.title,
-        plan.hosts.len(),
-        plan.batches.len(),
-        plan.max_fail
-    );
-    for (number, batch) in plan.batches.iter().enumerate() {
-        let names: Vec<&str> = batch.iter().map(|&i| plan.hosts[i].name.as_str()).collect();
-        let _ = writeln!(
-            out,
-            "\nbatch {}/{}: {}",
-            number + 1,
-            plan.batches.len(),
-            names.join(" ")
-        );
-        for &index in batch {
-            let host = &plan.hosts[index];
-            let _ = writeln!(out, "  {}:", host.name);
-            let mut vars = host.vars.clone();
-            for step in &plan.steps {
-                if let Some(name) = &step.capture {
-                    vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));
-                }
-            }
-            for (label, steps) in [("", &plan.steps), ("rollback ", &plan.rollback)] {
-                for (i, step) in steps.iter().enumerate() {
-                    let rendered = match step.render(&plan.renderer, &vars) {
-                        Ok(Rendered::Run { command }) => command,
-                        Ok(Rendered::Upload { dest, mode }) => {
-                            format!("upload -> {dest} (mode {mode:o})")
-                        }
-                        Err(error) => format!("<{error}>"),
-                    };
-                    let once = if step.once { " (once)" } else { "" };
-                    let _ = writeln!(out, "    {label}{}. {}{once}", i + 1, step.name);
-                    for line in plan.renderer.secrets().mask(&rendered).lines() {
-                        let _ = writeln!(out, "       {line}");
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-fn describe_hosts(plan: &Plan, with_vars: bool) -> String {
-    let mut out = String::new();
-    let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
-    for host in &plan.hosts {
-        let t = &host.target;
-        let _ = writeln!(
-            out,
-            "{:width$}  {}@{}:{}",
-            host.name, t.user, t.address, t.port
-        );
-        if with_vars {
-            let vars = serde_json::to_string_pretty(&host.vars).unwrap_or_default();
-            for line in vars.lines() {
-                let _ = writeln!(out, "    {line}");
-            }
-        }
-    }
-    out
-}
-
 fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
     use crate::lab;
     match command {
@@ -419,7 +349,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
                 gunicorn: !no_app,
             };
             let info = lab::up(&options)?;
-            stdout(&describe_lab(&info));
+            stdout(&describe::lab(&info));
             eprintln!(
                 "lab is up: try `herd exec -i {} -- hostname`; stop it with `herd lab down --dir {}`",
                 info.inventory.display(),
@@ -435,27 +365,8 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
         }
         LabCommand::Status { dir } => {
             let info = lab::status(&dir)?;
-            stdout(&describe_lab(&info));
+            stdout(&describe::lab(&info));
         }
     }
     Ok(ExitCode::from(exit::OK))
-}
-
-fn describe_lab(info: &crate::lab::LabInfo) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "inventory: {}", info.inventory.display());
-    for host in &info.hosts {
-        let _ = writeln!(
-            out,
-            "{}  ssh {}:{} ({})  http {}:{} ({})",
-            host.name,
-            host.address,
-            host.ssh_port,
-            if host.sshd_alive { "up" } else { "down" },
-            host.address,
-            host.http_port,
-            if host.gunicorn_alive { "up" } else { "down" },
-        );
-    }
-    out
 }

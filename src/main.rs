@@ -3,6 +3,7 @@
 mod app;
 mod check;
 mod cli;
+mod describe;
 mod engine;
 mod event;
 mod inventory;

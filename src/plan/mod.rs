@@ -3,9 +3,11 @@
 //! contacts no host; every mistake in the input is found here, before the
 //! first connection, and points at its file, line and column.
 
+mod checks;
 pub mod reload;
 pub mod step;
 pub mod target;
+mod vars;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,12 +19,13 @@ use crate::inventory::{Inventory, InventoryError, Vars};
 use crate::playbook::batch::{BatchSpec, FailLimit};
 use crate::playbook::{Playbook, PlaybookError, Step};
 use crate::source::SourceError;
-use crate::template::{Kind, Renderer, TemplateError};
+use crate::template::Renderer;
 use crate::transport::Target;
 use crate::yaml;
 use reload::ReloadPlan;
 use step::{Action, StepPlan};
 use target::{target_for, TargetDefaults};
+use vars::{add_play_vars, mark_secrets, parse_extra_vars, read_ssh_config};
 
 /// What the user asked to run.
 #[derive(Debug, Clone)]
@@ -237,111 +240,6 @@ impl Plan {
         }
         Ok(plan)
     }
-
-    /// `herd exec` commands are templates too (`cat {{ app_dir }}/RELEASE`).
-    fn check_command(&self, command: &str) -> Result<(), SourceError> {
-        for host in &self.hosts {
-            if let Err(error) = self.renderer.render(command, Kind::Shell, &host.vars) {
-                let offset = error.needle().and_then(|n| command.find(n)).unwrap_or(0);
-                let file = Path::new("command");
-                return Err(SourceError::at_offset(
-                    file,
-                    command,
-                    offset,
-                    format!("{error} on host {}", host.name),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// `herd reload` flags are templates (`--pidfile '{{ gunicorn_pidfile }}'`).
-    fn check_reload_flags(&self) -> Result<(), SourceError> {
-        let Some(reload) = &self.reload else {
-            return Ok(());
-        };
-        for host in &self.hosts {
-            for (field, source, kind) in reload.templates() {
-                if let Err(error) = self.renderer.render(source, kind, &host.vars) {
-                    let offset = error.needle().and_then(|n| source.find(n)).unwrap_or(0);
-                    let flag = format!("--{}", field.rsplit('.').next().unwrap_or(field));
-                    return Err(SourceError::at_offset(
-                        Path::new(&flag),
-                        source,
-                        offset,
-                        format!("{error} on host {}", host.name),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Renders every template on every host, with captured variables standing
-    /// in as placeholders, so an undefined variable stops the run before it starts.
-    fn check_templates(&self, playbook: &Playbook) -> Result<(), SourceError> {
-        let captures: Vec<&str> = self
-            .steps
-            .iter()
-            .filter_map(|s| s.capture.as_deref())
-            .collect();
-        for host in &self.hosts {
-            let mut vars = host.vars.clone();
-            for name in &captures {
-                vars.entry(name.to_string())
-                    .or_insert_with(|| Value::String(format!("<{name}>")));
-            }
-            for (section, steps) in [("steps", &self.steps), ("rollback", &self.rollback)] {
-                for (index, step) in steps.iter().enumerate() {
-                    for (field, source) in step.templates() {
-                        let kind = if field == "run" {
-                            Kind::Shell
-                        } else {
-                            Kind::Plain
-                        };
-                        if let Err(error) = self.renderer.render(source, kind, &vars) {
-                            let what =
-                                format!("{field} of {section}[{index}] on host {}", host.name);
-                            return Err(template_error(playbook, source, &error, &what));
-                        }
-                    }
-                }
-            }
-            let reload_templates = self
-                .reload
-                .as_ref()
-                .map(ReloadPlan::templates)
-                .unwrap_or_default();
-            for (field, source, kind) in reload_templates {
-                if let Err(error) = self.renderer.render(source, kind, &vars) {
-                    let what = format!("{field} on host {}", host.name);
-                    return Err(template_error(playbook, source, &error, &what));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Points at the template in the playbook, and at the variable within it.
-fn template_error(
-    playbook: &Playbook,
-    source: &str,
-    error: &TemplateError,
-    what: &str,
-) -> SourceError {
-    let first_line = source.lines().next().unwrap_or(source);
-    let start = yaml::locate(&playbook.text, first_line, 0).unwrap_or(0);
-    let offset = error
-        .needle()
-        .and_then(|needle| yaml::locate(&playbook.text, needle, start))
-        .unwrap_or(start);
-    SourceError::at_offset(
-        &playbook.file,
-        &playbook.text,
-        offset,
-        format!("{error} in {what}"),
-    )
 }
 
 fn select_in_playbook<'i>(
@@ -359,78 +257,6 @@ fn select_in_playbook<'i>(
             format!("hosts: {}", e.message),
         )
     })
-}
-
-/// Play vars are templates over the host's variables, in order; `-e` wins.
-fn add_play_vars(
-    playbook: &Playbook,
-    renderer: &Renderer,
-    vars: &mut Vars,
-    extra: &Vars,
-) -> Result<(), SourceError> {
-    for (name, value) in &playbook.spec.vars {
-        if extra.contains_key(name) {
-            continue;
-        }
-        let value = match value {
-            Value::String(source) => {
-                let rendered = renderer
-                    .render(source, Kind::Plain, vars)
-                    .map_err(|e| template_error(playbook, source, &e, &format!("vars.{name}")))?;
-                Value::String(rendered)
-            }
-            other => other.clone(),
-        };
-        vars.insert(name.clone(), value);
-    }
-    Ok(())
-}
-
-/// The ssh client config: `-F FILE` must exist; `~/.ssh/config` may not.
-fn read_ssh_config(given: Option<&Path>) -> Result<Option<(PathBuf, String)>, PlanError> {
-    let (path, required) = match given {
-        Some(path) => (path.to_path_buf(), true),
-        None => match std::env::var_os("HOME") {
-            Some(home) => (PathBuf::from(home).join(".ssh/config"), false),
-            None => return Ok(None),
-        },
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some((path, text))),
-        Err(_) if !required => Ok(None),
-        Err(e) => Err(PlanError::Usage(format!("-F {}: {e}", path.display()))),
-    }
-}
-
-/// Variables named in `herd_secret_vars` (a list, in the inventory, the
-/// playbook's vars or `-e`) hold secrets: their values are masked everywhere.
-fn mark_secrets(vars: &Vars, secrets: &crate::template::Secrets) {
-    let Some(Value::Array(names)) = vars.get("herd_secret_vars") else {
-        return;
-    };
-    for name in names.iter().filter_map(Value::as_str) {
-        match vars.get(name) {
-            Some(Value::String(value)) => secrets.record(value),
-            Some(Value::Number(value)) => secrets.record(&value.to_string()),
-            _ => {}
-        }
-    }
-}
-
-fn parse_extra_vars(pairs: &[String]) -> Result<Vars, PlanError> {
-    let mut vars = Vars::new();
-    for pair in pairs {
-        let Some((name, value)) = pair.split_once('=') else {
-            return Err(PlanError::Usage(format!("-e {pair}: expected KEY=VALUE")));
-        };
-        if !crate::playbook::is_identifier(name) {
-            return Err(PlanError::Usage(format!(
-                "-e {pair}: `{name}` is not a valid variable name"
-            )));
-        }
-        vars.insert(name.to_string(), Value::String(value.to_string()));
-    }
-    Ok(vars)
 }
 
 fn step_plans(

@@ -2,19 +2,21 @@
 //! ssh-agent and key-file authentication, one connection per host with a
 //! channel per command, SFTP uploads.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::client::{self, AuthResult, Handle};
-use russh::keys::agent::client::AgentClient;
-use russh::keys::{self, PrivateKeyWithHashAlg, PublicKey};
+use russh::client::{self, Handle};
 use russh::ChannelMsg;
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::OpenFlags;
 use tokio::io::AsyncWriteExt;
 
+mod auth;
+mod host_key;
+
 use super::{Connection, Connector, ExecOutput, Target, TransportError};
+use auth::authenticate;
+use host_key::HostKeyCheck;
 
 /// Output beyond this many bytes per stream is dropped (the head is kept).
 const OUTPUT_LIMIT: usize = 8 * 1024 * 1024;
@@ -46,93 +48,6 @@ impl SshConnector {
             config: Arc::new(config),
             settings,
             bastions: Mutex::default(),
-        }
-    }
-}
-
-/// Checks the server's key against known_hosts during the handshake.
-struct HostKeyCheck {
-    address: String,
-    port: u16,
-    known_hosts: PathBuf,
-    accept_new: bool,
-    problem: Arc<Mutex<Option<TransportError>>>,
-}
-
-impl HostKeyCheck {
-    fn host_label(&self) -> String {
-        if self.port == 22 {
-            self.address.clone()
-        } else {
-            format!("[{}]:{}", self.address, self.port)
-        }
-    }
-
-    fn verdict(&self, key: &PublicKey) -> Result<(), TransportError> {
-        match keys::check_known_hosts_path(&self.address, self.port, key, &self.known_hosts) {
-            Ok(true) => Ok(()),
-            Ok(false) if self.accept_new => keys::known_hosts::learn_known_hosts_path(
-                &self.address,
-                self.port,
-                key,
-                &self.known_hosts,
-            )
-            .map_err(|e| TransportError::KnownHosts {
-                known_hosts: self.known_hosts.clone(),
-                reason: e.to_string(),
-            }),
-            Ok(false) => Err(TransportError::UnknownHostKey {
-                host: self.host_label(),
-                known_hosts: self.known_hosts.clone(),
-            }),
-            Err(keys::Error::KeyChanged { line }) => Err(TransportError::ChangedHostKey {
-                host: self.host_label(),
-                line,
-                known_hosts: self.known_hosts.clone(),
-            }),
-            Err(keys::Error::IO(e))
-                if e.kind() == std::io::ErrorKind::NotFound && !self.accept_new =>
-            {
-                Err(TransportError::UnknownHostKey {
-                    host: self.host_label(),
-                    known_hosts: self.known_hosts.clone(),
-                })
-            }
-            Err(e) => Err(TransportError::KnownHosts {
-                known_hosts: self.known_hosts.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
-}
-
-impl client::Handler for HostKeyCheck {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        server_key: &keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let keys::PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            self.record(TransportError::Protocol(
-                "host certificates are not supported".into(),
-            ));
-            return Ok(false);
-        };
-        match self.verdict(key) {
-            Ok(()) => Ok(true),
-            Err(problem) => {
-                self.record(problem);
-                Ok(false)
-            }
-        }
-    }
-}
-
-impl HostKeyCheck {
-    fn record(&self, problem: TransportError) {
-        if let Ok(mut slot) = self.problem.lock() {
-            *slot = Some(problem);
         }
     }
 }
@@ -280,7 +195,7 @@ impl Connector for SshConnector {
     }
 }
 
-fn describe(error: &russh::Error) -> String {
+pub(super) fn describe(error: &russh::Error) -> String {
     match error {
         russh::Error::Disconnect => {
             "the server closed the connection during the handshake".to_string()
@@ -288,87 +203,6 @@ fn describe(error: &russh::Error) -> String {
         russh::Error::IO(e) => e.to_string(),
         other => other.to_string(),
     }
-}
-
-/// Tries the ssh-agent's keys, then each identity file, until one is accepted.
-async fn authenticate(
-    handle: &mut Handle<HostKeyCheck>,
-    target: &Target,
-    use_agent: bool,
-) -> Result<(), TransportError> {
-    let fail = |reason: String| TransportError::Auth {
-        user: target.user.clone(),
-        host: target.name.clone(),
-        reason,
-    };
-    let mut tried = Vec::new();
-    if use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        if let Ok(mut agent) = AgentClient::connect_env().await {
-            let identities = agent.request_identities().await.unwrap_or_default();
-            for identity in identities {
-                let key = identity.public_key().into_owned();
-                let hash = rsa_hash(handle, &key).await;
-                match handle
-                    .authenticate_publickey_with(&target.user, key, hash, &mut agent)
-                    .await
-                {
-                    Ok(AuthResult::Success) => return Ok(()),
-                    Ok(AuthResult::Failure { .. }) => tried.push("an ssh-agent key".to_string()),
-                    Err(e) => tried.push(format!("an ssh-agent key ({e})")),
-                }
-            }
-        }
-    }
-    for path in &target.identity_files {
-        let key = match load_key(path) {
-            Ok(key) => key,
-            Err(reason) => {
-                if target.identity_files.len() == 1 {
-                    return Err(fail(reason));
-                }
-                tried.push(reason);
-                continue;
-            }
-        };
-        let hash = rsa_hash(handle, key.public_key()).await;
-        let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-        match handle.authenticate_publickey(&target.user, key).await {
-            Ok(AuthResult::Success) => return Ok(()),
-            Ok(AuthResult::Failure { .. }) => tried.push(format!("{} was refused", path.display())),
-            Err(e) => return Err(fail(describe(&e))),
-        }
-    }
-    if tried.is_empty() {
-        return Err(fail(
-            "no key to offer: set ansible_ssh_private_key_file or load a key into ssh-agent"
-                .to_string(),
-        ));
-    }
-    Err(fail(tried.join("; ")))
-}
-
-/// RSA keys sign with SHA-2 when the server says it can (rsa-sha2-256/512).
-async fn rsa_hash(handle: &Handle<HostKeyCheck>, key: &PublicKey) -> Option<keys::HashAlg> {
-    if !key.algorithm().is_rsa() {
-        return None;
-    }
-    match handle.best_supported_rsa_hash().await {
-        Ok(Some(hash)) => hash,
-        _ => Some(keys::HashAlg::Sha256),
-    }
-}
-
-fn load_key(path: &Path) -> Result<keys::PrivateKey, String> {
-    keys::load_secret_key(path, None).map_err(|e| match e {
-        keys::Error::KeyIsEncrypted => {
-            format!(
-                "{} is encrypted: add it to ssh-agent (ssh-add) instead",
-                path.display()
-            )
-        }
-        keys::Error::IO(io) => format!("cannot read key {}: {io}", path.display()),
-        other => format!("cannot use key {}: {other}", path.display()),
-    })
 }
 
 /// An authenticated connection; cheap to share between tasks.

@@ -1,0 +1,97 @@
+//! What `herd plan`, `herd hosts` and `herd lab` print: results, for stdout.
+
+use std::fmt::Write as _;
+
+use crate::plan::step::Rendered;
+use crate::plan::Plan;
+
+/// The batches and each host's rendered steps (captures as `<name>`).
+pub fn plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} host(s), {} batch(es), max_fail {}",
+        plan.title,
+        plan.hosts.len(),
+        plan.batches.len(),
+        plan.max_fail
+    );
+    for (number, batch) in plan.batches.iter().enumerate() {
+        let names: Vec<&str> = batch.iter().map(|&i| plan.hosts[i].name.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "\nbatch {}/{}: {}",
+            number + 1,
+            plan.batches.len(),
+            names.join(" ")
+        );
+        for &index in batch {
+            let host = &plan.hosts[index];
+            let _ = writeln!(out, "  {}:", host.name);
+            let mut vars = host.vars.clone();
+            for step in &plan.steps {
+                if let Some(name) = &step.capture {
+                    vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));
+                }
+            }
+            for (label, steps) in [("", &plan.steps), ("rollback ", &plan.rollback)] {
+                for (i, step) in steps.iter().enumerate() {
+                    let rendered = match step.render(&plan.renderer, &vars) {
+                        Ok(Rendered::Run { command }) => command,
+                        Ok(Rendered::Upload { dest, mode }) => {
+                            format!("upload -> {dest} (mode {mode:o})")
+                        }
+                        Err(error) => format!("<{error}>"),
+                    };
+                    let once = if step.once { " (once)" } else { "" };
+                    let _ = writeln!(out, "    {label}{}. {}{once}", i + 1, step.name);
+                    for line in plan.renderer.secrets().mask(&rendered).lines() {
+                        let _ = writeln!(out, "       {line}");
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Each host's login and address, and with `with_vars` its variables.
+pub fn hosts(plan: &Plan, with_vars: bool) -> String {
+    let mut out = String::new();
+    let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    for host in &plan.hosts {
+        let t = &host.target;
+        let _ = writeln!(
+            out,
+            "{:width$}  {}@{}:{}",
+            host.name, t.user, t.address, t.port
+        );
+        if with_vars {
+            let vars = serde_json::to_string_pretty(&host.vars).unwrap_or_default();
+            for line in vars.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    out
+}
+
+/// Each lab host and whether its sshd and app are up.
+pub fn lab(info: &crate::lab::LabInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "inventory: {}", info.inventory.display());
+    for host in &info.hosts {
+        let _ = writeln!(
+            out,
+            "{}  ssh {}:{} ({})  http {}:{} ({})",
+            host.name,
+            host.address,
+            host.ssh_port,
+            if host.sshd_alive { "up" } else { "down" },
+            host.address,
+            host.http_port,
+            if host.gunicorn_alive { "up" } else { "down" },
+        );
+    }
+    out
+}
