@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output};
+use crate::cli::{
+    CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output, Targeting,
+};
 use crate::describe;
 use crate::engine::lock::LockOwner;
 use crate::engine::{Engine, EngineSettings, LockSettings};
@@ -55,14 +57,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 timeout: args.connecting.connect_timeout,
             };
             let request = PlanRequest {
-                job: Job::Playbook(args.playbook),
-                inventory: args.targeting.inventory,
-                limit: args.targeting.limit,
                 extra_vars: args.extra_vars,
                 batch: args.batch,
-                known_hosts: args.connecting.known_hosts.clone(),
-                ssh_config: args.connecting.ssh_config.clone(),
-                step_timeout: args.connecting.timeout,
+                ..request(
+                    Job::Playbook(args.playbook),
+                    args.targeting,
+                    Some(&args.connecting),
+                )
             };
             rollout(&request, &args.connecting, Some(lock))
         }
@@ -95,56 +96,31 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 command_timeout: args.connecting.timeout,
             };
             let request = PlanRequest {
-                job: Job::Reload(reload),
-                inventory: args.targeting.inventory,
-                limit: args.targeting.limit,
-                extra_vars: Vec::new(),
                 batch: Some(args.batch),
-                known_hosts: args.connecting.known_hosts.clone(),
-                ssh_config: args.connecting.ssh_config.clone(),
-                step_timeout: args.connecting.timeout,
+                ..request(Job::Reload(reload), args.targeting, Some(&args.connecting))
             };
             rollout(&request, &args.connecting, Some(lock))
         }
         Command::Exec(args) => {
-            let request = PlanRequest {
-                job: Job::Command(args.command.join(" ")),
-                inventory: args.targeting.inventory,
-                limit: args.targeting.limit,
-                extra_vars: Vec::new(),
-                batch: None,
-                known_hosts: args.connecting.known_hosts.clone(),
-                ssh_config: args.connecting.ssh_config.clone(),
-                step_timeout: args.connecting.timeout,
-            };
+            let request = request(
+                Job::Command(args.command.join(" ")),
+                args.targeting,
+                Some(&args.connecting),
+            );
             rollout(&request, &args.connecting, None)
         }
         Command::Plan(args) => {
             let request = PlanRequest {
-                job: Job::Playbook(args.playbook),
-                inventory: args.targeting.inventory,
-                limit: args.targeting.limit,
                 extra_vars: args.extra_vars,
                 batch: args.batch,
-                known_hosts: None,
-                ssh_config: None,
-                step_timeout: std::time::Duration::from_secs(600),
+                ..request(Job::Playbook(args.playbook), args.targeting, None)
             };
             let plan = Plan::build(&request)?;
             stdout(&describe::plan(&plan));
             Ok(ExitCode::from(exit::OK))
         }
         Command::Hosts(args) => {
-            let request = PlanRequest {
-                job: Job::Command(String::new()),
-                inventory: args.targeting.inventory.clone(),
-                limit: args.targeting.limit,
-                extra_vars: Vec::new(),
-                batch: None,
-                known_hosts: None,
-                ssh_config: None,
-                step_timeout: std::time::Duration::from_secs(600),
-            };
+            let request = request(Job::Command(String::new()), args.targeting, None);
             let plan = Plan::build(&request)?;
             stdout(&describe::hosts(&plan, args.vars));
             Ok(ExitCode::from(exit::OK))
@@ -228,6 +204,23 @@ fn strategy_of(master: MasterArgs) -> StrategyTemplate {
     }
 }
 
+/// The parts of a plan request every command shares.
+fn request(job: Job, targeting: Targeting, connecting: Option<&Connecting>) -> PlanRequest {
+    PlanRequest {
+        job,
+        inventory: targeting.inventory,
+        limit: targeting.limit,
+        extra_vars: Vec::new(),
+        batch: None,
+        known_hosts: connecting.and_then(|c| c.known_hosts.clone()),
+        ssh_config: connecting.and_then(|c| c.ssh_config.clone()),
+        step_timeout: connecting.map_or(DEFAULT_STEP_TIMEOUT, |c| c.timeout),
+    }
+}
+
+/// Step timeout for commands that run nothing (`plan`, `hosts`).
+const DEFAULT_STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Results go to stdout; a closed pipe (`herd hosts | head`) is not an error.
 fn stdout(text: &str) {
     crate::report::write_out(&mut std::io::stdout().lock(), text);
@@ -250,16 +243,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
             command_timeout: args.connecting.timeout,
         }),
     };
-    let request = PlanRequest {
-        job,
-        inventory: args.targeting.inventory,
-        limit: args.targeting.limit,
-        extra_vars: Vec::new(),
-        batch: None,
-        known_hosts: args.connecting.known_hosts.clone(),
-        ssh_config: args.connecting.ssh_config.clone(),
-        step_timeout: args.connecting.timeout,
-    };
+    let request = request(job, args.targeting, Some(&args.connecting));
     let plan = Plan::build(&request)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -130,6 +130,23 @@ fn parse_process(line: &str) -> Option<Process> {
 pub mod fixtures {
     //! Hand-written /proc lines for discovery tests.
 
+    /// Processes every host has that are not Gunicorn: init, and a python
+    /// process (pid 300) that a stale pidfile may name.
+    pub fn bystanders() -> String {
+        format!(
+            "{}\n{}\n",
+            stat(1, "init", 'S', 0, 1, "/sbin/init"),
+            stat(
+                300,
+                "python3",
+                'S',
+                1,
+                50,
+                "/usr/bin/python3 /opt/monitor.py"
+            )
+        )
+    }
+
     /// A /proc stat line with the fields discovery reads.
     pub fn stat(pid: u32, comm: &str, state: char, ppid: u32, start: u64, cmdline: &str) -> String {
         format!("{pid} ({comm}) {state} {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 1 1 0 0 20 0 1 0 {start} 1000 100 184467\t{cmdline}")

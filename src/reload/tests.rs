@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::snapshot::fixtures::stat;
+use super::snapshot::fixtures::{bystanders, stat};
 use super::*;
 use crate::transport::fake::{FakeConnector, Rule};
 use crate::transport::{Connector, Target};
@@ -22,17 +22,7 @@ fn target() -> Target {
 /// A /proc dump: a pidfile naming `pidfile`, master `master` (unless 0) with `workers`.
 fn procs(pidfile: u32, master: u32, workers: &[u32]) -> String {
     let mut text = format!("--herd pidfile\n{pidfile}\n\n--herd procs\n");
-    text.push_str(&stat(1, "init", 'S', 0, 1, "/sbin/init"));
-    text.push('\n');
-    text.push_str(&stat(
-        300,
-        "python3",
-        'S',
-        1,
-        50,
-        "/usr/bin/python3 /opt/monitor.py",
-    ));
-    text.push('\n');
+    text.push_str(&bystanders());
     if master != 0 {
         text.push_str(&stat(
             master,

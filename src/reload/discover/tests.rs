@@ -1,20 +1,11 @@
 use super::*;
-use crate::reload::snapshot::{fixtures::stat, parse};
+use crate::reload::snapshot::fixtures::{bystanders, stat};
+use crate::reload::snapshot::parse;
 
 /// A host with a shell, an unrelated python, and Gunicorn masters as given.
 fn host(lines: &[String]) -> Snapshot {
     let mut text = String::from("--herd procs\n");
-    text.push_str(&stat(1, "init", 'S', 0, 1, "/sbin/init"));
-    text.push('\n');
-    text.push_str(&stat(
-        300,
-        "python3",
-        'S',
-        1,
-        50,
-        "/usr/bin/python3 /opt/monitor.py",
-    ));
-    text.push('\n');
+    text.push_str(&bystanders());
     for line in lines {
         text.push_str(line);
         text.push('\n');
