@@ -112,6 +112,10 @@ impl HostRun {
         }
         let mut reload = None;
         let mut signalled = false;
+        // Ctrl-C: no reload goes out that was not already sent.
+        if failure.is_none() && plan.reload.is_some() && *self.cancel.borrow() {
+            return self.interrupted(total, steps_ok, started);
+        }
         if let (None, Some(stage)) = (&failure, &plan.reload) {
             let outcome = self.reload(connection, stage, &vars, false).await;
             if let Some(proof) = outcome.proof {
@@ -164,7 +168,11 @@ impl HostRun {
             host: self.name().to_string(),
             state: HostState::Interrupted {
                 next_step: next + 1,
-                next_step_name: self.plan.steps[next].name.clone(),
+                next_step_name: self
+                    .plan
+                    .steps
+                    .get(next)
+                    .map_or_else(|| "reload".to_string(), |s| s.name.clone()),
             },
             steps_ok,
             steps_total: self.plan.steps.len(),

@@ -359,3 +359,40 @@ async fn cancellation_starts_no_new_step_or_batch() {
         .last()
         .is_some_and(|c| c.contains("grep -q")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_after_the_steps_sends_no_reload() {
+    let playbook = "hosts: web\nsteps:\n  - run: slow-step\nreload:\n  pidfile: /srv/app.pid\n";
+    let (plan, _dir) = plan(1, playbook, None);
+    let fake = FakeConnector::default().rule(
+        "h1",
+        Rule::new("slow-step", 0).delay(Duration::from_secs(10)),
+    );
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let settings = EngineSettings {
+        forks: 1,
+        handshakes: 1,
+        require_reachable: true,
+        lock: None,
+    };
+    let connector = Arc::new(fake);
+    let running =
+        tokio::spawn(Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx).run());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cancel_tx.send(true).expect("engine listening");
+    let report = running.await.expect("engine task");
+    let HostState::Interrupted {
+        next_step,
+        next_step_name,
+    } = state(&report, "h1")
+    else {
+        panic!("{report:?}");
+    };
+    assert_eq!((*next_step, next_step_name.as_str()), (2, "reload"));
+    // Not even the /proc snapshot that precedes a signal was taken.
+    assert!(!connector
+        .commands("h1")
+        .iter()
+        .any(|c| c.contains("--herd procs") || c.contains("kill")));
+}
