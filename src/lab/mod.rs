@@ -101,6 +101,25 @@ fn titles_by_default() -> bool {
 }
 
 impl LabHost {
+    /// Gunicorn's proc_name (`gunicorn: master [NAME]`): the host name with a
+    /// tag of the lab directory, since every lab on a machine sees the others'
+    /// processes and two labs both have a `host01`.
+    pub fn proc_name(&self) -> String {
+        let lab_dir = self
+            .host_dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&self.host_dir);
+        // FNV-1a: stable across runs and Rust versions, unlike DefaultHasher.
+        let hash = lab_dir
+            .to_string_lossy()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        format!("lab-{:06x}-{}", hash & 0xff_ffff, self.name)
+    }
+
     /// The script that starts this host's Gunicorn (also `reload.start`).
     pub fn start_script(&self) -> PathBuf {
         self.app_dir.join("start-gunicorn.sh")

@@ -101,13 +101,14 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, app_start: {}, proc_titles: {}, herd_lock_file: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
             path(&host.app_dir),
             host.http_port,
             path(&host.pidfile),
+            scalar(&host.proc_name()),
             path(&host.start_script()),
             host.proc_titles,
             // Every lab host logs in as the same user on the same machine, so
@@ -179,8 +180,9 @@ pub fn start_script(host: &LabHost, gunicorn: &Path, lab_dir: &Path) -> String {
          cd {app} || exit 1\n\
          export HERD_LAB_HOST={name} PYTHONDONTWRITEBYTECODE=1\n{titles}\
          exec {gunicorn} --chdir {current} --bind {address}:{port} --workers {workers} \\\n  \
-         --name {name} --daemon --pid {pidfile} --log-file {log} --config {conf} app:application\n",
+         --name {proc_name} --daemon --pid {pidfile} --log-file {log} --config {conf} app:application\n",
         name = host.name,
+        proc_name = host.proc_name(),
         app = quote(&host.app_dir),
         gunicorn = quote(gunicorn),
         current = quote(&host.app_dir.join("current")),
@@ -327,8 +329,8 @@ all:
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =

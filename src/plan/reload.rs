@@ -12,7 +12,7 @@ use crate::template::{Kind, Renderer, TemplateError};
 /// Defaults when a playbook says nothing.
 pub const DEFAULT_VALIDATE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrategyTemplate {

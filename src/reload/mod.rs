@@ -260,7 +260,7 @@ pub async fn restore<T: Connection>(
         http.contains = None;
     }
     let spec = &spec;
-    match find_master(connection, spec).await {
+    match settled_master(connection, spec).await {
         Ok(_) => {
             let mut spec = spec.clone();
             // Rolling back is no time for a preflight that may judge the old release by new rules.
@@ -269,6 +269,26 @@ pub async fn restore<T: Connection>(
         }
         Err(NotFound::Discovery(error)) if error.is_not_running() => start(connection, spec).await,
         Err(other) => Err(other.into_failure()),
+    }
+}
+
+/// Finds the master, waiting out a master that exited but was not reaped
+/// yet: while its zombie exists, its pidfile still looks taken and
+/// `reload.start` would start nothing.
+async fn settled_master<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<Master, NotFound> {
+    let deadline = tokio::time::Instant::now() + spec.validate.timeout;
+    loop {
+        match find_master(connection, spec).await {
+            Err(NotFound::Discovery(DiscoveryError::Zombie { .. }))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(spec.validate.poll).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -43,22 +43,28 @@ const PROCS: &str = "--herd procs";
 /// The shell script that prints a snapshot. `pidfile` and `unit` are already
 /// shell-quoted (or absent).
 pub fn script(pidfile: Option<&str>, unit: Option<&str>) -> String {
-    let mut script = String::new();
+    // `want` is the pid the pidfile or systemd names: its command line is
+    // always read, so a stale pidfile shows what it points at.
+    let mut script = String::from("want=\n");
     if let Some(pidfile) = pidfile {
         script.push_str(&format!(
-            "echo '{PIDFILE}'; cat {pidfile} 2>/dev/null; echo\n"
+            "echo '{PIDFILE}'; want=$(cat {pidfile} 2>/dev/null); echo \"$want\"\n"
         ));
     }
     if let Some(unit) = unit {
         script.push_str(&format!(
-            "echo '{UNIT}'; systemctl show -p MainPID --value {unit} 2>/dev/null\n"
+            "echo '{UNIT}'; want=$(systemctl show -p MainPID --value {unit} 2>/dev/null); echo \"$want\"\n"
         ));
     }
-    // One line per process: the stat line, a tab, the command line with NULs as spaces.
+    // One line per process: the stat line (read by the shell itself, no
+    // process started), a tab, and the command line with NULs as spaces, read
+    // only for processes that can be Gunicorn (by their name in stat) or that
+    // the pidfile names. A process starts per candidate, not per process.
     script.push_str(&format!(
         "echo '{PROCS}'; cd /proc && for p in [0-9]*; do \
-         s=$(cat \"$p/stat\" 2>/dev/null) || continue; \
-         c=$(tr '\\000\\n\\t' '   ' < \"$p/cmdline\" 2>/dev/null); \
+         read -r s < \"$p/stat\" 2>/dev/null || continue; c=; \
+         case \"$s\" in *' (gunicorn'*|*' (python'*|*' (pypy'*|\"$want \"*) \
+         c=$(tr '\\000\\n\\t' '   ' < \"$p/cmdline\" 2>/dev/null);; esac; \
          printf '%s\\t%s\\n' \"$s\" \"$c\"; done"
     ));
     script

@@ -291,3 +291,37 @@ async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
     assert_eq!(report.new_master_pid, Some(800));
     assert_eq!(report.new_workers, vec![801, 802]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn restore_waits_for_a_dead_master_to_be_reaped_before_starting() {
+    let mut zombie = format!("--herd pidfile\n500\n\n--herd procs\n{}", bystanders());
+    zombie.push_str(&stat(500, "gunicorn", 'Z', 1, 1000, ""));
+    zombie.push('\n');
+    let snapshots = vec![
+        zombie.clone(),
+        zombie,
+        procs(0, 0, &[]),
+        procs(700, 700, &[701, 702]),
+    ];
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v1\n");
+    let mut spec = spec();
+    spec.start = Some("start-the-app".into());
+    let connection = fake.connect(&target()).await.expect("fake connects");
+    let report = restore(&connection, &spec)
+        .await
+        .expect("started once the zombie was gone");
+    assert!(report.started);
+    assert_eq!(report.master_pid, Some(700));
+    let commands = fake.commands("h1");
+    let start_at = commands
+        .iter()
+        .position(|c| c.contains("start-the-app"))
+        .expect("started");
+    let snapshots_before = commands[..start_at]
+        .iter()
+        .filter(|c| c.contains("--herd procs"))
+        .count();
+    assert_eq!(snapshots_before, 3, "{commands:?}");
+}

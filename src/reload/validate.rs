@@ -172,25 +172,39 @@ pub(super) async fn usr2<T: Connection>(
                 .workers
                 .iter()
                 .all(|w| !snapshot.processes.contains_key(w));
-        let new_alive = snapshot
+        let Some(new) = snapshot
             .processes
             .get(&new_master)
-            .is_some_and(|p| !p.is_zombie());
-        if !new_alive {
+            .filter(|p| !p.is_zombie())
+        else {
             return Err(fail(
                 Proof::SameMaster,
                 format!("the new master {new_master} exited"),
                 report,
             ));
-        }
-        if old_gone {
+        };
+        // Promotion: the new master notices its parent is gone and, with a
+        // pidfile, renames PIDFILE.2 to PIDFILE; until then the pidfile is missing.
+        let promoted = new.ppid != old.pid
+            && match &spec.strategy {
+                super::discover::Strategy::Pidfile(_) => {
+                    snapshot.pidfile.as_deref().map(str::trim)
+                        == Some(new_master.to_string().as_str())
+                }
+                _ => true,
+            };
+        if old_gone && promoted {
             report.new_workers = discover::workers_of(&snapshot, new_master);
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(fail(
                 Proof::Workers,
-                format!("the old master {} did not exit after TERM", old.pid),
+                if old_gone {
+                    format!("the new master {new_master} was not promoted (pidfile not taken over)")
+                } else {
+                    format!("the old master {} did not exit after TERM", old.pid)
+                },
                 report,
             ));
         }

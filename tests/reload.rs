@@ -1,0 +1,723 @@
+//! `herd reload` and a playbook's reload stage against real Gunicorn masters:
+//! what the processes on each host look like afterwards (same master, new
+//! workers, which process got a signal), what the test itself is served over
+//! HTTP, and that a broken release, a failing preflight, a stale pidfile or
+//! two masters on one host never lead to the wrong process being signalled.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{
+    alive, children, healthz, http_get, proc_stat, read_pid, switch_release, wait_until, Herd, Lab,
+    LabHost, ProcStat,
+};
+
+const PIDFILE: &str = "{{ gunicorn_pidfile }}";
+const HEALTHZ: &str = "http://{{ ansible_host }}:{{ http_port }}/healthz";
+/// Every lab host runs this many workers.
+const WORKERS: usize = 2;
+
+/// One lab at a time in this file: several 6-host labs, a load generator and
+/// settle periods at once on a 2-core machine make the timing claims noise.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A host's Gunicorn as its pidfile and /proc show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Generation {
+    master: ProcStat,
+    workers: Vec<u32>,
+}
+
+/// The master the pidfile names, once it has its full set of workers.
+fn generation(host: &LabHost) -> Generation {
+    let mut seen = None;
+    let settled = wait_until(Duration::from_secs(20), || {
+        let Some(pid) = read_pid(&host.pidfile) else {
+            return false;
+        };
+        let Some(master) = proc_stat(pid).filter(|p| p.state != 'Z') else {
+            return false;
+        };
+        let workers = children(pid);
+        let full = workers.len() == WORKERS;
+        seen = Some(Generation { master, workers });
+        full
+    });
+    assert!(
+        settled,
+        "{}: no master with {WORKERS} workers: {seen:?}",
+        host.name
+    );
+    seen.unwrap()
+}
+
+/// Asserts `host` kept its master (pid and start time) while every worker
+/// was replaced by a new one, `WORKERS` in all; returns the new workers.
+fn assert_workers_replaced(host: &LabHost, before: &Generation, run: &common::Run) -> Vec<u32> {
+    let pid = before.master.pid;
+    let now = proc_stat(pid);
+    assert!(
+        now.is_some_and(|p| p.start_time == before.master.start_time && p.state != 'Z'),
+        "{}: master {pid} is gone or was replaced: {now:?} (was {:?})\n{run}",
+        host.name,
+        before.master
+    );
+    assert_eq!(
+        read_pid(&host.pidfile),
+        Some(pid),
+        "{}: pidfile\n{run}",
+        host.name
+    );
+    let workers = children(pid);
+    assert_eq!(
+        workers.len(),
+        WORKERS,
+        "{}: master {pid} has workers {workers:?}\n{run}",
+        host.name
+    );
+    for old in &before.workers {
+        assert!(
+            !alive(*old),
+            "{}: old worker {old} is still alive\n{run}",
+            host.name
+        );
+        assert!(
+            !workers.contains(old),
+            "{}: worker {old} kept\n{run}",
+            host.name
+        );
+    }
+    workers
+}
+
+/// Asserts `host` is exactly as it was: same master, same workers.
+fn assert_untouched(host: &LabHost, before: &Generation, run: &common::Run) {
+    let now = proc_stat(before.master.pid);
+    assert!(
+        now.is_some_and(|p| p.start_time == before.master.start_time && p.state != 'Z'),
+        "{}: master {} is gone or was replaced: {now:?}\n{run}",
+        host.name,
+        before.master.pid
+    );
+    assert_eq!(
+        children(before.master.pid),
+        before.workers,
+        "{}: the workers of master {} changed (it was signalled)\n{run}",
+        host.name,
+        before.master.pid
+    );
+}
+
+fn stderr_has_line(run: &common::Run, prefix: &str) -> bool {
+    run.stderr().lines().any(|line| line.starts_with(prefix))
+}
+
+/// `herd exec -l HOST -- COMMAND` (as the lab's login user), which must succeed.
+fn exec_on(lab: &Lab, host: &str, command: &str) {
+    let run = Herd::new()
+        .args(["exec", "-i"])
+        .arg(lab.inventory())
+        .args(["-l", host, "--", command])
+        .run();
+    run.assert_code(0);
+}
+
+#[test]
+fn a_rolling_hup_in_batches_of_2_keeps_every_master_and_replaces_every_worker() {
+    let _serial = serial();
+    let lab = Lab::up(6);
+    let before: Vec<Generation> = lab.hosts().iter().map(generation).collect();
+    for host in lab.hosts() {
+        assert_eq!(healthz(host), "ok v1", "{} before the reload", host.name);
+        switch_release(&lab, host, "v2");
+    }
+
+    let run = lab
+        .herd(["reload", "--pidfile", PIDFILE, "--http", HEALTHZ])
+        .args([
+            "--contains",
+            "v2",
+            "--batch",
+            "2",
+            "--validate-timeout",
+            "60s",
+        ])
+        .run();
+
+    run.assert_code(0);
+    assert!(
+        stderr_has_line(&run, "herd: reload: 6 host(s) in 3 batch(es)"),
+        "{run}"
+    );
+    for (host, before) in lab.hosts().iter().zip(&before) {
+        let workers = assert_workers_replaced(host, before, &run);
+        assert_eq!(
+            healthz(host),
+            "ok v2",
+            "{} after the reload\n{run}",
+            host.name
+        );
+        // What herd reports is what the host shows.
+        let line = format!(
+            "{}: reload: ok (master {}, workers {:?} -> {:?})",
+            host.name, before.master.pid, before.workers, workers
+        );
+        assert!(stderr_has_line(&run, &line), "no line {line:?}\n{run}");
+        assert_eq!(run.summary_result(&host.name), "done", "{run}");
+    }
+}
+
+/// Builds releases/v3, whose app raises at import, and switches to it; the
+/// rollback points `current` back at what it was.
+const BROKEN_RELEASE: &str = r#"
+name: A release that cannot boot
+hosts: web
+vars:
+  release: v3
+  release_dir: "{{ app_dir }}/releases/{{ release }}"
+steps:
+  - name: Remember the running release
+    run: readlink -f {{ app_dir }}/current
+    capture: previous
+  - name: Build a release whose app raises at import
+    run: |
+      mkdir -p {{ release_dir }}
+      printf '%s\n' {{ release }} > {{ release_dir }}/RELEASE
+      printf 'raise RuntimeError("release v3 cannot boot")\n' > {{ release_dir }}/app.py
+  - name: Switch the current release
+    run: ln -sfn {{ release_dir }} {{ app_dir }}/current.next && mv -T {{ app_dir }}/current.next {{ app_dir }}/current
+rollback:
+  - name: Point current back at the previous release
+    run: ln -sfn {{ previous }} {{ app_dir }}/current.next && mv -T {{ app_dir }}/current.next {{ app_dir }}/current
+reload:
+  server: gunicorn
+  pidfile: "{{ gunicorn_pidfile }}"
+  start: "{{ app_start }}"
+validate:
+  timeout: 60s
+  http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", status: 200, contains: "{{ release }}" }
+"#;
+
+#[test]
+fn a_release_that_cannot_boot_is_rolled_back_and_started_and_later_batches_are_not_touched() {
+    let _serial = serial();
+    let lab = Lab::up(6);
+    let playbook = lab.write("broken.yml", BROKEN_RELEASE);
+    let before: Vec<Generation> = lab.hosts().iter().map(generation).collect();
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--batch", "2"])
+        .run();
+
+    run.assert_code(1);
+    assert!(stderr_has_line(&run, "herd: ROLLOUT ABORTED: "), "{run}");
+    for (host, before) in lab.hosts().iter().zip(&before) {
+        let name = &host.name;
+        let current = fs::read_link(host.app_dir.join("current")).unwrap();
+        if matches!(name.as_str(), "host01" | "host02") {
+            // HUP made the master load v3; its workers failed to boot and it exited.
+            let failed = [
+                format!("{name}: reload FAILED: proof `same_master`: "),
+                format!("{name}: reload FAILED: proof `workers`: "),
+            ];
+            assert!(
+                failed.iter().any(|l| stderr_has_line(&run, l)),
+                "{name}: no failed same_master/workers proof\n{run}"
+            );
+            assert!(
+                stderr_has_line(&run, &format!("{name}: restore after rollback: ok")),
+                "{name}: not restored\n{run}"
+            );
+            assert!(
+                !alive(before.master.pid),
+                "{name}: the master {} that loaded v3 is still alive\n{run}",
+                before.master.pid
+            );
+            // `reload.start` brought up a new master, serving v1 again.
+            let after = generation(host);
+            assert_ne!(after.master.pid, before.master.pid, "{name}\n{run}");
+            assert_eq!(healthz(host), "ok v1", "{name} after rollback\n{run}");
+            assert_eq!(
+                fs::canonicalize(host.app_dir.join("current")).unwrap(),
+                fs::canonicalize(host.app_dir.join("releases/v1")).unwrap(),
+                "{name}: current -> {current:?}\n{run}"
+            );
+            assert_eq!(run.summary_result(name), "rolled back", "{run}");
+        } else {
+            assert_untouched(host, before, &run);
+            assert_eq!(healthz(host), "ok v1", "{name}\n{run}");
+            assert_eq!(current, Path::new("releases/v1"), "{name}: current\n{run}");
+            assert!(
+                !host.app_dir.join("releases/v3").exists(),
+                "{name}: the broken release was built\n{run}"
+            );
+            assert_eq!(run.summary_result(name), "untouched", "{run}");
+        }
+    }
+}
+
+/// Lines of the Gunicorn log that show a HUP reached the master (checked on
+/// Gunicorn 27: `Handling signal: hup`, then `Hang up: Master`).
+fn hup_lines(host: &LabHost) -> usize {
+    let log = fs::read_to_string(host.app_dir.join("gunicorn.log")).unwrap();
+    log.lines()
+        .filter(|l| l.contains("Handling signal: hup") || l.contains("Hang up: Master"))
+        .count()
+}
+
+/// The preflight a real playbook would use: Gunicorn imports the app.
+const CHECK_CONFIG: &str =
+    "{{ gunicorn_bin }} --check-config --chdir {{ app_dir }}/current app:application";
+
+#[test]
+fn a_failing_preflight_signals_nothing() {
+    let _serial = serial();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    let hups = hup_lines(host);
+    // A release whose app raises at import: a HUP would take the master down.
+    switch_release(&lab, host, "v3");
+    fs::write(
+        host.app_dir.join("releases/v3/app.py"),
+        "raise RuntimeError('release v3 cannot boot')\n",
+    )
+    .unwrap();
+
+    let run = lab
+        .herd(["reload", "--pidfile", PIDFILE, "--preflight", CHECK_CONFIG])
+        .args(["--http", HEALTHZ, "--validate-timeout", "60s"])
+        .run();
+
+    run.assert_code(1);
+    assert!(
+        stderr_has_line(
+            &run,
+            "host01: reload FAILED: proof `preflight`: preflight failed"
+        ),
+        "{run}"
+    );
+    assert_untouched(host, &before, &run);
+    assert_eq!(hup_lines(host), hups, "the master logged a HUP\n{run}");
+    assert_eq!(healthz(host), "ok v1", "{run}");
+
+    // The same reload with a bootable release does HUP, and the log shows it:
+    // the check above can see a signal when there is one.
+    switch_release(&lab, host, "v2");
+    let run = lab
+        .herd(["reload", "--pidfile", PIDFILE, "--preflight", CHECK_CONFIG])
+        .args([
+            "--http",
+            HEALTHZ,
+            "--contains",
+            "v2",
+            "--validate-timeout",
+            "60s",
+        ])
+        .run();
+    run.assert_code(0);
+    assert_workers_replaced(host, &before, &run);
+    assert!(
+        hup_lines(host) > hups,
+        "the reload that passed its preflight left no HUP in the log\n{run}"
+    );
+}
+
+/// A process the test started, killed when dropped (also when the test fails).
+struct Spawned(Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_stale_pidfile_naming_an_unrelated_process_is_refused_and_that_process_is_not_signalled() {
+    let _serial = serial();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    let sleeper = Spawned(Command::new("sleep").arg("300").spawn().unwrap());
+    let sleep_pid = sleeper.0.id();
+    let stale = host.app_dir.join("stale.pid");
+    fs::write(&stale, format!("{sleep_pid}\n")).unwrap();
+    common::chown_to(lab.user(), &stale);
+
+    let run = lab
+        .herd(["reload"])
+        .arg("--pidfile")
+        .arg(&stale)
+        .args(["--http", HEALTHZ, "--validate-timeout", "60s"])
+        .run();
+
+    run.assert_code(1);
+    let refused = format!(
+        "host01: reload FAILED: proof `master`: the pidfile {} names pid {sleep_pid}, which is not Gunicorn but `sleep 300`: a stale pidfile; that process was not signalled",
+        stale.display()
+    );
+    assert!(stderr_has_line(&run, &refused), "{run}");
+    // Still running: a HUP would have ended it (sleep does not handle it).
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        alive(sleep_pid),
+        "the sleep {sleep_pid} was signalled\n{run}"
+    );
+    assert_untouched(host, &before, &run);
+}
+
+/// A second Gunicorn master on a lab host, stopped when dropped.
+struct ExtraMaster {
+    name: String,
+    address: String,
+    port: u16,
+    pidfile: PathBuf,
+}
+
+impl ExtraMaster {
+    fn pid(&self) -> u32 {
+        read_pid(&self.pidfile).expect("the extra master's pidfile")
+    }
+}
+
+impl Drop for ExtraMaster {
+    fn drop(&mut self) {
+        if let Some(pid) = read_pid(&self.pidfile).filter(|pid| alive(*pid)) {
+            // SAFETY: a plain kill(2) of the master this test started.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            wait_until(Duration::from_secs(10), || !alive(pid));
+        }
+    }
+}
+
+/// `text` with `from` replaced, which must occur in it.
+fn replaced(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not in:\n{text}");
+    text.replace(from, to)
+}
+
+/// A free TCP port on `address`.
+fn free_port(address: &str) -> u16 {
+    std::net::TcpListener::bind((address, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a second Gunicorn on `host` (its own name, port, pidfile, log and
+/// control socket), as the lab's user through `herd exec`.
+fn start_extra_master(lab: &Lab, host: &LabHost) -> ExtraMaster {
+    let name = common::unique("extra").replace('-', "_");
+    let port = free_port(&host.address);
+    let app = &host.app_dir;
+    let script = fs::read_to_string(app.join("start-gunicorn.sh")).unwrap();
+    // The lab names each master `lab-<tag>-hostNN`; the extra one gets its own name.
+    let lab_name = script
+        .split("--name ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the start script names the master");
+    assert!(lab_name.ends_with(&host.name), "{lab_name}");
+    let script = replaced(
+        &script,
+        &format!("--name {lab_name} "),
+        &format!("--name {name} "),
+    );
+    let script = replaced(
+        &script,
+        &format!("--bind {}:{} ", host.address, host.http_port),
+        &format!("--bind {}:{port} ", host.address),
+    );
+    let script = replaced(&script, "gunicorn.pid", "extra.pid");
+    let script = replaced(&script, "gunicorn.log", "extra.log");
+    let script = replaced(&script, "gunicorn.conf.py", "extra.conf.py");
+    let conf = app.join("extra.conf.py");
+    fs::write(
+        &conf,
+        format!(
+            "control_socket = {:?}\n",
+            app.join("extra.ctl").display().to_string()
+        ),
+    )
+    .unwrap();
+    let path = app.join("start-extra.sh");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    common::chown_to(lab.user(), &path);
+    common::chown_to(lab.user(), &conf);
+    let extra = ExtraMaster {
+        name,
+        address: host.address.clone(),
+        port,
+        pidfile: app.join("extra.pid"),
+    };
+    exec_on(lab, &host.name, &path.display().to_string());
+    let up = wait_until(Duration::from_secs(20), || {
+        read_pid(&extra.pidfile).is_some_and(|pid| children(pid).len() == WORKERS)
+            && http_get(&extra.address, extra.port, "/healthz").is_ok_and(|(s, _)| s == 200)
+    });
+    assert!(up, "the extra master on {} did not come up", host.name);
+    extra
+}
+
+#[test]
+fn with_two_masters_on_a_host_auto_refuses_and_a_name_reloads_only_that_master() {
+    let _serial = serial();
+    let lab = Lab::up(2);
+    // host01 runs with process titles, host02 without.
+    for host in lab.hosts() {
+        let extra = start_extra_master(&lab, host);
+        let ours = generation(host);
+        let theirs = Generation {
+            master: proc_stat(extra.pid()).unwrap(),
+            workers: children(extra.pid()),
+        };
+
+        let auto = lab
+            .herd(["reload", "-l", &host.name, "--http", HEALTHZ])
+            .args(["--validate-timeout", "60s"])
+            .run();
+
+        auto.assert_code(1);
+        let refused = format!("{}: reload FAILED: proof `master`: ", host.name);
+        assert!(stderr_has_line(&auto, &refused), "{auto}");
+        assert!(
+            auto.stderr().contains("Gunicorn masters run on this host"),
+            "{auto}"
+        );
+        // Every lab host shares this machine's /proc, so auto sees the
+        // masters of every lab running now; herd lists the first few by pid
+        // and counts the rest (`, and N more`).
+        let truncated = auto
+            .stderr()
+            .lines()
+            .any(|l| l.starts_with(&refused) && l.contains(", and ") && l.contains(" more"));
+        for pid in [ours.master.pid, theirs.master.pid] {
+            assert!(
+                truncated || auto.stderr().contains(&format!("pid {pid} `")),
+                "master {pid} is not listed\n{auto}"
+            );
+        }
+        assert_untouched(host, &ours, &auto);
+        assert_untouched(host, &theirs, &auto);
+
+        let named = lab
+            .herd(["reload", "-l", &host.name, "--name", &extra.name])
+            .args(["--validate-timeout", "60s"])
+            .run();
+
+        named.assert_code(0);
+        let workers = children(theirs.master.pid);
+        assert_eq!(workers.len(), WORKERS, "{named}");
+        assert!(
+            theirs.workers.iter().all(|w| !alive(*w)),
+            "old workers of the named master {} still alive\n{named}",
+            theirs.master.pid
+        );
+        assert_eq!(
+            proc_stat(theirs.master.pid).map(|p| p.start_time),
+            Some(theirs.master.start_time),
+            "{named}"
+        );
+        let line = format!(
+            "{}: reload: ok (master {}, workers",
+            host.name, theirs.master.pid
+        );
+        assert!(stderr_has_line(&named, &line), "{named}");
+        assert_untouched(host, &ours, &named);
+        drop(extra);
+    }
+}
+
+/// HTTP GETs to every host's /healthz from a few threads, until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    /// Per host, every distinct body it answered.
+    seen: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+const LOAD_THREADS: usize = 4;
+const LOAD_MAX_REQUESTS: usize = 20_000;
+const LOAD_MAX_TIME: Duration = Duration::from_secs(60);
+/// The load threads' own bound, a backstop behind the test's `LOAD_MAX_TIME`.
+const LOAD_BACKSTOP: Duration = Duration::from_secs(80);
+/// Each thread sends at most one request per `LOAD_PACE`, so the request cap
+/// is not reached before the backstop: the load lasts the whole rollout.
+const LOAD_PACE: Duration = Duration::from_millis(
+    (LOAD_THREADS as u64 * LOAD_BACKSTOP.as_secs() * 1000) / LOAD_MAX_REQUESTS as u64,
+);
+
+impl Load {
+    fn start(hosts: &[LabHost]) -> Load {
+        let mut load = Load {
+            stop: Arc::new(AtomicBool::new(false)),
+            requests: Arc::new(AtomicUsize::new(0)),
+            failures: Arc::new(Mutex::new(Vec::new())),
+            seen: Arc::new(Mutex::new(BTreeMap::new())),
+            threads: Vec::new(),
+        };
+        let started = Instant::now();
+        load.threads = (0..LOAD_THREADS)
+            .map(|t| {
+                let hosts = hosts.to_vec();
+                let pace = LOAD_PACE;
+                let (stop, requests) = (load.stop.clone(), load.requests.clone());
+                let (failures, seen) = (load.failures.clone(), load.seen.clone());
+                std::thread::spawn(move || {
+                    for i in t.. {
+                        if stop.load(Ordering::Relaxed)
+                            || started.elapsed() > LOAD_BACKSTOP
+                            || requests.fetch_add(1, Ordering::Relaxed) >= LOAD_MAX_REQUESTS
+                        {
+                            break;
+                        }
+                        let sent = Instant::now();
+                        let host = &hosts[i % hosts.len()];
+                        match http_get(&host.address, host.http_port, "/healthz") {
+                            Ok((200, body)) if body.starts_with("ok v") => {
+                                let mut seen = seen.lock().unwrap();
+                                seen.entry(host.name.clone())
+                                    .or_default()
+                                    .insert(body.trim().to_string());
+                            }
+                            Ok((status, body)) => failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("{}: HTTP {status} {body:?}", host.name)),
+                            Err(e) => failures.lock().unwrap().push(format!("{}: {e}", host.name)),
+                        }
+                        std::thread::sleep(pace.saturating_sub(sent.elapsed()));
+                    }
+                })
+            })
+            .collect();
+        load
+    }
+
+    fn seen(&self, host: &str) -> BTreeSet<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Stops the threads; returns the requests sent and the failures.
+    fn finish(mut self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            thread.join().unwrap();
+        }
+        let sent = self.requests.load(Ordering::Relaxed).min(LOAD_MAX_REQUESTS);
+        (sent, self.failures.lock().unwrap().clone())
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_rolling_reload_under_load_fails_no_request() {
+    let _serial = serial();
+    let lab = Lab::up(6);
+    let before: Vec<Generation> = lab.hosts().iter().map(generation).collect();
+    for host in lab.hosts() {
+        switch_release(&lab, host, "v2");
+    }
+    let load = Load::start(lab.hosts());
+    assert!(
+        wait_until(Duration::from_secs(20), || lab
+            .hosts()
+            .iter()
+            .all(|h| load.seen(&h.name).contains("ok v1"))),
+        "not every host answered `ok v1` under load"
+    );
+
+    let started = Instant::now();
+    let mut herd = lab
+        .herd(["reload", "--pidfile", PIDFILE, "--http", HEALTHZ])
+        .args([
+            "--contains",
+            "v2",
+            "--batch",
+            "1",
+            "--validate-timeout",
+            "60s",
+        ])
+        .spawn();
+    while herd.is_running() && started.elapsed() < LOAD_MAX_TIME {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // False when the time bound, not herd's exit, ended the load.
+    let load_lasted = !herd.is_running();
+    let (requests, failures) = {
+        let seen: Vec<(String, BTreeSet<String>)> = lab
+            .hosts()
+            .iter()
+            .map(|h| (h.name.clone(), load.seen(&h.name)))
+            .collect();
+        let (requests, failures) = load.finish();
+        eprintln!(
+            "load during the rolling reload: {requests} requests, {} failed, over {:.1}s; answers per host: {seen:?}",
+            failures.len(),
+            started.elapsed().as_secs_f64()
+        );
+        // Answers from both releases, on every host when the load lasted
+        // the whole rollout (on an overloaded machine herd may outlast the
+        // load's time bound; the hosts reloaded after it are then not asked).
+        let all: BTreeSet<&String> = seen.iter().flat_map(|(_, b)| b).collect();
+        assert!(
+            all.contains(&"ok v1".to_string()) && all.contains(&"ok v2".to_string()),
+            "answers seen: {all:?}"
+        );
+        for (host, bodies) in &seen {
+            assert!(bodies.contains("ok v1"), "{host} never answered v1");
+            assert!(
+                !load_lasted || bodies.contains("ok v2"),
+                "{host} never answered v2 though the load ran until herd exited"
+            );
+        }
+        (requests, failures)
+    };
+    let run = herd.wait();
+
+    run.assert_code(0);
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} requests failed, the first: {:?}\n{run}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    // Enough requests that each host was asked many times during its reload.
+    assert!(requests >= 600, "only {requests} requests were sent\n{run}");
+    for (host, before) in lab.hosts().iter().zip(&before) {
+        assert_workers_replaced(host, before, &run);
+        assert_eq!(healthz(host), "ok v2", "{}\n{run}", host.name);
+    }
+}
