@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (issue 6, "Speed and scale"): herd against a plain OpenSSH
+# The benchmark: herd against a plain OpenSSH
 # script doing the same work on the same lab hosts in the same run.
 #
 #   W1 rolling reload: Gunicorn hosts in batches, 3 deploy steps, HUP, prove

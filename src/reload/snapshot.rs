@@ -53,18 +53,26 @@ pub fn script(pidfile: Option<&str>, unit: Option<&str>) -> String {
     }
     if let Some(unit) = unit {
         script.push_str(&format!(
-            "echo '{UNIT}'; want=$(systemctl show -p MainPID --value {unit} 2>/dev/null); echo \"$want\"\n"
+            "echo '{UNIT}'; want=$(systemctl show -p MainPID --value {unit} 2>/dev/null); echo \"$want\"\n\
+             [ \"$want\" = 0 ] && want=\n"
         ));
     }
     // One line per process: the stat line (read by the shell itself, no
-    // process started), a tab, and the command line with NULs as spaces, read
-    // only for processes that can be Gunicorn (by their name in stat) or that
-    // the pidfile names. A process starts per candidate, not per process.
+    // process started), a tab, and the command line with NULs as spaces. The
+    // command line costs a process, so it is read only where discovery looks:
+    // with a pid named (pidfile, MainPID), that pid, its children and theirs
+    // (a USR2 master's workers); otherwise, processes whose name in stat says
+    // they can be Gunicorn.
     script.push_str(&format!(
-        "echo '{PROCS}'; cd /proc && for p in [0-9]*; do \
-         read -r s < \"$p/stat\" 2>/dev/null || continue; c=; \
-         case \"$s\" in *' (gunicorn'*|*' (python'*|*' (pypy'*|\"$want \"*) \
-         c=$(tr '\\000\\n\\t' '   ' < \"$p/cmdline\" 2>/dev/null);; esac; \
+        "echo '{PROCS}'; kids=' '; cd /proc && for p in [0-9]*; do \
+         read -r s < \"$p/stat\" 2>/dev/null || continue; c=; need=; \
+         r=${{s##*) }}; r=${{r#* }}; pp=${{r%% *}}; \
+         if [ -n \"$want\" ]; then \
+           if [ \"$p\" = \"$want\" ]; then need=1; fi; \
+           if [ \"$pp\" = \"$want\" ]; then need=1; kids=\"$kids$p \"; fi; \
+           case \"$kids\" in *\" $pp \"*) need=1;; esac; \
+         else case \"$s\" in *' (gunicorn'*|*' (python'*|*' (pypy'*) need=1;; esac; fi; \
+         if [ -n \"$need\" ]; then c=$(tr '\\000\\n\\t' '   ' < \"$p/cmdline\" 2>/dev/null); fi; \
          printf '%s\\t%s\\n' \"$s\" \"$c\"; done"
     ));
     script
@@ -192,5 +200,57 @@ mod tests {
         let snapshot = parse("--herd pidfile\n\n--herd unit\n0\n--herd procs\n");
         assert_eq!(snapshot.pidfile, None);
         assert_eq!(snapshot.main_pid.as_deref(), Some("0"));
+    }
+}
+
+#[cfg(test)]
+mod on_this_machine {
+    use super::*;
+
+    /// The script run by the local /bin/sh against the real /proc.
+    fn run(pidfile: &std::path::Path) -> Snapshot {
+        let script = script(
+            Some(&crate::template::shell_quote(&pidfile.to_string_lossy())),
+            None,
+        );
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        parse(&String::from_utf8_lossy(&output.stdout))
+    }
+
+    #[test]
+    fn a_named_pid_and_its_children_get_their_command_lines_and_others_do_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pidfile = dir.path().join("app.pid");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        std::fs::write(&pidfile, format!("{}\n", std::process::id())).expect("pidfile");
+        let snapshot = run(&pidfile);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        assert_eq!(
+            snapshot.pidfile.as_deref(),
+            Some(std::process::id().to_string().as_str())
+        );
+        let me = &snapshot.processes[&std::process::id()];
+        assert!(!me.cmdline.starts_with('['), "{me:?}");
+        let sleeper = &snapshot.processes[&child.id()];
+        assert_eq!(sleeper.cmdline, "sleep 30");
+        assert_eq!(sleeper.ppid, std::process::id());
+        // Everything else is listed (for the tree) without its command line read.
+        assert!(snapshot.processes.len() > 2);
+        let init = &snapshot.processes[&1];
+        assert!(init.cmdline.starts_with('['), "{init:?}");
     }
 }
