@@ -113,11 +113,13 @@ impl<C: Connector> Engine<C> {
 
         let mut conflicts = Vec::new();
         let mut locked = Vec::new();
-        if let (None, Some(settings)) = (&aborted, &self.settings.lock) {
-            match self.lock_all(&slots, settings).await {
+        match (&aborted, &self.settings.lock) {
+            (None, Some(settings)) => match self.lock_all(&mut slots, settings).await {
                 Ok(taken) => locked = taken,
                 Err(held) => conflicts = held,
-            }
+            },
+            (Some(_), Some(settings)) => self.release_first_locks(&mut slots, settings).await,
+            _ => {}
         }
 
         if aborted.is_none() && conflicts.is_empty() {
