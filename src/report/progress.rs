@@ -21,6 +21,8 @@ pub struct ProgressReporter {
     overall: ProgressBar,
     hosts: HashMap<String, ProgressBar>,
     batch: String,
+    /// Hosts between their first step and their end, shown or not.
+    working: std::collections::HashSet<String>,
     colour: bool,
 }
 
@@ -42,11 +44,24 @@ impl ProgressReporter {
             overall,
             hosts: HashMap::new(),
             batch: String::new(),
+            working: std::collections::HashSet::new(),
             colour,
         }
     }
 
+    /// `batch 2/4, 50 hosts at work`: the overall bar's message.
+    fn refresh_message(&self) {
+        let message = match self.working.len() {
+            0 => self.batch.clone(),
+            n => format!("{}, {n} host(s) at work", self.batch),
+        };
+        self.overall.set_message(message);
+    }
+
     fn host_line(&mut self, host: &str) -> Option<&ProgressBar> {
+        if self.working.insert(host.to_string()) {
+            self.refresh_message();
+        }
         if !self.hosts.contains_key(host) {
             if self.hosts.len() >= HOST_LINES {
                 return None;
@@ -64,6 +79,8 @@ impl ProgressReporter {
     }
 
     fn finish_host(&mut self, host: &str) {
+        self.working.remove(host);
+        self.refresh_message();
         if let Some(bar) = self.hosts.remove(host) {
             bar.finish_and_clear();
             self.multi.remove(&bar);
@@ -99,12 +116,12 @@ impl Reporter for ProgressReporter {
                 self.overall
                     .set_prefix(title.chars().take(40).collect::<String>());
                 self.batch = format!("batch 1/{}", batches.len().max(1));
-                self.overall.set_message(self.batch.clone());
+                self.refresh_message();
                 self.say(&plain::describe(event, self.exec));
             }
             Event::BatchStarted { batch, of, .. } => {
                 self.batch = format!("batch {batch}/{of}");
-                self.overall.set_message(self.batch.clone());
+                self.refresh_message();
             }
             // Host lines are for hosts at work; a connected host waits its batch.
             Event::HostConnected { .. } => {}
