@@ -38,7 +38,7 @@ pub fn plan(plan: &Plan) -> String {
                 for (i, step) in steps.iter().enumerate() {
                     let rendered = match step.render(&plan.renderer, &vars) {
                         Ok(Rendered::Run { command }) => command,
-                        Ok(Rendered::Upload { dest, mode }) => {
+                        Ok(Rendered::Upload { dest, mode, .. }) => {
                             format!("upload -> {dest} (mode {mode:o})")
                         }
                         Err(error) => format!("<{error}>"),

@@ -10,7 +10,7 @@ use super::once::{OnceGates, OnceState};
 use super::{Cancel, Events};
 use crate::event::{Event, Failure, HostReport, HostState, ReloadOutcome, StepResult};
 use crate::plan::reload::ReloadPlan;
-use crate::plan::step::{Action, Rendered, StepPlan};
+use crate::plan::step::{Rendered, StepPlan};
 use crate::plan::Plan;
 use crate::reload::{self, Proof, ReloadReport};
 use crate::transport::Connection;
@@ -287,11 +287,8 @@ impl HostRun {
                 }
                 Err(error) => result.error = Some(error.to_string()),
             },
-            Ok(Rendered::Upload { dest, mode }) => {
-                let Action::Upload { data, .. } = &step.action else {
-                    unreachable!("an upload step renders to an upload");
-                };
-                match connection.upload(data, &dest, mode, step.timeout).await {
+            Ok(Rendered::Upload { data, dest, mode }) => {
+                match connection.upload(&data, &dest, mode, step.timeout).await {
                     Ok(()) => result.ok = true,
                     Err(error) => result.error = Some(error.to_string()),
                 }

@@ -37,8 +37,14 @@ pub enum Action {
 /// A step rendered for one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendered {
-    Run { command: String },
-    Upload { dest: String, mode: u32 },
+    Run {
+        command: String,
+    },
+    Upload {
+        data: Arc<Vec<u8>>,
+        dest: String,
+        mode: u32,
+    },
 }
 
 impl StepPlan {
@@ -75,7 +81,8 @@ impl StepPlan {
     /// Renders this step with a host's variables (captures included).
     pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<Rendered, TemplateError> {
         match &self.action {
-            Action::Upload { dest, mode, .. } => Ok(Rendered::Upload {
+            Action::Upload { data, dest, mode } => Ok(Rendered::Upload {
+                data: data.clone(),
                 dest: renderer.render(dest, Kind::Plain, vars)?,
                 mode: *mode,
             }),
