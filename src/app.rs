@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cli::{
     CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output, Targeting,
+    UnlockArgs,
 };
 use crate::describe;
 use crate::engine::lock::LockOwner;
@@ -126,6 +127,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             Ok(ExitCode::from(exit::OK))
         }
         Command::Check(args) => check(args),
+        Command::Unlock(args) => unlock(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -264,6 +266,27 @@ fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     } else {
         exit::FAILED
     }))
+}
+
+/// `herd unlock`: removes every targeted host's deploy lock; exit 1 if a
+/// host could not be reached or its lock not removed.
+fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
+    let request = request(
+        Job::Command(String::new()),
+        args.targeting,
+        Some(&args.connecting),
+    );
+    let plan = Plan::build(&request)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    let connector = ssh_connector(&args.connecting);
+    let timeout = args.connecting.connect_timeout;
+    let outcomes = runtime.block_on(crate::unlock::unlock_all(&plan, &connector, timeout));
+    stdout(&crate::unlock::render(&outcomes));
+    let all_ok = outcomes.iter().all(|o| o.result.is_ok());
+    Ok(ExitCode::from(if all_ok { exit::OK } else { exit::FAILED }))
 }
 
 fn ssh_connector(connecting: &Connecting) -> SshConnector {

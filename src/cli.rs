@@ -40,6 +40,11 @@ pub enum Command {
     ///
     /// Example: herd check -i inventory.yml --pidfile '{{ app_dir }}/gunicorn.pid'
     Check(CheckArgs),
+    /// Remove the deploy lock from the targeted hosts, whoever holds it: for a
+    /// lock left by a controller that died. Prints each lock removed.
+    ///
+    /// Example: herd unlock -i inventory.yml -l web
+    Unlock(UnlockArgs),
     /// List the targeted hosts, their connection settings and variables.
     ///
     /// Example: herd hosts -i inventory.yml -l 'web:!canary' --vars
@@ -166,6 +171,14 @@ pub struct CheckArgs {
     /// Take the master's whereabouts from this playbook's `reload` section.
     #[arg(long, conflicts_with = "strategy")]
     pub playbook: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ mod report;
 mod source;
 mod template;
 mod transport;
+mod unlock;
 mod yaml;
 
 use std::process::ExitCode;

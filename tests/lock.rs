@@ -1,7 +1,8 @@
 //! The deploy lock: a second `herd run` on a host another run holds exits 3
 //! naming the holder and touches nothing, or with `--lock-wait` waits its
 //! turn; a stale lock of this controller is broken, another controller's is
-//! respected; no lock file outlives a run.
+//! respected; no lock file outlives a run; `herd unlock` clears a lock a dead
+//! controller left.
 
 mod common;
 
@@ -255,4 +256,25 @@ fn a_lock_of_another_controller_is_respected_and_left_in_place() {
         foreign
     );
     assert_eq!(lab.hosts_with_lock_file(), ["host02"], "{run}");
+}
+
+#[test]
+fn herd_unlock_removes_a_lock_left_by_a_dead_controller_and_says_whose_it_was() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("marker.yml", MARKER);
+    let foreign = "run=far-2 user=carol controller=ci-runner-7 pid=4242 since=2020-01-01T00:00:00Z playbook=deploy.yml\n";
+    fs::write(lab.lock_file("host02"), foreign).unwrap();
+
+    let unlock = lab.herd(["unlock"]).run();
+
+    unlock.assert_code(0);
+    assert_eq!(
+        unlock.stdout(),
+        "host01: no deploy lock\nhost02: removed the deploy lock held by user carol on ci-runner-7 (pid 4242), playbook deploy.yml, since 2020-01-01T00:00:00Z\n",
+        "{unlock}"
+    );
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new());
+    // The next run is no longer blocked.
+    lab.herd(["run"]).arg(&playbook).run().assert_code(0);
+    assert!(lab.app_dir("host02").join("marker").exists());
 }

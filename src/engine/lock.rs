@@ -201,6 +201,32 @@ impl Holder {
     }
 }
 
+/// Removes whatever lock the host has (`herd unlock`, for a lock left by a
+/// controller that died); returns who held it, or `None` if nothing did.
+pub async fn break_lock<T: Connection>(
+    connection: &T,
+    path: &str,
+    timeout: Duration,
+) -> Result<Option<String>, TransportError> {
+    let script = format!(
+        "f={}; [ -e \"$f\" ] || exit {HELD}; cat \"$f\" 2>/dev/null; rm -f \"$f\"",
+        shell_path(path)
+    );
+    let output = connection
+        .exec(&crate::plan::step::wrap(&script, false, None), timeout)
+        .await?;
+    match output.exit_code {
+        Some(0) => Ok(Some(
+            Holder::parse(&String::from_utf8_lossy(&output.stdout)).describe(),
+        )),
+        Some(HELD) => Ok(None),
+        _ => Err(TransportError::Protocol(format!(
+            "cannot remove the deploy lock {path}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))),
+    }
+}
+
 /// Gives the lock back, only if this run holds it.
 pub async fn unlock<T: Connection>(
     connection: &T,
