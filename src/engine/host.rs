@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::once::{OnceGates, OnceState};
 use super::{Cancel, Events};
 use crate::event::{Event, Failure, HostReport, HostState, ReloadOutcome, StepResult};
+use crate::inventory::Vars;
 use crate::plan::reload::ReloadPlan;
 use crate::plan::step::{Rendered, StepPlan};
 use crate::plan::Plan;
@@ -17,6 +18,16 @@ use crate::transport::Connection;
 
 /// Lines of stderr kept in a failure report.
 const TAIL_LINES: usize = 10;
+
+/// How a host's steps ended.
+enum StepsEnd {
+    Done,
+    Failed(Failure),
+    /// Ctrl-C before step `next` (0-based) started.
+    Interrupted {
+        next: usize,
+    },
+}
 
 pub(super) struct HostRun {
     pub plan: Arc<Plan>,
@@ -38,90 +49,24 @@ impl HostRun {
     pub async fn run<T: Connection>(&self, connection: &T) -> HostReport {
         let started = Instant::now();
         let plan = self.plan.clone();
-        let mut vars = plan.hosts[self.index].vars.clone();
-        let total = plan.steps.len();
-        let mut steps_ok = 0;
-        let mut failure = None;
-        let runs_once = self.once.runner == Some(self.index);
-        for (index, step) in plan.steps.iter().enumerate() {
-            if *self.cancel.borrow() {
-                if runs_once {
-                    self.once.abandon_from(index);
-                }
-                return self.interrupted(index, steps_ok, started);
-            }
-            if step.once && !runs_once {
-                let runner = self
-                    .once
-                    .runner
-                    .map_or("?", |i| plan.hosts[i].name.as_str());
-                match self.once.wait(index).await {
-                    OnceState::Succeeded => {
-                        self.emit(Event::StepSkipped {
-                            host: self.name().to_string(),
-                            step: index + 1,
-                            name: step.name.clone(),
-                            reason: format!("once: ran on {runner}"),
-                        });
-                        steps_ok += 1;
-                        continue;
-                    }
-                    _ if *self.cancel.borrow() => {
-                        return self.interrupted(index, steps_ok, started)
-                    }
-                    _ => {
-                        failure = Some(Failure {
-                            step: index + 1,
-                            step_name: step.name.clone(),
-                            exit_code: None,
-                            reason: format!("once: this step did not succeed on {runner}, so this host stops before it"),
-                            stderr_tail: String::new(),
-                        });
-                        break;
-                    }
-                }
-            }
-            let result = self
-                .run_step(connection, step, index, total, &vars, false)
-                .await;
-            if step.once {
-                let state = if result.ok || result.ignored {
-                    OnceState::Succeeded
-                } else {
-                    OnceState::NotDone
-                };
-                self.once.settle(index, state);
-            }
-            if result.ok || result.ignored {
-                steps_ok += 1;
-                if let (Some(name), true) = (&step.capture, result.ok) {
-                    vars.insert(
-                        name.clone(),
-                        Value::String(result.stdout.trim_end().to_string()),
-                    );
-                }
-                continue;
-            }
-            failure = Some(failure_of(index, step, &result));
-            break;
-        }
-
-        if runs_once {
-            // Once steps this host never reached will not run.
-            self.once.abandon_from(0);
-        }
+        let (vars, steps_ok, end) = self.run_steps(connection).await;
+        let mut failure = match end {
+            StepsEnd::Interrupted { next } => return self.interrupted(next, steps_ok, started),
+            StepsEnd::Failed(failure) => Some(failure),
+            StepsEnd::Done => None,
+        };
         let mut reload = None;
         let mut signalled = false;
-        // Ctrl-C: no reload goes out that was not already sent.
-        if failure.is_none() && plan.reload.is_some() && *self.cancel.borrow() {
-            return self.interrupted(total, steps_ok, started);
-        }
         if let (None, Some(stage)) = (&failure, &plan.reload) {
+            // Ctrl-C: no reload goes out that was not already sent.
+            if *self.cancel.borrow() {
+                return self.interrupted(plan.steps.len(), steps_ok, started);
+            }
             let outcome = self.reload(connection, stage, &vars, false).await;
             if let Some(proof) = outcome.proof {
                 signalled = proof.after_signal();
                 failure = Some(Failure {
-                    step: total + 1,
+                    step: plan.steps.len() + 1,
                     step_name: "reload".to_string(),
                     exit_code: None,
                     reason: format!(
@@ -157,9 +102,98 @@ impl HostRun {
             host: self.name().to_string(),
             state,
             steps_ok,
-            steps_total: total,
+            steps_total: plan.steps.len(),
             duration: started.elapsed(),
             reload,
+        }
+    }
+
+    /// The steps in order, until one fails or Ctrl-C; returns the host's
+    /// variables (with captures), how many steps succeeded, and how it ended.
+    async fn run_steps<T: Connection>(&self, connection: &T) -> (Vars, usize, StepsEnd) {
+        let plan = self.plan.clone();
+        let mut vars = plan.hosts[self.index].vars.clone();
+        let total = plan.steps.len();
+        let mut steps_ok = 0;
+        let runs_once = self.once.runner == Some(self.index);
+        let mut end = StepsEnd::Done;
+        for (index, step) in plan.steps.iter().enumerate() {
+            if *self.cancel.borrow() {
+                end = StepsEnd::Interrupted { next: index };
+                break;
+            }
+            if step.once && !runs_once {
+                match self.wait_for_once(index, step).await {
+                    Ok(()) => {
+                        steps_ok += 1;
+                        continue;
+                    }
+                    Err(stop) => {
+                        end = stop;
+                        break;
+                    }
+                }
+            }
+            let result = self
+                .run_step(connection, step, index, total, &vars, false)
+                .await;
+            let ok = result.ok || result.ignored;
+            if step.once {
+                self.once.settle(
+                    index,
+                    if ok {
+                        OnceState::Succeeded
+                    } else {
+                        OnceState::NotDone
+                    },
+                );
+            }
+            if !ok {
+                end = StepsEnd::Failed(failure_of(index, step, &result));
+                break;
+            }
+            steps_ok += 1;
+            if let (Some(name), true) = (&step.capture, result.ok) {
+                vars.insert(
+                    name.clone(),
+                    Value::String(result.stdout.trim_end().to_string()),
+                );
+            }
+        }
+        if runs_once {
+            // Once steps this host never reached will not run.
+            self.once.abandon_from(0);
+        }
+        (vars, steps_ok, end)
+    }
+
+    /// A once step on a host that does not run it: wait until it ran on the
+    /// runner, then skip it; stop if it did not succeed there.
+    async fn wait_for_once(&self, index: usize, step: &StepPlan) -> Result<(), StepsEnd> {
+        let runner = self
+            .once
+            .runner
+            .map_or("?", |i| self.plan.hosts[i].name.as_str());
+        match self.once.wait(index).await {
+            OnceState::Succeeded => {
+                self.emit(Event::StepSkipped {
+                    host: self.name().to_string(),
+                    step: index + 1,
+                    name: step.name.clone(),
+                    reason: format!("once: ran on {runner}"),
+                });
+                Ok(())
+            }
+            _ if *self.cancel.borrow() => Err(StepsEnd::Interrupted { next: index }),
+            _ => Err(StepsEnd::Failed(Failure {
+                step: index + 1,
+                step_name: step.name.clone(),
+                exit_code: None,
+                reason: format!(
+                    "once: this step did not succeed on {runner}, so this host stops before it"
+                ),
+                stderr_tail: String::new(),
+            })),
         }
     }
 
