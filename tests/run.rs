@@ -224,3 +224,29 @@ steps:
     assert_eq!(finished_steps("host01"), vec![1, 2]);
     assert_eq!(finished_steps("host03"), vec![1]);
 }
+
+#[test]
+fn a_step_past_its_timeout_fails_and_is_stopped_on_the_host() {
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "slow.yml",
+        "hosts: web\nsteps:\n  - name: Slow\n    run: sleep 4; touch {{ app_dir }}/late-marker\n    timeout: 1s\n",
+    );
+
+    let started = std::time::Instant::now();
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{run}"
+    );
+    assert!(
+        run.stderr()
+            .contains("host01: [1/1] Slow: FAILED: the command timed out after 1s"),
+        "{run}"
+    );
+    // sshd sent the command TERM: what it would have done later never happens.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(!lab.app_dir("host01").join("late-marker").exists());
+}

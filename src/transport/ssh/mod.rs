@@ -213,12 +213,33 @@ pub struct SshConnection {
 }
 
 impl SshConnection {
-    async fn run(&self, command: &str) -> Result<ExecOutput, TransportError> {
+    /// Runs `command`; past `timeout`, asks sshd to send the command TERM
+    /// (rather than leave it running) and gives up on it.
+    async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
         let protocol = |e: russh::Error| TransportError::Protocol(describe(&e));
-        let mut channel = self.handle.channel_open_session().await.map_err(protocol)?;
-        channel.exec(true, command).await.map_err(protocol)?;
+        let timed_out = || TransportError::Timeout {
+            what: "the command".to_string(),
+            after: timeout,
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let start = async {
+            let channel = self.handle.channel_open_session().await.map_err(protocol)?;
+            channel.exec(true, command).await.map_err(protocol)?;
+            Ok::<_, TransportError>(channel)
+        };
+        let mut channel = tokio::time::timeout_at(deadline, start)
+            .await
+            .map_err(|_| timed_out())??;
         let mut output = ExecOutput::default();
-        while let Some(message) = channel.wait().await {
+        loop {
+            let Ok(message) = tokio::time::timeout_at(deadline, channel.wait()).await else {
+                let _ = channel.signal(russh::Sig::TERM).await;
+                let _ = channel.close().await;
+                return Err(timed_out());
+            };
+            let Some(message) = message else {
+                break;
+            };
             match message {
                 ChannelMsg::Data { data } => append(&mut output.stdout, &data),
                 ChannelMsg::ExtendedData { data, ext: 1 } => append(&mut output.stderr, &data),
@@ -295,12 +316,7 @@ impl Connection for SshConnection {
     }
 
     async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
-        tokio::time::timeout(timeout, self.run(command))
-            .await
-            .map_err(|_| TransportError::Timeout {
-                what: "the command".to_string(),
-                after: timeout,
-            })?
+        self.run(command, timeout).await
     }
 
     async fn upload(
@@ -320,7 +336,7 @@ impl Connection for SshConnection {
             let quoted_tmp = crate::template::shell_quote(&temporary);
             let quoted_dest = crate::template::shell_quote(dest);
             let finish = format!("chmod {mode:o} {quoted_tmp} && mv -f {quoted_tmp} {quoted_dest}");
-            let output = self.run(&finish).await?;
+            let output = self.run(&finish, timeout).await?;
             if output.success() {
                 Ok(())
             } else {
