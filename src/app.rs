@@ -114,6 +114,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             let request = PlanRequest {
                 extra_vars: args.extra_vars,
                 batch: args.batch,
+                ssh_config: args.ssh_config,
                 ..request(Job::Playbook(args.playbook), args.targeting, None)
             };
             let plan = Plan::build(&request)?;
@@ -121,7 +122,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             Ok(ExitCode::from(exit::OK))
         }
         Command::Hosts(args) => {
-            let request = request(Job::Command(String::new()), args.targeting, None);
+            let request = PlanRequest {
+                ssh_config: args.ssh_config,
+                ..request(Job::Command(String::new()), args.targeting, None)
+            };
             let plan = Plan::build(&request)?;
             stdout(&describe::hosts(&plan, args.vars));
             Ok(ExitCode::from(exit::OK))

@@ -239,6 +239,9 @@ pub struct PlanArgs {
     pub playbook: PathBuf,
     #[command(flatten)]
     pub targeting: Targeting,
+    /// OpenSSH client config for host addresses (default: ~/.ssh/config).
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
     #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
     pub extra_vars: Vec<String>,
     #[arg(long)]
@@ -249,6 +252,9 @@ pub struct PlanArgs {
 pub struct HostsArgs {
     #[command(flatten)]
     pub targeting: Targeting,
+    /// OpenSSH client config for host addresses (default: ~/.ssh/config).
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
     /// Also print each host's merged variables.
     #[arg(long)]
     pub vars: bool,

@@ -166,4 +166,22 @@ fn ssh_config_aliases_hostnames_ports_and_proxyjump_apply() {
         1,
         "{log}"
     );
+    // `herd hosts` resolves the alias the same way, contacting nothing.
+    let hosts = Herd::new()
+        .args(["hosts", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(&inventory)
+        .run();
+    hosts.assert_code(0);
+    assert_eq!(
+        hosts.stdout(),
+        format!(
+            "app-behind  {}@{}:{}\n",
+            lab.user(),
+            behind.address,
+            behind.ssh_port
+        ),
+        "{hosts}"
+    );
 }
