@@ -37,11 +37,19 @@ apt_install() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
 }
 
-# OpenSSH: the lab runs /usr/sbin/sshd by absolute path.
-if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null 2>&1; then
-    say "openssh: already installed"
+# OpenSSH: the lab runs /usr/sbin/sshd by absolute path. sudo: the tests
+# check that `become` on a host where sudo wants a password fails at once.
+missing=()
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null 2>&1; then
+    missing+=(openssh-server openssh-client)
+fi
+if ! command -v sudo >/dev/null 2>&1; then
+    missing+=(sudo)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+    say "openssh, sudo: already installed"
 else
-    apt_install openssh-server openssh-client
+    apt_install "${missing[@]}"
 fi
 
 # The system interpreter, not a per-user one (pyenv under /root): as root the

@@ -250,3 +250,26 @@ fn a_step_past_its_timeout_fails_and_is_stopped_on_the_host() {
     std::thread::sleep(std::time::Duration::from_secs(5));
     assert!(!lab.app_dir("host01").join("late-marker").exists());
 }
+
+#[test]
+fn become_on_a_host_where_sudo_wants_a_password_fails_at_once() {
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "become.yml",
+        "hosts: web\nsteps:\n  - name: As root\n    run: touch {{ app_dir }}/as-root\n    become: true\n",
+    );
+
+    let started = std::time::Instant::now();
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{run}"
+    );
+    assert!(
+        run.stderr().contains("host01: [1/1] As root: FAILED: become: sudo needs a password on this host (herd uses sudo -n)"),
+        "{run}"
+    );
+    assert!(!lab.app_dir("host01").join("as-root").exists());
+}
