@@ -23,6 +23,9 @@ step "herd lab up --hosts 6"
 step "herd hosts: the inventory the lab wrote"
 "$herd" hosts -i "$lab/inventory.yml"
 
+step "herd hosts on an Ansible inventory with groups and ranges: web but not the canary"
+"$herd" hosts -i inventories/example.yml -l 'web:!canary'
+
 step "herd plan: batches and the exact commands, nothing contacted"
 "$herd" plan playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2 -l host01
 

@@ -152,6 +152,10 @@ impl Plan {
                     format!("host {}: {}", host.name, e.message),
                 )
             })?;
+            // Templates may name the address herd connects to, set or not
+            // (after ssh_config's HostName).
+            vars.entry("ansible_host")
+                .or_insert_with(|| Value::String(target.address.clone()));
             hosts.push(PlannedHost {
                 name: host.name.clone(),
                 target,
