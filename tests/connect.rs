@@ -113,11 +113,7 @@ fn assert_rollout_did_not_start(
     before: &BTreeMap<String, BTreeMap<String, String>>,
 ) {
     run.assert_code(1);
-    let unreachable: Vec<&str> = run
-        .stderr()
-        .lines()
-        .filter(|l| l.contains("UNREACHABLE"))
-        .collect();
+    let unreachable = run.unreachable_lines();
     assert_eq!(unreachable.len(), 1, "{run}");
     assert!(
         unreachable[0].starts_with(&format!("{dead}: UNREACHABLE: ")),

@@ -74,11 +74,7 @@ fn a_host_whose_sshd_is_gone_is_reported_unreachable_and_the_rest_answer() {
         expected(&lab, Some("host04")),
         "{run}"
     );
-    let unreachable: Vec<&str> = run
-        .stderr()
-        .lines()
-        .filter(|l| l.contains("UNREACHABLE"))
-        .collect();
+    let unreachable = run.unreachable_lines();
     assert_eq!(unreachable.len(), 1, "{run}");
     assert!(unreachable[0].starts_with("host04: UNREACHABLE: "), "{run}");
     assert_eq!(run.summary_result("host04"), "unreachable", "{run}");

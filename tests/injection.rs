@@ -91,15 +91,7 @@ fn an_inventory_variable_reaches_the_shell_as_data() {
         !canary.exists(),
         "the inventory variable ran as shell code\n{run}"
     );
-    let outputs = step_outputs(&run);
-    assert_eq!(outputs.len(), 2, "{run}");
-    for (host, stdout) in outputs {
-        assert_eq!(
-            stdout.trim_end(),
-            payload,
-            "{host} echoed something else\n{run}"
-        );
-    }
+    assert_both_hosts_echoed(&run, &payload);
 }
 
 #[test]
@@ -135,7 +127,12 @@ fn an_extra_var_with_command_substitution_reaches_the_shell_as_data() {
 
     run.assert_code(0);
     assert!(!canary.exists(), "the -e value ran as shell code\n{run}");
-    let outputs = step_outputs(&run);
+    assert_both_hosts_echoed(&run, &payload);
+}
+
+/// Both hosts' step printed exactly `payload`: it reached the shell as data.
+fn assert_both_hosts_echoed(run: &Run, payload: &str) {
+    let outputs = step_outputs(run);
     assert_eq!(outputs.len(), 2, "{run}");
     for (host, stdout) in outputs {
         assert_eq!(

@@ -220,6 +220,14 @@ impl Run {
     }
 
     /// The summary row of `host` (`HOST  RESULT  STEPS  DURATION  NOTE`), on stderr.
+    /// The `hostNN: UNREACHABLE: reason` lines of stderr.
+    pub fn unreachable_lines(&self) -> Vec<&str> {
+        self.stderr()
+            .lines()
+            .filter(|l| l.contains("UNREACHABLE"))
+            .collect()
+    }
+
     pub fn summary_row(&self, host: &str) -> String {
         let rows: Vec<&str> = self
             .stderr
