@@ -108,10 +108,12 @@ async fn create<T: Connection>(
     owner: &LockOwner,
     timeout: Duration,
 ) -> Result<Attempt, TransportError> {
+    // Shell builtins only, but for the first mkdir: a host pays no process
+    // for its lock.
     let script = format!(
-        "f={}; mkdir -p \"$(dirname \"$f\")\" || exit 1\n\
-         if (set -C; printf '%s\\n' {} > \"$f\") 2>/dev/null; then exit 0; fi\n\
-         cat \"$f\" 2>/dev/null; exit {HELD}",
+        "f={}; case \"$f\" in */*) d=${{f%/*}}; [ -d \"${{d:-/}}\" ] || mkdir -p \"$d\" || exit 1;; esac\n\
+         if {{ set -C; printf '%s\\n' {} > \"$f\"; }} 2>/dev/null; then exit 0; fi\n\
+         while IFS= read -r line || [ -n \"$line\" ]; do printf '%s\\n' \"$line\"; done 2>/dev/null < \"$f\"; exit {HELD}",
         shell_path(path),
         shell_quote(&owner.line()),
     );
@@ -139,7 +141,7 @@ async fn remove_if_held_by<T: Connection>(
     timeout: Duration,
 ) {
     let script = format!(
-        "f={}; grep -q {} \"$f\" 2>/dev/null && rm -f \"$f\"; exit 0",
+        "f={}; read -r line 2>/dev/null < \"$f\"; case \"$line\" in *{}*) rm -f \"$f\";; esac; exit 0",
         shell_path(path),
         shell_quote(&format!("run={run} "))
     );

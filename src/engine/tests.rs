@@ -292,7 +292,7 @@ async fn a_held_lock_on_one_host_means_no_host_is_touched() {
         assert!(matches!(state(&report, host), HostState::Untouched { .. }));
     }
     // What was taken on h1 and h3 was given back each round.
-    assert!(fake.commands("h1").iter().any(|c| c.contains("grep -q")));
+    assert!(fake.commands("h1").iter().any(|c| c.contains("rm -f")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -306,7 +306,7 @@ async fn the_lock_is_taken_before_and_given_back_after_the_steps() {
         "{commands:?}"
     );
     assert!(
-        commands.last().is_some_and(|c| c.contains("grep -q")),
+        commands.last().is_some_and(|c| c.contains("rm -f")),
         "{commands:?}"
     );
 }
@@ -357,7 +357,7 @@ async fn cancellation_starts_no_new_step_or_batch() {
     assert!(connector
         .commands("h3")
         .last()
-        .is_some_and(|c| c.contains("grep -q")));
+        .is_some_and(|c| c.contains("rm -f")));
 }
 
 #[tokio::test(start_paused = true)]

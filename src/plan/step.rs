@@ -105,16 +105,19 @@ impl StepPlan {
     }
 }
 
-/// The command line sent to the remote user's shell: always `/bin/sh`, so a
-/// step means the same whatever the login shell; under `become`, through
+/// The script a connection runs (with `/bin/sh`) for `script`: the script
+/// itself, or under `become` a line that runs it as the other user through
 /// `sudo -n`, which fails at once instead of prompting for a password.
 pub fn wrap(script: &str, become_: bool, become_user: Option<&str>) -> String {
-    let inner = format!("/bin/sh -c {}", shell_quote(script));
     if become_ {
         let user = become_user.unwrap_or("root");
-        format!("sudo -n -H -u {} -- {inner}", shell_quote(user))
+        format!(
+            "sudo -n -H -u {} -- /bin/sh -c {}",
+            shell_quote(user),
+            shell_quote(script)
+        )
     } else {
-        inner
+        script.to_string()
     }
 }
 

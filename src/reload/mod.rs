@@ -133,6 +133,15 @@ pub async fn snapshot<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
 ) -> Result<Snapshot, String> {
+    snapshot_after(connection, spec, None).await
+}
+
+/// Takes one snapshot of the host, after waiting there for `wait` if given.
+async fn snapshot_after<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    wait: Option<&snapshot::WaitFor>,
+) -> Result<Snapshot, String> {
     let pidfile = match &spec.strategy {
         Strategy::Pidfile(path) => Some(path.as_str()),
         _ => None,
@@ -144,6 +153,7 @@ pub async fn snapshot<T: Connection>(
     let script = snapshot::script(
         pidfile.map(shell_quote).as_deref(),
         unit.map(shell_quote).as_deref(),
+        wait,
     );
     let output = connection
         .exec(&wrap(&script, spec.become_, None), spec.command_timeout)

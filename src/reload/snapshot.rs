@@ -40,15 +40,56 @@ const PIDFILE: &str = "--herd pidfile";
 const UNIT: &str = "--herd unit";
 const PROCS: &str = "--herd procs";
 
-/// The shell script that prints a snapshot. `pidfile` and `unit` are already
-/// shell-quoted (or absent).
-pub fn script(pidfile: Option<&str>, unit: Option<&str>) -> String {
-    // `want` is the pid the pidfile or systemd names: its command line is
-    // always read, so a stale pidfile shows what it points at.
-    let mut script = String::from("want=\n");
+/// What to wait for on the host before taking the snapshot: master `pid`
+/// with exactly `wanted` children, none of them in `old`, or the master gone.
+/// The wait only saves round trips: the controller proves the reload on the
+/// snapshot that follows, whatever ended the wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitFor {
+    pub pid: u32,
+    pub old: Vec<u32>,
+    pub wanted: usize,
+    /// Looks at the host, [`WAIT_INTERVAL`] apart, before giving up.
+    pub looks: u32,
+}
+
+/// Time between two looks of a [`WaitFor`] on the host: tight enough that a
+/// reload is seen within a few tens of milliseconds, loose enough that the
+/// `sleep` it costs does not compete with the workers booting.
+pub const WAIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(40);
+
+impl WaitFor {
+    /// Reads the master's children from the kernel's list (shell builtins
+    /// only); where the list is missing or empty the wait ends at once.
+    fn script(&self) -> String {
+        let old: String = self.old.iter().map(|w| format!(" {w}")).collect();
+        format!(
+            "m={pid}; old='{old} '; i=0\n\
+             while [ $i -lt {looks} ]; do \
+               k=; read -r k 2>/dev/null < /proc/$m/task/$m/children; [ -n \"$k\" ] || break; \
+               c=0; left=; for w in $k; do c=$((c+1)); case \"$old\" in *\" $w \"*) left=1;; esac; done; \
+               [ -z \"$left\" ] && [ $c -eq {wanted} ] && break; \
+               sleep {interval} 2>/dev/null || break; i=$((i+1)); \
+             done\n",
+            pid = self.pid,
+            looks = self.looks,
+            wanted = self.wanted,
+            interval = WAIT_INTERVAL.as_secs_f64(),
+        )
+    }
+}
+
+/// The shell script that prints a snapshot, after waiting on the host for
+/// `wait` if given. `pidfile` and `unit` are already shell-quoted (or absent).
+pub fn script(pidfile: Option<&str>, unit: Option<&str>, wait: Option<&WaitFor>) -> String {
+    let mut script = wait.map(WaitFor::script).unwrap_or_default();
+    // `want` is the pid the pidfile or systemd names (or the master waited
+    // for): discovery needs only it, its parent, its children and theirs (a
+    // USR2 master's workers).
+    script.push_str("want=\n");
     if let Some(pidfile) = pidfile {
         script.push_str(&format!(
-            "echo '{PIDFILE}'; want=$(cat {pidfile} 2>/dev/null); echo \"$want\"\n"
+            "echo '{PIDFILE}'; IFS= read -r want 2>/dev/null < {pidfile}; echo \"$want\"\n"
         ));
     }
     if let Some(unit) = unit {
@@ -57,23 +98,35 @@ pub fn script(pidfile: Option<&str>, unit: Option<&str>) -> String {
              [ \"$want\" = 0 ] && want=\n"
         ));
     }
+    if let Some(wait) = wait {
+        script.push_str(&format!("want={}\n", wait.pid));
+    }
     // One line per process: the stat line (read by the shell itself, no
-    // process started), a tab, and the command line with NULs as spaces. The
-    // command line costs a process, so it is read only where discovery looks:
-    // with a pid named (pidfile, MainPID), that pid, its children and theirs
-    // (a USR2 master's workers); otherwise, processes whose name in stat says
-    // they can be Gunicorn.
+    // process started), a tab, and the command line with NULs as spaces,
+    // which costs a process. With a pid named and the kernel's children
+    // lists, only that family is read; otherwise every process's stat line,
+    // and the command lines of those whose name says they can be Gunicorn.
     script.push_str(&format!(
-        "echo '{PROCS}'; kids=' '; cd /proc && for p in [0-9]*; do \
-         read -r s < \"$p/stat\" 2>/dev/null || continue; c=; need=; \
-         r=${{s##*) }}; r=${{r#* }}; pp=${{r%% *}}; \
-         if [ -n \"$want\" ]; then \
-           if [ \"$p\" = \"$want\" ]; then need=1; fi; \
-           if [ \"$pp\" = \"$want\" ]; then need=1; kids=\"$kids$p \"; fi; \
-           case \"$kids\" in *\" $pp \"*) need=1;; esac; \
-         else case \"$s\" in *' (gunicorn'*|*' (python'*|*' (pypy'*) need=1;; esac; fi; \
-         if [ -n \"$need\" ]; then c=$(tr '\\000\\n\\t' '   ' < \"$p/cmdline\" 2>/dev/null); fi; \
-         printf '%s\\t%s\\n' \"$s\" \"$c\"; done"
+        "echo '{PROCS}'\n\
+         case \"$want\" in ''|*[!0-9]*) want=;; esac\n\
+         line() {{ read -r s 2>/dev/null < \"/proc/$1/stat\" || return 0; c=; \
+           [ -n \"$2\" ] && c=$(tr '\\000\\n\\t' '   ' 2>/dev/null < \"/proc/$1/cmdline\"); \
+           printf '%s\\t%s\\n' \"$s\" \"$c\"; }}\n\
+         children() {{ for t in \"/proc/$1/task/\"*; do k=; read -r k 2>/dev/null < \"$t/children\"; printf '%s ' $k; done; }}\n\
+         if [ -n \"$want\" ] && [ -r \"/proc/$$/task/$$/children\" ]; then \
+           read -r s 2>/dev/null < \"/proc/$want/stat\"; r=${{s##*) }}; r=${{r#* }}; \
+           kids=$(children \"$want\"); grand=; for k in $kids; do grand=\"$grand $(children \"$k\")\"; done; \
+           [ -n \"$s\" ] && line \"${{r%% *}}\" 1; line \"$want\" 1; \
+           for k in $kids $grand; do line \"$k\" 1; done; \
+         else kids=' '; cd /proc && for p in [0-9]*; do \
+           read -r s < \"$p/stat\" 2>/dev/null || continue; need=; \
+           r=${{s##*) }}; r=${{r#* }}; pp=${{r%% *}}; \
+           if [ -n \"$want\" ]; then \
+             if [ \"$p\" = \"$want\" ]; then need=1; fi; \
+             if [ \"$pp\" = \"$want\" ]; then need=1; kids=\"$kids$p \"; fi; \
+             case \"$kids\" in *\" $pp \"*) need=1;; esac; \
+           else case \"$s\" in *' (gunicorn'*|*' (python'*|*' (pypy'*) need=1;; esac; fi; \
+           line \"$p\" \"$need\"; done; fi"
     ));
     script
 }
@@ -209,9 +262,14 @@ mod on_this_machine {
 
     /// The script run by the local /bin/sh against the real /proc.
     fn run(pidfile: &std::path::Path) -> Snapshot {
+        run_waiting(pidfile, None)
+    }
+
+    fn run_waiting(pidfile: &std::path::Path, wait: Option<&WaitFor>) -> Snapshot {
         let script = script(
             Some(&crate::template::shell_quote(&pidfile.to_string_lossy())),
             None,
+            wait,
         );
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
@@ -248,9 +306,100 @@ mod on_this_machine {
         let sleeper = &snapshot.processes[&child.id()];
         assert_eq!(sleeper.cmdline, "sleep 30");
         assert_eq!(sleeper.ppid, std::process::id());
-        // Everything else is listed (for the tree) without its command line read.
+        // The parent is read too (is the pid a worker under a master?), and
+        // nothing beyond the family.
+        let parent = std::fs::read_to_string(format!("/proc/{}/stat", std::process::id()))
+            .expect("own stat");
+        let parent: u32 = parent
+            .rsplit(") ")
+            .next()
+            .and_then(|r| r.split(' ').nth(1))
+            .and_then(|p| p.parse().ok())
+            .expect("own ppid");
+        assert!(snapshot.processes.contains_key(&parent), "{snapshot:?}");
+        assert!(
+            !snapshot.processes.contains_key(&1) || parent == 1,
+            "{snapshot:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_named_pid_every_process_is_listed_and_only_likely_ones_read_in_full() {
+        let script = script(None, None, None);
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        let snapshot = parse(&String::from_utf8_lossy(&output.stdout));
         assert!(snapshot.processes.len() > 2);
         let init = &snapshot.processes[&1];
         assert!(init.cmdline.starts_with('['), "{init:?}");
+    }
+
+    /// A stand-in master: a shell whose one child sleeps `seconds`.
+    fn master_with_one_child(seconds: &str) -> (std::process::Child, u32) {
+        let mut master = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("sleep {seconds} & wait"))
+            .spawn()
+            .expect("sh starts");
+        let children = format!("/proc/{0}/task/{0}/children", master.id());
+        for _ in 0..100 {
+            let listed = std::fs::read_to_string(&children).unwrap_or_default();
+            if let Some(child) = listed.split_whitespace().next() {
+                return (master, child.parse().expect("a pid"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = master.kill();
+        let _ = master.wait();
+        panic!("the stand-in master never had a child");
+    }
+
+    #[test]
+    fn the_wait_lasts_while_an_old_child_lives_and_ends_when_it_is_gone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut master, child) = master_with_one_child("0.5");
+        std::fs::write(dir.path().join("app.pid"), format!("{}\n", master.id())).expect("pidfile");
+        let wait = WaitFor {
+            pid: master.id(),
+            old: vec![child],
+            wanted: 1,
+            looks: 100,
+        };
+        let started = std::time::Instant::now();
+        let snapshot = run_waiting(&dir.path().join("app.pid"), Some(&wait));
+        let waited = started.elapsed();
+        let _ = master.wait();
+        assert!(
+            waited >= std::time::Duration::from_millis(300),
+            "{waited:?}"
+        );
+        assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
+        // The snapshot is taken after the wait: the old child is gone from it.
+        assert!(!snapshot.processes.contains_key(&child), "{snapshot:?}");
+    }
+
+    #[test]
+    fn the_wait_ends_at_once_when_the_children_are_already_as_wanted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut master, child) = master_with_one_child("5");
+        std::fs::write(dir.path().join("app.pid"), format!("{}\n", master.id())).expect("pidfile");
+        let wait = WaitFor {
+            pid: master.id(),
+            old: vec![],
+            wanted: 1,
+            looks: 100,
+        };
+        let started = std::time::Instant::now();
+        let snapshot = run_waiting(&dir.path().join("app.pid"), Some(&wait));
+        let waited = started.elapsed();
+        let _ = std::process::Command::new("kill")
+            .arg(child.to_string())
+            .status();
+        let _ = master.wait();
+        assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
+        assert_eq!(snapshot.processes[&child].ppid, master.id());
     }
 }

@@ -6,7 +6,10 @@
 use tokio::time::Instant;
 
 use super::discover::{self, Master};
-use super::{fail, http, send, snapshot, Proof, ReloadFailure, ReloadReport, ReloadSpec};
+use super::snapshot::{WaitFor, WAIT_INTERVAL};
+use super::{
+    fail, http, send, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec,
+};
 use crate::plan::step::wrap;
 use crate::transport::Connection;
 
@@ -50,10 +53,19 @@ pub(super) async fn after_hup<T: Connection>(
     let wanted = master.workers.len().max(1);
     let mut settling = Settling { since: None };
     loop {
-        let now = Instant::now();
-        let snapshot = snapshot(connection, spec)
+        let looked = Instant::now();
+        // Until the new workers are all there, the host waits for them itself
+        // and answers as soon as they are: no round trip per poll.
+        let wait = settling.since.is_none().then(|| WaitFor {
+            pid: master.pid,
+            old: master.workers.clone(),
+            wanted,
+            looks: looks_until(deadline, spec),
+        });
+        let snapshot = snapshot_after(connection, spec, wait.as_ref())
             .await
             .map_err(|e| fail(Proof::SameMaster, e, report))?;
+        let now = Instant::now();
         let current = snapshot.processes.get(&master.pid);
         let same = current.is_some_and(|p| p.start_time == master.start_time && !p.is_zombie());
         if !same {
@@ -98,8 +110,26 @@ pub(super) async fn after_hup<T: Connection>(
                 report,
             ));
         }
-        tokio::time::sleep(spec.validate.poll).await;
+        // While settling, look every poll; a wait that ended at once (no
+        // children list on this kernel, a worker not yet named as one) must
+        // not turn into a busy loop either.
+        let pause = if settling.since.is_some() {
+            spec.validate.poll
+        } else {
+            spec.validate.poll.min(2 * WAIT_INTERVAL)
+        };
+        tokio::time::sleep(pause.saturating_sub(now.duration_since(looked))).await;
     }
+}
+
+/// How many looks a wait on the host may take: up to the deadline, and
+/// well within the limit on one command.
+fn looks_until(deadline: Instant, spec: &ReloadSpec) -> u32 {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .min(spec.command_timeout / 2)
+        .min(std::time::Duration::from_secs(5));
+    (left.as_millis() / WAIT_INTERVAL.as_millis()).max(1) as u32
 }
 
 /// USR2 for `--preload` apps: a new master (a child of the old one) with a

@@ -104,7 +104,8 @@ pub trait Connection: Send + Sync + 'static {
     /// A byte stream to an address as the host sees it.
     type Tunnel: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
 
-    /// Runs `command` through the remote user's shell, waiting at most `timeout`.
+    /// Runs `command`, a script for the host's `/bin/sh` (whatever the login
+    /// shell), with stdin empty, waiting at most `timeout`.
     fn exec(
         &self,
         command: &str,

@@ -1,6 +1,6 @@
 //! The SSH transport, on russh: host keys checked against known_hosts,
-//! ssh-agent and key-file authentication, one connection per host with a
-//! channel per command, SFTP uploads.
+//! ssh-agent and key-file authentication, one connection per host whose
+//! commands run in one long-lived shell (`shell`), SFTP uploads.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,10 +13,12 @@ use tokio::io::AsyncWriteExt;
 
 mod auth;
 mod host_key;
+mod shell;
 
 use super::{Connection, Connector, ExecOutput, Target, TransportError};
 use auth::authenticate;
 use host_key::HostKeyCheck;
+use shell::{Shell, ShellError};
 
 /// Output beyond this many bytes per stream is dropped (the head is kept).
 const OUTPUT_LIMIT: usize = 8 * 1024 * 1024;
@@ -190,6 +192,7 @@ impl Connector for SshConnector {
         let handle = self.open(target, bastion.as_ref()).await?;
         Ok(SshConnection {
             handle: Arc::new(handle),
+            shell: tokio::sync::Mutex::new(ShellSlot::NotStarted),
             _bastion: bastion,
         })
     }
@@ -208,23 +211,78 @@ pub(super) fn describe(error: &russh::Error) -> String {
 /// An authenticated connection; cheap to share between tasks.
 pub struct SshConnection {
     handle: Arc<Handle<HostKeyCheck>>,
+    /// The shell that runs this host's commands; a command that finds it
+    /// busy gets a session of its own.
+    shell: tokio::sync::Mutex<ShellSlot>,
     /// Keeps the bastion's connection open while this host needs it.
     _bastion: Option<Bastion>,
 }
 
+enum ShellSlot {
+    NotStarted,
+    Running(Shell),
+    /// It could not be started or could not be written to: commands get
+    /// sessions of their own. (One that ended or timed out is started again.)
+    Unusable,
+}
+
+fn command_timed_out(after: Duration) -> TransportError {
+    TransportError::Timeout {
+        what: "the command".to_string(),
+        after,
+    }
+}
+
 impl SshConnection {
-    /// Runs `command`; past `timeout`, asks sshd to send the command TERM
-    /// (rather than leave it running) and gives up on it.
-    async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
+    /// Runs `script` with /bin/sh: in the connection's shell when it is
+    /// free, else in a session of its own.
+    async fn run(&self, script: &str, timeout: Duration) -> Result<ExecOutput, TransportError> {
+        if let Ok(mut slot) = self.shell.try_lock() {
+            if let ShellSlot::NotStarted = *slot {
+                *slot = match Shell::start(&self.handle, timeout).await {
+                    Ok(shell) => ShellSlot::Running(shell),
+                    Err(_) => ShellSlot::Unusable,
+                };
+            }
+            if let ShellSlot::Running(shell) = &mut *slot {
+                match shell.run(script, timeout).await {
+                    Ok(output) => return Ok(output),
+                    Err(ShellError::NotSent(_)) => *slot = ShellSlot::Unusable,
+                    Err(ShellError::TimedOut) => {
+                        *slot = ShellSlot::NotStarted;
+                        return Err(command_timed_out(timeout));
+                    }
+                    Err(ShellError::Lost(reason)) => {
+                        *slot = ShellSlot::NotStarted;
+                        return Ok(ExecOutput {
+                            exit_code: None,
+                            stdout: Vec::new(),
+                            stderr: format!("{reason}\n").into_bytes(),
+                        });
+                    }
+                }
+            }
+        }
+        let command = format!("exec /bin/sh -c {}", crate::template::shell_quote(script));
+        self.run_in_session(&command, timeout).await
+    }
+
+    /// Runs `command` through the login shell in a session of its own; past
+    /// `timeout`, asks sshd to send the command TERM (rather than leave it
+    /// running) and gives up on it.
+    async fn run_in_session(
+        &self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ExecOutput, TransportError> {
         let protocol = |e: russh::Error| TransportError::Protocol(describe(&e));
-        let timed_out = || TransportError::Timeout {
-            what: "the command".to_string(),
-            after: timeout,
-        };
+        let timed_out = || command_timed_out(timeout);
         let deadline = tokio::time::Instant::now() + timeout;
         let start = async {
             let channel = self.handle.channel_open_session().await.map_err(protocol)?;
             channel.exec(true, command).await.map_err(protocol)?;
+            // Like a command in the shell, it reads nothing from herd.
+            channel.eof().await.map_err(protocol)?;
             Ok::<_, TransportError>(channel)
         };
         let mut channel = tokio::time::timeout_at(deadline, start)
