@@ -17,7 +17,8 @@
 #   BENCH_SCALE=tiny bench/run.sh     CI size: W1 4 hosts, W2 10, W3 20, one run each
 # Knobs: BENCH_RUNS (W1/W2 runs, median taken; default 3), BENCH_W3_RUNS (1),
 # BENCH_ONLY="w1 w2 w3", BENCH_W1_HOSTS, BENCH_W1_BATCH, BENCH_W2_HOSTS,
-# BENCH_W3_HOSTS, BENCH_KEEP=1 (keep the work directory with every event log).
+# BENCH_W3_HOSTS, BENCH_KEEP=1 (keep the work directory with every event log),
+# W1_POLL (seconds between the OpenSSH script's looks after HUP; 0.25).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
@@ -209,7 +210,8 @@ echo "herd benchmark ($(date -u +%Y-%m-%dT%H:%MZ), BENCH_SCALE=${BENCH_SCALE:-fu
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
 echo "herd: $("$herd" --version) ($herd); $(ssh -V 2>&1); gunicorn $("$HERD_LAB_VENV/bin/gunicorn" --version 2>/dev/null | awk '{print $NF}' | tr -d ')')"
 echo "lab up: ${lab_times:-none}total bench time $(since "$started")s"
-echo "runs: W1/W2 median of $runs, W3 $w3_runs; W1 validate settle 0s on both sides, no preflight; poll 0.25s on both sides"
+echo "runs: W1/W2 median of $runs, W3 $w3_runs; W1: validate settle 0s on both sides, no preflight;"
+echo "  after HUP the OpenSSH script polls every ${W1_POLL:-0.25}s, herd's host-side wait looks every 40ms"
 echo
 printf '%-16s %5s %4s %8s %8s %7s %8s %7s %8s %8s %8s  %s\n' \
     workload hosts runs herd_s ssh_s ratio rss_MiB cpu_s KiB/host ms/host ssh_cpu verified

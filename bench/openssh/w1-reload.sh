@@ -2,13 +2,14 @@
 # bench W1 with plain OpenSSH: the rolling reload of bench/w1-reload.yml as a
 # shell script. Batch after batch (hosts of a batch in parallel), per host:
 # three ssh commands for the deploy steps, then one that HUPs the master from
-# its pidfile, polls /proc every 0.25s (herd's poll interval) until every old
-# worker is gone and as many new ones run, then polls /healthz until it
-# serves the release. A failed host stops the rollout after its batch.
-#   CM_DIR=/tmp/cm w1-reload.sh HOSTS_FILE RELEASE BATCH_SIZE
+# its pidfile, polls /proc every W1_POLL seconds (default 0.25, a careful
+# script's choice) until every old worker is gone and as many new ones run,
+# then polls /healthz until it serves the release. A failed host stops the
+# rollout after its batch.
+#   CM_DIR=/tmp/cm [W1_POLL=0.25] w1-reload.sh HOSTS_FILE RELEASE BATCH_SIZE
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-hosts_file=$1 release=$2 batch=$3
+hosts_file=$1 release=$2 batch=$3 poll=${W1_POLL:-0.25}
 load_hosts "$hosts_file"
 
 reload_script() { # pidfile url
@@ -26,11 +27,11 @@ while :; do
     for w in \$old; do case "\$now" in *" \$w "*) left=1 ;; esac; done
     [ "\$left" = 0 ] && [ "\$(echo \$now | wc -w)" = "\$n" ] && break
     [ "\$(date +%s)" -ge "\$end" ] && { echo "workers not replaced:\$now" >&2; exit 1; }
-    sleep 0.25
+    sleep $poll
 done
 until curl -fsS --max-time 5 "\$url" 2>/dev/null | grep -qw -- "\$rel"; do
     [ "\$(date +%s)" -ge "\$end" ] && { echo "\$url does not serve \$rel" >&2; exit 1; }
-    sleep 0.25
+    sleep $poll
 done
 SH
 }
