@@ -384,6 +384,36 @@ fn a_stale_pidfile_naming_an_unrelated_process_is_refused_and_that_process_is_no
     assert_untouched(host, &before, &run);
 }
 
+/// host01 runs with setproctitle (its worker's title says "worker"), host02
+/// without (its worker looks like its master but for its parent).
+#[test]
+fn a_pidfile_naming_a_worker_is_refused_with_or_without_setproctitle() {
+    let _serial = serial();
+    let lab = Lab::up(2);
+    for host in lab.hosts() {
+        let before = generation(host);
+        let worker = before.workers[0];
+        let wrong = host.app_dir.join("worker.pid");
+        fs::write(&wrong, format!("{worker}\n")).unwrap();
+        common::chown_to(lab.user(), &wrong);
+
+        let run = lab
+            .herd(["reload"])
+            .args(["-l", &host.name, "--pidfile"])
+            .arg(&wrong)
+            .args(["--http", HEALTHZ])
+            .run();
+
+        run.assert_code(1);
+        let refused = format!(
+            "{}: reload FAILED: proof `master`: pid {worker} is a Gunicorn worker, not the master",
+            host.name
+        );
+        assert!(stderr_has_line(&run, &refused), "{run}");
+        assert_untouched(host, &before, &run);
+    }
+}
+
 /// A second Gunicorn master on a lab host, stopped when dropped.
 struct ExtraMaster {
     name: String,

@@ -104,8 +104,10 @@ pub fn script(pidfile: Option<&str>, unit: Option<&str>, wait: Option<&WaitFor>)
     // One line per process: the stat line (read by the shell itself, no
     // process started), a tab, and the command line with NULs as spaces,
     // which costs a process. With a pid named and the kernel's children
-    // lists, only that family is read; otherwise every process's stat line,
-    // and the command lines of those whose name says they can be Gunicorn.
+    // lists, only that family is read. Otherwise every process's stat line,
+    // and the command lines of the named pid's family, or without one, of
+    // those whose name says they can be Gunicorn. The parent's command line
+    // tells a worker (its parent is Gunicorn) from a master.
     script.push_str(&format!(
         "echo '{PROCS}'\n\
          case \"$want\" in ''|*[!0-9]*) want=;; esac\n\
@@ -113,16 +115,17 @@ pub fn script(pidfile: Option<&str>, unit: Option<&str>, wait: Option<&WaitFor>)
            [ -n \"$2\" ] && c=$(tr '\\000\\n\\t' '   ' 2>/dev/null < \"/proc/$1/cmdline\"); \
            printf '%s\\t%s\\n' \"$s\" \"$c\"; }}\n\
          children() {{ for t in \"/proc/$1/task/\"*; do k=; read -r k 2>/dev/null < \"$t/children\"; printf '%s ' $k; done; }}\n\
+         up=; if [ -n \"$want\" ] && read -r s 2>/dev/null < \"/proc/$want/stat\"; then \
+           r=${{s##*) }}; r=${{r#* }}; up=${{r%% *}}; fi\n\
          if [ -n \"$want\" ] && [ -r \"/proc/$$/task/$$/children\" ]; then \
-           read -r s 2>/dev/null < \"/proc/$want/stat\"; r=${{s##*) }}; r=${{r#* }}; \
            kids=$(children \"$want\"); grand=; for k in $kids; do grand=\"$grand $(children \"$k\")\"; done; \
-           [ -n \"$s\" ] && line \"${{r%% *}}\" 1; line \"$want\" 1; \
+           [ -n \"$up\" ] && line \"$up\" 1; line \"$want\" 1; \
            for k in $kids $grand; do line \"$k\" 1; done; \
          else kids=' '; cd /proc && for p in [0-9]*; do \
            read -r s < \"$p/stat\" 2>/dev/null || continue; need=; \
            r=${{s##*) }}; r=${{r#* }}; pp=${{r%% *}}; \
            if [ -n \"$want\" ]; then \
-             if [ \"$p\" = \"$want\" ]; then need=1; fi; \
+             if [ \"$p\" = \"$want\" ] || [ \"$p\" = \"$up\" ]; then need=1; fi; \
              if [ \"$pp\" = \"$want\" ]; then need=1; kids=\"$kids$p \"; fi; \
              case \"$kids\" in *\" $pp \"*) need=1;; esac; \
            else case \"$s\" in *' (gunicorn'*|*' (python'*|*' (pypy'*) need=1;; esac; fi; \
@@ -259,6 +262,7 @@ mod tests {
 #[cfg(test)]
 mod on_this_machine {
     use super::*;
+    use std::time::Duration;
 
     /// The script run by the local /bin/sh against the real /proc.
     fn run(pidfile: &std::path::Path) -> Snapshot {
@@ -357,49 +361,44 @@ mod on_this_machine {
         panic!("the stand-in master never had a child");
     }
 
-    #[test]
-    fn the_wait_lasts_while_an_old_child_lives_and_ends_when_it_is_gone() {
+    /// Waits on the host for a stand-in master whose one child sleeps
+    /// `seconds`, with that child old (to be replaced) or already new.
+    /// Returns how long the wait took, the snapshot after it, and the child.
+    fn wait_on_stand_in(seconds: &str, child_is_old: bool) -> (Duration, Snapshot, u32) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut master, child) = master_with_one_child("0.5");
-        std::fs::write(dir.path().join("app.pid"), format!("{}\n", master.id())).expect("pidfile");
+        let (mut master, child) = master_with_one_child(seconds);
+        let pidfile = dir.path().join("app.pid");
+        std::fs::write(&pidfile, format!("{}\n", master.id())).expect("pidfile");
         let wait = WaitFor {
             pid: master.id(),
-            old: vec![child],
+            old: if child_is_old { vec![child] } else { vec![] },
             wanted: 1,
+            // 4 s: far longer than any test below lets the wait last.
             looks: 100,
         };
         let started = std::time::Instant::now();
-        let snapshot = run_waiting(&dir.path().join("app.pid"), Some(&wait));
+        let snapshot = run_waiting(&pidfile, Some(&wait));
         let waited = started.elapsed();
+        let _ = std::process::Command::new("kill")
+            .arg(child.to_string())
+            .status();
         let _ = master.wait();
-        assert!(
-            waited >= std::time::Duration::from_millis(300),
-            "{waited:?}"
-        );
-        assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
+        (waited, snapshot, child)
+    }
+
+    #[test]
+    fn the_wait_lasts_while_an_old_child_lives_and_ends_when_it_is_gone() {
+        let (waited, snapshot, child) = wait_on_stand_in("0.5", true);
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
         // The snapshot is taken after the wait: the old child is gone from it.
         assert!(!snapshot.processes.contains_key(&child), "{snapshot:?}");
     }
 
     #[test]
     fn the_wait_ends_at_once_when_the_children_are_already_as_wanted() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (mut master, child) = master_with_one_child("5");
-        std::fs::write(dir.path().join("app.pid"), format!("{}\n", master.id())).expect("pidfile");
-        let wait = WaitFor {
-            pid: master.id(),
-            old: vec![],
-            wanted: 1,
-            looks: 100,
-        };
-        let started = std::time::Instant::now();
-        let snapshot = run_waiting(&dir.path().join("app.pid"), Some(&wait));
-        let waited = started.elapsed();
-        let _ = std::process::Command::new("kill")
-            .arg(child.to_string())
-            .status();
-        let _ = master.wait();
-        assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
-        assert_eq!(snapshot.processes[&child].ppid, master.id());
+        let (waited, snapshot, child) = wait_on_stand_in("5", false);
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+        assert!(snapshot.processes.contains_key(&child), "{snapshot:?}");
     }
 }
