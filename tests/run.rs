@@ -273,3 +273,38 @@ fn become_on_a_host_where_sudo_wants_a_password_fails_at_once() {
     );
     assert!(!lab.app_dir("host01").join("as-root").exists());
 }
+
+/// As root, the lab lets its login account become `herd-lab-app` (and no
+/// one else) without a password.
+#[test]
+fn become_user_runs_the_step_as_that_user_and_hands_it_the_step_unchanged() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a lab started as root has an account to become");
+        return;
+    }
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "become-app.yml",
+        "hosts: web\nsteps:\n  - name: As the app\n    run: printf '%s|%s|%s\\n' \"$(id -un)\" \"$HOME\" {{ note }}\n    become: true\n    become_user: herd-lab-app\n",
+    );
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-e", "note=it's $(not run)", "--output", "json"])
+        .run();
+
+    run.assert_code(0);
+    let stdout: Vec<String> = run
+        .json_events()
+        .into_iter()
+        .filter(|e| e["event"] == "step_finished")
+        .filter_map(|e| e["stdout"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        stdout,
+        vec!["herd-lab-app|/home/herd-lab-app|it's $(not run)\n".to_string()],
+        "{run}"
+    );
+}

@@ -1,6 +1,9 @@
 //! Who logs in to the lab's hosts. A plain user logs in as themselves; root
 //! logs in as the unprivileged `herd-lab` account, created on first use,
-//! because root's shell start-up files can be slow or noisy.
+//! because root's shell start-up files can be slow or noisy. As root the lab
+//! also creates `herd-lab-app`, the account an app runs as, and lets
+//! `herd-lab` (only) become it with `sudo -n`, so `become_user` is seen
+//! working; nobody becomes root.
 
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
@@ -10,6 +13,10 @@ use std::sync::Mutex;
 use super::LabError;
 
 pub const LAB_ACCOUNT: &str = "herd-lab";
+/// The account `herd-lab` may become (`become_user`) on a lab run as root.
+pub const LAB_APP_ACCOUNT: &str = "herd-lab-app";
+/// The sudoers rule for it; written only where sudo reads a drop-in folder.
+const SUDOERS: &str = "/etc/sudoers.d/herd-lab";
 
 /// Serialises account creation between labs started from one process (tests
 /// run in parallel); `useradd` and `usermod` lock /etc/passwd and fail fast.
@@ -43,16 +50,9 @@ pub fn login_user() -> Result<LoginUser, LabError> {
     let _guard = ACCOUNT_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if lookup_name(LAB_ACCOUNT).is_none() {
-        let created = run(
-            "useradd",
-            &["--create-home", "--shell", "/bin/sh", LAB_ACCOUNT],
-        );
-        // Another process may have created it meanwhile; only its absence is an error.
-        if let (Err(error), None) = (created, lookup_name(LAB_ACCOUNT)) {
-            return Err(error);
-        }
-    }
+    create_account(LAB_ACCOUNT)?;
+    create_account(LAB_APP_ACCOUNT)?;
+    allow_becoming_the_app_account()?;
     // A locked account (`!`) cannot log in with UsePAM no; `*` can, by key only.
     if shadow_password(LAB_ACCOUNT).as_deref() != Some("*") {
         run("usermod", &["-p", "*", LAB_ACCOUNT])?;
@@ -65,6 +65,43 @@ pub fn login_user() -> Result<LoginUser, LabError> {
         switch_to: true,
         ..user
     })
+}
+
+fn create_account(name: &str) -> Result<(), LabError> {
+    if lookup_name(name).is_some() {
+        return Ok(());
+    }
+    let created = run("useradd", &["--create-home", "--shell", "/bin/sh", name]);
+    // Another process may have created it meanwhile; only its absence is an error.
+    match (created, lookup_name(name)) {
+        (Err(error), None) => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// `herd-lab ALL=(herd-lab-app) NOPASSWD: ALL`, in a file of its own
+/// (mode 0440, as sudo wants), written once.
+fn allow_becoming_the_app_account() -> Result<(), LabError> {
+    let rule = format!(
+        "# herd lab: the login account may become the app account, nothing more\n\
+         {LAB_ACCOUNT} ALL=({LAB_APP_ACCOUNT}) NOPASSWD: ALL\n"
+    );
+    let folder = std::path::Path::new(SUDOERS)
+        .parent()
+        .unwrap_or(std::path::Path::new("/"));
+    if !folder.is_dir() || std::fs::read_to_string(SUDOERS).ok().as_deref() == Some(&rule) {
+        return Ok(());
+    }
+    let failed = |error: std::io::Error| LabError::Command {
+        command: format!("writing {SUDOERS}"),
+        detail: error.to_string(),
+    };
+    // Written aside and renamed: sudo never reads half a rule.
+    let partial = format!("{SUDOERS}.partial");
+    std::fs::write(&partial, &rule).map_err(failed)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o440)).map_err(failed)?;
+    std::fs::rename(&partial, SUDOERS).map_err(failed)
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), LabError> {
