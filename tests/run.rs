@@ -308,3 +308,55 @@ fn become_user_runs_the_step_as_that_user_and_hands_it_the_step_unchanged() {
         "{run}"
     );
 }
+
+/// An upload under `become` ends up owned by the user become, with its mode;
+/// where sudo wants a password it fails at once; either way no staging copy
+/// is left in the login user's home.
+#[test]
+fn an_upload_with_become_user_is_owned_by_that_user_and_leaves_no_staging_file() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a lab started as root has an account to become");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let lab = Lab::up(1);
+    lab.write("settings.ini", "secret = 42\n");
+    let dest = std::path::PathBuf::from("/home/herd-lab-app").join(common::unique("settings"));
+    let playbook = lab.write(
+        "upload-as-app.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - name: Ship as the app\n    upload: {{ src: settings.ini, dest: {}, mode: \"0640\" }}\n    become: true\n    become_user: herd-lab-app\n  - name: Ship as root\n    upload: {{ src: settings.ini, dest: /root/herd-should-not-be-here }}\n    become: true\n",
+            dest.display()
+        ),
+    );
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+    let shipped = fs::metadata(&dest);
+    let content = fs::read_to_string(&dest);
+    let _ = fs::remove_file(&dest);
+
+    run.assert_code(1);
+    let shipped = shipped.unwrap_or_else(|e| panic!("{}: {e}\n{run}", dest.display()));
+    assert_eq!(content.unwrap(), "secret = 42\n");
+    assert_eq!(shipped.mode() & 0o7777, 0o640);
+    let app = fs::metadata("/home/herd-lab-app").unwrap();
+    assert_eq!(shipped.uid(), app.uid(), "{run}");
+    assert!(
+        run.stderr().contains("host01: [2/2] Ship as root: FAILED: become: sudo needs a password on this host (herd uses sudo -n)"),
+        "{run}"
+    );
+    assert!(!Path::new("/root/herd-should-not-be-here").exists());
+    let login_home = std::path::PathBuf::from(format!("/home/{}", lab.user()));
+    let left: Vec<String> = fs::read_dir(&login_home)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".herd-upload"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "staging files left in {}: {left:?}",
+        login_home.display()
+    );
+}

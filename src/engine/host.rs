@@ -322,9 +322,19 @@ impl HostRun {
                 Err(error) => result.error = Some(error.to_string()),
             },
             Ok(Rendered::Upload { data, dest, mode }) => {
-                match connection.upload(&data, &dest, mode, step.timeout).await {
+                let uploaded = if step.become_ {
+                    let user = step.become_user.as_deref();
+                    super::upload::upload_as(connection, &data, &dest, mode, user, step.timeout)
+                        .await
+                } else {
+                    connection
+                        .upload(&data, &dest, mode, step.timeout)
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                match uploaded {
                     Ok(()) => result.ok = true,
-                    Err(error) => result.error = Some(error.to_string()),
+                    Err(error) => result.error = Some(error),
                 }
             }
         }

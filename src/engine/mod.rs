@@ -10,6 +10,7 @@ mod connect;
 mod host;
 pub mod lock;
 mod once;
+mod upload;
 
 pub use host::tail;
 

@@ -21,6 +21,8 @@ const SUDOERS: &str = "/etc/sudoers.d/herd-lab";
 /// Serialises account creation between labs started from one process (tests
 /// run in parallel); `useradd` and `usermod` lock /etc/passwd and fail fast.
 static ACCOUNT_LOCK: Mutex<()> = Mutex::new(());
+/// The same between processes (labs started by several herd processes at once).
+const ACCOUNT_LOCK_FILE: &str = "/run/herd-lab-accounts.lock";
 
 #[derive(Clone, Debug)]
 pub struct LoginUser {
@@ -50,6 +52,7 @@ pub fn login_user() -> Result<LoginUser, LabError> {
     let _guard = ACCOUNT_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _held = lock_between_processes();
     create_account(LAB_ACCOUNT)?;
     create_account(LAB_APP_ACCOUNT)?;
     allow_becoming_the_app_account()?;
@@ -67,14 +70,44 @@ pub fn login_user() -> Result<LoginUser, LabError> {
     })
 }
 
+/// An exclusive lock on [`ACCOUNT_LOCK_FILE`] until the file is dropped;
+/// `None` (no lock, creation still retried) where it cannot be opened.
+fn lock_between_processes() -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(ACCOUNT_LOCK_FILE)
+        .ok()?;
+    // SAFETY: the descriptor is open for the call; flock has no other preconditions.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+    locked.then_some(file)
+}
+
+/// Creates `name` with a home of its own, and gives that home back to it
+/// if an earlier account of the same name left it owned by another uid.
 fn create_account(name: &str) -> Result<(), LabError> {
-    if lookup_name(name).is_some() {
-        return Ok(());
+    if lookup_name(name).is_none() {
+        let created = run("useradd", &["--create-home", "--shell", "/bin/sh", name]);
+        // Another process may have created it meanwhile; only its absence is an error.
+        if let (Err(error), None) = (created, lookup_name(name)) {
+            return Err(error);
+        }
     }
-    let created = run("useradd", &["--create-home", "--shell", "/bin/sh", name]);
-    // Another process may have created it meanwhile; only its absence is an error.
-    match (created, lookup_name(name)) {
-        (Err(error), None) => Err(error),
+    let Some(user) = lookup_name(name) else {
+        return Ok(());
+    };
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(&user.home) {
+        Ok(home) if home.uid() != user.uid => {
+            std::os::unix::fs::chown(&user.home, Some(user.uid), Some(user.gid)).map_err(|e| {
+                LabError::Command {
+                    command: format!("chown {} {}", name, user.home.display()),
+                    detail: e.to_string(),
+                }
+            })
+        }
         _ => Ok(()),
     }
 }
