@@ -278,9 +278,7 @@ fn become_on_a_host_where_sudo_wants_a_password_fails_at_once() {
 /// one else) without a password.
 #[test]
 fn become_user_runs_the_step_as_that_user_and_hands_it_the_step_unchanged() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: only a lab started as root has an account to become");
+    if !lab_has_an_account_to_become() {
         return;
     }
     let lab = Lab::up(1);
@@ -314,9 +312,7 @@ fn become_user_runs_the_step_as_that_user_and_hands_it_the_step_unchanged() {
 /// is left in the login user's home.
 #[test]
 fn an_upload_with_become_user_is_owned_by_that_user_and_leaves_no_staging_file() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: only a lab started as root has an account to become");
+    if !lab_has_an_account_to_become() {
         return;
     }
     use std::os::unix::fs::MetadataExt;
@@ -359,4 +355,14 @@ fn an_upload_with_become_user_is_owned_by_that_user_and_leaves_no_staging_file()
         "staging files left in {}: {left:?}",
         login_home.display()
     );
+}
+
+/// Only a lab started as root creates `herd-lab-app` and the sudo rule.
+fn lab_has_an_account_to_become() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: only a lab started as root has an account to become");
+    }
+    root
 }

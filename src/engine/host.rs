@@ -310,14 +310,7 @@ impl HostRun {
                     result.exit_code = output.exit_code;
                     result.stdout = String::from_utf8_lossy(&output.stdout).into_owned();
                     result.stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-                    if output.exit_code == Some(1)
-                        && result.stderr.contains("sudo: a password is required")
-                    {
-                        result.error = Some(
-                            "become: sudo needs a password on this host (herd uses sudo -n)"
-                                .to_string(),
-                        );
-                    }
+                    result.error = become_refused(output.exit_code, &result.stderr);
                 }
                 Err(error) => result.error = Some(error.to_string()),
             },
@@ -353,6 +346,12 @@ impl HostRun {
         });
         result
     }
+}
+
+/// What to say when `sudo -n` refused to run a command without a password.
+pub(super) fn become_refused(exit_code: Option<u32>, stderr: &str) -> Option<String> {
+    (exit_code == Some(1) && stderr.contains("sudo: a password is required"))
+        .then(|| "become: sudo needs a password on this host (herd uses sudo -n)".to_string())
 }
 
 fn failure_of(index: usize, step: &StepPlan, result: &StepResult) -> Failure {

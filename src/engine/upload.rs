@@ -49,8 +49,8 @@ pub async fn upload_as<T: Connection>(
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("sudo: a password is required") {
-        return Err("become: sudo needs a password on this host (herd uses sudo -n)".to_string());
+    if let Some(refused) = super::host::become_refused(output.exit_code, &stderr) {
+        return Err(refused);
     }
     Err(format!(
         "upload to {dest} as {} failed: {}",
