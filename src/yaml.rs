@@ -1,7 +1,8 @@
 //! The one place herd parses YAML.
 //!
-//! serde_yaml is frozen upstream; keeping every parse behind this module means
-//! a move to a maintained fork touches this file only. Callers get their own
+//! The parser is `yaml_serde`, the maintained fork of the archived serde_yaml;
+//! keeping every parse behind this module means a change of parser touches
+//! this file only. Callers get their own
 //! types back (values as `serde_json::Value`), and errors as [`SourceError`]s
 //! that point at the file, line and column.
 
@@ -16,7 +17,7 @@ use crate::source::SourceError;
 /// Syntax errors, unknown keys (types use `deny_unknown_fields`), wrong types
 /// and duplicate keys all come back with their position.
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, SourceError> {
-    serde_yaml::from_str(text).map_err(|error| {
+    yaml_serde::from_str(text).map_err(|error| {
         let (line, column) = error
             .location()
             .map_or((1, 1), |at| (at.line(), at.column()));
@@ -24,7 +25,7 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, SourceEr
     })
 }
 
-/// serde_yaml appends " at line L column C" to its messages; herd shows the
+/// The parser appends " at line L column C" to its messages; herd shows the
 /// position separately, so the suffix goes.
 fn clean_message(message: &str) -> String {
     let mut message = message.to_string();
