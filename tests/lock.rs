@@ -2,7 +2,9 @@
 //! naming the holder and touches nothing, or with `--lock-wait` waits its
 //! turn; a stale lock of this controller is broken, another controller's is
 //! respected; no lock file outlives a run; `herd unlock` clears a lock a dead
-//! controller left.
+//! controller left. Two inventory names for one machine and account share
+//! one lock within a run; a lock file that cannot be created is an error
+//! saying why, not a lock "held".
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_until, Lab};
+use common::{wait_until, Herd, Lab};
 
 /// Holds the lock for a while: a marker, then three seconds of sleep.
 const SLOW: &str = "\
@@ -32,6 +34,19 @@ steps:
   - name: Mark
     run: echo second >> {{ app_dir }}/order
 ";
+
+/// The account the tests (and the herd they start) run as.
+fn os_account() -> String {
+    // SAFETY: getpwuid returns a pointer into static storage or null; it is
+    // read at once, in a test that calls it from one thread at a time.
+    unsafe {
+        let entry = libc::getpwuid(libc::geteuid());
+        assert!(!entry.is_null(), "this account has no password entry");
+        std::ffi::CStr::from_ptr((*entry).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
 
 /// What `herd` writes as the controller: this machine's hostname.
 fn controller() -> String {
@@ -58,9 +73,9 @@ fn field(lock: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Starts SLOW on host01,host02 as user `alice` and waits until it holds
-/// both locks and has started its sleep; returns the running herd, its
-/// playbook and host02's lock file text.
+/// Starts SLOW on host01,host02 with `$USER` saying `alice` (which herd must
+/// not believe) and waits until it holds both locks and has started its
+/// sleep; returns the running herd, its playbook and host02's lock file text.
 fn start_first(lab: &Lab) -> (common::Running, PathBuf, String) {
     let slow = lab.write("slow.yml", SLOW);
     let first = lab
@@ -97,8 +112,10 @@ fn a_second_run_on_a_locked_host_exits_3_naming_the_holder_and_runs_nothing() {
 
     second.assert_code(3);
     first.assert_code(0);
+    // The holder is the OS account herd runs as, not what `$USER` says.
     let holder = format!(
-        "user alice on {} (pid {}), playbook {}, since {}",
+        "user {} on {} (pid {}), playbook {}, since {}",
+        os_account(),
         controller(),
         field(&lock, "pid"),
         slow.display(),
@@ -277,4 +294,163 @@ fn herd_unlock_removes_a_lock_left_by_a_dead_controller_and_says_whose_it_was() 
     // The next run is no longer blocked.
     lab.herd(["run"]).arg(&playbook).run().assert_code(0);
     assert!(lab.app_dir("host02").join("marker").exists());
+}
+
+/// The lab inventory with host01 listed a second time as `host01b`: the
+/// same machine, port, account and lock file (a second app server on one
+/// box).
+fn host01_twice(lab: &Lab) -> PathBuf {
+    lab.edited_inventory("twice.yml", |text| {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("host01: {"))
+            .expect("host01's line")
+            .to_string();
+        text.replacen(
+            &format!("{line}\n"),
+            &format!("{line}\n{}\n", line.replacen("host01:", "host01b:", 1)),
+            1,
+        )
+    })
+}
+
+#[test]
+fn two_names_for_one_machine_share_the_run_s_lock_and_exclude_another_run() {
+    let lab = Lab::up(2);
+    let inventory = host01_twice(&lab);
+    let slow = lab.write("slow.yml", SLOW);
+    let quick = lab.write("quick.yml", QUICK);
+
+    // One host per batch: host01b's batch comes after host01's, so the lock
+    // both use must still be held while host01b runs.
+    let first = Herd::new()
+        .args(["run"])
+        .arg(&slow)
+        .arg("-i")
+        .arg(&inventory)
+        .args(["-l", "host01,host01b", "--batch", "1"])
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(30), || order(&lab, "host01")
+            == ["first", "first"]),
+        "the second batch (host01b) never ran its first step"
+    );
+    let lock = fs::read_to_string(lab.lock_file("host01")).unwrap();
+    let second = lab.herd(["run"]).arg(&quick).args(["-l", "host01"]).run();
+    let first_pid = first.pid();
+    let first = first.wait();
+
+    first.assert_code(0);
+    assert_eq!(first.summary_result("host01"), "done", "{first}");
+    assert_eq!(first.summary_result("host01b"), "done", "{first}");
+    assert_eq!(field(&lock, "pid"), first_pid.to_string(), "{lock}");
+    // Another run is still kept out, and told who holds the lock.
+    second.assert_code(3);
+    assert!(
+        second.stderr().lines().any(|l| l.starts_with(&format!(
+            "host01: DEPLOY LOCK HELD by user {} on {} (pid {first_pid}),",
+            os_account(),
+            controller()
+        ))),
+        "{second}"
+    );
+    assert_eq!(order(&lab, "host01"), ["first", "first"], "{second}");
+    // Given back once, at the end: no lock file is left.
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{first}");
+}
+
+#[test]
+fn two_names_for_one_machine_in_one_batch_run_together() {
+    let lab = Lab::up(2);
+    let inventory = host01_twice(&lab);
+    let quick = lab.write("quick.yml", QUICK);
+
+    let run = Herd::new()
+        .args(["run"])
+        .arg(&quick)
+        .arg("-i")
+        .arg(&inventory)
+        .run();
+
+    run.assert_code(0);
+    for name in ["host01", "host01b", "host02"] {
+        assert_eq!(run.summary_result(name), "done", "{run}");
+    }
+    assert_eq!(order(&lab, "host01"), ["second", "second"], "{run}");
+    assert_eq!(order(&lab, "host02"), ["second"], "{run}");
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+}
+
+/// A directory the lab account may read but not write (the tests run as
+/// another account, which owns it).
+fn read_only_dir(lab: &Lab) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = lab.dir().join("read-only");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// The lab inventory with host02's lock file at `path`.
+fn host02_locked_at(lab: &Lab, path: &std::path::Path) -> PathBuf {
+    lab.edited_inventory("lock-path.yml", |text| {
+        text.replace(
+            &format!("herd_lock_file: {} ", lab.lock_file("host02").display()),
+            &format!("herd_lock_file: {} ", path.display()),
+        )
+    })
+}
+
+#[test]
+fn a_lock_file_that_cannot_be_created_is_an_error_naming_host_path_and_reason() {
+    let lab = Lab::up(2);
+    if lab.user() == os_account() {
+        eprintln!("skipped: the lab logs in as this account, which can write anywhere here");
+        return;
+    }
+    let playbook = lab.write("marker.yml", MARKER);
+    let read_only = read_only_dir(&lab);
+    // Permission denied on the file itself; then on a directory to create.
+    for path in [read_only.join("lock"), read_only.join("missing/lock")] {
+        let inventory = host02_locked_at(&lab, &path);
+
+        let run = Herd::new()
+            .args(["run"])
+            .arg(&playbook)
+            .arg("-i")
+            .arg(&inventory)
+            .run();
+
+        run.assert_code(1);
+        let prefix = format!(
+            "herd: ROLLOUT ABORTED: host02: cannot create the deploy lock {}: ",
+            path.display()
+        );
+        let line = run
+            .stderr()
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?}\n{run}"));
+        assert!(
+            line.contains("Permission denied") && line.ends_with(": the rollout did not start"),
+            "{line}"
+        );
+        assert!(!run.stderr().contains("HELD"), "{run}");
+        assert!(!run.stderr().contains("unknown holder"), "{run}");
+        assert!(
+            run.summary_row("host02")
+                .contains(&format!("cannot create the deploy lock {}", path.display())),
+            "{run}"
+        );
+        for host in lab.hosts() {
+            assert!(
+                !host.app_dir.join("marker").exists(),
+                "{}\n{run}",
+                host.name
+            );
+        }
+        // host01's lock, taken meanwhile, was given back.
+        assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+        assert!(!path.exists());
+    }
 }

@@ -1,26 +1,37 @@
 //! Opening every host's connection up front, and taking and giving back the
-//! deploy lock on all of them.
+//! deploy lock on all of them (once per lock file: hosts that are one
+//! machine and account share theirs).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tokio::sync::Semaphore;
 
-use super::lock::{self, Attempt};
+use super::lock::{self, Attempt, LockError, LockKey};
 use super::{conflict, Engine, LockSettings};
 use crate::event::{Event, HostReport, HostState, LockConflict};
-use crate::transport::{Connection, Connector, TransportError};
+use crate::transport::{Connection, Connector};
 
 /// What is known about each host while the run goes on.
 pub(super) struct Slot<T> {
     pub connection: Option<Arc<T>>,
     pub report: Option<HostReport>,
-    /// The first try at the deploy lock, made as soon as the host connected.
+    /// The first try at the deploy lock, made as soon as the host connected
+    /// (by the first host of those sharing one lock file).
     pub first_lock: Option<LockAttempt>,
 }
 
-type LockAttempt = Result<Attempt, TransportError>;
+type LockAttempt = Result<Attempt, LockError>;
+
+/// Why the run could not hold every lock it needs.
+pub(super) enum LockFailure {
+    /// Other runs hold these.
+    Held(Vec<LockConflict>),
+    /// These hosts' lock files could not be tried at all: (host index, why).
+    Broken(Vec<(usize, String)>),
+}
 
 /// How long to wait between two rounds of lock attempts.
 const LOCK_RETRY: Duration = Duration::from_millis(500);
@@ -31,8 +42,10 @@ impl<C: Connector> Engine<C> {
     /// is up; unreachable hosts get their report now.
     pub(super) async fn connect_all(&self) -> Vec<Slot<C::Connection>> {
         let handshakes = Arc::new(Semaphore::new(self.settings.handshakes.max(1)));
+        let claimed: Mutex<HashSet<LockKey>> = Mutex::new(HashSet::new());
         let attempts = self.plan.hosts.iter().map(|host| {
             let handshakes = handshakes.clone();
+            let claimed = &claimed;
             async move {
                 let permit = handshakes.acquire_owned().await.ok();
                 let started = Instant::now();
@@ -45,11 +58,15 @@ impl<C: Connector> Engine<C> {
                             host: host.name.clone(),
                             elapsed,
                         });
+                        let first = claimed
+                            .lock()
+                            .map(|mut keys| keys.insert(LockKey::new(&host.target, &host.vars)))
+                            .unwrap_or(true);
                         let first_lock = match &self.settings.lock {
-                            Some(settings) => {
+                            Some(settings) if first => {
                                 Some(self.try_lock(&connection, &host.vars, settings).await)
                             }
-                            None => None,
+                            _ => None,
                         };
                         Slot {
                             connection: Some(Arc::new(connection)),
@@ -102,13 +119,15 @@ impl<C: Connector> Engine<C> {
     }
 
     /// Holds the lock on every connected host, or on none: when one is held,
-    /// gives back what it took and tries again until `wait` is over. The
-    /// first round is the one `connect_all` made.
+    /// gives back what it took and tries again until `wait` is over; when one
+    /// cannot be tried, gives back what it took and stops. The first round is
+    /// the one `connect_all` made. Returns the hosts whose lock this run took,
+    /// one per lock file.
     pub(super) async fn lock_all(
         &self,
         slots: &mut [Slot<C::Connection>],
         settings: &LockSettings,
-    ) -> Result<Vec<usize>, Vec<LockConflict>> {
+    ) -> Result<Vec<usize>, LockFailure> {
         let deadline = tokio::time::Instant::now() + settings.wait;
         let mut announced = false;
         let mut round: Vec<(usize, LockAttempt)> = slots
@@ -119,20 +138,23 @@ impl<C: Connector> Engine<C> {
         loop {
             let mut taken = Vec::new();
             let mut held = Vec::new();
+            let mut broken = Vec::new();
             for (index, attempt) in round {
                 let host = &self.plan.hosts[index].name;
                 match attempt {
                     Ok(Attempt::Taken) => taken.push(index),
                     Ok(Attempt::Held(holder)) => held.push(conflict(host, holder)),
-                    Err(error) => {
-                        held.push(conflict(host, format!("cannot take the lock: {error}")))
-                    }
+                    Err(error) => broken.push((index, error.to_string())),
                 }
             }
-            if held.is_empty() {
+            if held.is_empty() && broken.is_empty() {
                 return Ok(taken);
             }
             self.unlock_all(slots, &taken, settings).await;
+            if !broken.is_empty() {
+                // Waiting does not create a directory or grant a permission.
+                return Err(LockFailure::Broken(broken));
+            }
             let now = tokio::time::Instant::now();
             if now + LOCK_RETRY > deadline || self.cancelled() {
                 for c in &held {
@@ -142,7 +164,7 @@ impl<C: Connector> Engine<C> {
                         waiting: false,
                     });
                 }
-                return Err(held);
+                return Err(LockFailure::Held(held));
             }
             if !announced {
                 announced = true;
@@ -159,17 +181,31 @@ impl<C: Connector> Engine<C> {
                 _ = tokio::time::sleep(LOCK_RETRY) => {}
                 _ = cancel.wait_for(|c| *c) => {}
             }
-            let attempts = slots.iter().enumerate().filter_map(|(index, slot)| {
-                let connection = slot.connection.clone()?;
-                Some(async move {
+            let attempts = self.lock_takers(slots).into_iter().map(|index| {
+                let connection = slots[index].connection.clone();
+                async move {
+                    let connection = connection?;
                     let attempt = self
                         .try_lock(connection.as_ref(), &self.plan.hosts[index].vars, settings)
                         .await;
-                    (index, attempt)
-                })
+                    Some((index, attempt))
+                }
             });
-            round = join_all(attempts).await;
+            round = join_all(attempts).await.into_iter().flatten().collect();
         }
+    }
+
+    /// The connected hosts that take the lock for all: the first of each
+    /// group sharing one lock file.
+    fn lock_takers(&self, slots: &[Slot<C::Connection>]) -> Vec<usize> {
+        let mut seen = HashSet::new();
+        (0..slots.len())
+            .filter(|&index| slots[index].connection.is_some())
+            .filter(|&index| {
+                let host = &self.plan.hosts[index];
+                seen.insert(LockKey::new(&host.target, &host.vars))
+            })
+            .collect()
     }
 
     /// Gives back the locks `connect_all` took, when the rollout will not start.

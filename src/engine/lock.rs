@@ -6,6 +6,11 @@
 //! and a run id; only the run whose id it holds removes it. A run takes every
 //! targeted host's lock or none: when one is held it gives back what it took
 //! and waits, so two runs locking in different orders cannot deadlock.
+//!
+//! Several inventory hosts can be one machine and account (two app servers
+//! on one box): they share one lock file, which a run takes once ([`LockKey`])
+//! and gives back once. A lock file that already holds this run's id is this
+//! run's, whichever host name reached it.
 
 use std::time::Duration;
 
@@ -13,10 +18,49 @@ use serde_json::Value;
 
 use crate::inventory::Vars;
 use crate::template::shell_quote;
-use crate::transport::{Connection, TransportError};
+use crate::transport::{Connection, Target, TransportError};
 
 /// Exit code of the acquire script when someone else holds the lock.
 const HELD: u32 = 75;
+/// Exit code of the acquire script when the lock file cannot be created.
+const CANNOT_CREATE: u32 = 74;
+
+/// Why the lock could not be tried: not "held", but broken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The shell could not create the file (no such directory, permissions...).
+    #[error("cannot create the deploy lock {path}: {reason}")]
+    Create { path: String, reason: String },
+    #[error("cannot take the deploy lock {path}: {source}")]
+    Transport {
+        path: String,
+        source: TransportError,
+    },
+}
+
+/// The lock file one host's lock lives in, as a machine sees it: hosts with
+/// the same key are the same account on the same machine (reached the same
+/// way) and the same file, so they share one lock.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LockKey {
+    route: Vec<(String, u16, String)>,
+    path: String,
+}
+
+impl LockKey {
+    pub fn new(target: &Target, vars: &Vars) -> LockKey {
+        let mut route = Vec::new();
+        let mut hop = Some(target);
+        while let Some(t) = hop {
+            route.push((t.address.clone(), t.port, t.user.clone()));
+            hop = t.jump.as_deref();
+        }
+        LockKey {
+            route,
+            path: lock_path(vars),
+        }
+    }
+}
 
 /// Who is taking the lock, written into it.
 #[derive(Debug, Clone)]
@@ -38,7 +82,7 @@ impl LockOwner {
             .map_or(0, |d| d.as_nanos());
         LockOwner {
             run_id: format!("{pid:x}-{nanos:x}"),
-            user: std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
+            user: os_account(),
             controller: controller_name(),
             pid,
             playbook: playbook.to_string(),
@@ -85,12 +129,16 @@ pub async fn try_lock<T: Connection>(
     path: &str,
     owner: &LockOwner,
     timeout: Duration,
-) -> Result<Attempt, TransportError> {
+) -> Result<Attempt, LockError> {
     let first = create(connection, path, owner, timeout).await?;
     let Attempt::Held(text) = &first else {
         return Ok(first);
     };
     let holder = Holder::parse(text);
+    if holder.run == owner.run_id {
+        // Another name for a machine this run already locked.
+        return Ok(Attempt::Taken);
+    }
     if !holder.is_stale_for(owner) {
         return Ok(Attempt::Held(holder.describe()));
     }
@@ -107,29 +155,48 @@ async fn create<T: Connection>(
     path: &str,
     owner: &LockOwner,
     timeout: Duration,
-) -> Result<Attempt, TransportError> {
+) -> Result<Attempt, LockError> {
     // Shell builtins only, but for the first mkdir: a host pays no process
-    // for its lock.
+    // for its lock. A create that fails with no file there is not "held":
+    // it is tried once more (still noclobber) to let the shell's own error
+    // through on stderr.
+    let line = shell_quote(&owner.line());
     let script = format!(
-        "f={}; case \"$f\" in */*) d=${{f%/*}}; [ -d \"${{d:-/}}\" ] || mkdir -p \"$d\" || exit 1;; esac\n\
-         if {{ set -C; printf '%s\\n' {} > \"$f\"; }} 2>/dev/null; then exit 0; fi\n\
+        "f={}; case \"$f\" in */*) d=${{f%/*}}; [ -d \"${{d:-/}}\" ] || mkdir -p \"$d\" || exit {CANNOT_CREATE};; esac\n\
+         if {{ set -C; printf '%s\\n' {line} > \"$f\"; }} 2>/dev/null; then exit 0; fi\n\
+         if [ ! -e \"$f\" ] && [ ! -L \"$f\" ]; then printf '%s\\n' {line} > \"$f\" && exit 0; exit {CANNOT_CREATE}; fi\n\
+         [ -f \"$f\" ] || {{ printf '%s\\n' \"$f: not a regular file\" >&2; exit {CANNOT_CREATE}; }}\n\
          while IFS= read -r line || [ -n \"$line\" ]; do printf '%s\\n' \"$line\"; done 2>/dev/null < \"$f\"; exit {HELD}",
         shell_path(path),
-        shell_quote(&owner.line()),
     );
     let output = connection
         .exec(&crate::plan::step::wrap(&script, false, None), timeout)
-        .await?;
+        .await
+        .map_err(|source| LockError::Transport {
+            path: path.to_string(),
+            source,
+        })?;
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
     match output.exit_code {
         Some(0) => Ok(Attempt::Taken),
         Some(HELD) => Ok(Attempt::Held(
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )),
-        code => Err(TransportError::Protocol(format!(
-            "cannot take the deploy lock {path} (exit code {}): {}",
-            code.map_or("none".to_string(), |c| c.to_string()),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))),
+        Some(CANNOT_CREATE) => Err(LockError::Create {
+            path: path.to_string(),
+            reason: if stderr.is_empty() {
+                "the shell gave no reason".to_string()
+            } else {
+                stderr
+            },
+        }),
+        code => Err(LockError::Create {
+            path: path.to_string(),
+            reason: format!(
+                "exit code {}: {stderr}",
+                code.map_or("none".to_string(), |c| c.to_string())
+            ),
+        }),
     }
 }
 
@@ -185,10 +252,7 @@ impl Holder {
     fn is_stale_for(&self, owner: &LockOwner) -> bool {
         self.controller == owner.controller
             && self.run != "?"
-            && self
-                .pid
-                .parse::<u32>()
-                .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            && self.pid.parse::<u32>().is_ok_and(process_is_gone)
     }
 
     /// `user alice on ci-3 (pid 42), playbook deploy.yml, since 2026-11-25T15:40:00Z`.
@@ -237,6 +301,58 @@ pub async fn unlock<T: Connection>(
     timeout: Duration,
 ) {
     remove_if_held_by(connection, path, &owner.run_id, timeout).await;
+}
+
+/// True when no process has `pid` on this machine. `kill(pid, 0)` asks
+/// without sending anything, and works where there is no `/proc` (macOS):
+/// ESRCH means gone, EPERM means alive under another account. A pid that
+/// `kill` would read as a process group (0, or past `i32::MAX`) is not a
+/// process herd wrote, so it is never called gone.
+fn process_is_gone(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 performs only the existence and permission checks.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// The account this process runs as, from the password database (not
+/// `$USER`, which may be unset, or stale after `su`); the numeric id when
+/// the database has no name for it.
+fn os_account() -> String {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    loop {
+        // SAFETY: every pointer is valid for the call; `buffer.len()` is its size.
+        let code = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut result,
+            )
+        };
+        if code == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if code != 0 || result.is_null() || entry.pw_name.is_null() {
+            return uid.to_string();
+        }
+        // SAFETY: on success pw_name points to a NUL-terminated string inside `buffer`.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
 }
 
 fn controller_name() -> String {
@@ -311,6 +427,34 @@ mod tests {
         assert!(dead.is_stale_for(&owner));
         assert!(!alive.is_stale_for(&owner));
         assert!(!elsewhere.is_stale_for(&owner));
+    }
+
+    #[test]
+    fn only_a_real_pid_that_no_process_has_is_gone() {
+        // Alive: this process; pid 1, which may answer EPERM to an unprivileged account.
+        assert!(!process_is_gone(std::process::id()));
+        assert!(!process_is_gone(1));
+        // `kill` would read these as process groups: never "gone".
+        assert!(!process_is_gone(0));
+        assert!(!process_is_gone(u32::MAX));
+        assert!(!process_is_gone(1 << 31));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(process_is_gone(pid));
+    }
+
+    #[test]
+    fn the_holder_is_the_os_account_not_user() {
+        // SAFETY: getpwuid's static entry is read at once.
+        let expected = unsafe {
+            let entry = libc::getpwuid(libc::geteuid());
+            std::ffi::CStr::from_ptr((*entry).pw_name)
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(os_account(), expected);
+        assert_eq!(LockOwner::current("p.yml").user, expected);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::event::{Event, HostReport, HostState, LockConflict, RunReport};
 use crate::plan::Plan;
 use crate::transport::Connector;
-use connect::Slot;
+use connect::{LockFailure, Slot};
 use lock::LockOwner;
 
 /// How hard the engine drives the fleet.
@@ -117,7 +117,10 @@ impl<C: Connector> Engine<C> {
         match (&aborted, &self.settings.lock) {
             (None, Some(settings)) => match self.lock_all(&mut slots, settings).await {
                 Ok(taken) => locked = taken,
-                Err(held) => conflicts = held,
+                Err(LockFailure::Held(held)) => conflicts = held,
+                Err(LockFailure::Broken(broken)) => {
+                    aborted = Some(self.lock_broken(&mut slots, broken));
+                }
             },
             (Some(_), Some(settings)) => self.release_first_locks(&mut slots, settings).await,
             _ => {}
@@ -236,6 +239,42 @@ impl<C: Connector> Engine<C> {
             }
         }
         None
+    }
+
+    /// Records on each host whose lock file could not be tried why, and
+    /// returns why the rollout does not start.
+    fn lock_broken(
+        &self,
+        slots: &mut [Slot<C::Connection>],
+        broken: Vec<(usize, String)>,
+    ) -> String {
+        let names: Vec<&str> = broken
+            .iter()
+            .map(|(index, _)| self.plan.hosts[*index].name.as_str())
+            .collect();
+        let reason = match broken.as_slice() {
+            [(_, error)] => format!("{}: {error}: the rollout did not start", names.join(", ")),
+            _ => format!(
+                "cannot take the deploy lock on {} hosts ({}): the rollout did not start",
+                names.len(),
+                names.join(", ")
+            ),
+        };
+        for (index, error) in broken {
+            let report = HostReport {
+                state: HostState::Untouched {
+                    reason: format!("{error}: nothing ran"),
+                },
+                ..untouched(
+                    self.plan.hosts[index].name.clone(),
+                    self.plan.steps.len(),
+                    false,
+                    false,
+                )
+            };
+            slots[index].report = Some(report);
+        }
+        reason
     }
 
     /// Sleeps between batches; returns true if the run was cancelled meanwhile.
