@@ -322,8 +322,9 @@ fn main_reporter(connecting: &Connecting, exec: bool) -> Box<dyn Reporter> {
     }
 }
 
-/// The first SIGINT or SIGTERM asks the engine to stop starting work; a
-/// second one ends herd at once (exit 130), leaving the lock to go stale.
+/// The first SIGINT or SIGTERM asks the engine to stop starting work (and
+/// to roll back hosts it stops half-done); a second one ends herd at once
+/// (exit 130), skipping those rollbacks and leaving the lock to go stale.
 async fn cancel_on_signals(cancel: watch::Sender<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
@@ -341,6 +342,11 @@ async fn cancel_on_signals(cancel: watch::Sender<bool>) {
             let _ = cancel.send(true);
         }
     }
+    // The reporters will not get to run again: this is herd's last word.
+    eprintln!(
+        "\nherd: interrupted again: exiting at once; rollbacks not yet done are skipped \
+         (hosts may be half-done: check them), deploy locks are left to go stale"
+    );
     std::process::exit(i32::from(exit::INTERRUPTED));
 }
 

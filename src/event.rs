@@ -24,11 +24,14 @@ pub enum HostState {
     Unreachable { reason: String },
     /// The run stopped before this host's turn; nothing ran.
     Untouched { reason: String },
-    /// Ctrl-C stopped this host between steps: `steps_ok` of its steps ran,
-    /// the next did not start, and no rollback ran.
+    /// Ctrl-C stopped this host between steps: `steps_ok` of its steps ran
+    /// and the next did not start. A host that had changed something then
+    /// ran its rollback steps: `rollback_ok` says how they went (`None` when
+    /// no rollback ran: nothing had changed, or the playbook has none).
     Interrupted {
         next_step: usize,
         next_step_name: String,
+        rollback_ok: Option<bool>,
     },
 }
 

@@ -1,6 +1,7 @@
 //! Ctrl-C: herd lets the commands in flight finish, starts no new step or
-//! batch, gives the deploy lock back, prints the summary and exits 130; a
-//! second signal ends it at once.
+//! batch, rolls back the hosts it stopped after they changed something,
+//! gives the deploy lock back, prints the summary and exits 130; a second
+//! signal ends it at once, skipping those rollbacks, and says so.
 
 mod common;
 
@@ -159,4 +160,134 @@ fn a_second_sigint_exits_at_once_and_the_next_run_breaks_the_stale_lock() {
         );
     }
     assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{next}");
+}
+
+/// Batch 1 switches `current` to a new release, then is interrupted during
+/// its nap, before the reload it would have had next.
+const SWITCH_THEN_NAP: &str = "\
+name: Switch then nap
+hosts: web
+steps:
+  - name: Build v2
+    run: cp -R {{ app_dir }}/releases/v1 {{ app_dir }}/releases/v2
+  - name: Switch current
+    run: ln -sfn releases/v2 {{ app_dir }}/current
+  - name: Nap
+    run: sleep {{ nap }}
+  - name: Last mark
+    run: touch {{ app_dir }}/last
+rollback:
+  - name: Switch back
+    run: ln -sfn releases/v1 {{ app_dir }}/current && echo switched-back >> {{ app_dir }}/rollback-log
+";
+
+/// Where `host`'s `current` points.
+fn current(lab: &Lab, host: &str) -> String {
+    std::fs::read_link(lab.app_dir(host).join("current"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+/// Starts SWITCH_THEN_NAP on 4 hosts in batches of 2 and returns once batch
+/// 1 has switched `current` and is inside its nap.
+fn start_switched(lab: &Lab, nap: &str) -> common::Running {
+    let playbook = lab.write("switch.yml", SWITCH_THEN_NAP);
+    let running = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--batch", "2", "-e"])
+        .arg(format!("nap={nap}"))
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(20), || BATCH_1
+            .iter()
+            .all(|h| current(lab, h) == "releases/v2")),
+        "batch 1 never switched current"
+    );
+    // The switch is the step just before the nap: give the nap time to
+    // begin, well inside its length.
+    std::thread::sleep(Duration::from_millis(500));
+    running
+}
+
+#[test]
+fn sigint_after_the_switch_rolls_the_host_back_and_says_so() {
+    let lab = Lab::up(4);
+    let before = later_batches(&lab);
+    let running = start_switched(&lab, "3");
+
+    running.signal(libc::SIGINT);
+    let run = running.wait();
+
+    run.assert_code(130);
+    for name in BATCH_1 {
+        // The nap in flight finished, nothing after it started, and the
+        // rollback put the old release back.
+        assert!(
+            run.stderr()
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}: [3/4] Nap: ok"))),
+            "{name}'s nap did not finish\n{run}"
+        );
+        assert!(!lab.app_dir(name).join("last").exists(), "{name}\n{run}");
+        assert_eq!(current(&lab, name), "releases/v1", "{name}\n{run}");
+        assert_eq!(
+            std::fs::read_to_string(lab.app_dir(name).join("rollback-log")).unwrap(),
+            "switched-back\n",
+            "{name}\n{run}"
+        );
+        assert!(
+            run.stderr()
+                .lines()
+                .any(|l| l == format!("{name}: interrupted, rolled back")),
+            "{name}\n{run}"
+        );
+        assert_eq!(run.summary_result(name), "interrupted", "{run}");
+        assert!(
+            run.summary_row(name).ends_with(
+                "stopped by Ctrl-C before step 4 \"Last mark\"; interrupted, rolled back"
+            ),
+            "{run}"
+        );
+    }
+    assert_eq!(later_batches(&lab), before, "batch 2 changed\n{run}");
+    for name in before.keys() {
+        assert_eq!(run.summary_result(name), "untouched", "{run}");
+    }
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+}
+
+#[test]
+fn a_second_sigint_skips_the_rollback_and_says_so() {
+    let lab = Lab::up(4);
+    let running = start_switched(&lab, "20");
+
+    running.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    running.signal(libc::SIGINT);
+    let run = running.wait();
+
+    run.assert_code(130);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(8),
+        "herd took {:?} to exit after the second Ctrl-C\n{run}",
+        signalled.elapsed()
+    );
+    assert!(
+        run.stderr().lines().any(|l| l
+            == "herd: interrupted again: exiting at once; rollbacks not yet done are skipped \
+                (hosts may be half-done: check them), deploy locks are left to go stale"),
+        "{run}"
+    );
+    for name in BATCH_1 {
+        // Left as the second Ctrl-C found it: switched, not rolled back.
+        assert_eq!(current(&lab, name), "releases/v2", "{name}\n{run}");
+        assert!(
+            !lab.app_dir(name).join("rollback-log").exists(),
+            "{name}\n{run}"
+        );
+        assert!(!lab.app_dir(name).join("last").exists(), "{name}\n{run}");
+    }
 }

@@ -1,5 +1,6 @@
 //! One host's share of a rollout: its steps in order over its connection,
-//! then its rollback if a step failed.
+//! then its rollback if a step failed, or if Ctrl-C stopped it after it had
+//! changed something.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,6 +30,17 @@ enum StepsEnd {
     },
 }
 
+/// What the steps left behind.
+struct Steps {
+    /// The host's variables, with captures.
+    vars: Vars,
+    /// Steps that succeeded (or were skipped as `once` steps done elsewhere).
+    ok: usize,
+    /// A step started on this host: it may have changed something.
+    changed: bool,
+    end: StepsEnd,
+}
+
 pub(super) struct HostRun {
     pub plan: Arc<Plan>,
     pub index: usize,
@@ -49,9 +61,18 @@ impl HostRun {
     pub async fn run<T: Connection>(&self, connection: &T) -> HostReport {
         let started = Instant::now();
         let plan = self.plan.clone();
-        let (vars, steps_ok, end) = self.run_steps(connection).await;
+        let Steps {
+            vars,
+            ok: steps_ok,
+            changed,
+            end,
+        } = self.run_steps(connection).await;
         let mut failure = match end {
-            StepsEnd::Interrupted { next } => return self.interrupted(next, steps_ok, started),
+            StepsEnd::Interrupted { next } => {
+                return self
+                    .interrupted(connection, &vars, changed, next, steps_ok, started)
+                    .await
+            }
             StepsEnd::Failed(failure) => Some(failure),
             StepsEnd::Done => None,
         };
@@ -60,7 +81,16 @@ impl HostRun {
         if let (None, Some(stage)) = (&failure, &plan.reload) {
             // Ctrl-C: no reload goes out that was not already sent.
             if *self.cancel.borrow() {
-                return self.interrupted(plan.steps.len(), steps_ok, started);
+                return self
+                    .interrupted(
+                        connection,
+                        &vars,
+                        changed,
+                        plan.steps.len(),
+                        steps_ok,
+                        started,
+                    )
+                    .await;
             }
             let outcome = self.reload(connection, stage, &vars, false).await;
             if let Some(proof) = outcome.proof {
@@ -108,13 +138,13 @@ impl HostRun {
         }
     }
 
-    /// The steps in order, until one fails or Ctrl-C; returns the host's
-    /// variables (with captures), how many steps succeeded, and how it ended.
-    async fn run_steps<T: Connection>(&self, connection: &T) -> (Vars, usize, StepsEnd) {
+    /// The steps in order, until one fails or Ctrl-C.
+    async fn run_steps<T: Connection>(&self, connection: &T) -> Steps {
         let plan = self.plan.clone();
         let mut vars = plan.hosts[self.index].vars.clone();
         let total = plan.steps.len();
         let mut steps_ok = 0;
+        let mut changed = false;
         let runs_once = self.once.runner == Some(self.index);
         let mut end = StepsEnd::Done;
         for (index, step) in plan.steps.iter().enumerate() {
@@ -134,6 +164,7 @@ impl HostRun {
                     }
                 }
             }
+            changed = true;
             let result = self
                 .run_step(connection, step, index, total, &vars, false)
                 .await;
@@ -164,7 +195,12 @@ impl HostRun {
             // Once steps this host never reached will not run.
             self.once.abandon_from(0);
         }
-        (vars, steps_ok, end)
+        Steps {
+            vars,
+            ok: steps_ok,
+            changed,
+            end,
+        }
     }
 
     /// A once step on a host that does not run it: wait until it ran on the
@@ -197,7 +233,24 @@ impl HostRun {
         }
     }
 
-    fn interrupted(&self, next: usize, steps_ok: usize, started: Instant) -> HostReport {
+    /// Ctrl-C stopped the host before step `next` (0-based; the reload when
+    /// past the last step). A host that had changed something is not left
+    /// half-done: its rollback steps run, each bounded by its timeout. No
+    /// reload signal goes out after Ctrl-C, so there is no server to restore.
+    async fn interrupted<T: Connection>(
+        &self,
+        connection: &T,
+        vars: &Vars,
+        changed: bool,
+        next: usize,
+        steps_ok: usize,
+        started: Instant,
+    ) -> HostReport {
+        let rollback_ok = if changed && !self.plan.rollback.is_empty() {
+            Some(self.roll_back(connection, vars).await)
+        } else {
+            None
+        };
         HostReport {
             host: self.name().to_string(),
             state: HostState::Interrupted {
@@ -207,6 +260,7 @@ impl HostRun {
                     .steps
                     .get(next)
                     .map_or_else(|| "reload".to_string(), |s| s.name.clone()),
+                rollback_ok,
             },
             steps_ok,
             steps_total: self.plan.steps.len(),

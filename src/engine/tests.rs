@@ -385,6 +385,7 @@ async fn cancellation_after_the_steps_sends_no_reload() {
     let HostState::Interrupted {
         next_step,
         next_step_name,
+        ..
     } = state(&report, "h1")
     else {
         panic!("{report:?}");
@@ -395,4 +396,88 @@ async fn cancellation_after_the_steps_sends_no_reload() {
         .commands("h1")
         .iter()
         .any(|c| c.contains("--herd procs") || c.contains("kill")));
+}
+
+/// Runs `plan` and sends Ctrl-C after `after`; returns the report and what ran.
+async fn run_cancelled(
+    plan: Plan,
+    connector: FakeConnector,
+    after: Duration,
+) -> (RunReport, Arc<FakeConnector>) {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let settings = EngineSettings {
+        forks: 10,
+        handshakes: 4,
+        require_reachable: true,
+        lock: None,
+    };
+    let connector = Arc::new(connector);
+    let running =
+        tokio::spawn(Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx).run());
+    tokio::time::sleep(after).await;
+    cancel_tx.send(true).expect("engine listening");
+    (running.await.expect("engine task"), connector)
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_after_a_change_rolls_the_host_back_and_sends_no_reload() {
+    let playbook = "hosts: web\nsteps:\n  - run: switch-current\n  - run: slow-step\n\
+                    rollback:\n  - run: switch-back\nreload:\n  pidfile: /srv/app.pid\n";
+    let (plan, _dir) = plan(1, playbook, None);
+    let fake = FakeConnector::default().rule(
+        "h1",
+        Rule::new("slow-step", 0).delay(Duration::from_secs(10)),
+    );
+    let (report, connector) = run_cancelled(plan, fake, Duration::from_secs(5)).await;
+    assert!(report.interrupted);
+    assert_eq!(
+        state(&report, "h1"),
+        &HostState::Interrupted {
+            next_step: 3,
+            next_step_name: "reload".to_string(),
+            rollback_ok: Some(true),
+        }
+    );
+    let commands = connector.commands("h1");
+    assert!(
+        commands.last().is_some_and(|c| c.contains("switch-back")),
+        "{commands:?}"
+    );
+    assert!(!commands
+        .iter()
+        .any(|c| c.contains("--herd procs") || c.contains("kill")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_rolls_back_only_hosts_that_changed_something_and_reports_a_failed_rollback() {
+    // h1 runs the once step; h2 waits for it, skips it, and so has changed
+    // nothing when Ctrl-C stops it before its own first step.
+    let playbook = "hosts: web\nsteps:\n  - run: migrate\n    once: true\n  - run: restart\n\
+                    rollback:\n  - run: drop-schema\n";
+    let (plan, _dir) = plan(2, playbook, None);
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new("migrate", 0).delay(Duration::from_secs(10)))
+        .rule("h1", Rule::new("drop-schema", 1));
+    let (report, connector) = run_cancelled(plan, fake, Duration::from_secs(5)).await;
+    assert!(matches!(
+        state(&report, "h1"),
+        HostState::Interrupted {
+            next_step: 2,
+            rollback_ok: Some(false),
+            ..
+        }
+    ));
+    assert!(matches!(
+        state(&report, "h2"),
+        HostState::Interrupted {
+            next_step: 2,
+            rollback_ok: None,
+            ..
+        }
+    ));
+    assert!(connector
+        .commands("h2")
+        .iter()
+        .all(|c| !c.contains("drop-schema")));
 }

@@ -98,8 +98,15 @@ pub fn render(title: &str, report: &RunReport) -> String {
             HostState::Interrupted {
                 next_step,
                 next_step_name,
+                rollback_ok,
             } => {
-                let message = format!("interrupted before step {next_step} \"{next_step_name}\"");
+                let rolled = match rollback_ok {
+                    None => "",
+                    Some(true) => "; rolled back",
+                    Some(false) => "; ROLLBACK FAILED",
+                };
+                let message =
+                    format!("interrupted before step {next_step} \"{next_step_name}\"{rolled}");
                 let _ = writeln!(
                     out,
                     ">\n      <error message=\"{}\" type=\"interrupted\"/>\n    </testcase>",

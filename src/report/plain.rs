@@ -143,18 +143,34 @@ pub fn describe(event: &Event, exec: bool) -> String {
         } => {
             let _ = writeln!(line, "{host}: [{step}] {name}: skipped ({reason})");
         }
-        Event::HostFinished { report } => {
-            if let HostState::RolledBack {
+        Event::HostFinished { report } => match report.state {
+            HostState::RolledBack {
                 rollback_ok: false, ..
-            } = report.state
-            {
+            } => {
                 let _ = writeln!(
                     line,
                     "{}: ROLLBACK FAILED: check this host by hand",
                     report.host
                 );
             }
-        }
+            HostState::Interrupted {
+                rollback_ok: Some(true),
+                ..
+            } => {
+                let _ = writeln!(line, "{}: interrupted, rolled back", report.host);
+            }
+            HostState::Interrupted {
+                rollback_ok: Some(false),
+                ..
+            } => {
+                let _ = writeln!(
+                    line,
+                    "{}: interrupted, ROLLBACK FAILED: check this host by hand",
+                    report.host
+                );
+            }
+            _ => {}
+        },
         Event::LockHeld {
             host,
             holder,

@@ -39,8 +39,14 @@ pub fn render(report: &RunReport) -> String {
             HostState::Interrupted {
                 next_step,
                 next_step_name,
+                rollback_ok,
             } => {
-                format!("stopped by Ctrl-C before step {next_step} \"{next_step_name}\"")
+                let rolled = match rollback_ok {
+                    None => "",
+                    Some(true) => "; interrupted, rolled back",
+                    Some(false) => "; interrupted, ROLLBACK FAILED",
+                };
+                format!("stopped by Ctrl-C before step {next_step} \"{next_step_name}\"{rolled}")
             }
         };
         let _ = writeln!(
