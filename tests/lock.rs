@@ -442,6 +442,11 @@ fn a_lock_file_that_cannot_be_created_is_an_error_naming_host_path_and_reason() 
                 .contains(&format!("cannot create the deploy lock {}", path.display())),
             "{run}"
         );
+        assert!(
+            run.summary_row("host01")
+                .ends_with("the deploy lock could not be taken on every host: nothing ran"),
+            "{run}"
+        );
         for host in lab.hosts() {
             assert!(
                 !host.app_dir.join("marker").exists(),
@@ -453,4 +458,24 @@ fn a_lock_file_that_cannot_be_created_is_an_error_naming_host_path_and_reason() 
         assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
         assert!(!path.exists());
     }
+}
+
+#[test]
+fn herd_unlock_removes_a_lock_shared_by_two_names_once() {
+    let lab = Lab::up(2);
+    let inventory = host01_twice(&lab);
+    let foreign = "run=far-3 user=carol controller=ci-runner-7 pid=4242 since=2020-01-01T00:00:00Z playbook=deploy.yml\n";
+    fs::write(lab.lock_file("host01"), foreign).unwrap();
+
+    let unlock = Herd::new().args(["unlock", "-i"]).arg(&inventory).run();
+
+    unlock.assert_code(0);
+    assert_eq!(
+        unlock.stdout(),
+        "host01: removed the deploy lock held by user carol on ci-runner-7 (pid 4242), playbook deploy.yml, since 2020-01-01T00:00:00Z\n\
+         host01b: the same deploy lock as host01\n\
+         host02: no deploy lock\n",
+        "{unlock}"
+    );
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new());
 }

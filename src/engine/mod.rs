@@ -260,19 +260,22 @@ impl<C: Connector> Engine<C> {
                 names.join(", ")
             ),
         };
+        let mut errors: Vec<Option<String>> = vec![None; slots.len()];
         for (index, error) in broken {
-            let report = HostReport {
-                state: HostState::Untouched {
-                    reason: format!("{error}: nothing ran"),
-                },
-                ..untouched(
-                    self.plan.hosts[index].name.clone(),
-                    self.plan.steps.len(),
-                    false,
-                    false,
-                )
+            errors[index] = Some(error);
+        }
+        for ((slot, host), error) in slots.iter_mut().zip(&self.plan.hosts).zip(errors) {
+            if slot.report.is_some() {
+                continue;
+            }
+            let reason = match error {
+                Some(error) => format!("{error}: nothing ran"),
+                None => "the deploy lock could not be taken on every host: nothing ran".to_string(),
             };
-            slots[index].report = Some(report);
+            slot.report = Some(HostReport {
+                state: HostState::Untouched { reason },
+                ..untouched(host.name.clone(), self.plan.steps.len(), false, false)
+            });
         }
         reason
     }
