@@ -13,10 +13,15 @@ use crate::transport::fake::{FakeConnector, Rule};
 
 /// An inventory of `n` hosts (h1..hN) and a playbook, written to a temp dir.
 fn plan(n: usize, playbook: &str, batch: Option<&str>) -> (Plan, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
     let hosts: String = (1..=n)
         .map(|i| format!("        h{i}: {{ app_dir: /srv/h{i} }}\n"))
         .collect();
+    plan_of(&hosts, playbook, batch)
+}
+
+/// A plan for the inventory lines `hosts` (under group `web`) and a playbook.
+fn plan_of(hosts: &str, playbook: &str, batch: Option<&str>) -> (Plan, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
     let inventory = format!("all:\n  children:\n    web:\n      hosts:\n{hosts}");
     std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write inventory");
     std::fs::write(dir.path().join("play.yml"), playbook).expect("write playbook");
@@ -480,4 +485,49 @@ async fn ctrl_c_rolls_back_only_hosts_that_changed_something_and_reports_a_faile
         .commands("h2")
         .iter()
         .all(|c| !c.contains("drop-schema")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_names_for_one_machine_take_and_give_back_one_lock() {
+    // h1 and h2: the same address, port, user and (default) lock file.
+    let hosts = concat!(
+        "        h1: { ansible_host: box, app_dir: /srv/a }\n",
+        "        h2: { ansible_host: box, app_dir: /srv/b }\n",
+        "        h3: { app_dir: /srv/c }\n",
+    );
+    let (plan, _dir) = plan_of(hosts, THREE_STEPS, None);
+    let (report, fake) = run_locked(plan, FakeConnector::default()).await;
+    assert!(report.all_done(), "{report:?}");
+    let count = |hosts: &[&str], what: &str| {
+        hosts
+            .iter()
+            .flat_map(|h| fake.commands(h))
+            .filter(|c| c.contains(what))
+            .count()
+    };
+    assert_eq!(count(&["h1", "h2"], "set -C"), 1);
+    assert_eq!(count(&["h1", "h2"], "rm -f"), 1);
+    assert_eq!(count(&["h3"], "set -C"), 1);
+    assert_eq!(count(&["h1", "h2"], "echo"), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_that_cannot_be_created_aborts_the_rollout_saying_why() {
+    let (plan, _dir) = plan(2, THREE_STEPS, None);
+    let fake = FakeConnector::default().rule(
+        "h2",
+        Rule::new("set -C", 74).stderr("sh: 2: cannot create /x/lock: Permission denied"),
+    );
+    let (report, fake) = run_locked(plan, fake).await;
+    assert!(report.lock_held.is_empty(), "{report:?}");
+    assert_eq!(
+        report.aborted.as_deref(),
+        Some("h2: cannot create the deploy lock ~/.herd-deploy.lock: sh: 2: cannot create /x/lock: Permission denied: the rollout did not start")
+    );
+    for host in ["h1", "h2"] {
+        assert!(!fake.commands(host).iter().any(|c| c.contains("echo")));
+        assert!(matches!(state(&report, host), HostState::Untouched { .. }));
+    }
+    // h1's lock, taken meanwhile, was given back.
+    assert!(fake.commands("h1").iter().any(|c| c.contains("rm -f")));
 }
