@@ -189,10 +189,10 @@ fn current(lab: &Lab, host: &str) -> String {
         .to_string()
 }
 
-/// Starts SWITCH_THEN_NAP on 4 hosts in batches of 2 and returns once batch
-/// 1 has switched `current` and is inside its nap.
-fn start_switched(lab: &Lab, nap: &str) -> common::Running {
-    let playbook = lab.write("switch.yml", SWITCH_THEN_NAP);
+/// Starts `playbook` (SWITCH_THEN_NAP or a variant) on 4 hosts in batches of
+/// 2 and returns once batch 1 has switched `current` and is inside its nap.
+fn start_switched(lab: &Lab, playbook: &str, nap: &str) -> common::Running {
+    let playbook = lab.write("switch.yml", playbook);
     let running = lab
         .herd(["run"])
         .arg(&playbook)
@@ -215,7 +215,7 @@ fn start_switched(lab: &Lab, nap: &str) -> common::Running {
 fn sigint_after_the_switch_rolls_the_host_back_and_says_so() {
     let lab = Lab::up(4);
     let before = later_batches(&lab);
-    let running = start_switched(&lab, "3");
+    let running = start_switched(&lab, SWITCH_THEN_NAP, "3");
 
     running.signal(libc::SIGINT);
     let run = running.wait();
@@ -261,7 +261,7 @@ fn sigint_after_the_switch_rolls_the_host_back_and_says_so() {
 #[test]
 fn a_second_sigint_skips_the_rollback_and_says_so() {
     let lab = Lab::up(4);
-    let running = start_switched(&lab, "20");
+    let running = start_switched(&lab, SWITCH_THEN_NAP, "20");
 
     running.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(300));
@@ -290,4 +290,41 @@ fn a_second_sigint_skips_the_rollback_and_says_so() {
         );
         assert!(!lab.app_dir(name).join("last").exists(), "{name}\n{run}");
     }
+}
+
+#[test]
+fn a_rollback_that_fails_after_sigint_is_reported_loudly() {
+    let lab = Lab::up(4);
+    let failing = SWITCH_THEN_NAP.replace(
+        "run: ln -sfn releases/v1 {{ app_dir }}/current && echo switched-back >> {{ app_dir }}/rollback-log",
+        "run: echo tried >> {{ app_dir }}/rollback-log; exit 3",
+    );
+    assert_ne!(failing, SWITCH_THEN_NAP);
+    let running = start_switched(&lab, &failing, "2");
+
+    running.signal(libc::SIGINT);
+    let run = running.wait();
+
+    run.assert_code(130);
+    for name in BATCH_1 {
+        assert_eq!(
+            std::fs::read_to_string(lab.app_dir(name).join("rollback-log")).unwrap(),
+            "tried\n",
+            "{name}\n{run}"
+        );
+        assert!(
+            run.stderr()
+                .lines()
+                .any(|l| l
+                    == format!("{name}: interrupted, ROLLBACK FAILED: check this host by hand")),
+            "{name}\n{run}"
+        );
+        assert!(
+            run.summary_row(name).ends_with(
+                "stopped by Ctrl-C before step 4 \"Last mark\"; interrupted, ROLLBACK FAILED"
+            ),
+            "{run}"
+        );
+    }
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
 }
