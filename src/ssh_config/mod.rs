@@ -1,0 +1,3 @@
+//! The OpenSSH client config, read as `ssh` reads it.
+
+pub mod pattern;
