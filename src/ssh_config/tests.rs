@@ -275,6 +275,26 @@ fn corpus() -> Vec<Case> {
             hosts: vec!["inner1", "inner2", "other", "outsider"],
         },
         Case {
+            title: "tabs, spacing around =, several files in one Include, Match on users",
+            files: vec![
+                (
+                    "config",
+                    "\tHOSTNAME\t=\tshared.example.net\n\
+                     Include {dir}/b.conf {dir}/a.conf {dir}/none-*.conf\n\
+                     Match localuser root,!nobody user deploy\n\
+                     \tIdentityFile\t\"/keys/deploy \\\"quoted\\\"\"\n\
+                     Match !originalhost x* localuser *\n\
+                     \tPort = 2424\n\
+                     Host x?\n\
+                     \tUser=deploy\n\
+                     \tPort\t2525\n",
+                ),
+                ("a.conf", "Host xa\n  UserKnownHostsFile %d/a-%n\n"),
+                ("b.conf", "Host xb\n  UserKnownHostsFile %d/b-%n\n"),
+            ],
+            hosts: vec!["xa", "xb", "xyz", "other"],
+        },
+        Case {
             title: "Host with negation only, wildcards, and no match at all",
             files: vec![(
                 "config",
