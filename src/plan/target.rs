@@ -110,11 +110,17 @@ pub fn target_for(
         None if config_identities.is_empty() => default_identities(),
         None => config_identities,
     };
-    let known_hosts = match (&defaults.known_hosts, text_var(vars, "herd_known_hosts")?) {
-        (Some(path), _) => path.clone(),
-        (None, Some(path)) => resolve(&path, &defaults.base_dir),
-        (None, None) => config_known_hosts.unwrap_or_else(|| home().join(".ssh/known_hosts")),
+    // `--known-hosts` or `herd_known_hosts` apply to the bastion as well;
+    // otherwise each host has the config's own `UserKnownHostsFile`.
+    let given_known_hosts = match (&defaults.known_hosts, text_var(vars, "herd_known_hosts")?) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(path)) => Some(resolve(&path, &defaults.base_dir)),
+        (None, None) => None,
     };
+    let known_hosts = given_known_hosts
+        .clone()
+        .or(config_known_hosts)
+        .unwrap_or_else(|| home().join(".ssh/known_hosts"));
     let inventory_jump = proxy_jump(vars)?;
     if let (None, Some((command, at))) = (&inventory_jump, &config.proxy_command) {
         return Err(bad(
@@ -127,7 +133,7 @@ pub fn target_for(
             &spec,
             name,
             &identity_files,
-            &known_hosts,
+            given_known_hosts.as_deref(),
             defaults,
         )?)),
         _ => None,
@@ -168,12 +174,14 @@ fn proxy_jump(vars: &Vars) -> Result<Option<String>, TargetError> {
 }
 
 /// The bastion of a ProxyJump spec `[user@]host[:port]`, itself looked up in
-/// `~/.ssh/config`. One hop: herd reaches the bastion directly.
+/// `~/.ssh/config` (its own `UserKnownHostsFile` too, as with ssh, unless
+/// `--known-hosts` or `herd_known_hosts` names one). One hop: herd reaches
+/// the bastion directly.
 fn bastion(
     spec: &str,
     behind: &str,
     identities: &[PathBuf],
-    known_hosts: &std::path::Path,
+    given_known_hosts: Option<&Path>,
     defaults: &TargetDefaults,
 ) -> Result<Target, TargetError> {
     if spec.contains(',') {
@@ -202,7 +210,11 @@ fn bastion(
     let address = config.hostname.clone().unwrap_or_else(|| alias.clone());
     let port = port.or(config.port).unwrap_or(22);
     let user = user.or(config.user.clone()).unwrap_or_else(local_user);
-    let (own_identities, _) = config_paths(&config, &alias, &address, port, &user);
+    let (own_identities, own_known_hosts) = config_paths(&config, &alias, &address, port, &user);
+    let known_hosts = given_known_hosts
+        .map(Path::to_path_buf)
+        .or(own_known_hosts)
+        .unwrap_or_else(|| home().join(".ssh/known_hosts"));
     Ok(Target {
         name: format!("{alias} (bastion for {behind})"),
         address,
@@ -213,7 +225,7 @@ fn bastion(
         } else {
             own_identities
         },
-        known_hosts: known_hosts.to_path_buf(),
+        known_hosts,
         jump: None,
     })
 }
@@ -362,6 +374,28 @@ mod tests {
         );
         assert_eq!(target.known_hosts, PathBuf::from("/given"));
         drop(dir);
+    }
+
+    #[test]
+    fn a_bastion_has_its_own_known_hosts_file_unless_one_is_given() {
+        let (_dir, config) = config_from(
+            "Host gw\n  UserKnownHostsFile /kh/gw\nHost app\n  ProxyJump gw\n  UserKnownHostsFile /kh/app\n",
+        );
+        let defaults = TargetDefaults {
+            ssh_config: Some(config),
+            ..TargetDefaults::default()
+        };
+        let target = target_for("app", &Vars::new(), &defaults).unwrap();
+        assert_eq!(target.known_hosts, PathBuf::from("/kh/app"));
+        let jump = target.jump.expect("a bastion");
+        assert_eq!(jump.known_hosts, PathBuf::from("/kh/gw"));
+        let given = vars(json!({"herd_known_hosts": "/inv/kh"}));
+        let target = target_for("app", &given, &defaults).unwrap();
+        assert_eq!(target.known_hosts, PathBuf::from("/inv/kh"));
+        assert_eq!(
+            target.jump.map(|j| j.known_hosts),
+            Some(PathBuf::from("/inv/kh"))
+        );
     }
 
     #[test]
