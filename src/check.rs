@@ -103,6 +103,8 @@ async fn check_host<C: Connector>(plan: &Plan, host: &PlannedHost, connector: &C
                 }
                 TransportError::UnknownHostKey { .. }
                 | TransportError::ChangedHostKey { .. }
+                | TransportError::RevokedHostKey { .. }
+                | TransportError::HostCertificate { .. }
                 | TransportError::KnownHosts { .. } => {
                     check.reachable = Verdict::ok("yes");
                     check.host_key = Verdict::bad(error.to_string());

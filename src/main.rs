@@ -13,6 +13,7 @@ mod playbook;
 mod reload;
 mod report;
 mod source;
+mod ssh_config;
 mod template;
 mod transport;
 mod unlock;

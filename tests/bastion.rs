@@ -185,3 +185,54 @@ fn ssh_config_aliases_hostnames_ports_and_proxyjump_apply() {
         "{hosts}"
     );
 }
+
+#[test]
+fn a_proxyjump_from_a_config_with_global_options_match_and_include_applies() {
+    let lab = Lab::up(2);
+    let (bastion, behind) = (lab.host("host01").clone(), lab.host("host02").clone());
+    lab.write(
+        "ssh_config.d/gateway.conf",
+        &format!(
+            "Host gateway\n  HostName {}\n  Port {}\n",
+            bastion.address, bastion.ssh_port
+        ),
+    );
+    let config = lab.write(
+        "ssh_config",
+        &format!(
+            "User {}\nIdentityFile {}\nUserKnownHostsFile {}\nInclude {}/ssh_config.d/*.conf\n\n\
+             Match originalhost app-*,!app-direct\n  ProxyJump gateway\n\n\
+             Host app-*\n  HostName {}\n  Port {}\n",
+            lab.user(),
+            lab.private_key().display(),
+            lab.known_hosts().display(),
+            lab.dir().display(),
+            behind.address,
+            behind.ssh_port
+        ),
+    );
+    let inventory = lab.write("aliases.yml", "all:\n  hosts:\n    app-behind:\n");
+
+    let run = Herd::new()
+        .args(["exec", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(&inventory)
+        .args(["--", "echo $SSH_CONNECTION"])
+        .run();
+
+    run.assert_code(0);
+    assert!(
+        run.stdout().starts_with("app-behind: 127.0.0.1 ")
+            && run
+                .stdout()
+                .contains(&format!(" {} {}", behind.address, behind.ssh_port)),
+        "{run}"
+    );
+    let log = fs::read_to_string(lab.sshd_log("host01")).unwrap();
+    assert_eq!(
+        forwarded_to(&log, &behind.address, behind.ssh_port),
+        1,
+        "{log}"
+    );
+}

@@ -209,3 +209,154 @@ fn an_unknown_host_is_refused_until_accepted_then_recorded() {
     // And it is usable: the next run needs no flag.
     lab.herd(["exec"]).args(["--", "true"]).run().assert_code(0);
 }
+
+/// Rewrites known_hosts through `edit`, which must change it.
+fn edit_known_hosts(lab: &Lab, edit: impl FnOnce(&str) -> String) -> String {
+    let before = fs::read_to_string(lab.known_hosts()).unwrap();
+    let after = edit(&before);
+    assert_ne!(after, before, "the edit of known_hosts changed nothing");
+    fs::write(lab.known_hosts(), &after).unwrap();
+    after
+}
+
+/// The 1-based line of known_hosts that starts with `prefix`.
+fn line_number(text: &str, prefix: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in\n{text}"))
+        + 1
+}
+
+#[test]
+fn a_revoked_key_is_refused_and_not_learned_again_with_accept_new_host_keys() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("marker.yml", MARKER_PLAYBOOK);
+    let host = lab.host("host02");
+    let original = remove_line(&lab, host);
+    let written = edit_known_hosts(&lab, |text| {
+        format!("{text}@revoked * ssh-ed25519 {}\n", key_blob(&original))
+    });
+    let revoked_at = line_number(&written, "@revoked");
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .arg("--accept-new-host-keys")
+        .run();
+
+    run.assert_code(1);
+    let expected = format!(
+        "host02: UNREACHABLE: HOST KEY REVOKED for {}: line {revoked_at} of {} marks its key @revoked; refusing to connect",
+        host.known_hosts_name(),
+        lab.known_hosts().display()
+    );
+    assert!(
+        run.stderr().lines().any(|l| l == expected),
+        "expected {expected:?}\n{run}"
+    );
+    assert_eq!(run.summary_result("host02"), "unreachable", "{run}");
+    assert!(!lab.app_dir("host02").join("marker").exists(), "{run}");
+    assert!(lab.app_dir("host01").join("marker").exists(), "{run}");
+    assert_eq!(
+        fs::read_to_string(lab.known_hosts()).unwrap(),
+        written,
+        "the revoked key was learned again"
+    );
+
+    // A revoked key stays refused when a plain line holds it too.
+    edit_known_hosts(&lab, |text| format!("{original}\n{text}"));
+    let again = lab
+        .herd(["exec", "-l", "host02"])
+        .args(["--", "true"])
+        .run();
+    again.assert_code(1);
+    assert!(
+        again
+            .stderr()
+            .contains("host02: UNREACHABLE: HOST KEY REVOKED"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_stale_line_before_the_right_one_does_not_refuse_the_host() {
+    let lab = Lab::up(2);
+    let host = lab.host("host02");
+    let original = known_line(&lab, host);
+    let stale = original.replace(&key_blob(&original), &another_key(&lab));
+    edit_known_hosts(&lab, |text| {
+        text.replace(&original, &format!("{stale}\n{original}"))
+    });
+
+    let run = lab.herd(["exec"]).args(["--", "echo reached"]).run();
+
+    run.assert_code(0);
+    assert!(
+        run.stdout().lines().any(|l| l == "host02: reached"),
+        "{run}"
+    );
+    assert!(!run.stderr().contains("CHANGED"), "{run}");
+}
+
+#[test]
+fn a_cert_authority_line_is_refused_by_name_not_ignored() {
+    let lab = Lab::up(2);
+    let host = lab.host("host02");
+    let original = remove_line(&lab, host);
+    let authority = format!(
+        "@cert-authority [{}]:* ssh-ed25519 {}",
+        host.address,
+        another_key(&lab)
+    );
+    let written = edit_known_hosts(&lab, |text| format!("# fleet CA\n{authority}\n{text}"));
+    assert!(!written.contains(&key_blob(&original)));
+
+    let run = lab
+        .herd(["exec", "--accept-new-host-keys"])
+        .args(["--", "echo reached"])
+        .run();
+
+    run.assert_code(1);
+    let expected = format!(
+        "host02: UNREACHABLE: {}:2: @cert-authority for {}: herd does not support host certificates; list the host's own key in known_hosts",
+        lab.known_hosts().display(),
+        host.known_hosts_name()
+    );
+    assert!(
+        run.stderr().lines().any(|l| l == expected),
+        "expected {expected:?}\n{run}"
+    );
+    assert!(
+        run.stdout().lines().any(|l| l == "host01: reached"),
+        "{run}"
+    );
+    assert_eq!(
+        fs::read_to_string(lab.known_hosts()).unwrap(),
+        written,
+        "a host under a certificate authority was learned"
+    );
+}
+
+#[test]
+fn hashed_host_names_are_recognised() {
+    let lab = Lab::up(2);
+    let status = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(lab.known_hosts())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let hashed = fs::read_to_string(lab.known_hosts()).unwrap();
+    assert!(
+        hashed.lines().all(|l| l.starts_with("|1|")),
+        "not hashed:\n{hashed}"
+    );
+
+    let run = lab.herd(["exec"]).args(["--", "true"]).run();
+
+    run.assert_code(0);
+    assert_eq!(fs::read_to_string(lab.known_hosts()).unwrap(), hashed);
+}

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::inventory::Vars;
+use crate::ssh_config::expand::{expand, Tokens};
+use crate::ssh_config::{HostConfig, SshConfig};
 use crate::transport::Target;
 
 /// A connection variable with the wrong type or value.
@@ -21,27 +23,44 @@ pub struct TargetDefaults {
     pub known_hosts: Option<PathBuf>,
     /// The inventory's directory: relative key and known_hosts paths start there.
     pub base_dir: PathBuf,
-    /// The OpenSSH client config (`-F`, or `~/.ssh/config`): its path and text.
-    pub ssh_config: Option<(PathBuf, String)>,
+    /// The OpenSSH client config (`-F`, or `~/.ssh/config`), read.
+    pub ssh_config: Option<SshConfig>,
 }
 
-/// What `~/.ssh/config` says about one host name (`Host` patterns matched).
-fn ssh_config_for(
-    defaults: &TargetDefaults,
-    host: &str,
-) -> Result<russh_config::HostConfig, TargetError> {
-    match &defaults.ssh_config {
-        None => Ok(russh_config::HostConfig::default()),
-        Some((path, text)) => russh_config::parse(text, host)
-            .map(|c| c.host_config)
-            .or_else(|e| match e {
-                russh_config::Error::HostNotFound => Ok(russh_config::HostConfig::default()),
-                e => Err(bad(
-                    "ssh_config",
-                    format!("cannot read {}: {e}", path.display()),
-                )),
-            }),
-    }
+/// What `~/.ssh/config` says about one host name, as `ssh NAME` would see it.
+fn ssh_config_for(defaults: &TargetDefaults, host: &str) -> HostConfig {
+    defaults
+        .ssh_config
+        .as_ref()
+        .map(|config| config.resolve(host))
+        .unwrap_or_default()
+}
+
+/// The config's `IdentityFile`s and `UserKnownHostsFile`s with their `~`,
+/// `${VAR}` and `%` tokens expanded for the host as herd will reach it.
+fn config_paths(
+    config: &HostConfig,
+    alias: &str,
+    address: &str,
+    port: u16,
+    user: &str,
+) -> (Vec<PathBuf>, Option<PathBuf>) {
+    let mut tokens = Tokens::local(&home(), alias);
+    tokens.host = address.to_string();
+    tokens.port = port;
+    tokens.user = user.to_string();
+    let identities = config
+        .identity_files
+        .iter()
+        .map(|file| PathBuf::from(expand(file, &tokens)))
+        .collect();
+    // herd checks one known_hosts file: the first, where ssh also learns keys.
+    let known_hosts = config
+        .user_known_hosts_files
+        .as_ref()
+        .and_then(|files| files.first())
+        .map(|file| PathBuf::from(expand(file, &tokens)));
+    (identities, known_hosts)
 }
 
 /// Where and how to reach a host: inventory variables first, then what
@@ -53,7 +72,7 @@ pub fn target_for(
     defaults: &TargetDefaults,
 ) -> Result<Target, TargetError> {
     let alias = text_var(vars, "ansible_host")?.unwrap_or_else(|| name.to_string());
-    let config = ssh_config_for(defaults, &alias)?;
+    let config = ssh_config_for(defaults, &alias);
     let address = config.hostname.clone().unwrap_or_else(|| alias.clone());
     let port = match vars.get("ansible_port") {
         None | Some(Value::Null) => config.port.unwrap_or(22),
@@ -84,24 +103,37 @@ pub fn target_for(
         Some(user) => user,
         None => config.user.clone().unwrap_or_else(local_user),
     };
+    let (config_identities, config_known_hosts) =
+        config_paths(&config, &alias, &address, port, &user);
     let identity_files = match text_var(vars, "ansible_ssh_private_key_file")? {
         Some(path) => vec![resolve(&path, &defaults.base_dir)],
-        None => config_identities(&config).unwrap_or_else(default_identities),
+        None if config_identities.is_empty() => default_identities(),
+        None => config_identities,
     };
-    let known_hosts = match (&defaults.known_hosts, text_var(vars, "herd_known_hosts")?) {
-        (Some(path), _) => path.clone(),
-        (None, Some(path)) => resolve(&path, &defaults.base_dir),
-        (None, None) => config
-            .user_known_hosts_file
-            .clone()
-            .unwrap_or_else(|| home().join(".ssh/known_hosts")),
+    // `--known-hosts` or `herd_known_hosts` apply to the bastion as well;
+    // otherwise each host has the config's own `UserKnownHostsFile`.
+    let given_known_hosts = match (&defaults.known_hosts, text_var(vars, "herd_known_hosts")?) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(path)) => Some(resolve(&path, &defaults.base_dir)),
+        (None, None) => None,
     };
-    let jump = match proxy_jump(vars)?.or(config.proxy_jump.clone()) {
+    let known_hosts = given_known_hosts
+        .clone()
+        .or(config_known_hosts)
+        .unwrap_or_else(|| home().join(".ssh/known_hosts"));
+    let inventory_jump = proxy_jump(vars)?;
+    if let (None, Some((command, at))) = (&inventory_jump, &config.proxy_command) {
+        return Err(bad(
+            "ssh_config",
+            format!("{at}: `ProxyCommand {command}` applies to {alias}; herd cannot run a ProxyCommand (use ProxyJump)"),
+        ));
+    }
+    let jump = match inventory_jump.or(config.proxy_jump.clone()) {
         Some(spec) if spec != "none" => Some(Box::new(bastion(
             &spec,
             name,
             &identity_files,
-            &known_hosts,
+            given_known_hosts.as_deref(),
             defaults,
         )?)),
         _ => None,
@@ -119,15 +151,6 @@ pub fn target_for(
 
 fn local_user() -> String {
     std::env::var("USER").unwrap_or_else(|_| "root".to_string())
-}
-
-fn config_identities(config: &russh_config::HostConfig) -> Option<Vec<PathBuf>> {
-    let files = config.identity_file.as_ref()?;
-    let files: Vec<PathBuf> = files
-        .iter()
-        .map(|p| resolve(&p.to_string_lossy(), &home()))
-        .collect();
-    (!files.is_empty()).then_some(files)
 }
 
 /// `-o ProxyJump=X` or `-J X` in Ansible's `ansible_ssh_common_args`.
@@ -151,12 +174,14 @@ fn proxy_jump(vars: &Vars) -> Result<Option<String>, TargetError> {
 }
 
 /// The bastion of a ProxyJump spec `[user@]host[:port]`, itself looked up in
-/// `~/.ssh/config`. One hop: herd reaches the bastion directly.
+/// `~/.ssh/config` (its own `UserKnownHostsFile` too, as with ssh, unless
+/// `--known-hosts` or `herd_known_hosts` names one). One hop: herd reaches
+/// the bastion directly.
 fn bastion(
     spec: &str,
     behind: &str,
     identities: &[PathBuf],
-    known_hosts: &std::path::Path,
+    given_known_hosts: Option<&Path>,
     defaults: &TargetDefaults,
 ) -> Result<Target, TargetError> {
     if spec.contains(',') {
@@ -181,14 +206,26 @@ fn bastion(
         }
         None => (rest.to_string(), None),
     };
-    let config = ssh_config_for(defaults, &alias)?;
+    let config = ssh_config_for(defaults, &alias);
+    let address = config.hostname.clone().unwrap_or_else(|| alias.clone());
+    let port = port.or(config.port).unwrap_or(22);
+    let user = user.or(config.user.clone()).unwrap_or_else(local_user);
+    let (own_identities, own_known_hosts) = config_paths(&config, &alias, &address, port, &user);
+    let known_hosts = given_known_hosts
+        .map(Path::to_path_buf)
+        .or(own_known_hosts)
+        .unwrap_or_else(|| home().join(".ssh/known_hosts"));
     Ok(Target {
         name: format!("{alias} (bastion for {behind})"),
-        address: config.hostname.clone().unwrap_or_else(|| alias.clone()),
-        port: port.or(config.port).unwrap_or(22),
-        user: user.or(config.user.clone()).unwrap_or_else(local_user),
-        identity_files: config_identities(&config).unwrap_or_else(|| identities.to_vec()),
-        known_hosts: known_hosts.to_path_buf(),
+        address,
+        port,
+        user,
+        identity_files: if own_identities.is_empty() {
+            identities.to_vec()
+        } else {
+            own_identities
+        },
+        known_hosts,
         jump: None,
     })
 }
@@ -267,10 +304,11 @@ mod tests {
     #[test]
     fn ssh_config_fills_in_under_the_inventory() {
         let config = "Host web*\n  HostName 10.1.1.9\n  User deploy\n  Port 2200\n  ProxyJump ops@bastion:2201\n\nHost bastion\n  HostName 10.0.0.1\n";
+        let (_dir, config) = config_from(config);
         let defaults = TargetDefaults {
             known_hosts: Some(PathBuf::from("/kh")),
             base_dir: PathBuf::from("/inv"),
-            ssh_config: Some((PathBuf::from("/cfg"), config.to_string())),
+            ssh_config: Some(config),
         };
         let target = target_for("web1", &Vars::new(), &defaults).unwrap();
         assert_eq!(
@@ -294,6 +332,91 @@ mod tests {
         let target = target_for("x", &v, &defaults).unwrap();
         assert_eq!(target.address, "db1");
         assert_eq!(target.jump.map(|j| j.address), Some("10.9.9.9".to_string()));
+    }
+
+    fn config_from(text: &str) -> (tempfile::TempDir, SshConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, text).unwrap();
+        let config = SshConfig::load(&path, dir.path()).unwrap();
+        (dir, config)
+    }
+
+    #[test]
+    fn options_before_the_first_host_apply_and_paths_expand_for_the_host() {
+        let (dir, config) = config_from(
+            "User deploy\nIdentityFile /keys/%r@%h:%p\nUserKnownHostsFile /kh/%h /kh/second\n\nHost web*\n  HostName %h.internal\n  Port 2200\n",
+        );
+        let defaults = TargetDefaults {
+            known_hosts: None,
+            base_dir: PathBuf::from("/inv"),
+            ssh_config: Some(config),
+        };
+        let target = target_for("web1", &Vars::new(), &defaults).unwrap();
+        assert_eq!(
+            (target.address.as_str(), target.port, target.user.as_str()),
+            ("web1.internal", 2200, "deploy")
+        );
+        assert_eq!(
+            target.identity_files,
+            vec![PathBuf::from("/keys/deploy@web1.internal:2200")]
+        );
+        assert_eq!(target.known_hosts, PathBuf::from("/kh/web1.internal"));
+        // The inventory's user is the one `%r` stands for; --known-hosts wins.
+        let defaults = TargetDefaults {
+            known_hosts: Some(PathBuf::from("/given")),
+            ..defaults
+        };
+        let target = target_for("db", &vars(json!({"ansible_user": "app"})), &defaults).unwrap();
+        assert_eq!(
+            target.identity_files,
+            vec![PathBuf::from("/keys/app@db:22")]
+        );
+        assert_eq!(target.known_hosts, PathBuf::from("/given"));
+        drop(dir);
+    }
+
+    #[test]
+    fn a_bastion_has_its_own_known_hosts_file_unless_one_is_given() {
+        let (_dir, config) = config_from(
+            "Host gw\n  UserKnownHostsFile /kh/gw\nHost app\n  ProxyJump gw\n  UserKnownHostsFile /kh/app\n",
+        );
+        let defaults = TargetDefaults {
+            ssh_config: Some(config),
+            ..TargetDefaults::default()
+        };
+        let target = target_for("app", &Vars::new(), &defaults).unwrap();
+        assert_eq!(target.known_hosts, PathBuf::from("/kh/app"));
+        let jump = target.jump.expect("a bastion");
+        assert_eq!(jump.known_hosts, PathBuf::from("/kh/gw"));
+        let given = vars(json!({"herd_known_hosts": "/inv/kh"}));
+        let target = target_for("app", &given, &defaults).unwrap();
+        assert_eq!(target.known_hosts, PathBuf::from("/inv/kh"));
+        assert_eq!(
+            target.jump.map(|j| j.known_hosts),
+            Some(PathBuf::from("/inv/kh"))
+        );
+    }
+
+    #[test]
+    fn a_proxy_command_herd_cannot_run_is_an_error_unless_the_inventory_jumps() {
+        let (dir, config) = config_from("Host *.corp\n  ProxyCommand nc -X 5 %h %p\n");
+        let path = dir.path().join("config");
+        let defaults = TargetDefaults {
+            ssh_config: Some(config),
+            ..TargetDefaults::default()
+        };
+        let error = target_for("a.corp", &Vars::new(), &defaults).unwrap_err();
+        assert_eq!(
+            error.message,
+            format!(
+                "{}:2: `ProxyCommand nc -X 5 %h %p` applies to a.corp; herd cannot run a ProxyCommand (use ProxyJump)",
+                path.display()
+            )
+        );
+        let v = vars(json!({"ansible_ssh_common_args": "-J jump"}));
+        assert!(target_for("a.corp", &v, &defaults).is_ok());
+        assert!(target_for("b.org", &Vars::new(), &defaults).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::PlanError;
 use crate::inventory::Vars;
 use crate::playbook::Playbook;
 use crate::source::SourceError;
+use crate::ssh_config::SshConfig;
 use crate::template::{Kind, Renderer};
 
 /// Play vars are templates over the host's variables, in order; `-e` wins.
@@ -38,20 +39,34 @@ pub(super) fn add_play_vars(
 }
 
 /// The ssh client config: `-F FILE` must exist; `~/.ssh/config` may not.
-pub(super) fn read_ssh_config(
-    given: Option<&Path>,
-) -> Result<Option<(PathBuf, String)>, PlanError> {
-    let (path, required) = match given {
-        Some(path) => (path.to_path_buf(), true),
-        None => match std::env::var_os("HOME") {
-            Some(home) => (PathBuf::from(home).join(".ssh/config"), false),
-            None => return Ok(None),
-        },
+/// A line of it (or of a file it includes) that herd cannot read is an
+/// input error at that line.
+pub(super) fn read_ssh_config(given: Option<&Path>) -> Result<Option<SshConfig>, PlanError> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let path = match (given, &home) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(home)) => home.join(".ssh/config"),
+        (None, None) => return Ok(None),
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some((path, text))),
-        Err(_) if !required => Ok(None),
-        Err(e) => Err(PlanError::Usage(format!("-F {}: {e}", path.display()))),
+    if given.is_none() && !path.exists() {
+        return Ok(None);
+    }
+    let home = home.unwrap_or_else(|| PathBuf::from("/"));
+    match SshConfig::load(&path, &home) {
+        Ok(config) => Ok(Some(config)),
+        Err(e) if e.line == 0 && given.is_some() => Err(PlanError::Usage(format!(
+            "-F {}: {}",
+            path.display(),
+            e.message
+        ))),
+        Err(e) if e.line == 0 => Err(PlanError::Usage(format!(
+            "{}: {}",
+            e.file.display(),
+            e.message
+        ))),
+        Err(e) => Err(PlanError::Source(SourceError::at(
+            &e.file, &e.text, e.line, e.column, e.message,
+        ))),
     }
 }
 

@@ -64,6 +64,18 @@ pub enum TransportError {
         line: usize,
         known_hosts: PathBuf,
     },
+    #[error("HOST KEY REVOKED for {host}: line {line} of {known_hosts} marks its key @revoked; refusing to connect")]
+    RevokedHostKey {
+        host: String,
+        line: usize,
+        known_hosts: PathBuf,
+    },
+    #[error("{}:{line}: @cert-authority for {host}: herd does not support host certificates; list the host's own key in known_hosts", known_hosts.display())]
+    HostCertificate {
+        host: String,
+        line: usize,
+        known_hosts: PathBuf,
+    },
     #[error("cannot read known hosts {known_hosts}: {reason}")]
     KnownHosts {
         known_hosts: PathBuf,

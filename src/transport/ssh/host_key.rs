@@ -1,6 +1,7 @@
 //! Checking a server's host key against known_hosts during the handshake:
 //! a known key passes, an unknown key is refused (or learned with
-//! `--accept-new-host-keys`), a changed key is always refused.
+//! `--accept-new-host-keys`), a changed or `@revoked` key is always refused,
+//! and a host vouched for only by `@cert-authority` is refused by name.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use russh::client;
 use russh::keys::{self, PublicKey};
 
+use super::known_hosts::{self, Verdict};
 use crate::transport::TransportError;
 
 /// Checks the server's key against known_hosts during the handshake.
@@ -29,38 +31,38 @@ impl HostKeyCheck {
     }
 
     fn verdict(&self, key: &PublicKey) -> Result<(), TransportError> {
-        match keys::check_known_hosts_path(&self.address, self.port, key, &self.known_hosts) {
-            Ok(true) => Ok(()),
-            Ok(false) if self.accept_new => keys::known_hosts::learn_known_hosts_path(
+        let host = self.host_label();
+        let unreadable = |reason: String| TransportError::KnownHosts {
+            known_hosts: self.known_hosts.clone(),
+            reason,
+        };
+        match known_hosts::check(&self.known_hosts, &host, key).map_err(unreadable)? {
+            Verdict::Known => Ok(()),
+            Verdict::Unknown if self.accept_new => keys::known_hosts::learn_known_hosts_path(
                 &self.address,
                 self.port,
                 key,
                 &self.known_hosts,
             )
-            .map_err(|e| TransportError::KnownHosts {
-                known_hosts: self.known_hosts.clone(),
-                reason: e.to_string(),
-            }),
-            Ok(false) => Err(TransportError::UnknownHostKey {
-                host: self.host_label(),
+            .map_err(|e| unreadable(e.to_string())),
+            Verdict::Unknown => Err(TransportError::UnknownHostKey {
+                host,
                 known_hosts: self.known_hosts.clone(),
             }),
-            Err(keys::Error::KeyChanged { line }) => Err(TransportError::ChangedHostKey {
-                host: self.host_label(),
+            Verdict::Changed { line } => Err(TransportError::ChangedHostKey {
+                host,
                 line,
                 known_hosts: self.known_hosts.clone(),
             }),
-            Err(keys::Error::IO(e))
-                if e.kind() == std::io::ErrorKind::NotFound && !self.accept_new =>
-            {
-                Err(TransportError::UnknownHostKey {
-                    host: self.host_label(),
-                    known_hosts: self.known_hosts.clone(),
-                })
-            }
-            Err(e) => Err(TransportError::KnownHosts {
+            Verdict::Revoked { line } => Err(TransportError::RevokedHostKey {
+                host,
+                line,
                 known_hosts: self.known_hosts.clone(),
-                reason: e.to_string(),
+            }),
+            Verdict::CertAuthority { line } => Err(TransportError::HostCertificate {
+                host,
+                line,
+                known_hosts: self.known_hosts.clone(),
             }),
         }
     }

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 mod auth;
 mod host_key;
+mod known_hosts;
 mod shell;
 
 use super::{Connection, Connector, ExecOutput, Target, TransportError};

@@ -1,0 +1,423 @@
+//! herd's reading of client configs, held against `ssh -G` itself: for a
+//! corpus of configs of the kinds people write, every host resolves to the
+//! same HostName, User, Port, IdentityFile, ProxyJump and UserKnownHostsFile.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::expand::{self, Tokens};
+use super::*;
+
+/// The home directory `ssh` uses (the password database's, not `$HOME`).
+fn account_home() -> PathBuf {
+    // SAFETY: getpwuid(3) returns static storage or null; copied out at once.
+    let dir = unsafe {
+        let entry = libc::getpwuid(libc::getuid());
+        assert!(!entry.is_null(), "no password entry for this account");
+        std::ffi::CStr::from_ptr((*entry).pw_dir)
+            .to_string_lossy()
+            .into_owned()
+    };
+    PathBuf::from(dir)
+}
+
+/// A directory under `~/.ssh` for relative `Include`s, removed on drop
+/// (with `~/.ssh` itself when the test created it).
+struct SshDirFiles {
+    dir: PathBuf,
+    created_ssh_dir: Option<PathBuf>,
+}
+
+impl SshDirFiles {
+    fn new(home: &Path) -> SshDirFiles {
+        let ssh_dir = home.join(".ssh");
+        let created_ssh_dir = (!ssh_dir.exists()).then(|| ssh_dir.clone());
+        std::fs::create_dir_all(&ssh_dir).unwrap();
+        let dir = ssh_dir.join(format!("herd-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        SshDirFiles {
+            dir,
+            created_ssh_dir,
+        }
+    }
+}
+
+impl Drop for SshDirFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.created_ssh_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// `ssh -G -F config host`: each keyword with its values (one per line).
+fn ssh_g(config: &Path, host: &str) -> BTreeMap<String, Vec<String>> {
+    let output = Command::new("ssh")
+        .arg("-G")
+        .arg("-F")
+        .arg(config)
+        .arg(host)
+        .output()
+        .expect("cannot run ssh -G (is the OpenSSH client installed?)");
+    assert!(
+        output.status.success(),
+        "ssh -G -F {} {host} failed: {}",
+        config.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if let Some((key, value)) = line.split_once(' ') {
+            // `ssh -G` shows a one-hop jump to an IP address as `[IP]`;
+            // the brackets are display only.
+            let value = match key {
+                "proxyjump" if !value.contains(',') => value.replace(['[', ']'], ""),
+                _ => value.to_string(),
+            };
+            map.entry(key.to_string()).or_default().push(value);
+        }
+    }
+    map
+}
+
+/// What herd resolves, in the shape `ssh -G` prints it (defaults filled in
+/// as ssh fills them, known_hosts paths expanded as ssh expands them).
+fn herd_view(config: &SshConfig, home: &Path, host: &str) -> BTreeMap<String, Vec<String>> {
+    let found = config.resolve(host);
+    let mut tokens = Tokens::local(home, host);
+    tokens.host = found
+        .hostname
+        .clone()
+        .unwrap_or_else(|| host.to_lowercase());
+    tokens.port = found.port.unwrap_or(22);
+    if let Some(user) = &found.user {
+        tokens.user = user.clone();
+    }
+    let mut map = BTreeMap::new();
+    map.insert("hostname".into(), vec![tokens.host.clone()]);
+    map.insert("user".into(), vec![tokens.user.clone()]);
+    map.insert("port".into(), vec![tokens.port.to_string()]);
+    let identities = if found.identity_files.is_empty() {
+        [
+            "id_rsa",
+            "id_ecdsa",
+            "id_ecdsa_sk",
+            "id_ed25519",
+            "id_ed25519_sk",
+            "id_xmss",
+            "id_dsa",
+        ]
+        .iter()
+        .map(|name| format!("~/.ssh/{name}"))
+        .collect()
+    } else {
+        found.identity_files.clone()
+    };
+    map.insert("identityfile".into(), identities);
+    if let Some(jump) = found.proxy_jump.filter(|j| j != "none") {
+        map.insert("proxyjump".into(), vec![jump]);
+    }
+    if let Some((command, _)) = found.proxy_command {
+        map.insert("proxycommand".into(), vec![command]);
+    }
+    let known = found
+        .user_known_hosts_files
+        .unwrap_or_else(|| vec!["~/.ssh/known_hosts".into(), "~/.ssh/known_hosts2".into()]);
+    let known: Vec<String> = known.iter().map(|k| expand::expand(k, &tokens)).collect();
+    map.insert("userknownhostsfile".into(), vec![known.join(" ")]);
+    map
+}
+
+const FIELDS: [&str; 7] = [
+    "hostname",
+    "user",
+    "port",
+    "identityfile",
+    "proxyjump",
+    "proxycommand",
+    "userknownhostsfile",
+];
+
+/// One config of the corpus: what it shows, its files (the first is the
+/// config itself) and the hosts to resolve.
+struct Case {
+    title: &'static str,
+    files: Vec<(&'static str, &'static str)>,
+    hosts: Vec<&'static str>,
+}
+
+/// The corpus. In file texts, `{dir}` is the case's absolute directory and
+/// `{rel}` the same directory relative to `~/.ssh`.
+fn corpus() -> Vec<Case> {
+    vec![
+        Case {
+            title: "global options first, Include with globs, first value wins",
+            files: vec![
+                (
+                    "config",
+                    "# Global options before any Host, as generated configs have them\n\
+                     IdentityFile ~/.ssh/id_global\n\
+                     ServerAliveInterval 30\n\
+                     Include {rel}/conf.d/*.conf\n\
+                     Include ~/.ssh/{rel}/missing-*.conf\n\
+                     AddKeysToAgent yes\n\
+                     \n\
+                     Host bastion\n\
+                     \x20 HostName 203.0.113.10\n\
+                     \x20 User ops\n\
+                     \x20 Port 2201\n\
+                     \n\
+                     Host web? web-* !web-legacy\n\
+                     \x20 HostName %h.internal.example.com\n\
+                     \x20 ProxyJump bastion\n\
+                     \x20 IdentityFile ~/.ssh/id_%h_%r\n\
+                     \n\
+                     Host *.example.com\n\
+                     \x20 User deploy\n\
+                     \x20 UserKnownHostsFile ~/.ssh/known_hosts.d/%h %d/.ssh/known_hosts_shared\n\
+                     \n\
+                     Match host *.internal.example.com\n\
+                     \x20 Port 2222\n\
+                     \n\
+                     Host *\n\
+                     \x20 User fallback\n\
+                     \x20 IdentityFile %d/.ssh/id_%u\n",
+                ),
+                (
+                    "conf.d/10-orbstack.conf",
+                    "Host orb\n\
+                     \x20 HostName 127.0.0.1\n\
+                     \x20 Port 32222\n\
+                     \x20 User default\n\
+                     \x20 IdentityFile ~/.orbstack/ssh/id_ed25519\n\
+                     \x20 ProxyCommand none\n\
+                     \x20 ProxyJump never-used\n\
+                     Host web1\n\
+                     \x20 User from-include\n",
+                ),
+                (
+                    "conf.d/20-db.conf",
+                    "Match originalhost db*\n\
+                     \x20 HostName %h.db.example.com\n\
+                     \x20 ProxyJump ssh://jump@203.0.113.11:2022\n",
+                ),
+                ("conf.d/ignored.txt", "Host *\n  User never\n"),
+            ],
+            hosts: vec![
+                "bastion",
+                "web1",
+                "web-a",
+                "web-legacy",
+                "webx.example.com",
+                "orb",
+                "db1",
+                "DB2",
+                "random",
+            ],
+        },
+        Case {
+            title: "Key=Value, keyword case, quotes, comments, Match, ProxyCommand first",
+            files: vec![(
+                "config",
+                "Port=2022\n\
+                 user = alice\n\
+                 IDENTITYFILE \"/keys/with space/id\"\n\
+                 Host \"alpha\" beta\n\
+                 \x20 HostName=10.1.0.1 # trailing comment\n\
+                 \x20 ProxyJump none\n\
+                 Host alpha\n\
+                 \x20 ProxyJump never-used\n\
+                 Host gamma\n\
+                 \x20 ProxyCommand ssh -W %h:%p jump\n\
+                 \x20 ProxyJump ignored\n\
+                 Match user alice host gamma\n\
+                 \x20 UserKnownHostsFile /kh/%C %k-%n-%i-%L-%l-%u-%r-%p-%%\n\
+                 Match !host 10.1.0.1 originalhost beta,delta\n\
+                 \x20 User bob\n\
+                 \x20 HostKeyAlias delta-key\n\
+                 Match all\n\
+                 \x20 IdentityFile \"~/.ssh/id %r\"\n\
+                 \x20 IdentityFile /keys/with\\ space/id\n",
+            )],
+            hosts: vec!["alpha", "beta", "gamma", "delta", "epsilon"],
+        },
+        Case {
+            title: "Include inside Host blocks, absolute and nested",
+            files: vec![
+                (
+                    "config",
+                    "Host inner*\n\
+                     \x20 Include {dir}/inner.conf\n\
+                     Host other\n\
+                     \x20 Include {dir}/other.conf\n\
+                     Host *\n\
+                     \x20 Port 2200\n\
+                     \x20 User last\n",
+                ),
+                (
+                    "inner.conf",
+                    "User inner-user\n\
+                     Host inner2\n\
+                     \x20 Port 2300\n\
+                     \x20 Include {rel}/nested.conf\n",
+                ),
+                (
+                    "nested.conf",
+                    "HostName nested.example.net\nProxyJump a@j1:22,j2\n",
+                ),
+                (
+                    "other.conf",
+                    "Host *\n  HostName from-other\n  User other-user\n",
+                ),
+            ],
+            hosts: vec!["inner1", "inner2", "other", "outsider"],
+        },
+        Case {
+            title: "tabs, spacing around =, several files in one Include, Match on users",
+            files: vec![
+                (
+                    "config",
+                    "\tHOSTNAME\t=\tshared.example.net\n\
+                     Include {dir}/b.conf {dir}/a.conf {dir}/none-*.conf\n\
+                     Match localuser root,!nobody user deploy\n\
+                     \tIdentityFile\t\"/keys/deploy \\\"quoted\\\"\"\n\
+                     Match !originalhost x* localuser *\n\
+                     \tPort = 2424\n\
+                     Host x?\n\
+                     \tUser=deploy\n\
+                     \tPort\t2525\n",
+                ),
+                ("a.conf", "Host xa\n  UserKnownHostsFile %d/a-%n\n"),
+                ("b.conf", "Host xb\n  UserKnownHostsFile %d/b-%n\n"),
+            ],
+            hosts: vec!["xa", "xb", "xyz", "other"],
+        },
+        Case {
+            title: "Host with negation only, wildcards, and no match at all",
+            files: vec![(
+                "config",
+                "Host !*.corp\n\
+                 \x20 User negated-only\n\
+                 Host *.corp !secret.corp\n\
+                 \x20 User corp\n\
+                 \x20 UserKnownHostsFile /dev/null\n\
+                 Host 10.0.?.*\n\
+                 \x20 Port 2345\n",
+            )],
+            hosts: vec!["a.corp", "secret.corp", "10.0.1.7", "10.0.12.7"],
+        },
+    ]
+}
+
+#[test]
+fn herd_resolves_each_host_as_ssh_dash_g_does() {
+    let home = account_home();
+    let scratch = SshDirFiles::new(&home);
+    let rel = scratch
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let mut compared = 0;
+    for (
+        index,
+        Case {
+            title,
+            files,
+            hosts,
+        },
+    ) in corpus().into_iter().enumerate()
+    {
+        let dir = scratch.dir.join(format!("case{index}"));
+        let rel = format!("{rel}/case{index}");
+        for (name, text) in &files {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let text = text
+                .replace("{dir}", &dir.to_string_lossy())
+                .replace("{rel}", &rel);
+            std::fs::write(&path, text).unwrap();
+        }
+        let config_path = dir.join(files[0].0);
+        let config = SshConfig::load(&config_path, &home)
+            .unwrap_or_else(|e| panic!("{title}: {}", e.message));
+        for host in hosts {
+            let ssh = ssh_g(&config_path, host);
+            let herd = herd_view(&config, &home, host);
+            for field in FIELDS {
+                assert_eq!(
+                    herd.get(field),
+                    ssh.get(field),
+                    "{title}: `{field}` of {host} differs from ssh -G\n{}",
+                    std::fs::read_to_string(&config_path).unwrap()
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 100);
+}
+
+fn load_text(text: &str) -> Result<SshConfig, SshConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(&path, text).unwrap();
+    SshConfig::load(&path, dir.path()).map_err(|mut e| {
+        e.file = PathBuf::from("config");
+        e
+    })
+}
+
+fn error_of(text: &str) -> (usize, usize, String) {
+    let e = load_text(text).unwrap_err();
+    (e.line, e.column, e.message)
+}
+
+#[test]
+fn lines_herd_cannot_read_are_named_by_line_and_column() {
+    assert_eq!(
+        error_of("Host a\n  Port twenty\n"),
+        (2, 8, "bad port `twenty`".into())
+    );
+    assert_eq!(
+        error_of("User\n"),
+        (1, 1, "no argument after keyword `User`".into())
+    );
+    assert_eq!(
+        error_of("IdentityFile \"/a b\n"),
+        (1, 14, "unterminated quote".into())
+    );
+    assert_eq!(
+        error_of("IdentityFile /a /b\n"),
+        (1, 17, "`IdentityFile` takes one argument".into())
+    );
+    assert_eq!(
+        error_of("\nMatch exec \"test -f x\"\n"),
+        (
+            2,
+            7,
+            "herd cannot evaluate `Match exec`; use Host or Match host/user".into()
+        )
+    );
+    assert_eq!(
+        error_of("Match all host x\n"),
+        (1, 7, "`Match all` must stand alone".into())
+    );
+    assert_eq!(
+        error_of("IdentityFile ~/.ssh/%j\n"),
+        (1, 14, "unknown token `%j` in `~/.ssh/%j`".into())
+    );
+}
+
+#[test]
+fn an_include_nested_in_itself_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loop");
+    std::fs::write(&path, format!("Include {}\n", path.display())).unwrap();
+    let error = SshConfig::load(&path, dir.path()).unwrap_err();
+    assert_eq!(error.message, "too many nested Include files");
+    assert_eq!(error.line, 1);
+}

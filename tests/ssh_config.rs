@@ -1,0 +1,195 @@
+//! `~/.ssh/config` (or `-F FILE`) as OpenSSH reads it, end to end: a config
+//! that starts with global options and an `Include` still applies to the
+//! hosts, its `UserKnownHostsFile` is the one herd checks keys against
+//! (`--known-hosts` still wins), and a config herd cannot read stops the
+//! run at file:line:col before any host is contacted.
+
+mod common;
+
+use std::fs;
+
+use common::{Herd, Lab, LabHost};
+
+/// How many connections `host`'s sshd has seen so far.
+fn connections(lab: &Lab, host: &LabHost) -> usize {
+    fs::read_to_string(lab.sshd_log(&host.name))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Connection from"))
+        .count()
+}
+
+/// An inventory that names `app1` only: everything else comes from the config.
+fn alias_inventory(lab: &Lab) -> std::path::PathBuf {
+    lab.write("aliases.yml", "all:\n  hosts:\n    app1:\n")
+}
+
+#[test]
+fn a_config_that_starts_with_global_options_and_an_include_applies() {
+    let lab = Lab::up(1);
+    let host = lab.host("host01").clone();
+    // The host's block lives in an included file, found by a glob; the user,
+    // key and known_hosts come from the options before any Host line.
+    lab.write(
+        "ssh_config.d/10-app.conf",
+        &format!(
+            "Host app1 !app2\n  HostName {}\n  Port {}\n",
+            host.address, host.ssh_port
+        ),
+    );
+    lab.write("ssh_config.d/20-other.conf", "Host *\n  Port 1\n");
+    let config = lab.write(
+        "ssh_config",
+        &format!(
+            "# global options first, as most generated configs have them\n\
+             User={}\n\
+             IdentityFile {}\n\
+             UserKnownHostsFile \"{}\" ~/.ssh/known_hosts2\n\
+             ServerAliveInterval 30\n\
+             Include {}/ssh_config.d/*.conf\n\
+             \n\
+             Host *\n  User not-this-one\n",
+            lab.user(),
+            lab.private_key().display(),
+            lab.known_hosts().display(),
+            lab.dir().display(),
+        ),
+    );
+    let inventory = alias_inventory(&lab);
+
+    let run = Herd::new()
+        .args(["exec", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(&inventory)
+        .args(["--", "echo \"$USER $SSH_CONNECTION\""])
+        .run();
+
+    run.assert_code(0);
+    let line = run
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("app1: "))
+        .unwrap_or_else(|| panic!("no output from app1\n{run}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.get(1), Some(&lab.user()), "{run}");
+    assert_eq!(
+        fields.get(4..6),
+        Some(&[host.address.as_str(), &host.ssh_port.to_string()][..]),
+        "{run}"
+    );
+    let hosts = Herd::new()
+        .args(["hosts", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(&inventory)
+        .run();
+    hosts.assert_code(0);
+    assert_eq!(
+        hosts.stdout(),
+        format!("app1  {}@{}:{}\n", lab.user(), host.address, host.ssh_port),
+        "{hosts}"
+    );
+}
+
+#[test]
+fn the_configs_user_known_hosts_file_is_checked_and_known_hosts_flag_wins() {
+    let lab = Lab::up(1);
+    let host = lab.host("host01").clone();
+    // A known_hosts that holds another key for the host.
+    let impostor = lab.dir().join("impostor");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&impostor)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let public = fs::read_to_string(impostor.with_extension("pub")).unwrap();
+    let blob = public.split_whitespace().nth(1).unwrap();
+    let forged = lab.write(
+        "forged_known_hosts",
+        &format!("{} ssh-ed25519 {blob}\n", host.known_hosts_name()),
+    );
+    let config = lab.write(
+        "ssh_config",
+        &format!(
+            "Host app1\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            host.address,
+            host.ssh_port,
+            lab.user(),
+            lab.private_key().display(),
+            forged.display()
+        ),
+    );
+    let inventory = alias_inventory(&lab);
+    let exec = |extra: &[&str]| {
+        Herd::new()
+            .args(["exec", "-F"])
+            .arg(&config)
+            .arg("-i")
+            .arg(&inventory)
+            .args(extra)
+            .args(["--", "echo reached"])
+            .run()
+    };
+
+    let refused = exec(&[]);
+
+    refused.assert_code(1);
+    let expected = format!(
+        "app1: UNREACHABLE: HOST KEY CHANGED for {}: it does not match line 1 of {}",
+        host.known_hosts_name(),
+        forged.display()
+    );
+    assert!(refused.stderr().contains(&expected), "{refused}");
+
+    let known_hosts = lab.known_hosts().to_string_lossy().into_owned();
+    let accepted = exec(&["--known-hosts", &known_hosts]);
+
+    accepted.assert_code(0);
+    assert_eq!(accepted.stdout(), "app1: reached\n", "{accepted}");
+}
+
+#[test]
+fn a_config_herd_cannot_read_stops_the_run_at_its_line_before_any_host() {
+    let lab = Lab::up(1);
+    let host = lab.host("host01").clone();
+    lab.write(
+        "included.conf",
+        "Host app1\n  Port 22\n\n  Match exec \"test -e /tmp/vpn\"\n    ProxyJump gw\n",
+    );
+    let config = lab.write(
+        "ssh_config",
+        &format!(
+            "Include {}/included.conf\nHost *\n  HostName {}\n",
+            lab.dir().display(),
+            host.address
+        ),
+    );
+    let before = connections(&lab, &host);
+
+    let run = Herd::new()
+        .args(["exec", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(lab.inventory())
+        .args(["--", "true"])
+        .run();
+
+    run.assert_code(2);
+    let included = lab.dir().join("included.conf");
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: herd cannot evaluate `Match exec`; use Host or Match host/user\n  \
+             --> {}:4:9\n  |\n4 |   Match exec \"test -e /tmp/vpn\"\n  |         ^\n",
+            included.display()
+        ),
+        "{run}"
+    );
+    assert_eq!(
+        connections(&lab, &host),
+        before,
+        "a host was contacted\n{run}"
+    );
+}
