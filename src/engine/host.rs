@@ -57,6 +57,7 @@ impl HostRun {
         };
         let mut reload = None;
         let mut signalled = false;
+        let mut contact_lost = false;
         if let (None, Some(stage)) = (&failure, &plan.reload) {
             // Ctrl-C: no reload goes out that was not already sent.
             if *self.cancel.borrow() {
@@ -64,7 +65,8 @@ impl HostRun {
             }
             let outcome = self.reload(connection, stage, &vars, false).await;
             if let Some(proof) = outcome.proof {
-                signalled = proof.after_signal();
+                signalled = outcome.report.server_touched();
+                contact_lost = proof == Proof::Contact;
                 failure = Some(Failure {
                     step: plan.steps.len() + 1,
                     step_name: "reload".to_string(),
@@ -82,6 +84,9 @@ impl HostRun {
 
         let state = match failure {
             None => HostState::Done,
+            // Nothing more can run over a lost connection, and nothing
+            // herd saw tells what the host serves now.
+            Some(failure) if contact_lost => HostState::ContactLost { failure },
             Some(failure) if plan.rollback.is_empty() => HostState::Failed { failure },
             Some(failure) => {
                 let mut rollback_ok = self.roll_back(connection, &vars).await;
@@ -90,11 +95,16 @@ impl HostRun {
                 if let (true, Some(stage)) = (signalled, &plan.reload) {
                     let restored = self.reload(connection, stage, &vars, true).await;
                     rollback_ok &= restored.ok;
+                    contact_lost = restored.proof == Some(Proof::Contact);
                     reload = Some(restored);
                 }
-                HostState::RolledBack {
-                    failure,
-                    rollback_ok,
+                if contact_lost {
+                    HostState::ContactLost { failure }
+                } else {
+                    HostState::RolledBack {
+                        failure,
+                        rollback_ok,
+                    }
                 }
             }
         };

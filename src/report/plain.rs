@@ -116,11 +116,17 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 (None, None) => "no master".to_string(),
             };
             let workers = format!("workers {:?} -> {:?}", r.old_workers, r.new_workers);
-            let started = if r.started {
-                ", started with reload.start"
-            } else {
-                ""
-            };
+            let mut started = String::new();
+            for signal in r
+                .signals
+                .iter()
+                .filter(|s| s.delivery != crate::reload::signal::Delivery::Sent)
+            {
+                started.push_str(&format!(", {}", signal.describe()));
+            }
+            if r.started {
+                started.push_str(", started with reload.start");
+            }
             match (&outcome.proof, &outcome.message) {
                 (None, _) => {
                     let _ = writeln!(line, "{host}: {what}: ok ({master}, {workers}{started})");
@@ -151,6 +157,13 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 let _ = writeln!(
                     line,
                     "{}: ROLLBACK FAILED: check this host by hand",
+                    report.host
+                );
+            }
+            if let HostState::ContactLost { .. } = report.state {
+                let _ = writeln!(
+                    line,
+                    "{}: CONTACT LOST after the signal: what it serves is unknown, check this host by hand",
                     report.host
                 );
             }
