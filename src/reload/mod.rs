@@ -365,6 +365,65 @@ const CONTACT_PROBE: Duration = Duration::from_secs(10);
 /// A command that does nothing, named so that a log shows what it is for.
 const CONTACT_PROBE_COMMAND: &str = "true # herd: is the connection still up";
 
+/// After contact was lost once the signal had (or may have) gone out, on a
+/// new connection: finds out whether the new release serves. The master
+/// seen before (or, after `reload.start`, any master) must run with a full
+/// set of workers, none of them old, and the health checks must pass, by
+/// the validate timeout. `seen` is what the reload saw before contact was lost.
+pub async fn find_out<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    seen: &ReloadReport,
+) -> Result<ReloadReport, ReloadFailure> {
+    let mut report = seen.clone();
+    let expected = seen.new_master_pid.or(seen.master_pid);
+    let wanted = seen.old_workers.len().max(1);
+    let deadline = tokio::time::Instant::now() + spec.validate.timeout;
+    loop {
+        let problem = match find_master(connection, spec).await {
+            Err(not_found) => (Proof::SameMaster, not_found.into_failure().message),
+            Ok(master) if !seen.started && Some(master.pid) != expected => (
+                Proof::SameMaster,
+                format!(
+                    "master {} serves, not {}",
+                    master.pid,
+                    expected.map_or("?".to_string(), |p| p.to_string())
+                ),
+            ),
+            Ok(master) => {
+                let old: Vec<u32> = master
+                    .workers
+                    .iter()
+                    .copied()
+                    .filter(|w| seen.old_workers.contains(w))
+                    .collect();
+                report.new_workers = master.workers.clone();
+                if old.is_empty() && master.workers.len() >= wanted {
+                    break;
+                }
+                (
+                    Proof::Workers,
+                    format!(
+                        "master {} has workers {:?}, old ones among them: {old:?}",
+                        master.pid, master.workers
+                    ),
+                )
+            }
+        };
+        if tokio::time::Instant::now() >= deadline {
+            let (proof, message) = problem;
+            return Err(fail(
+                proof,
+                format!("after reconnecting: {message}"),
+                &report,
+            ));
+        }
+        tokio::time::sleep(spec.validate.poll).await;
+    }
+    validate::serving(connection, spec, &report).await?;
+    Ok(report)
+}
+
 /// Only the health checks, for a playbook that validates without reloading.
 pub async fn check_serving<T: Connection>(
     connection: &T,

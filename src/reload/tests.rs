@@ -448,3 +448,57 @@ async fn a_failed_proof_on_a_live_connection_is_not_contact_lost() {
     assert_eq!(result.unwrap_err().proof, Proof::SameMaster);
     assert!(commands.iter().any(|c| c == CONTACT_PROBE_COMMAND));
 }
+
+/// What a reload saw before contact was lost: master 500, workers 501 and 502, HUP sent.
+fn seen_before_contact_was_lost() -> ReloadReport {
+    ReloadReport {
+        master_pid: Some(500),
+        old_workers: vec![501, 502],
+        signals: vec![SignalRecord {
+            signal: "HUP".into(),
+            pid: 500,
+            delivery: Delivery::Sent,
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_new_connection_the_new_release_is_found_serving() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[601, 602])),
+        )
+        .http("h1", 200, "ok v2\n");
+    let connection = fake.connect(&target()).await.expect("fake connects");
+    let report = find_out(&connection, &spec(), &seen_before_contact_was_lost())
+        .await
+        .expect("the new release serves");
+    assert_eq!(report.new_workers, vec![601, 602]);
+    assert!(signals(&fake.commands("h1")).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_new_connection_old_workers_or_another_master_fail_the_reload() {
+    for (snapshot, wanted) in [
+        (
+            procs(500, 500, &[501, 602]),
+            "after reconnecting: master 500 has workers [501, 602], old ones among them: [501]",
+        ),
+        (
+            procs(700, 700, &[701, 702]),
+            "after reconnecting: master 700 serves, not 500",
+        ),
+    ] {
+        let fake = fake()
+            .rule("h1", Rule::new("--herd procs", 0).stdout(&snapshot))
+            .http("h1", 200, "ok v2\n");
+        let connection = fake.connect(&target()).await.expect("fake connects");
+        let failure = find_out(&connection, &spec(), &seen_before_contact_was_lost())
+            .await
+            .unwrap_err();
+        assert_eq!(failure.message, wanted);
+        assert!(signals(&fake.commands("h1")).is_empty());
+    }
+}

@@ -128,8 +128,14 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 started.push_str(", started with reload.start");
             }
             match (&outcome.proof, &outcome.message) {
-                (None, _) => {
+                (None, None) => {
                     let _ = writeln!(line, "{host}: {what}: ok ({master}, {workers}{started})");
+                }
+                (None, Some(note)) => {
+                    let _ = writeln!(
+                        line,
+                        "{host}: {what}: ok, {note} ({master}, {workers}{started})"
+                    );
                 }
                 (Some(proof), message) => {
                     let _ = writeln!(
