@@ -157,4 +157,30 @@ mod on_this_machine {
         // Reaped: no such process any more.
         assert_eq!(run("TERM", pid, start), "gone");
     }
+
+    #[test]
+    fn under_become_the_same_script_runs_through_sudo() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id();
+        let start = start_time(pid);
+        let wrapped = command("TERM", pid, start + 1, true);
+        let inner = wrapped
+            .strip_prefix("sudo -n -H -u root -- ")
+            .expect("wrapped in sudo");
+        // What sudo would run, run here as is: the quoting holds.
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(inner)
+            .output()
+            .expect("sh runs");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            format!("changed {start}")
+        );
+    }
 }
