@@ -412,11 +412,7 @@ pub async fn find_out<T: Connection>(
         };
         if tokio::time::Instant::now() >= deadline {
             let (proof, message) = problem;
-            return Err(fail(
-                proof,
-                format!("after reconnecting: {message}"),
-                &report,
-            ));
+            return Err(fail(proof, message, &report));
         }
         tokio::time::sleep(spec.validate.poll).await;
     }

@@ -85,7 +85,7 @@ pub(super) async fn send<T: Connection>(
         return Err(fail(
             Proof::Signal,
             format!(
-                "kill -s {signal} {pid} failed: {}",
+                "sending {signal} to {pid} failed: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
             ),
             report,
