@@ -20,6 +20,10 @@ pub enum HostState {
     Failed { failure: Failure },
     /// A step failed and the rollback steps then ran.
     RolledBack { failure: Failure, rollback_ok: bool },
+    /// The connection was lost once the reload signal had (or may have)
+    /// gone out: what the host serves now is unknown, and nothing more ran
+    /// there (no rollback).
+    ContactLost { failure: Failure },
     /// No connection could be made or authenticated; nothing ran.
     Unreachable { reason: String },
     /// The run stopped before this host's turn; nothing ran.
@@ -41,6 +45,7 @@ impl HostState {
             HostState::Done => "done",
             HostState::Failed { .. } => "failed",
             HostState::RolledBack { .. } => "rolled back",
+            HostState::ContactLost { .. } => "contact lost",
             HostState::Unreachable { .. } => "unreachable",
             HostState::Untouched { .. } => "untouched",
             HostState::Interrupted { .. } => "interrupted",

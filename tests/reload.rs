@@ -751,3 +751,269 @@ fn a_rolling_reload_under_load_fails_no_request() {
         assert_eq!(healthz(host), "ok v2", "{}\n{run}", host.name);
     }
 }
+
+/// The lab login user's uid and gid, to run a process as that user.
+fn lab_ids(lab: &Lab) -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, lab.user()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// A Python process, run as the lab user (so herd could signal it), whose
+/// command line mentions Gunicorn but which is not Gunicorn:
+/// `python3 DIR/decoy.py /var/log/gunicorn`. It records any HUP it gets.
+struct Decoy {
+    child: Spawned,
+    hup_marker: PathBuf,
+}
+
+impl Decoy {
+    fn start(lab: &Lab, host: &LabHost) -> Decoy {
+        let script = host.app_dir.join("decoy.py");
+        let hup_marker = host.app_dir.join("decoy-got-hup");
+        fs::write(
+            &script,
+            format!(
+                "import signal, time\n\
+                 signal.signal(signal.SIGHUP, lambda *_: open({:?}, 'a').write('hup\\n'))\n\
+                 time.sleep(300)\n",
+                hup_marker.display().to_string()
+            ),
+        )
+        .unwrap();
+        common::chown_to(lab.user(), &script);
+        let (uid, gid) = lab_ids(lab);
+        let child = std::os::unix::process::CommandExt::gid(
+            std::os::unix::process::CommandExt::uid(
+                Command::new("python3")
+                    .arg(&script)
+                    .arg("/var/log/gunicorn")
+                    .current_dir(&host.app_dir),
+                uid,
+            ),
+            gid,
+        )
+        .spawn()
+        .unwrap();
+        let decoy = Decoy {
+            child: Spawned(child),
+            hup_marker,
+        };
+        let pid = decoy.pid();
+        let cmdline = format!("python3 {} /var/log/gunicorn", script.display());
+        // Ready once exec'd and past installing its handler (it reads the file first).
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
+            }),
+            "the decoy did not start"
+        );
+        decoy
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// True if a HUP reached it: its handler writes the marker at once.
+    fn got_hup(&self) -> bool {
+        wait_until(Duration::from_millis(500), || self.hup_marker.exists())
+    }
+}
+
+#[test]
+fn a_process_that_only_mentions_gunicorn_in_its_arguments_is_refused_and_never_signalled() {
+    let _serial = serial();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    let mut decoy = Decoy::start(&lab, host);
+    let pid = decoy.pid();
+    let pidfile = host.app_dir.join("decoy.pid");
+    fs::write(&pidfile, format!("{pid}\n")).unwrap();
+    common::chown_to(lab.user(), &pidfile);
+
+    let run = lab
+        .herd(["reload"])
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .args(["--http", HEALTHZ, "--validate-timeout", "20s"])
+        .run();
+
+    run.assert_code(1);
+    let refused = format!(
+        "host01: reload FAILED: proof `master`: the pidfile {} names pid {pid}, which is not Gunicorn but `python3 {} /var/log/gunicorn`: a stale pidfile; that process was not signalled",
+        pidfile.display(),
+        host.app_dir.join("decoy.py").display()
+    );
+    assert!(stderr_has_line(&run, &refused), "{run}");
+    assert!(!decoy.got_hup(), "the decoy {pid} got a HUP\n{run}");
+    assert!(
+        decoy.child.0.try_wait().unwrap().is_none(),
+        "the decoy {pid} exited\n{run}"
+    );
+    assert_untouched(host, &before, &run);
+}
+
+/// Deploys v2 (built from v1) and reloads; the rollback points `current`
+/// back at v1. `PREFLIGHT` is replaced by the test.
+const DEPLOY_V2: &str = r#"
+name: Deploy v2
+hosts: web
+steps:
+  - name: Build and switch to v2
+    run: |
+      mkdir -p {{ app_dir }}/releases/v2
+      cp {{ app_dir }}/releases/v1/app.py {{ app_dir }}/releases/v2/
+      printf 'v2\n' > {{ app_dir }}/releases/v2/RELEASE
+      ln -sfn releases/v2 {{ app_dir }}/current.next && mv -T {{ app_dir }}/current.next {{ app_dir }}/current
+rollback:
+  - name: Point current back at v1
+    run: ln -sfn releases/v1 {{ app_dir }}/current.next && mv -T {{ app_dir }}/current.next {{ app_dir }}/current
+reload:
+  pidfile: "{{ gunicorn_pidfile }}"
+  start: "{{ app_start }}"
+  preflight: PREFLIGHT
+validate:
+  timeout: 60s
+  http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", status: 200, contains: v2 }
+"#;
+
+/// Where `current` points on `host`, as written.
+fn current(host: &LabHost) -> PathBuf {
+    fs::read_link(host.app_dir.join("current")).unwrap()
+}
+
+#[test]
+fn a_master_that_dies_before_the_signal_is_not_signalled_and_reload_start_brings_up_the_new_release(
+) {
+    let _serial = serial();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    // The master ends (TERM, and gone) after herd proved it and before its HUP.
+    let preflight = "'p=$(cat {{ gunicorn_pidfile }}); kill -TERM $p; while kill -0 $p 2>/dev/null && ! grep -q \"^State:.*Z\" /proc/$p/status; do sleep 0.05; done'";
+    let playbook = lab.write("deploy.yml", &DEPLOY_V2.replace("PREFLIGHT", preflight));
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    let after = generation(host);
+    assert_ne!(after.master.pid, before.master.pid, "{run}");
+    let line = format!(
+        "host01: reload: ok (new master {}, workers {:?} -> {:?}, HUP to {} refused (it had exited), started with reload.start)",
+        after.master.pid, before.workers, after.workers, before.master.pid
+    );
+    assert!(stderr_has_line(&run, &line), "no line {line:?}\n{run}");
+    assert_eq!(run.summary_result("host01"), "done", "{run}");
+    assert_eq!(healthz(host), "ok v2", "{run}");
+    assert_eq!(current(host), Path::new("releases/v2"), "{run}");
+}
+
+/// Cuts herd's SSH connection to `host` as soon as its master logs a HUP:
+/// kills the sessions of the host's sshd (and first the sshd itself, so no
+/// new connection can be made, when `refuse_new` is set).
+fn cut_ssh_after_hup(host: &LabHost, refuse_new: bool) -> JoinHandle<bool> {
+    let host = host.clone();
+    let hups = hup_lines(&host);
+    std::thread::spawn(move || {
+        if !wait_until(Duration::from_secs(60), || hup_lines(&host) > hups) {
+            return false;
+        }
+        let sshd = host.sshd_pid.expect("the lab knows its sshd");
+        // Each session is a privileged monitor, its network-facing child and
+        // the shell under that: all of them go.
+        let mut sessions = children(sshd);
+        let mut next = 0;
+        while next < sessions.len() {
+            sessions.extend(children(sessions[next]));
+            next += 1;
+        }
+        if refuse_new {
+            host.kill_sshd();
+        }
+        for pid in &sessions {
+            // SAFETY: a plain kill(2) of an sshd session of this test's lab.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+        !sessions.is_empty()
+    })
+}
+
+const NO_PREFLIGHT: &str = "'true'";
+
+#[test]
+fn contact_lost_after_the_hup_and_regained_reports_what_the_host_serves() {
+    let _serial = serial();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    let playbook = lab.write("deploy.yml", &DEPLOY_V2.replace("PREFLIGHT", NO_PREFLIGHT));
+    let cut = cut_ssh_after_hup(host, false);
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    assert!(cut.join().unwrap(), "no HUP seen, or no session cut\n{run}");
+    run.assert_code(0);
+    assert!(
+        stderr_has_line(
+            &run,
+            "host01: reload FAILED: proof `contact`: contact lost after the signal"
+        ),
+        "{run}"
+    );
+    assert!(
+        stderr_has_line(
+            &run,
+            "host01: reload: ok, contact was lost after the signal; on a new connection, the new release serves"
+        ),
+        "{run}"
+    );
+    assert_workers_replaced(host, &before, &run);
+    assert_eq!(run.summary_result("host01"), "done", "{run}");
+    assert_eq!(healthz(host), "ok v2", "{run}");
+    assert_eq!(current(host), Path::new("releases/v2"), "{run}");
+}
+
+#[test]
+fn contact_lost_after_the_hup_for_good_is_reported_as_unknown_not_as_rolled_back() {
+    let _serial = serial();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    let playbook = lab.write("deploy.yml", &DEPLOY_V2.replace("PREFLIGHT", NO_PREFLIGHT));
+    let cut = cut_ssh_after_hup(host, true);
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    assert!(cut.join().unwrap(), "no HUP seen, or no session cut\n{run}");
+    run.assert_code(1);
+    assert!(
+        stderr_has_line(
+            &run,
+            "host01: reload FAILED: proof `contact`: contact lost after the signal"
+        ),
+        "{run}"
+    );
+    assert!(
+        stderr_has_line(
+            &run,
+            "host01: CONTACT LOST after the signal: what it serves is unknown, check this host by hand"
+        ),
+        "{run}"
+    );
+    assert_eq!(run.summary_result("host01"), "contact lost", "{run}");
+    assert!(!run.stderr().contains("rolled back"), "{run}");
+    // The host took the new release: a report of "rolled back" would have
+    // lied. (herd left before the old workers were all gone: wait for them.)
+    generation(host);
+    assert_workers_replaced(host, &before, &run);
+    assert_eq!(healthz(host), "ok v2", "{run}");
+    assert_eq!(current(host), Path::new("releases/v2"), "{run}");
+}

@@ -2,6 +2,7 @@
 //! then its rollback if a step failed, or if Ctrl-C stopped it after it had
 //! changed something.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use crate::plan::reload::ReloadPlan;
 use crate::plan::step::{Rendered, StepPlan};
 use crate::plan::Plan;
 use crate::reload::{self, Proof, ReloadReport};
-use crate::transport::Connection;
+use crate::transport::{Connection, TransportError};
 
 /// Lines of stderr kept in a failure report.
 const TAIL_LINES: usize = 10;
@@ -58,7 +59,13 @@ impl HostRun {
         let _ = self.events.send(event);
     }
 
-    pub async fn run<T: Connection>(&self, connection: &T) -> HostReport {
+    /// `reconnect` opens a new connection to the host, used at most once:
+    /// when contact is lost after the reload signal.
+    pub async fn run<T, F>(&self, connection: &T, reconnect: impl FnOnce() -> F) -> HostReport
+    where
+        T: Connection,
+        F: Future<Output = Result<T, TransportError>>,
+    {
         let started = Instant::now();
         let plan = self.plan.clone();
         let Steps {
@@ -78,6 +85,8 @@ impl HostRun {
         };
         let mut reload = None;
         let mut signalled = false;
+        let mut contact_lost = false;
+        let mut fresh = None;
         if let (None, Some(stage)) = (&failure, &plan.reload) {
             // Ctrl-C: no reload goes out that was not already sent.
             if *self.cancel.borrow() {
@@ -92,9 +101,12 @@ impl HostRun {
                     )
                     .await;
             }
-            let outcome = self.reload(connection, stage, &vars, false).await;
+            let (outcome, reconnected) =
+                self.reload_stage(connection, reconnect, stage, &vars).await;
+            fresh = reconnected;
             if let Some(proof) = outcome.proof {
-                signalled = proof.after_signal();
+                signalled = outcome.report.server_touched();
+                contact_lost = proof == Proof::Contact;
                 failure = Some(Failure {
                     step: plan.steps.len() + 1,
                     step_name: "reload".to_string(),
@@ -109,9 +121,14 @@ impl HostRun {
             }
             reload = Some(outcome);
         }
+        // After a reconnection, the rest goes over the new connection.
+        let connection = fresh.as_ref().unwrap_or(connection);
 
         let state = match failure {
             None => HostState::Done,
+            // Nothing more can run over a lost connection, and nothing
+            // herd saw tells what the host serves now.
+            Some(failure) if contact_lost => HostState::ContactLost { failure },
             Some(failure) if plan.rollback.is_empty() => HostState::Failed { failure },
             Some(failure) => {
                 let mut rollback_ok = self.roll_back(connection, &vars).await;
@@ -120,14 +137,22 @@ impl HostRun {
                 if let (true, Some(stage)) = (signalled, &plan.reload) {
                     let restored = self.reload(connection, stage, &vars, true).await;
                     rollback_ok &= restored.ok;
+                    contact_lost = restored.proof == Some(Proof::Contact);
                     reload = Some(restored);
                 }
-                HostState::RolledBack {
-                    failure,
-                    rollback_ok,
+                if contact_lost {
+                    HostState::ContactLost { failure }
+                } else {
+                    HostState::RolledBack {
+                        failure,
+                        rollback_ok,
+                    }
                 }
             }
         };
+        if let Some(fresh) = &fresh {
+            fresh.close().await;
+        }
         HostReport {
             host: self.name().to_string(),
             state,
@@ -267,6 +292,58 @@ impl HostRun {
             duration: started.elapsed(),
             reload: None,
         }
+    }
+
+    /// The reload stage. When contact is lost after the signal, one new
+    /// connection finds out what the host serves, so the report says it;
+    /// returns the outcome and the new connection, if one was made.
+    async fn reload_stage<T, F>(
+        &self,
+        connection: &T,
+        reconnect: impl FnOnce() -> F,
+        stage: &ReloadPlan,
+        vars: &Vars,
+    ) -> (ReloadOutcome, Option<T>)
+    where
+        T: Connection,
+        F: Future<Output = Result<T, TransportError>>,
+    {
+        let mut outcome = self.reload(connection, stage, vars, false).await;
+        if outcome.proof != Some(Proof::Contact) {
+            return (outcome, None);
+        }
+        let fresh = match reconnect().await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                let said = outcome.message.unwrap_or_default();
+                outcome.message = Some(format!("{said}; reconnecting failed: {error}"));
+                return (outcome, None);
+            }
+        };
+        let Ok(spec) = stage.render(&self.plan.renderer, vars) else {
+            return (outcome, Some(fresh));
+        };
+        let lost = "contact was lost after the signal; on a new connection";
+        let found = match reload::find_out(&fresh, &spec, &outcome.report).await {
+            Ok(report) => ReloadOutcome {
+                message: Some(format!("{lost}, the new release serves")),
+                ..ReloadOutcome::ok(report)
+            },
+            Err(failure) => ReloadOutcome::failed(
+                failure.proof,
+                self.plan
+                    .renderer
+                    .secrets()
+                    .mask(&format!("{lost}: {}", failure.message)),
+                failure.report,
+            ),
+        };
+        self.emit(Event::ReloadFinished {
+            host: self.name().to_string(),
+            rollback: false,
+            outcome: found.clone(),
+        });
+        (found, Some(fresh))
     }
 
     /// The reload stage (or, after a rollback, the restore), with its events.

@@ -214,9 +214,13 @@ impl<C: Connector> Engine<C> {
                     cancel: self.cancel.clone(),
                     once: once.clone(),
                 };
+                let connector = self.connector.clone();
+                let target = plan.hosts[*index].target.clone();
+                // One new connection, for a host that dropped its own after its reload signal.
+                let reconnect = move || async move { connector.connect(&target).await };
                 async move {
                     let _permit = forks.acquire_owned().await.ok();
-                    runner.run(connection.as_ref()).await
+                    runner.run(connection.as_ref(), reconnect).await
                 }
             });
             let reports = join_all(runs).await;

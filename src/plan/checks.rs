@@ -48,6 +48,14 @@ impl Plan {
                     ));
                 }
             }
+            if let Err((url, problem)) = reload.check_url(&self.renderer, &host.vars) {
+                return Err(SourceError::at_offset(
+                    Path::new("--http"),
+                    &url,
+                    0,
+                    format!("{problem} (on host {})", host.name),
+                ));
+            }
         }
         Ok(())
     }
@@ -93,9 +101,26 @@ impl Plan {
                     return Err(template_error(playbook, source, &error, &what));
                 }
             }
+            if let Some(reload) = &self.reload {
+                if let Err((url, problem)) = reload.check_url(&self.renderer, &vars) {
+                    return Err(url_error(playbook, &url, &problem, &host.name));
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Points at `validate.http.url` in the playbook.
+fn url_error(playbook: &Playbook, url: &str, problem: &str, host: &str) -> SourceError {
+    let validate = yaml::locate_key(&playbook.text, "validate", 0).unwrap_or(0);
+    let offset = yaml::locate(&playbook.text, url, validate).unwrap_or(validate);
+    SourceError::at_offset(
+        &playbook.file,
+        &playbook.text,
+        offset,
+        format!("{problem} (validate.http.url on host {host})"),
+    )
 }
 
 /// Points at the template in the playbook, and at the variable within it.

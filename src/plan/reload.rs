@@ -104,6 +104,21 @@ impl ReloadPlan {
         all
     }
 
+    /// Whether the health check's URL, rendered for one host, is one herd
+    /// can use; if not, the URL as written and what is wrong with it.
+    /// Templates must render (checked before this).
+    pub fn check_url(&self, renderer: &Renderer, vars: &Vars) -> Result<(), (String, String)> {
+        let Some((url, _, _)) = &self.http else {
+            return Ok(());
+        };
+        let Ok(rendered) = renderer.render(url, Kind::Plain, vars) else {
+            return Ok(());
+        };
+        crate::reload::http::parse_url(&rendered)
+            .map(|_| ())
+            .map_err(|problem| (url.clone(), problem))
+    }
+
     /// The reload of one host.
     pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<ReloadSpec, TemplateError> {
         let plain = |t: &str| renderer.render(t, Kind::Plain, vars);

@@ -63,22 +63,55 @@ pub enum DiscoveryError {
 }
 
 /// Whether a command line is a Gunicorn process (master or worker, with or
-/// without setproctitle).
+/// without setproctitle): its program is Gunicorn and nothing else is. That
+/// is a setproctitle title (`gunicorn: master [app]`), the `gunicorn` entry
+/// point run directly, or a Python interpreter running the `gunicorn` script
+/// or `-m gunicorn`. A word `gunicorn` anywhere else (`journalctl -u
+/// gunicorn`, `python3 x.py /var/log/gunicorn`) does not make a process Gunicorn.
 pub fn is_gunicorn(cmdline: &str) -> bool {
     if cmdline.starts_with("gunicorn:") {
         return true;
     }
     let mut words = cmdline.split_whitespace();
-    // `python -m gunicorn` or a `gunicorn` script, directly or under python.
-    let mut previous = "";
-    for word in words.by_ref().take(4) {
-        let base = word.rsplit('/').next().unwrap_or(word);
-        if base == "gunicorn" || (previous == "-m" && word == "gunicorn") {
-            return true;
+    let Some(program) = words.next().map(basename) else {
+        return false;
+    };
+    if program == "gunicorn" {
+        return true;
+    }
+    if !is_python(program) {
+        return false;
+    }
+    // The interpreter's own options come first; the first other word is the
+    // script it runs.
+    while let Some(word) = words.next() {
+        match word {
+            "-m" => return words.next() == Some("gunicorn"),
+            "-c" | "-" => return false,
+            // Options that take a value as the next word.
+            "-W" | "-X" | "-Q" => {
+                words.next();
+            }
+            _ if word.starts_with("-m") => return &word[2..] == "gunicorn",
+            _ if word.starts_with("-c") => return false,
+            _ if word.starts_with('-') => {}
+            script => return basename(script) == "gunicorn",
         }
-        previous = word;
     }
     false
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `python`, `python3`, `python3.11`, `pypy3`...: a name and a version.
+fn is_python(program: &str) -> bool {
+    ["python", "pypy"].iter().any(|name| {
+        program
+            .strip_prefix(name)
+            .is_some_and(|version| version.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    })
 }
 
 /// Whether `process` is a Gunicorn master: its title says so, or (without

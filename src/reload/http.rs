@@ -25,20 +25,45 @@ pub struct Response {
 }
 
 /// Parses `http://host[:port][/path]`. HTTPS is refused: the check runs on
-/// the host's loopback, where the app server speaks plain HTTP.
+/// the host's loopback, where the app server speaks plain HTTP. herd checks
+/// every URL with this before it contacts any host.
 pub fn parse_url(url: &str) -> Result<Url, String> {
+    if url.starts_with("https://") {
+        return Err(format!(
+            "`{url}` is an https:// URL, but the health check speaks plain HTTP to the app server through the SSH connection: use http:// and the address the app server listens on"
+        ));
+    }
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         format!("`{url}` is not an http:// URL (the check talks to the app server directly)")
     })?;
-    let (authority, path) = match rest.find('/') {
+    if let Some(bad) = rest.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "`{url}` contains {bad:?}, which cannot go into a request line"
+        ));
+    }
+    let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
+    };
+    if authority.contains('@') {
+        return Err(format!(
+            "`{url}` has user information (`@`), which the health check does not send"
+        ));
+    }
+    // A fragment never goes to the server.
+    let path = path.split('#').next().unwrap_or(path);
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
     };
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
             let port = port
                 .parse::<u16>()
-                .map_err(|_| format!("`{url}`: bad port `{port}`"))?;
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("`{url}`: bad port `{port}`"))?;
             (host, port)
         }
         _ => (authority, 80),
@@ -50,7 +75,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     Ok(Url {
         host: host.to_string(),
         port,
-        path: path.to_string(),
+        path,
     })
 }
 
@@ -132,8 +157,24 @@ mod tests {
         );
         assert_eq!(parse_url("http://localhost").unwrap().port, 80);
         assert_eq!(parse_url("http://[::1]:81/").unwrap().host, "::1");
-        assert!(parse_url("https://x/").is_err());
-        assert!(parse_url("http://x:port/").is_err());
+        assert_eq!(parse_url("http://x?a=1#top").unwrap().path, "/?a=1");
+        assert_eq!(
+            parse_url("https://127.0.0.1:8000/healthz").unwrap_err(),
+            "`https://127.0.0.1:8000/healthz` is an https:// URL, but the health check speaks plain HTTP to the app server through the SSH connection: use http:// and the address the app server listens on"
+        );
+        for bad in [
+            "http://x:port/",
+            "http://x:0/",
+            "http://x:99999/",
+            "http:///healthz",
+            "http://user@x/",
+            "http://x/a b",
+            "ftp://x/",
+            "127.0.0.1:8000/healthz",
+            "",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

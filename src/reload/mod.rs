@@ -6,6 +6,7 @@
 
 pub mod discover;
 pub mod http;
+pub mod signal;
 pub mod snapshot;
 mod validate;
 
@@ -17,6 +18,7 @@ use crate::plan::step::wrap;
 use crate::template::shell_quote;
 use crate::transport::Connection;
 use discover::{DiscoveryError, Master, Strategy};
+use signal::{Delivery, SignalRecord};
 use snapshot::Snapshot;
 
 /// Everything the reload of one host needs, rendered for that host.
@@ -76,6 +78,9 @@ pub enum Proof {
     Run,
     /// `reload.start` did not bring a server back.
     Start,
+    /// The connection was lost once the signal was (or may have been)
+    /// sent: the host's state is unknown.
+    Contact,
 }
 
 impl Proof {
@@ -89,6 +94,7 @@ impl Proof {
             Proof::Http => "http",
             Proof::Run => "run",
             Proof::Start => "start",
+            Proof::Contact => "contact",
         }
     }
 
@@ -111,6 +117,17 @@ pub struct ReloadReport {
     pub new_workers: Vec<u32>,
     /// Set when the server was started (no master was left to signal).
     pub started: bool,
+    /// Every signal herd meant to send, in order, and whether it went out.
+    pub signals: Vec<SignalRecord>,
+}
+
+impl ReloadReport {
+    /// Whether the server may differ from before the reload: a signal went
+    /// out, the master was found gone when one was due, or the server was
+    /// started. A rollback then restores the server too.
+    pub fn server_touched(&self) -> bool {
+        self.started || !self.signals.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -236,12 +253,168 @@ pub async fn reload<T: Connection>(
             ));
         }
     }
-    match spec.signal {
-        Signal::Hup => {
-            send(connection, spec, "HUP", master.pid, &report).await?;
-            validate::after_hup(connection, spec, &master, &mut report).await?;
+    match signal_and_prove(connection, spec, &master, &mut report).await {
+        Err(failure) if failure.proof.after_signal() => {
+            Err(contact_check(connection, spec, failure).await)
         }
-        Signal::Usr2 => validate::usr2(connection, spec, &master, &mut report).await?,
+        other => other.map(|()| report),
+    }
+}
+
+/// The signal, guarded against pid reuse, and the proofs that it worked.
+async fn signal_and_prove<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    master: &Master,
+    report: &mut ReloadReport,
+) -> Result<(), ReloadFailure> {
+    let name = match spec.signal {
+        Signal::Hup => "HUP",
+        Signal::Usr2 => "USR2",
+    };
+    if signal::send(connection, spec, name, master, report).await? != Delivery::Sent {
+        return master_gone(connection, spec, master, name, report).await;
+    }
+    match spec.signal {
+        Signal::Hup => validate::after_hup(connection, spec, master, report).await?,
+        Signal::Usr2 => validate::usr2(connection, spec, master, report).await?,
+    }
+    validate::serving(connection, spec, report).await
+}
+
+/// The proven master was gone when its signal was due, so nothing was
+/// signalled. With no master left, `reload.start` brings the server up
+/// (serving whatever release is current); a master that took its place is
+/// left alone.
+async fn master_gone<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    master: &Master,
+    signal: &str,
+    report: &mut ReloadReport,
+) -> Result<(), ReloadFailure> {
+    let pid = master.pid;
+    let before = format!("the master {pid} exited before {signal}, which was not sent");
+    match settled_master(connection, spec).await {
+        Err(NotFound::Discovery(error)) if error.is_not_running() => {
+            let started = start(connection, spec)
+                .await
+                .map_err(|failure| ReloadFailure {
+                    message: format!("{before}; {}", failure.message),
+                    report: merged(report, &failure.report),
+                    ..failure
+                })?;
+            *report = merged(report, &started);
+            Ok(())
+        }
+        Ok(other) => Err(fail(
+            Proof::Signal,
+            format!(
+                "{before}; master {} runs in its place and was not signalled either",
+                other.pid
+            ),
+            report,
+        )),
+        Err(other) => Err(fail(
+            Proof::Signal,
+            format!(
+                "{before}, and no master can be started: {}",
+                other.into_failure().message
+            ),
+            report,
+        )),
+    }
+}
+
+/// The reload's report with what `reload.start` saw after it.
+fn merged(reload: &ReloadReport, started: &ReloadReport) -> ReloadReport {
+    ReloadReport {
+        master_pid: reload.master_pid,
+        new_master_pid: started.master_pid,
+        old_workers: reload.old_workers.clone(),
+        new_workers: started.new_workers.clone(),
+        started: true,
+        signals: reload.signals.clone(),
+    }
+}
+
+/// After a proof failed that follows the signal: if the connection is gone,
+/// say so: the host may well serve the new release, and nothing herd saw
+/// last tells which.
+async fn contact_check<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    failure: ReloadFailure,
+) -> ReloadFailure {
+    let probe = spec.command_timeout.min(CONTACT_PROBE);
+    match connection.exec(CONTACT_PROBE_COMMAND, probe).await {
+        Ok(_) => failure,
+        Err(error) => ReloadFailure {
+            proof: Proof::Contact,
+            message: format!(
+                "contact lost after the signal ({error}): the host's state is unknown (last seen: {})",
+                failure.message
+            ),
+            report: failure.report,
+        },
+    }
+}
+
+/// The longest herd waits on a connection to tell whether it is still up.
+const CONTACT_PROBE: Duration = Duration::from_secs(10);
+/// A command that does nothing, named so that a log shows what it is for.
+const CONTACT_PROBE_COMMAND: &str = "true # herd: is the connection still up";
+
+/// After contact was lost once the signal had (or may have) gone out, on a
+/// new connection: finds out whether the new release serves. The master
+/// seen before (or, after `reload.start`, any master) must run with a full
+/// set of workers, none of them old, and the health checks must pass, by
+/// the validate timeout. `seen` is what the reload saw before contact was lost.
+pub async fn find_out<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    seen: &ReloadReport,
+) -> Result<ReloadReport, ReloadFailure> {
+    let mut report = seen.clone();
+    let expected = seen.new_master_pid.or(seen.master_pid);
+    let wanted = seen.old_workers.len().max(1);
+    let deadline = tokio::time::Instant::now() + spec.validate.timeout;
+    loop {
+        let problem = match find_master(connection, spec).await {
+            Err(not_found) => (Proof::SameMaster, not_found.into_failure().message),
+            Ok(master) if !seen.started && Some(master.pid) != expected => (
+                Proof::SameMaster,
+                format!(
+                    "master {} serves, not {}",
+                    master.pid,
+                    expected.map_or("?".to_string(), |p| p.to_string())
+                ),
+            ),
+            Ok(master) => {
+                let old: Vec<u32> = master
+                    .workers
+                    .iter()
+                    .copied()
+                    .filter(|w| seen.old_workers.contains(w))
+                    .collect();
+                report.new_workers = master.workers.clone();
+                if old.is_empty() && master.workers.len() >= wanted {
+                    break;
+                }
+                (
+                    Proof::Workers,
+                    format!(
+                        "master {} has workers {:?}, old ones among them: {old:?}",
+                        master.pid, master.workers
+                    ),
+                )
+            }
+        };
+        if tokio::time::Instant::now() >= deadline {
+            let (proof, message) = problem;
+            return Err(fail(proof, message, &report));
+        }
+        tokio::time::sleep(spec.validate.poll).await;
     }
     validate::serving(connection, spec, &report).await?;
     Ok(report)
@@ -345,39 +518,6 @@ async fn start<T: Connection>(
     report.new_workers = master.workers;
     validate::serving(connection, spec, &report).await?;
     Ok(report)
-}
-
-/// `kill -SIG PID`: the master alone, never a process group.
-async fn send<T: Connection>(
-    connection: &T,
-    spec: &ReloadSpec,
-    signal: &str,
-    pid: u32,
-    report: &ReloadReport,
-) -> Result<(), ReloadFailure> {
-    let command = wrap(&format!("kill -{signal} {pid}"), spec.become_, None);
-    let output = connection
-        .exec(&command, spec.command_timeout)
-        .await
-        .map_err(|e| {
-            fail(
-                Proof::Signal,
-                format!("sending {signal} to {pid}: {e}"),
-                report,
-            )
-        })?;
-    if output.success() {
-        Ok(())
-    } else {
-        Err(fail(
-            Proof::Signal,
-            format!(
-                "kill -{signal} {pid} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-            report,
-        ))
-    }
 }
 
 impl DiscoveryError {

@@ -79,13 +79,23 @@ async fn reload_with(
     (result, fake.commands("h1"))
 }
 
+/// What the host-side signal command answers: every signal goes out.
+const SIGNAL: &str = "herd: signal one process";
+
+/// A host whose signals reach the proven master.
+fn fake() -> FakeConnector {
+    FakeConnector::default().rule("h1", Rule::new(SIGNAL, 0).stdout("signalled\n"))
+}
+
+/// The signals asked for, as `HUP 500`, in order.
 fn signals(commands: &[String]) -> Vec<String> {
     commands
         .iter()
+        .filter(|c| c.contains(SIGNAL))
         .filter_map(|c| {
-            c.split("kill -")
-                .nth(1)
-                .map(|s| s.trim_end_matches('\'').to_string())
+            let args = c.split("set -- ").nth(1)?.lines().next()?;
+            let words: Vec<&str> = args.split_whitespace().collect();
+            Some(format!("{} {}", words.first()?, words.get(1)?))
         })
         .collect()
 }
@@ -97,7 +107,7 @@ async fn hup_replaces_every_worker_under_the_same_master() {
         procs(500, 500, &[501, 502, 601]),
         procs(500, 500, &[601, 602]),
     ];
-    let fake = FakeConnector::default()
+    let fake = fake()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .http("h1", 200, "ok v2\n");
     let (result, commands) = reload_with(fake, &spec()).await;
@@ -112,8 +122,7 @@ async fn hup_replaces_every_worker_under_the_same_master() {
 #[tokio::test(start_paused = true)]
 async fn a_master_that_exits_after_hup_fails_validation() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(0, 0, &[])];
-    let fake =
-        FakeConnector::default().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let fake = fake().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
     let (result, _) = reload_with(fake, &spec()).await;
     let failure = result.unwrap_err();
     assert_eq!(failure.proof, Proof::SameMaster);
@@ -126,7 +135,7 @@ async fn a_master_that_exits_after_hup_fails_validation() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_preflight_signals_nothing() {
-    let fake = FakeConnector::default()
+    let fake = fake()
         .rule(
             "h1",
             Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[501, 502])),
@@ -150,7 +159,7 @@ async fn a_failing_preflight_signals_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stale_pidfile_is_never_signalled() {
-    let fake = FakeConnector::default().rule(
+    let fake = fake().rule(
         "h1",
         Rule::new("--herd procs", 0).stdout(&procs(300, 500, &[501])),
     );
@@ -168,8 +177,7 @@ async fn a_stale_pidfile_is_never_signalled() {
 #[tokio::test(start_paused = true)]
 async fn workers_that_never_come_back_fail_within_the_timeout() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601])];
-    let fake =
-        FakeConnector::default().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let fake = fake().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
     let started = tokio::time::Instant::now();
     let (result, _) = reload_with(fake, &spec()).await;
     let failure = result.unwrap_err();
@@ -189,7 +197,7 @@ async fn workers_that_never_come_back_fail_within_the_timeout() {
 #[tokio::test(start_paused = true)]
 async fn an_old_release_in_the_response_fails_the_http_proof() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601, 602])];
-    let fake = FakeConnector::default()
+    let fake = fake()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .http("h1", 200, "ok v1\n");
     let (result, _) = reload_with(fake, &spec()).await;
@@ -210,7 +218,7 @@ async fn restore_starts_the_server_when_no_master_is_left() {
         procs(0, 0, &[]),
         procs(700, 700, &[701, 702]),
     ];
-    let fake = FakeConnector::default()
+    let fake = fake()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .http("h1", 200, "ok v2\n");
     let mut spec = spec();
@@ -280,7 +288,7 @@ async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
         during,
         after,
     ];
-    let fake = FakeConnector::default()
+    let fake = fake()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .http("h1", 200, "ok v2\n");
     let mut spec = spec();
@@ -303,7 +311,7 @@ async fn restore_waits_for_a_dead_master_to_be_reaped_before_starting() {
         procs(0, 0, &[]),
         procs(700, 700, &[701, 702]),
     ];
-    let fake = FakeConnector::default()
+    let fake = fake()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .http("h1", 200, "ok v1\n");
     let mut spec = spec();
@@ -324,4 +332,170 @@ async fn restore_waits_for_a_dead_master_to_be_reaped_before_starting() {
         .filter(|c| c.contains("--herd procs"))
         .count();
     assert_eq!(snapshots_before, 3, "{commands:?}");
+}
+
+/// A snapshot where pid `pid` belongs to an unrelated process started at `start`.
+fn reused(pidfile: u32, pid: u32, start: u64) -> String {
+    let mut text = procs(pidfile, 0, &[]);
+    text.push_str(&stat(pid, "sleep", 'S', 1, start, "sleep 300"));
+    text.push('\n');
+    text
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pid_reused_between_proof_and_signal_is_not_signalled() {
+    let snapshots = vec![procs(500, 500, &[501, 502]), reused(500, 500, 7777)];
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new(SIGNAL, 0).stdout("changed 7777\n"))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let (result, commands) = reload_with(fake, &spec()).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Signal);
+    assert_eq!(
+        failure.message,
+        "the master 500 exited before HUP, which was not sent, and no master can be started: \
+         the pidfile /srv/app/gunicorn.pid names pid 500, which is not Gunicorn but `sleep 300`: \
+         a stale pidfile; that process was not signalled"
+    );
+    assert_eq!(
+        failure.report.signals,
+        vec![SignalRecord {
+            signal: "HUP".into(),
+            pid: 500,
+            delivery: Delivery::Changed,
+        }]
+    );
+    // The host was asked to signal only the process that started at the
+    // proven time (1000), and nothing else was signalled or started.
+    let asked: Vec<&String> = commands.iter().filter(|c| c.contains(SIGNAL)).collect();
+    assert_eq!(asked.len(), 1, "{commands:?}");
+    assert!(
+        asked[0].starts_with("set -- HUP 500 1000\n"),
+        "{}",
+        asked[0]
+    );
+    assert!(!failure.report.started);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_master_gone_before_the_signal_is_started_with_reload_start() {
+    let snapshots = vec![
+        procs(500, 500, &[501, 502]),
+        procs(0, 0, &[]),
+        procs(700, 700, &[701, 702]),
+    ];
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new(SIGNAL, 0).stdout("gone\n"))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v2\n");
+    let mut spec = spec();
+    spec.start = Some("start-the-app".into());
+    let (result, commands) = reload_with(fake, &spec).await;
+    let report = result.expect("started");
+    assert!(report.started);
+    assert_eq!(report.master_pid, Some(500));
+    assert_eq!(report.new_master_pid, Some(700));
+    assert_eq!(report.new_workers, vec![701, 702]);
+    assert_eq!(report.signals[0].delivery, Delivery::Gone);
+    assert!(report.server_touched());
+    assert!(commands.iter().any(|c| c.contains("start-the-app")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_master_gone_before_the_signal_without_reload_start_leaves_the_host_down() {
+    let snapshots = vec![procs(500, 500, &[501, 502]), procs(0, 0, &[])];
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new(SIGNAL, 0).stdout("gone\n"))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let (result, _) = reload_with(fake, &spec()).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Start);
+    assert_eq!(
+        failure.message,
+        "the master 500 exited before HUP, which was not sent; no master is running and the playbook has no `reload.start`: the host is DOWN"
+    );
+    assert!(failure.report.server_touched());
+}
+
+#[tokio::test(start_paused = true)]
+async fn contact_lost_after_the_signal_is_reported_as_such() {
+    let snapshots = vec![procs(500, 500, &[501, 502])];
+    let black_hole = Duration::from_secs(3600);
+    let fake = fake()
+        // The look after HUP (it waits for workers on the host) and the
+        // check that the connection is up get no answer.
+        .rule("h1", Rule::new("old='", 0).delay(black_hole))
+        .rule("h1", Rule::new(CONTACT_PROBE_COMMAND, 0).delay(black_hole))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let (result, commands) = reload_with(fake, &spec()).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Contact);
+    assert!(
+        failure
+            .message
+            .starts_with("contact lost after the signal (the command timed out after 10s): the host's state is unknown"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(signals(&commands), vec!["HUP 500"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_proof_on_a_live_connection_is_not_contact_lost() {
+    let snapshots = vec![procs(500, 500, &[501, 502]), procs(0, 0, &[])];
+    let fake = fake().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let (result, commands) = reload_with(fake, &spec()).await;
+    assert_eq!(result.unwrap_err().proof, Proof::SameMaster);
+    assert!(commands.iter().any(|c| c == CONTACT_PROBE_COMMAND));
+}
+
+/// What a reload saw before contact was lost: master 500, workers 501 and 502, HUP sent.
+fn seen_before_contact_was_lost() -> ReloadReport {
+    ReloadReport {
+        master_pid: Some(500),
+        old_workers: vec![501, 502],
+        signals: vec![SignalRecord {
+            signal: "HUP".into(),
+            pid: 500,
+            delivery: Delivery::Sent,
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_new_connection_the_new_release_is_found_serving() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[601, 602])),
+        )
+        .http("h1", 200, "ok v2\n");
+    let connection = fake.connect(&target()).await.expect("fake connects");
+    let report = find_out(&connection, &spec(), &seen_before_contact_was_lost())
+        .await
+        .expect("the new release serves");
+    assert_eq!(report.new_workers, vec![601, 602]);
+    assert!(signals(&fake.commands("h1")).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_new_connection_old_workers_or_another_master_fail_the_reload() {
+    for (snapshot, wanted) in [
+        (
+            procs(500, 500, &[501, 602]),
+            "master 500 has workers [501, 602], old ones among them: [501]",
+        ),
+        (procs(700, 700, &[701, 702]), "master 700 serves, not 500"),
+    ] {
+        let fake = fake()
+            .rule("h1", Rule::new("--herd procs", 0).stdout(&snapshot))
+            .http("h1", 200, "ok v2\n");
+        let connection = fake.connect(&target()).await.expect("fake connects");
+        let failure = find_out(&connection, &spec(), &seen_before_contact_was_lost())
+            .await
+            .unwrap_err();
+        assert_eq!(failure.message, wanted);
+        assert!(signals(&fake.commands("h1")).is_empty());
+    }
 }

@@ -6,10 +6,9 @@
 use tokio::time::Instant;
 
 use super::discover::{self, Master};
+use super::signal;
 use super::snapshot::{WaitFor, WAIT_INTERVAL};
-use super::{
-    fail, http, send, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec,
-};
+use super::{fail, http, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec};
 use crate::plan::step::wrap;
 use crate::transport::Connection;
 
@@ -132,16 +131,15 @@ fn looks_until(deadline: Instant, spec: &ReloadSpec) -> u32 {
     (left.as_millis() / WAIT_INTERVAL.as_millis()).max(1) as u32
 }
 
-/// USR2 for `--preload` apps: a new master (a child of the old one) with a
-/// full set of workers, then TERM to the old master, then the new master
-/// alone and promoted.
+/// After USR2, for `--preload` apps: a new master (a child of the old one)
+/// with a full set of workers, then TERM to the old master, then the new
+/// master alone and promoted.
 pub(super) async fn usr2<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
     old: &Master,
     report: &mut ReloadReport,
 ) -> Result<(), ReloadFailure> {
-    send(connection, spec, "USR2", old.pid, report).await?;
     let deadline = Instant::now() + spec.validate.timeout;
     let wanted = old.workers.len().max(1);
     let mut settling = Settling { since: None };
@@ -169,7 +167,7 @@ pub(super) async fn usr2<T: Connection>(
             ) {
                 break child.pid;
             }
-        } else if !snapshot.processes.contains_key(&old.pid) {
+        } else if !is_alive(&snapshot, old) {
             return Err(fail(
                 Proof::SameMaster,
                 format!("the master {} exited after USR2", old.pid),
@@ -189,15 +187,14 @@ pub(super) async fn usr2<T: Connection>(
         }
         tokio::time::sleep(spec.validate.poll).await;
     };
-    send(connection, spec, "TERM", old.pid, report).await?;
+    // The old master may have exited meanwhile; TERM is then not sent, and
+    // the new master takes over all the same.
+    signal::send(connection, spec, "TERM", old, report).await?;
     loop {
         let snapshot = snapshot(connection, spec)
             .await
             .map_err(|e| fail(Proof::SameMaster, e, report))?;
-        let old_gone = snapshot
-            .processes
-            .get(&old.pid)
-            .is_none_or(|p| p.is_zombie())
+        let old_gone = !is_alive(&snapshot, old)
             && old
                 .workers
                 .iter()
@@ -240,6 +237,14 @@ pub(super) async fn usr2<T: Connection>(
         }
         tokio::time::sleep(spec.validate.poll).await;
     }
+}
+
+/// Whether the proven master still runs: its pid, with its start time.
+fn is_alive(snapshot: &super::Snapshot, master: &Master) -> bool {
+    snapshot
+        .processes
+        .get(&master.pid)
+        .is_some_and(|p| p.start_time == master.start_time && !p.is_zombie())
 }
 
 /// After `reload.start`: a master with workers, settled.

@@ -39,7 +39,9 @@ pub fn render(title: &str, report: &RunReport) -> String {
     let errors = count(|s| {
         matches!(
             s,
-            HostState::Unreachable { .. } | HostState::Interrupted { .. }
+            HostState::Unreachable { .. }
+                | HostState::Interrupted { .. }
+                | HostState::ContactLost { .. }
         )
     });
     let skipped = count(|s| matches!(s, HostState::Untouched { .. }));
@@ -86,6 +88,17 @@ pub fn render(title: &str, report: &RunReport) -> String {
                     ">\n      <failure message=\"{}\" type=\"step\">{}</failure>\n    </testcase>",
                     escape(&message),
                     escape(&failure.stderr_tail)
+                );
+            }
+            HostState::ContactLost { failure } => {
+                let message = format!(
+                    "{}; contact lost, the host's state is unknown",
+                    failure.reason
+                );
+                let _ = writeln!(
+                    out,
+                    ">\n      <error message=\"{}\" type=\"contact_lost\"/>\n    </testcase>",
+                    escape(&message)
                 );
             }
             HostState::Unreachable { reason } => {

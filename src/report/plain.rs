@@ -116,14 +116,26 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 (None, None) => "no master".to_string(),
             };
             let workers = format!("workers {:?} -> {:?}", r.old_workers, r.new_workers);
-            let started = if r.started {
-                ", started with reload.start"
-            } else {
-                ""
-            };
+            let mut started = String::new();
+            for signal in r
+                .signals
+                .iter()
+                .filter(|s| s.delivery != crate::reload::signal::Delivery::Sent)
+            {
+                started.push_str(&format!(", {}", signal.describe()));
+            }
+            if r.started {
+                started.push_str(", started with reload.start");
+            }
             match (&outcome.proof, &outcome.message) {
-                (None, _) => {
+                (None, None) => {
                     let _ = writeln!(line, "{host}: {what}: ok ({master}, {workers}{started})");
+                }
+                (None, Some(note)) => {
+                    let _ = writeln!(
+                        line,
+                        "{host}: {what}: ok, {note} ({master}, {workers}{started})"
+                    );
                 }
                 (Some(proof), message) => {
                     let _ = writeln!(
@@ -166,6 +178,13 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 let _ = writeln!(
                     line,
                     "{}: interrupted, ROLLBACK FAILED: check this host by hand",
+                    report.host
+                );
+            }
+            HostState::ContactLost { .. } => {
+                let _ = writeln!(
+                    line,
+                    "{}: CONTACT LOST after the signal: what it serves is unknown, check this host by hand",
                     report.host
                 );
             }

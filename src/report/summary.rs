@@ -35,6 +35,10 @@ pub fn render(report: &RunReport) -> String {
                 failure.reason,
                 if *rollback_ok { "ok" } else { "FAILED" }
             ),
+            HostState::ContactLost { failure } => format!(
+                "step {} \"{}\": {}; host state UNKNOWN, no rollback ran",
+                failure.step, failure.step_name, failure.reason
+            ),
             HostState::Unreachable { reason } | HostState::Untouched { reason } => reason.clone(),
             HostState::Interrupted {
                 next_step,
@@ -85,6 +89,7 @@ pub fn render(report: &RunReport) -> String {
         "done",
         "failed",
         "rolled back",
+        "contact lost",
         "unreachable",
         "untouched",
         "interrupted",

@@ -169,12 +169,85 @@ fn a_zombie_master_is_not_signalled() {
 
 #[test]
 fn gunicorn_command_lines() {
-    assert!(is_gunicorn("gunicorn: master [app]"));
-    assert!(is_gunicorn(
-        "/srv/venv/bin/python3 /srv/venv/bin/gunicorn app:app"
-    ));
-    assert!(is_gunicorn("python -m gunicorn app:app"));
-    assert!(is_gunicorn("/usr/local/bin/gunicorn -w 4 app:app"));
-    assert!(!is_gunicorn("vim gunicorn.conf.py"));
-    assert!(!is_gunicorn("/usr/bin/python3 /opt/monitor.py"));
+    for gunicorn in [
+        "gunicorn: master [app]",
+        "gunicorn: worker [app]",
+        "/srv/venv/bin/python3 /srv/venv/bin/gunicorn app:app",
+        "/srv/venv/bin/python3.11 -u /srv/venv/bin/gunicorn app:app",
+        "/usr/bin/python3 -W ignore /srv/venv/bin/gunicorn app:app",
+        "python -m gunicorn app:app",
+        "python3 -mgunicorn app:app",
+        "pypy3 -m gunicorn app:app",
+        "/usr/local/bin/gunicorn -w 4 app:app",
+        "gunicorn --name api app:app",
+    ] {
+        assert!(is_gunicorn(gunicorn), "{gunicorn}");
+    }
+    for other in [
+        "vim gunicorn.conf.py",
+        "/usr/bin/python3 /opt/monitor.py",
+        "python3 x.py /var/log/gunicorn",
+        "/usr/bin/python3 -c import time; time.sleep(300) /var/log/gunicorn",
+        "python3 -c gunicorn",
+        "python3 -m http.server gunicorn",
+        "journalctl -u gunicorn",
+        "tail -f /var/log/gunicorn",
+        "/usr/bin/gunicorn-watch gunicorn",
+        "pythonista /srv/venv/bin/gunicorn",
+        "python3",
+        "",
+    ] {
+        assert!(!is_gunicorn(other), "{other}");
+    }
+}
+
+/// Processes that name Gunicorn among their arguments but are not Gunicorn.
+fn decoys() -> Vec<String> {
+    vec![
+        stat(
+            900,
+            "python3",
+            'S',
+            1,
+            4000,
+            "python3 x.py /var/log/gunicorn",
+        ),
+        stat(910, "journalctl", 'S', 1, 4100, "journalctl -u gunicorn"),
+    ]
+}
+
+#[test]
+fn a_pidfile_naming_a_process_that_only_mentions_gunicorn_is_refused() {
+    let mut lines = titled(500, "app");
+    lines.extend(decoys());
+    let mut snapshot = host(&lines);
+    for (pid, cmdline) in [
+        (900, "python3 x.py /var/log/gunicorn"),
+        (910, "journalctl -u gunicorn"),
+    ] {
+        snapshot.pidfile = Some(pid.to_string());
+        let error = discover(&snapshot, &Strategy::Pidfile("/run/app.pid".into())).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("the pidfile /run/app.pid names pid {pid}, which is not Gunicorn but `{cmdline}`: a stale pidfile; that process was not signalled")
+        );
+    }
+}
+
+#[test]
+fn auto_and_name_never_count_a_decoy_as_a_master() {
+    let mut lines = titled(500, "app");
+    lines.extend(decoys());
+    let snapshot = host(&lines);
+    assert_eq!(discover(&snapshot, &Strategy::Auto).unwrap().pid, 500);
+    let mut untitled_lines = untitled(700, "app");
+    untitled_lines.extend(decoys());
+    let snapshot = host(&untitled_lines);
+    assert_eq!(discover(&snapshot, &Strategy::Auto).unwrap().pid, 700);
+    assert_eq!(
+        discover(&snapshot, &Strategy::Name("app".into()))
+            .unwrap()
+            .pid,
+        700
+    );
 }

@@ -1,0 +1,186 @@
+//! Signalling the master, and it alone: one host-side command re-reads the
+//! pid's start time and signals only if it is still the process herd proved.
+//! Between the proof and the signal the master may die and its pid be given
+//! to another process; that process is never signalled. The shell lives in
+//! `signal.sh`.
+
+use serde::Serialize;
+
+use super::discover::Master;
+use super::{fail, Proof, ReloadFailure, ReloadReport, ReloadSpec};
+use crate::plan::step::wrap;
+use crate::transport::Connection;
+
+const SCRIPT: &str = include_str!("signal.sh");
+
+/// What became of one signal herd meant to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// The proven process got the signal.
+    Sent,
+    /// Refused: the process had exited (or was a zombie).
+    Gone,
+    /// Refused: the pid belonged to another process by then.
+    Changed,
+}
+
+/// One signal in a reload report: which, to whom, and whether it went out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignalRecord {
+    pub signal: String,
+    pub pid: u32,
+    pub delivery: Delivery,
+}
+
+impl SignalRecord {
+    /// `HUP to 500`, `HUP to 500 refused (it had exited)`.
+    pub fn describe(&self) -> String {
+        match self.delivery {
+            Delivery::Sent => format!("{} to {}", self.signal, self.pid),
+            Delivery::Gone => format!("{} to {} refused (it had exited)", self.signal, self.pid),
+            Delivery::Changed => format!(
+                "{} to {} refused (the pid belonged to another process)",
+                self.signal, self.pid
+            ),
+        }
+    }
+}
+
+/// The host command: `signal` to `pid` if it still started at `start_time`.
+pub fn command(signal: &str, pid: u32, start_time: u64, become_: bool) -> String {
+    wrap(
+        &format!("set -- {signal} {pid} {start_time}\n{SCRIPT}"),
+        become_,
+        None,
+    )
+}
+
+/// Sends `signal` to `target` if it is still the proven process, and
+/// records in `report` what happened. A lost connection is
+/// [`Proof::Contact`]: whether the signal went out is unknown.
+pub(super) async fn send<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    signal: &str,
+    target: &Master,
+    report: &mut ReloadReport,
+) -> Result<Delivery, ReloadFailure> {
+    let pid = target.pid;
+    let command = command(signal, pid, target.start_time, spec.become_);
+    let output = connection
+        .exec(&command, spec.command_timeout)
+        .await
+        .map_err(|e| {
+            fail(
+                Proof::Contact,
+                format!(
+                    "contact lost while sending {signal} to {pid} ({e}): whether it was sent is unknown, and so is the host's state"
+                ),
+                report,
+            )
+        })?;
+    let said = String::from_utf8_lossy(&output.stdout);
+    if !output.success() {
+        return Err(fail(
+            Proof::Signal,
+            format!(
+                "sending {signal} to {pid} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+            report,
+        ));
+    }
+    let delivery = match said.trim() {
+        "signalled" => Delivery::Sent,
+        "gone" => Delivery::Gone,
+        answer if answer.starts_with("changed") => Delivery::Changed,
+        answer => {
+            return Err(fail(
+                Proof::Signal,
+                format!("sending {signal} to {pid}: unexpected answer `{answer}`"),
+                report,
+            ))
+        }
+    };
+    report.signals.push(SignalRecord {
+        signal: signal.to_string(),
+        pid,
+        delivery,
+    });
+    Ok(delivery)
+}
+
+#[cfg(test)]
+mod on_this_machine {
+    //! The command run by the local /bin/sh against real processes.
+
+    use super::*;
+
+    fn start_time(pid: u32) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let rest = stat.rsplit(") ").next().expect("stat line");
+        rest.split(' ')
+            .nth(19)
+            .expect("field 22")
+            .parse()
+            .expect("a number")
+    }
+
+    fn run(signal: &str, pid: u32, start: u64) -> String {
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command(signal, pid, start, false))
+            .output()
+            .expect("sh runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn only_the_process_that_started_at_the_proven_time_is_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id();
+        let start = start_time(pid);
+        // Another start time: the pid was reused; nothing is sent.
+        assert_eq!(run("TERM", pid, start + 1), format!("changed {start}"));
+        assert!(child.try_wait().expect("wait").is_none(), "signalled");
+        assert_eq!(run("TERM", pid, start), "signalled");
+        let status = child.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGTERM)
+        );
+        // Reaped: no such process any more.
+        assert_eq!(run("TERM", pid, start), "gone");
+    }
+
+    #[test]
+    fn under_become_the_same_script_runs_through_sudo() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id();
+        let start = start_time(pid);
+        let wrapped = command("TERM", pid, start + 1, true);
+        let inner = wrapped
+            .strip_prefix("sudo -n -H -u root -- ")
+            .expect("wrapped in sudo");
+        // What sudo would run, run here as is: the quoting holds.
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(inner)
+            .output()
+            .expect("sh runs");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            format!("changed {start}")
+        );
+    }
+}
