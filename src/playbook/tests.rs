@@ -71,7 +71,7 @@ fn a_step_without_an_action_points_at_it() {
     let text = "hosts: web\nsteps:\n  - run: a\n  - name: nothing\n    cwd: /\n";
     let error = parse(text).unwrap_err();
     assert_eq!(error.message, "a step in `steps` needs `run` or `upload`");
-    assert_eq!((error.location.line, error.location.column), (4, 3));
+    assert_eq!((error.location.line, error.location.column), (4, 5));
 }
 
 #[test]
