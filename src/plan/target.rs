@@ -88,6 +88,15 @@ pub fn target_for(
         Some(path) => vec![resolve(&path, &defaults.base_dir)],
         None => config_identities(&config).unwrap_or_else(default_identities),
     };
+    if let Some(other) = vars
+        .get("herd_known_hosts")
+        .filter(|v| !matches!(v, Value::String(_) | Value::Null))
+    {
+        return Err(bad(
+            "herd_known_hosts",
+            format!("`herd_known_hosts` must be a path written as a string, not {other}"),
+        ));
+    }
     let known_hosts = match (&defaults.known_hosts, text_var(vars, "herd_known_hosts")?) {
         (Some(path), _) => path.clone(),
         (None, Some(path)) => resolve(&path, &defaults.base_dir),
