@@ -59,6 +59,10 @@ pub struct TreeError {
 /// ("billion laughs") cannot exhaust memory.
 const ALIAS_BUDGET: usize = 100_000;
 
+/// How deep lists and mappings may nest (as serde_yaml allowed), so that a
+/// hostile file cannot exhaust the stack.
+const MAX_DEPTH: usize = 128;
+
 impl Node {
     /// The scalar's text, if this is a scalar.
     pub fn as_scalar(&self) -> Option<&str> {
@@ -172,7 +176,7 @@ pub fn build(text: &str) -> Result<Node, TreeError> {
             }
             Event::DocumentStart(_) => {
                 let (event, span) = reader.next()?;
-                root = Some(reader.node(event, span)?);
+                root = Some(reader.node(event, span, 0)?);
             }
             _ => {}
         }
@@ -237,8 +241,14 @@ impl<'t> Reader<'t> {
         }
     }
 
-    fn node(&mut self, event: Event<'t>, span: Span) -> Result<Node, TreeError> {
+    fn node(&mut self, event: Event<'t>, span: Span, depth: usize) -> Result<Node, TreeError> {
         let at = self.pos(&span);
+        if depth > MAX_DEPTH {
+            return Err(TreeError {
+                message: format!("lists and mappings nest deeper than {MAX_DEPTH} levels here"),
+                at,
+            });
+        }
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let style = match style {
@@ -266,7 +276,7 @@ impl<'t> Reader<'t> {
                     if let Event::SequenceEnd = event {
                         break self.byte(span.end.index());
                     }
-                    items.push(self.node(event, span)?);
+                    items.push(self.node(event, span, depth + 1)?);
                 };
                 let value = Value::Seq(items);
                 (Node { value, at, end }, anchor)
@@ -278,9 +288,9 @@ impl<'t> Reader<'t> {
                     if let Event::MappingEnd = event {
                         break self.byte(span.end.index());
                     }
-                    let key = self.node(event, span)?;
+                    let key = self.node(event, span, depth + 1)?;
                     let (event, span) = self.next()?;
-                    let value = self.node(event, span)?;
+                    let value = self.node(event, span, depth + 1)?;
                     pairs.push((key, value));
                 };
                 let value = Value::Map(merge(pairs)?);
@@ -504,6 +514,23 @@ mod tests {
         }
         let error = build(&text).unwrap_err();
         assert!(error.message.contains("too large"), "{}", error.message);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let flow = "[".repeat(200) + &"]".repeat(200);
+        let error = build(&flow).unwrap_err();
+        assert_eq!(
+            (error.message.as_str(), error.at.column),
+            ("lists and mappings nest deeper than 128 levels here", 130)
+        );
+        let block: String = (0..2000)
+            .map(|i| format!("{}b:\n", " ".repeat(i)))
+            .collect();
+        assert!(build(&block)
+            .unwrap_err()
+            .message
+            .contains("deeper than 128"));
     }
 
     #[test]
