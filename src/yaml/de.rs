@@ -214,7 +214,34 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
         deserialize_any deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
         deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
         deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_bytes
-        deserialize_byte_buf deserialize_seq deserialize_map deserialize_unit deserialize_bool
+        deserialize_byte_buf deserialize_unit deserialize_bool
+    }
+
+    fn deserialize_seq<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        let (node, path) = (self.node, self.path.clone());
+        let result = if node.is_empty() {
+            visitor.visit_seq(SeqDe {
+                items: [].iter().enumerate(),
+                path: path.clone(),
+            })
+        } else {
+            self.any(visitor)
+        };
+        Self::located(node, &path, result)
+    }
+
+    fn deserialize_map<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        let (node, path) = (self.node, self.path.clone());
+        let result = if node.is_empty() {
+            visitor.visit_map(MapDe {
+                parent: self,
+                entries: [].iter(),
+                value: None,
+            })
+        } else {
+            self.any(visitor)
+        };
+        Self::located(node, &path, result)
     }
 
     fn deserialize_str<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -434,6 +461,24 @@ mod tests {
                 "inf"
             ])
         );
+    }
+
+    #[test]
+    fn nothing_written_is_an_empty_list_or_mapping() {
+        #[derive(Deserialize)]
+        struct Doc {
+            list: Vec<u32>,
+            map: indexmap::IndexMap<String, u32>,
+            quoted: Option<String>,
+        }
+        let node = build("list:\nmap:\nquoted: ''\n").unwrap();
+        let doc = Doc::deserialize(NodeDe {
+            node: &node,
+            path: ".".into(),
+        })
+        .unwrap();
+        assert!(doc.list.is_empty() && doc.map.is_empty());
+        assert_eq!(doc.quoted.as_deref(), Some(""));
     }
 
     #[test]

@@ -125,6 +125,12 @@ impl Node {
             if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
+    /// Whether nothing is written here (`key:` and no value), which reads
+    /// as an empty list or mapping where one is expected.
+    pub fn is_empty(&self) -> bool {
+        matches!(&self.value, Value::Scalar { text, style: Style::Plain } if text.is_empty())
+    }
+
     /// The byte offset where the node's content starts (after an opening quote).
     pub fn content_offset(&self) -> usize {
         match &self.value {
