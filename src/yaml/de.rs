@@ -161,7 +161,7 @@ impl<'a> NodeDe<'a> {
         NodeDe { node, path }
     }
 
-    /// Runs `f`, giving an error that does not know its place this node's.
+    /// An error that does not know its place yet gets this node's: the innermost node that failed.
     fn located<T>(node: &Node, path: &str, result: Result<T, Error>) -> Result<T, Error> {
         result.map_err(|mut error| {
             error.at.get_or_insert_with(|| (node.at, path.to_string()));
