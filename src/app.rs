@@ -153,6 +153,9 @@ fn rollout(
     let exec = lock.is_none();
     let junit_error = Arc::new(std::sync::Mutex::new(None));
     let plan = Arc::new(Plan::build(request)?);
+    if let Some(path) = &connecting.report {
+        check_report_path(path)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -199,6 +202,23 @@ fn rollout(
         exit::FAILED
     };
     Ok(ExitCode::from(code))
+}
+
+/// The JUnit report is written when the run ends; a path it cannot be
+/// written to is found out now, before any host is touched. The file is
+/// opened without truncating it, so an existing one is only replaced at the end.
+fn check_report_path(path: &std::path::Path) -> Result<(), PlanError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| {
+            PlanError::Usage(format!(
+                "--report {}: cannot write there: {e}",
+                path.display()
+            ))
+        })
 }
 
 fn strategy_of(master: MasterArgs) -> StrategyTemplate {

@@ -90,10 +90,10 @@ pub struct Connecting {
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// Limit on connecting and authenticating to one host, e.g. 10s.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_limit)]
     pub connect_timeout: std::time::Duration,
     /// Timeout of a step that sets no `timeout` of its own, e.g. 10m.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_limit)]
     pub timeout: std::time::Duration,
     /// Hosts worked on at once.
     #[arg(short = 'f', long, default_value_t = 50)]
@@ -208,7 +208,7 @@ pub struct ReloadArgs {
     #[arg(long, default_value_t = 200, requires = "http")]
     pub status: u16,
     /// Limit on proving each host's reload, e.g. 60s.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_limit)]
     pub validate_timeout: std::time::Duration,
     /// How long the new workers must stay unchanged to count as settled.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -290,4 +290,15 @@ pub enum LabCommand {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::playbook::duration::parse_duration(text)
+}
+
+/// A time limit: zero would fail everything at once, so it is refused.
+fn parse_limit(text: &str) -> Result<std::time::Duration, String> {
+    let limit = parse_duration(text)?;
+    if limit.is_zero() {
+        return Err(format!(
+            "a limit of `{text}` leaves no time at all: give more than 0"
+        ));
+    }
+    Ok(limit)
 }

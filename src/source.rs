@@ -87,6 +87,29 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+/// Why a user file could not be read as text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("it is not UTF-8 text: the byte at offset {offset} (line {line}) is not valid UTF-8")]
+    NotUtf8 { offset: usize, line: usize },
+}
+
+/// Reads a user file that must be UTF-8 text, naming where it is not.
+pub fn read_text(path: &Path) -> Result<String, ReadError> {
+    let bytes = std::fs::read(path)?;
+    String::from_utf8(bytes).map_err(|error| {
+        let offset = error.utf8_error().valid_up_to();
+        let line = error.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        ReadError::NotUtf8 { offset, line }
+    })
+}
+
 impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.message)?;
@@ -119,6 +142,19 @@ mod tests {
             error.to_string(),
             "unknown key `stepz`\n  --> play.yml:3:1\n  |\n3 | stepz: []\n  | ^"
         );
+    }
+
+    #[test]
+    fn files_that_are_not_utf8_name_the_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.yml");
+        std::fs::write(&path, b"a: 1\nb: \xff\n").unwrap();
+        assert_eq!(
+            read_text(&path).unwrap_err().to_string(),
+            "it is not UTF-8 text: the byte at offset 8 (line 2) is not valid UTF-8"
+        );
+        std::fs::write(&path, "a: ü\n").unwrap();
+        assert_eq!(read_text(&path).unwrap(), "a: ü\n");
     }
 
     #[test]

@@ -229,3 +229,252 @@ fn batch_of_zero_hosts() {
     assert!(run.stderr().contains("--batch 0"), "{run}");
     assert_eq!(fake.connections(), 0, "{run}");
 }
+
+/// `inventory.yml` in a new directory, with `PORT` replaced by the fake host's port.
+fn workspace_with(fake: &FakeHost, inventory: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = inventory.replace("PORT", &fake.port().to_string());
+    write_file(dir.path(), "inventory.yml", &text);
+    dir
+}
+
+#[test]
+fn a_duplicate_play_var_names_both_places() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(
+        dir.path(),
+        "name: x\nhosts: web\nvars:\n  release: v1\n  app: demo\n  release: v2\nsteps:\n  - run: echo {{ release }}\n",
+        &[],
+    );
+
+    assert_refused(&run, &fake, "playbook.yml:6:3");
+    assert_eq!(
+        run.stderr(),
+        "\
+error: duplicate key `release`: it is already written at line 4, column 3
+  --> playbook.yml:6:3
+  |
+6 |   release: v2
+  |   ^
+"
+    );
+}
+
+#[test]
+fn a_duplicate_env_key_in_a_step() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(
+        dir.path(),
+        "name: x\nhosts: web\nsteps:\n  - run: env\n    env: { A: '1', B: '2', A: '3' }\n",
+        &[],
+    );
+
+    assert_refused(&run, &fake, "playbook.yml:5:28");
+    assert!(
+        run.stderr()
+            .starts_with("error: duplicate key `A`: it is already written at line 5, column 12\n"),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_host_written_twice_in_one_group() {
+    let fake = FakeHost::new();
+    let dir = workspace_with(
+        &fake,
+        "web:\n  hosts:\n    target: { ansible_host: 127.0.0.1, ansible_port: PORT }\n    target: { ansible_host: 127.0.0.2 }\n",
+    );
+
+    let run = run_in(dir.path(), GOOD_PLAYBOOK, &[]);
+
+    assert_refused(&run, &fake, "inventory.yml:4:5");
+    assert!(
+        run.stderr().starts_with(
+            "error: duplicate key `target`: it is already written at line 3, column 5\n"
+        ),
+        "{run}"
+    );
+}
+
+#[test]
+fn merge_keys_give_the_host_its_address() {
+    // Without merge keys the host would be `target`, a name that does not
+    // resolve, and the listener would see nothing.
+    let fake = FakeHost::new();
+    let dir = workspace_with(
+        &fake,
+        "all:\n  vars:\n    local: &local\n      ansible_host: 127.0.0.1\n      ansible_port: PORT\n  children:\n    web:\n      hosts:\n        target:\n          <<: *local\n",
+    );
+
+    let run = run_in(dir.path(), GOOD_PLAYBOOK, &[]);
+
+    run.assert_code(1);
+    assert!(fake.connections() >= 1, "{run}");
+}
+
+#[test]
+fn a_zero_connect_timeout_is_refused() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    write_file(dir.path(), "playbook.yml", GOOD_PLAYBOOK);
+    let run = Herd::new()
+        .current_dir(dir.path())
+        .args(["run", "playbook.yml", "-i", "inventory.yml"])
+        .args(["--connect-timeout", "0s"])
+        .run();
+
+    run.assert_code(2);
+    assert!(
+        run.stderr()
+            .contains("a limit of `0s` leaves no time at all"),
+        "{run}"
+    );
+    assert_eq!(fake.connections(), 0, "{run}");
+}
+
+#[test]
+fn a_known_hosts_file_that_is_not_a_string() {
+    let fake = FakeHost::new();
+    let dir = workspace_with(
+        &fake,
+        "web:\n  hosts:\n    target: { ansible_host: 127.0.0.1, ansible_port: PORT }\n  vars:\n    herd_known_hosts: 42\n",
+    );
+
+    let run = run_in(dir.path(), GOOD_PLAYBOOK, &[]);
+
+    assert_refused(&run, &fake, "inventory.yml:5:23");
+    assert_eq!(
+        run.stderr(),
+        "\
+error: host target: `herd_known_hosts` must be a path written as a string, not 42
+  --> inventory.yml:5:23
+  |
+5 |     herd_known_hosts: 42
+  |                       ^
+"
+    );
+}
+
+#[test]
+fn reserved_names_cannot_be_set_with_e() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    for pair in ["env=prod", "inventory_hostname=other"] {
+        let run = run_in(dir.path(), GOOD_PLAYBOOK, &["-e", pair]);
+
+        run.assert_code(2);
+        let name = pair.split('=').next().unwrap();
+        assert_eq!(
+            run.stderr(),
+            format!("error: -e {pair}: `{name}` is a name herd sets itself and cannot be given\n"),
+            "{run}"
+        );
+    }
+    assert_eq!(fake.connections(), 0);
+}
+
+#[test]
+fn a_playbook_that_is_not_utf8_names_the_byte() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+    std::fs::write(
+        dir.path().join("playbook.yml"),
+        b"name: x\nhosts: web\nsteps:\n  - run: echo caf\xe9\n",
+    )
+    .unwrap();
+
+    let run = Herd::new()
+        .current_dir(dir.path())
+        .args(["run", "playbook.yml", "-i", "inventory.yml"])
+        .run();
+
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr(),
+        "error: cannot read playbook playbook.yml: it is not UTF-8 text: the byte at offset 43 (line 4) is not valid UTF-8\n",
+        "{run}"
+    );
+    assert_eq!(fake.connections(), 0, "{run}");
+}
+
+#[test]
+fn an_unwritable_report_path_is_refused_before_connecting() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(
+        dir.path(),
+        GOOD_PLAYBOOK,
+        &["--report", "missing/report.xml"],
+    );
+
+    run.assert_code(2);
+    assert!(
+        run.stderr()
+            .starts_with("error: --report missing/report.xml: cannot write there: "),
+        "{run}"
+    );
+    assert_eq!(fake.connections(), 0, "{run}");
+}
+
+#[test]
+fn a_bad_connection_variable_of_a_flow_style_host_is_pointed_at() {
+    let fake = FakeHost::new();
+    let dir = workspace_with(
+        &fake,
+        "web:\n  hosts:\n    target: { ansible_host: 127.0.0.1, ansible_port: x }\n",
+    );
+
+    let run = run_in(dir.path(), GOOD_PLAYBOOK, &[]);
+
+    assert_refused(&run, &fake, "inventory.yml:3:54");
+    assert_eq!(
+        run.stderr(),
+        "\
+error: host target: `ansible_port: x` is not a TCP port (1-65535)
+  --> inventory.yml:3:54
+  |
+3 |     target: { ansible_host: 127.0.0.1, ansible_port: x }
+  |                                                      ^
+"
+    );
+}
+
+#[test]
+fn a_bad_port_is_reported_on_its_own_line() {
+    let fake = FakeHost::new();
+    let dir = workspace_with(
+        &fake,
+        "web:\n  hosts:\n    good:\n      ansible_host: 127.0.0.1\n      ansible_port: PORT\n    target:\n      ansible_host: 127.0.0.1\n      # the typo below\n      ansible_port: 2x2\n",
+    );
+
+    let run = run_in(dir.path(), GOOD_PLAYBOOK, &[]);
+
+    assert_refused(&run, &fake, "inventory.yml:9:21");
+}
+
+#[test]
+fn the_same_text_twice_points_at_the_one_in_use() {
+    // Both hosts write `ansible_user: ''`; `good`'s is overridden by its
+    // own group, so only `target`'s is wrong.
+    let fake = FakeHost::new();
+    let dir = workspace_with(
+        &fake,
+        "all:\n  children:\n    fixed:\n      hosts:\n        good: { ansible_user: '', ansible_host: 127.0.0.1, ansible_port: PORT }\n      vars:\n        ansible_user: deploy\n    web:\n      hosts:\n        target: { ansible_user: '', ansible_host: 127.0.0.1, ansible_port: PORT }\n",
+    );
+
+    let run = run_in(dir.path(), GOOD_PLAYBOOK, &[]);
+
+    assert_refused(&run, &fake, "inventory.yml:10:33");
+    assert!(
+        run.stderr()
+            .starts_with("error: host target: `ansible_user` is empty\n"),
+        "{run}"
+    );
+}

@@ -5,10 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use super::range;
-use super::raw::{RawGroup, RawInventory, Section};
-use super::{Host, Vars};
+use super::raw::{RawGroup, RawInventory, RawVars, Section};
+use super::{Host, Origins, Vars};
 use crate::source::SourceError;
-use crate::yaml;
+use crate::yaml::Spanned;
 
 const ALL: usize = 0;
 const UNGROUPED: usize = 1;
@@ -33,13 +33,12 @@ pub fn build(
     builder.groups[UNGROUPED].parents.push(ALL);
 
     for (name, group) in raw.map(|entries| entries.0).unwrap_or_default() {
-        let mut path = vec![name];
-        let id = builder.group(&path[0]);
+        let id = builder.group(&name.value);
         // Top-level groups other than `all` are its children.
         if id != ALL {
-            builder.add_child(ALL, id, &path)?;
+            builder.add_child(ALL, id, &name)?;
         }
-        builder.visit(id, group.unwrap_or_default(), &mut path)?;
+        builder.visit(id, group.unwrap_or_default())?;
     }
     Ok(builder.finish())
 }
@@ -49,11 +48,13 @@ struct Group {
     parents: Vec<usize>,
     children: Vec<usize>,
     vars: Vars,
+    origins: Origins,
 }
 
 struct HostEntry {
     name: String,
     vars: Vars,
+    origins: Origins,
     /// Groups that list the host directly.
     groups: Vec<usize>,
 }
@@ -79,37 +80,31 @@ impl Builder<'_> {
             parents: Vec::new(),
             children: Vec::new(),
             vars: Vars::new(),
+            origins: Origins::new(),
         });
         self.group_ids.insert(name.to_string(), id);
         id
     }
 
-    /// Records one appearance of a group; `path` holds the YAML keys leading
-    /// to it, to point at mistakes inside it.
-    fn visit(
-        &mut self,
-        id: usize,
-        group: RawGroup,
-        path: &mut Vec<String>,
-    ) -> Result<(), SourceError> {
+    /// Records one appearance of a group.
+    fn visit(&mut self, id: usize, group: RawGroup) -> Result<(), SourceError> {
         for section in group.sections {
             match section {
                 // A group written in several places merges; the later vars win.
-                Section::Vars(vars) => self.groups[id].vars.extend(vars),
+                Section::Vars(vars) => {
+                    let group = &mut self.groups[id];
+                    add_vars(&mut group.vars, &mut group.origins, &vars);
+                }
                 Section::Hosts(hosts) => {
                     for (key, vars) in hosts.0 {
-                        path.extend(["hosts".to_string(), key]);
-                        self.add_hosts(id, vars.unwrap_or_default(), path)?;
-                        path.truncate(path.len() - 2);
+                        self.add_hosts(id, vars, &key)?;
                     }
                 }
                 Section::Children(children) => {
                     for (name, child) in children.0 {
-                        let child_id = self.group(&name);
-                        path.extend(["children".to_string(), name]);
-                        self.add_child(id, child_id, path)?;
-                        self.visit(child_id, child.unwrap_or_default(), path)?;
-                        path.truncate(path.len() - 2);
+                        let child_id = self.group(&name.value);
+                        self.add_child(id, child_id, &name)?;
+                        self.visit(child_id, child.unwrap_or_default())?;
                     }
                 }
             }
@@ -117,11 +112,15 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Adds the host(s) named by the last key of `path` to `group`.
-    fn add_hosts(&mut self, group: usize, vars: Vars, path: &[String]) -> Result<(), SourceError> {
-        let key = &path[path.len() - 1];
-        let names =
-            range::expand(key).map_err(|error| self.error_at(path, error.offset, error.message))?;
+    /// Adds the host(s) named by `key` to `group`.
+    fn add_hosts(
+        &mut self,
+        group: usize,
+        vars: Option<RawVars>,
+        key: &Spanned<String>,
+    ) -> Result<(), SourceError> {
+        let names = range::expand(&key.value)
+            .map_err(|error| self.error_at(key, error.offset, error.message))?;
         for name in names {
             let id = match self.host_ids.get(&name) {
                 Some(&id) => id,
@@ -129,6 +128,7 @@ impl Builder<'_> {
                     self.hosts.push(HostEntry {
                         name: name.clone(),
                         vars: Vars::new(),
+                        origins: Origins::new(),
                         groups: Vec::new(),
                     });
                     self.host_ids.insert(name, self.hosts.len() - 1);
@@ -136,7 +136,9 @@ impl Builder<'_> {
                 }
             };
             let host = &mut self.hosts[id];
-            host.vars.extend(vars.clone());
+            if let Some(vars) = &vars {
+                add_vars(&mut host.vars, &mut host.origins, vars);
+            }
             if !host.groups.contains(&group) {
                 host.groups.push(group);
             }
@@ -150,7 +152,7 @@ impl Builder<'_> {
         &mut self,
         parent: usize,
         child: usize,
-        path: &[String],
+        key: &Spanned<String>,
     ) -> Result<(), SourceError> {
         if child == parent || self.reaches(child, parent) {
             let (child_name, parent_name) = (&self.groups[child].name, &self.groups[parent].name);
@@ -159,7 +161,7 @@ impl Builder<'_> {
             } else {
                 format!("group `{child_name}` cannot be a child of `{parent_name}`, which is already inside it")
             };
-            return Err(self.error_at(path, 0, message));
+            return Err(self.error_at(key, 0, message));
         }
         if !self.groups[parent].children.contains(&child) {
             self.groups[parent].children.push(child);
@@ -183,25 +185,9 @@ impl Builder<'_> {
         false
     }
 
-    /// An error at the key reached by following `path` through the file,
-    /// `offset` bytes into that key.
-    fn error_at(&self, path: &[String], offset: usize, message: String) -> SourceError {
-        let text = self.text;
-        let mut at = 0;
-        for (i, key) in path.iter().enumerate() {
-            let from = if i == 0 { 0 } else { at + 1 };
-            at = yaml::locate_key(text, key, from)
-                .or_else(|| yaml::locate(text, key, from))
-                .unwrap_or(at);
-        }
-        let key = path.last().map_or("", String::as_str);
-        let rest = &text[at..];
-        if rest.starts_with(key) {
-            at += offset;
-        } else if rest.starts_with(['"', '\'']) && rest[1..].starts_with(key) {
-            at += 1 + offset;
-        }
-        SourceError::at_offset(self.file, text, at, message)
+    /// An error `offset` bytes into the text of `key`.
+    fn error_at(&self, key: &Spanned<String>, offset: usize, message: String) -> SourceError {
+        SourceError::at_offset(self.file, self.text, key.content + offset, message)
     }
 
     fn finish(self) -> (Vec<Host>, Vec<String>) {
@@ -220,13 +206,17 @@ impl Builder<'_> {
                     ))
                 });
                 let mut vars = Vars::new();
+                let mut origins = Origins::new();
                 for &id in &groups {
                     vars.extend(self.groups[id].vars.clone());
+                    origins.extend(self.groups[id].origins.clone());
                 }
                 vars.extend(host.vars.clone());
+                origins.extend(host.origins.clone());
                 Host {
                     name: host.name.clone(),
                     vars,
+                    origins,
                     groups: groups
                         .iter()
                         .map(|&id| self.groups[id].name.clone())
@@ -272,6 +262,14 @@ impl Builder<'_> {
         let others = (0..member.len()).any(|id| member[id] && id != ALL && id != UNGROUPED);
         member[UNGROUPED] = !others;
         (0..member.len()).filter(|&id| member[id]).collect()
+    }
+}
+
+/// Adds `raw` to `vars`, remembering where each value is written.
+fn add_vars(vars: &mut Vars, origins: &mut Origins, raw: &RawVars) {
+    for (name, value) in &raw.0 {
+        vars.insert(name.value.clone(), value.value.clone());
+        origins.insert(name.value.clone(), value.at);
     }
 }
 

@@ -22,10 +22,15 @@ pub use pattern::PatternError;
 /// Variables, as written in the inventory.
 pub type Vars = serde_json::Map<String, serde_json::Value>;
 
+/// Where each variable's value is written in the inventory file.
+pub type Origins = std::collections::HashMap<String, yaml::Pos>;
+
 /// A loaded inventory: its hosts, with their groups and merged vars.
 #[derive(Debug)]
 pub struct Inventory {
     pub file: PathBuf,
+    /// The file's text, to point at a variable found wrong later.
+    pub text: String,
     /// In declaration order, each host once.
     pub hosts: Vec<Host>,
     /// Every group name, `all` and `ungrouped` first, then in declaration order.
@@ -37,6 +42,8 @@ pub struct Host {
     pub name: String,
     /// Merged: `all` < parent group < child group < the host's own vars.
     pub vars: Vars,
+    /// Where each of `vars` is written (the definition that won).
+    pub origins: Origins,
     /// Every group the host belongs to, ancestors included, in precedence
     /// order (`all` first).
     pub groups: Vec<String>,
@@ -47,7 +54,7 @@ pub enum InventoryError {
     #[error("cannot read inventory {path}: {source}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::source::ReadError,
     },
     #[error("{0}")]
     Source(#[from] SourceError),
@@ -56,7 +63,7 @@ pub enum InventoryError {
 impl Inventory {
     /// Reads and parses the inventory at `path`.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        let text = crate::source::read_text(path).map_err(|source| InventoryError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -69,9 +76,19 @@ impl Inventory {
         let (hosts, groups) = build::build(path, text, raw)?;
         Ok(Inventory {
             file: path.to_path_buf(),
+            text: text.to_string(),
             hosts,
             groups,
         })
+    }
+
+    /// An error at where `host`'s variable `var` is written, if it is
+    /// written in this file.
+    pub fn var_error(&self, host: &Host, var: &str, message: &str) -> Option<SourceError> {
+        let at = host.origins.get(var)?;
+        Some(SourceError::at(
+            &self.file, &self.text, at.line, at.column, message,
+        ))
     }
 
     /// Hosts matching an Ansible pattern, in inventory order.
@@ -373,10 +390,67 @@ all:
         );
         let duplicate = error("web:\n  hosts:\n  hosts:\n");
         assert!(
-            duplicate.starts_with("web: duplicate field `hosts`"),
+            duplicate.starts_with(
+                "duplicate key `hosts`: it is already written at line 2, column 3\n  --> inventory.yml:3:3\n"
+            ),
             "{duplicate}"
         );
         assert!(error("- web\n").starts_with("invalid type: sequence"));
+    }
+
+    #[test]
+    fn merge_keys_apply_and_written_keys_win() {
+        let text = "\
+all:
+  vars:
+    defaults: &defaults
+      ansible_user: deploy
+      ansible_port: 22
+  children:
+    web:
+      hosts:
+        web1:
+          <<: *defaults
+          ansible_port: 2200
+        web2: { <<: [*defaults], ansible_user: ops }
+";
+        let inventory = parse(text);
+        let web1 = &host(&inventory, "web1").vars;
+        assert_eq!(web1["ansible_user"], "deploy");
+        assert_eq!(web1["ansible_port"], 2200);
+        assert!(!web1.contains_key("<<"));
+        let web2 = &host(&inventory, "web2").vars;
+        assert_eq!(web2["ansible_user"], "ops");
+        assert_eq!(web2["ansible_port"], 22);
+        // A merged value is written where its anchor is.
+        let origin = host(&inventory, "web2").origins["ansible_port"];
+        assert_eq!((origin.line, origin.column), (5, 21));
+    }
+
+    #[test]
+    fn duplicate_keys_anywhere_are_refused() {
+        let host_twice = "web:\n  hosts:\n    web1:\n    web2:\n    web1: { a: 1 }\n";
+        assert!(
+            error(host_twice).starts_with(
+                "duplicate key `web1`: it is already written at line 3, column 5\n  --> inventory.yml:5:5\n"
+            ),
+            "{}",
+            error(host_twice)
+        );
+        let var_twice = "all:\n  vars:\n    a: 1\n    b: 2\n    a: 3\n";
+        assert!(
+            error(var_twice).starts_with("duplicate key `a`: it is already written at line 3, column 5\n  --> inventory.yml:5:5\n"),
+            "{}",
+            error(var_twice)
+        );
+    }
+
+    #[test]
+    fn vars_remember_where_the_winning_value_is_written() {
+        let text = "all:\n  vars:\n    port: 1\n  hosts:\n    a:\n    b: { port: 2 }\n";
+        let inventory = parse(text);
+        let line = |name| host(&inventory, name).origins["port"].line;
+        assert_eq!((line("a"), line("b")), (3, 6));
     }
 
     #[test]

@@ -3,21 +3,26 @@
 //! Ansible walks a group's keys in the order they are written, so a group
 //! listing `children:` before `hosts:` declares its children's hosts first.
 //! serde's derived structs forget that order, so groups and mappings here
-//! keep their entries as written, repeated keys included (a repeated group or
-//! host merges, as it does when it appears under two parents).
+//! keep their entries as written. Names and values keep their positions, so
+//! that a mistake found later (a bad range, a cycle, a bad `ansible_port`)
+//! points where it is written. A key written twice in one mapping never gets
+//! here: the YAML layer refuses it.
 
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
-use super::Vars;
+use crate::yaml::Spanned;
 
 /// The whole file: top-level groups (an empty file has none).
 pub type RawInventory = Option<Entries<Option<RawGroup>>>;
 
 /// A YAML mapping with string keys, in the order written.
-pub struct Entries<T>(pub Vec<(String, T)>);
+pub struct Entries<T>(pub Vec<(Spanned<String>, T)>);
+
+/// Variables, each value with its position.
+pub type RawVars = Entries<Spanned<serde_json::Value>>;
 
 /// One group's body: its sections in the order written.
 #[derive(Default)]
@@ -27,8 +32,8 @@ pub struct RawGroup {
 
 pub enum Section {
     /// Host name (possibly a range) -> its vars.
-    Hosts(Entries<Option<Vars>>),
-    Vars(Vars),
+    Hosts(Entries<Option<RawVars>>),
+    Vars(RawVars),
     Children(Entries<Option<RawGroup>>),
 }
 
@@ -45,7 +50,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry::<String, T>()? {
+                while let Some(entry) = map.next_entry::<Spanned<String>, T>()? {
                     entries.push(entry);
                 }
                 Ok(Entries(entries))

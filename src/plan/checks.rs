@@ -10,7 +10,6 @@ use super::Plan;
 use crate::playbook::Playbook;
 use crate::source::SourceError;
 use crate::template::{Kind, TemplateError};
-use crate::yaml;
 
 impl Plan {
     /// `herd exec` commands are templates too (`cat {{ app_dir }}/RELEASE`).
@@ -85,7 +84,12 @@ impl Plan {
                         if let Err(error) = self.renderer.render(source, kind, &vars) {
                             let what =
                                 format!("{field} of {section}[{index}] on host {}", host.name);
-                            return Err(template_error(playbook, source, &error, &what));
+                            let index = index.to_string();
+                            let path: &[&str] = match field {
+                                "dest" => &[section, &index, "upload", "dest"],
+                                _ => &[section, &index, field],
+                            };
+                            return Err(template_error(playbook, path, source, &error, &what));
                         }
                     }
                 }
@@ -98,7 +102,8 @@ impl Plan {
             for (field, source, kind) in reload_templates {
                 if let Err(error) = self.renderer.render(source, kind, &vars) {
                     let what = format!("{field} on host {}", host.name);
-                    return Err(template_error(playbook, source, &error, &what));
+                    let path: Vec<&str> = field.split('.').collect();
+                    return Err(template_error(playbook, &path, source, &error, &what));
                 }
             }
             if let Some(reload) = &self.reload {
@@ -113,33 +118,26 @@ impl Plan {
 
 /// Points at `validate.http.url` in the playbook.
 fn url_error(playbook: &Playbook, url: &str, problem: &str, host: &str) -> SourceError {
-    let validate = yaml::locate_key(&playbook.text, "validate", 0).unwrap_or(0);
-    let offset = yaml::locate(&playbook.text, url, validate).unwrap_or(validate);
-    SourceError::at_offset(
-        &playbook.file,
-        &playbook.text,
-        offset,
+    playbook.error_in(
+        &["validate", "http", "url"],
+        Some(url),
         format!("{problem} (validate.http.url on host {host})"),
     )
 }
 
-/// Points at the template in the playbook, and at the variable within it.
+/// Points at the template in the playbook, found by its `path` there, and
+/// at the variable within it.
 pub(super) fn template_error(
     playbook: &Playbook,
+    path: &[&str],
     source: &str,
     error: &TemplateError,
     what: &str,
 ) -> SourceError {
-    let first_line = source.lines().next().unwrap_or(source);
-    let start = yaml::locate(&playbook.text, first_line, 0).unwrap_or(0);
-    let offset = error
-        .needle()
-        .and_then(|needle| yaml::locate(&playbook.text, needle, start))
-        .unwrap_or(start);
-    SourceError::at_offset(
-        &playbook.file,
-        &playbook.text,
-        offset,
-        format!("{error} in {what}"),
-    )
+    let mut path = path.to_vec();
+    // A step's `env` is a mapping: the template is the entry holding `source`.
+    if let Some(key) = playbook.doc.root.find(&path).and_then(|n| n.key_of(source)) {
+        path.push(key);
+    }
+    playbook.error_in(&path, error.needle(), format!("{error} in {what}"))
 }

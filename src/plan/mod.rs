@@ -17,11 +17,10 @@ use serde_json::Value;
 
 use crate::inventory::{Inventory, InventoryError, Vars};
 use crate::playbook::batch::{BatchSpec, FailLimit};
-use crate::playbook::{Playbook, PlaybookError, Step};
+use crate::playbook::{Playbook, PlaybookError};
 use crate::source::SourceError;
 use crate::template::Renderer;
 use crate::transport::Target;
-use crate::yaml;
 use reload::ReloadPlan;
 use step::{Action, StepPlan};
 use target::{target_for, TargetDefaults};
@@ -130,7 +129,6 @@ impl Plan {
                 .map(Path::to_path_buf)
                 .unwrap_or_default(),
         };
-        let inventory_text = std::fs::read_to_string(&inventory.file).unwrap_or_default();
         let mut hosts = Vec::with_capacity(selected.len());
         for host in selected {
             let mut vars = host.vars.clone();
@@ -143,15 +141,8 @@ impl Plan {
                 add_play_vars(playbook, &renderer, &mut vars, &extra)?;
             }
             mark_secrets(&vars, renderer.secrets());
-            let target = target_for(&host.name, &vars, &defaults).map_err(|e| {
-                let at = yaml::locate_key(&inventory_text, e.var, 0).unwrap_or(0);
-                SourceError::at_offset(
-                    &inventory.file,
-                    &inventory_text,
-                    at,
-                    format!("host {}: {}", host.name, e.message),
-                )
-            })?;
+            let target = target_for(&host.name, &vars, &defaults)
+                .map_err(|e| target_error(&inventory, host, playbook.as_ref(), &extra, &e))?;
             // Templates may name the address herd connects to, set or not
             // (after ssh_config's HostName).
             vars.entry("ansible_host")
@@ -166,8 +157,8 @@ impl Plan {
         let (title, steps, rollback, rolling, reload) = match (&request.job, &playbook) {
             (_, Some(p)) => {
                 let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
-                let steps = step_plans(p, &p.spec.steps, &base, request.step_timeout)?;
-                let rollback = step_plans(p, &p.spec.rollback, &base, request.step_timeout)?;
+                let steps = step_plans(p, "steps", &base, request.step_timeout)?;
+                let rollback = step_plans(p, "rollback", &base, request.step_timeout)?;
                 let title = p
                     .spec
                     .name
@@ -246,29 +237,57 @@ impl Plan {
     }
 }
 
+/// Points at where the faulty connection variable is set: `-e`, the
+/// playbook's `vars`, or the inventory (in that order of precedence).
+fn target_error(
+    inventory: &Inventory,
+    host: &crate::inventory::Host,
+    playbook: Option<&Playbook>,
+    extra: &Vars,
+    error: &target::TargetError,
+) -> PlanError {
+    let message = format!("host {}: {}", host.name, error.message);
+    if extra.contains_key(error.var) {
+        return PlanError::Usage(format!("-e {}: {message}", error.var));
+    }
+    if let Some(playbook) = playbook.filter(|p| p.spec.vars.contains_key(error.var)) {
+        return playbook
+            .error_in(&["vars", error.var], None, message)
+            .into();
+    }
+    match inventory.var_error(host, error.var, &message) {
+        Some(error) => error.into(),
+        None => SourceError::at(&inventory.file, &inventory.text, 1, 1, message).into(),
+    }
+}
+
 fn select_in_playbook<'i>(
     inventory: &'i Inventory,
     playbook: &Playbook,
 ) -> Result<Vec<&'i crate::inventory::Host>, SourceError> {
     let pattern = &playbook.spec.hosts;
     inventory.select(pattern).map_err(|e| {
-        let key = yaml::locate_key(&playbook.text, "hosts", 0).unwrap_or(0);
-        let value = yaml::locate(&playbook.text, pattern, key).unwrap_or(key);
-        SourceError::at_offset(
-            &playbook.file,
-            &playbook.text,
-            value + e.offset,
-            format!("hosts: {}", e.message),
-        )
+        let value = playbook
+            .doc
+            .root
+            .get("hosts")
+            .map_or(0, |node| node.content_offset());
+        playbook
+            .doc
+            .error_at_offset(value + e.offset, format!("hosts: {}", e.message))
     })
 }
 
 fn step_plans(
     playbook: &Playbook,
-    steps: &[Step],
+    section: &str,
     base: &Path,
     default_timeout: Duration,
 ) -> Result<Vec<StepPlan>, SourceError> {
+    let steps = match section {
+        "steps" => &playbook.spec.steps,
+        _ => &playbook.spec.rollback,
+    };
     steps
         .iter()
         .enumerate()
@@ -278,9 +297,9 @@ fn step_plans(
                 (None, Some(upload)) => {
                     let src = target::resolve(&upload.src, base);
                     let data = std::fs::read(&src).map_err(|e| {
-                        playbook.error_at(
-                            "src",
-                            Some(&upload.src),
+                        playbook.error_in(
+                            &[section, &index.to_string(), "upload", "src"],
+                            None,
                             format!("cannot read upload source {}: {e}", src.display()),
                         )
                     })?;

@@ -110,6 +110,15 @@ pub fn target_for(
         None if config_identities.is_empty() => default_identities(),
         None => config_identities,
     };
+    if let Some(other) = vars
+        .get("herd_known_hosts")
+        .filter(|v| !matches!(v, Value::String(_) | Value::Null))
+    {
+        return Err(bad(
+            "herd_known_hosts",
+            format!("`herd_known_hosts` must be a path written as a string, not {other}"),
+        ));
+    }
     // `--known-hosts` or `herd_known_hosts` apply to the bastion as well;
     // otherwise each host has the config's own `UserKnownHostsFile`.
     let given_known_hosts = match (&defaults.known_hosts, text_var(vars, "herd_known_hosts")?) {

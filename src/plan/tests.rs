@@ -88,3 +88,107 @@ fn bad_extra_vars_are_usage_errors() {
         Err(PlanError::Usage(_))
     ));
 }
+
+#[test]
+fn reserved_names_cannot_be_given_with_e() {
+    let playbook = "hosts: web\nsteps:\n  - run: true\n";
+    for pair in ["env=prod", "inventory_hostname=x"] {
+        let Err(PlanError::Usage(message)) = build(INVENTORY, playbook, None, &[pair]) else {
+            panic!("{pair} was accepted");
+        };
+        assert!(message.contains("a name herd sets itself"), "{message}");
+    }
+}
+
+/// The source error a plan fails with.
+fn source_error(inventory: &str, playbook: &str, extra: &[&str]) -> SourceError {
+    match build(inventory, playbook, None, extra) {
+        Err(PlanError::Source(error)) => error,
+        Err(other) => panic!("expected a source error, got {other}"),
+        Ok(_) => panic!("expected a source error, got a plan"),
+    }
+}
+
+const ANY_PLAY: &str = "hosts: all\nsteps:\n  - run: true\n";
+
+#[test]
+fn a_connection_variable_of_a_flow_style_host_is_pointed_at() {
+    let inventory = "all:\n  hosts:\n    web1: { ansible_host: 127.0.0.1, ansible_port: x }\n";
+    let mut error = source_error(inventory, ANY_PLAY, &[]);
+    error.location.file = "inventory.yml".into();
+    assert_eq!(
+        error.to_string(),
+        "host web1: `ansible_port: x` is not a TCP port (1-65535)\n  --> inventory.yml:3:52\n  |\n3 |     web1: { ansible_host: 127.0.0.1, ansible_port: x }\n  |                                                    ^"
+    );
+}
+
+#[test]
+fn a_bad_port_is_reported_on_its_own_line() {
+    let inventory = "all:\n  children:\n    web:\n      hosts:\n        web1:\n          ansible_port: 22\n        web2:\n          ansible_host: 127.0.0.2\n          ansible_port: 70000\n";
+    let error = source_error(inventory, ANY_PLAY, &[]);
+    assert_eq!(
+        (error.location.line, error.location.column),
+        (9, 25),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_same_text_twice_points_at_the_wrong_one() {
+    // Both hosts write `ansible_port: 0`-like text; only web2's is used
+    // wrongly (a group var overrides web1's).
+    let inventory = "all:\n  hosts:\n    web1: { ansible_user: '' }\n  children:\n    web:\n      hosts:\n        web2: { ansible_user: '' }\n      vars:\n        ansible_user: deploy\n";
+    let error = source_error(inventory, ANY_PLAY, &[]);
+    assert!(error.message.starts_with("host web1: "), "{error}");
+    assert_eq!((error.location.line, error.location.column), (3, 27));
+    let limited = "all:\n  hosts:\n    web1: { ansible_port: 2200 }\n    web2: { ansible_port: 0 }\n    web3: { ansible_port: 0 }\n";
+    let playbook = "hosts: web3\nsteps:\n  - run: true\n";
+    let error = source_error(limited, playbook, &[]);
+    assert!(error.message.starts_with("host web3: "), "{error}");
+    assert_eq!((error.location.line, error.location.column), (5, 27));
+}
+
+#[test]
+fn a_connection_variable_set_in_the_playbook_points_there() {
+    let playbook = "hosts: web\nvars:\n  ansible_port: nope\nsteps:\n  - run: true\n";
+    let error = source_error(INVENTORY, playbook, &[]);
+    assert_eq!(error.location.file.file_name().unwrap(), "play.yml");
+    assert_eq!((error.location.line, error.location.column), (3, 17));
+    let Err(PlanError::Usage(message)) = build(INVENTORY, ANY_PLAY, None, &["ansible_port=x"])
+    else {
+        panic!("-e ansible_port=x was accepted");
+    };
+    assert!(
+        message.starts_with("-e ansible_port: host web1: "),
+        "{message}"
+    );
+}
+
+#[test]
+fn merged_inventory_vars_connect_where_they_say() {
+    let inventory = "all:\n  vars:\n    base: &base\n      ansible_host: 127.0.0.9\n      ansible_port: 2222\n  hosts:\n    web1:\n      <<: *base\n      ansible_port: 2200\n";
+    let plan = build(inventory, ANY_PLAY, None, &[]).expect("plan");
+    assert_eq!(plan.hosts[0].target.address, "127.0.0.9");
+    assert_eq!(plan.hosts[0].target.port, 2200);
+    assert!(!plan.hosts[0].vars.contains_key("<<"));
+}
+
+#[test]
+fn templates_are_found_by_their_place_not_their_text() {
+    // `{{ app_dir }}` is written several times; the error is in the one
+    // that also names an undefined variable.
+    let playbook = "hosts: web\nsteps:\n  - run: echo {{ app_dir }}\n    env:\n      A: '{{ app_dir }}'\n      B: '{{ app_dir }}/{{ nope }}'\n";
+    let error = source_error(INVENTORY, playbook, &[]);
+    assert_eq!(
+        error.message,
+        "undefined variable `nope` in env of steps[0] on host web1"
+    );
+    assert_eq!((error.location.line, error.location.column), (6, 28));
+    let duplicate_text = "hosts: web\nvars:\n  a: '{{ app_dir }}'\nsteps:\n  - run: echo {{ app_dir }}\nrollback:\n  - run: echo {{ app_dir }}\n    cwd: '{{ app_dir }}/{{ missing }}'\n";
+    let error = source_error(INVENTORY, duplicate_text, &[]);
+    assert_eq!(
+        (error.location.line, error.location.column),
+        (8, 28),
+        "{error}"
+    );
+}

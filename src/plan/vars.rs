@@ -26,9 +26,10 @@ pub(super) fn add_play_vars(
         }
         let value = match value {
             Value::String(source) => {
-                let rendered = renderer
-                    .render(source, Kind::Plain, vars)
-                    .map_err(|e| template_error(playbook, source, &e, &format!("vars.{name}")))?;
+                let rendered = renderer.render(source, Kind::Plain, vars).map_err(|e| {
+                    let what = format!("vars.{name}");
+                    template_error(playbook, &["vars", name], source, &e, &what)
+                })?;
                 Value::String(rendered)
             }
             other => other.clone(),
@@ -94,6 +95,11 @@ pub(super) fn parse_extra_vars(pairs: &[String]) -> Result<Vars, PlanError> {
         if !crate::playbook::is_identifier(name) {
             return Err(PlanError::Usage(format!(
                 "-e {pair}: `{name}` is not a valid variable name"
+            )));
+        }
+        if crate::playbook::RESERVED_VARS.contains(&name) {
+            return Err(PlanError::Usage(format!(
+                "-e {pair}: `{name}` is a name herd sets itself and cannot be given"
             )));
         }
         vars.insert(name.to_string(), Value::String(value.to_string()));

@@ -18,13 +18,17 @@ use crate::yaml;
 use batch::BatchSpec;
 use duration::Span;
 
-/// A parsed playbook and the text it came from (to point at faults later).
+/// A parsed playbook and its tree (to point at faults later).
 #[derive(Debug, Clone)]
 pub struct Playbook {
     pub file: PathBuf,
-    pub text: String,
     pub spec: PlaybookSpec,
+    pub doc: yaml::Document,
 }
+
+/// Variable names herd sets itself: `env` reads the controller's environment
+/// in templates, `inventory_hostname` is the host's name in the inventory.
+pub const RESERVED_VARS: &[&str] = &["env", "inventory_hostname"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,7 +156,7 @@ pub enum PlaybookError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::source::ReadError,
     },
     #[error("{0}")]
     Source(#[from] SourceError),
@@ -181,7 +185,7 @@ impl Step {
 
 impl Playbook {
     pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Read {
+        let text = crate::source::read_text(path).map_err(|source| PlaybookError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -189,50 +193,57 @@ impl Playbook {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Playbook, SourceError> {
-        let spec: PlaybookSpec = yaml::parse(path, text)?;
+        let doc = yaml::Document::load(path, text)?;
+        let spec: PlaybookSpec = doc.deserialize()?;
         let playbook = Playbook {
             file: path.to_path_buf(),
-            text: text.to_string(),
             spec,
+            doc,
         };
         playbook.check()?;
         Ok(playbook)
     }
 
-    /// An error pointing at `needle` (searched from the key `key` onwards).
-    pub fn error_at(
+    /// An error at the value reached by `path` (`["steps", "2", "run"]`), at
+    /// `needle` when it is written inside that value.
+    pub fn error_in(
         &self,
-        key: &str,
+        path: &[&str],
         needle: Option<&str>,
         message: impl Into<String>,
     ) -> SourceError {
-        let from = yaml::locate_key(&self.text, key, 0).unwrap_or(0);
-        let offset = needle
-            .and_then(|n| yaml::locate(&self.text, n, from))
-            .unwrap_or(from);
-        SourceError::at_offset(&self.file, &self.text, offset, message)
+        self.doc.error_in(path, needle, message)
     }
 
     /// Checks that need more than the types.
     fn check(&self) -> Result<(), SourceError> {
         let spec = &self.spec;
         if spec.hosts.trim().is_empty() {
-            return Err(self.error_at(
-                "hosts",
+            return Err(self.error_in(
+                &["hosts"],
                 None,
                 "`hosts` is empty: name a host, a group or a pattern",
             ));
         }
+        for name in spec.vars.keys() {
+            if RESERVED_VARS.contains(&name.as_str()) {
+                let at = self
+                    .doc
+                    .root
+                    .get("vars")
+                    .and_then(|vars| vars.key(name))
+                    .map_or(self.doc.root.at, |key| key.at);
+                return Err(self.doc.error(
+                    at,
+                    format!(
+                        "`{name}` is a name herd sets itself: call the variable something else"
+                    ),
+                ));
+            }
+        }
         for (section, steps) in [("steps", &spec.steps), ("rollback", &spec.rollback)] {
-            let mut from = yaml::locate_key(&self.text, section, 0).unwrap_or(0);
-            for step in steps.iter() {
-                let at = yaml::locate(&self.text, "-", from).unwrap_or(from);
-                self.check_step(step, section, at)?;
-                from = at + 1;
-                // Move past this step's own lines to the next list item.
-                if let Some(next) = next_item(&self.text, at) {
-                    from = next;
-                }
+            for (index, step) in steps.iter().enumerate() {
+                self.check_step(step, section, &index.to_string())?;
             }
         }
         if let Some(reload) = &spec.reload {
@@ -241,43 +252,66 @@ impl Playbook {
         Ok(())
     }
 
-    fn check_step(&self, step: &Step, section: &str, at: usize) -> Result<(), SourceError> {
-        let fail =
-            |message: String| Err(SourceError::at_offset(&self.file, &self.text, at, message));
+    fn check_step(&self, step: &Step, section: &str, index: &str) -> Result<(), SourceError> {
+        let fail = |field: Option<&str>, message: String| {
+            let path: Vec<&str> = [section, index].into_iter().chain(field).collect();
+            Err(self.error_in(&path, None, message))
+        };
         match (&step.run, &step.upload) {
-            (None, None) => return fail(format!("a step in `{section}` needs `run` or `upload`")),
+            (None, None) => {
+                return fail(
+                    None,
+                    format!("a step in `{section}` needs `run` or `upload`"),
+                )
+            }
             (Some(_), Some(_)) => {
-                return fail(format!(
-                    "a step in `{section}` has both `run` and `upload`: split it in two"
-                ))
+                return fail(
+                    None,
+                    format!("a step in `{section}` has both `run` and `upload`: split it in two"),
+                )
             }
             _ => {}
         }
         if let Some(capture) = &step.capture {
             if !is_identifier(capture) {
-                return fail(format!("`capture: {capture}` is not a valid variable name"));
+                return fail(
+                    Some("capture"),
+                    format!("`capture: {capture}` is not a valid variable name"),
+                );
+            }
+            if RESERVED_VARS.contains(&capture.as_str()) {
+                return fail(
+                    Some("capture"),
+                    format!("`capture: {capture}` is a name herd sets itself: choose another"),
+                );
             }
         }
         if let Some(upload) = &step.upload {
             if let Some(mode) = &upload.mode {
                 if u32::from_str_radix(mode, 8).is_err() || mode.len() > 4 {
-                    return fail(format!(
-                        "upload mode `{mode}` is not an octal mode like \"0644\""
+                    let path = [section, index, "upload", "mode"];
+                    return Err(self.error_in(
+                        &path,
+                        None,
+                        format!("upload mode `{mode}` is not an octal mode like \"0644\""),
                     ));
                 }
             }
         }
         if step.once && section == "rollback" {
-            return fail("`once` has no meaning in `rollback`".to_string());
+            return fail(
+                Some("once"),
+                "`once` has no meaning in `rollback`".to_string(),
+            );
         }
         Ok(())
     }
 
     fn check_reload(&self, reload: &Reload) -> Result<(), SourceError> {
         if reload.server != "gunicorn" {
-            return Err(self.error_at(
-                "server",
-                Some(&reload.server),
+            return Err(self.error_in(
+                &["reload", "server"],
+                None,
                 format!(
                     "unknown server `{}`: herd reloads `gunicorn`",
                     reload.server
@@ -286,16 +320,16 @@ impl Playbook {
         }
         if let Some(signal) = &reload.signal {
             if signal != "HUP" && signal != "USR2" {
-                return Err(self.error_at(
-                    "signal",
-                    Some(signal),
+                return Err(self.error_in(
+                    &["reload", "signal"],
+                    None,
                     format!("unknown signal `{signal}`: use HUP or USR2"),
                 ));
             }
             if signal == "USR2" && reload.unit.is_some() {
-                return Err(self.error_at(
-                    "signal",
-                    Some(signal),
+                return Err(self.error_in(
+                    &["reload", "signal"],
+                    None,
                     "`signal: USR2` cannot be used with `unit`: systemd stops the service when the old master exits",
                 ));
             }
@@ -305,37 +339,14 @@ impl Playbook {
             .filter(|s| s.is_some())
             .count();
         if strategies > 1 {
-            return Err(self.error_at(
-                "reload",
+            return Err(self.error_in(
+                &["reload"],
                 None,
                 "`reload` takes one of `pidfile`, `unit` or `name`, not several",
             ));
         }
         Ok(())
     }
-}
-
-/// The byte offset of the next `- ` list item at the same indentation as the one at `at`.
-fn next_item(text: &str, at: usize) -> Option<usize> {
-    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-    let indent = at - line_start;
-    let mut offset = text[at..].find('\n').map(|i| at + i + 1)?;
-    while offset < text.len() {
-        let line = &text[offset..];
-        let end = line.find('\n').map_or(line.len(), |i| i + 1);
-        let content = line[..end].trim_start();
-        let this_indent = line[..end].len() - content.len();
-        if !content.trim().is_empty() && !content.starts_with('#') {
-            if this_indent < indent {
-                return None;
-            }
-            if this_indent == indent && content.starts_with('-') {
-                return Some(offset + this_indent);
-            }
-        }
-        offset += end;
-    }
-    None
 }
 
 pub fn is_identifier(name: &str) -> bool {

@@ -71,7 +71,7 @@ fn a_step_without_an_action_points_at_it() {
     let text = "hosts: web\nsteps:\n  - run: a\n  - name: nothing\n    cwd: /\n";
     let error = parse(text).unwrap_err();
     assert_eq!(error.message, "a step in `steps` needs `run` or `upload`");
-    assert_eq!((error.location.line, error.location.column), (4, 3));
+    assert_eq!((error.location.line, error.location.column), (4, 5));
 }
 
 #[test]
@@ -79,6 +79,29 @@ fn broken_yaml_points_at_the_fault() {
     let error = parse("hosts: web\nsteps: [\n").unwrap_err();
     assert_eq!(error.location.line, 3);
     assert!(error.to_string().contains("deploy.yml:3:"), "{error}");
+}
+
+#[test]
+fn steps_can_share_settings_through_merge_keys() {
+    let text = "hosts: web\nsteps:\n  - &app\n    run: make\n    cwd: /srv/app\n    env: { MODE: prod }\n  - <<: *app\n    run: make test\n";
+    let playbook = parse(text).unwrap();
+    let second = &playbook.spec.steps[1];
+    assert_eq!(second.run.as_deref(), Some("make test"));
+    assert_eq!(second.cwd.as_deref(), Some("/srv/app"));
+    assert_eq!(second.env["MODE"], "prod");
+}
+
+#[test]
+fn reserved_names_are_refused_in_vars_and_capture() {
+    let error = parse("hosts: web\nvars:\n  a: 1\n  env: prod\n").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "`env` is a name herd sets itself: call the variable something else\n  --> deploy.yml:4:3\n  |\n4 |   env: prod\n  |   ^"
+    );
+    let error = parse("hosts: web\nsteps:\n  - run: hostname\n    capture: inventory_hostname\n")
+        .unwrap_err();
+    assert_eq!((error.location.line, error.location.column), (4, 14));
+    assert!(error.message.contains("a name herd sets itself"), "{error}");
 }
 
 #[test]
