@@ -7,6 +7,10 @@
 //! `env.NAME` reads the controller's environment; such values are secrets and
 //! are recorded so every output can mask them.
 
+mod shell_context;
+
+pub use shell_context::find_unprotected;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -108,8 +112,10 @@ impl Renderer {
                 AutoEscape::None
             }
         });
+        // Whether a value is quoted depends on the field, not on the
+        // template: `{% autoescape false %}` does not turn quoting off.
         env.set_formatter(|out, state, value| {
-            if state.auto_escape() == AutoEscape::Custom("shell") && !value.is_safe() {
+            if state.name().ends_with(".sh") && !value.is_safe() {
                 let text = value.to_string();
                 out.write_str(&shell_quote(&text))
                     .map_err(minijinja::Error::from)
@@ -119,6 +125,14 @@ impl Renderer {
         });
         env.add_filter("raw", |value: Value| {
             Value::from_safe_string(value.to_string())
+        });
+        // Jinja's `safe` would skip quoting as `raw` does, unseen by anyone
+        // reading the playbook for `raw`: herd has one way out, not two.
+        env.add_filter("safe", |_: Value| -> Result<Value, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "`| safe` does not turn off herd's shell quoting: write `| raw` to insert a value unquoted",
+            ))
         });
         Renderer {
             env,
@@ -253,6 +267,28 @@ mod tests {
                 .render("{{ evil | raw }}", Kind::Shell, &v)
                 .unwrap(),
             "; touch /tmp/x"
+        );
+    }
+
+    #[test]
+    fn safe_and_autoescape_do_not_turn_quoting_off() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"evil": "; touch /tmp/x"}));
+        let Err(TemplateError::Invalid { message }) =
+            renderer.render("echo {{ evil | safe }}", Kind::Shell, &v)
+        else {
+            panic!("`| safe` rendered");
+        };
+        assert!(message.contains("write `| raw`"), "{message}");
+        assert_eq!(
+            renderer
+                .render(
+                    "{% autoescape false %}echo {{ evil }}{% endautoescape %}",
+                    Kind::Shell,
+                    &v
+                )
+                .unwrap(),
+            "echo '; touch /tmp/x'"
         );
     }
 

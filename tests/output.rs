@@ -101,7 +101,7 @@ fn a_secret_from_the_environment_appears_in_no_output_even_when_its_step_fails()
     let secret = unique("s3cret-token");
     let playbook = lab.write(
         "secret.yml",
-        "hosts: web\nsteps:\n  - name: Log in\n    run: echo \"token {{ env.HERD_TEST_TOKEN }}\"; echo \"bad token {{ env.HERD_TEST_TOKEN }}\" >&2; exit 7\n",
+        "hosts: web\nsteps:\n  - name: Log in\n    run: echo token {{ env.HERD_TEST_TOKEN }}; echo bad token {{ env.HERD_TEST_TOKEN }} >&2; exit 7\n",
     );
     let report = lab.dir().join("junit.xml");
 

@@ -6,15 +6,24 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::reload::ReloadPlan;
+use super::step::Action;
 use super::Plan;
 use crate::playbook::Playbook;
 use crate::source::SourceError;
-use crate::template::{Kind, TemplateError};
+use crate::template::{find_unprotected, Kind, TemplateError};
 use crate::yaml;
 
 impl Plan {
     /// `herd exec` commands are templates too (`cat {{ app_dir }}/RELEASE`).
     pub(super) fn check_command(&self, command: &str) -> Result<(), SourceError> {
+        if let Some(found) = find_unprotected(command) {
+            return Err(SourceError::at_offset(
+                Path::new("command"),
+                command,
+                found.offset,
+                found.message(),
+            ));
+        }
         for host in &self.hosts {
             if let Err(error) = self.renderer.render(command, Kind::Shell, &host.vars) {
                 let offset = error.needle().and_then(|n| command.find(n)).unwrap_or(0);
@@ -35,6 +44,17 @@ impl Plan {
         let Some(reload) = &self.reload else {
             return Ok(());
         };
+        for (field, source, kind) in reload.templates() {
+            if let (Kind::Shell, Some(found)) = (kind, find_unprotected(source)) {
+                let flag = format!("--{}", field.rsplit('.').next().unwrap_or(field));
+                return Err(SourceError::at_offset(
+                    Path::new(&flag),
+                    source,
+                    found.offset,
+                    found.message(),
+                ));
+            }
+        }
         for host in &self.hosts {
             for (field, source, kind) in reload.templates() {
                 if let Err(error) = self.renderer.render(source, kind, &host.vars) {
@@ -55,6 +75,7 @@ impl Plan {
     /// Renders every template on every host, with captured variables standing
     /// in as placeholders, so an undefined variable stops the run before it starts.
     pub(super) fn check_templates(&self, playbook: &Playbook) -> Result<(), SourceError> {
+        self.check_quoting(playbook)?;
         let captures: Vec<&str> = self
             .steps
             .iter()
@@ -96,6 +117,72 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+impl Plan {
+    /// Every shell template puts its values where herd's quoting protects
+    /// them (see `template::shell_context`); checked once, for any host.
+    fn check_quoting(&self, playbook: &Playbook) -> Result<(), SourceError> {
+        let mut shell_templates = Vec::new();
+        for (section, steps) in [("steps", &self.steps), ("rollback", &self.rollback)] {
+            for (index, step) in steps.iter().enumerate() {
+                if let Action::Run(command) = &step.action {
+                    shell_templates.push((
+                        format!("run of {section}[{index}]"),
+                        section,
+                        command.as_str(),
+                    ));
+                }
+            }
+        }
+        let reload_templates = self
+            .reload
+            .as_ref()
+            .map(ReloadPlan::templates)
+            .unwrap_or_default();
+        for (field, source, kind) in &reload_templates {
+            if *kind == Kind::Shell {
+                let section = field.split('.').next().unwrap_or(field);
+                shell_templates.push((field.to_string(), section, *source));
+            }
+        }
+        for (what, section, source) in shell_templates {
+            if let Some(found) = find_unprotected(source) {
+                let from = yaml::locate_key(&playbook.text, section, 0).unwrap_or(0);
+                let offset =
+                    offset_in_playbook(playbook, source, found.offset, &found.expression, from);
+                return Err(SourceError::at_offset(
+                    &playbook.file,
+                    &playbook.text,
+                    offset,
+                    format!("{what}: {}", found.message()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where byte `offset` of the template `source` is written in the playbook:
+/// the template's line is looked for after `from`, then the expression.
+fn offset_in_playbook(
+    playbook: &Playbook,
+    source: &str,
+    offset: usize,
+    expression: &str,
+    from: usize,
+) -> usize {
+    let first_line = source.lines().next().unwrap_or(source);
+    let start = yaml::locate(&playbook.text, first_line, from).unwrap_or(from);
+    let line_start = source[..offset].rfind('\n').map_or(0, |n| n + 1);
+    let line_end = source[offset..]
+        .find('\n')
+        .map_or(source.len(), |n| offset + n);
+    let line = &source[line_start..line_end];
+    if let Some(at) = yaml::locate(&playbook.text, line, start) {
+        return at + (offset - line_start);
+    }
+    yaml::locate(&playbook.text, expression, start).unwrap_or(start)
 }
 
 /// Points at the template in the playbook, and at the variable within it.

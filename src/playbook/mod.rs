@@ -267,6 +267,16 @@ impl Playbook {
                 }
             }
         }
+        // Keys are written into `export KEY=...`: only a shell name is data there.
+        if let Some(key) = step.env.keys().find(|k| !is_identifier(k)) {
+            let key_at = yaml::locate(&self.text, key, at).unwrap_or(at);
+            return Err(SourceError::at_offset(
+                &self.file,
+                &self.text,
+                key_at,
+                format!("env key `{key}` is not a shell variable name: use letters, digits and _, not starting with a digit"),
+            ));
+        }
         if step.once && section == "rollback" {
             return fail("`once` has no meaning in `rollback`".to_string());
         }
