@@ -25,7 +25,9 @@ use crate::yaml;
 use reload::ReloadPlan;
 use step::{Action, StepPlan};
 use target::{target_for, TargetDefaults};
-use vars::{add_play_vars, mark_secrets, parse_extra_vars, read_ssh_config};
+use vars::{
+    add_play_vars, mark_secrets, parse_extra_vars, read_ssh_config, secret_names, shown_vars,
+};
 
 /// What the user asked to run.
 #[derive(Debug, Clone)]
@@ -59,6 +61,8 @@ pub struct PlannedHost {
     pub target: Target,
     /// Inventory, playbook and `-e` variables, merged and rendered.
     pub vars: Vars,
+    /// The same variables as herd shows them, secrets as `***`.
+    pub shown_vars: Vars,
 }
 
 /// A rollout, fully resolved and checked.
@@ -139,10 +143,20 @@ impl Plan {
                 Value::String(host.name.clone()),
             );
             vars.extend(extra.clone());
+            let base = vars.clone();
             if let Some(playbook) = &playbook {
                 add_play_vars(playbook, &renderer, &mut vars, &extra)?;
             }
-            mark_secrets(&vars, renderer.secrets());
+            let secrets = secret_names(&vars).map_err(|message| {
+                secret_names_error(
+                    playbook.as_ref(),
+                    &extra,
+                    &inventory.file,
+                    &inventory_text,
+                    message,
+                )
+            })?;
+            mark_secrets(&vars, &secrets, renderer.secrets());
             let target = target_for(&host.name, &vars, &defaults).map_err(|e| {
                 let at = yaml::locate_key(&inventory_text, e.var, 0).unwrap_or(0);
                 SourceError::at_offset(
@@ -156,10 +170,13 @@ impl Plan {
             // (after ssh_config's HostName).
             vars.entry("ansible_host")
                 .or_insert_with(|| Value::String(target.address.clone()));
+            let shown_vars =
+                shown_vars(playbook.as_ref(), &renderer, &base, &vars, &secrets, &extra);
             hosts.push(PlannedHost {
                 name: host.name.clone(),
                 target,
                 vars,
+                shown_vars,
             });
         }
 
@@ -243,6 +260,29 @@ impl Plan {
             (None, Job::Playbook(_)) => {}
         }
         Ok(plan)
+    }
+}
+
+/// Points at where `herd_secret_vars` is set: the playbook's vars, else the
+/// inventory (`-e` gives a string, which is always valid).
+fn secret_names_error(
+    playbook: Option<&Playbook>,
+    extra: &Vars,
+    inventory_file: &Path,
+    inventory_text: &str,
+    message: String,
+) -> SourceError {
+    let key = "herd_secret_vars";
+    match playbook {
+        Some(p) if p.spec.vars.contains_key(key) && !extra.contains_key(key) => {
+            let vars_at = yaml::locate_key(&p.text, "vars", 0).unwrap_or(0);
+            let at = yaml::locate_key(&p.text, key, vars_at).unwrap_or(vars_at);
+            SourceError::at_offset(&p.file, &p.text, at, message)
+        }
+        _ => {
+            let at = yaml::locate_key(inventory_text, key, 0).unwrap_or(0);
+            SourceError::at_offset(inventory_file, inventory_text, at, message)
+        }
     }
 }
 
