@@ -342,3 +342,27 @@ fn safe_does_not_turn_quoting_off_and_autoescape_false_does_not_either() {
         payload
     );
 }
+
+#[test]
+fn an_exec_command_with_a_template_inside_quotes_is_refused() {
+    let lab = Lab::up(1);
+    let before = logins(&lab);
+
+    let run = lab
+        .herd(["exec"])
+        .args(["--", "echo \"{{ inventory_hostname }}\""])
+        .run();
+
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr(),
+        "\
+error: `{{ inventory_hostname }}` is inside double quotes, where a value could run as shell code; herd quotes values for you: remove the quotes
+  --> command:1:7
+  |
+1 | echo \"{{ inventory_hostname }}\"
+  |       ^
+"
+    );
+    assert_eq!(logins(&lab), before, "a host was contacted");
+}

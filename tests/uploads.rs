@@ -187,3 +187,48 @@ fn under_become_a_planted_symlink_is_not_written_through_and_nothing_is_left() {
         Vec::<PathBuf>::new()
     );
 }
+
+#[test]
+fn under_become_a_timed_out_upload_leaves_no_staging_file() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a lab started as root has an account to become");
+        return;
+    }
+    let lab = Lab::up(1);
+    fs::write(lab.dir().join("payload.bin"), vec![b'x'; 96 << 20]).unwrap();
+    let home = PathBuf::from("/home/herd-lab-app");
+    let dest = home.join(common::unique("big"));
+    let login_home = PathBuf::from(format!("/home/{}", lab.user()));
+    let playbook = lab.write(
+        "ship.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - name: Ship\n    upload: {{ src: payload.bin, dest: {}, mode: \"0644\" }}\n    become: true\n    become_user: herd-lab-app\n    timeout: 3s\n",
+            dest.display()
+        ),
+    );
+
+    let herd = lab.herd(["run"]).arg(&playbook).spawn();
+    let mut staging = Vec::new();
+    let seen = wait_until(Duration::from_secs(30), || {
+        staging = entries_starting_with(&login_home, ".herd-upload-");
+        !staging.is_empty()
+    });
+    herd.signal(libc::SIGSTOP);
+    assert!(seen, "no staging file appeared in {}", login_home.display());
+    let mode = fs::metadata(&staging[0]).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{} is {mode:o}", staging[0].display());
+    std::thread::sleep(Duration::from_secs(4));
+    herd.signal(libc::SIGCONT);
+    let run = herd.wait();
+
+    run.assert_code(1);
+    assert!(run.stderr().contains("timed out after 3s"), "{run}");
+    assert_eq!(
+        entries_starting_with(&login_home, ".herd-upload"),
+        Vec::<PathBuf>::new(),
+        "{run}"
+    );
+    let name = dest.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(entries_starting_with(&home, &name), Vec::<PathBuf>::new());
+}
