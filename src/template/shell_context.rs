@@ -517,6 +517,21 @@ mod tests {
         }
     }
 
+    mod any_text {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the text, the scan ends, and what it reports is a `{{` of it.
+            #[test]
+            fn the_scan_never_panics(text in "[a-z \n'\"`$()#<{}%|\\\t-]{0,60}") {
+                if let Some(found) = find_unprotected(&text) {
+                    prop_assert!(text[found.offset..].starts_with("{{"));
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_offset_and_expression_point_at_the_value() {
         let found = find_unprotected("echo {{ a }} \"{{ b }}\"").unwrap();
