@@ -3,9 +3,13 @@
 //! Two kinds of fields take templates. Shell fields (`run`, `cwd`, `preflight`,
 //! rollback commands) quote every interpolated value for `/bin/sh`, so a host
 //! variable holding `; rm -rf /` reaches the remote shell as data; `{{ x | raw }}`
-//! opts out. Plain fields (URLs, upload paths, variables) are not quoted.
-//! `env.NAME` reads the controller's environment; such values are secrets and
-//! are recorded so every output can mask them.
+//! opts out (Jinja's `| safe` is refused rather than being a second, quieter
+//! way out). Quoting makes a value one shell word, so a value template may
+//! only sit where the shell reads words: `shell_context` checks that. Plain
+//! fields (URLs, upload paths, variables) are not quoted.
+//! `env.NAME` reads the controller's environment; such values are secrets:
+//! they are recorded so what hosts print can be masked, and a second,
+//! display-only rendering shows them (and secret variables) as `***`.
 
 mod shell_context;
 
