@@ -28,7 +28,9 @@ pub fn plan(plan: &Plan) -> String {
         for &index in batch {
             let host = &plan.hosts[index];
             let _ = writeln!(out, "  {}:", host.name);
-            let mut vars = host.vars.clone();
+            // Rendered over the shown variables: a secret appears as `***`
+            // wherever and however a template uses it.
+            let mut vars = host.shown_vars.clone();
             for step in &plan.steps {
                 if let Some(name) = &step.capture {
                     vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));
@@ -36,7 +38,7 @@ pub fn plan(plan: &Plan) -> String {
             }
             for (label, steps) in [("", &plan.steps), ("rollback ", &plan.rollback)] {
                 for (i, step) in steps.iter().enumerate() {
-                    let rendered = match step.render(&plan.renderer, &vars) {
+                    let rendered = match step.render_shown(&plan.renderer, &vars) {
                         Ok(Rendered::Run { command }) => command,
                         Ok(Rendered::Upload { dest, mode, .. }) => {
                             format!("upload -> {dest} (mode {mode:o})")
@@ -45,7 +47,7 @@ pub fn plan(plan: &Plan) -> String {
                     };
                     let once = if step.once { " (once)" } else { "" };
                     let _ = writeln!(out, "    {label}{}. {}{once}", i + 1, step.name);
-                    for line in plan.renderer.secrets().mask(&rendered).lines() {
+                    for line in rendered.lines() {
                         let _ = writeln!(out, "       {line}");
                     }
                 }
@@ -55,7 +57,8 @@ pub fn plan(plan: &Plan) -> String {
     out
 }
 
-/// Each host's login and address, and with `with_vars` its variables.
+/// Each host's login and address, and with `with_vars` its variables
+/// (secrets as `***`).
 pub fn hosts(plan: &Plan, with_vars: bool) -> String {
     let mut out = String::new();
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
@@ -67,7 +70,7 @@ pub fn hosts(plan: &Plan, with_vars: bool) -> String {
             host.name, t.user, t.address, t.port
         );
         if with_vars {
-            let vars = serde_json::to_string_pretty(&host.vars).unwrap_or_default();
+            let vars = serde_json::to_string_pretty(&host.shown_vars).unwrap_or_default();
             for line in vars.lines() {
                 let _ = writeln!(out, "    {line}");
             }

@@ -3,9 +3,17 @@
 //! Two kinds of fields take templates. Shell fields (`run`, `cwd`, `preflight`,
 //! rollback commands) quote every interpolated value for `/bin/sh`, so a host
 //! variable holding `; rm -rf /` reaches the remote shell as data; `{{ x | raw }}`
-//! opts out. Plain fields (URLs, upload paths, variables) are not quoted.
-//! `env.NAME` reads the controller's environment; such values are secrets and
-//! are recorded so every output can mask them.
+//! opts out (Jinja's `| safe` is refused rather than being a second, quieter
+//! way out). Quoting makes a value one shell word, so a value template may
+//! only sit where the shell reads words: `shell_context` checks that. Plain
+//! fields (URLs, upload paths, variables) are not quoted.
+//! `env.NAME` reads the controller's environment; such values are secrets:
+//! they are recorded so what hosts print can be masked, and a second,
+//! display-only rendering shows them (and secret variables) as `***`.
+
+mod shell_context;
+
+pub use shell_context::find_unprotected;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -39,14 +47,28 @@ impl TemplateError {
     }
 }
 
-/// Values read from the controller's environment, to be masked in output.
+/// What a masked value prints as.
+pub const MASK: &str = "***";
+
+/// Secret values (read from the controller's environment, or held in a
+/// variable named in `herd_secret_vars`), to be masked in what hosts say.
+///
+/// What herd prints itself (`herd plan`, `herd hosts --vars`) is masked where
+/// the value is used instead: it is rendered a second time with every secret
+/// standing in as `***` (see [`Renderer::render_shown`]). Output from a host
+/// can only be searched: a secret of three characters or more is masked
+/// wherever it appears, also in its shell-quoted forms; a shorter one (a PIN)
+/// only in the output of a command that used it, and only as a whole word.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets(Arc<Mutex<BTreeSet<String>>>);
+
+/// Below this length a secret is masked only where it was used.
+const SHORT: usize = 3;
 
 impl Secrets {
     /// Marks `value` as secret: from now on every output masks it.
     pub fn record(&self, value: &str) {
-        if value.len() >= 3 {
+        if !value.is_empty() {
             if let Ok(mut set) = self.0.lock() {
                 set.insert(value.to_string());
             }
@@ -55,27 +77,73 @@ impl Secrets {
 
     /// Replaces every secret value in `text` with `***`.
     pub fn mask(&self, text: &str) -> String {
+        self.mask_output(text, "")
+    }
+
+    /// Masks the output of `command`: every secret, and the short secrets
+    /// that `command` used (as whole words) too.
+    pub fn mask_output(&self, text: &str, command: &str) -> String {
         let Ok(set) = self.0.lock() else {
             return text.to_string();
         };
+        // The forms a value takes in shell text: as is, and quoted once or
+        // twice (a command under `become` is quoted again).
+        let mut long: Vec<String> = Vec::new();
+        let mut short: Vec<&str> = Vec::new();
+        for secret in set.iter() {
+            if secret.chars().count() >= SHORT {
+                let once = secret.replace('\'', r"'\''");
+                let twice = once.replace('\'', r"'\''");
+                long.extend([secret.clone(), once, twice]);
+            } else if !find_words(command, secret).is_empty() {
+                short.push(secret);
+            }
+        }
         // Longest first, so a secret that contains another is masked whole.
-        let mut values: Vec<&String> = set.iter().collect();
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.into_iter().fold(text.to_string(), |acc, secret| {
-            acc.replace(secret.as_str(), "***")
+        long.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let masked = long.iter().fold(text.to_string(), |acc, secret| {
+            acc.replace(secret.as_str(), MASK)
+        });
+        short.into_iter().fold(masked, |acc, secret| {
+            let mut out = String::with_capacity(acc.len());
+            let mut last = 0;
+            for at in find_words(&acc, secret) {
+                out.push_str(&acc[last..at]);
+                out.push_str(MASK);
+                last = at + secret.len();
+            }
+            out.push_str(&acc[last..]);
+            out
         })
     }
+}
+
+/// Where `word` appears in `text` with no letter or digit right before or after.
+fn find_words(text: &str, word: &str) -> Vec<usize> {
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(word)
+        .filter(|(at, _)| {
+            !is_word(text[..*at].chars().next_back())
+                && !is_word(text[at + word.len()..].chars().next())
+        })
+        .map(|(at, _)| at)
+        .collect()
 }
 
 /// The controller's environment as seen by templates (`env.NAME`).
 #[derive(Debug)]
 struct ControllerEnv {
     secrets: Secrets,
+    /// Rendering for display: every value is `***`.
+    shown: bool,
 }
 
 impl Object for ControllerEnv {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let value = std::env::var(key.as_str()?).ok()?;
+        if self.shown {
+            return Some(Value::from(MASK));
+        }
         self.secrets.record(&value);
         Some(Value::from(value))
     }
@@ -108,8 +176,10 @@ impl Renderer {
                 AutoEscape::None
             }
         });
+        // Whether a value is quoted depends on the field, not on the
+        // template: `{% autoescape false %}` does not turn quoting off.
         env.set_formatter(|out, state, value| {
-            if state.auto_escape() == AutoEscape::Custom("shell") && !value.is_safe() {
+            if state.name().ends_with(".sh") && !value.is_safe() {
                 let text = value.to_string();
                 out.write_str(&shell_quote(&text))
                     .map_err(minijinja::Error::from)
@@ -119,6 +189,14 @@ impl Renderer {
         });
         env.add_filter("raw", |value: Value| {
             Value::from_safe_string(value.to_string())
+        });
+        // Jinja's `safe` would skip quoting as `raw` does, unseen by anyone
+        // reading the playbook for `raw`: herd has one way out, not two.
+        env.add_filter("safe", |_: Value| -> Result<Value, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "`| safe` does not turn off herd's shell quoting: write `| raw` to insert a value unquoted",
+            ))
         });
         Renderer {
             env,
@@ -137,6 +215,29 @@ impl Renderer {
         kind: Kind,
         vars: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, TemplateError> {
+        self.render_in(source, kind, vars, false)
+    }
+
+    /// Renders `source` for display: `shown` are a host's variables with
+    /// secrets as `***` (see `PlannedHost::shown_vars`), and every `env.NAME`
+    /// is `***`. The text is what [`Renderer::render`] gives, minus the
+    /// secrets, in whatever form (quoted, sliced, joined) they were used.
+    pub fn render_shown(
+        &self,
+        source: &str,
+        kind: Kind,
+        shown: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, TemplateError> {
+        self.render_in(source, kind, shown, true)
+    }
+
+    fn render_in(
+        &self,
+        source: &str,
+        kind: Kind,
+        vars: &serde_json::Map<String, serde_json::Value>,
+        shown: bool,
+    ) -> Result<String, TemplateError> {
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(source.to_string());
         }
@@ -150,7 +251,7 @@ impl Renderer {
             .map_err(|e| TemplateError::Invalid {
                 message: describe(&e),
             })?;
-        let context = self.context(vars);
+        let context = self.context(vars, shown);
         template.render(&context).map_err(|error| {
             if error.kind() == minijinja::ErrorKind::UndefinedError {
                 let mut names: Vec<String> =
@@ -166,9 +267,10 @@ impl Renderer {
         })
     }
 
-    fn context(&self, vars: &serde_json::Map<String, serde_json::Value>) -> Value {
+    fn context(&self, vars: &serde_json::Map<String, serde_json::Value>, shown: bool) -> Value {
         let env = Value::from_object(ControllerEnv {
             secrets: self.secrets.clone(),
+            shown,
         });
         let mut map: std::collections::BTreeMap<String, Value> = vars
             .iter()
@@ -253,6 +355,65 @@ mod tests {
                 .render("{{ evil | raw }}", Kind::Shell, &v)
                 .unwrap(),
             "; touch /tmp/x"
+        );
+    }
+
+    #[test]
+    fn safe_and_autoescape_do_not_turn_quoting_off() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"evil": "; touch /tmp/x"}));
+        let Err(TemplateError::Invalid { message }) =
+            renderer.render("echo {{ evil | safe }}", Kind::Shell, &v)
+        else {
+            panic!("`| safe` rendered");
+        };
+        assert!(message.contains("write `| raw`"), "{message}");
+        assert_eq!(
+            renderer
+                .render(
+                    "{% autoescape false %}echo {{ evil }}{% endautoescape %}",
+                    Kind::Shell,
+                    &v
+                )
+                .unwrap(),
+            "echo '; touch /tmp/x'"
+        );
+    }
+
+    #[test]
+    fn host_output_is_masked_in_every_form_a_secret_takes() {
+        let secrets = Secrets::default();
+        secrets.record("it's-secret");
+        secrets.record("42");
+        assert_eq!(
+            secrets.mask("a it's-secret b 'it'\\''s-secret' c"),
+            "a *** b '***' c"
+        );
+        // A short secret: only in the output of a command that used it, as a word.
+        assert_eq!(secrets.mask("pin 42"), "pin 42");
+        assert_eq!(
+            secrets.mask_output("pin 42, not 1425 nor x42", "unlock 42"),
+            "pin ***, not 1425 nor x42"
+        );
+        assert_eq!(secrets.mask_output("pin 42", "sleep 420"), "pin 42");
+    }
+
+    #[test]
+    fn shown_renders_put_stars_where_environment_values_go() {
+        std::env::set_var("HERD_TEST_SHOWN", "o'clock");
+        let renderer = Renderer::new();
+        let none = serde_json::Map::new();
+        assert_eq!(
+            renderer
+                .render("echo {{ env.HERD_TEST_SHOWN }}", Kind::Shell, &none)
+                .unwrap(),
+            r"echo 'o'\''clock'"
+        );
+        assert_eq!(
+            renderer
+                .render_shown("echo {{ env.HERD_TEST_SHOWN }}", Kind::Shell, &none)
+                .unwrap(),
+            "echo '***'"
         );
     }
 

@@ -142,3 +142,227 @@ fn assert_both_hosts_echoed(run: &Run, payload: &str) {
         );
     }
 }
+
+/// Logins host01's sshd has accepted so far.
+fn logins(lab: &Lab) -> usize {
+    fs::read_to_string(lab.sshd_log("host01"))
+        .unwrap_or_default()
+        .matches("Accepted publickey")
+        .count()
+}
+
+/// Payloads that each try to run `touch CANARY` from wherever a value lands.
+fn payloads(canary: &str) -> Vec<String> {
+    vec![
+        format!("$(touch {canary})"),
+        format!("`touch {canary}`"),
+        format!("\"; touch {canary}; \""),
+        format!("'; touch {canary}; '"),
+        format!("\\'; touch {canary}; \\'"),
+        format!("\\\"$(touch {canary})\\\""),
+        format!("line one\ntouch {canary}"),
+        format!("; touch {canary}"),
+        format!("$'\\'; touch {canary}; '"),
+        format!("{{{{ x }}}} %s \\n \\\\ * ~ !{canary}"),
+    ]
+}
+
+#[test]
+fn payloads_reach_run_env_and_cwd_byte_exact_and_run_nothing() {
+    let lab = Lab::up(1);
+    let canary = Canary::new("herd-inject-payloads");
+    let payloads = payloads(canary.path());
+    let mut playbook = String::from("hosts: web\nsteps:\n");
+    let mut args: Vec<String> = vec!["run".into()];
+    for (i, payload) in payloads.iter().enumerate() {
+        // As an argument; through a step's `env`; and in a cwd's name.
+        playbook.push_str(&format!(
+            "  - run: printf '%s' {{{{ p{i} }}}} > {{{{ app_dir }}}}/arg{i}\n\
+             \x20 - run: printf '%s' \"$V\" > {{{{ app_dir }}}}/env{i}\n\
+             \x20   env: {{ V: \"{{{{ p{i} }}}}\" }}\n\
+             \x20 - run: mkdir -p {{{{ app_dir }}}}/dirs/{{{{ p{i} }}}} && cd {{{{ app_dir }}}}/dirs/{{{{ p{i} }}}} && pwd > {{{{ app_dir }}}}/cwd{i}\n\
+             \x20 - run: printf '%s' {{{{ p{i} }}}} > cwd-seen{i}\n\
+             \x20   cwd: \"{{{{ app_dir }}}}\"\n"
+        ));
+        args.push("-e".into());
+        args.push(format!("p{i}={payload}"));
+    }
+    let playbook = lab.write("payloads.yml", &playbook);
+
+    let run = lab.herd(&args).arg(&playbook).run();
+
+    run.assert_code(0);
+    assert!(!canary.exists(), "a payload ran as shell code\n{run}");
+    let app = lab.app_dir("host01");
+    for (i, payload) in payloads.iter().enumerate() {
+        for file in [format!("arg{i}"), format!("env{i}"), format!("cwd-seen{i}")] {
+            let arrived = fs::read(app.join(&file)).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&arrived),
+                payload.as_str(),
+                "{file}\n{run}"
+            );
+        }
+        let cwd = fs::read_to_string(app.join(format!("cwd{i}"))).unwrap();
+        assert_eq!(
+            cwd.strip_suffix('\n').unwrap(),
+            app.join("dirs").join(payload).to_str().unwrap(),
+            "cwd{i}\n{run}"
+        );
+    }
+}
+
+#[test]
+fn a_template_inside_quotes_is_refused_before_any_host() {
+    let lab = Lab::up(1);
+    let canary = Canary::new("herd-inject-quoted");
+    let before = logins(&lab);
+    for quoted in ["echo \"value = {{ x }}\"", "echo 'value = {{ x }}'"] {
+        let playbook = lab.write(
+            "quoted.yml",
+            &format!("hosts: web\nsteps:\n  - name: Echo\n    run: {quoted}\n"),
+        );
+
+        let run = lab
+            .herd(["run"])
+            .arg(&playbook)
+            .args(["-e", &format!("x=$(touch {})", canary.path())])
+            .run();
+
+        run.assert_code(2);
+        let which = if quoted.contains('"') {
+            "double"
+        } else {
+            "single"
+        };
+        let line = format!("    run: {quoted}");
+        let column = line.find("{{").unwrap() + 1;
+        let caret = " ".repeat(column - 1);
+        assert_eq!(
+            run.stderr(),
+            format!(
+                "\
+error: run of steps[0]: `{{{{ x }}}}` is inside {which} quotes, where a value could run as shell code; herd quotes values for you: remove the quotes
+  --> {}:4:{column}
+  |
+4 | {line}
+  | {caret}^
+",
+                playbook.display()
+            )
+        );
+    }
+    assert!(!canary.exists());
+    assert_eq!(logins(&lab), before, "a host was contacted");
+}
+
+#[test]
+fn a_raw_template_inside_quotes_is_the_users_choice() {
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "raw-quoted.yml",
+        "hosts: web\nsteps:\n  - run: printf '%s' \"{{ x | raw }}\" > {{ app_dir }}/raw\n",
+    );
+
+    let run = lab.herd(["run"]).arg(&playbook).args(["-e", "x=a b"]).run();
+
+    run.assert_code(0);
+    assert_eq!(
+        fs::read_to_string(lab.app_dir("host01").join("raw")).unwrap(),
+        "a b"
+    );
+}
+
+#[test]
+fn an_env_key_that_is_not_a_shell_name_is_refused_before_any_host() {
+    let lab = Lab::up(1);
+    let canary = Canary::new("herd-inject-env-key");
+    let before = logins(&lab);
+    let playbook = lab.write(
+        "env-key.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - run: \"true\"\n    env:\n      OK: yes\n      \"A=1; touch {}; B\": x\n",
+            canary.path()
+        ),
+    );
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(2);
+    let stderr = run.stderr();
+    assert!(
+        stderr.starts_with(&format!(
+            "error: env key `A=1; touch {}; B` is not a shell variable name: use letters, digits and _, not starting with a digit\n  --> {}:6:7\n",
+            canary.path(),
+            playbook.display()
+        )),
+        "{run}"
+    );
+    assert!(!canary.exists());
+    assert_eq!(logins(&lab), before, "a host was contacted");
+}
+
+#[test]
+fn safe_does_not_turn_quoting_off_and_autoescape_false_does_not_either() {
+    let lab = Lab::up(1);
+    let canary = Canary::new("herd-inject-safe");
+    let payload = format!("; touch {}", canary.path());
+    let safe = lab.write(
+        "safe.yml",
+        "hosts: web\nsteps:\n  - run: echo {{ x | safe }}\n",
+    );
+    let autoescape = lab.write(
+        "autoescape.yml",
+        "hosts: web\nsteps:\n  - run: \"{% autoescape false %}printf '%s' {{ x }} > {{ app_dir }}/auto{% endautoescape %}\"\n",
+    );
+
+    let refused = lab
+        .herd(["run"])
+        .arg(&safe)
+        .args(["-e", &format!("x={payload}")])
+        .run();
+    let quoted = lab
+        .herd(["run"])
+        .arg(&autoescape)
+        .args(["-e", &format!("x={payload}")])
+        .run();
+
+    refused.assert_code(2);
+    assert!(
+        refused.stderr().starts_with(&format!(
+            "error: template error: `| safe` does not turn off herd's shell quoting: write `| raw` to insert a value unquoted in run of steps[0] on host host01\n  --> {}:3:",
+            safe.display()
+        )),
+        "{refused}"
+    );
+    quoted.assert_code(0);
+    assert!(!canary.exists(), "{quoted}");
+    assert_eq!(
+        fs::read_to_string(lab.app_dir("host01").join("auto")).unwrap(),
+        payload
+    );
+}
+
+#[test]
+fn an_exec_command_with_a_template_inside_quotes_is_refused() {
+    let lab = Lab::up(1);
+    let before = logins(&lab);
+
+    let run = lab
+        .herd(["exec"])
+        .args(["--", "echo \"{{ inventory_hostname }}\""])
+        .run();
+
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr(),
+        "\
+error: `{{ inventory_hostname }}` is inside double quotes, where a value could run as shell code; herd quotes values for you: remove the quotes
+  --> command:1:7
+  |
+1 | echo \"{{ inventory_hostname }}\"
+  |       ^
+"
+    );
+    assert_eq!(logins(&lab), before, "a host was contacted");
+}

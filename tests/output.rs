@@ -101,7 +101,7 @@ fn a_secret_from_the_environment_appears_in_no_output_even_when_its_step_fails()
     let secret = unique("s3cret-token");
     let playbook = lab.write(
         "secret.yml",
-        "hosts: web\nsteps:\n  - name: Log in\n    run: echo \"token {{ env.HERD_TEST_TOKEN }}\"; echo \"bad token {{ env.HERD_TEST_TOKEN }}\" >&2; exit 7\n",
+        "hosts: web\nsteps:\n  - name: Log in\n    run: echo token {{ env.HERD_TEST_TOKEN }}; echo bad token {{ env.HERD_TEST_TOKEN }} >&2; exit 7\n",
     );
     let report = lab.dir().join("junit.xml");
 
@@ -161,4 +161,114 @@ fn completions_are_printed_for_each_shell() {
             "{shell}: {run}"
         );
     }
+}
+
+/// The lab inventory with `lines` added under `all: vars:`.
+fn inventory_with(lab: &Lab, lines: &str) -> std::path::PathBuf {
+    lab.edited_inventory("secrets.yml", |text| {
+        text.replacen("all:\n  vars:\n", &format!("all:\n  vars:\n{lines}"), 1)
+    })
+}
+
+#[test]
+fn a_secret_var_named_as_a_string_is_masked_in_hosts_plan_and_run_even_when_quoted() {
+    let lab = Lab::up(1);
+    let secret = format!("k'ey-{}", unique("x"));
+    let quoted_inside = secret.replace('\'', r"'\''");
+    let inventory = inventory_with(
+        &lab,
+        &format!("    herd_secret_vars: api_key\n    api_key: \"{secret}\"\n"),
+    );
+    let playbook = lab.write(
+        "key.yml",
+        "hosts: web\nsteps:\n  - name: Use the key\n    run: echo {{ api_key }}; echo {{ api_key }} >&2; printf '%s\\n' {{ api_key }} | wc -c\n",
+    );
+
+    let hosts = common::Herd::new()
+        .args(["hosts", "--vars", "-i"])
+        .arg(&inventory)
+        .run();
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+    let run = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+
+    hosts.assert_code(0);
+    plan.assert_code(0);
+    run.assert_code(0);
+    for (what, text) in [
+        ("hosts", hosts.stdout()),
+        ("plan", plan.stdout()),
+        ("run", run.stdout()),
+        ("run stderr", run.stderr()),
+    ] {
+        assert!(
+            !text.contains(&secret) && !text.contains(&quoted_inside) && !text.contains("ey-"),
+            "the secret leaked into {what}:\n{text}"
+        );
+    }
+    assert!(hosts.stdout().contains("\"api_key\": \"***\""), "{hosts}");
+    assert!(
+        plan.stdout()
+            .contains("echo '***'; echo '***' >&2; printf '%s\\n' '***' | wc -c"),
+        "{plan}"
+    );
+    let finished = run
+        .json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished")
+        .expect("a step_finished event");
+    // The key reached the host whole (its length), and came back masked.
+    let length = secret.len() + 1;
+    assert_eq!(finished["stdout"], format!("***\n{length}\n"), "{run}");
+    assert_eq!(finished["stderr"], "***\n", "{run}");
+}
+
+#[test]
+fn a_short_secret_is_masked_where_it_is_used() {
+    let lab = Lab::up(1);
+    let inventory = inventory_with(&lab, "    herd_secret_vars: [pin]\n    pin: 42\n");
+    let playbook = lab.write(
+        "pin.yml",
+        "hosts: web\nsteps:\n  - name: Unlock\n    run: echo pin={{ pin }}; echo 1425\n",
+    );
+
+    let hosts = common::Herd::new()
+        .args(["hosts", "--vars", "-i"])
+        .arg(&inventory)
+        .run();
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+    let run = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+
+    hosts.assert_code(0);
+    plan.assert_code(0);
+    run.assert_code(0);
+    assert!(hosts.stdout().contains("\"pin\": \"***\""), "{hosts}");
+    assert!(!hosts.stdout().contains("\"pin\": 42"), "{hosts}");
+    assert!(
+        plan.stdout().contains("echo pin='***'; echo 1425"),
+        "{plan}"
+    );
+    assert!(!plan.stdout().contains("pin=42"), "{plan}");
+    assert!(!run.stdout().contains("pin=42"), "{run}");
+    let finished = run
+        .json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished")
+        .expect("a step_finished event");
+    assert_eq!(finished["stdout"], "pin=***\n1425\n", "{run}");
 }

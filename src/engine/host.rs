@@ -433,7 +433,14 @@ impl HostRun {
             error: None,
             duration: Default::default(),
         };
-        match step.render(&self.plan.renderer, vars) {
+        // What the step sent, for masking the short secrets it used.
+        let rendered = step.render(&self.plan.renderer, vars);
+        let sent = match &rendered {
+            Ok(Rendered::Run { command }) => command.clone(),
+            Ok(Rendered::Upload { dest, .. }) => dest.clone(),
+            Err(_) => String::new(),
+        };
+        match rendered {
             Err(error) => result.error = Some(error.to_string()),
             Ok(Rendered::Run { command }) => match connection.exec(&command, step.timeout).await {
                 Ok(output) => {
@@ -464,9 +471,9 @@ impl HostRun {
         }
         result.ignored = !result.ok && step.ignore_errors;
         result.duration = started.elapsed();
-        result.stdout = secrets.mask(&result.stdout);
-        result.stderr = secrets.mask(&result.stderr);
-        result.error = result.error.map(|e| secrets.mask(&e));
+        result.stdout = secrets.mask_output(&result.stdout, &sent);
+        result.stderr = secrets.mask_output(&result.stderr, &sent);
+        result.error = result.error.map(|e| secrets.mask_output(&e, &sent));
         self.emit(Event::StepFinished {
             host,
             step: index + 1,

@@ -6,14 +6,23 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::reload::ReloadPlan;
+use super::step::Action;
 use super::Plan;
 use crate::playbook::Playbook;
 use crate::source::SourceError;
-use crate::template::{Kind, TemplateError};
+use crate::template::{find_unprotected, Kind, TemplateError};
 
 impl Plan {
     /// `herd exec` commands are templates too (`cat {{ app_dir }}/RELEASE`).
     pub(super) fn check_command(&self, command: &str) -> Result<(), SourceError> {
+        if let Some(found) = find_unprotected(command) {
+            return Err(SourceError::at_offset(
+                Path::new("command"),
+                command,
+                found.offset,
+                found.message(),
+            ));
+        }
         for host in &self.hosts {
             if let Err(error) = self.renderer.render(command, Kind::Shell, &host.vars) {
                 let offset = error.needle().and_then(|n| command.find(n)).unwrap_or(0);
@@ -34,6 +43,17 @@ impl Plan {
         let Some(reload) = &self.reload else {
             return Ok(());
         };
+        for (field, source, kind) in reload.templates() {
+            if let (Kind::Shell, Some(found)) = (kind, find_unprotected(source)) {
+                let flag = format!("--{}", field.rsplit('.').next().unwrap_or(field));
+                return Err(SourceError::at_offset(
+                    Path::new(&flag),
+                    source,
+                    found.offset,
+                    found.message(),
+                ));
+            }
+        }
         for host in &self.hosts {
             for (field, source, kind) in reload.templates() {
                 if let Err(error) = self.renderer.render(source, kind, &host.vars) {
@@ -62,6 +82,7 @@ impl Plan {
     /// Renders every template on every host, with captured variables standing
     /// in as placeholders, so an undefined variable stops the run before it starts.
     pub(super) fn check_templates(&self, playbook: &Playbook) -> Result<(), SourceError> {
+        self.check_quoting(playbook)?;
         let captures: Vec<&str> = self
             .steps
             .iter()
@@ -110,6 +131,65 @@ impl Plan {
                 if let Err((url, problem)) = reload.check_url(&self.renderer, &vars) {
                     return Err(url_error(playbook, &url, &problem, &host.name));
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Every shell template puts its values where herd's quoting protects
+    /// them (see `template::shell_context`); checked once, for any host.
+    fn check_quoting(&self, playbook: &Playbook) -> Result<(), SourceError> {
+        let mut shell_templates: Vec<(String, Vec<String>, &str)> = Vec::new();
+        for (section, steps) in [("steps", &self.steps), ("rollback", &self.rollback)] {
+            for (index, step) in steps.iter().enumerate() {
+                if let Action::Run(command) = &step.action {
+                    shell_templates.push((
+                        format!("run of {section}[{index}]"),
+                        vec![section.to_string(), index.to_string(), "run".to_string()],
+                        command.as_str(),
+                    ));
+                }
+            }
+        }
+        let reload_templates = self
+            .reload
+            .as_ref()
+            .map(ReloadPlan::templates)
+            .unwrap_or_default();
+        for (field, source, kind) in &reload_templates {
+            if *kind == Kind::Shell {
+                let path = field.split('.').map(str::to_string).collect();
+                shell_templates.push((field.to_string(), path, *source));
+            }
+        }
+        for (what, path, source) in shell_templates {
+            if let Some(found) = find_unprotected(source) {
+                // The rest of the template's line from the fault on is what
+                // the playbook shows there (a folded or quoted scalar may not,
+                // then the expression alone is looked for).
+                let line_end = source[found.offset..]
+                    .find('\n')
+                    .map_or(source.len(), |n| found.offset + n);
+                let rest = &source[found.offset..line_end];
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let written = playbook
+                    .doc
+                    .root
+                    .find(&path)
+                    .and_then(|node| playbook.doc.text.get(node.content_offset()..node.end))
+                    .unwrap_or("");
+                let needle = if !rest.is_empty() && written.contains(rest) {
+                    rest
+                } else {
+                    found.expression.as_str()
+                };
+                return Err(playbook.error_in(
+                    &path,
+                    Some(needle),
+                    format!("{what}: {}", found.message()),
+                ));
             }
         }
         Ok(())

@@ -24,7 +24,9 @@ use crate::transport::Target;
 use reload::ReloadPlan;
 use step::{Action, StepPlan};
 use target::{target_for, TargetDefaults};
-use vars::{add_play_vars, mark_secrets, parse_extra_vars, read_ssh_config};
+use vars::{
+    add_play_vars, mark_secrets, parse_extra_vars, read_ssh_config, secret_names, shown_vars,
+};
 
 /// What the user asked to run.
 #[derive(Debug, Clone)]
@@ -58,6 +60,8 @@ pub struct PlannedHost {
     pub target: Target,
     /// Inventory, playbook and `-e` variables, merged and rendered.
     pub vars: Vars,
+    /// The same variables as herd shows them, secrets as `***`.
+    pub shown_vars: Vars,
 }
 
 /// A rollout, fully resolved and checked.
@@ -137,20 +141,27 @@ impl Plan {
                 Value::String(host.name.clone()),
             );
             vars.extend(extra.clone());
+            let base = vars.clone();
             if let Some(playbook) = &playbook {
                 add_play_vars(playbook, &renderer, &mut vars, &extra)?;
             }
-            mark_secrets(&vars, renderer.secrets());
+            let secrets = secret_names(&vars).map_err(|message| {
+                secret_names_error(&inventory, host, playbook.as_ref(), &extra, message)
+            })?;
+            mark_secrets(&vars, &secrets, renderer.secrets());
             let target = target_for(&host.name, &vars, &defaults)
                 .map_err(|e| target_error(&inventory, host, playbook.as_ref(), &extra, &e))?;
             // Templates may name the address herd connects to, set or not
             // (after ssh_config's HostName).
             vars.entry("ansible_host")
                 .or_insert_with(|| Value::String(target.address.clone()));
+            let shown_vars =
+                shown_vars(playbook.as_ref(), &renderer, &base, &vars, &secrets, &extra);
             hosts.push(PlannedHost {
                 name: host.name.clone(),
                 target,
                 vars,
+                shown_vars,
             });
         }
 
@@ -258,6 +269,26 @@ fn target_error(
     match inventory.var_error(host, error.var, &message) {
         Some(error) => error.into(),
         None => SourceError::at(&inventory.file, &inventory.text, 1, 1, message).into(),
+    }
+}
+
+/// Points at where `herd_secret_vars` is set: the playbook's vars, else the
+/// inventory (`-e` gives a string, which is always valid).
+fn secret_names_error(
+    inventory: &Inventory,
+    host: &crate::inventory::Host,
+    playbook: Option<&Playbook>,
+    extra: &Vars,
+    message: String,
+) -> SourceError {
+    let key = "herd_secret_vars";
+    match playbook {
+        Some(p) if p.spec.vars.contains_key(key) && !extra.contains_key(key) => {
+            p.error_in(&["vars", key], None, message)
+        }
+        _ => inventory
+            .var_error(host, key, &message)
+            .unwrap_or_else(|| SourceError::at(&inventory.file, &inventory.text, 1, 1, message)),
     }
 }
 

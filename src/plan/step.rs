@@ -80,23 +80,40 @@ impl StepPlan {
 
     /// Renders this step with a host's variables (captures included).
     pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<Rendered, TemplateError> {
+        self.render_with(|source, kind| renderer.render(source, kind, vars))
+    }
+
+    /// Renders this step for display: `shown` are the host's variables with
+    /// secrets as `***`, so no secret appears in the command, in any form.
+    pub fn render_shown(
+        &self,
+        renderer: &Renderer,
+        shown: &Vars,
+    ) -> Result<Rendered, TemplateError> {
+        self.render_with(|source, kind| renderer.render_shown(source, kind, shown))
+    }
+
+    fn render_with(
+        &self,
+        render: impl Fn(&str, Kind) -> Result<String, TemplateError>,
+    ) -> Result<Rendered, TemplateError> {
         match &self.action {
             Action::Upload { data, dest, mode } => Ok(Rendered::Upload {
                 data: data.clone(),
-                dest: renderer.render(dest, Kind::Plain, vars)?,
+                dest: render(dest, Kind::Plain)?,
                 mode: *mode,
             }),
             Action::Run(command) => {
                 let mut script = String::new();
                 if let Some(cwd) = &self.cwd {
-                    let cwd = renderer.render(cwd, Kind::Plain, vars)?;
+                    let cwd = render(cwd, Kind::Plain)?;
                     script.push_str(&format!("cd {} || exit 1\n", shell_quote(&cwd)));
                 }
                 for (name, value) in &self.env {
-                    let value = renderer.render(value, Kind::Plain, vars)?;
+                    let value = render(value, Kind::Plain)?;
                     script.push_str(&format!("export {name}={}\n", shell_quote(&value)));
                 }
-                script.push_str(&renderer.render(command, Kind::Shell, vars)?);
+                script.push_str(&render(command, Kind::Shell)?);
                 Ok(Rendered::Run {
                     command: wrap(&script, self.become_, self.become_user.as_deref()),
                 })

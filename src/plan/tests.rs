@@ -192,3 +192,51 @@ fn templates_are_found_by_their_place_not_their_text() {
         "{error}"
     );
 }
+
+#[test]
+fn a_secret_given_as_one_name_is_shown_masked_wherever_it_is_used() {
+    let inventory = "all:\n  vars:\n    herd_secret_vars: pin\n    pin: 42\n    password: \"it's-x\"\n  hosts:\n    web1:\n";
+    let playbook = "hosts: all\nvars:\n  herd_secret_vars: [pin, password]\n  dsn: \"db://app:{{ password }}@db?pin={{ pin }}\"\nsteps:\n  - run: unlock {{ pin }} {{ password }} {{ dsn }}\n";
+    let plan = build(inventory, playbook, None, &[]).expect("plan");
+    let host = &plan.hosts[0];
+    assert_eq!(host.vars["pin"], 42);
+    assert_eq!(host.shown_vars["pin"], "***");
+    assert_eq!(host.shown_vars["password"], "***");
+    assert_eq!(host.shown_vars["dsn"], "db://app:***@db?pin=***");
+    let shown = plan.steps[0]
+        .render_shown(&plan.renderer, &host.shown_vars)
+        .expect("renders");
+    assert_eq!(
+        shown,
+        step::Rendered::Run {
+            command: "unlock '***' '***' 'db://app:***@db?pin=***'".into()
+        }
+    );
+}
+
+#[test]
+fn herd_secret_vars_of_another_type_points_at_it() {
+    let inventory =
+        "all:\n  vars:\n    app_dir: /srv/app\n    herd_secret_vars: 42\n  hosts:\n    web1:\n";
+    let playbook = "hosts: all\nsteps:\n  - run: \"true\"\n";
+    let Err(PlanError::Source(error)) = build(inventory, playbook, None, &[]) else {
+        panic!("expected a source error");
+    };
+    assert_eq!(
+        error.message,
+        "herd_secret_vars must be a variable name or a list of names, not a number"
+    );
+    assert_eq!((error.location.line, error.location.column), (4, 23));
+
+    let playbook =
+        "hosts: all\nvars:\n  herd_secret_vars: [pin, {a: 1}]\nsteps:\n  - run: \"true\"\n";
+    let Err(PlanError::Source(error)) = build(INVENTORY, playbook, None, &[]) else {
+        panic!("expected a source error");
+    };
+    assert_eq!(
+        error.message,
+        "herd_secret_vars must be a variable name or a list of names, not a list holding a mapping"
+    );
+    assert!(error.location.file.ends_with("play.yml"));
+    assert_eq!((error.location.line, error.location.column), (3, 21));
+}

@@ -11,7 +11,7 @@ use crate::inventory::Vars;
 use crate::playbook::Playbook;
 use crate::source::SourceError;
 use crate::ssh_config::SshConfig;
-use crate::template::{Kind, Renderer};
+use crate::template::{Kind, Renderer, MASK};
 
 /// Play vars are templates over the host's variables, in order; `-e` wins.
 pub(super) fn add_play_vars(
@@ -71,19 +71,89 @@ pub(super) fn read_ssh_config(given: Option<&Path>) -> Result<Option<SshConfig>,
     }
 }
 
-/// Variables named in `herd_secret_vars` (a list, in the inventory, the
-/// playbook's vars or `-e`) hold secrets: their values are masked everywhere.
-pub(super) fn mark_secrets(vars: &Vars, secrets: &crate::template::Secrets) {
-    let Some(Value::Array(names)) = vars.get("herd_secret_vars") else {
-        return;
+/// The variables named in `herd_secret_vars` (set in the inventory, the
+/// playbook's vars or `-e`): one name, or a list of names. Anything else is
+/// a mistake the caller points at.
+pub(super) fn secret_names(vars: &Vars) -> Result<Vec<String>, String> {
+    let wrong = |what: &str| {
+        format!("herd_secret_vars must be a variable name or a list of names, not {what}")
     };
-    for name in names.iter().filter_map(Value::as_str) {
+    match vars.get("herd_secret_vars") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(name)) => Ok(vec![name.clone()]),
+        Some(Value::Array(names)) => names
+            .iter()
+            .map(|name| match name {
+                Value::String(name) => Ok(name.clone()),
+                other => Err(wrong(&format!("a list holding {}", kind(other)))),
+            })
+            .collect(),
+        Some(other) => Err(wrong(kind(other))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Records the values of the secret variables, so what hosts say is masked.
+pub(super) fn mark_secrets(vars: &Vars, names: &[String], secrets: &crate::template::Secrets) {
+    for name in names {
         match vars.get(name) {
             Some(Value::String(value)) => secrets.record(value),
             Some(Value::Number(value)) => secrets.record(&value.to_string()),
             _ => {}
         }
     }
+}
+
+/// A host's variables as herd shows them: each secret variable is `***`,
+/// and a play var made from one is rendered again with `***` in its place
+/// (`postgres://app:***@db`). `base` is what the play vars were rendered
+/// over; `vars` the result.
+pub(super) fn shown_vars(
+    playbook: Option<&Playbook>,
+    renderer: &Renderer,
+    base: &Vars,
+    vars: &Vars,
+    names: &[String],
+    extra: &Vars,
+) -> Vars {
+    let masked = || Value::String(MASK.to_string());
+    let mut shown = base.clone();
+    for name in names {
+        if let Some(value) = shown.get_mut(name) {
+            *value = masked();
+        }
+    }
+    if let Some(playbook) = playbook {
+        for (name, value) in &playbook.spec.vars {
+            if extra.contains_key(name) {
+                continue;
+            }
+            let value = if names.contains(name) {
+                masked()
+            } else if let Value::String(source) = value {
+                renderer
+                    .render_shown(source, Kind::Plain, &shown)
+                    .map_or_else(|_| masked(), Value::String)
+            } else {
+                value.clone()
+            };
+            shown.insert(name.clone(), value);
+        }
+    }
+    for (name, value) in vars {
+        shown.entry(name.clone()).or_insert_with(|| value.clone());
+    }
+    shown
 }
 
 pub(super) fn parse_extra_vars(pairs: &[String]) -> Result<Vars, PlanError> {

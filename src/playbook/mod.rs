@@ -298,6 +298,17 @@ impl Playbook {
                 }
             }
         }
+        // Keys are written into `export KEY=...`: only a shell name is data there.
+        if let Some(key) = step.env.keys().find(|k| !is_identifier(k)) {
+            let message = format!("env key `{key}` is not a shell variable name: use letters, digits and _, not starting with a digit");
+            let env_path = [section, index, "env"];
+            return Err(
+                match self.doc.root.find(&env_path).and_then(|env| env.key(key)) {
+                    Some(written) => self.doc.error(written.at, message),
+                    None => self.error_in(&env_path, None, message),
+                },
+            );
+        }
         if step.once && section == "rollback" {
             return fail(
                 Some("once"),

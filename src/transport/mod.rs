@@ -7,6 +7,7 @@
 //! a scripted fake for engine tests lives in `fake`.
 
 pub mod ssh;
+pub mod temp_name;
 
 #[cfg(test)]
 pub mod fake;
@@ -124,7 +125,10 @@ pub trait Connection: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
 
-    /// Writes `data` to `dest` with permission bits `mode`, atomically (temp file, then rename).
+    /// Writes `data` to `dest` with permission bits `mode`, atomically: a
+    /// temporary file beside `dest` with an unpredictable name, created
+    /// exclusively and private from the start, then renamed into place. On
+    /// any failure, a timeout included, the temporary file is removed.
     fn upload(
         &self,
         data: &[u8],

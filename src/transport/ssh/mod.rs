@@ -2,13 +2,14 @@
 //! ssh-agent and key-file authentication, one connection per host whose
 //! commands run in one long-lived shell (`shell`), SFTP uploads.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::ChannelMsg;
 use russh_sftp::client::SftpSession;
-use russh_sftp::protocol::OpenFlags;
+use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::AsyncWriteExt;
 
 mod auth;
@@ -315,7 +316,17 @@ impl SshConnection {
         Ok(output)
     }
 
-    async fn sftp_write(&self, path: &str, data: &[u8]) -> Result<(), String> {
+    /// Creates `path` (which must not exist: a symlink there is not
+    /// followed) readable by its owner alone, writes `data`, and sets `mode`
+    /// on the open file. `created` says whether the file was made, so a
+    /// failure cleans up only what this call created.
+    async fn sftp_write(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        created: &AtomicBool,
+    ) -> Result<(), String> {
         let channel = self
             .handle
             .channel_open_session()
@@ -328,18 +339,38 @@ impl SshConnection {
         let sftp = SftpSession::new(channel.into_stream())
             .await
             .map_err(|e| e.to_string())?;
-        let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
+        let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
+        let private = FileAttributes {
+            permissions: Some(0o600),
+            ..FileAttributes::default()
+        };
         let written = async {
             let mut file = sftp
-                .open_with_flags(path, flags)
+                .open_with_flags_and_attributes(path, flags, private)
                 .await
                 .map_err(|e| e.to_string())?;
+            created.store(true, Ordering::SeqCst);
             file.write_all(data).await.map_err(|e| e.to_string())?;
+            let final_mode = FileAttributes {
+                permissions: Some(mode),
+                ..FileAttributes::default()
+            };
+            file.set_metadata(final_mode)
+                .await
+                .map_err(|e| e.to_string())?;
             file.shutdown().await.map_err(|e| e.to_string())
         }
         .await;
         let _ = sftp.close().await;
         written
+    }
+
+    /// Removes an upload's temporary file after a failure, in a session of
+    /// its own (the connection's shell may be in the middle of something).
+    async fn remove_temporary(&self, path: &str, timeout: Duration) {
+        let script = format!("rm -f -- {}", crate::template::shell_quote(path));
+        let command = format!("exec /bin/sh -c {}", crate::template::shell_quote(&script));
+        let _ = self.run_in_session(&command, timeout).await;
     }
 }
 
@@ -385,16 +416,21 @@ impl Connection for SshConnection {
         mode: u32,
         timeout: Duration,
     ) -> Result<(), TransportError> {
-        let temporary = format!("{dest}.herd-upload");
+        let temporary = super::temp_name::beside(dest);
+        let created = AtomicBool::new(false);
         let failed = |reason: String| TransportError::Upload {
             dest: dest.to_string(),
             reason,
         };
         let steps = async {
-            self.sftp_write(&temporary, data).await.map_err(failed)?;
-            let quoted_tmp = crate::template::shell_quote(&temporary);
-            let quoted_dest = crate::template::shell_quote(dest);
-            let finish = format!("chmod {mode:o} {quoted_tmp} && mv -f {quoted_tmp} {quoted_dest}");
+            self.sftp_write(&temporary, data, mode, &created)
+                .await
+                .map_err(failed)?;
+            let finish = format!(
+                "mv -f -- {} {}",
+                crate::template::shell_quote(&temporary),
+                crate::template::shell_quote(dest)
+            );
             let output = self.run(&finish, timeout).await?;
             if output.success() {
                 Ok(())
@@ -404,12 +440,18 @@ impl Connection for SshConnection {
                 ))
             }
         };
-        tokio::time::timeout(timeout, steps)
+        let result = tokio::time::timeout(timeout, steps)
             .await
-            .map_err(|_| TransportError::Timeout {
-                what: format!("uploading {dest}"),
-                after: timeout,
-            })?
+            .unwrap_or_else(|_| {
+                Err(TransportError::Timeout {
+                    what: format!("uploading {dest}"),
+                    after: timeout,
+                })
+            });
+        if result.is_err() && created.load(Ordering::SeqCst) {
+            self.remove_temporary(&temporary, timeout).await;
+        }
+        result
     }
 
     async fn close(&self) {

@@ -1,0 +1,234 @@
+//! Uploads never expose what they carry on the way: the file being written
+//! has an unpredictable name, is readable by its owner alone from its
+//! creation, is never a symlink someone planted, and is gone after any
+//! failure, a timeout included.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{wait_until, Lab};
+
+/// Files in `dir` whose name starts with `prefix`.
+fn entries_starting_with(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+fn upload_playbook(dest: &Path, mode: &str, timeout: &str) -> String {
+    format!(
+        "hosts: web\nsteps:\n  - name: Ship\n    upload: {{ src: payload.bin, dest: {}, mode: \"{mode}\" }}\n    timeout: {timeout}\n",
+        dest.display()
+    )
+}
+
+#[test]
+fn an_upload_being_written_is_private_and_one_that_times_out_leaves_nothing() {
+    let lab = Lab::up(1);
+    // Large enough that the transfer is caught under way.
+    fs::write(lab.dir().join("payload.bin"), vec![b'x'; 96 << 20]).unwrap();
+    let app = lab.app_dir("host01").to_path_buf();
+    let dest = app.join("big.bin");
+    let playbook = lab.write("big.yml", &upload_playbook(&dest, "0644", "3s"));
+
+    let herd = lab.herd(["run"]).arg(&playbook).spawn();
+    let mut partial = Vec::new();
+    let seen = wait_until(Duration::from_secs(30), || {
+        partial = entries_starting_with(&app, "big.bin.herd-upload-");
+        !partial.is_empty()
+    });
+    // Freeze herd mid-transfer past its timeout: the deadline passes while
+    // the temporary file holds part of the data.
+    herd.signal(libc::SIGSTOP);
+    assert!(seen, "no temporary file appeared beside {}", dest.display());
+    assert_eq!(partial.len(), 1, "{partial:?}");
+    let mode = fs::metadata(&partial[0]).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{} is {mode:o}", partial[0].display());
+    let name = partial[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let random = &name["big.bin.herd-upload-".len()..];
+    assert!(
+        random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{name}"
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    herd.signal(libc::SIGCONT);
+    let run = herd.wait();
+
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "host01: [1/1] Ship: FAILED: uploading {} timed out after 3s",
+            dest.display()
+        )),
+        "{run}"
+    );
+    assert_eq!(
+        entries_starting_with(&app, "big.bin"),
+        Vec::<PathBuf>::new(),
+        "{run}"
+    );
+}
+
+#[test]
+fn an_upload_that_cannot_be_moved_into_place_leaves_no_temporary_file() {
+    let lab = Lab::up(1);
+    lab.write("payload.bin", "secret = 42\n");
+    let app = lab.app_dir("host01").to_path_buf();
+    // A directory of root's: the upload cannot be moved into it.
+    let dest = app.join("taken");
+    fs::create_dir(&dest).unwrap();
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
+    let playbook = lab.write("ship.yml", &upload_playbook(&dest, "0600", "30s"));
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("host01: [1/1] Ship: FAILED: upload to"),
+        "{run}"
+    );
+    assert_eq!(
+        entries_starting_with(&app, "taken.herd-upload"),
+        Vec::<PathBuf>::new(),
+        "{run}"
+    );
+    assert_eq!(fs::read_dir(&dest).unwrap().count(), 0, "{run}");
+}
+
+#[test]
+fn a_symlink_planted_at_the_old_temporary_name_is_not_written_through() {
+    let lab = Lab::up(1);
+    lab.write("payload.bin", "secret = 42\n");
+    let app = lab.app_dir("host01").to_path_buf();
+    let dest = app.join("settings.ini");
+    let victim = app.join("victim.txt");
+    fs::write(&victim, "untouched\n").unwrap();
+    common::chown_to(lab.user(), &victim);
+    std::os::unix::fs::symlink(&victim, app.join("settings.ini.herd-upload")).unwrap();
+    let playbook = lab.write("ship.yml", &upload_playbook(&dest, "0600", "30s"));
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched\n");
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "secret = 42\n");
+    assert_eq!(fs::metadata(&dest).unwrap().mode() & 0o7777, 0o600);
+    // Only the planted link is left beside the destination, as it was.
+    assert_eq!(
+        entries_starting_with(&app, "settings.ini."),
+        vec![app.join("settings.ini.herd-upload")]
+    );
+    assert_eq!(
+        fs::read_link(app.join("settings.ini.herd-upload")).unwrap(),
+        victim
+    );
+}
+
+/// Under `become`, the user become writes the copy: a link planted where it
+/// used to write (`DEST.herd-upload`) would have had that user write through it.
+#[test]
+fn under_become_a_planted_symlink_is_not_written_through_and_nothing_is_left() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a lab started as root has an account to become");
+        return;
+    }
+    let lab = Lab::up(1);
+    lab.write("payload.bin", "secret = 42\n");
+    let home = PathBuf::from("/home/herd-lab-app");
+    let dest = home.join(common::unique("settings"));
+    let victim = home.join(common::unique("victim"));
+    fs::write(&victim, "untouched\n").unwrap();
+    common::chown_to("herd-lab-app", &victim);
+    let planted = PathBuf::from(format!("{}.herd-upload", dest.display()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let playbook = lab.write(
+        "ship.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - name: Ship\n    upload: {{ src: payload.bin, dest: {}, mode: \"0640\" }}\n    become: true\n    become_user: herd-lab-app\n",
+            dest.display()
+        ),
+    );
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+    let victim_text = fs::read_to_string(&victim);
+    let shipped = fs::read_to_string(&dest);
+    let shipped_mode = fs::metadata(&dest).map(|m| m.mode() & 0o7777);
+    let beside = entries_starting_with(
+        &home,
+        &format!("{}.", dest.file_name().unwrap().to_string_lossy()),
+    );
+    for path in [&victim, &dest, &planted] {
+        let _ = fs::remove_file(path);
+    }
+
+    run.assert_code(0);
+    assert_eq!(victim_text.unwrap(), "untouched\n");
+    assert_eq!(shipped.unwrap(), "secret = 42\n");
+    assert_eq!(shipped_mode.unwrap(), 0o640);
+    assert_eq!(beside, vec![planted.clone()], "{run}");
+    let login_home = PathBuf::from(format!("/home/{}", lab.user()));
+    assert_eq!(
+        entries_starting_with(&login_home, ".herd-upload"),
+        Vec::<PathBuf>::new()
+    );
+}
+
+#[test]
+fn under_become_a_timed_out_upload_leaves_no_staging_file() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a lab started as root has an account to become");
+        return;
+    }
+    let lab = Lab::up(1);
+    fs::write(lab.dir().join("payload.bin"), vec![b'x'; 96 << 20]).unwrap();
+    let home = PathBuf::from("/home/herd-lab-app");
+    let dest = home.join(common::unique("big"));
+    let login_home = PathBuf::from(format!("/home/{}", lab.user()));
+    let playbook = lab.write(
+        "ship.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - name: Ship\n    upload: {{ src: payload.bin, dest: {}, mode: \"0644\" }}\n    become: true\n    become_user: herd-lab-app\n    timeout: 3s\n",
+            dest.display()
+        ),
+    );
+
+    let herd = lab.herd(["run"]).arg(&playbook).spawn();
+    let mut staging = Vec::new();
+    let seen = wait_until(Duration::from_secs(30), || {
+        staging = entries_starting_with(&login_home, ".herd-upload-");
+        !staging.is_empty()
+    });
+    herd.signal(libc::SIGSTOP);
+    assert!(seen, "no staging file appeared in {}", login_home.display());
+    let mode = fs::metadata(&staging[0]).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{} is {mode:o}", staging[0].display());
+    std::thread::sleep(Duration::from_secs(4));
+    herd.signal(libc::SIGCONT);
+    let run = herd.wait();
+
+    run.assert_code(1);
+    assert!(run.stderr().contains("timed out after 3s"), "{run}");
+    assert_eq!(
+        entries_starting_with(&login_home, ".herd-upload"),
+        Vec::<PathBuf>::new(),
+        "{run}"
+    );
+    let name = dest.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(entries_starting_with(&home, &name), Vec::<PathBuf>::new());
+}
