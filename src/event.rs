@@ -232,6 +232,13 @@ pub enum Event {
         holder: String,
         waiting: bool,
     },
+    /// This run's deploy lock could not be given back on a host (contact
+    /// lost): `herd unlock` removes it once the host answers.
+    LockLeft {
+        host: String,
+        path: String,
+        reason: String,
+    },
     RolloutAborted {
         reason: String,
     },

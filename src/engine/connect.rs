@@ -234,15 +234,38 @@ impl<C: Connector> Engine<C> {
     ) {
         let releases = taken.iter().filter_map(|&index| {
             let connection = slots[index].connection.clone()?;
-            let path = lock::lock_path(&self.plan.hosts[index].vars);
+            let host = &self.plan.hosts[index];
+            let path = lock::lock_path(&host.vars);
             Some(async move {
-                lock::unlock(
+                let mut result = lock::unlock(
                     connection.as_ref(),
                     &path,
                     &settings.owner,
                     settings.timeout,
                 )
-                .await
+                .await;
+                if result.is_err() {
+                    // The host's connection died during the run (contact
+                    // lost after a reload signal): one new connection to
+                    // give the lock back.
+                    result = match self.connector.connect(&host.target).await {
+                        Ok(fresh) => {
+                            let released =
+                                lock::unlock(&fresh, &path, &settings.owner, settings.timeout)
+                                    .await;
+                            fresh.close().await;
+                            released
+                        }
+                        Err(error) => Err(error),
+                    };
+                }
+                if let Err(error) = result {
+                    self.emit(Event::LockLeft {
+                        host: host.name.clone(),
+                        path,
+                        reason: error.to_string(),
+                    });
+                }
             })
         });
         join_all(releases).await;

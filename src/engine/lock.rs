@@ -142,7 +142,8 @@ pub async fn try_lock<T: Connection>(
     if !holder.is_stale_for(owner) {
         return Ok(Attempt::Held(holder.describe()));
     }
-    remove_if_held_by(connection, path, &holder.run, timeout).await;
+    // A failed removal shows in the create that follows.
+    let _ = remove_if_held_by(connection, path, &holder.run, timeout).await;
     match create(connection, path, owner, timeout).await? {
         Attempt::Held(text) => Ok(Attempt::Held(Holder::parse(&text).describe())),
         taken => Ok(taken),
@@ -206,15 +207,23 @@ async fn remove_if_held_by<T: Connection>(
     path: &str,
     run: &str,
     timeout: Duration,
-) {
+) -> Result<(), TransportError> {
     let script = format!(
         "f={}; read -r line 2>/dev/null < \"$f\"; case \"$line\" in *{}*) rm -f \"$f\";; esac; exit 0",
         shell_path(path),
         shell_quote(&format!("run={run} "))
     );
-    let _ = connection
+    let output = connection
         .exec(&crate::plan::step::wrap(&script, false, None), timeout)
-        .await;
+        .await?;
+    match output.exit_code {
+        Some(0) => Ok(()),
+        code => Err(TransportError::Protocol(format!(
+            "removing it ended with exit code {}: {}",
+            code.map_or("none".to_string(), |c| c.to_string()),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))),
+    }
 }
 
 /// The fields of a lock file.
@@ -299,8 +308,8 @@ pub async fn unlock<T: Connection>(
     path: &str,
     owner: &LockOwner,
     timeout: Duration,
-) {
-    remove_if_held_by(connection, path, &owner.run_id, timeout).await;
+) -> Result<(), TransportError> {
+    remove_if_held_by(connection, path, &owner.run_id, timeout).await
 }
 
 /// True when no process has `pid` on this machine. `kill(pid, 0)` asks

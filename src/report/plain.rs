@@ -202,6 +202,12 @@ pub fn describe(event: &Event, exec: bool) -> String {
             };
             let _ = writeln!(line, "{host}: {what} {holder}");
         }
+        Event::LockLeft { host, path, reason } => {
+            let _ = writeln!(
+                line,
+                "{host}: the deploy lock {path} is still there ({reason}): `herd unlock -l {host}` removes it"
+            );
+        }
         Event::RolloutAborted { reason } => {
             let _ = writeln!(line, "herd: ROLLOUT ABORTED: {reason}");
         }
