@@ -1042,3 +1042,221 @@ fn contact_lost_after_the_hup_for_good_is_reported_as_unknown_not_as_rolled_back
         "{run}"
     );
 }
+
+/// How many times a Gunicorn master started on `host`, as its log says.
+fn starts(host: &LabHost) -> usize {
+    let log = fs::read_to_string(host.app_dir.join("gunicorn.log")).unwrap();
+    log.lines()
+        .filter(|l| l.contains("Starting gunicorn"))
+        .count()
+}
+
+const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+
+/// Why this test process cannot choose the pid of its next child, if it
+/// cannot: that takes root and a writable `ns_last_pid`.
+fn cannot_choose_pids() -> Option<String> {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".to_string());
+    }
+    // Writing back the value read moves nothing: it only proves the write works.
+    let last = match fs::read_to_string(NS_LAST_PID) {
+        Ok(text) => text,
+        Err(e) => return Some(format!("cannot read {NS_LAST_PID}: {e}")),
+    };
+    fs::write(NS_LAST_PID, last.trim())
+        .err()
+        .map(|e| format!("cannot write {NS_LAST_PID}: {e}"))
+}
+
+/// A Python process, run as the lab user (so herd could signal it), started
+/// on the pid of a process that exited. It records any HUP it gets and
+/// otherwise sleeps; it is killed when dropped, also when the test fails.
+struct Squatter {
+    child: Spawned,
+    hup_marker: PathBuf,
+}
+
+impl Squatter {
+    /// Starts the squatter on `pid`, which must be free: sets the kernel's
+    /// last pid to `pid - 1` and forks at once, again while another process
+    /// on the machine took `pid` first. Fails the test if it never gets it.
+    fn start_on(lab: &Lab, host: &LabHost, pid: u32) -> Squatter {
+        const TRIES: usize = 50;
+        let script = host.app_dir.join("squatter.py");
+        let hup_marker = host.app_dir.join("squatter-got-hup");
+        let ready = host.app_dir.join("squatter-ready");
+        fs::write(
+            &script,
+            format!(
+                "import signal, time\n\
+                 signal.signal(signal.SIGHUP, lambda *_: open({:?}, 'a').write('hup\\n'))\n\
+                 open({:?}, 'w').close()\n\
+                 time.sleep(300)\n",
+                hup_marker.display().to_string(),
+                ready.display().to_string()
+            ),
+        )
+        .unwrap();
+        common::chown_to(lab.user(), &script);
+        let (uid, gid) = lab_ids(lab);
+        let mut taken_by = Vec::new();
+        for _ in 0..TRIES {
+            let _ = fs::remove_file(&ready);
+            if let Some(other) = proc_stat(pid) {
+                panic!("pid {pid} is not free: {other:?}");
+            }
+            fs::write(NS_LAST_PID, (pid - 1).to_string()).unwrap();
+            let child = std::os::unix::process::CommandExt::gid(
+                std::os::unix::process::CommandExt::uid(
+                    Command::new("python3")
+                        .arg(&script)
+                        .current_dir(&host.app_dir),
+                    uid,
+                ),
+                gid,
+            )
+            .spawn()
+            .unwrap();
+            let squatter = Squatter {
+                child: Spawned(child),
+                hup_marker: hup_marker.clone(),
+            };
+            if squatter.pid() != pid {
+                // Another process forked in between; this one goes (dropped).
+                taken_by.push(squatter.pid());
+                continue;
+            }
+            assert!(
+                wait_until(Duration::from_secs(20), || ready.exists()),
+                "the squatter on pid {pid} did not start"
+            );
+            return squatter;
+        }
+        panic!(
+            "could not start a process on pid {pid} in {TRIES} tries (got {taken_by:?}): \
+             the pid reuse this test needs cannot be arranged on this machine"
+        );
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// True if a HUP reached it: its handler writes the marker at once.
+    fn got_hup(&self) -> bool {
+        wait_until(Duration::from_millis(500), || self.hup_marker.exists())
+    }
+}
+
+/// The real hostile case: the proven master dies during the preflight and,
+/// before the HUP is due, its pid is given to another process of the same
+/// user. That process is not signalled.
+#[test]
+fn a_master_whose_pid_is_reused_during_the_preflight_is_not_signalled_nor_is_the_new_process() {
+    if let Some(why) = cannot_choose_pids() {
+        eprintln!("SKIPPED: this test reuses a pid on purpose and cannot here: {why}");
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    let master = before.master.pid;
+    let starts_before = starts(host);
+    assert!(starts_before > 0, "the Gunicorn log shows no start");
+    let ready = host.app_dir.join("preflight-ready");
+    let go = host.app_dir.join("preflight-go");
+    // The preflight says it runs, then waits (a minute at most) for the go;
+    // it forks a `sleep` only twice a second, so it rarely takes the pid.
+    let preflight = "'touch {{ app_dir }}/preflight-ready; i=0; while [ ! -e {{ app_dir }}/preflight-go ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done'";
+    let playbook = lab.write("deploy.yml", &DEPLOY_V2.replace("PREFLIGHT", preflight));
+
+    let mut herd = lab.herd(["run"]).arg(&playbook).spawn();
+    assert!(
+        wait_until(Duration::from_secs(60), || ready.exists()
+            || !herd.is_running()),
+        "the preflight did not start"
+    );
+    assert!(
+        herd.is_running(),
+        "herd ended before its preflight\n{}",
+        herd.wait()
+    );
+    // The master herd proved dies. Gunicorn daemonized, so it is the child
+    // of init (or of a subreaper), which reaps it and frees its pid.
+    let parent = before.master.ppid;
+    // SAFETY: a plain kill(2) of the lab's master, which this test owns.
+    assert_eq!(
+        unsafe { libc::kill(master as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || proc_stat(master).is_none()),
+        "the killed master {master} was not reaped by its parent {parent}: {:?}",
+        proc_stat(master)
+    );
+    let squatter = Squatter::start_on(&lab, host, master);
+    fs::write(&go, "").unwrap();
+
+    let run = herd.wait();
+
+    assert!(
+        !squatter.got_hup(),
+        "the process on pid {master} got a HUP\n{run}"
+    );
+    let mut child = squatter.child;
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the process on pid {master} exited\n{run}"
+    );
+    // Refused, said so, and nothing else was started: the pidfile names a
+    // live process, so `reload.start` would be refused too (and is not run).
+    run.assert_code(1);
+    let pidfile = &host.pidfile;
+    let script = host.app_dir.join("squatter.py");
+    let refused = format!(
+        "host01: reload FAILED: proof `signal`: the master {master} exited before HUP, which was not sent, \
+         and no master can be started: the pidfile {} names pid {master}, which is not Gunicorn but `python3 {}`: \
+         a stale pidfile; that process was not signalled \
+         (master {master}, workers {:?} -> [], HUP to {master} refused (the pid belonged to another process))",
+        pidfile.display(),
+        script.display(),
+        before.workers
+    );
+    assert!(
+        stderr_has_line(&run, &refused),
+        "no line {refused:?}\n{run}"
+    );
+    assert!(!run.stderr().contains("started with reload.start"), "{run}");
+    // The rollback ran; the server cannot be restored, and herd says so.
+    assert!(
+        stderr_has_line(&run, "host01: rollback [1/1] Point current back at v1: ok"),
+        "{run}"
+    );
+    assert_eq!(current(host), Path::new("releases/v1"), "{run}");
+    let restore = format!(
+        "host01: restore after rollback FAILED: proof `master`: the pidfile {} names pid {master}, which is not Gunicorn but `python3 {}`: a stale pidfile; that process was not signalled",
+        pidfile.display(),
+        script.display()
+    );
+    assert!(
+        stderr_has_line(&run, &restore),
+        "no line {restore:?}\n{run}"
+    );
+    assert!(
+        stderr_has_line(&run, "host01: ROLLBACK FAILED: check this host by hand"),
+        "{run}"
+    );
+    assert!(
+        run.summary_row("host01").contains("; rollback FAILED"),
+        "{run}"
+    );
+    // No Gunicorn was started (the orphaned old workers may still answer
+    // for a moment; no master will replace them), and the pidfile still
+    // names the process on the reused pid.
+    assert_eq!(starts(host), starts_before, "a Gunicorn was started\n{run}");
+    assert_eq!(read_pid(pidfile), Some(master), "{run}");
+    assert!(lab.hosts_with_lock_file().is_empty(), "{run}");
+}
