@@ -44,6 +44,9 @@ impl HostState {
         match self {
             HostState::Done => "done",
             HostState::Failed { .. } => "failed",
+            HostState::RolledBack {
+                rollback_ok: false, ..
+            } => "rollback failed",
             HostState::RolledBack { .. } => "rolled back",
             HostState::ContactLost { .. } => "contact lost",
             HostState::Unreachable { .. } => "unreachable",

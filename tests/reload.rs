@@ -1253,6 +1253,7 @@ fn a_master_whose_pid_is_reused_during_the_preflight_is_not_signalled_nor_is_the
         run.summary_row("host01").contains("; rollback FAILED"),
         "{run}"
     );
+    assert_eq!(run.summary_result("host01"), "rollback failed", "{run}");
     // No Gunicorn was started (the orphaned old workers may still answer
     // for a moment; no master will replace them), and the pidfile still
     // names the process on the reused pid.

@@ -15,7 +15,7 @@ pub fn render(report: &RunReport) -> String {
         .max(4);
     let _ = writeln!(
         out,
-        "\n{:width$}  {:12}  {:>5}  {:>8}  {:>9}  {:>9}  NOTE",
+        "\n{:width$}  {:15}  {:>5}  {:>8}  {:>9}  {:>9}  NOTE",
         "HOST", "RESULT", "STEPS", "MASTER", "WORKERS", "DURATION"
     );
     for host in &report.hosts {
@@ -55,7 +55,7 @@ pub fn render(report: &RunReport) -> String {
         };
         let _ = writeln!(
             out,
-            "{:width$}  {:12}  {:>5}  {:>8}  {:>9}  {:>8.2}s  {}",
+            "{:width$}  {:15}  {:>5}  {:>8}  {:>9}  {:>8.2}s  {}",
             host.host,
             host.state.label(),
             format!("{}/{}", host.steps_ok, host.steps_total),
@@ -89,6 +89,7 @@ pub fn render(report: &RunReport) -> String {
         "done",
         "failed",
         "rolled back",
+        "rollback failed",
         "contact lost",
         "unreachable",
         "untouched",

@@ -239,12 +239,12 @@ impl Run {
         rows[0].to_string()
     }
 
-    /// The RESULT column of `host`'s summary row ("done", "failed", "rolled back", ...).
+    /// The RESULT column of `host`'s summary row ("done", "failed", "rolled back", "rollback failed", ...).
     pub fn summary_result(&self, host: &str) -> String {
         let row = self.summary_row(host);
         let rest = row[host.len()..].trim_start();
-        // RESULT is padded to 12 columns and may contain a space ("rolled back").
-        rest.get(..12).unwrap_or(rest).trim_end().to_string()
+        // RESULT is padded to 15 columns and may contain a space ("rolled back").
+        rest.get(..15).unwrap_or(rest).trim_end().to_string()
     }
 
     /// Every stdout line as JSON; panics naming the first line that is not.
