@@ -232,3 +232,122 @@ fn under_become_a_timed_out_upload_leaves_no_staging_file() {
     let name = dest.file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(entries_starting_with(&home, &name), Vec::<PathBuf>::new());
 }
+
+/// Processes whose command line holds every one of `needles`.
+fn processes_running(needles: &[&str]) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                let line = String::from_utf8_lossy(&line);
+                needles.iter().all(|n| line.contains(n))
+            })
+        })
+        .collect()
+}
+
+fn is_sudo(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sudo")
+}
+
+fn send(pid: u32, signal: libc::c_int) {
+    // SAFETY: a plain kill(2); a pid that is already gone only fails it.
+    unsafe { libc::kill(pid as libc::pid_t, signal) };
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The move into place (the `sudo` part) gets what is left of the step's
+/// timeout, not a timeout of its own: the test freezes herd during the
+/// staging upload for most of the timeout, then stops the `sudo` that moves
+/// the file, and herd gives up when the one timeout is spent.
+#[test]
+fn under_become_the_staging_upload_and_the_move_share_one_timeout() {
+    if !is_root() {
+        eprintln!("skipped: only a lab started as root has an account to become");
+        return;
+    }
+    let lab = Lab::up(1);
+    fs::write(lab.dir().join("payload.bin"), vec![b'x'; 32 << 20]).unwrap();
+    let home = PathBuf::from("/home/herd-lab-app");
+    let dest = home.join(common::unique("shared"));
+    let login_home = PathBuf::from(format!("/home/{}", lab.user()));
+    let playbook = lab.write(
+        "ship.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - name: Ship\n    upload: {{ src: payload.bin, dest: {}, mode: \"0644\" }}\n    become: true\n    become_user: herd-lab-app\n    timeout: 5s\n",
+            dest.display()
+        ),
+    );
+    let dest_text = dest.display().to_string();
+
+    let mut herd = lab.herd(["run"]).arg(&playbook).spawn();
+    let seen = wait_until(Duration::from_secs(30), || {
+        !entries_starting_with(&login_home, ".herd-upload-").is_empty()
+    });
+    let started = std::time::Instant::now();
+    // Three of the five seconds go by during the staging upload.
+    herd.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    herd.signal(libc::SIGCONT);
+    // Then the move into place hangs: every process of it is stopped (sudo
+    // and the shell it starts, caught again as it forks).
+    let mut stopped: Vec<u32> = Vec::new();
+    let mut first_seen: Option<std::time::Instant> = None;
+    while herd.is_running() && first_seen.is_none_or(|t| t.elapsed() < Duration::from_millis(500)) {
+        for pid in processes_running(&["set -C", &dest_text]) {
+            if !stopped.contains(&pid) {
+                send(pid, libc::SIGSTOP);
+                stopped.push(pid);
+                first_seen.get_or_insert_with(std::time::Instant::now);
+            }
+        }
+    }
+    let run = herd.wait();
+    let elapsed = started.elapsed();
+    // Its children first: a shell left stopped without its sudo would be
+    // woken up by the kernel and could finish the move.
+    stopped.sort_by_key(|pid| is_sudo(*pid));
+    for pid in &stopped {
+        send(*pid, libc::SIGKILL);
+    }
+    let gone = wait_until(Duration::from_secs(10), || {
+        stopped.iter().all(|pid| !common::alive(*pid))
+    });
+    let name = dest.file_name().unwrap().to_string_lossy().into_owned();
+    let left = entries_starting_with(&home, &name);
+    for path in &left {
+        let _ = fs::remove_file(path);
+    }
+
+    assert!(seen, "no staging file appeared in {}", login_home.display());
+    assert!(
+        !stopped.is_empty(),
+        "the move into place was not caught\n{run}"
+    );
+    assert!(gone, "stopped processes {stopped:?} did not go away");
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "host01: [1/1] Ship: FAILED: uploading {} timed out after 5s",
+            dest.display()
+        )),
+        "{run}"
+    );
+    // Two timeouts would be past 8 seconds; one, with the clean-up, well
+    // under 7.5.
+    assert!(
+        elapsed < Duration::from_millis(7500),
+        "the upload took {elapsed:?} with a 5s timeout\n{run}"
+    );
+    assert_eq!(left, Vec::<PathBuf>::new(), "{run}");
+    assert_eq!(
+        entries_starting_with(&login_home, ".herd-upload"),
+        Vec::<PathBuf>::new(),
+        "{run}"
+    );
+}
