@@ -8,6 +8,8 @@
 //! exclusively (the user become creates its copy with `set -C` under
 //! `umask 077`), so a symlink planted in either directory is never written
 //! through, and neither is readable by others while it is being written.
+//! The move replaces the destination as a name (a symlink there is replaced,
+//! not followed) and refuses a destination that is a directory.
 
 use std::time::Duration;
 
@@ -47,14 +49,16 @@ pub async fn upload_as<T: Connection>(
         Err(TransportError::Timeout { .. }) => return Err(timed_out()),
         Err(error) => return Err(error.to_string()),
     }
-    let temporary = shell_quote(&temp_name::beside(dest));
-    let quoted_dest = shell_quote(dest);
+    let temporary_name = temp_name::beside(dest);
+    let temporary = shell_quote(&temporary_name);
     // The redirection that creates the file fails (and the shell exits) if
     // the name exists; only a file this script created is ever removed.
     let place = format!(
-        "umask 077; set -C; exec 3> {temporary} || exit 1\n\
-         {{ cat >&3 && exec 3>&- && chmod {mode:o} {temporary} && mv -f -- {temporary} {quoted_dest}; }} \
-         || {{ status=$?; rm -f -- {temporary}; exit $status; }}"
+        "umask 077; set -C; {refuse} || exit 1; exec 3> {temporary} || exit 1\n\
+         {{ cat >&3 && exec 3>&- && chmod {mode:o} {temporary} && {move_}; }} \
+         || {{ status=$?; rm -f -- {temporary}; exit $status; }}",
+        refuse = temp_name::refuse_directory(dest),
+        move_ = temp_name::move_into_place(&temporary_name, dest),
     );
     let quoted_staging = shell_quote(&staging);
     let script = format!(
@@ -154,6 +158,30 @@ mod tests {
         assert!(
             commands[2].contains("rm -f -- .herd-upload-"),
             "{commands:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn under_become_the_move_is_the_one_that_refuses_a_directory() {
+        let fake = FakeConnector::default();
+        let connection = connection(&fake).await;
+
+        upload_as(
+            &connection,
+            b"x",
+            "/srv/app/x.ini",
+            0o640,
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the fake accepts everything");
+
+        let commands = fake.commands("web01");
+        let place = &commands[1];
+        assert!(
+            place.contains("is a directory") && place.contains("mv -f -T -- "),
+            "{place}"
         );
     }
 }
