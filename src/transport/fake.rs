@@ -213,10 +213,23 @@ impl Connection for FakeConnection {
         _data: &[u8],
         dest: &str,
         _mode: u32,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> Result<(), TransportError> {
-        self.record(format!("upload {dest}"));
-        Ok(())
+        let entry = format!("upload {dest}");
+        self.record(entry.clone());
+        // A rule matching "upload DEST" slows the upload down.
+        let delay = self
+            .script
+            .rules
+            .iter()
+            .find(|r| entry.contains(&r.pattern))
+            .map_or(Duration::ZERO, |r| r.delay);
+        tokio::time::timeout(timeout, tokio::time::sleep(delay))
+            .await
+            .map_err(|_| TransportError::Timeout {
+                what: format!("uploading {dest}"),
+                after: timeout,
+            })
     }
 
     async fn close(&self) {}

@@ -8,6 +8,8 @@
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
+use crate::template::shell_quote;
+
 /// `path` with `.herd-upload-` and 16 random hex digits appended: a sibling
 /// of `path`, on the same filesystem, so a rename puts it in place.
 pub fn beside(path: &str) -> String {
@@ -17,6 +19,29 @@ pub fn beside(path: &str) -> String {
 /// 16 random hex digits.
 pub fn token() -> String {
     format!("{:016x}", random_u64())
+}
+
+/// Shell text that fails, saying "DEST is a directory" on stderr, when
+/// `dest` is a directory (not a symlink to one): an upload never lands inside
+/// a directory.
+pub fn refuse_directory(dest: &str) -> String {
+    let quoted = shell_quote(dest);
+    format!(
+        "{{ [ ! -d {quoted} ] || [ -L {quoted} ] || {{ printf '%s is a directory\\n' {quoted} >&2; false; }}; }}"
+    )
+}
+
+/// Shell text that renames `temporary` to `dest`, which it replaces as a
+/// name: a symlink there is replaced itself, never followed, and a
+/// directory is refused rather than written into (`mv -T`, as GNU coreutils
+/// and BusyBox have it).
+pub fn move_into_place(temporary: &str, dest: &str) -> String {
+    format!(
+        "{} && mv -f -T -- {} {}",
+        refuse_directory(dest),
+        shell_quote(temporary),
+        shell_quote(dest)
+    )
 }
 
 fn random_u64() -> u64 {
@@ -47,5 +72,50 @@ mod tests {
         assert!(a.starts_with("/srv/app/settings.py.herd-upload-"), "{a}");
         assert_eq!(a.len(), "/srv/app/settings.py.herd-upload-".len() + 16);
         assert_ne!(a, b);
+    }
+
+    /// Runs `script` with /bin/sh: its exit code and stderr.
+    fn sh(script: &str) -> (Option<i32>, String) {
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("/bin/sh runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn the_move_refuses_a_directory_and_replaces_a_symlink_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::create_dir(path("conf.d")).unwrap();
+        std::fs::create_dir(path("real.d")).unwrap();
+        std::fs::write(path("outside"), "untouched").unwrap();
+        std::os::unix::fs::symlink(path("real.d"), path("to-dir")).unwrap();
+        std::os::unix::fs::symlink(path("outside"), path("to-file")).unwrap();
+        for name in ["new", "conf.d", "to-dir", "to-file"] {
+            std::fs::write(path(&format!("{name}.tmp")), name).unwrap();
+        }
+
+        let (code, stderr) = sh(&move_into_place(&path("conf.d.tmp"), &path("conf.d")));
+        assert_eq!(code, Some(1));
+        assert_eq!(stderr, format!("{} is a directory\n", path("conf.d")));
+        assert_eq!(std::fs::read_dir(path("conf.d")).unwrap().count(), 0);
+
+        for name in ["new", "to-dir", "to-file"] {
+            let (code, stderr) = sh(&move_into_place(&path(&format!("{name}.tmp")), &path(name)));
+            assert_eq!((code, stderr.as_str()), (Some(0), ""), "{name}");
+            let meta = std::fs::symlink_metadata(path(name)).unwrap();
+            assert!(meta.file_type().is_file(), "{name}");
+            assert_eq!(std::fs::read_to_string(path(name)).unwrap(), name);
+        }
+        assert_eq!(std::fs::read_dir(path("real.d")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_to_string(path("outside")).unwrap(),
+            "untouched"
+        );
     }
 }

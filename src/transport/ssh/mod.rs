@@ -426,11 +426,7 @@ impl Connection for SshConnection {
             self.sftp_write(&temporary, data, mode, &created)
                 .await
                 .map_err(failed)?;
-            let finish = format!(
-                "mv -f -- {} {}",
-                crate::template::shell_quote(&temporary),
-                crate::template::shell_quote(dest)
-            );
+            let finish = super::temp_name::move_into_place(&temporary, dest);
             let output = self.run(&finish, timeout).await?;
             if output.success() {
                 Ok(())
