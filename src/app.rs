@@ -16,6 +16,7 @@ use crate::plan::reload::{ReloadPlan, StrategyTemplate};
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
 use crate::reload::Signal;
 use crate::report::junit::JunitReporter;
+use crate::report::ledger::Ledger;
 use crate::report::progress::ProgressReporter;
 use crate::report::{self, json::JsonReporter, plain::PlainReporter, Reporter};
 use crate::transport::ssh::{SshConnector, SshSettings};
@@ -170,9 +171,11 @@ fn rollout(
                 error: junit_error.clone(),
             }));
         }
+        let ledger = Ledger::default();
+        reporters.push(ledger.keeper());
         let reporting = tokio::spawn(report::drain(events_rx, reporters));
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        tokio::spawn(cancel_on_signals(cancel_tx));
+        tokio::spawn(cancel_on_signals(cancel_tx, ledger));
         let connector = Arc::new(ssh_connector(connecting));
         let settings = EngineSettings {
             forks: connecting.forks,
@@ -344,8 +347,9 @@ fn main_reporter(connecting: &Connecting, exec: bool) -> Box<dyn Reporter> {
 
 /// The first SIGINT or SIGTERM asks the engine to stop starting work (and
 /// to roll back hosts it stops half-done); a second one ends herd at once
-/// (exit 130), skipping those rollbacks and leaving the lock to go stale.
-async fn cancel_on_signals(cancel: watch::Sender<bool>) {
+/// (exit 130), skipping those rollbacks and leaving the lock to go stale,
+/// after naming every host and what it was doing.
+async fn cancel_on_signals(cancel: watch::Sender<bool>, ledger: Ledger) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
@@ -362,10 +366,11 @@ async fn cancel_on_signals(cancel: watch::Sender<bool>) {
             let _ = cancel.send(true);
         }
     }
-    // The reporters will not get to run again: this is herd's last word.
-    eprintln!(
+    // The reporters will not get to run again: these are herd's last words.
+    eprint!(
         "\nherd: interrupted again: exiting at once; rollbacks not yet done are skipped \
-         (hosts may be half-done: check them), deploy locks are left to go stale"
+         (hosts may be half-done: check them), deploy locks are left to go stale\n{}",
+        ledger.last_words()
     );
     std::process::exit(i32::from(exit::INTERRUPTED));
 }

@@ -289,6 +289,20 @@ fn a_second_sigint_skips_the_rollback_and_says_so() {
             "{name}\n{run}"
         );
         assert!(!lab.app_dir(name).join("last").exists(), "{name}\n{run}");
+        // herd's last words name the host and the step it was left in.
+        assert!(
+            run.stderr().lines().any(|l| l
+                == format!("herd: {name}: HALF-DONE: stopped during step 3/4 \"Nap\", no rollback ran: check this host by hand")),
+            "{name}\n{run}"
+        );
+    }
+    for name in ["host03", "host04"] {
+        assert!(
+            run.stderr()
+                .lines()
+                .any(|l| l == format!("herd: {name}: untouched")),
+            "{name}\n{run}"
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod json;
 pub mod junit;
+pub mod ledger;
 pub mod plain;
 pub mod progress;
 pub mod summary;
