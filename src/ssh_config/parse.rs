@@ -67,7 +67,7 @@ struct Word {
 
 /// Reads `path` and every file it includes. `home` stands for `~`.
 pub(super) fn read(path: &Path, home: &Path) -> Result<ConfigFile, SshConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SshConfigError {
+    let text = crate::source::read_text(path).map_err(|e| SshConfigError {
         file: path.to_path_buf(),
         text: String::new(),
         line: 0,
@@ -128,10 +128,14 @@ fn parse(
                 let mut files = Vec::new();
                 for word in &words {
                     for file in include_paths(&word.text, home) {
-                        let text = match std::fs::read_to_string(&file) {
+                        let text = match crate::source::read_text(&file) {
                             Ok(text) => text,
                             // A file that vanished between glob and read is skipped, as ssh does.
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(crate::source::ReadError::Io(e))
+                                if e.kind() == std::io::ErrorKind::NotFound =>
+                            {
+                                continue
+                            }
                             Err(e) => {
                                 return Err(at(
                                     word.column,
