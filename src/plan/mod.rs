@@ -261,7 +261,7 @@ fn target_error(
     if let Some(at) = &error.config {
         return SourceError {
             message,
-            ..at.clone()
+            ..(**at).clone()
         }
         .into();
     }

@@ -15,7 +15,7 @@ pub struct TargetError {
     pub var: &'static str,
     pub message: String,
     /// Where in the ssh client config the fault is, when it is there.
-    pub config: Option<crate::source::SourceError>,
+    pub config: Option<Box<crate::source::SourceError>>,
 }
 
 /// Settings from the command line that apply to every host.
@@ -37,7 +37,7 @@ fn ssh_config_for(defaults: &TargetDefaults, host: &str) -> Result<HostConfig, T
     config.resolve(host).map_err(|e| TargetError {
         var: "ssh_config",
         message: e.message.clone(),
-        config: Some(e.into_source()),
+        config: Some(Box::new(e.into_source())),
     })
 }
 

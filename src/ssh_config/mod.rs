@@ -43,13 +43,7 @@ pub struct SshConfigError {
 impl SshConfigError {
     /// The error pointing at its line (for one that has a line).
     pub fn into_source(self) -> crate::source::SourceError {
-        crate::source::SourceError::at(
-            &self.file,
-            &self.text,
-            self.line,
-            self.column,
-            self.message,
-        )
+        crate::source::SourceError::at(&self.file, &self.text, self.line, self.column, self.message)
     }
 }
 
@@ -141,15 +135,15 @@ impl Walk {
                 // As in ssh, a Match line is evaluated (its `exec` run)
                 // even in a file included from a block that does not apply.
                 EntryKind::Match(criteria) => {
-                    let hit = self.match_all(criteria).map_err(|(column, message)| {
-                        SshConfigError {
-                            file: file.path.clone(),
-                            text: file.text.clone(),
-                            line: entry.line,
-                            column,
-                            message,
-                        }
-                    })?;
+                    let hit =
+                        self.match_all(criteria)
+                            .map_err(|(column, message)| SshConfigError {
+                                file: file.path.clone(),
+                                text: file.text.clone(),
+                                line: entry.line,
+                                column,
+                                message,
+                            })?;
                     *active = !never && hit;
                 }
                 EntryKind::Include(files) => {

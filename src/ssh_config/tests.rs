@@ -546,7 +546,10 @@ fn match_exec_expands_tokens_as_ssh_does() {
     let ssh = std::fs::read_to_string(dir.path().join("ssh.txt")).unwrap();
     let herd = std::fs::read_to_string(dir.path().join("herd.txt")).unwrap();
     assert_eq!(herd, ssh);
-    assert!(ssh.contains(" real-t1 ") && ssh.contains(" t1 2345 bob "), "{ssh}");
+    assert!(
+        ssh.contains(" real-t1 ") && ssh.contains(" t1 2345 bob "),
+        "{ssh}"
+    );
 }
 
 #[test]
@@ -562,8 +565,14 @@ fn match_exec_runs_only_when_the_criteria_before_it_hold() {
     let config = load_text(&text).unwrap();
     let found = config.resolve("web1").unwrap();
     assert_eq!(found.user, None);
-    assert!(!ran("skipped").exists(), "an exec after a failed criterion ran");
-    assert!(ran("first").exists(), "an exec before the criteria did not run");
+    assert!(
+        !ran("skipped").exists(),
+        "an exec after a failed criterion ran"
+    );
+    assert!(
+        ran("first").exists(),
+        "an exec before the criteria did not run"
+    );
 }
 
 #[test]
@@ -590,7 +599,10 @@ fn a_match_exec_that_hangs_is_stopped_and_named_at_its_line() {
             .as_str()
         )
     );
-    assert!(waited >= EXEC_TIMEOUT && waited < EXEC_TIMEOUT * 2, "{waited:?}");
+    assert!(
+        waited >= EXEC_TIMEOUT && waited < EXEC_TIMEOUT * 2,
+        "{waited:?}"
+    );
     // The command's own children are stopped too.
     let pid: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()
