@@ -84,7 +84,7 @@ impl SshConfig {
     /// run or does not finish in time.
     pub fn resolve(&self, host: &str) -> Result<HostConfig, SshConfigError> {
         let mut walk = Walk {
-            host: host.to_lowercase(),
+            host: host.to_string(),
             original: host.to_string(),
             local_user: expand::local_account(),
             found: HostConfig::default(),
@@ -101,13 +101,18 @@ impl SshConfig {
             walk.final_pass = true;
             walk.file(&self.root, &mut true, false)?;
         }
-        Ok(walk.found)
+        // ssh connects to the name lowercased.
+        let mut found = walk.found;
+        found.hostname = found.hostname.map(|name| name.to_lowercase());
+        Ok(found)
     }
 }
 
 /// The state of one pass over the config for one host.
 struct Walk {
-    /// The host as given, lowercased (what `Host` patterns see).
+    /// What `Host` patterns see: the host as given (in the final pass, the
+    /// HostName obtained, lowercased). As in ssh, `Host` patterns match
+    /// case-sensitively: `Host web1` does not apply to `WEB1`.
     host: String,
     original: String,
     local_user: String,

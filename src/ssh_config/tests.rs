@@ -217,6 +217,8 @@ fn corpus() -> Vec<Case> {
                 "db1",
                 "DB2",
                 "random",
+                "WEB1",
+                "Bastion",
             ],
         },
         Case {
@@ -300,7 +302,9 @@ fn corpus() -> Vec<Case> {
             title: "Host with negation only, wildcards, and no match at all",
             files: vec![(
                 "config",
-                "Host !*.corp\n\
+                "Host *.CORP\n\
+                 \x20 HostName Upper-%h\n\
+                 Host !*.corp\n\
                  \x20 User negated-only\n\
                  Host *.corp !secret.corp\n\
                  \x20 User corp\n\
@@ -308,7 +312,15 @@ fn corpus() -> Vec<Case> {
                  Host 10.0.?.*\n\
                  \x20 Port 2345\n",
             )],
-            hosts: vec!["a.corp", "secret.corp", "10.0.1.7", "10.0.12.7"],
+            hosts: vec![
+                "a.corp",
+                "secret.corp",
+                "10.0.1.7",
+                "10.0.12.7",
+                "A.Corp",
+                "B.CORP",
+                "Secret.CORP",
+            ],
         },
         Case {
             title: "Match exec (run only when the criteria before it hold), quoted lists, tokens",
@@ -335,7 +347,7 @@ fn corpus() -> Vec<Case> {
                  Match canonical all\n\
                  \x20 Port 2999\n",
             )],
-            hosts: vec!["c1", "d1", "e1", "f1"],
+            hosts: vec!["c1", "d1", "e1", "f1", "C1", "E1"],
         },
         Case {
             title: "Match final: a second pass that sees the HostName, and Match canonical in it",
