@@ -98,6 +98,7 @@ impl SshConfig {
             // first (Host lines match it), keeps every value obtained, and
             // its HostName lines change nothing.
             walk.host = walk.hostname().to_lowercase();
+            walk.found.hostname = Some(walk.host.clone());
             walk.final_pass = true;
             walk.file(&self.root, &mut true, false)?;
         }
