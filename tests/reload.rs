@@ -1053,13 +1053,9 @@ fn starts(host: &LabHost) -> usize {
 
 const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
 
-/// Why this test process cannot choose the pid of its next child, if it
-/// cannot: that takes root and a writable `ns_last_pid`.
+/// Why this test process, running as root, cannot choose the pid of its
+/// next child, if it cannot: that takes a writable `ns_last_pid`.
 fn cannot_choose_pids() -> Option<String> {
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not running as root".to_string());
-    }
     // Writing back the value read moves nothing: it only proves the write works.
     let last = match fs::read_to_string(NS_LAST_PID) {
         Ok(text) => text,
@@ -1155,9 +1151,14 @@ impl Squatter {
 /// user. That process is not signalled.
 #[test]
 fn a_master_whose_pid_is_reused_during_the_preflight_is_not_signalled_nor_is_the_new_process() {
-    if let Some(why) = cannot_choose_pids() {
-        eprintln!("SKIPPED: this test reuses a pid on purpose and cannot here: {why}");
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: this test reuses a pid on purpose, which takes root");
         return;
+    }
+    // As root (as in CI) the test must run: a pid it cannot choose is a failure.
+    if let Some(why) = cannot_choose_pids() {
+        panic!("running as root, yet this test cannot choose a pid: {why}");
     }
     let _serial = serial();
     let lab = Lab::up(1);

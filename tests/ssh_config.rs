@@ -1,8 +1,9 @@
 //! `~/.ssh/config` (or `-F FILE`) as OpenSSH reads it, end to end: a config
 //! that starts with global options and an `Include` still applies to the
 //! hosts, its `UserKnownHostsFile` is the one herd checks keys against
-//! (`--known-hosts` still wins), and a config herd cannot read stops the
-//! run at file:line:col before any host is contacted.
+//! (`--known-hosts` still wins), `Match exec` runs its command as ssh
+//! does, and a config herd cannot read stops the run at file:line:col
+//! before any host is contacted.
 
 mod common;
 
@@ -156,7 +157,7 @@ fn a_config_herd_cannot_read_stops_the_run_at_its_line_before_any_host() {
     let host = lab.host("host01").clone();
     lab.write(
         "included.conf",
-        "Host app1\n  Port 22\n\n  Match exec \"test -e /tmp/vpn\"\n    ProxyJump gw\n",
+        "Host app1\n  Port 22\n\n  Match localnetwork 10.0.0.0/8\n    ProxyJump gw\n",
     );
     let config = lab.write(
         "ssh_config",
@@ -181,9 +182,123 @@ fn a_config_herd_cannot_read_stops_the_run_at_its_line_before_any_host() {
     assert_eq!(
         run.stderr(),
         format!(
-            "error: herd cannot evaluate `Match exec`; use Host or Match host/user\n  \
-             --> {}:4:9\n  |\n4 |   Match exec \"test -e /tmp/vpn\"\n  |         ^\n",
+            "error: herd cannot evaluate `Match localnetwork`; use Host or Match host/user\n  \
+             --> {}:4:9\n  |\n4 |   Match localnetwork 10.0.0.0/8\n  |         ^\n",
             included.display()
+        ),
+        "{run}"
+    );
+    assert_eq!(
+        connections(&lab, &host),
+        before,
+        "a host was contacted\n{run}"
+    );
+}
+
+#[test]
+fn match_exec_blocks_apply_when_their_command_succeeds() {
+    let lab = Lab::up(1);
+    let host = lab.host("host01").clone();
+    // As agent recipes have it: a block that applies when a socket exists.
+    let socket = lab.dir().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let config = lab.write(
+        "ssh_config",
+        &format!(
+            "User {}\nIdentityFile {}\nUserKnownHostsFile {}\n\
+             Match host * exec \"test -S {}\"\n  HostName {}\n\
+             Match host app1 exec \"test -e {}/absent-%n\"\n  Port 1\n\
+             Host app1\n  Port {}\n  HostName 192.0.2.1\n",
+            lab.user(),
+            lab.private_key().display(),
+            lab.known_hosts().display(),
+            socket.display(),
+            host.address,
+            lab.dir().display(),
+            host.ssh_port,
+        ),
+    );
+    let inventory = alias_inventory(&lab);
+
+    let run = Herd::new()
+        .args(["exec", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(&inventory)
+        .args(["--", "echo \"$SSH_CONNECTION\""])
+        .run();
+
+    run.assert_code(0);
+    let line = run
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("app1: "))
+        .unwrap_or_else(|| panic!("no output from app1\n{run}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        fields.get(3..5),
+        Some(&[host.address.as_str(), &host.ssh_port.to_string()][..]),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_match_exec_that_hangs_stops_the_run_at_its_line_before_any_host() {
+    let lab = Lab::up(1);
+    let host = lab.host("host01").clone();
+    let config = lab.write(
+        "ssh_config",
+        "Host *\n  Port 22\nMatch exec \"sleep 60\"\n  Port 1\n",
+    );
+    let before = connections(&lab, &host);
+
+    let run = Herd::new()
+        .args(["exec", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(lab.inventory())
+        .args(["--", "true"])
+        .run();
+
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: host host01: the `Match exec` command `sleep 60` did not finish within 10s\n  \
+             --> {}:3:7\n  |\n3 | Match exec \"sleep 60\"\n  |       ^\n",
+            config.display()
+        ),
+        "{run}"
+    );
+    assert_eq!(
+        connections(&lab, &host),
+        before,
+        "a host was contacted\n{run}"
+    );
+}
+
+#[test]
+fn a_config_that_is_not_utf8_names_its_byte_and_line() {
+    let lab = Lab::up(1);
+    let host = lab.host("host01").clone();
+    let config = lab.dir().join("ssh_config");
+    fs::write(&config, b"Host *\n  User d\xe9ploy\n").unwrap();
+    let before = connections(&lab, &host);
+
+    let run = Herd::new()
+        .args(["exec", "-F"])
+        .arg(&config)
+        .arg("-i")
+        .arg(lab.inventory())
+        .args(["--", "true"])
+        .run();
+
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: -F {}: it is not UTF-8 text: the byte at offset 15 (line 2) is not valid UTF-8\n",
+            config.display()
         ),
         "{run}"
     );

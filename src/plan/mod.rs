@@ -258,6 +258,13 @@ fn target_error(
     error: &target::TargetError,
 ) -> PlanError {
     let message = format!("host {}: {}", host.name, error.message);
+    if let Some(at) = &error.config {
+        return SourceError {
+            message,
+            ..(**at).clone()
+        }
+        .into();
+    }
     if extra.contains_key(error.var) {
         return PlanError::Usage(format!("-e {}: {message}", error.var));
     }

@@ -14,6 +14,8 @@ use crate::transport::Target;
 pub struct TargetError {
     pub var: &'static str,
     pub message: String,
+    /// Where in the ssh client config the fault is, when it is there.
+    pub config: Option<Box<crate::source::SourceError>>,
 }
 
 /// Settings from the command line that apply to every host.
@@ -28,12 +30,15 @@ pub struct TargetDefaults {
 }
 
 /// What `~/.ssh/config` says about one host name, as `ssh NAME` would see it.
-fn ssh_config_for(defaults: &TargetDefaults, host: &str) -> HostConfig {
-    defaults
-        .ssh_config
-        .as_ref()
-        .map(|config| config.resolve(host))
-        .unwrap_or_default()
+fn ssh_config_for(defaults: &TargetDefaults, host: &str) -> Result<HostConfig, TargetError> {
+    let Some(config) = &defaults.ssh_config else {
+        return Ok(HostConfig::default());
+    };
+    config.resolve(host).map_err(|e| TargetError {
+        var: "ssh_config",
+        message: e.message.clone(),
+        config: Some(Box::new(e.into_source())),
+    })
 }
 
 /// The config's `IdentityFile`s and `UserKnownHostsFile`s with their `~`,
@@ -72,7 +77,7 @@ pub fn target_for(
     defaults: &TargetDefaults,
 ) -> Result<Target, TargetError> {
     let alias = text_var(vars, "ansible_host")?.unwrap_or_else(|| name.to_string());
-    let config = ssh_config_for(defaults, &alias);
+    let config = ssh_config_for(defaults, &alias)?;
     let address = config.hostname.clone().unwrap_or_else(|| alias.clone());
     let port = match vars.get("ansible_port") {
         None | Some(Value::Null) => config.port.unwrap_or(22),
@@ -215,7 +220,7 @@ fn bastion(
         }
         None => (rest.to_string(), None),
     };
-    let config = ssh_config_for(defaults, &alias);
+    let config = ssh_config_for(defaults, &alias)?;
     let address = config.hostname.clone().unwrap_or_else(|| alias.clone());
     let port = port.or(config.port).unwrap_or(22);
     let user = user.or(config.user.clone()).unwrap_or_else(local_user);
@@ -240,7 +245,11 @@ fn bastion(
 }
 
 fn bad(var: &'static str, message: String) -> TargetError {
-    TargetError { var, message }
+    TargetError {
+        var,
+        message,
+        config: None,
+    }
 }
 
 fn text_var(vars: &Vars, name: &'static str) -> Result<Option<String>, TargetError> {

@@ -26,14 +26,20 @@ pub struct Response {
 
 /// Parses `http://host[:port][/path]`. HTTPS is refused: the check runs on
 /// the host's loopback, where the app server speaks plain HTTP. herd checks
-/// every URL with this before it contacts any host.
+/// every URL with this before it contacts any host. The scheme is
+/// case-insensitive (RFC 3986): `HTTP://` is `http://`.
 pub fn parse_url(url: &str) -> Result<Url, String> {
-    if url.starts_with("https://") {
+    let scheme = |name: &str| {
+        url.get(..name.len())
+            .filter(|head| head.eq_ignore_ascii_case(name))
+            .map(|_| &url[name.len()..])
+    };
+    if scheme("https://").is_some() {
         return Err(format!(
             "`{url}` is an https:// URL, but the health check speaks plain HTTP to the app server through the SSH connection: use http:// and the address the app server listens on"
         ));
     }
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
+    let rest = scheme("http://").ok_or_else(|| {
         format!("`{url}` is not an http:// URL (the check talks to the app server directly)")
     })?;
     if let Some(bad) = rest.chars().find(|c| c.is_whitespace() || c.is_control()) {
@@ -156,6 +162,14 @@ mod tests {
             }
         );
         assert_eq!(parse_url("http://localhost").unwrap().port, 80);
+        assert_eq!(
+            parse_url("HTTP://127.0.0.1:8000/").unwrap(),
+            parse_url("http://127.0.0.1:8000/").unwrap()
+        );
+        assert_eq!(parse_url("Http://x/Path").unwrap().path, "/Path");
+        assert!(parse_url("HTTPS://x/")
+            .unwrap_err()
+            .contains("is an https:// URL"));
         assert_eq!(parse_url("http://[::1]:81/").unwrap().host, "::1");
         assert_eq!(parse_url("http://x?a=1#top").unwrap().path, "/?a=1");
         assert_eq!(

@@ -58,6 +58,22 @@ pub fn check(value: &str) -> Result<(), String> {
     dollars(value).map(|_| ())
 }
 
+/// An error for a `%` token of `value` that is not one of `allowed` (or
+/// `%%`), as `ssh` fails on it; `${VAR}` is left as it is.
+pub fn check_tokens(value: &str, allowed: &str) -> Result<(), String> {
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some(t) if t == '%' || allowed.contains(t) => {}
+                Some(t) => return Err(format!("unknown token `%{t}` in `{value}`")),
+                None => return Err(format!("`%` at the end of `{value}`")),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `value` with `~/` (at its start), `${VAR}` and `%x` replaced.
 pub fn expand(value: &str, tokens: &Tokens) -> String {
     let value = match value.strip_prefix("~/") {
@@ -66,6 +82,11 @@ pub fn expand(value: &str, tokens: &Tokens) -> String {
         None => value.to_string(),
     };
     let value = dollars(&value).unwrap_or(value);
+    expand_tokens(&value, tokens)
+}
+
+/// `value` with its `%x` tokens replaced (and nothing else).
+pub fn expand_tokens(value: &str, tokens: &Tokens) -> String {
     let mut out = String::new();
     let mut chars = value.chars();
     while let Some(c) = chars.next() {
@@ -153,6 +174,27 @@ pub fn local_account() -> String {
     };
     name.or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "root".into())
+}
+
+/// The local account's home directory from the password database (what
+/// ssh's `%d` is in `Match exec`); `$HOME` when there is no entry.
+pub fn account_home() -> String {
+    // SAFETY: getpwuid(3) returns a pointer into static storage or null;
+    // the directory is copied out at once, before any other call could reuse it.
+    let dir = unsafe {
+        let entry = libc::getpwuid(libc::getuid());
+        if entry.is_null() || (*entry).pw_dir.is_null() {
+            None
+        } else {
+            Some(
+                std::ffi::CStr::from_ptr((*entry).pw_dir)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    dir.or_else(|| std::env::var("HOME").ok())
+        .unwrap_or_else(|| "/".into())
 }
 
 fn local_host_name() -> String {

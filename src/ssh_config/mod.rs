@@ -4,7 +4,10 @@
 //!
 //! The rules are OpenSSH's: options before the first `Host` apply to every
 //! host; `Host` lines take several patterns, `!pattern` excludes; `Match`
-//! takes `all`, `host`, `originalhost`, `user` and `localuser`; `Include`
+//! takes `all`, `host`, `originalhost`, `user`, `localuser`, `exec` (the
+//! command runs in the local shell, bounded by [`EXEC_TIMEOUT`]),
+//! `canonical` and `final` (herd does not canonicalise host names, so both
+//! match only in the final pass that a `Match final` asks for); `Include`
 //! reads other files in place (globs, `~`, relative to `~/.ssh`); the first
 //! value obtained for an option wins (`IdentityFile` adds up). A line herd
 //! cannot read is an error naming file:line:col, before any host is contacted.
@@ -16,8 +19,14 @@ pub mod pattern;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use parse::{ConfigFile, Criterion, EntryKind, Test};
+
+/// How long a `Match exec` command may run before herd gives up on the
+/// config (ssh itself would wait for ever).
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A config line herd cannot read (or a config it cannot follow for a host).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +38,13 @@ pub struct SshConfigError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+}
+
+impl SshConfigError {
+    /// The error pointing at its line (for one that has a line).
+    pub fn into_source(self) -> crate::source::SourceError {
+        crate::source::SourceError::at(&self.file, &self.text, self.line, self.column, self.message)
+    }
 }
 
 /// A parsed client config.
@@ -64,48 +80,87 @@ impl SshConfig {
     }
 
     /// What applies to `host` as given (an alias or a name), the way
-    /// `ssh host` would see it.
-    pub fn resolve(&self, host: &str) -> HostConfig {
+    /// `ssh host` would see it. Err when a `Match exec` command cannot be
+    /// run or does not finish in time.
+    pub fn resolve(&self, host: &str) -> Result<HostConfig, SshConfigError> {
         let mut walk = Walk {
-            host: host.to_lowercase(),
+            host: host.to_string(),
             original: host.to_string(),
             local_user: expand::local_account(),
             found: HostConfig::default(),
             proxy_set: false,
+            final_pass: false,
+            wants_final_pass: false,
         };
-        let mut active = true;
-        walk.file(&self.root, &mut active, false);
-        walk.found
+        walk.file(&self.root, &mut true, false)?;
+        if walk.wants_final_pass {
+            // As ssh: the second pass sees the host name obtained in the
+            // first (Host lines match it), keeps every value obtained, and
+            // its HostName lines change nothing.
+            walk.host = walk.hostname().to_lowercase();
+            walk.found.hostname = Some(walk.host.clone());
+            walk.final_pass = true;
+            walk.file(&self.root, &mut true, false)?;
+        }
+        // ssh connects to the name lowercased.
+        let mut found = walk.found;
+        found.hostname = found.hostname.map(|name| name.to_lowercase());
+        Ok(found)
     }
 }
 
 /// The state of one pass over the config for one host.
 struct Walk {
-    /// The host as given, lowercased (what `Host` patterns see).
+    /// What `Host` patterns see: the host as given (in the final pass, the
+    /// HostName obtained, lowercased). As in ssh, `Host` patterns match
+    /// case-sensitively: `Host web1` does not apply to `WEB1`.
     host: String,
     original: String,
     local_user: String,
     found: HostConfig,
     /// A ProxyJump or ProxyCommand (even `none`) was obtained.
     proxy_set: bool,
+    /// This is the final pass a `Match final` asked for.
+    final_pass: bool,
+    /// A `Match final` was read.
+    wants_final_pass: bool,
 }
 
 impl Walk {
     /// `never` is set inside a file included from a block that did not
     /// apply: nothing in it can apply either.
-    fn file(&mut self, file: &ConfigFile, active: &mut bool, never: bool) {
+    fn file(
+        &mut self,
+        file: &ConfigFile,
+        active: &mut bool,
+        never: bool,
+    ) -> Result<(), SshConfigError> {
         for entry in &file.entries {
             match &entry.kind {
                 EntryKind::Host(patterns) => *active = !never && self.host_matches(patterns),
-                EntryKind::Match(criteria) => *active = !never && self.match_all(criteria),
+                // As in ssh, a Match line is evaluated (its `exec` run)
+                // even in a file included from a block that does not apply.
+                EntryKind::Match(criteria) => {
+                    let hit =
+                        self.match_all(criteria)
+                            .map_err(|(column, message)| SshConfigError {
+                                file: file.path.clone(),
+                                text: file.text.clone(),
+                                line: entry.line,
+                                column,
+                                message,
+                            })?;
+                    *active = !never && hit;
+                }
                 EntryKind::Include(files) => {
                     let outer = *active;
                     for included in files {
-                        self.file(included, active, never || !outer);
+                        self.file(included, active, never || !outer)?;
                         *active = outer;
                     }
                 }
                 _ if !*active => {}
+                EntryKind::HostName(_) if self.final_pass => {}
                 EntryKind::HostName(name) => {
                     self.found.hostname.get_or_insert_with(|| {
                         name.replace("%%", "\u{0}")
@@ -146,6 +201,15 @@ impl Walk {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The host name obtained so far (`HostName`, else the host as given).
+    fn hostname(&self) -> String {
+        self.found
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.host.clone())
     }
 
     /// A `Host` line applies when a pattern matches and no `!pattern` does.
@@ -166,25 +230,90 @@ impl Walk {
         matched
     }
 
-    fn match_all(&self, criteria: &[Criterion]) -> bool {
+    /// Whether every criterion holds. As ssh, an `exec` runs only when
+    /// the criteria before it held. Err is (column, message).
+    fn match_all(&mut self, criteria: &[Criterion]) -> Result<bool, (usize, String)> {
         // `Match host` sees the HostName obtained so far.
-        let host = self
-            .found
-            .hostname
-            .clone()
-            .unwrap_or_else(|| self.host.clone());
+        let host = self.hostname().to_lowercase();
         let user = self.found.user.as_deref().unwrap_or(&self.local_user);
-        criteria.iter().all(|criterion| {
+        let mut result = true;
+        for criterion in criteria {
             let hit = match &criterion.test {
                 Test::All => true,
-                Test::Host(list) => pattern::list(&host.to_lowercase(), list, true) == Some(true),
+                Test::Canonical => self.final_pass,
+                Test::Final => {
+                    self.wants_final_pass = true;
+                    self.final_pass
+                }
+                Test::Host(list) => pattern::list(&host, list, true) == Some(true),
                 Test::OriginalHost(list) => {
                     pattern::list(&self.original.to_lowercase(), list, true) == Some(true)
                 }
                 Test::User(list) => pattern::list(user, list, false) == Some(true),
                 Test::LocalUser(list) => pattern::list(&self.local_user, list, false) == Some(true),
+                Test::Exec(_) if !result => continue,
+                Test::Exec(command) => {
+                    let mut tokens = expand::Tokens::local(Path::new(""), &self.original);
+                    tokens.home = expand::account_home();
+                    tokens.host = self.hostname();
+                    tokens.port = self.found.port.unwrap_or(22);
+                    tokens.user = user.to_string();
+                    let command = expand::expand_tokens(command, &tokens);
+                    run_exec(&command).map_err(|m| (criterion.column, m))?
+                }
             };
-            hit != criterion.negated
-        })
+            if hit == criterion.negated {
+                result = false;
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// Runs a `Match exec` command as ssh does (`$SHELL -c`, else `/bin/sh`;
+/// no input, output discarded, errors shown): whether it exits with 0.
+fn run_exec(command: &str) -> Result<bool, String> {
+    use std::os::unix::process::CommandExt;
+    let shell = std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let mut child = Command::new(&shell)
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        // Its own process group, so that a command that hangs is stopped
+        // with everything it started.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot run the `Match exec` command `{command}` with {}: {e}",
+                Path::new(&shell).display()
+            )
+        })?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status.success()),
+            Ok(None) if started.elapsed() < EXEC_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Ok(None) => {
+                // SAFETY: kill(2) on the process group herd just created; it
+                // has not been reaped, so its id is still its own.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(format!(
+                    "the `Match exec` command `{command}` did not finish within {}s",
+                    EXEC_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot wait for the `Match exec` command `{command}`: {e}"
+                ))
+            }
+        }
     }
 }

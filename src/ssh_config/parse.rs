@@ -16,6 +16,8 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 #[derive(Debug, Clone)]
 pub(super) struct ConfigFile {
     pub path: PathBuf,
+    /// The file's text, to show a line in an error found when resolving.
+    pub text: String,
     pub entries: Vec<Entry>,
 }
 
@@ -47,15 +49,24 @@ pub(super) enum EntryKind {
 pub(super) struct Criterion {
     pub negated: bool,
     pub test: Test,
+    /// Where the criterion's keyword starts (1-based, in characters).
+    pub column: usize,
 }
 
 #[derive(Debug, Clone)]
 pub(super) enum Test {
     All,
+    /// Matches only in the pass ssh makes after canonicalising the host
+    /// name, which herd makes only when a `Match final` asks for it.
+    Canonical,
+    /// Asks for a final pass over the config and matches only in it.
+    Final,
     Host(String),
     OriginalHost(String),
     User(String),
     LocalUser(String),
+    /// A command for the local shell; exit status 0 is a match.
+    Exec(String),
 }
 
 /// A word of a line and the column (1-based, in characters) it starts at.
@@ -67,7 +78,7 @@ struct Word {
 
 /// Reads `path` and every file it includes. `home` stands for `~`.
 pub(super) fn read(path: &Path, home: &Path) -> Result<ConfigFile, SshConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SshConfigError {
+    let text = crate::source::read_text(path).map_err(|e| SshConfigError {
         file: path.to_path_buf(),
         text: String::new(),
         line: 0,
@@ -128,10 +139,14 @@ fn parse(
                 let mut files = Vec::new();
                 for word in &words {
                     for file in include_paths(&word.text, home) {
-                        let text = match std::fs::read_to_string(&file) {
+                        let text = match crate::source::read_text(&file) {
                             Ok(text) => text,
                             // A file that vanished between glob and read is skipped, as ssh does.
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(crate::source::ReadError::Io(e))
+                                if e.kind() == std::io::ErrorKind::NotFound =>
+                            {
+                                continue
+                            }
                             Err(e) => {
                                 return Err(at(
                                     word.column,
@@ -144,7 +159,12 @@ fn parse(
                 }
                 EntryKind::Include(files)
             }
-            "hostname" => EntryKind::HostName(one()?),
+            "hostname" => {
+                let value = one()?;
+                // ssh expands only `%%` and `%h` in HostName, and fails on any other token.
+                expand::check_tokens(&value, "%h").map_err(|m| at(first.column, m))?;
+                EntryKind::HostName(value)
+            }
             "user" => EntryKind::User(one()?),
             "port" => {
                 let value = one()?;
@@ -179,6 +199,7 @@ fn parse(
     }
     Ok(ConfigFile {
         path: path.to_path_buf(),
+        text,
         entries,
     })
 }
@@ -262,45 +283,88 @@ fn split_words(line: &str, rest: &str) -> Result<Vec<Word>, usize> {
     Ok(words)
 }
 
-/// The criteria of a `Match` line; Err is (column, message).
+/// The criteria of a `Match` line; Err is (column, message). As in ssh,
+/// a criterion and its argument are separated by blanks or by one `=`
+/// (`host="a,b"`).
 fn criteria(words: &[Word]) -> Result<Vec<Criterion>, (usize, String)> {
-    let mut found = Vec::new();
-    let mut words = words.iter();
+    let mut found: Vec<Criterion> = Vec::new();
+    let mut words = words.iter().peekable();
     while let Some(word) = words.next() {
-        let (negated, name) = match word.text.strip_prefix('!') {
+        let (keyword, mut argument) = match word.text.split_once('=') {
+            Some((keyword, argument)) => (keyword, Some(argument.to_string())),
+            None => (word.text.as_str(), None),
+        };
+        let (negated, name) = match keyword.strip_prefix('!') {
             Some(rest) => (true, rest),
-            None => (false, word.text.as_str()),
+            None => (false, keyword),
         };
         let name = name.to_ascii_lowercase();
-        if name == "all" {
-            if !found.is_empty() || words.len() > 0 {
-                return Err((word.column, "`Match all` must stand alone".into()));
+        let column = word.column;
+        let alone = |test: Test| Criterion {
+            negated,
+            test,
+            column,
+        };
+        match name.as_str() {
+            "all" => {
+                let only_pass_tests = found
+                    .iter()
+                    .all(|c| matches!(c.test, Test::Canonical | Test::Final));
+                if !only_pass_tests || words.peek().is_some() {
+                    return Err((column, "`Match all` must stand alone".into()));
+                }
+                found.push(alone(Test::All));
+                continue;
             }
-            found.push(Criterion {
-                negated,
-                test: Test::All,
-            });
-            continue;
+            "canonical" => {
+                found.push(alone(Test::Canonical));
+                continue;
+            }
+            "final" => {
+                found.push(alone(Test::Final));
+                continue;
+            }
+            _ => {}
         }
         let make: fn(String) -> Test = match name.as_str() {
             "host" => Test::Host,
             "originalhost" => Test::OriginalHost,
             "user" => Test::User,
             "localuser" => Test::LocalUser,
-            "canonical" | "final" | "exec" | "localnetwork" | "tagged" => {
+            "exec" => Test::Exec,
+            "localnetwork" | "tagged" => {
                 return Err((
-                    word.column,
+                    column,
                     format!("herd cannot evaluate `Match {name}`; use Host or Match host/user"),
                 ))
             }
-            other => return Err((word.column, format!("unknown Match criterion `{other}`"))),
+            other => return Err((column, format!("unknown Match criterion `{other}`"))),
         };
-        let Some(argument) = words.next() else {
-            return Err((word.column, format!("`Match {name}` needs an argument")));
+        if argument.as_deref() == Some("") {
+            argument = None;
+        }
+        let argument = match argument {
+            Some(argument) => argument,
+            None => {
+                let next = words.next().map(|w| w.text.as_str());
+                // `host = a` and `host =a`: the `=` may stand apart.
+                let next = match next.map(|t| t.strip_prefix('=').unwrap_or(t)) {
+                    Some("") => words.next().map(|w| w.text.as_str()),
+                    other => other,
+                };
+                match next {
+                    Some(text) => text.to_string(),
+                    None => return Err((column, format!("`Match {name}` needs an argument"))),
+                }
+            }
         };
+        if name == "exec" {
+            expand::check_tokens(&argument, EXEC_TOKENS).map_err(|m| (column, m))?;
+        }
         found.push(Criterion {
             negated,
-            test: make(argument.text.clone()),
+            test: make(argument),
+            column,
         });
     }
     if found.is_empty() {
@@ -308,6 +372,10 @@ fn criteria(words: &[Word]) -> Result<Vec<Criterion>, (usize, String)> {
     }
     Ok(found)
 }
+
+/// The `%` tokens ssh expands in a `Match exec` command (but `%k`, which
+/// stands for a HostKeyAlias herd does not read).
+pub(super) const EXEC_TOKENS: &str = "%CLdhlnpru";
 
 /// A ProxyJump value as `[user@]host[:port]` hops (an `ssh://` URI
 /// rewritten so), or `none`.

@@ -85,7 +85,9 @@ fn ssh_g(config: &Path, host: &str) -> BTreeMap<String, Vec<String>> {
 /// What herd resolves, in the shape `ssh -G` prints it (defaults filled in
 /// as ssh fills them, known_hosts paths expanded as ssh expands them).
 fn herd_view(config: &SshConfig, home: &Path, host: &str) -> BTreeMap<String, Vec<String>> {
-    let found = config.resolve(host);
+    let found = config
+        .resolve(host)
+        .unwrap_or_else(|e| panic!("{host}: {}", e.message));
     let mut tokens = Tokens::local(home, host);
     tokens.host = found
         .hostname
@@ -215,6 +217,8 @@ fn corpus() -> Vec<Case> {
                 "db1",
                 "DB2",
                 "random",
+                "WEB1",
+                "Bastion",
             ],
         },
         Case {
@@ -298,7 +302,9 @@ fn corpus() -> Vec<Case> {
             title: "Host with negation only, wildcards, and no match at all",
             files: vec![(
                 "config",
-                "Host !*.corp\n\
+                "Host *.CORP\n\
+                 \x20 HostName Upper-%h\n\
+                 Host !*.corp\n\
                  \x20 User negated-only\n\
                  Host *.corp !secret.corp\n\
                  \x20 User corp\n\
@@ -306,7 +312,66 @@ fn corpus() -> Vec<Case> {
                  Host 10.0.?.*\n\
                  \x20 Port 2345\n",
             )],
-            hosts: vec!["a.corp", "secret.corp", "10.0.1.7", "10.0.12.7"],
+            hosts: vec![
+                "a.corp",
+                "secret.corp",
+                "10.0.1.7",
+                "10.0.12.7",
+                "A.Corp",
+                "B.CORP",
+                "Secret.CORP",
+            ],
+        },
+        Case {
+            title: "Match exec (run only when the criteria before it hold), quoted lists, tokens",
+            files: vec![(
+                "config",
+                "Match host=\"c1,d1\"\n\
+                 \x20 User listed\n\
+                 Match originalhost = e1 host =e1\n\
+                 \x20 Port 2600\n\
+                 Host c1\n\
+                 \x20 HostName %%h-%h-%%x\n\
+                 Match originalhost c1 exec \"test -d '{dir}'\"\n\
+                 \x20 Port 2201\n\
+                 Match originalhost c1 exec \"test -e '{dir}/absent-%n'\"\n\
+                 \x20 IdentityFile /k/never\n\
+                 Match exec \"test %n = d1 && test %p = 22 && test %r = listed\"\n\
+                 \x20 IdentityFile /k/exec-%n\n\
+                 Match !exec \"exit 3\" originalhost e1\n\
+                 \x20 UserKnownHostsFile /kh/not-exec\n\
+                 Match exec=\"test '%h' = '%%h-c1-%%x'\"\n\
+                 \x20 ProxyJump jump-%h\n\
+                 Match canonical\n\
+                 \x20 User canonical-never\n\
+                 Match canonical all\n\
+                 \x20 Port 2999\n",
+            )],
+            hosts: vec!["c1", "d1", "e1", "f1", "C1", "E1"],
+        },
+        Case {
+            title: "Match final: a second pass that sees the HostName, and Match canonical in it",
+            files: vec![(
+                "config",
+                "Host a\n\
+                 \x20 HostName real.example\n\
+                 Match final host real.example\n\
+                 \x20 User final-user\n\
+                 Host real.example\n\
+                 \x20 Port 3000\n\
+                 Match final originalhost a\n\
+                 \x20 IdentityFile /k/orig\n\
+                 Match final host a\n\
+                 \x20 IdentityFile /k/host-a\n\
+                 Match canonical exec \"test %h = real.example\"\n\
+                 \x20 UserKnownHostsFile /kh/canonical\n\
+                 Match final\n\
+                 \x20 HostName too-late\n\
+                 \x20 ProxyJump j-%h\n\
+                 Host b\n\
+                 \x20 Port 2201\n",
+            )],
+            hosts: vec!["a", "b", "real.example"],
         },
     ]
 }
@@ -395,12 +460,29 @@ fn lines_herd_cannot_read_are_named_by_line_and_column() {
         (1, 17, "`IdentityFile` takes one argument".into())
     );
     assert_eq!(
-        error_of("\nMatch exec \"test -f x\"\n"),
+        error_of("\nMatch localnetwork 10.0.0.0/8\n"),
         (
             2,
             7,
-            "herd cannot evaluate `Match exec`; use Host or Match host/user".into()
+            "herd cannot evaluate `Match localnetwork`; use Host or Match host/user".into()
         )
+    );
+    // ssh fails on any token but `%%` and `%h` in HostName.
+    assert_eq!(
+        error_of("Host a\n  HostName %%h-%h-%%%n\n"),
+        (2, 12, "unknown token `%n` in `%%h-%h-%%%n`".into())
+    );
+    assert_eq!(
+        error_of("Host a\n  HostName a%\n"),
+        (2, 12, "`%` at the end of `a%`".into())
+    );
+    assert_eq!(
+        error_of("Match host x exec \"test -e /k/%i\"\n"),
+        (1, 14, "unknown token `%i` in `test -e /k/%i`".into())
+    );
+    assert_eq!(
+        error_of("Match exec\n"),
+        (1, 7, "`Match exec` needs an argument".into())
     );
     assert_eq!(
         error_of("Match all host x\n"),
@@ -420,4 +502,131 @@ fn an_include_nested_in_itself_is_refused() {
     let error = SshConfig::load(&path, dir.path()).unwrap_err();
     assert_eq!(error.message, "too many nested Include files");
     assert_eq!(error.line, 1);
+}
+
+#[test]
+fn a_config_that_is_not_utf8_is_named_with_the_byte_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config");
+    std::fs::write(&path, b"Host a\n  User b\xe9b\n").unwrap();
+    let error = SshConfig::load(&path, dir.path()).unwrap_err();
+    assert_eq!(
+        (error.file.as_path(), error.line, error.message.as_str()),
+        (
+            path.as_path(),
+            0,
+            "it is not UTF-8 text: the byte at offset 15 (line 2) is not valid UTF-8"
+        )
+    );
+    let included = dir.path().join("included.conf");
+    std::fs::rename(&path, &included).unwrap();
+    std::fs::write(&path, format!("\nInclude {}\n", included.display())).unwrap();
+    let error = SshConfig::load(&path, dir.path()).unwrap_err();
+    assert_eq!(
+        (error.line, error.column, error.message),
+        (
+            2,
+            9,
+            format!(
+                "cannot read {}: it is not UTF-8 text: the byte at offset 15 (line 2) is not valid UTF-8",
+                included.display()
+            )
+        )
+    );
+}
+
+#[test]
+fn match_exec_expands_tokens_as_ssh_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |out: &str| {
+        let path = dir.path().join(format!("config-{out}"));
+        std::fs::write(
+            &path,
+            format!(
+                "Host t1\n  HostName real-%h\n  Port 2345\n  User bob\n\
+                 Match exec \"echo %C %L %d %h %l %n %p %r %u %% > '{}'\"\n",
+                dir.path().join(out).display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let ssh_config = config("ssh.txt");
+    ssh_g(&ssh_config, "t1");
+    let herd_config = SshConfig::load(&config("herd.txt"), &account_home()).unwrap();
+    herd_config.resolve("t1").unwrap();
+    let ssh = std::fs::read_to_string(dir.path().join("ssh.txt")).unwrap();
+    let herd = std::fs::read_to_string(dir.path().join("herd.txt")).unwrap();
+    assert_eq!(herd, ssh);
+    assert!(
+        ssh.contains(" real-t1 ") && ssh.contains(" t1 2345 bob "),
+        "{ssh}"
+    );
+}
+
+#[test]
+fn match_exec_runs_only_when_the_criteria_before_it_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = |name: &str| dir.path().join(format!("ran-{name}"));
+    let text = format!(
+        "Match host nomatch exec \"touch '{}'\"\n  User x\n\
+         Match exec \"touch '{}'\" host nomatch\n  User y\n",
+        ran("skipped").display(),
+        ran("first").display(),
+    );
+    let config = load_text(&text).unwrap();
+    let found = config.resolve("web1").unwrap();
+    assert_eq!(found.user, None);
+    assert!(
+        !ran("skipped").exists(),
+        "an exec after a failed criterion ran"
+    );
+    assert!(
+        ran("first").exists(),
+        "an exec before the criteria did not run"
+    );
+}
+
+#[test]
+fn a_match_exec_that_hangs_is_stopped_and_named_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let text = format!(
+        "Host *\n  Port 2200\nMatch exec \"sleep 60 & echo $! > '{}'; wait\"\n  User never\n",
+        pid_file.display()
+    );
+    let config = load_text(&text).unwrap();
+    let started = std::time::Instant::now();
+    let error = config.resolve("web1").unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(
+        (error.line, error.column, error.message.as_str()),
+        (
+            3,
+            7,
+            format!(
+                "the `Match exec` command `sleep 60 & echo $! > '{}'; wait` did not finish within 10s",
+                pid_file.display()
+            )
+            .as_str()
+        )
+    );
+    assert!(
+        waited >= EXEC_TIMEOUT && waited < EXEC_TIMEOUT * 2,
+        "{waited:?}"
+    );
+    // The command's own children are stopped too.
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the sleep the command started still runs"
+    );
 }
