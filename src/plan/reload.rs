@@ -119,6 +119,35 @@ impl ReloadPlan {
             .map_err(|problem| (url.clone(), problem))
     }
 
+    /// The real texts of the values this stage's templates made from
+    /// secrets (see [`Renderer::secret_uses`]), to mask in what it prints.
+    pub fn secret_uses(&self, renderer: &Renderer, vars: &Vars, shown: &Vars) -> Vec<String> {
+        self.templates()
+            .into_iter()
+            .flat_map(|(_, source, kind)| renderer.secret_uses(source, kind, vars, shown))
+            .collect()
+    }
+
+    /// Each plain template that uses a secret, rendered for real and for
+    /// display: herd's messages quote the display form (a URL with
+    /// `token=***`).
+    pub fn shown_texts(
+        &self,
+        renderer: &Renderer,
+        vars: &Vars,
+        shown: &Vars,
+    ) -> Vec<(String, String)> {
+        self.templates()
+            .into_iter()
+            .filter(|(_, _, kind)| *kind == Kind::Plain)
+            .filter_map(|(_, source, kind)| {
+                let real = renderer.render(source, kind, vars).ok()?;
+                let display = renderer.render_shown(source, kind, shown).ok()?;
+                (!real.is_empty() && real != display).then_some((real, display))
+            })
+            .collect()
+    }
+
     /// The reload of one host.
     pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<ReloadSpec, TemplateError> {
         let plain = |t: &str| renderer.render(t, Kind::Plain, vars);
