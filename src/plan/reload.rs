@@ -107,7 +107,14 @@ impl ReloadPlan {
     /// Whether the health check's URL, rendered for one host, is one herd
     /// can use; if not, the URL as written and what is wrong with it.
     /// Templates must render (checked before this).
-    pub fn check_url(&self, renderer: &Renderer, vars: &Vars) -> Result<(), (String, String)> {
+    /// The problem quotes the URL as herd shows it (`shown` are the host's
+    /// variables with secrets as `***`).
+    pub fn check_url(
+        &self,
+        renderer: &Renderer,
+        vars: &Vars,
+        shown: &Vars,
+    ) -> Result<(), (String, String)> {
         let Some((url, _, _)) = &self.http else {
             return Ok(());
         };
@@ -116,7 +123,13 @@ impl ReloadPlan {
         };
         crate::reload::http::parse_url(&rendered)
             .map(|_| ())
-            .map_err(|problem| (url.clone(), problem))
+            .map_err(|problem| {
+                let problem = match renderer.render_shown(url, Kind::Plain, shown) {
+                    Ok(display) => problem.replace(&rendered, &display),
+                    Err(_) => problem,
+                };
+                (url.clone(), renderer.secrets().mask(&problem))
+            })
     }
 
     /// The real texts of the values this stage's templates made from
