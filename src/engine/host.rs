@@ -420,17 +420,7 @@ impl HostRun {
     /// it quotes (the health check's URL) in their display form, and what
     /// the stage's commands were given made from secrets masked.
     fn mask_reload(&self, stage: &ReloadPlan, vars: &Vars, message: &str) -> String {
-        let renderer = &self.plan.renderer;
-        let shown = self.shown(vars);
-        let mut texts = stage.shown_texts(renderer, vars, &shown);
-        texts.sort_by_key(|(real, _)| std::cmp::Reverse(real.len()));
-        let message = texts
-            .iter()
-            .fold(message.to_string(), |acc, (real, display)| {
-                acc.replace(real.as_str(), display)
-            });
-        let uses = stage.secret_uses(renderer, vars, &shown);
-        renderer.secrets().mask_used(&message, &uses)
+        stage.shown_message(&self.plan.renderer, vars, &self.shown(vars), message)
     }
 
     async fn run_step<T: Connection>(

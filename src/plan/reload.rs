@@ -141,15 +141,32 @@ impl ReloadPlan {
             .collect()
     }
 
-    /// Each plain template that uses a secret, rendered for real and for
-    /// display: herd's messages quote the display form (a URL with
-    /// `token=***`).
-    pub fn shown_texts(
+    /// `message`, said by this stage on one host, as herd may print it: the
+    /// templates it quotes (the health check's URL, a pidfile) in their
+    /// display form, and what the stage's commands were given made from
+    /// secrets masked (see [`crate::template::Secrets::mask_used`]).
+    pub fn shown_message(
         &self,
         renderer: &Renderer,
         vars: &Vars,
         shown: &Vars,
-    ) -> Vec<(String, String)> {
+        message: &str,
+    ) -> String {
+        let mut texts = self.shown_texts(renderer, vars, shown);
+        texts.sort_by_key(|(real, _)| std::cmp::Reverse(real.len()));
+        let message = texts
+            .iter()
+            .fold(message.to_string(), |acc, (real, display)| {
+                acc.replace(real.as_str(), display)
+            });
+        let uses = self.secret_uses(renderer, vars, shown);
+        renderer.secrets().mask_used(&message, &uses)
+    }
+
+    /// Each plain template that uses a secret, rendered for real and for
+    /// display: herd's messages quote the display form (a URL with
+    /// `token=***`).
+    fn shown_texts(&self, renderer: &Renderer, vars: &Vars, shown: &Vars) -> Vec<(String, String)> {
         self.templates()
             .into_iter()
             .filter(|(_, _, kind)| *kind == Kind::Plain)

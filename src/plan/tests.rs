@@ -307,3 +307,29 @@ fn a_mapping_or_boolean_secret_keeps_its_shape_when_shown() {
         "*** *** ***"
     );
 }
+
+const SECRET_INVENTORY: &str = "all:\n  vars:\n    herd_secret_vars: [api_key, pin]\n    pin: \"7\"\n    api_key: \"Sup3r'Secret\"\n  hosts:\n    web1:\n";
+
+#[test]
+fn herds_messages_quote_the_health_check_url_with_secrets_shown_masked() {
+    let playbook = "hosts: all\nsteps:\n  - run: \"true\"\nreload:\n  pidfile: /srv/app/gunicorn.pid\nvalidate:\n  http: { url: \"http://127.0.0.1:8000/nope?token={{ api_key }}&p={{ pin }}\", contains: \"v{{ pin }}\" }\n";
+    let plan = build(SECRET_INVENTORY, playbook, None, &[]).expect("plan");
+    let host = &plan.hosts[0];
+    let stage = plan.reload.as_ref().expect("a reload stage");
+    let said = "http://127.0.0.1:8000/nope?token=Sup3r'Secret&p=7: the response does not contain `v7`: `v1`, exit 7";
+    assert_eq!(
+        stage.shown_message(&plan.renderer, &host.vars, &host.shown_vars, said),
+        "http://127.0.0.1:8000/nope?token=***&p=***: the response does not contain `v***`: `v1`, exit ***"
+    );
+
+    let https = playbook.replace("http://", "https://");
+    let Err(PlanError::Source(error)) = build(SECRET_INVENTORY, &https, None, &[]) else {
+        panic!("expected a source error");
+    };
+    assert!(
+        error
+            .message
+            .starts_with("`https://127.0.0.1:8000/nope?token=***&p=***` is an https:// URL"),
+        "{error}"
+    );
+}
