@@ -59,9 +59,10 @@ pub const MASK: &str = "***";
 /// What herd prints itself (`herd plan`, `herd hosts --vars`) is masked where
 /// the value is used instead: it is rendered a second time with every secret
 /// standing in as `***` (see [`Renderer::render_shown`]). Output from a host
-/// can only be searched: a secret of three characters or more is masked
-/// wherever it appears, also in its shell-quoted forms; a shorter one (a PIN)
-/// only in the output of a command that used it, and only as a whole word.
+/// is searched: a secret of three characters or more is masked wherever it
+/// appears, also in its shell-quoted forms; and each command's output masks
+/// what that command was given made from secrets, whatever its length (see
+/// [`Renderer::secret_uses`] and [`Secrets::mask_used`]).
 #[derive(Debug, Clone, Default)]
 pub struct Secrets(Arc<Mutex<BTreeSet<String>>>);
 
