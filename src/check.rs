@@ -145,16 +145,22 @@ async fn check_host<C: Connector>(plan: &Plan, host: &PlannedHost, connector: &C
     if let Some(stage) = plan.reload.as_ref().filter(|r| r.strategy.is_some()) {
         check.master = match stage.render(&plan.renderer, &host.vars) {
             Err(error) => Verdict::bad(error.to_string()),
-            Ok(spec) => match reload::find_master(&connection, &spec).await {
-                Ok(master) => Verdict::ok(format!(
-                    "{} ({}, {} workers)",
-                    master.pid,
-                    spec.strategy.describe(),
-                    master.workers.len()
-                )),
-                Err(NotFound::Unreadable(message)) => Verdict::bad(message),
-                Err(NotFound::Discovery(error)) => Verdict::bad(error.to_string()),
-            },
+            Ok(spec) => {
+                // A pidfile or unit made from a secret is shown masked.
+                let shown = |message: String| {
+                    stage.shown_message(&plan.renderer, &host.vars, &host.shown_vars, &message)
+                };
+                match reload::find_master(&connection, &spec).await {
+                    Ok(master) => Verdict::ok(shown(format!(
+                        "{} ({}, {} workers)",
+                        master.pid,
+                        spec.strategy.describe(),
+                        master.workers.len()
+                    ))),
+                    Err(NotFound::Unreadable(message)) => Verdict::bad(shown(message)),
+                    Err(NotFound::Discovery(error)) => Verdict::bad(shown(error.to_string())),
+                }
+            }
         };
     }
     connection.close().await;

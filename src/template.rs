@@ -11,7 +11,10 @@
 //! they are recorded so what hosts print can be masked, and a second,
 //! display-only rendering shows them (and secret variables) as `***`.
 
+mod mask;
 mod shell_context;
+
+pub use mask::{leaf_texts, masked_value};
 
 pub use shell_context::find_unprotected;
 
@@ -56,9 +59,10 @@ pub const MASK: &str = "***";
 /// What herd prints itself (`herd plan`, `herd hosts --vars`) is masked where
 /// the value is used instead: it is rendered a second time with every secret
 /// standing in as `***` (see [`Renderer::render_shown`]). Output from a host
-/// can only be searched: a secret of three characters or more is masked
-/// wherever it appears, also in its shell-quoted forms; a shorter one (a PIN)
-/// only in the output of a command that used it, and only as a whole word.
+/// is searched: a secret of three characters or more is masked wherever it
+/// appears, also in its shell-quoted forms; and each command's output masks
+/// what that command was given made from secrets, whatever its length (see
+/// [`Renderer::secret_uses`] and [`Secrets::mask_used`]).
 #[derive(Debug, Clone, Default)]
 pub struct Secrets(Arc<Mutex<BTreeSet<String>>>);
 
@@ -77,44 +81,7 @@ impl Secrets {
 
     /// Replaces every secret value in `text` with `***`.
     pub fn mask(&self, text: &str) -> String {
-        self.mask_output(text, "")
-    }
-
-    /// Masks the output of `command`: every secret, and the short secrets
-    /// that `command` used (as whole words) too.
-    pub fn mask_output(&self, text: &str, command: &str) -> String {
-        let Ok(set) = self.0.lock() else {
-            return text.to_string();
-        };
-        // The forms a value takes in shell text: as is, and quoted once or
-        // twice (a command under `become` is quoted again).
-        let mut long: Vec<String> = Vec::new();
-        let mut short: Vec<&str> = Vec::new();
-        for secret in set.iter() {
-            if secret.chars().count() >= SHORT {
-                let once = secret.replace('\'', r"'\''");
-                let twice = once.replace('\'', r"'\''");
-                long.extend([secret.clone(), once, twice]);
-            } else if !find_words(command, secret).is_empty() {
-                short.push(secret);
-            }
-        }
-        // Longest first, so a secret that contains another is masked whole.
-        long.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        let masked = long.iter().fold(text.to_string(), |acc, secret| {
-            acc.replace(secret.as_str(), MASK)
-        });
-        short.into_iter().fold(masked, |acc, secret| {
-            let mut out = String::with_capacity(acc.len());
-            let mut last = 0;
-            for at in find_words(&acc, secret) {
-                out.push_str(&acc[last..at]);
-                out.push_str(MASK);
-                last = at + secret.len();
-            }
-            out.push_str(&acc[last..]);
-            out
-        })
+        self.mask_used(text, &[])
     }
 }
 
@@ -179,6 +146,7 @@ impl Renderer {
         // Whether a value is quoted depends on the field, not on the
         // template: `{% autoescape false %}` does not turn quoting off.
         env.set_formatter(|out, state, value| {
+            mask::note(value);
             if state.name().ends_with(".sh") && !value.is_safe() {
                 let text = value.to_string();
                 out.write_str(&shell_quote(&text))
@@ -391,11 +359,17 @@ mod tests {
         );
         // A short secret: only in the output of a command that used it, as a word.
         assert_eq!(secrets.mask("pin 42"), "pin 42");
+        let uses = ["42".to_string()];
         assert_eq!(
-            secrets.mask_output("pin 42, not 1425 nor x42", "unlock 42"),
+            secrets.mask_used("pin 42, not 1425 nor x42", &uses),
             "pin ***, not 1425 nor x42"
         );
-        assert_eq!(secrets.mask_output("pin 42", "sleep 420"), "pin 42");
+        // What a command was given made from a secret, whatever its form.
+        let uses = ["IT'S-SECRET".to_string()];
+        assert_eq!(
+            secrets.mask_used("IT'S-SECRET 'IT'\\''S-SECRET'", &uses),
+            "*** '***'"
+        );
     }
 
     #[test]

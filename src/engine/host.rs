@@ -331,10 +331,7 @@ impl HostRun {
             },
             Err(failure) => ReloadOutcome::failed(
                 failure.proof,
-                self.plan
-                    .renderer
-                    .secrets()
-                    .mask(&format!("{lost}: {}", failure.message)),
+                self.mask_reload(stage, vars, &format!("{lost}: {}", failure.message)),
                 failure.report,
             ),
         };
@@ -359,7 +356,6 @@ impl HostRun {
             host: host.clone(),
             rollback,
         });
-        let secrets = self.plan.renderer.secrets();
         let outcome = match stage.render(&self.plan.renderer, vars) {
             Err(error) => {
                 ReloadOutcome::failed(Proof::Master, error.to_string(), ReloadReport::default())
@@ -374,7 +370,7 @@ impl HostRun {
                     Ok(report) => ReloadOutcome::ok(report),
                     Err(failure) => ReloadOutcome::failed(
                         failure.proof,
-                        secrets.mask(&failure.message),
+                        self.mask_reload(stage, vars, &failure.message),
                         failure.report,
                     ),
                 }
@@ -405,6 +401,28 @@ impl HostRun {
         all_ok
     }
 
+    /// `vars` (the host's variables, captures included) as herd shows
+    /// them: a value the plan masks is shown masked.
+    fn shown(&self, vars: &Vars) -> Vars {
+        let host = &self.plan.hosts[self.index];
+        vars.iter()
+            .map(|(name, value)| {
+                let shown = match host.shown_vars.get(name) {
+                    Some(shown) if host.vars.get(name) == Some(value) => shown,
+                    _ => value,
+                };
+                (name.clone(), shown.clone())
+            })
+            .collect()
+    }
+
+    /// A message of the reload stage, as herd may print it: the templates
+    /// it quotes (the health check's URL) in their display form, and what
+    /// the stage's commands were given made from secrets masked.
+    fn mask_reload(&self, stage: &ReloadPlan, vars: &Vars, message: &str) -> String {
+        stage.shown_message(&self.plan.renderer, vars, &self.shown(vars), message)
+    }
+
     async fn run_step<T: Connection>(
         &self,
         connection: &T,
@@ -433,13 +451,10 @@ impl HostRun {
             error: None,
             duration: Default::default(),
         };
-        // What the step sent, for masking the short secrets it used.
         let rendered = step.render(&self.plan.renderer, vars);
-        let sent = match &rendered {
-            Ok(Rendered::Run { command }) => command.clone(),
-            Ok(Rendered::Upload { dest, .. }) => dest.clone(),
-            Err(_) => String::new(),
-        };
+        // The values the step was given made from secrets, masked in
+        // whatever it prints, whatever their length.
+        let uses = step.secret_uses(&self.plan.renderer, vars, &self.shown(vars));
         match rendered {
             Err(error) => result.error = Some(error.to_string()),
             Ok(Rendered::Run { command }) => match connection.exec(&command, step.timeout).await {
@@ -471,9 +486,9 @@ impl HostRun {
         }
         result.ignored = !result.ok && step.ignore_errors;
         result.duration = started.elapsed();
-        result.stdout = secrets.mask_output(&result.stdout, &sent);
-        result.stderr = secrets.mask_output(&result.stderr, &sent);
-        result.error = result.error.map(|e| secrets.mask_output(&e, &sent));
+        result.stdout = secrets.mask_used(&result.stdout, &uses);
+        result.stderr = secrets.mask_used(&result.stderr, &uses);
+        result.error = result.error.map(|e| secrets.mask_used(&e, &uses));
         self.emit(Event::StepFinished {
             host,
             step: index + 1,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::range;
 use super::raw::{RawGroup, RawInventory, RawVars, Section};
-use super::{Host, Origins, Vars};
+use super::{Host, Origins, SecretVars, Vars, SECRET_VARS};
 use crate::source::SourceError;
 use crate::yaml::Spanned;
 
@@ -49,12 +49,14 @@ struct Group {
     children: Vec<usize>,
     vars: Vars,
     origins: Origins,
+    secret_vars: SecretVars,
 }
 
 struct HostEntry {
     name: String,
     vars: Vars,
     origins: Origins,
+    secret_vars: SecretVars,
     /// Groups that list the host directly.
     groups: Vec<usize>,
 }
@@ -81,6 +83,7 @@ impl Builder<'_> {
             children: Vec::new(),
             vars: Vars::new(),
             origins: Origins::new(),
+            secret_vars: SecretVars::new(),
         });
         self.group_ids.insert(name.to_string(), id);
         id
@@ -93,7 +96,12 @@ impl Builder<'_> {
                 // A group written in several places merges; the later vars win.
                 Section::Vars(vars) => {
                     let group = &mut self.groups[id];
-                    add_vars(&mut group.vars, &mut group.origins, &vars);
+                    add_vars(
+                        &mut group.vars,
+                        &mut group.origins,
+                        &mut group.secret_vars,
+                        &vars,
+                    );
                 }
                 Section::Hosts(hosts) => {
                     for (key, vars) in hosts.0 {
@@ -129,6 +137,7 @@ impl Builder<'_> {
                         name: name.clone(),
                         vars: Vars::new(),
                         origins: Origins::new(),
+                        secret_vars: SecretVars::new(),
                         groups: Vec::new(),
                     });
                     self.host_ids.insert(name, self.hosts.len() - 1);
@@ -137,7 +146,12 @@ impl Builder<'_> {
             };
             let host = &mut self.hosts[id];
             if let Some(vars) = &vars {
-                add_vars(&mut host.vars, &mut host.origins, vars);
+                add_vars(
+                    &mut host.vars,
+                    &mut host.origins,
+                    &mut host.secret_vars,
+                    vars,
+                );
             }
             if !host.groups.contains(&group) {
                 host.groups.push(group);
@@ -207,16 +221,20 @@ impl Builder<'_> {
                 });
                 let mut vars = Vars::new();
                 let mut origins = Origins::new();
+                let mut secret_vars = SecretVars::new();
                 for &id in &groups {
                     vars.extend(self.groups[id].vars.clone());
                     origins.extend(self.groups[id].origins.clone());
+                    secret_vars.extend(self.groups[id].secret_vars.iter().cloned());
                 }
                 vars.extend(host.vars.clone());
                 origins.extend(host.origins.clone());
+                secret_vars.extend(host.secret_vars.iter().cloned());
                 Host {
                     name: host.name.clone(),
                     vars,
                     origins,
+                    secret_vars,
                     groups: groups
                         .iter()
                         .map(|&id| self.groups[id].name.clone())
@@ -265,9 +283,14 @@ impl Builder<'_> {
     }
 }
 
-/// Adds `raw` to `vars`, remembering where each value is written.
-fn add_vars(vars: &mut Vars, origins: &mut Origins, raw: &RawVars) {
+/// Adds `raw` to `vars`, remembering where each value is written. Every
+/// `herd_secret_vars` is kept, not only the last: a name declared secret
+/// anywhere stays secret.
+fn add_vars(vars: &mut Vars, origins: &mut Origins, secret_vars: &mut SecretVars, raw: &RawVars) {
     for (name, value) in &raw.0 {
+        if name.value == SECRET_VARS {
+            secret_vars.push((value.value.clone(), value.at));
+        }
         vars.insert(name.value.clone(), value.value.clone());
         origins.insert(name.value.clone(), value.at);
     }

@@ -25,6 +25,12 @@ pub type Vars = serde_json::Map<String, serde_json::Value>;
 /// Where each variable's value is written in the inventory file.
 pub type Origins = std::collections::HashMap<String, yaml::Pos>;
 
+/// The variable that names secret variables; its values at every level count.
+pub const SECRET_VARS: &str = "herd_secret_vars";
+
+/// Each value of `herd_secret_vars` and where it is written.
+pub type SecretVars = Vec<(serde_json::Value, yaml::Pos)>;
+
 /// A loaded inventory: its hosts, with their groups and merged vars.
 #[derive(Debug)]
 pub struct Inventory {
@@ -44,6 +50,9 @@ pub struct Host {
     pub vars: Vars,
     /// Where each of `vars` is written (the definition that won).
     pub origins: Origins,
+    /// Every `herd_secret_vars` that applies to the host (each group's and
+    /// its own, in precedence order), with where it is written.
+    pub secret_vars: SecretVars,
     /// Every group the host belongs to, ancestors included, in precedence
     /// order (`all` first).
     pub groups: Vec<String>,

@@ -67,7 +67,9 @@ impl Plan {
                     ));
                 }
             }
-            if let Err((url, problem)) = reload.check_url(&self.renderer, &host.vars) {
+            if let Err((url, problem)) =
+                reload.check_url(&self.renderer, &host.vars, &host.shown_vars)
+            {
                 return Err(SourceError::at_offset(
                     Path::new("--http"),
                     &url,
@@ -128,7 +130,9 @@ impl Plan {
                 }
             }
             if let Some(reload) = &self.reload {
-                if let Err((url, problem)) = reload.check_url(&self.renderer, &vars) {
+                if let Err((url, problem)) =
+                    reload.check_url(&self.renderer, &vars, &host.shown_vars)
+                {
                     return Err(url_error(playbook, &url, &problem, &host.name));
                 }
             }

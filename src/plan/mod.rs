@@ -145,9 +145,14 @@ impl Plan {
             if let Some(playbook) = &playbook {
                 add_play_vars(playbook, &renderer, &mut vars, &extra)?;
             }
-            let secrets = secret_names(&vars).map_err(|message| {
-                secret_names_error(&inventory, host, playbook.as_ref(), &extra, message)
-            })?;
+            let secrets = secret_names(
+                &inventory,
+                host,
+                playbook.as_ref(),
+                &renderer,
+                &vars,
+                &extra,
+            )?;
             mark_secrets(&vars, &secrets, renderer.secrets());
             let target = target_for(&host.name, &vars, &defaults)
                 .map_err(|e| target_error(&inventory, host, playbook.as_ref(), &extra, &e))?;
@@ -276,26 +281,6 @@ fn target_error(
     match inventory.var_error(host, error.var, &message) {
         Some(error) => error.into(),
         None => SourceError::at(&inventory.file, &inventory.text, 1, 1, message).into(),
-    }
-}
-
-/// Points at where `herd_secret_vars` is set: the playbook's vars, else the
-/// inventory (`-e` gives a string, which is always valid).
-fn secret_names_error(
-    inventory: &Inventory,
-    host: &crate::inventory::Host,
-    playbook: Option<&Playbook>,
-    extra: &Vars,
-    message: String,
-) -> SourceError {
-    let key = "herd_secret_vars";
-    match playbook {
-        Some(p) if p.spec.vars.contains_key(key) && !extra.contains_key(key) => {
-            p.error_in(&["vars", key], None, message)
-        }
-        _ => inventory
-            .var_error(host, key, &message)
-            .unwrap_or_else(|| SourceError::at(&inventory.file, &inventory.text, 1, 1, message)),
     }
 }
 

@@ -107,7 +107,14 @@ impl ReloadPlan {
     /// Whether the health check's URL, rendered for one host, is one herd
     /// can use; if not, the URL as written and what is wrong with it.
     /// Templates must render (checked before this).
-    pub fn check_url(&self, renderer: &Renderer, vars: &Vars) -> Result<(), (String, String)> {
+    /// The problem quotes the URL as herd shows it (`shown` are the host's
+    /// variables with secrets as `***`).
+    pub fn check_url(
+        &self,
+        renderer: &Renderer,
+        vars: &Vars,
+        shown: &Vars,
+    ) -> Result<(), (String, String)> {
         let Some((url, _, _)) = &self.http else {
             return Ok(());
         };
@@ -116,7 +123,59 @@ impl ReloadPlan {
         };
         crate::reload::http::parse_url(&rendered)
             .map(|_| ())
-            .map_err(|problem| (url.clone(), problem))
+            .map_err(|problem| {
+                let problem = match renderer.render_shown(url, Kind::Plain, shown) {
+                    Ok(display) => problem.replace(&rendered, &display),
+                    Err(_) => problem,
+                };
+                (url.clone(), renderer.secrets().mask(&problem))
+            })
+    }
+
+    /// The real texts of the values this stage's templates made from
+    /// secrets (see [`Renderer::secret_uses`]), to mask in what it prints.
+    pub fn secret_uses(&self, renderer: &Renderer, vars: &Vars, shown: &Vars) -> Vec<String> {
+        self.templates()
+            .into_iter()
+            .flat_map(|(_, source, kind)| renderer.secret_uses(source, kind, vars, shown))
+            .collect()
+    }
+
+    /// `message`, said by this stage on one host, as herd may print it: the
+    /// templates it quotes (the health check's URL, a pidfile) in their
+    /// display form, and what the stage's commands were given made from
+    /// secrets masked (see [`crate::template::Secrets::mask_used`]).
+    pub fn shown_message(
+        &self,
+        renderer: &Renderer,
+        vars: &Vars,
+        shown: &Vars,
+        message: &str,
+    ) -> String {
+        let mut texts = self.shown_texts(renderer, vars, shown);
+        texts.sort_by_key(|(real, _)| std::cmp::Reverse(real.len()));
+        let message = texts
+            .iter()
+            .fold(message.to_string(), |acc, (real, display)| {
+                acc.replace(real.as_str(), display)
+            });
+        let uses = self.secret_uses(renderer, vars, shown);
+        renderer.secrets().mask_used(&message, &uses)
+    }
+
+    /// Each plain template that uses a secret, rendered for real and for
+    /// display: herd's messages quote the display form (a URL with
+    /// `token=***`).
+    fn shown_texts(&self, renderer: &Renderer, vars: &Vars, shown: &Vars) -> Vec<(String, String)> {
+        self.templates()
+            .into_iter()
+            .filter(|(_, _, kind)| *kind == Kind::Plain)
+            .filter_map(|(_, source, kind)| {
+                let real = renderer.render(source, kind, vars).ok()?;
+                let display = renderer.render_shown(source, kind, shown).ok()?;
+                (!real.is_empty() && real != display).then_some((real, display))
+            })
+            .collect()
     }
 
     /// The reload of one host.

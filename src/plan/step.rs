@@ -93,6 +93,22 @@ impl StepPlan {
         self.render_with(|source, kind| renderer.render_shown(source, kind, shown))
     }
 
+    /// The real texts of the values this step's templates made from
+    /// secrets (see [`Renderer::secret_uses`]), to mask in what it prints.
+    pub fn secret_uses(&self, renderer: &Renderer, vars: &Vars, shown: &Vars) -> Vec<String> {
+        self.templates()
+            .into_iter()
+            .flat_map(|(field, source)| {
+                let kind = if field == "run" {
+                    Kind::Shell
+                } else {
+                    Kind::Plain
+                };
+                renderer.secret_uses(source, kind, vars, shown)
+            })
+            .collect()
+    }
+
     fn render_with(
         &self,
         render: impl Fn(&str, Kind) -> Result<String, TemplateError>,

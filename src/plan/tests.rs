@@ -240,3 +240,96 @@ fn herd_secret_vars_of_another_type_points_at_it() {
     assert!(error.location.file.ends_with("play.yml"));
     assert_eq!((error.location.line, error.location.column), (3, 21));
 }
+
+#[test]
+fn herd_secret_vars_at_every_level_add_up() {
+    let inventory = "all:\n  vars:\n    herd_secret_vars: [pin]\n    pin: \"7\"\n    tok: abc\n    key: kkk\n    other: ooo\n  children:\n    web:\n      vars:\n        herd_secret_vars: key\n      hosts:\n        web1:\n          herd_secret_vars: \"other,\"\n";
+    let playbook =
+        "hosts: all\nvars:\n  herd_secret_vars: [dsn]\n  dsn: x\nsteps:\n  - run: \"true\"\n";
+    for extra in [
+        &["herd_secret_vars=tok"][..],
+        &["herd_secret_vars=tok, pin"][..],
+    ] {
+        let plan = build(inventory, playbook, None, extra).expect("plan");
+        let shown = &plan.hosts[0].shown_vars;
+        for name in ["pin", "tok", "key", "other", "dsn"] {
+            assert_eq!(shown[name], "***", "{name} with {extra:?}");
+        }
+    }
+}
+
+#[test]
+fn herd_secret_vars_names_must_be_variable_names() {
+    let playbook = "hosts: all\nsteps:\n  - run: \"true\"\n";
+    for given in ["herd_secret_vars=[tok]", "herd_secret_vars=tok;pin"] {
+        let Err(PlanError::Usage(message)) = build(INVENTORY, playbook, None, &[given]) else {
+            panic!("expected a usage error for {given}");
+        };
+        let value = given.trim_start_matches("herd_secret_vars=");
+        assert_eq!(
+            message,
+            format!("-e {given}: herd_secret_vars: `{value}` is not a valid variable name")
+        );
+    }
+    let inventory = "all:\n  vars:\n    herd_secret_vars: [pin, \"a b\"]\n  hosts:\n    web1:\n";
+    let Err(PlanError::Source(error)) = build(inventory, playbook, None, &[]) else {
+        panic!("expected a source error");
+    };
+    assert_eq!(
+        error.message,
+        "herd_secret_vars: `a b` is not a valid variable name"
+    );
+    assert_eq!((error.location.line, error.location.column), (3, 23));
+}
+
+#[test]
+fn a_mapping_or_boolean_secret_keeps_its_shape_when_shown() {
+    let inventory = "all:\n  vars:\n    herd_secret_vars: [creds, flag]\n    creds: {user: bob, pass: hunter22, n: 9}\n    flag: true\n  hosts:\n    web1:\n";
+    let playbook =
+        "hosts: all\nsteps:\n  - run: echo pass={{ creds.pass }} n={{ creds.n }} flag={{ flag }}\n";
+    let plan = build(inventory, playbook, None, &[]).expect("plan");
+    let host = &plan.hosts[0];
+    assert_eq!(
+        host.shown_vars["creds"],
+        serde_json::json!({"user": "***", "pass": "***", "n": "***"})
+    );
+    let shown = plan.steps[0]
+        .render_shown(&plan.renderer, &host.shown_vars)
+        .expect("renders");
+    assert_eq!(
+        shown,
+        step::Rendered::Run {
+            command: "echo pass='***' n='***' flag='***'".into()
+        }
+    );
+    assert_eq!(
+        plan.renderer.secrets().mask("hunter22 True true"),
+        "*** *** ***"
+    );
+}
+
+const SECRET_INVENTORY: &str = "all:\n  vars:\n    herd_secret_vars: [api_key, pin]\n    pin: \"7\"\n    api_key: \"Sup3r'Secret\"\n  hosts:\n    web1:\n";
+
+#[test]
+fn herds_messages_quote_the_health_check_url_with_secrets_shown_masked() {
+    let playbook = "hosts: all\nsteps:\n  - run: \"true\"\nreload:\n  pidfile: /srv/app/gunicorn.pid\nvalidate:\n  http: { url: \"http://127.0.0.1:8000/nope?token={{ api_key }}&p={{ pin }}\", contains: \"v{{ pin }}\" }\n";
+    let plan = build(SECRET_INVENTORY, playbook, None, &[]).expect("plan");
+    let host = &plan.hosts[0];
+    let stage = plan.reload.as_ref().expect("a reload stage");
+    let said = "http://127.0.0.1:8000/nope?token=Sup3r'Secret&p=7: the response does not contain `v7`: `v1`, exit 7";
+    assert_eq!(
+        stage.shown_message(&plan.renderer, &host.vars, &host.shown_vars, said),
+        "http://127.0.0.1:8000/nope?token=***&p=***: the response does not contain `v***`: `v1`, exit ***"
+    );
+
+    let https = playbook.replace("http://", "https://");
+    let Err(PlanError::Source(error)) = build(SECRET_INVENTORY, &https, None, &[]) else {
+        panic!("expected a source error");
+    };
+    assert!(
+        error
+            .message
+            .starts_with("`https://127.0.0.1:8000/nope?token=***&p=***` is an https:// URL"),
+        "{error}"
+    );
+}

@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use super::checks::template_error;
 use super::PlanError;
-use crate::inventory::Vars;
+use crate::inventory::{Host, Inventory, Vars, SECRET_VARS};
 use crate::playbook::Playbook;
 use crate::source::SourceError;
 use crate::ssh_config::SshConfig;
-use crate::template::{Kind, Renderer, MASK};
+use crate::template::{leaf_texts, masked_value, Kind, Renderer, MASK};
 
 /// Play vars are templates over the host's variables, in order; `-e` wins.
 pub(super) fn add_play_vars(
@@ -71,24 +71,89 @@ pub(super) fn read_ssh_config(given: Option<&Path>) -> Result<Option<SshConfig>,
     }
 }
 
-/// The variables named in `herd_secret_vars` (set in the inventory, the
-/// playbook's vars or `-e`): one name, or a list of names. Anything else is
-/// a mistake the caller points at.
-pub(super) fn secret_names(vars: &Vars) -> Result<Vec<String>, String> {
+/// The variables named in `herd_secret_vars`: the union of its values at
+/// every level (inventory groups and host, the playbook's vars, `-e`), so a
+/// name declared secret anywhere stays secret. Each value is one name, names
+/// separated by commas or spaces, or a list of names.
+pub(super) fn secret_names(
+    inventory: &Inventory,
+    host: &Host,
+    playbook: Option<&Playbook>,
+    renderer: &Renderer,
+    vars: &Vars,
+    extra: &Vars,
+) -> Result<Vec<String>, PlanError> {
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |found: Vec<String>| {
+        for name in found {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    };
+    for (value, at) in &host.secret_vars {
+        add(names_in(value).map_err(|message| {
+            SourceError::at(
+                &inventory.file,
+                &inventory.text,
+                at.line,
+                at.column,
+                message,
+            )
+        })?);
+    }
+    if let Some(playbook) = playbook {
+        if let Some(value) = playbook.spec.vars.get(SECRET_VARS) {
+            let value = match value {
+                Value::String(source) => renderer
+                    .render(source, Kind::Plain, vars)
+                    .map_or_else(|_| value.clone(), Value::String),
+                other => other.clone(),
+            };
+            add(names_in(&value)
+                .map_err(|message| playbook.error_in(&["vars", SECRET_VARS], None, message))?);
+        }
+    }
+    if let Some(value) = extra.get(SECRET_VARS) {
+        add(names_in(value).map_err(|message| {
+            PlanError::Usage(format!(
+                "-e {SECRET_VARS}={}: {message}",
+                value.as_str().unwrap_or_default()
+            ))
+        })?);
+    }
+    Ok(names)
+}
+
+/// The names one value of `herd_secret_vars` declares.
+fn names_in(value: &Value) -> Result<Vec<String>, String> {
     let wrong = |what: &str| {
         format!("herd_secret_vars must be a variable name or a list of names, not {what}")
     };
-    match vars.get("herd_secret_vars") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(name)) => Ok(vec![name.clone()]),
-        Some(Value::Array(names)) => names
+    let valid = |name: &str| {
+        if crate::playbook::is_identifier(name) {
+            Ok(name.to_string())
+        } else {
+            Err(format!(
+                "herd_secret_vars: `{name}` is not a valid variable name"
+            ))
+        }
+    };
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::String(text) => text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|name| !name.is_empty())
+            .map(valid)
+            .collect(),
+        Value::Array(names) => names
             .iter()
             .map(|name| match name {
-                Value::String(name) => Ok(name.clone()),
+                Value::String(name) => valid(name),
                 other => Err(wrong(&format!("a list holding {}", kind(other)))),
             })
             .collect(),
-        Some(other) => Err(wrong(kind(other))),
+        other => Err(wrong(kind(other))),
     }
 }
 
@@ -106,15 +171,14 @@ fn kind(value: &Value) -> &'static str {
 /// Records the values of the secret variables, so what hosts say is masked.
 pub(super) fn mark_secrets(vars: &Vars, names: &[String], secrets: &crate::template::Secrets) {
     for name in names {
-        match vars.get(name) {
-            Some(Value::String(value)) => secrets.record(value),
-            Some(Value::Number(value)) => secrets.record(&value.to_string()),
-            _ => {}
+        for text in vars.get(name).map(leaf_texts).unwrap_or_default() {
+            secrets.record(&text);
         }
     }
 }
 
-/// A host's variables as herd shows them: each secret variable is `***`,
+/// A host's variables as herd shows them: each secret variable is `***`
+/// (a mapping or list keeps its shape, every leaf `***`),
 /// and a play var made from one is rendered again with `***` in its place
 /// (`postgres://app:***@db`). `base` is what the play vars were rendered
 /// over; `vars` the result.
@@ -130,7 +194,7 @@ pub(super) fn shown_vars(
     let mut shown = base.clone();
     for name in names {
         if let Some(value) = shown.get_mut(name) {
-            *value = masked();
+            *value = masked_value(value);
         }
     }
     if let Some(playbook) = playbook {
@@ -139,7 +203,7 @@ pub(super) fn shown_vars(
                 continue;
             }
             let value = if names.contains(name) {
-                masked()
+                masked_value(vars.get(name).unwrap_or(value))
             } else if let Value::String(source) = value {
                 renderer
                     .render_shown(source, Kind::Plain, &shown)
