@@ -206,3 +206,31 @@ fn a_step_output_is_masked_by_what_the_step_was_given_from_secrets() {
         );
     }
 }
+
+#[test]
+fn a_captured_output_holding_a_secret_feeds_later_steps_and_is_shown_masked() {
+    let lab = Lab::up(1);
+    let inventory = inventory_with(&lab, SECRETS);
+    let playbook = lab.write(
+        "capture.yml",
+        "hosts: web\nsteps:\n  - run: printf '%s\\n' {{ api_key }}\n    capture: key\n  - run: test {{ key }} = {{ api_key }} && echo same && printf '%s\\n' {{ key }}\n",
+    );
+
+    let run = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+
+    // The later step got the real value (the test in it held), and what
+    // it printed of it is masked.
+    run.assert_code(0);
+    let second = run
+        .json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == 2)
+        .expect("step 2 finished");
+    assert_eq!(second["stdout"], "same\n***\n", "{run}");
+    assert_no_secret("stdout", run.stdout());
+    assert_no_secret("stderr", run.stderr());
+}

@@ -190,7 +190,7 @@ impl HostRun {
                 }
             }
             changed = true;
-            let result = self
+            let (result, stdout) = self
                 .run_step(connection, step, index, total, &vars, false)
                 .await;
             let ok = result.ok || result.ignored;
@@ -210,10 +210,9 @@ impl HostRun {
             }
             steps_ok += 1;
             if let (Some(name), true) = (&step.capture, result.ok) {
-                vars.insert(
-                    name.clone(),
-                    Value::String(result.stdout.trim_end().to_string()),
-                );
+                // What the host printed, not what herd shows of it: a
+                // capture feeds later commands.
+                vars.insert(name.clone(), Value::String(stdout.trim_end().to_string()));
             }
         }
         if runs_once {
@@ -395,23 +394,27 @@ impl HostRun {
         for (index, step) in self.plan.rollback.iter().enumerate() {
             let result = self
                 .run_step(connection, step, index, total, vars, true)
-                .await;
+                .await
+                .0;
             all_ok &= result.ok || result.ignored;
         }
         all_ok
     }
 
     /// `vars` (the host's variables, captures included) as herd shows
-    /// them: a value the plan masks is shown masked.
+    /// them: a value the plan masks is shown masked, and a captured output
+    /// as herd printed it (secrets in it masked).
     fn shown(&self, vars: &Vars) -> Vars {
         let host = &self.plan.hosts[self.index];
+        let secrets = self.plan.renderer.secrets();
         vars.iter()
             .map(|(name, value)| {
-                let shown = match host.shown_vars.get(name) {
-                    Some(shown) if host.vars.get(name) == Some(value) => shown,
-                    _ => value,
+                let shown = match (host.shown_vars.get(name), value) {
+                    (Some(shown), _) if host.vars.get(name) == Some(value) => shown.clone(),
+                    (_, Value::String(captured)) => Value::String(secrets.mask(captured)),
+                    _ => value.clone(),
                 };
-                (name.clone(), shown.clone())
+                (name.clone(), shown)
             })
             .collect()
     }
@@ -431,7 +434,7 @@ impl HostRun {
         total: usize,
         vars: &crate::inventory::Vars,
         rollback: bool,
-    ) -> StepResult {
+    ) -> (StepResult, String) {
         let host = self.name().to_string();
         let secrets = self.plan.renderer.secrets();
         self.emit(Event::StepStarted {
@@ -486,7 +489,8 @@ impl HostRun {
         }
         result.ignored = !result.ok && step.ignore_errors;
         result.duration = started.elapsed();
-        result.stdout = secrets.mask_used(&result.stdout, &uses);
+        let stdout = std::mem::take(&mut result.stdout);
+        result.stdout = secrets.mask_used(&stdout, &uses);
         result.stderr = secrets.mask_used(&result.stderr, &uses);
         result.error = result.error.map(|e| secrets.mask_used(&e, &uses));
         self.emit(Event::StepFinished {
@@ -497,7 +501,7 @@ impl HostRun {
             rollback,
             result: result.clone(),
         });
-        result
+        (result, stdout)
     }
 }
 
