@@ -533,3 +533,27 @@ steps:
         "{run}"
     );
 }
+
+#[test]
+fn an_exec_command_whose_rendering_puts_a_value_in_quotes_is_refused() {
+    let lab = Lab::up(1);
+    let before = logins(&lab);
+
+    let run = lab
+        .herd(["exec"])
+        .args([
+            "--",
+            "{% if true %}\"{% endif %}{% if false %}\"{% endif %}echo {{ inventory_hostname }}\"",
+        ])
+        .run();
+
+    run.assert_code(2);
+    assert!(
+        run.stderr().starts_with(
+            "error: on host host01: a value lands inside double quotes once the template is rendered, \
+             where it could run as shell code; herd quotes values for you: remove the quotes\n  --> command:1:1\n"
+        ),
+        "{run}"
+    );
+    assert_eq!(logins(&lab), before, "a host was contacted");
+}
