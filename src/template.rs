@@ -718,14 +718,18 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        /// What `/bin/sh` prints for `command`.
-        fn sh(command: &str) -> Vec<u8> {
-            let output = std::process::Command::new("/bin/sh")
+        /// What `shell` prints for `command`: stdout and stderr.
+        fn run(shell: &str, command: &str) -> (Vec<u8>, Vec<u8>) {
+            let output = std::process::Command::new(shell)
                 .args(["-c", command])
                 .stdin(std::process::Stdio::null())
                 .output()
                 .unwrap();
-            output.stdout
+            (output.stdout, output.stderr)
+        }
+
+        fn sh(command: &str) -> Vec<u8> {
+            run("/bin/sh", command).0
         }
 
         /// Bits of shell and template text, values among them.
@@ -756,6 +760,10 @@ mod tests {
                 "{% endif -%}",
                 "{% for i in [1, 2] %}",
                 "{% endfor %}",
+                "$((",
+                "((",
+                "${a:-",
+                "}",
             ])
         }
 
@@ -780,15 +788,22 @@ mod tests {
             #[test]
             fn an_accepted_command_never_runs_a_value(parts in prop::collection::vec(fragment(), 0..12)) {
                 let template: String = parts.concat();
-                let payload = "a'\"$(printf P\"\"WNED)`printf P\"\"WNED`\nprintf P\"\"WNED #";
+                let payload = "a[$(printf P\"\"WNED >&2)]'\"$(printf P\"\"WNED)`printf P\"\"WNED`\nprintf P\"\"WNED #";
                 // A raw value is shell text: here, a quote that moves the others.
                 let v = vars(json!({ "v": payload, "r": "\"" }));
                 if let Ok(command) = Renderer::new().render(&template, Kind::Shell, &v) {
-                    let out = sh(&command);
-                    prop_assert!(
-                        !String::from_utf8_lossy(&out).contains("PWNED"),
-                        "{template:?} ran the value: {command:?}"
-                    );
+                    // dash and, where there is one, bash (arrays, `((...))`).
+                    for shell in ["/bin/sh", "/bin/bash"] {
+                        if !std::path::Path::new(shell).exists() {
+                            continue;
+                        }
+                        let (out, err) = run(shell, &command);
+                        let said = [out, err].concat();
+                        prop_assert!(
+                            !String::from_utf8_lossy(&said).contains("PWNED"),
+                            "{template:?} ran the value in {shell}: {command:?}"
+                        );
+                    }
                 }
             }
         }

@@ -36,6 +36,8 @@ pub enum Place {
     /// Right after `\` or `$`, which change how the shell reads the quote
     /// that starts a quoted value.
     Escaped,
+    Arithmetic,
+    Parameter,
 }
 
 impl Unprotected {
@@ -59,6 +61,13 @@ impl Unprotected {
             ),
             Place::Comment => format!(
                 "`{e}` is inside a shell comment, which a newline in the value would end: move it out of the comment"
+            ),
+            Place::Arithmetic => format!(
+                "`{e}` is inside $((...)), where the shell evaluates the value's text and it could run: \
+                 move it out of the arithmetic"
+            ),
+            Place::Parameter => format!(
+                "`{e}` is inside ${{...}}, where a value could run as shell code: move it out of the ${{...}}"
             ),
             Place::Escaped => format!(
                 "`{e}` follows a `\\` or `$`, which would change how the shell reads herd's quotes around the value: \
@@ -101,6 +110,13 @@ impl Place {
                 "{lands} a here-document {rendered}, where the shell does not remove quotes and a value could run: \
                  write it with printf '%s\\n' {{{{ ... }}}} or ship the file with `upload`"
             ),
+            Place::Arithmetic => format!(
+                "{lands} $((...)) {rendered}, where the shell evaluates the value's text and it could run: \
+                 move it out of the arithmetic"
+            ),
+            Place::Parameter => format!(
+                "{lands} ${{...}} {rendered}, where a value could run as shell code: move it out of the ${{...}}"
+            ),
             Place::Escaped => format!(
                 "a value lands right after a `\\` or `$` {rendered}, which would change how the shell \
                  reads herd's quotes around it: put the `\\` or `$` elsewhere"
@@ -117,6 +133,26 @@ enum Context {
     Single,
     Dollar,
     Backquote,
+    /// `$((...))` or bash's `((...))`, with its open parentheses: the shell
+    /// expands the text as in double quotes, then evaluates it.
+    Arithmetic(usize),
+    /// `${...}`: bash evaluates an array subscript in it.
+    Brace,
+}
+
+impl Context {
+    /// Where a value in this context is, when quoting does not protect it.
+    fn place(&self) -> Option<Place> {
+        match self {
+            Context::Words(_) => None,
+            Context::Double => Some(Place::DoubleQuotes),
+            Context::Single => Some(Place::SingleQuotes),
+            Context::Dollar => Some(Place::DollarQuotes),
+            Context::Backquote => Some(Place::Backquotes),
+            Context::Arithmetic(_) => Some(Place::Arithmetic),
+            Context::Brace => Some(Place::Parameter),
+        }
+    }
 }
 
 /// What the lexer knows of unquoted text: enough to tell which `)` ends a
@@ -251,13 +287,7 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
                     let place = if in_comment {
                         Some(Place::Comment)
                     } else {
-                        match stack.last() {
-                            Some(Context::Double) => Some(Place::DoubleQuotes),
-                            Some(Context::Single) => Some(Place::SingleQuotes),
-                            Some(Context::Dollar) => Some(Place::DollarQuotes),
-                            Some(Context::Backquote) => Some(Place::Backquotes),
-                            _ => None,
-                        }
+                        stack.last().and_then(Context::place)
                     };
                     if let Some(Context::Words(words)) = stack.last_mut() {
                         words.word();
@@ -312,10 +342,6 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
                 Some(Place::Comment)
             } else {
                 match stack.last_mut() {
-                    Some(Context::Double) => Some(Place::DoubleQuotes),
-                    Some(Context::Single) => Some(Place::SingleQuotes),
-                    Some(Context::Dollar) => Some(Place::DollarQuotes),
-                    Some(Context::Backquote) => Some(Place::Backquotes),
                     // After `$` the quotes would be read as `$'...'`.
                     Some(Context::Words(_)) if i > 0 && bytes[i - 1] == b'$' => {
                         Some(Place::Escaped)
@@ -324,6 +350,7 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
                         words.word();
                         None
                     }
+                    Some(context) => context.place(),
                     None => None,
                 }
             };
@@ -348,25 +375,25 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
             continue;
         }
         let before = pending.len();
-        let place = match stack.last() {
-            Some(Context::Double) => Place::DoubleQuotes,
-            Some(Context::Single) => Place::SingleQuotes,
-            Some(Context::Dollar) => Place::DollarQuotes,
-            Some(Context::Backquote) => Place::Backquotes,
-            _ if in_comment => Place::Comment,
-            _ => Place::Escaped,
+        let place = match stack.last().and_then(Context::place) {
+            Some(place) => place,
+            None if in_comment => Place::Comment,
+            None => Place::Escaped,
         };
         let next = step(bytes, i, &mut stack, &mut in_comment, &mut pending);
         // A value as a here-document's delimiter decides where the body ends.
-        if pending.len() > before && text[i..next].contains(prefix) {
+        let operator = &bytes[i..next.min(bytes.len())];
+        if pending.len() > before && find(operator, 0, prefix.as_bytes()).is_some() {
             return Some((i, Place::HereDocument));
         }
         // A step over more than one byte (`\x`) must not take in the start
         // of a value: its opening quote would be escaped.
         if next > i + 1 {
-            let tail = &text[i + 1..];
-            if tail.find(prefix).is_some_and(|at| i + 1 + at < next) {
-                return Some((i + 1, place));
+            let skipped = &bytes[i + 1..(next + prefix.len()).min(bytes.len())];
+            if let Some(at) = find(skipped, 0, prefix.as_bytes()) {
+                if i + 1 + at < next {
+                    return Some((i + 1, place));
+                }
             }
         }
         i = next;
@@ -435,7 +462,18 @@ fn step(
                 b'`' => Context::Backquote,
                 b'$' if next == Some(b'\'') => Context::Dollar,
                 b'$' if next == Some(b'"') => Context::Double,
+                b'$' if next == Some(b'(') && bytes.get(i + 2) == Some(&b'(') => {
+                    words.word();
+                    stack.push(Context::Arithmetic(0));
+                    return i + 3;
+                }
                 b'$' if next == Some(b'(') => Context::Words(Words::new()),
+                b'$' if next == Some(b'{') => Context::Brace,
+                b'(' if next == Some(b'(') && words.command && !words.in_pattern() => {
+                    words.command = false;
+                    stack.push(Context::Arithmetic(0));
+                    return i + 2;
+                }
                 b'(' => {
                     // A pattern's optional opening parenthesis is not counted.
                     if !words.in_pattern() {
@@ -512,10 +550,31 @@ fn step(
                 stack.pop();
             }
             b'`' => stack.push(Context::Backquote),
-            b'$' if next == Some(b'(') => {
-                stack.push(Context::Words(Words::new()));
-                return i + 2;
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Arithmetic(parens) => match c {
+            b'\\' => return i + 2,
+            b'(' => *parens += 1,
+            b')' if *parens > 0 => *parens -= 1,
+            b')' => {
+                stack.pop();
+                return if next == Some(b')') { i + 2 } else { i + 1 };
             }
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Brace => match c {
+            b'\\' => return i + 2,
+            b'}' => {
+                stack.pop();
+            }
+            b'\'' => stack.push(Context::Single),
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
             _ => {}
         },
         Context::Single => {
@@ -539,6 +598,25 @@ fn step(
         },
     }
     i + 1
+}
+
+/// At a `$` in double quotes, arithmetic or `${...}`: opens what it starts.
+fn expansion(bytes: &[u8], i: usize, stack: &mut Vec<Context>) -> usize {
+    match (bytes.get(i + 1), bytes.get(i + 2)) {
+        (Some(b'('), Some(b'(')) => {
+            stack.push(Context::Arithmetic(0));
+            i + 3
+        }
+        (Some(b'('), _) => {
+            stack.push(Context::Words(Words::new()));
+            i + 2
+        }
+        (Some(b'{'), _) => {
+            stack.push(Context::Brace);
+            i + 2
+        }
+        _ => i + 1,
+    }
 }
 
 /// Bytes that end a word.
@@ -803,6 +881,7 @@ mod tests {
             ("echo \"it\\\"s {{ x }}\"", Place::DoubleQuotes),
             ("echo $'a\\'{{ x }}'", Place::DollarQuotes),
             ("echo `cat {{ x }}`", Place::Backquotes),
+            ("echo $(( {{ x }} + 1 ))", Place::Arithmetic),
             ("echo \"$(echo \"{{ x }}\")\"", Place::DoubleQuotes),
             ("echo a # {{ x }}", Place::Comment),
             ("cat <<EOF\nkey={{ x }}\nEOF", Place::HereDocument),
@@ -840,6 +919,15 @@ mod tests {
                     prop_assert!(text[found.offset..].starts_with("{{"));
                 }
             }
+
+            /// Whatever the rendered text, the check ends and reports a byte
+            /// offset in it.
+            #[test]
+            fn the_rendered_check_never_panics(text in "([a-z \n'\"`$(){}#<;|\\\t]|@v|é){0,60}") {
+                if let Some((offset, _)) = find_misplaced(&text, "@v") {
+                    prop_assert!(offset <= text.len());
+                }
+            }
         }
     }
 
@@ -857,6 +945,8 @@ mod tests {
             "for i in 1 2; do echo @v; done",
             "cat <<'EOF'\nx\\\nEOF\necho @v",
             "a=@v b=x@vy \"\"@v\"\"",
+            "echo $(( (1 + 2) * 3 )) \"${a:-\"}\"}\" @v",
+            "( (true) ) && echo $(echo $((1))) @v",
         ] {
             assert_eq!(rendered(text), None, "{text}");
         }
@@ -874,6 +964,11 @@ mod tests {
             ("echo $@v", Place::Escaped),
             ("echo \"\\@v\"", Place::DoubleQuotes),
             ("echo `@v`", Place::Backquotes),
+            ("echo $(( @v + 1 ))", Place::Arithmetic),
+            ("echo \"$(( (@v) ))\"", Place::Arithmetic),
+            ("(( @v > 1 )) && echo", Place::Arithmetic),
+            ("echo ${a[@v]}", Place::Parameter),
+            ("echo \"${a:-@v}\"", Place::Parameter),
         ] {
             assert_eq!(rendered(text), Some(expected), "{text}");
         }
