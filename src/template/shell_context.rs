@@ -213,7 +213,14 @@ impl Words {
                     self.command = self.command
                         && matches!(
                             word,
-                            b"then" | b"do" | b"else" | b"elif" | b"if" | b"while" | b"until"
+                            b"then"
+                                | b"do"
+                                | b"else"
+                                | b"elif"
+                                | b"if"
+                                | b"while"
+                                | b"until"
+                                | b"time"
                         );
                 }
             }
@@ -515,6 +522,12 @@ fn step(
                     return i + 1;
                 }
                 b' ' | b'\t' => return i + 1,
+                // `{ case ...` and `! case ...`: a command still starts after these.
+                b'{' | b'!'
+                    if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) =>
+                {
+                    return i + 1;
+                }
                 b'#' if starts_word(bytes, i) => {
                     *in_comment = true;
                     return i + 1;
@@ -865,6 +878,8 @@ mod tests {
             "echo \"$(case a in a) case b in b) :;; esac;; esac)\" {{ x }}",
             "x=$(case {{ x }} in a) echo;; esac) {{ x }}",
             "echo case $(echo esac) {{ x }}",
+            "echo \"$({ case a in a) echo;; esac; })\" {{ x }}",
+            "echo \"$(if true; then case a in a) echo;; esac; fi)\" {{ x }}",
             "cat <<'EOF'\nfoo\\\nEOF\necho {{ x }}",
             "cat <<EOF\nfoo\\\\\nEOF\necho {{ x }}",
         ] {
