@@ -4,8 +4,10 @@
 //! rollback commands) quote every interpolated value for `/bin/sh`, so a host
 //! variable holding `; rm -rf /` reaches the remote shell as data; `{{ x | raw }}`
 //! opts out (Jinja's `| safe` is refused rather than being a second, quieter
-//! way out). Quoting makes a value one shell word, so a value template may
-//! only sit where the shell reads words: `shell_context` checks that. Plain
+//! way out). Quoting makes a value one shell word, so a value may only land
+//! where the shell reads words: `shell_context` checks that, on the template's
+//! text (to point at the `{{ }}`) and on every rendered command (which is
+//! what counts; see `Placeholders`). Plain
 //! fields (URLs, upload paths, variables) are not quoted.
 //! `env.NAME` reads the controller's environment; such values are secrets:
 //! they are recorded so what hosts print can be masked, and a second,

@@ -10,9 +10,13 @@
 //! `$(...)`. `{{ x | raw }}` is the user's explicit way out and is allowed
 //! anywhere.
 //!
-//! This is a lexer for the template's literal text: Jinja comments and tags
-//! are skipped (they print nothing), quoting, escapes, `$(...)`, comments
-//! and here-documents are followed as the shell follows them.
+//! The lexer follows quoting, escapes, `$(...)` (and the `case` patterns in
+//! it), arithmetic, `${...}`, comments and here-documents as the shell
+//! follows them. It reads two texts: the template's (`find_unprotected`:
+//! Jinja comments and tags are skipped, which points at the `{{ }}` at
+//! fault when the text alone shows it), and the rendered command with a
+//! placeholder for each value (`find_misplaced`), which is what the shell
+//! will get once tags, loops, macros and whitespace control have run.
 
 /// Where a value template sits, when that is a place herd's quoting does
 /// not protect.
