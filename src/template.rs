@@ -575,6 +575,27 @@ mod tests {
     }
 
     #[test]
+    fn filters_that_mark_their_output_safe_still_quote_values() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"y": "$(touch /tmp/pwn)", "l": ["$(a)", "b"]}));
+        for (source, expected) in [
+            ("echo {{ l | join(' ') }}", "echo '$(a) b'"),
+            ("echo {{ y | e }}", "echo '$(touch /tmp/pwn)'"),
+            (
+                "echo {{ y | replace('a', 'b') }}",
+                "echo '$(touch /tmp/pwn)'",
+            ),
+            ("echo {{ '%s' | format(y) }}", "echo '$(touch /tmp/pwn)'"),
+        ] {
+            assert_eq!(
+                renderer.render(source, Kind::Shell, &v).as_deref(),
+                Ok(expected),
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
     fn a_value_cannot_pass_for_a_placeholder() {
         let renderer = Renderer::new();
         let mut placeholders = Placeholders::new();
