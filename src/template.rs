@@ -4,8 +4,10 @@
 //! rollback commands) quote every interpolated value for `/bin/sh`, so a host
 //! variable holding `; rm -rf /` reaches the remote shell as data; `{{ x | raw }}`
 //! opts out (Jinja's `| safe` is refused rather than being a second, quieter
-//! way out). Quoting makes a value one shell word, so a value template may
-//! only sit where the shell reads words: `shell_context` checks that. Plain
+//! way out). Quoting makes a value one shell word, so a value may only land
+//! where the shell reads words: `shell_context` checks that, on the template's
+//! text (to point at the `{{ }}`) and on every rendered command (which is
+//! what counts; see `Placeholders`). Plain
 //! fields (URLs, upload paths, variables) are not quoted.
 //! `env.NAME` reads the controller's environment; such values are secrets:
 //! they are recorded so what hosts print can be masked, and a second,
@@ -16,9 +18,11 @@ mod shell_context;
 
 pub use mask::{leaf_texts, masked_value};
 
-pub use shell_context::find_unprotected;
+pub use shell_context::{find_unprotected, Place};
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Enumerator, Object, Value};
@@ -38,6 +42,9 @@ pub enum TemplateError {
     Undefined { name: String },
     #[error("template error: {message}")]
     Invalid { message: String },
+    /// The rendered command puts a value where quoting does not protect it.
+    #[error("{}", place.rendered_message())]
+    Unprotected { place: Place },
 }
 
 impl TemplateError {
@@ -45,7 +52,7 @@ impl TemplateError {
     pub fn needle(&self) -> Option<&str> {
         match self {
             TemplateError::Undefined { name } => Some(name),
-            TemplateError::Invalid { .. } => None,
+            TemplateError::Invalid { .. } | TemplateError::Unprotected { .. } => None,
         }
     }
 }
@@ -145,12 +152,20 @@ impl Renderer {
         });
         // Whether a value is quoted depends on the field, not on the
         // template: `{% autoescape false %}` does not turn quoting off.
+        // A value is written as a placeholder, quoted and put in its place
+        // once the rendered text has been checked (see `Placeholders`).
         env.set_formatter(|out, state, value| {
             mask::note(value);
             if state.name().ends_with(".sh") && !value.is_safe() {
                 let text = value.to_string();
-                out.write_str(&shell_quote(&text))
-                    .map_err(minijinja::Error::from)
+                let token = PLACEHOLDERS.with(|p| p.borrow_mut().as_mut().map(|p| p.add(&text)));
+                match token {
+                    Some(token) => out.write_str(&token).map_err(minijinja::Error::from),
+                    None => Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "a shell value outside of a render",
+                    )),
+                }
             } else {
                 minijinja::escape_formatter(out, state, value)
             }
@@ -220,7 +235,12 @@ impl Renderer {
                 message: describe(&e),
             })?;
         let context = self.context(vars, shown);
-        template.render(&context).map_err(|error| {
+        if kind == Kind::Shell {
+            PLACEHOLDERS.with(|p| *p.borrow_mut() = Some(Placeholders::new()));
+        }
+        let rendered = template.render(&context);
+        let placeholders = PLACEHOLDERS.with(|p| p.borrow_mut().take());
+        let rendered = rendered.map_err(|error| {
             if error.kind() == minijinja::ErrorKind::UndefinedError {
                 let mut names: Vec<String> =
                     template.undeclared_variables(true).into_iter().collect();
@@ -232,7 +252,11 @@ impl Renderer {
             TemplateError::Invalid {
                 message: describe(&error),
             }
-        })
+        })?;
+        match placeholders {
+            Some(placeholders) => placeholders.fill(&rendered),
+            None => Ok(rendered),
+        }
     }
 
     fn context(&self, vars: &serde_json::Map<String, serde_json::Value>, shown: bool) -> Value {
@@ -269,6 +293,93 @@ impl Renderer {
         }
         true
     }
+}
+
+thread_local! {
+    /// The values of the shell render under way on this thread.
+    static PLACEHOLDERS: RefCell<Option<Placeholders>> = const { RefCell::new(None) };
+}
+
+/// The values of one shell render.
+///
+/// The quoting of a value protects it only where the shell reads words, and
+/// only the rendered text tells where that is (tags, loops, macros and
+/// whitespace control all move text around). So each value is first
+/// written as a placeholder, `\x01herd<nonce>:<n>\x02`, that the shell lexer
+/// reads as part of a plain word; the rendered text is lexed with every
+/// placeholder in it, and only then are the quoted values put in. The nonce
+/// is new for every render, so no text of the template can pass for a value.
+struct Placeholders {
+    prefix: String,
+    /// Each value: as given, and quoted for the shell.
+    values: Vec<(String, String)>,
+}
+
+const PLACEHOLDER_END: char = '\u{2}';
+
+impl Placeholders {
+    fn new() -> Placeholders {
+        Placeholders {
+            prefix: format!("\u{1}herd{:016x}{:016x}:", nonce(), nonce()),
+            values: Vec::new(),
+        }
+    }
+
+    /// Remembers a value and returns its placeholder. A placeholder inside
+    /// the value (a macro's output run through a filter) stands for the
+    /// value it was made for.
+    fn add(&mut self, text: &str) -> String {
+        let original = self.substitute(text, false);
+        let quoted = shell_quote(&original);
+        self.values.push((original, quoted));
+        format!("{}{}{PLACEHOLDER_END}", self.prefix, self.values.len() - 1)
+    }
+
+    /// `text` with each placeholder replaced by its value, as given or
+    /// quoted. One pass: a value that looks like a placeholder stays text.
+    fn substitute(&self, text: &str, quoted: bool) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(&self.prefix) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + self.prefix.len()..];
+            let value = after.split_once(PLACEHOLDER_END).and_then(|(index, tail)| {
+                let (original, shell) = self.values.get(index.parse::<usize>().ok()?)?;
+                Some((if quoted { shell } else { original }, tail))
+            });
+            match value {
+                Some((value, tail)) => {
+                    out.push_str(value);
+                    rest = tail;
+                }
+                None => {
+                    out.push_str(&self.prefix);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The rendered command with its values quoted in, if every value sits
+    /// where the shell reads words.
+    fn fill(&self, rendered: &str) -> Result<String, TemplateError> {
+        if self.values.is_empty() {
+            return Ok(rendered.to_string());
+        }
+        if let Some((_, place)) = shell_context::find_misplaced(rendered, &self.prefix) {
+            return Err(TemplateError::Unprotected { place });
+        }
+        Ok(self.substitute(rendered, true))
+    }
+}
+
+/// 64 bits no template can guess.
+fn nonce() -> u64 {
+    use std::hash::BuildHasher;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 fn describe(error: &minijinja::Error) -> String {
@@ -323,6 +434,156 @@ mod tests {
                 .render("{{ evil | raw }}", Kind::Shell, &v)
                 .unwrap(),
             "; touch /tmp/x"
+        );
+    }
+
+    /// Templates whose text looks fine but whose rendered command puts a
+    /// value inside quotes, a comment or a here-document.
+    const MOVED_BY_RENDERING: [(&str, Place); 8] = [
+        (
+            "{% if true %}\"{% else %}\"{% endif %}{{ y }}\"",
+            Place::DoubleQuotes,
+        ),
+        (
+            "{% for i in [1,2] %}{{ y }}\"{% endfor %}",
+            Place::DoubleQuotes,
+        ),
+        (
+            "echo \"$(case a in a) echo \"{{ y }}\";; esac)\"",
+            Place::DoubleQuotes,
+        ),
+        (
+            "{% macro q() %}\"{% endmacro %}echo {{ q() }}{{ y }}{{ q() }}",
+            Place::DoubleQuotes,
+        ),
+        (
+            "{% set q %}\"{% endset %}echo {{ q }}{{ y }}{{ q }}",
+            Place::DoubleQuotes,
+        ),
+        (
+            "echo a # note\n{%- if true %} {{ x }}{% endif %}",
+            Place::Comment,
+        ),
+        (
+            "cat <<EOF\nEOF\n{%- if true %} {{ y }}{% endif %}\nEOF",
+            Place::HereDocument,
+        ),
+        ("cat <<EOF\nfoo\\\nEOF\n{{ y }}\nEOF", Place::HereDocument),
+    ];
+
+    #[test]
+    fn the_rendered_command_is_what_is_checked() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"y": "$(touch /tmp/pwn)", "x": "a\ntouch /tmp/pwn #"}));
+        for (source, place) in MOVED_BY_RENDERING {
+            assert_eq!(
+                renderer.render(source, Kind::Shell, &v),
+                Err(TemplateError::Unprotected { place }),
+                "{source}"
+            );
+            assert_eq!(
+                renderer.render_shown(source, Kind::Shell, &v),
+                Err(TemplateError::Unprotected { place }),
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_from_loops_macros_and_blocks_are_quoted_where_they_land() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"y": "$(touch /tmp/pwn)", "q": "\"", "items": ["a b", "c"]}));
+        for (source, expected) in [
+            (
+                "{% for i in items %}echo {{ i }};{% endfor %}",
+                "echo 'a b';echo c;",
+            ),
+            (
+                "{% macro e(v) %}echo {{ v }}{% endmacro %}{{ e(y) }}",
+                "echo '$(touch /tmp/pwn)'",
+            ),
+            (
+                "{% set s %}x={{ y }}{% endset %}{{ s }} && {{ s | raw }}",
+                "x='$(touch /tmp/pwn)' && x='$(touch /tmp/pwn)'",
+            ),
+            // A block's output used as a value is quoted as a whole.
+            (
+                "{% set s %}{{ y }}!{% endset %}echo {{ s ~ '' }}",
+                "echo '$(touch /tmp/pwn)!'",
+            ),
+            // A raw value is shell text: `q | raw` opens a quote, and so the
+            // value after it is inside it.
+            (
+                "echo {{ q | raw }}{{ q | raw }} {{ y }}",
+                "echo \"\" '$(touch /tmp/pwn)'",
+            ),
+            (
+                "echo \"$(case a in a) echo {{ y }};; esac)\"",
+                "echo \"$(case a in a) echo '$(touch /tmp/pwn)';; esac)\"",
+            ),
+        ] {
+            assert_eq!(
+                renderer.render(source, Kind::Shell, &v).as_deref(),
+                Ok(expected),
+                "{source}"
+            );
+        }
+        assert_eq!(
+            renderer.render("echo {{ q | raw }}{{ y }}{{ q | raw }}", Kind::Shell, &v),
+            Err(TemplateError::Unprotected {
+                place: Place::DoubleQuotes
+            })
+        );
+        assert_eq!(
+            renderer.render("echo \\{{ y }} ${{ y }}", Kind::Shell, &v),
+            Err(TemplateError::Unprotected {
+                place: Place::Escaped
+            })
+        );
+    }
+
+    #[test]
+    fn filters_that_mark_their_output_safe_still_quote_values() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"y": "$(touch /tmp/pwn)", "l": ["$(a)", "b"]}));
+        for (source, expected) in [
+            ("echo {{ l | join(' ') }}", "echo '$(a) b'"),
+            ("echo {{ y | e }}", "echo '$(touch /tmp/pwn)'"),
+            (
+                "echo {{ y | replace('a', 'b') }}",
+                "echo '$(touch /tmp/pwn)'",
+            ),
+            ("echo {{ '%s' | format(y) }}", "echo '$(touch /tmp/pwn)'"),
+        ] {
+            assert_eq!(
+                renderer.render(source, Kind::Shell, &v).as_deref(),
+                Ok(expected),
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_cannot_pass_for_a_placeholder() {
+        let renderer = Renderer::new();
+        let mut placeholders = Placeholders::new();
+        let forged = placeholders.add("\"");
+        let v = vars(json!({"a": forged, "b": "$(x)"}));
+        assert_eq!(
+            renderer
+                .render("echo {{ a }} {{ b }}", Kind::Shell, &v)
+                .unwrap(),
+            format!("echo {} '$(x)'", shell_quote(&forged))
+        );
+        assert_eq!(
+            placeholders.fill(&format!("echo \"{forged}\"")),
+            Err(TemplateError::Unprotected {
+                place: Place::DoubleQuotes
+            })
+        );
+        assert_eq!(
+            placeholders.fill(&format!("echo {forged}")).as_deref(),
+            Ok("echo '\"'")
         );
     }
 
@@ -448,5 +709,100 @@ mod tests {
                 name: "env.HERD_TEST_MISSING_VAR".into()
             })
         );
+    }
+
+    mod any_value {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What `shell` prints for `command`: stdout and stderr.
+        fn run(shell: &str, command: &str) -> (Vec<u8>, Vec<u8>) {
+            let output = std::process::Command::new(shell)
+                .args(["-c", command])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            (output.stdout, output.stderr)
+        }
+
+        fn sh(command: &str) -> Vec<u8> {
+            run("/bin/sh", command).0
+        }
+
+        /// Bits of shell and template text, values among them.
+        fn fragment() -> impl Strategy<Value = &'static str> {
+            prop::sample::select(vec![
+                " ",
+                "\n",
+                "\"",
+                "'",
+                "`",
+                "$(",
+                ")",
+                "#",
+                "\\",
+                "$",
+                ";",
+                "echo ",
+                "printf %s ",
+                "case a in a) ",
+                ";; esac",
+                "cat <<EOF\n",
+                "\nEOF\n",
+                "{{ v }}",
+                "{{ v }}",
+                "{{ r | raw }}",
+                "{% if true %}\"{% endif %}",
+                "{%- if true %}",
+                "{% endif -%}",
+                "{% for i in [1, 2] %}",
+                "{% endfor %}",
+                "$((",
+                "((",
+                "${a:-",
+                "}",
+            ])
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            /// Wherever an accepted value lands, it arrives as data, byte for byte.
+            #[test]
+            fn an_accepted_value_arrives_byte_exact(value in "[^\x00]{0,24}", at in 0usize..4) {
+                let template = [
+                    "printf %s {{ v }}",
+                    "printf %s \"$(printf %s {{ v }}; echo .)\" | sed '$s/.$//'",
+                    "x={{ v }}; printf %s \"$x\"",
+                    "{% for i in [1] %}printf %s {{ v }}{% endfor %}",
+                ][at];
+                let v = vars(json!({ "v": value }));
+                let command = Renderer::new().render(template, Kind::Shell, &v).unwrap();
+                prop_assert_eq!(sh(&command), value.as_bytes());
+            }
+
+            /// Whatever the template, a value that is not `| raw` never runs.
+            #[test]
+            fn an_accepted_command_never_runs_a_value(parts in prop::collection::vec(fragment(), 0..12)) {
+                let template: String = parts.concat();
+                let payload = "a[$(printf P\"\"WNED >&2)]'\"$(printf P\"\"WNED)`printf P\"\"WNED`\nprintf P\"\"WNED #";
+                // A raw value is shell text: here, a quote that moves the others.
+                let v = vars(json!({ "v": payload, "r": "\"" }));
+                if let Ok(command) = Renderer::new().render(&template, Kind::Shell, &v) {
+                    // dash and, where there is one, bash (arrays, `((...))`).
+                    for shell in ["/bin/sh", "/bin/bash"] {
+                        if !std::path::Path::new(shell).exists() {
+                            continue;
+                        }
+                        let (out, err) = run(shell, &command);
+                        let said = [out, err].concat();
+                        prop_assert!(
+                            !String::from_utf8_lossy(&said).contains("PWNED"),
+                            "{template:?} ran the value in {shell}: {command:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

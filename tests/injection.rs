@@ -366,3 +366,194 @@ error: `{{ inventory_hostname }}` is inside double quotes, where a value could r
     );
     assert_eq!(logins(&lab), before, "a host was contacted");
 }
+
+/// Runs `template` (lines of a `run: |` block) with the inventory variables
+/// `y: "$(touch CANARY)"` and `x: "a\ntouch CANARY #"`, and checks that herd
+/// refuses it before any host, with an error that starts `head` at `line:column`.
+fn assert_refused_before_any_host(tag: &str, template: &str, head: &str, at: (usize, usize)) {
+    let lab = Lab::up(1);
+    let canary = Canary::new(tag);
+    add_all_var(&lab, &format!("y: \"$(touch {})\"", canary.path()));
+    add_all_var(&lab, &format!("x: \"a\\ntouch {} #\"", canary.path()));
+    let mut playbook = String::from("hosts: web\nsteps:\n  - name: Moved\n    run: |\n");
+    for line in template.lines() {
+        playbook.push_str(&format!("      {line}\n"));
+    }
+    let playbook = lab.write("moved.yml", &playbook);
+    let before = logins(&lab);
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(2);
+    let expected = format!(
+        "error: {head}\n  --> {}:{}:{}\n",
+        playbook.display(),
+        at.0,
+        at.1
+    );
+    assert!(
+        run.stderr().starts_with(&expected),
+        "expected {expected}\n{run}"
+    );
+    assert!(!canary.exists(), "the value ran as shell code\n{run}");
+    assert_eq!(logins(&lab), before, "a host was contacted");
+}
+
+/// What herd says when only the rendered command shows a value in `place`.
+fn lands(place: &str) -> String {
+    format!(
+        "run of steps[0] on host host01: a value lands inside {place} once the template is rendered, \
+         where it could run as shell code; herd quotes values for you: remove the quotes"
+    )
+}
+
+#[test]
+fn a_quote_from_one_branch_of_an_if_is_seen_where_it_lands() {
+    assert_refused_before_any_host(
+        "herd-moved-if",
+        "{% if true %}\"{% else %}\"{% endif %}{{ y }}\"",
+        &lands("double quotes"),
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_quote_repeated_by_a_loop_is_seen_where_it_lands() {
+    assert_refused_before_any_host(
+        "herd-moved-for",
+        "{% for i in [1,2] %}{{ y }}\"{% endfor %}",
+        &lands("double quotes"),
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_case_pattern_does_not_end_a_command_substitution() {
+    assert_refused_before_any_host(
+        "herd-moved-case",
+        "echo \"$(case a in a) echo \"{{ y }}\";; esac)\"",
+        "run of steps[0]: `{{ y }}` is inside double quotes, where a value could run as shell code; \
+         herd quotes values for you: remove the quotes",
+        (5, 34),
+    );
+}
+
+#[test]
+fn a_quote_printed_by_a_macro_is_seen_where_it_lands() {
+    assert_refused_before_any_host(
+        "herd-moved-macro",
+        // The `"` in the `if false` balances the one in the macro in the text.
+        "{% macro q() %}\"{% endmacro %}{% if false %}\"{% endif %}echo {{ q() }}{{ y }}{{ q() }}",
+        &lands("double quotes"),
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_quote_from_a_set_block_is_seen_where_it_lands() {
+    assert_refused_before_any_host(
+        "herd-moved-set",
+        "{% set q %}\"{% endset %}{% if false %}\"{% endif %}echo {{ q }}{{ y }}{{ q }}",
+        &lands("double quotes"),
+        (5, 7),
+    );
+}
+
+#[test]
+fn whitespace_control_that_moves_a_value_into_a_comment_is_seen() {
+    assert_refused_before_any_host(
+        "herd-moved-comment",
+        "echo a # note\n{%- if true %} {{ x }}{% endif %}",
+        "run of steps[0] on host host01: a value lands inside a shell comment once the template is rendered, \
+         which a newline in the value would end: move it out of the comment",
+        (5, 7),
+    );
+}
+
+#[test]
+fn whitespace_control_that_moves_a_value_into_a_here_document_is_seen() {
+    assert_refused_before_any_host(
+        "herd-moved-heredoc",
+        "cat <<EOF\nEOF\n{%- if true %} {{ y }}{% endif %}\nEOF",
+        "run of steps[0] on host host01: a value lands inside a here-document once the template is rendered, \
+         where the shell does not remove quotes and a value could run: \
+         write it with printf '%s\\n' {{ ... }} or ship the file with `upload`",
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_backslash_newline_in_a_here_document_joins_the_delimiter_line() {
+    assert_refused_before_any_host(
+        "herd-moved-continued",
+        "cat <<EOF\nfoo\\\nEOF\n{{ y }}\nEOF",
+        "run of steps[0]: `{{ y }}` is inside a here-document, where the shell does not remove quotes \
+         and a value could run: write it with printf '%s\\n' {{ ... }} or ship the file with `upload`",
+        (8, 7),
+    );
+}
+
+#[test]
+fn a_value_that_a_captured_raw_value_puts_in_quotes_fails_its_step_unrun() {
+    let lab = Lab::up(1);
+    let canary = Canary::new("herd-moved-captured");
+    add_all_var(&lab, &format!("y: \"$(touch {})\"", canary.path()));
+    let playbook = lab.write(
+        "captured.yml",
+        "\
+hosts: web
+steps:
+  - name: Decide
+    run: echo yes
+    capture: quote
+  - name: Echo
+    run: \"{% if quote == 'yes' %}echo \\\"{% else %}echo {% endif %}{% if false %}\\\"{% endif %}{{ y }}\"
+",
+    );
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--output", "json"])
+        .run();
+
+    assert_ne!(run.code(), 0, "{run}");
+    assert!(!canary.exists(), "the value ran as shell code\n{run}");
+    let echo = run
+        .json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished" && e["name"] == "Echo")
+        .unwrap_or_else(|| panic!("no Echo step\n{run}"));
+    assert_eq!(
+        echo["error"].as_str(),
+        Some(
+            "a value lands inside double quotes once the template is rendered, where it could run \
+             as shell code; herd quotes values for you: remove the quotes"
+        ),
+        "{run}"
+    );
+}
+
+#[test]
+fn an_exec_command_whose_rendering_puts_a_value_in_quotes_is_refused() {
+    let lab = Lab::up(1);
+    let before = logins(&lab);
+
+    let run = lab
+        .herd(["exec"])
+        .args([
+            "--",
+            "{% if true %}\"{% endif %}{% if false %}\"{% endif %}echo {{ inventory_hostname }}\"",
+        ])
+        .run();
+
+    run.assert_code(2);
+    assert!(
+        run.stderr().starts_with(
+            "error: on host host01: a value lands inside double quotes once the template is rendered, \
+             where it could run as shell code; herd quotes values for you: remove the quotes\n  --> command:1:1\n"
+        ),
+        "{run}"
+    );
+    assert_eq!(logins(&lab), before, "a host was contacted");
+}

@@ -31,7 +31,7 @@ impl Plan {
                     file,
                     command,
                     offset,
-                    format!("{error} on host {}", host.name),
+                    on_host(&error, &host.name),
                 ));
             }
         }
@@ -63,7 +63,7 @@ impl Plan {
                         Path::new(&flag),
                         source,
                         offset,
-                        format!("{error} on host {}", host.name),
+                        on_host(&error, &host.name),
                     ));
                 }
             }
@@ -223,5 +223,18 @@ pub(super) fn template_error(
     if let Some(key) = playbook.doc.root.find(&path).and_then(|n| n.key_of(source)) {
         path.push(key);
     }
-    playbook.error_in(&path, error.needle(), format!("{error} in {what}"))
+    let message = match error {
+        // Found in the rendered command: the field as a whole is at fault.
+        TemplateError::Unprotected { .. } => format!("{what}: {error}"),
+        _ => format!("{error} in {what}"),
+    };
+    playbook.error_in(&path, error.needle(), message)
+}
+
+/// A template's error on one host, for a template given on the command line.
+fn on_host(error: &TemplateError, host: &str) -> String {
+    match error {
+        TemplateError::Unprotected { .. } => format!("on host {host}: {error}"),
+        _ => format!("{error} on host {host}"),
+    }
 }

@@ -10,9 +10,13 @@
 //! `$(...)`. `{{ x | raw }}` is the user's explicit way out and is allowed
 //! anywhere.
 //!
-//! This is a lexer for the template's literal text: Jinja comments and tags
-//! are skipped (they print nothing), quoting, escapes, `$(...)`, comments
-//! and here-documents are followed as the shell follows them.
+//! The lexer follows quoting, escapes, `$(...)` (and the `case` patterns in
+//! it), arithmetic, `${...}`, comments and here-documents as the shell
+//! follows them. It reads two texts: the template's (`find_unprotected`:
+//! Jinja comments and tags are skipped, which points at the `{{ }}` at
+//! fault when the text alone shows it), and the rendered command with a
+//! placeholder for each value (`find_misplaced`), which is what the shell
+//! will get once tags, loops, macros and whitespace control have run.
 
 /// Where a value template sits, when that is a place herd's quoting does
 /// not protect.
@@ -33,6 +37,11 @@ pub enum Place {
     Backquotes,
     Comment,
     HereDocument,
+    /// Right after `\` or `$`, which change how the shell reads the quote
+    /// that starts a quoted value.
+    Escaped,
+    Arithmetic,
+    Parameter,
 }
 
 impl Unprotected {
@@ -57,6 +66,17 @@ impl Unprotected {
             Place::Comment => format!(
                 "`{e}` is inside a shell comment, which a newline in the value would end: move it out of the comment"
             ),
+            Place::Arithmetic => format!(
+                "`{e}` is inside $((...)), where the shell evaluates the value's text and it could run: \
+                 move it out of the arithmetic"
+            ),
+            Place::Parameter => format!(
+                "`{e}` is inside ${{...}}, where a value could run as shell code: move it out of the ${{...}}"
+            ),
+            Place::Escaped => format!(
+                "`{e}` follows a `\\` or `$`, which would change how the shell reads herd's quotes around the value: \
+                 put the `\\` or `$` elsewhere"
+            ),
             Place::HereDocument => format!(
                 "`{e}` is inside a here-document, where the shell does not remove quotes and a value could run: \
                  write it with printf '%s\\n' {{{{ ... }}}} or ship the file with `upload`"
@@ -65,28 +85,181 @@ impl Unprotected {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Place {
+    /// What to tell the user when the rendered command, not the template's
+    /// text, shows a value in this place.
+    pub fn rendered_message(self) -> String {
+        let lands = "a value lands inside";
+        let rendered = "once the template is rendered";
+        match self {
+            Place::DoubleQuotes | Place::SingleQuotes | Place::DollarQuotes => {
+                let quotes = match self {
+                    Place::DoubleQuotes => "double quotes",
+                    Place::SingleQuotes => "single quotes",
+                    _ => "$'...' quotes",
+                };
+                format!(
+                    "{lands} {quotes} {rendered}, where it could run as shell code; \
+                     herd quotes values for you: remove the quotes"
+                )
+            }
+            Place::Backquotes => format!(
+                "{lands} backquotes {rendered}, where it could run as shell code: write $(...) instead"
+            ),
+            Place::Comment => format!(
+                "{lands} a shell comment {rendered}, which a newline in the value would end: \
+                 move it out of the comment"
+            ),
+            Place::HereDocument => format!(
+                "{lands} a here-document {rendered}, where the shell does not remove quotes and a value could run: \
+                 write it with printf '%s\\n' {{{{ ... }}}} or ship the file with `upload`"
+            ),
+            Place::Arithmetic => format!(
+                "{lands} $((...)) {rendered}, where the shell evaluates the value's text and it could run: \
+                 move it out of the arithmetic"
+            ),
+            Place::Parameter => format!(
+                "{lands} ${{...}} {rendered}, where a value could run as shell code: move it out of the ${{...}}"
+            ),
+            Place::Escaped => format!(
+                "a value lands right after a `\\` or `$` {rendered}, which would change how the shell \
+                 reads herd's quotes around it: put the `\\` or `$` elsewhere"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Context {
-    /// Unquoted, at the top or inside `$(...)` (with its open parentheses).
-    Words {
-        parens: usize,
-    },
+    /// Unquoted, at the top or inside `$(...)`.
+    Words(Words),
     Double,
     Single,
     Dollar,
     Backquote,
+    /// `$((...))` or bash's `((...))`, with its open parentheses: the shell
+    /// expands the text as in double quotes, then evaluates it.
+    Arithmetic(usize),
+    /// `${...}`: bash evaluates an array subscript in it.
+    Brace,
+}
+
+impl Context {
+    /// Where a value in this context is, when quoting does not protect it.
+    fn place(&self) -> Option<Place> {
+        match self {
+            Context::Words(_) => None,
+            Context::Double => Some(Place::DoubleQuotes),
+            Context::Single => Some(Place::SingleQuotes),
+            Context::Dollar => Some(Place::DollarQuotes),
+            Context::Backquote => Some(Place::Backquotes),
+            Context::Arithmetic(_) => Some(Place::Arithmetic),
+            Context::Brace => Some(Place::Parameter),
+        }
+    }
+}
+
+/// What the lexer knows of unquoted text: enough to tell which `)` ends a
+/// `$(...)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Words {
+    /// Parentheses opened in this text and not closed yet.
+    parens: usize,
+    /// The `case` commands open here, innermost last.
+    cases: Vec<Case>,
+    /// At the start of a command, where `case` and `esac` are reserved words.
+    command: bool,
+}
+
+impl Words {
+    fn new() -> Words {
+        Words {
+            parens: 0,
+            cases: Vec::new(),
+            command: true,
+        }
+    }
+
+    /// A word that is not a reserved word starts (or goes on) here.
+    fn word(&mut self) {
+        if let Some(Case::Head { subject }) = self.cases.last_mut() {
+            *subject = true;
+        }
+        self.command = false;
+    }
+
+    /// A bare word of letters, as a whole: `case`, `in` and `esac` move a
+    /// `case` command on.
+    fn bare_word(&mut self, word: &[u8]) {
+        match self.cases.last_mut() {
+            Some(Case::Head { subject: false }) => self.word(),
+            Some(Case::Head { subject: true }) => {
+                if word == b"in" {
+                    self.cases.pop();
+                    self.cases.push(Case::Pattern);
+                }
+            }
+            Some(Case::Pattern) => {
+                if word == b"esac" {
+                    self.cases.pop();
+                    self.command = false;
+                }
+            }
+            Some(Case::Body) | None => {
+                if self.command && word == b"case" {
+                    self.cases.push(Case::Head { subject: false });
+                    self.command = false;
+                } else if self.command && word == b"esac" && !self.cases.is_empty() {
+                    self.cases.pop();
+                    self.command = false;
+                } else {
+                    // After these, a command starts again (`if case ...`).
+                    self.command = self.command
+                        && matches!(
+                            word,
+                            b"then"
+                                | b"do"
+                                | b"else"
+                                | b"elif"
+                                | b"if"
+                                | b"while"
+                                | b"until"
+                                | b"time"
+                        );
+                }
+            }
+        }
+    }
+
+    fn in_pattern(&self) -> bool {
+        self.cases.last() == Some(&Case::Pattern)
+    }
+}
+
+/// Where the lexer is in a `case WORD in PATTERN) COMMANDS ;; ... esac`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// Before `in`; whether the subject word has been read.
+    Head { subject: bool },
+    /// In a pattern list, where `)` ends the patterns (not a `$(`).
+    Pattern,
+    /// In the commands of a pattern, up to `;;` or `esac`.
+    Body,
 }
 
 struct HereDoc {
     delimiter: String,
     strip_tabs: bool,
+    /// Whether any part of the delimiter was quoted: then the body is taken
+    /// as it is, and a backslash does not join lines.
+    quoted: bool,
 }
 
 /// The first value template in `source` that sits where quoting does not
 /// protect it, if any.
 pub fn find_unprotected(source: &str) -> Option<Unprotected> {
     let bytes = source.as_bytes();
-    let mut stack = vec![Context::Words { parens: 0 }];
+    let mut stack = vec![Context::Words(Words::new())];
     let mut pending: Vec<HereDoc> = Vec::new();
     let mut in_comment = false;
     let mut i = 0;
@@ -125,14 +298,11 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
                     let place = if in_comment {
                         Some(Place::Comment)
                     } else {
-                        match stack.last() {
-                            Some(Context::Double) => Some(Place::DoubleQuotes),
-                            Some(Context::Single) => Some(Place::SingleQuotes),
-                            Some(Context::Dollar) => Some(Place::DollarQuotes),
-                            Some(Context::Backquote) => Some(Place::Backquotes),
-                            _ => None,
-                        }
+                        stack.last().and_then(Context::place)
                     };
+                    if let Some(Context::Words(words)) = stack.last_mut() {
+                        words.word();
+                    }
                     if let Some(place) = place {
                         if !is_raw(inner(source, i + 2, end)) {
                             return Some(Unprotected {
@@ -150,7 +320,7 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
         }
         if bytes[i] == b'\n'
             && !pending.is_empty()
-            && matches!(stack.last(), Some(Context::Words { .. }))
+            && matches!(stack.last(), Some(Context::Words(_)))
         {
             in_comment = false;
             match skip_here_documents(source, i + 1, &mut pending) {
@@ -160,6 +330,84 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
             continue;
         }
         i = step(bytes, i, &mut stack, &mut in_comment, &mut pending);
+    }
+    None
+}
+
+/// The first placeholder (a value that herd will quote, written as a word
+/// starting with `prefix`) in rendered shell `text` that sits where quoting
+/// does not protect it: its byte offset and place.
+///
+/// This is the check that counts. The text is what the shell will get,
+/// minus the values: template tags, whitespace control, loops, macros and
+/// `| raw` values have all been applied.
+pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
+    let bytes = text.as_bytes();
+    let mut stack = vec![Context::Words(Words::new())];
+    let mut pending: Vec<HereDoc> = Vec::new();
+    let mut in_comment = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(prefix.as_bytes()) {
+            let place = if in_comment {
+                Some(Place::Comment)
+            } else {
+                match stack.last_mut() {
+                    // After `$` the quotes would be read as `$'...'`.
+                    Some(Context::Words(_)) if i > 0 && bytes[i - 1] == b'$' => {
+                        Some(Place::Escaped)
+                    }
+                    Some(Context::Words(words)) => {
+                        words.word();
+                        None
+                    }
+                    Some(context) => context.place(),
+                    None => None,
+                }
+            };
+            if let Some(place) = place {
+                return Some((i, place));
+            }
+            i += prefix.len();
+            continue;
+        }
+        if bytes[i] == b'\n'
+            && !pending.is_empty()
+            && matches!(stack.last(), Some(Context::Words(_)))
+        {
+            in_comment = false;
+            let found = skip_bodies(text, i + 1, &mut pending, |line| {
+                line.find(prefix).map(|at| (at, String::new()))
+            });
+            match found {
+                Ok(next) => i = next,
+                Err(found) => return Some((found.offset, Place::HereDocument)),
+            }
+            continue;
+        }
+        let before = pending.len();
+        let place = match stack.last().and_then(Context::place) {
+            Some(place) => place,
+            None if in_comment => Place::Comment,
+            None => Place::Escaped,
+        };
+        let next = step(bytes, i, &mut stack, &mut in_comment, &mut pending);
+        // A value as a here-document's delimiter decides where the body ends.
+        let operator = &bytes[i..next.min(bytes.len())];
+        if pending.len() > before && find(operator, 0, prefix.as_bytes()).is_some() {
+            return Some((i, Place::HereDocument));
+        }
+        // A step over more than one byte (`\x`) must not take in the start
+        // of a value: its opening quote would be escaped.
+        if next > i + 1 {
+            let skipped = &bytes[i + 1..(next + prefix.len()).min(bytes.len())];
+            if let Some(at) = find(skipped, 0, prefix.as_bytes()) {
+                if i + 1 + at < next {
+                    return Some((i + 1, place));
+                }
+            }
+        }
+        i = next;
     }
     None
 }
@@ -179,7 +427,7 @@ fn scan_literal(
     while i < to {
         if bytes[i] == b'\n'
             && !pending.is_empty()
-            && matches!(stack.last(), Some(Context::Words { .. }))
+            && matches!(stack.last(), Some(Context::Words(_)))
         {
             *in_comment = false;
             match skip_here_documents(&source[..to], i + 1, pending) {
@@ -209,48 +457,141 @@ fn step(
         return i + 1;
     }
     let next = bytes.get(i + 1).copied();
-    let Some(context) = stack.last().copied() else {
+    let depth = stack.len();
+    let Some(context) = stack.last_mut() else {
         return i + 1;
     };
     match context {
-        Context::Words { parens } => match c {
-            b'\\' => return i + 2,
-            b'\'' => stack.push(Context::Single),
-            b'"' => stack.push(Context::Double),
-            b'`' => stack.push(Context::Backquote),
-            b'$' if next == Some(b'\'') => {
-                stack.push(Context::Dollar);
-                return i + 2;
-            }
-            b'$' if next == Some(b'"') => {
-                stack.push(Context::Double);
-                return i + 2;
-            }
-            b'$' if next == Some(b'(') => {
-                stack.push(Context::Words { parens: 0 });
-                return i + 2;
-            }
-            b'(' => set_parens(stack, parens + 1),
-            b')' if parens > 0 => set_parens(stack, parens - 1),
-            b')' if stack.len() > 1 => {
-                stack.pop();
-            }
-            b'#' if starts_word(bytes, i) => *in_comment = true,
-            b'<' if next == Some(b'<') && bytes.get(i + 2) != Some(&b'<') => {
-                return here_document_operator(bytes, i + 2, pending);
-            }
-            _ => {}
-        },
+        Context::Words(words) => {
+            let opened = match c {
+                b'\\' => {
+                    words.word();
+                    return i + 2;
+                }
+                b'\'' => Context::Single,
+                b'"' => Context::Double,
+                b'`' => Context::Backquote,
+                b'$' if next == Some(b'\'') => Context::Dollar,
+                b'$' if next == Some(b'"') => Context::Double,
+                b'$' if next == Some(b'(') && bytes.get(i + 2) == Some(&b'(') => {
+                    words.word();
+                    stack.push(Context::Arithmetic(0));
+                    return i + 3;
+                }
+                b'$' if next == Some(b'(') => Context::Words(Words::new()),
+                b'$' if next == Some(b'{') => Context::Brace,
+                b'(' if next == Some(b'(') && words.command && !words.in_pattern() => {
+                    words.command = false;
+                    stack.push(Context::Arithmetic(0));
+                    return i + 2;
+                }
+                b'(' => {
+                    // A pattern's optional opening parenthesis is not counted.
+                    if !words.in_pattern() {
+                        words.parens += 1;
+                        words.command = true;
+                    }
+                    return i + 1;
+                }
+                b')' => {
+                    if words.in_pattern() {
+                        words.cases.pop();
+                        words.cases.push(Case::Body);
+                        words.command = true;
+                    } else if words.parens > 0 {
+                        words.parens -= 1;
+                        words.command = false;
+                    } else if depth > 1 {
+                        stack.pop();
+                    }
+                    return i + 1;
+                }
+                b';' => {
+                    // `;;`, `;&` and `;;&` end a pattern's commands.
+                    let ends = match (next, bytes.get(i + 2)) {
+                        (Some(b';'), Some(b'&')) => 3,
+                        (Some(b';' | b'&'), _) => 2,
+                        _ => 1,
+                    };
+                    if ends > 1 && words.cases.last() == Some(&Case::Body) {
+                        words.cases.pop();
+                        words.cases.push(Case::Pattern);
+                        return i + ends;
+                    }
+                    words.command = true;
+                    return i + 1;
+                }
+                b'&' | b'|' | b'\n' => {
+                    words.command = true;
+                    return i + 1;
+                }
+                b' ' | b'\t' => return i + 1,
+                // `{ case ...` and `! case ...`: a command still starts after these.
+                b'{' | b'!'
+                    if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) =>
+                {
+                    return i + 1;
+                }
+                b'#' if starts_word(bytes, i) => {
+                    *in_comment = true;
+                    return i + 1;
+                }
+                b'<' if next == Some(b'<') && bytes.get(i + 2) != Some(&b'<') => {
+                    return here_document_operator(bytes, i + 2, pending);
+                }
+                b'<' | b'>' => return i + 1,
+                c if c.is_ascii_alphabetic() && starts_word(bytes, i) => {
+                    let end = (i..bytes.len())
+                        .find(|&j| !bytes[j].is_ascii_alphabetic())
+                        .unwrap_or(bytes.len());
+                    if end == bytes.len() || is_delimiter(bytes[end]) {
+                        words.bare_word(&bytes[i..end]);
+                    } else {
+                        words.word();
+                    }
+                    return end;
+                }
+                _ => {
+                    words.word();
+                    return i + 1;
+                }
+            };
+            words.word();
+            let width = if c == b'$' { 2 } else { 1 };
+            stack.push(opened);
+            return i + width;
+        }
         Context::Double => match c {
             b'\\' => return i + 2,
             b'"' => {
                 stack.pop();
             }
             b'`' => stack.push(Context::Backquote),
-            b'$' if next == Some(b'(') => {
-                stack.push(Context::Words { parens: 0 });
-                return i + 2;
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Arithmetic(parens) => match c {
+            b'\\' => return i + 2,
+            b'(' => *parens += 1,
+            b')' if *parens > 0 => *parens -= 1,
+            b')' => {
+                stack.pop();
+                return if next == Some(b')') { i + 2 } else { i + 1 };
             }
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Brace => match c {
+            b'\\' => return i + 2,
+            b'}' => {
+                stack.pop();
+            }
+            b'\'' => stack.push(Context::Single),
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
             _ => {}
         },
         Context::Single => {
@@ -276,19 +617,36 @@ fn step(
     i + 1
 }
 
-fn set_parens(stack: &mut [Context], parens: usize) {
-    if let Some(top) = stack.last_mut() {
-        *top = Context::Words { parens };
+/// At a `$` in double quotes, arithmetic or `${...}`: opens what it starts.
+fn expansion(bytes: &[u8], i: usize, stack: &mut Vec<Context>) -> usize {
+    match (bytes.get(i + 1), bytes.get(i + 2)) {
+        (Some(b'('), Some(b'(')) => {
+            stack.push(Context::Arithmetic(0));
+            i + 3
+        }
+        (Some(b'('), _) => {
+            stack.push(Context::Words(Words::new()));
+            i + 2
+        }
+        (Some(b'{'), _) => {
+            stack.push(Context::Brace);
+            i + 2
+        }
+        _ => i + 1,
     }
+}
+
+/// Bytes that end a word.
+fn is_delimiter(c: u8) -> bool {
+    matches!(
+        c,
+        b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>'
+    )
 }
 
 /// A `#` starts a comment only at the start of a word.
 fn starts_word(bytes: &[u8], i: usize) -> bool {
-    i == 0
-        || matches!(
-            bytes[i - 1],
-            b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>'
-        )
+    i == 0 || is_delimiter(bytes[i - 1])
 }
 
 /// After `<<`: reads `-` and the delimiter word (quotes removed), and
@@ -303,12 +661,17 @@ fn here_document_operator(bytes: &[u8], mut i: usize, pending: &mut Vec<HereDoc>
     }
     let mut delimiter = Vec::new();
     let mut quote: Option<u8> = None;
+    let mut quoted = false;
     while let Some(&c) = bytes.get(i) {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), c) => delimiter.push(c),
-            (None, b'\'' | b'"') => quote = Some(c),
+            (None, b'\'' | b'"') => {
+                quote = Some(c);
+                quoted = true;
+            }
             (None, b'\\') => {
+                quoted = true;
                 if let Some(&escaped) = bytes.get(i + 1) {
                     delimiter.push(escaped);
                 }
@@ -322,6 +685,7 @@ fn here_document_operator(bytes: &[u8], mut i: usize, pending: &mut Vec<HereDoc>
     pending.push(HereDoc {
         delimiter: String::from_utf8_lossy(&delimiter).into_owned(),
         strip_tabs,
+        quoted,
     });
     i
 }
@@ -333,43 +697,71 @@ fn skip_here_documents(
     from: usize,
     pending: &mut Vec<HereDoc>,
 ) -> Result<usize, Unprotected> {
+    skip_bodies(source, from, pending, |line| {
+        let mut search = 0;
+        while let Some(found) = line[search..].find("{{") {
+            let start = search + found;
+            let close = line[start..]
+                .find("}}")
+                .map_or(line.len(), |n| start + n + 2);
+            let expression = &line[start..close];
+            let body = expression
+                .strip_prefix("{{")
+                .map(|e| e.strip_suffix("}}").unwrap_or(e))
+                .unwrap_or(expression);
+            if !is_raw(body) {
+                return Some((start, expression.to_string()));
+            }
+            search = close;
+        }
+        None
+    })
+}
+
+/// Skips the bodies of the pending here-documents, which start at `from`,
+/// up to their delimiter lines; `value` finds a value in a line of a body
+/// (its offset in the line and how to name it), which is an error.
+fn skip_bodies(
+    text: &str,
+    from: usize,
+    pending: &mut Vec<HereDoc>,
+    value: impl Fn(&str) -> Option<(usize, String)>,
+) -> Result<usize, Unprotected> {
     let mut at = from;
     for doc in pending.drain(..) {
+        // The line as the shell compares it with the delimiter: in a body
+        // whose delimiter is not quoted, a backslash at the end of a line
+        // joins the next line to it (`foo\` + `EOF` is not the end).
+        let mut logical = String::new();
         loop {
-            if at >= source.len() {
-                return Ok(source.len());
+            if at >= text.len() {
+                return Ok(text.len());
             }
-            let end = source[at..].find('\n').map_or(source.len(), |n| at + n);
-            let line = &source[at..end];
-            let compared = if doc.strip_tabs {
+            let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+            let line = &text[at..end];
+            if let Some((offset, expression)) = value(line) {
+                return Err(Unprotected {
+                    offset: at + offset,
+                    expression,
+                    place: Place::HereDocument,
+                });
+            }
+            at = (end + 1).min(text.len());
+            let stripped = if doc.strip_tabs {
                 line.trim_start_matches('\t')
             } else {
                 line
             };
-            at = (end + 1).min(source.len());
-            if compared == doc.delimiter {
+            let backslashes = stripped.len() - stripped.trim_end_matches('\\').len();
+            if !doc.quoted && backslashes % 2 == 1 && end < text.len() {
+                logical.push_str(&stripped[..stripped.len() - 1]);
+                continue;
+            }
+            logical.push_str(stripped);
+            if logical == doc.delimiter {
                 break;
             }
-            let mut search = 0;
-            while let Some(found) = line[search..].find("{{") {
-                let start = search + found;
-                let close = line[start..]
-                    .find("}}")
-                    .map_or(line.len(), |n| start + n + 2);
-                let expression = &line[start..close];
-                let body = expression
-                    .strip_prefix("{{")
-                    .map(|e| e.strip_suffix("}}").unwrap_or(e))
-                    .unwrap_or(expression);
-                if !is_raw(body) {
-                    return Err(Unprotected {
-                        offset: end - line.len() + start,
-                        expression: expression.to_string(),
-                        place: Place::HereDocument,
-                    });
-                }
-                search = close;
-            }
+            logical.clear();
         }
     }
     Ok(at)
@@ -486,6 +878,14 @@ mod tests {
             "echo \"{{ x | raw }}\"",
             "echo '{{ x|raw }}'",
             "{% raw %}echo \"{{ x }}\"{% endraw %}",
+            "echo \"$(case a in (a|b) echo x;; *) echo y;; esac)\" {{ x }}",
+            "echo \"$(case a in a) case b in b) :;; esac;; esac)\" {{ x }}",
+            "x=$(case {{ x }} in a) echo;; esac) {{ x }}",
+            "echo case $(echo esac) {{ x }}",
+            "echo \"$({ case a in a) echo;; esac; })\" {{ x }}",
+            "echo \"$(if true; then case a in a) echo;; esac; fi)\" {{ x }}",
+            "cat <<'EOF'\nfoo\\\nEOF\necho {{ x }}",
+            "cat <<EOF\nfoo\\\\\nEOF\necho {{ x }}",
         ] {
             assert_eq!(place(source), None, "{source}");
         }
@@ -500,6 +900,7 @@ mod tests {
             ("echo \"it\\\"s {{ x }}\"", Place::DoubleQuotes),
             ("echo $'a\\'{{ x }}'", Place::DollarQuotes),
             ("echo `cat {{ x }}`", Place::Backquotes),
+            ("echo $(( {{ x }} + 1 ))", Place::Arithmetic),
             ("echo \"$(echo \"{{ x }}\")\"", Place::DoubleQuotes),
             ("echo a # {{ x }}", Place::Comment),
             ("cat <<EOF\nkey={{ x }}\nEOF", Place::HereDocument),
@@ -512,6 +913,14 @@ mod tests {
             ("echo \"{{ 'a|raw' }}\"", Place::DoubleQuotes),
             ("echo \"{{- x -}}\"", Place::DoubleQuotes),
             ("{% if a %}echo \"{% endif %}{{ x }}\"", Place::DoubleQuotes),
+            // A pattern's `)` does not end the `$(...)`.
+            (
+                "echo \"$(case a in a) echo \"{{ x }}\";; esac)\"",
+                Place::DoubleQuotes,
+            ),
+            // A backslash at the end of a body line joins the next: that
+            // `EOF` is not the delimiter.
+            ("cat <<EOF\nfoo\\\nEOF\n{{ x }}\nEOF", Place::HereDocument),
         ] {
             assert_eq!(place(source), Some(expected), "{source}");
         }
@@ -529,6 +938,58 @@ mod tests {
                     prop_assert!(text[found.offset..].starts_with("{{"));
                 }
             }
+
+            /// Whatever the rendered text, the check ends and reports a byte
+            /// offset in it.
+            #[test]
+            fn the_rendered_check_never_panics(text in "([a-z \n'\"`$(){}#<;|\\\t]|@v|é){0,60}") {
+                if let Some((offset, _)) = find_misplaced(&text, "@v") {
+                    prop_assert!(offset <= text.len());
+                }
+            }
+        }
+    }
+
+    /// Where the placeholder `@v` sits in rendered text.
+    fn rendered(text: &str) -> Option<Place> {
+        find_misplaced(text, "@v").map(|(_, place)| place)
+    }
+
+    #[test]
+    fn placeholders_are_found_in_rendered_text_by_the_same_rules() {
+        for text in [
+            "echo @v",
+            "echo \"$(printf %s @v)\"",
+            "echo \"$(case a in a) echo @v;; esac)\"",
+            "for i in 1 2; do echo @v; done",
+            "cat <<'EOF'\nx\\\nEOF\necho @v",
+            "a=@v b=x@vy \"\"@v\"\"",
+            "echo $(( (1 + 2) * 3 )) \"${a:-\"}\"}\" @v",
+            "( (true) ) && echo $(echo $((1))) @v",
+        ] {
+            assert_eq!(rendered(text), None, "{text}");
+        }
+        for (text, expected) in [
+            ("echo \"@v\"", Place::DoubleQuotes),
+            (
+                "echo \"$(case a in a) echo \"@v\";; esac)\"",
+                Place::DoubleQuotes,
+            ),
+            ("echo a # note @v", Place::Comment),
+            ("cat <<EOF\n @v\nEOF", Place::HereDocument),
+            ("cat <<EOF\nfoo\\\nEOF\n@v\nEOF", Place::HereDocument),
+            ("cat <<@v\nx\n", Place::HereDocument),
+            ("echo \\@v", Place::Escaped),
+            ("echo $@v", Place::Escaped),
+            ("echo \"\\@v\"", Place::DoubleQuotes),
+            ("echo `@v`", Place::Backquotes),
+            ("echo $(( @v + 1 ))", Place::Arithmetic),
+            ("echo \"$(( (@v) ))\"", Place::Arithmetic),
+            ("(( @v > 1 )) && echo", Place::Arithmetic),
+            ("echo ${a[@v]}", Place::Parameter),
+            ("echo \"${a:-@v}\"", Place::Parameter),
+        ] {
+            assert_eq!(rendered(text), Some(expected), "{text}");
         }
     }
 
