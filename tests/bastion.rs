@@ -6,13 +6,23 @@ mod common;
 
 use std::fs;
 
-use common::{Herd, Lab};
+use common::{herd_with_config, Herd, Lab, LabHost};
 
 fn forwarded_to(log: &str, address: &str, port: u16) -> usize {
     let wanted = format!(
         "server_request_direct_tcpip: originator 127.0.0.1 port 0, target {address} port {port}"
     );
     log.lines().filter(|l| l.contains(&wanted)).count()
+}
+
+/// The bastion (`host01`) forwarded exactly one connection to `behind`.
+fn assert_forwarded_once(lab: &Lab, behind: &LabHost) {
+    let log = fs::read_to_string(lab.sshd_log("host01")).unwrap();
+    assert_eq!(
+        forwarded_to(&log, &behind.address, behind.ssh_port),
+        1,
+        "{log}"
+    );
 }
 
 fn logins(log: &str) -> usize {
@@ -144,11 +154,7 @@ fn ssh_config_aliases_hostnames_ports_and_proxyjump_apply() {
         ),
     );
 
-    let run = Herd::new()
-        .args(["exec", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(&inventory)
+    let run = herd_with_config("exec", &config, &inventory)
         .args(["--", "echo $SSH_CONNECTION"])
         .run();
 
@@ -160,19 +166,9 @@ fn ssh_config_aliases_hostnames_ports_and_proxyjump_apply() {
                 .contains(&format!(" {} {}", behind.address, behind.ssh_port)),
         "{run}"
     );
-    let log = fs::read_to_string(lab.sshd_log("host01")).unwrap();
-    assert_eq!(
-        forwarded_to(&log, &behind.address, behind.ssh_port),
-        1,
-        "{log}"
-    );
+    assert_forwarded_once(&lab, &behind);
     // `herd hosts` resolves the alias the same way, contacting nothing.
-    let hosts = Herd::new()
-        .args(["hosts", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(&inventory)
-        .run();
+    let hosts = herd_with_config("hosts", &config, &inventory).run();
     hosts.assert_code(0);
     assert_eq!(
         hosts.stdout(),
@@ -213,11 +209,7 @@ fn a_proxyjump_from_a_config_with_global_options_match_and_include_applies() {
     );
     let inventory = lab.write("aliases.yml", "all:\n  hosts:\n    app-behind:\n");
 
-    let run = Herd::new()
-        .args(["exec", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(&inventory)
+    let run = herd_with_config("exec", &config, &inventory)
         .args(["--", "echo $SSH_CONNECTION"])
         .run();
 
@@ -229,10 +221,5 @@ fn a_proxyjump_from_a_config_with_global_options_match_and_include_applies() {
                 .contains(&format!(" {} {}", behind.address, behind.ssh_port)),
         "{run}"
     );
-    let log = fs::read_to_string(lab.sshd_log("host01")).unwrap();
-    assert_eq!(
-        forwarded_to(&log, &behind.address, behind.ssh_port),
-        1,
-        "{log}"
-    );
+    assert_forwarded_once(&lab, &behind);
 }

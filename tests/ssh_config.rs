@@ -9,7 +9,7 @@ mod common;
 
 use std::fs;
 
-use common::{Herd, Lab, LabHost};
+use common::{herd_with_config, Lab, LabHost, Run};
 
 /// How many connections `host`'s sshd has seen so far.
 fn connections(lab: &Lab, host: &LabHost) -> usize {
@@ -18,6 +18,34 @@ fn connections(lab: &Lab, host: &LabHost) -> usize {
         .lines()
         .filter(|l| l.contains("Connection from"))
         .count()
+}
+
+/// The run stopped with exit 2 and exactly `stderr`, and `host` saw no
+/// connection beyond the `before` it had seen already.
+fn assert_stopped_before_any_host(
+    run: &Run,
+    stderr: &str,
+    lab: &Lab,
+    host: &LabHost,
+    before: usize,
+) {
+    run.assert_code(2);
+    assert_eq!(run.stderr(), stderr, "{run}");
+    assert_eq!(
+        connections(lab, host),
+        before,
+        "a host was contacted\n{run}"
+    );
+}
+
+/// The words of `app1`'s output line, after its `app1:` prefix.
+fn app1_fields(run: &Run) -> Vec<&str> {
+    let line = run
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("app1: "))
+        .unwrap_or_else(|| panic!("no output from app1\n{run}"));
+    line.split_whitespace().collect()
 }
 
 /// An inventory that names `app1` only: everything else comes from the config.
@@ -58,33 +86,19 @@ fn a_config_that_starts_with_global_options_and_an_include_applies() {
     );
     let inventory = alias_inventory(&lab);
 
-    let run = Herd::new()
-        .args(["exec", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(&inventory)
+    let run = herd_with_config("exec", &config, &inventory)
         .args(["--", "echo \"$USER $SSH_CONNECTION\""])
         .run();
 
     run.assert_code(0);
-    let line = run
-        .stdout()
-        .lines()
-        .find(|l| l.starts_with("app1: "))
-        .unwrap_or_else(|| panic!("no output from app1\n{run}"));
-    let fields: Vec<&str> = line.split_whitespace().collect();
+    let fields = app1_fields(&run);
     assert_eq!(fields.get(1), Some(&lab.user()), "{run}");
     assert_eq!(
         fields.get(4..6),
         Some(&[host.address.as_str(), &host.ssh_port.to_string()][..]),
         "{run}"
     );
-    let hosts = Herd::new()
-        .args(["hosts", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(&inventory)
-        .run();
+    let hosts = herd_with_config("hosts", &config, &inventory).run();
     hosts.assert_code(0);
     assert_eq!(
         hosts.stdout(),
@@ -124,11 +138,7 @@ fn the_configs_user_known_hosts_file_is_checked_and_known_hosts_flag_wins() {
     );
     let inventory = alias_inventory(&lab);
     let exec = |extra: &[&str]| {
-        Herd::new()
-            .args(["exec", "-F"])
-            .arg(&config)
-            .arg("-i")
-            .arg(&inventory)
+        herd_with_config("exec", &config, &inventory)
             .args(extra)
             .args(["--", "echo reached"])
             .run()
@@ -169,29 +179,21 @@ fn a_config_herd_cannot_read_stops_the_run_at_its_line_before_any_host() {
     );
     let before = connections(&lab, &host);
 
-    let run = Herd::new()
-        .args(["exec", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(lab.inventory())
+    let run = herd_with_config("exec", &config, lab.inventory())
         .args(["--", "true"])
         .run();
 
-    run.assert_code(2);
     let included = lab.dir().join("included.conf");
-    assert_eq!(
-        run.stderr(),
-        format!(
+    assert_stopped_before_any_host(
+        &run,
+        &format!(
             "error: herd cannot evaluate `Match localnetwork`; use Host or Match host/user\n  \
              --> {}:4:9\n  |\n4 |   Match localnetwork 10.0.0.0/8\n  |         ^\n",
             included.display()
         ),
-        "{run}"
-    );
-    assert_eq!(
-        connections(&lab, &host),
+        &lab,
+        &host,
         before,
-        "a host was contacted\n{run}"
     );
 }
 
@@ -220,21 +222,12 @@ fn match_exec_blocks_apply_when_their_command_succeeds() {
     );
     let inventory = alias_inventory(&lab);
 
-    let run = Herd::new()
-        .args(["exec", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(&inventory)
+    let run = herd_with_config("exec", &config, &inventory)
         .args(["--", "echo \"$SSH_CONNECTION\""])
         .run();
 
     run.assert_code(0);
-    let line = run
-        .stdout()
-        .lines()
-        .find(|l| l.starts_with("app1: "))
-        .unwrap_or_else(|| panic!("no output from app1\n{run}"));
-    let fields: Vec<&str> = line.split_whitespace().collect();
+    let fields = app1_fields(&run);
     assert_eq!(
         fields.get(3..5),
         Some(&[host.address.as_str(), &host.ssh_port.to_string()][..]),
@@ -252,28 +245,20 @@ fn a_match_exec_that_hangs_stops_the_run_at_its_line_before_any_host() {
     );
     let before = connections(&lab, &host);
 
-    let run = Herd::new()
-        .args(["exec", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(lab.inventory())
+    let run = herd_with_config("exec", &config, lab.inventory())
         .args(["--", "true"])
         .run();
 
-    run.assert_code(2);
-    assert_eq!(
-        run.stderr(),
-        format!(
+    assert_stopped_before_any_host(
+        &run,
+        &format!(
             "error: host host01: the `Match exec` command `sleep 60` did not finish within 10s\n  \
              --> {}:3:7\n  |\n3 | Match exec \"sleep 60\"\n  |       ^\n",
             config.display()
         ),
-        "{run}"
-    );
-    assert_eq!(
-        connections(&lab, &host),
+        &lab,
+        &host,
         before,
-        "a host was contacted\n{run}"
     );
 }
 
@@ -285,26 +270,18 @@ fn a_config_that_is_not_utf8_names_its_byte_and_line() {
     fs::write(&config, b"Host *\n  User d\xe9ploy\n").unwrap();
     let before = connections(&lab, &host);
 
-    let run = Herd::new()
-        .args(["exec", "-F"])
-        .arg(&config)
-        .arg("-i")
-        .arg(lab.inventory())
+    let run = herd_with_config("exec", &config, lab.inventory())
         .args(["--", "true"])
         .run();
 
-    run.assert_code(2);
-    assert_eq!(
-        run.stderr(),
-        format!(
+    assert_stopped_before_any_host(
+        &run,
+        &format!(
             "error: -F {}: it is not UTF-8 text: the byte at offset 15 (line 2) is not valid UTF-8\n",
             config.display()
         ),
-        "{run}"
-    );
-    assert_eq!(
-        connections(&lab, &host),
+        &lab,
+        &host,
         before,
-        "a host was contacted\n{run}"
     );
 }

@@ -5,8 +5,8 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -257,6 +257,14 @@ impl Run {
             })
             .collect()
     }
+
+    /// The first `step_finished` event of a `--output json` run.
+    pub fn step_finished(&self) -> serde_json::Value {
+        self.json_events()
+            .into_iter()
+            .find(|e| e["event"] == "step_finished")
+            .expect("a step_finished event")
+    }
 }
 
 impl fmt::Display for Run {
@@ -505,6 +513,13 @@ impl Lab {
         self.write(name, &edited)
     }
 
+    /// The lab inventory with `lines` added under `all: vars:`, as `secrets.yml`.
+    pub fn inventory_with_vars(&self, lines: &str) -> PathBuf {
+        self.edited_inventory("secrets.yml", |text| {
+            text.replacen("all:\n  vars:\n", &format!("all:\n  vars:\n{lines}"), 1)
+        })
+    }
+
     /// `herd ARGS... -i LAB/inventory.yml` is the common shape; this is the builder
     /// with the inventory already given.
     pub fn herd<I, S>(&self, args: I) -> Herd
@@ -514,6 +529,77 @@ impl Lab {
     {
         Herd::new().args(args).arg("-i").arg(self.inventory())
     }
+}
+
+/// A TCP listener standing in for an inventory's host, to prove bad input
+/// contacts no host: counts who connects.
+pub struct FakeHost {
+    listener: TcpListener,
+}
+
+impl FakeHost {
+    pub fn new() -> FakeHost {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        FakeHost { listener }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().unwrap().port()
+    }
+
+    /// Connections accepted within a short poll (herd has exited by then, so
+    /// any connection it made is already queued).
+    pub fn connections(&self) -> usize {
+        let mut count = 0;
+        let deadline = Instant::now() + Duration::from_millis(200);
+        loop {
+            match self.listener.accept() {
+                Ok(_) => count += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return count;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+}
+
+/// Bad input: exit 2 with exactly `stderr`, nothing on stdout, and no
+/// connection to `host`.
+pub fn assert_refused_exactly(run: &Run, host: &FakeHost, stderr: &str) {
+    run.assert_code(2);
+    assert_eq!(run.stderr(), stderr, "{run}");
+    assert_eq!(run.stdout(), "", "{run}");
+    assert_eq!(host.connections(), 0, "herd contacted the host\n{run}");
+}
+
+/// `herd plan` and then `herd run --output json`, both of `playbook` on `inventory`.
+pub fn plan_and_json_run(inventory: &Path, playbook: &Path) -> (Run, Run) {
+    let plan = Herd::new()
+        .args(["plan", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .run();
+    let run = Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .run();
+    (plan, run)
+}
+
+/// `herd SUBCOMMAND -F CONFIG -i INVENTORY`: a run whose ssh_config is CONFIG
+/// (add `--` and the command for `exec`).
+pub fn herd_with_config(subcommand: &str, config: &Path, inventory: &Path) -> Herd {
+    Herd::new()
+        .args([subcommand, "-F"])
+        .arg(config)
+        .arg("-i")
+        .arg(inventory)
 }
 
 /// What a directory holds, for "nothing changed on this host": every entry's
