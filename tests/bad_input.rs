@@ -4,48 +4,9 @@
 
 mod common;
 
-use std::io::ErrorKind;
-use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{write_file, Herd, Run};
-
-/// A listener standing in for the inventory's host: counts who connects.
-struct FakeHost {
-    listener: TcpListener,
-}
-
-impl FakeHost {
-    fn new() -> FakeHost {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        FakeHost { listener }
-    }
-
-    fn port(&self) -> u16 {
-        self.listener.local_addr().unwrap().port()
-    }
-
-    /// Connections accepted within a short poll (herd has exited by then, so
-    /// any connection it made is already queued).
-    fn connections(&self) -> usize {
-        let mut count = 0;
-        let deadline = Instant::now() + Duration::from_millis(200);
-        loop {
-            match self.listener.accept() {
-                Ok(_) => count += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if Instant::now() > deadline {
-                        return count;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-    }
-}
+use common::{write_file, FakeHost, Herd, Run};
 
 /// A directory holding `inventory.yml` whose one host, in group `web`, is `fake`.
 /// Line 5, column 9 is where the host's name starts.

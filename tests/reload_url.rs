@@ -5,46 +5,14 @@
 
 mod common;
 
-use std::io::ErrorKind;
-use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{write_file, Herd, Run};
-
-/// A listener standing in for the inventory's host: counts who connects.
-struct Listener(TcpListener);
-
-impl Listener {
-    fn new() -> Listener {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        Listener(listener)
-    }
-
-    /// Connections accepted within a short poll (herd has exited by then).
-    fn connections(&self) -> usize {
-        let mut count = 0;
-        let deadline = Instant::now() + Duration::from_millis(200);
-        loop {
-            match self.0.accept() {
-                Ok(_) => count += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if Instant::now() > deadline {
-                        return count;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-    }
-}
+use common::{assert_refused_exactly, write_file, FakeHost, Herd};
 
 /// A directory with `inventory.yml`: host `web1` (group `web`) is `host`.
-fn workspace(host: &Listener) -> tempfile::TempDir {
+fn workspace(host: &FakeHost) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let port = host.0.local_addr().unwrap().port();
+    let port = host.port();
     write_file(
         dir.path(),
         "inventory.yml",
@@ -66,14 +34,6 @@ fn herd_in(dir: &Path, subcommand: &str) -> Herd {
     ])
 }
 
-/// Exit 2 with exactly `stderr`, and nothing contacted.
-fn assert_refused(run: &Run, host: &Listener, stderr: &str) {
-    run.assert_code(2);
-    assert_eq!(run.stderr(), stderr, "{run}");
-    assert_eq!(run.stdout(), "", "{run}");
-    assert_eq!(host.connections(), 0, "herd contacted the host\n{run}");
-}
-
 const HTTPS_PLAYBOOK: &str = "\
 name: x
 hosts: web
@@ -87,13 +47,13 @@ validate:
 
 #[test]
 fn an_https_url_in_a_playbook_is_refused_at_its_place() {
-    let host = Listener::new();
+    let host = FakeHost::new();
     let dir = workspace(&host);
     write_file(dir.path(), "playbook.yml", HTTPS_PLAYBOOK);
 
     let run = herd_in(dir.path(), "run").arg("playbook.yml").run();
 
-    assert_refused(
+    assert_refused_exactly(
         &run,
         &host,
         "\
@@ -108,7 +68,7 @@ error: `https://127.0.0.1:8000/healthz` is an https:// URL, but the health check
 
 #[test]
 fn a_url_with_a_bad_port_in_a_playbook_is_refused() {
-    let host = Listener::new();
+    let host = FakeHost::new();
     let dir = workspace(&host);
     let playbook = HTTPS_PLAYBOOK.replace(
         "https://127.0.0.1:{{ http_port }}",
@@ -130,7 +90,7 @@ fn a_url_with_a_bad_port_in_a_playbook_is_refused() {
 
 #[test]
 fn an_https_url_given_to_herd_reload_is_refused() {
-    let host = Listener::new();
+    let host = FakeHost::new();
     let dir = workspace(&host);
 
     let run = herd_in(dir.path(), "reload")
@@ -138,7 +98,7 @@ fn an_https_url_given_to_herd_reload_is_refused() {
         .arg("https://127.0.0.1:{{ http_port }}/healthz")
         .run();
 
-    assert_refused(
+    assert_refused_exactly(
         &run,
         &host,
         "\
