@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::process::Command;
 
-use common::{unique, Lab};
+use common::{plan_and_json_run, unique, Lab};
 
 /// Parses `path` as XML with Python's parser; returns (tests, failures, failing case names).
 fn junit_summary(path: &std::path::Path) -> (String, String, Vec<String>) {
@@ -143,11 +143,7 @@ fn a_secret_from_the_environment_appears_in_no_output_even_when_its_step_fails()
     // The failing step's output is there, masked.
     assert!(human.stderr().contains("bad token ***"), "{human}");
     assert!(junit.contains("bad token ***"), "{junit}");
-    let finished = json
-        .json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished")
-        .expect("a step_finished event");
+    let finished = json.step_finished();
     assert_eq!(finished["stdout"], "token ***\n");
 }
 
@@ -163,22 +159,14 @@ fn completions_are_printed_for_each_shell() {
     }
 }
 
-/// The lab inventory with `lines` added under `all: vars:`.
-fn inventory_with(lab: &Lab, lines: &str) -> std::path::PathBuf {
-    lab.edited_inventory("secrets.yml", |text| {
-        text.replacen("all:\n  vars:\n", &format!("all:\n  vars:\n{lines}"), 1)
-    })
-}
-
 #[test]
 fn a_secret_var_named_as_a_string_is_masked_in_hosts_plan_and_run_even_when_quoted() {
     let lab = Lab::up(1);
     let secret = format!("k'ey-{}", unique("x"));
     let quoted_inside = secret.replace('\'', r"'\''");
-    let inventory = inventory_with(
-        &lab,
-        &format!("    herd_secret_vars: api_key\n    api_key: \"{secret}\"\n"),
-    );
+    let inventory = lab.inventory_with_vars(&format!(
+        "    herd_secret_vars: api_key\n    api_key: \"{secret}\"\n"
+    ));
     let playbook = lab.write(
         "key.yml",
         "hosts: web\nsteps:\n  - name: Use the key\n    run: echo {{ api_key }}; echo {{ api_key }} >&2; printf '%s\\n' {{ api_key }} | wc -c\n",
@@ -188,16 +176,7 @@ fn a_secret_var_named_as_a_string_is_masked_in_hosts_plan_and_run_even_when_quot
         .args(["hosts", "--vars", "-i"])
         .arg(&inventory)
         .run();
-    let plan = common::Herd::new()
-        .args(["plan", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
-    let run = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
+    let (plan, run) = plan_and_json_run(&inventory, &playbook);
 
     hosts.assert_code(0);
     plan.assert_code(0);
@@ -219,11 +198,7 @@ fn a_secret_var_named_as_a_string_is_masked_in_hosts_plan_and_run_even_when_quot
             .contains("echo '***'; echo '***' >&2; printf '%s\\n' '***' | wc -c"),
         "{plan}"
     );
-    let finished = run
-        .json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished")
-        .expect("a step_finished event");
+    let finished = run.step_finished();
     // The key reached the host whole (its length), and came back masked.
     let length = secret.len() + 1;
     assert_eq!(finished["stdout"], format!("***\n{length}\n"), "{run}");
@@ -233,7 +208,7 @@ fn a_secret_var_named_as_a_string_is_masked_in_hosts_plan_and_run_even_when_quot
 #[test]
 fn a_short_secret_is_masked_where_it_is_used() {
     let lab = Lab::up(1);
-    let inventory = inventory_with(&lab, "    herd_secret_vars: [pin]\n    pin: 42\n");
+    let inventory = lab.inventory_with_vars("    herd_secret_vars: [pin]\n    pin: 42\n");
     let playbook = lab.write(
         "pin.yml",
         "hosts: web\nsteps:\n  - name: Unlock\n    run: echo pin={{ pin }}; echo 1425\n",
@@ -243,16 +218,7 @@ fn a_short_secret_is_masked_where_it_is_used() {
         .args(["hosts", "--vars", "-i"])
         .arg(&inventory)
         .run();
-    let plan = common::Herd::new()
-        .args(["plan", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
-    let run = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
+    let (plan, run) = plan_and_json_run(&inventory, &playbook);
 
     hosts.assert_code(0);
     plan.assert_code(0);
@@ -265,10 +231,6 @@ fn a_short_secret_is_masked_where_it_is_used() {
     );
     assert!(!plan.stdout().contains("pin=42"), "{plan}");
     assert!(!run.stdout().contains("pin=42"), "{run}");
-    let finished = run
-        .json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished")
-        .expect("a step_finished event");
+    let finished = run.step_finished();
     assert_eq!(finished["stdout"], "pin=***\n1425\n", "{run}");
 }

@@ -7,16 +7,10 @@ mod common;
 
 use std::fs;
 
-use common::Lab;
+use common::{plan_and_json_run, Lab};
 
 const SECRETS: &str =
     "    herd_secret_vars: [api_key, pin]\n    pin: \"7\"\n    api_key: \"Sup3r'Secret\"\n";
-
-fn inventory_with(lab: &Lab, lines: &str) -> std::path::PathBuf {
-    lab.edited_inventory("secrets.yml", |text| {
-        text.replacen("all:\n  vars:\n", &format!("all:\n  vars:\n{lines}"), 1)
-    })
-}
 
 /// Fails the test if any form of the lab secrets appears in `text`.
 fn assert_no_secret(what: &str, text: &str) {
@@ -33,7 +27,7 @@ fn assert_no_secret(what: &str, text: &str) {
 #[test]
 fn a_short_secret_in_a_health_check_url_never_appears_in_herds_messages() {
     let lab = Lab::up(1);
-    let inventory = inventory_with(&lab, SECRETS);
+    let inventory = lab.inventory_with_vars(SECRETS);
     let playbook = lab.write(
         "url.yml",
         "hosts: web\nsteps:\n  - run: \"true\"\nreload:\n  pidfile: \"{{ gunicorn_pidfile }}\"\n  start: \"{{ app_start }}\"\nvalidate:\n  timeout: 8s\n  http: { url: \"http://127.0.0.2:{{ http_port }}/nope?token={{ api_key }}&p={{ pin }}\" }\n",
@@ -78,8 +72,7 @@ fn a_short_secret_in_a_health_check_url_never_appears_in_herds_messages() {
 #[test]
 fn a_secret_mapping_or_boolean_is_masked_leaf_by_leaf() {
     let lab = Lab::up(1);
-    let inventory = inventory_with(
-        &lab,
+    let inventory = lab.inventory_with_vars(
         "    herd_secret_vars: [creds, flag]\n    creds: {user: bob, pass: hunter22, n: 9}\n    flag: true\n",
     );
     let playbook = lab.write(
@@ -87,16 +80,7 @@ fn a_secret_mapping_or_boolean_is_masked_leaf_by_leaf() {
         "hosts: web\nsteps:\n  - name: Use the creds\n    run: echo pass={{ creds.pass }} n={{ creds.n }} flag={{ flag }} user={{ creds.user }} all={{ creds }}\n",
     );
 
-    let plan = common::Herd::new()
-        .args(["plan", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
-    let run = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
+    let (plan, run) = plan_and_json_run(&inventory, &playbook);
 
     plan.assert_code(0);
     run.assert_code(0);
@@ -106,11 +90,7 @@ fn a_secret_mapping_or_boolean_is_masked_leaf_by_leaf() {
         ),
         "{plan}"
     );
-    let finished = run
-        .json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished")
-        .expect("a step_finished event");
+    let finished = run.step_finished();
     assert_eq!(
         finished["stdout"], "pass=*** n=*** flag=*** user=*** all=***\n",
         "{run}"
@@ -131,7 +111,7 @@ fn a_secret_mapping_or_boolean_is_masked_leaf_by_leaf() {
 #[test]
 fn herd_secret_vars_given_with_dash_e_adds_to_the_inventorys() {
     let lab = Lab::up(1);
-    let inventory = inventory_with(&lab, SECRETS);
+    let inventory = lab.inventory_with_vars(SECRETS);
     let playbook = lab.write(
         "tok.yml",
         "hosts: web\nsteps:\n  - name: Use them\n    run: echo pin={{ pin }} tok={{ tok }}\n",
@@ -150,11 +130,7 @@ fn herd_secret_vars_given_with_dash_e_adds_to_the_inventorys() {
         .run();
 
     run.assert_code(0);
-    let finished = run
-        .json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished")
-        .expect("a step_finished event");
+    let finished = run.step_finished();
     assert_eq!(finished["stdout"], "pin=*** tok=***\n", "{run}");
     assert_no_secret("run", run.stdout());
     assert!(!run.stdout().contains("tok-value"), "{run}");
@@ -170,7 +146,7 @@ fn herd_secret_vars_given_with_dash_e_adds_to_the_inventorys() {
 #[test]
 fn a_step_output_is_masked_by_what_the_step_was_given_from_secrets() {
     let lab = Lab::up(1);
-    let inventory = inventory_with(&lab, SECRETS);
+    let inventory = lab.inventory_with_vars(SECRETS);
     let playbook = lab.write(
         "upper.yml",
         "hosts: web\nsteps:\n  - name: Shout\n    run: echo key-upper={{ api_key | upper }} pinword=7; echo {{ api_key | lower }} >&2; exit 3\n",
@@ -186,11 +162,7 @@ fn a_step_output_is_masked_by_what_the_step_was_given_from_secrets() {
         .run();
 
     run.assert_code(1);
-    let finished = run
-        .json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished")
-        .expect("a step_finished event");
+    let finished = run.step_finished();
     assert_eq!(finished["stdout"], "key-upper=*** pinword=7\n", "{run}");
     assert_eq!(finished["stderr"], "***\n", "{run}");
     let junit = fs::read_to_string(&report).expect("the report is written");
@@ -210,7 +182,7 @@ fn a_step_output_is_masked_by_what_the_step_was_given_from_secrets() {
 #[test]
 fn a_captured_output_holding_a_secret_feeds_later_steps_and_is_shown_masked() {
     let lab = Lab::up(1);
-    let inventory = inventory_with(&lab, SECRETS);
+    let inventory = lab.inventory_with_vars(SECRETS);
     let playbook = lab.write(
         "capture.yml",
         "hosts: web\nsteps:\n  - run: printf '%s\\n' {{ api_key }}\n    capture: key\n  - run: test {{ key }} = {{ api_key }} && echo same && printf '%s\\n' {{ key }}\n",
