@@ -949,19 +949,20 @@ fn cut_ssh_after_hup(host: &LabHost, refuse_new: bool) -> JoinHandle<bool> {
 
 const NO_PREFLIGHT: &str = "'true'";
 
-#[test]
-fn contact_lost_after_the_hup_and_regained_reports_what_the_host_serves() {
-    let _serial = serial();
+/// Deploys v2 to a one-host lab whose SSH sessions are cut as soon as its
+/// master logs the HUP (see `cut_ssh_after_hup` for `refuse_new`); checks the
+/// cut happened and that herd's `contact` proof failed. Returns the lab, the
+/// generation before the run, and the run.
+fn deploy_v2_losing_contact_after_the_hup(refuse_new: bool) -> (Lab, Generation, common::Run) {
     let lab = Lab::up(1);
     let host = lab.host("host01");
     let before = generation(host);
     let playbook = lab.write("deploy.yml", &DEPLOY_V2.replace("PREFLIGHT", NO_PREFLIGHT));
-    let cut = cut_ssh_after_hup(host, false);
+    let cut = cut_ssh_after_hup(host, refuse_new);
 
     let run = lab.herd(["run"]).arg(&playbook).run();
 
     assert!(cut.join().unwrap(), "no HUP seen, or no session cut\n{run}");
-    run.assert_code(0);
     assert!(
         stderr_has_line(
             &run,
@@ -969,6 +970,16 @@ fn contact_lost_after_the_hup_and_regained_reports_what_the_host_serves() {
         ),
         "{run}"
     );
+    (lab, before, run)
+}
+
+#[test]
+fn contact_lost_after_the_hup_and_regained_reports_what_the_host_serves() {
+    let _serial = serial();
+    let (lab, before, run) = deploy_v2_losing_contact_after_the_hup(false);
+    let host = lab.host("host01");
+
+    run.assert_code(0);
     assert!(
         stderr_has_line(
             &run,
@@ -988,23 +999,10 @@ fn contact_lost_after_the_hup_and_regained_reports_what_the_host_serves() {
 #[test]
 fn contact_lost_after_the_hup_for_good_is_reported_as_unknown_not_as_rolled_back() {
     let _serial = serial();
-    let lab = Lab::up(1);
+    let (lab, before, run) = deploy_v2_losing_contact_after_the_hup(true);
     let host = lab.host("host01");
-    let before = generation(host);
-    let playbook = lab.write("deploy.yml", &DEPLOY_V2.replace("PREFLIGHT", NO_PREFLIGHT));
-    let cut = cut_ssh_after_hup(host, true);
 
-    let run = lab.herd(["run"]).arg(&playbook).run();
-
-    assert!(cut.join().unwrap(), "no HUP seen, or no session cut\n{run}");
     run.assert_code(1);
-    assert!(
-        stderr_has_line(
-            &run,
-            "host01: reload FAILED: proof `contact`: contact lost after the signal"
-        ),
-        "{run}"
-    );
     assert!(
         stderr_has_line(
             &run,
