@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{dir_state, wait_until, Lab};
+use common::{dir_state, wait_until, Lab, Run, Running};
 
 /// Batch 1 is interrupted during its long middle step.
 const SLOW_MIDDLE: &str = "\
@@ -100,13 +100,9 @@ fn sigint_lets_the_step_in_flight_finish_then_stops_and_reports() {
     assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
 }
 
-#[test]
-fn a_second_sigint_exits_at_once_and_the_next_run_breaks_the_stale_lock() {
-    let lab = Lab::up(6);
-    let before = later_batches(&lab);
-    let running = start_in_nap(&lab, "20");
-    let pid = running.pid();
-
+/// Ctrl-C twice, 300ms apart: herd exits 130 within 8s of the second,
+/// well before the 20s nap in flight could have ended.
+fn ctrl_c_twice(running: Running) -> Run {
     running.signal(libc::SIGINT);
     std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
@@ -114,12 +110,23 @@ fn a_second_sigint_exits_at_once_and_the_next_run_breaks_the_stale_lock() {
     let run = running.wait();
 
     run.assert_code(130);
-    // Well before the 20s nap in flight could have ended.
     assert!(
         signalled.elapsed() < Duration::from_secs(8),
         "herd took {:?} to exit after the second Ctrl-C\n{run}",
         signalled.elapsed()
     );
+    run
+}
+
+#[test]
+fn a_second_sigint_exits_at_once_and_the_next_run_breaks_the_stale_lock() {
+    let lab = Lab::up(6);
+    let before = later_batches(&lab);
+    let running = start_in_nap(&lab, "20");
+    let pid = running.pid();
+
+    let run = ctrl_c_twice(running);
+
     for name in BATCH_1 {
         assert!(
             !lab.app_dir(name).join("last").exists(),
@@ -263,18 +270,8 @@ fn a_second_sigint_skips_the_rollback_and_says_so() {
     let lab = Lab::up(4);
     let running = start_switched(&lab, SWITCH_THEN_NAP, "20");
 
-    running.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(300));
-    let signalled = Instant::now();
-    running.signal(libc::SIGINT);
-    let run = running.wait();
+    let run = ctrl_c_twice(running);
 
-    run.assert_code(130);
-    assert!(
-        signalled.elapsed() < Duration::from_secs(8),
-        "herd took {:?} to exit after the second Ctrl-C\n{run}",
-        signalled.elapsed()
-    );
     assert!(
         run.stderr().lines().any(|l| l
             == "herd: interrupted again: exiting at once; rollbacks not yet done are skipped \
