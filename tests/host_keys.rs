@@ -23,8 +23,13 @@ steps:
 ";
 
 /// The known_hosts line of `host`, as the lab wrote it.
+/// What the lab's known_hosts file holds now.
+fn known_hosts_text(lab: &Lab) -> String {
+    fs::read_to_string(lab.known_hosts()).unwrap()
+}
+
 fn known_line(lab: &Lab, host: &LabHost) -> String {
-    let text = fs::read_to_string(lab.known_hosts()).unwrap();
+    let text = known_hosts_text(lab);
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.split_whitespace().next() == Some(host.known_hosts_name().as_str()))
@@ -65,17 +70,14 @@ fn swap_key(lab: &Lab, host: &LabHost) -> String {
     let original = known_line(lab, host);
     let forged = original.replace(&key_blob(&original), &another_key(lab));
     assert_ne!(forged, original);
-    let text = fs::read_to_string(lab.known_hosts())
-        .unwrap()
-        .replace(&original, &forged);
+    let text = known_hosts_text(lab).replace(&original, &forged);
     fs::write(lab.known_hosts(), text).unwrap();
     original
 }
 
 fn remove_line(lab: &Lab, host: &LabHost) -> String {
     let original = known_line(lab, host);
-    let text: String = fs::read_to_string(lab.known_hosts())
-        .unwrap()
+    let text: String = known_hosts_text(lab)
         .lines()
         .filter(|l| *l != original)
         .map(|l| format!("{l}\n"))
@@ -122,7 +124,7 @@ fn a_changed_host_key_is_refused_even_with_accept_new_host_keys() {
     let lab = Lab::up(2);
     let playbook = lab.write("marker.yml", MARKER_PLAYBOOK);
     swap_key(&lab, lab.host("host02"));
-    let before = fs::read_to_string(lab.known_hosts()).unwrap();
+    let before = known_hosts_text(&lab);
 
     let run = lab
         .herd(["run"])
@@ -138,11 +140,7 @@ fn a_changed_host_key_is_refused_even_with_accept_new_host_keys() {
     );
     assert!(!lab.app_dir("host02").join("marker").exists(), "{run}");
     assert!(lab.app_dir("host01").join("marker").exists(), "{run}");
-    assert_eq!(
-        fs::read_to_string(lab.known_hosts()).unwrap(),
-        before,
-        "known_hosts was rewritten"
-    );
+    assert_eq!(known_hosts_text(&lab), before, "known_hosts was rewritten");
 }
 
 #[test]
@@ -212,7 +210,7 @@ fn an_unknown_host_is_refused_until_accepted_then_recorded() {
 
 /// Rewrites known_hosts through `edit`, which must change it.
 fn edit_known_hosts(lab: &Lab, edit: impl FnOnce(&str) -> String) -> String {
-    let before = fs::read_to_string(lab.known_hosts()).unwrap();
+    let before = known_hosts_text(lab);
     let after = edit(&before);
     assert_ne!(after, before, "the edit of known_hosts changed nothing");
     fs::write(lab.known_hosts(), &after).unwrap();
@@ -258,7 +256,7 @@ fn a_revoked_key_is_refused_and_not_learned_again_with_accept_new_host_keys() {
     assert!(!lab.app_dir("host02").join("marker").exists(), "{run}");
     assert!(lab.app_dir("host01").join("marker").exists(), "{run}");
     assert_eq!(
-        fs::read_to_string(lab.known_hosts()).unwrap(),
+        known_hosts_text(&lab),
         written,
         "the revoked key was learned again"
     );
@@ -331,7 +329,7 @@ fn a_cert_authority_line_is_refused_by_name_not_ignored() {
         "{run}"
     );
     assert_eq!(
-        fs::read_to_string(lab.known_hosts()).unwrap(),
+        known_hosts_text(&lab),
         written,
         "a host under a certificate authority was learned"
     );
@@ -349,7 +347,7 @@ fn hashed_host_names_are_recognised() {
         .status()
         .expect("ssh-keygen");
     assert!(status.success());
-    let hashed = fs::read_to_string(lab.known_hosts()).unwrap();
+    let hashed = known_hosts_text(&lab);
     assert!(
         hashed.lines().all(|l| l.starts_with("|1|")),
         "not hashed:\n{hashed}"
@@ -358,5 +356,5 @@ fn hashed_host_names_are_recognised() {
     let run = lab.herd(["exec"]).args(["--", "true"]).run();
 
     run.assert_code(0);
-    assert_eq!(fs::read_to_string(lab.known_hosts()).unwrap(), hashed);
+    assert_eq!(known_hosts_text(&lab), hashed);
 }
