@@ -373,20 +373,7 @@ async fn cancellation_after_the_steps_sends_no_reload() {
         "h1",
         Rule::new("slow-step", 0).delay(Duration::from_secs(10)),
     );
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    let settings = EngineSettings {
-        forks: 1,
-        handshakes: 1,
-        require_reachable: true,
-        lock: None,
-    };
-    let connector = Arc::new(fake);
-    let running =
-        tokio::spawn(Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx).run());
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    cancel_tx.send(true).expect("engine listening");
-    let report = running.await.expect("engine task");
+    let (report, connector) = run_cancelled(plan, fake, Duration::from_secs(5)).await;
     let HostState::Interrupted {
         next_step,
         next_step_name,

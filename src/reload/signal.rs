@@ -127,6 +127,16 @@ mod on_this_machine {
             .expect("a number")
     }
 
+    /// A `sleep 30` to signal, its pid and its start time.
+    fn sleeper() -> (std::process::Child, u32, u64) {
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let pid = child.id();
+        (child, pid, start_time(pid))
+    }
+
     fn run(signal: &str, pid: u32, start: u64) -> String {
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
@@ -139,12 +149,7 @@ mod on_this_machine {
 
     #[test]
     fn only_the_process_that_started_at_the_proven_time_is_signalled() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("sleep starts");
-        let pid = child.id();
-        let start = start_time(pid);
+        let (mut child, pid, start) = sleeper();
         // Another start time: the pid was reused; nothing is sent.
         assert_eq!(run("TERM", pid, start + 1), format!("changed {start}"));
         assert!(child.try_wait().expect("wait").is_none(), "signalled");
@@ -160,12 +165,7 @@ mod on_this_machine {
 
     #[test]
     fn under_become_the_same_script_runs_through_sudo() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("sleep starts");
-        let pid = child.id();
-        let start = start_time(pid);
+        let (mut child, pid, start) = sleeper();
         let wrapped = command("TERM", pid, start + 1, true);
         let inner = wrapped
             .strip_prefix("sudo -n -H -u root -- ")
