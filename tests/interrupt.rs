@@ -28,7 +28,28 @@ const BATCH_1: [&str; 2] = ["host01", "host02"];
 /// Starts the playbook on 6 hosts in batches of 2 and returns once batch 1
 /// is inside its `sleep` (its first marker is written, the nap has begun).
 fn start_in_nap(lab: &Lab, nap: &str) -> common::Running {
-    let playbook = lab.write("slow.yml", SLOW_MIDDLE);
+    // The first mark is written just before the nap starts.
+    start_batches_of_2(
+        lab,
+        ("slow.yml", SLOW_MIDDLE),
+        nap,
+        |h| lab.app_dir(h).join("first").exists(),
+        "batch 1 never ran its first step",
+    )
+}
+
+/// Starts `playbook` (`(file name, text)`) in batches of 2 with `nap` set,
+/// and returns once every host of batch 1 is `ready` (the step just before
+/// the nap is done; `not_ready` is the failure when that takes over 20s),
+/// after giving the nap time to begin, well inside its length.
+fn start_batches_of_2(
+    lab: &Lab,
+    (name, playbook): (&str, &str),
+    nap: &str,
+    ready: impl Fn(&str) -> bool,
+    not_ready: &str,
+) -> common::Running {
+    let playbook = lab.write(name, playbook);
     let running = lab
         .herd(["run"])
         .arg(&playbook)
@@ -36,13 +57,9 @@ fn start_in_nap(lab: &Lab, nap: &str) -> common::Running {
         .arg(format!("nap={nap}"))
         .spawn();
     assert!(
-        wait_until(Duration::from_secs(20), || BATCH_1
-            .iter()
-            .all(|h| lab.app_dir(h).join("first").exists())),
-        "batch 1 never ran its first step"
+        wait_until(Duration::from_secs(20), || BATCH_1.iter().all(|h| ready(h))),
+        "{not_ready}"
     );
-    // The first mark is written just before the nap starts: give the nap
-    // time to begin, well inside its length.
     std::thread::sleep(Duration::from_millis(500));
     running
 }
@@ -199,23 +216,14 @@ fn current(lab: &Lab, host: &str) -> String {
 /// Starts `playbook` (SWITCH_THEN_NAP or a variant) on 4 hosts in batches of
 /// 2 and returns once batch 1 has switched `current` and is inside its nap.
 fn start_switched(lab: &Lab, playbook: &str, nap: &str) -> common::Running {
-    let playbook = lab.write("switch.yml", playbook);
-    let running = lab
-        .herd(["run"])
-        .arg(&playbook)
-        .args(["--batch", "2", "-e"])
-        .arg(format!("nap={nap}"))
-        .spawn();
-    assert!(
-        wait_until(Duration::from_secs(20), || BATCH_1
-            .iter()
-            .all(|h| current(lab, h) == "releases/v2")),
-        "batch 1 never switched current"
-    );
-    // The switch is the step just before the nap: give the nap time to
-    // begin, well inside its length.
-    std::thread::sleep(Duration::from_millis(500));
-    running
+    // The switch is the step just before the nap.
+    start_batches_of_2(
+        lab,
+        ("switch.yml", playbook),
+        nap,
+        |h| current(lab, h) == "releases/v2",
+        "batch 1 never switched current",
+    )
 }
 
 #[test]
