@@ -4,9 +4,10 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 
-use common::{plan_and_json_run, unique, Lab};
+use common::{plan_and_json_run, unique, Lab, Run};
 
 /// Parses `path` as XML with Python's parser; returns (tests, failures, failing case names).
 fn junit_summary(path: &std::path::Path) -> (String, String, Vec<String>) {
@@ -159,6 +160,21 @@ fn completions_are_printed_for_each_shell() {
     }
 }
 
+/// `herd hosts --vars`, `herd plan` and `herd run --output json` of
+/// `playbook` on `inventory`; each must exit 0.
+fn hosts_plan_and_run(inventory: &Path, playbook: &Path) -> (Run, Run, Run) {
+    let hosts = common::Herd::new()
+        .args(["hosts", "--vars", "-i"])
+        .arg(inventory)
+        .run();
+    let (plan, run) = plan_and_json_run(inventory, playbook);
+
+    hosts.assert_code(0);
+    plan.assert_code(0);
+    run.assert_code(0);
+    (hosts, plan, run)
+}
+
 #[test]
 fn a_secret_var_named_as_a_string_is_masked_in_hosts_plan_and_run_even_when_quoted() {
     let lab = Lab::up(1);
@@ -172,15 +188,8 @@ fn a_secret_var_named_as_a_string_is_masked_in_hosts_plan_and_run_even_when_quot
         "hosts: web\nsteps:\n  - name: Use the key\n    run: echo {{ api_key }}; echo {{ api_key }} >&2; printf '%s\\n' {{ api_key }} | wc -c\n",
     );
 
-    let hosts = common::Herd::new()
-        .args(["hosts", "--vars", "-i"])
-        .arg(&inventory)
-        .run();
-    let (plan, run) = plan_and_json_run(&inventory, &playbook);
+    let (hosts, plan, run) = hosts_plan_and_run(&inventory, &playbook);
 
-    hosts.assert_code(0);
-    plan.assert_code(0);
-    run.assert_code(0);
     for (what, text) in [
         ("hosts", hosts.stdout()),
         ("plan", plan.stdout()),
@@ -214,15 +223,8 @@ fn a_short_secret_is_masked_where_it_is_used() {
         "hosts: web\nsteps:\n  - name: Unlock\n    run: echo pin={{ pin }}; echo 1425\n",
     );
 
-    let hosts = common::Herd::new()
-        .args(["hosts", "--vars", "-i"])
-        .arg(&inventory)
-        .run();
-    let (plan, run) = plan_and_json_run(&inventory, &playbook);
+    let (hosts, plan, run) = hosts_plan_and_run(&inventory, &playbook);
 
-    hosts.assert_code(0);
-    plan.assert_code(0);
-    run.assert_code(0);
     assert!(hosts.stdout().contains("\"pin\": \"***\""), "{hosts}");
     assert!(!hosts.stdout().contains("\"pin\": 42"), "{hosts}");
     assert!(
