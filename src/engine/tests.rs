@@ -39,15 +39,21 @@ fn plan_of(hosts: &str, playbook: &str, batch: Option<&str>) -> (Plan, tempfile:
     (plan, dir)
 }
 
-async fn run(plan: Plan, connector: FakeConnector) -> (RunReport, Vec<Event>, FakeConnector) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_cancel_tx, cancel_rx) = watch::channel(false);
-    let settings = EngineSettings {
+/// What the engine tests run with: 10 forks, 4 handshakes at once, every
+/// host required, and `lock`.
+fn settings(lock: Option<super::LockSettings>) -> EngineSettings {
+    EngineSettings {
         forks: 10,
         handshakes: 4,
         require_reachable: true,
-        lock: None,
-    };
+        lock,
+    }
+}
+
+async fn run(plan: Plan, connector: FakeConnector) -> (RunReport, Vec<Event>, FakeConnector) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_cancel_tx, cancel_rx) = watch::channel(false);
+    let settings = settings(None);
     let connector = Arc::new(connector);
     let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
         .run()
@@ -257,12 +263,7 @@ fn locking() -> super::LockSettings {
 async fn run_locked(plan: Plan, connector: FakeConnector) -> (RunReport, FakeConnector) {
     let (tx, _rx) = mpsc::unbounded_channel();
     let (_cancel_tx, cancel_rx) = watch::channel(false);
-    let settings = EngineSettings {
-        forks: 10,
-        handshakes: 4,
-        require_reachable: true,
-        lock: Some(locking()),
-    };
+    let settings = settings(Some(locking()));
     let connector = Arc::new(connector);
     let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
         .run()
@@ -330,12 +331,7 @@ async fn cancellation_starts_no_new_step_or_batch() {
         );
     let (tx, _rx) = mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let settings = EngineSettings {
-        forks: 10,
-        handshakes: 4,
-        require_reachable: true,
-        lock: Some(locking()),
-    };
+    let settings = settings(Some(locking()));
     let connector = Arc::new(fake);
     let engine = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx);
     let running = tokio::spawn(engine.run());
@@ -398,12 +394,7 @@ async fn run_cancelled(
 ) -> (RunReport, Arc<FakeConnector>) {
     let (tx, _rx) = mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let settings = EngineSettings {
-        forks: 10,
-        handshakes: 4,
-        require_reachable: true,
-        lock: None,
-    };
+    let settings = settings(None);
     let connector = Arc::new(connector);
     let running =
         tokio::spawn(Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx).run());
