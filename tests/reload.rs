@@ -1014,7 +1014,10 @@ fn contact_lost_after_the_hup_for_good_is_reported_as_unknown_not_as_rolled_back
     assert!(!run.stderr().contains("rolled back"), "{run}");
     // The host took the new release: a report of "rolled back" would have
     // lied. (herd left before the old workers were all gone: wait for them.)
-    generation(host);
+    wait_until(Duration::from_secs(20), || {
+        before.workers.iter().all(|old| !alive(*old))
+            && children(before.master.pid).len() == WORKERS
+    });
     assert_workers_replaced(host, &before, &run);
     assert_eq!(healthz(host), "ok v2", "{run}");
     assert_eq!(current(host), Path::new("releases/v2"), "{run}");
