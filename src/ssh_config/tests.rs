@@ -657,7 +657,13 @@ fn match_exec_does_not_run_with_a_token_that_stands_for_a_name_ssh_refuses() {
     assert!(!canary.exists(), "the name reached the shell");
     assert!(!log.exists(), "the command ran");
     // Ordinary names, IPv6 literals and bracketed forms run it.
-    for name in ["web-01.example.com", "db_2", "10.0.0.5", "fe80::1", "[fe80::1]:2222"] {
+    for name in [
+        "web-01.example.com",
+        "db_2",
+        "10.0.0.5",
+        "fe80::1",
+        "[fe80::1]:2222",
+    ] {
         assert_eq!(config.resolve(name).unwrap().user.as_deref(), Some("x"));
     }
     let logged = std::fs::read_to_string(&log).unwrap();
