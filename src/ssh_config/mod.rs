@@ -11,6 +11,9 @@
 //! reads other files in place (globs, `~`, relative to `~/.ssh`); the first
 //! value obtained for an option wins (`IdentityFile` adds up). A line herd
 //! cannot read is an error naming file:line:col, before any host is contacted.
+//! So is a `HostName`, `User` or ProxyJump hop that ssh would refuse as a
+//! name ([`names`]), and a `Match exec` is not run when one of its tokens
+//! stands for such a name.
 
 pub mod expand;
 pub mod names;
