@@ -285,3 +285,105 @@ fn a_config_that_is_not_utf8_names_its_byte_and_line() {
         before,
     );
 }
+
+/// A config whose `Match exec` passes `%h` and `%n` to the shell, as the
+/// logging recipes do, and the file its command writes to.
+fn logging_exec_config(lab: &Lab) -> (std::path::PathBuf, std::path::PathBuf) {
+    let log = lab.dir().join("exec.log");
+    let config = lab.write(
+        "ssh_config",
+        &format!("Match exec \"echo %h %n >> {}\"\n", log.display()),
+    );
+    (config, log)
+}
+
+/// `herd hosts`, `herd plan` and `herd exec` with `inventory` and `config`
+/// each stop with exit 2 and exactly `stderr`; no `Match exec` ran, so
+/// `canary` was not created, and the lab host saw no connection.
+fn assert_refused_before_any_shell(
+    lab: &Lab,
+    config: &std::path::Path,
+    inventory: &std::path::Path,
+    log: &std::path::Path,
+    canary: &std::path::Path,
+    stderr: &str,
+) {
+    let host = lab.host("host01").clone();
+    let before = connections(lab, &host);
+    let playbook = lab.write("play.yml", "hosts: all\nsteps:\n  - run: true\n");
+    let runs = [
+        herd_with_config("hosts", config, inventory).run(),
+        herd_with_config("plan", config, inventory)
+            .arg(&playbook)
+            .run(),
+        herd_with_config("exec", config, inventory)
+            .args(["--", "true"])
+            .run(),
+    ];
+    for run in &runs {
+        assert!(
+            !canary.exists(),
+            "the name reached a shell on the controller\n{run}"
+        );
+        assert_stopped_before_any_host(run, stderr, lab, &host, before);
+    }
+    assert!(!log.exists(), "a `Match exec` command ran");
+}
+
+#[test]
+fn an_inventory_name_with_shell_metacharacters_never_reaches_a_match_exec_shell() {
+    let lab = Lab::up(1);
+    let (config, log) = logging_exec_config(&lab);
+    let canary = lab.dir().join("canary-name");
+    let name = format!("evil$(touch {})", canary.display());
+    let inventory = lab.edited_inventory("evil-name.yml", |text| {
+        text.replacen(
+            "      hosts:\n        host01:",
+            &format!("      hosts:\n        \"{name}\":\n        host01:"),
+            1,
+        )
+    });
+
+    assert_refused_before_any_shell(
+        &lab,
+        &config,
+        &inventory,
+        &log,
+        &canary,
+        &format!(
+            "error: host {name}: hostname `{name}` contains invalid characters: it has `$`; ssh refuses it too\n  \
+             --> {}:11:9\n   |\n11 |         \"{name}\":\n   |         ^\n",
+            inventory.display()
+        ),
+    );
+}
+
+#[test]
+fn an_ansible_host_with_shell_metacharacters_never_reaches_a_match_exec_shell() {
+    let lab = Lab::up(1);
+    let (config, log) = logging_exec_config(&lab);
+    let canary = lab.dir().join("canary-address");
+    let address = format!("h;touch {};", canary.display());
+    let inventory = lab.edited_inventory("evil-address.yml", |text| {
+        text.replacen(
+            "      hosts:\n        host01:",
+            &format!(
+                "      hosts:\n        semi: {{ ansible_host: \"{address}\" }}\n        host01:"
+            ),
+            1,
+        )
+    });
+
+    assert_refused_before_any_shell(
+        &lab,
+        &config,
+        &inventory,
+        &log,
+        &canary,
+        &format!(
+            "error: host semi: hostname `{address}` contains invalid characters: it has `;`; ssh refuses it too\n  \
+             --> {}:11:31\n   |\n11 |         semi: {{ ansible_host: \"{address}\" }}\n   |                               ^\n",
+            inventory.display()
+        ),
+    );
+}

@@ -54,6 +54,7 @@ struct Group {
 
 struct HostEntry {
     name: String,
+    name_at: crate::yaml::Pos,
     vars: Vars,
     origins: Origins,
     secret_vars: SecretVars,
@@ -135,6 +136,7 @@ impl Builder<'_> {
                 None => {
                     self.hosts.push(HostEntry {
                         name: name.clone(),
+                        name_at: key.at,
                         vars: Vars::new(),
                         origins: Origins::new(),
                         secret_vars: SecretVars::new(),
@@ -232,6 +234,7 @@ impl Builder<'_> {
                 secret_vars.extend(host.secret_vars.iter().cloned());
                 Host {
                     name: host.name.clone(),
+                    name_at: host.name_at,
                     vars,
                     origins,
                     secret_vars,

@@ -46,6 +46,8 @@ pub struct Inventory {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Host {
     pub name: String,
+    /// Where the host is first named (a range's start, for a host of a range).
+    pub name_at: yaml::Pos,
     /// Merged: `all` < parent group < child group < the host's own vars.
     pub vars: Vars,
     /// Where each of `vars` is written (the definition that won).
@@ -98,6 +100,17 @@ impl Inventory {
         Some(SourceError::at(
             &self.file, &self.text, at.line, at.column, message,
         ))
+    }
+
+    /// An error at where `host` is first named.
+    pub fn name_error(&self, host: &Host, message: &str) -> SourceError {
+        SourceError::at(
+            &self.file,
+            &self.text,
+            host.name_at.line,
+            host.name_at.column,
+            message,
+        )
     }
 
     /// Hosts matching an Ansible pattern, in inventory order.

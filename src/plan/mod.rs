@@ -270,6 +270,9 @@ fn target_error(
         }
         .into();
     }
+    if error.var == "inventory_hostname" {
+        return inventory.name_error(host, &message).into();
+    }
     if extra.contains_key(error.var) {
         return PlanError::Usage(format!("-e {}: {message}", error.var));
     }

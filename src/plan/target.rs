@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::inventory::Vars;
 use crate::ssh_config::expand::{expand, Tokens};
+use crate::ssh_config::names::{check_host, check_user};
 use crate::ssh_config::{HostConfig, SshConfig};
 use crate::transport::Target;
 
@@ -76,7 +77,21 @@ pub fn target_for(
     vars: &Vars,
     defaults: &TargetDefaults,
 ) -> Result<Target, TargetError> {
-    let alias = text_var(vars, "ansible_host")?.unwrap_or_else(|| name.to_string());
+    // As ssh, names with shell metacharacters are refused before the config
+    // is read: `%h`, `%n` and `%r` reach `Match exec` shells.
+    let alias = match text_var(vars, "ansible_host")? {
+        Some(host) => {
+            check_host(&host).map_err(|m| bad("ansible_host", m))?;
+            host
+        }
+        None => {
+            check_host(name).map_err(|m| bad("inventory_hostname", m))?;
+            name.to_string()
+        }
+    };
+    if let Some(user) = text_var(vars, "ansible_user")? {
+        check_user(&user).map_err(|m| bad("ansible_user", m))?;
+    }
     let config = ssh_config_for(defaults, &alias)?;
     let address = config.hostname.clone().unwrap_or_else(|| alias.clone());
     let port = match vars.get("ansible_port") {
@@ -142,9 +157,14 @@ pub fn target_for(
             format!("{at}: `ProxyCommand {command}` applies to {alias}; herd cannot run a ProxyCommand (use ProxyJump)"),
         ));
     }
+    let jump_var = match inventory_jump {
+        Some(_) => "ansible_ssh_common_args",
+        None => "ssh_config",
+    };
     let jump = match inventory_jump.or(config.proxy_jump.clone()) {
         Some(spec) if spec != "none" => Some(Box::new(bastion(
             &spec,
+            jump_var,
             name,
             &identity_files,
             given_known_hosts.as_deref(),
@@ -193,6 +213,7 @@ fn proxy_jump(vars: &Vars) -> Result<Option<String>, TargetError> {
 /// the bastion directly.
 fn bastion(
     spec: &str,
+    var: &'static str,
     behind: &str,
     identities: &[PathBuf],
     given_known_hosts: Option<&Path>,
@@ -220,6 +241,11 @@ fn bastion(
         }
         None => (rest.to_string(), None),
     };
+    let refused = |m: String| bad(var, format!("ProxyJump `{spec}`: {m}"));
+    check_host(&alias).map_err(refused)?;
+    if let Some(user) = &user {
+        check_user(user).map_err(refused)?;
+    }
     let config = ssh_config_for(defaults, &alias)?;
     let address = config.hostname.clone().unwrap_or_else(|| alias.clone());
     let port = port.or(config.port).unwrap_or(22);

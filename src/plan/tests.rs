@@ -333,3 +333,80 @@ fn herds_messages_quote_the_health_check_url_with_secrets_shown_masked() {
         "{error}"
     );
 }
+
+/// The plan of `inventory` with a client config whose `Match exec` passes
+/// `%h %n %r` to the shell, and whether that shell ever ran.
+fn build_with_logging_exec(inventory: &str) -> (Result<Plan, PlanError>, bool) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("log");
+    let config = dir.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!("Match exec \"echo %h %n %r >> '{}'\"\n", log.display()),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write");
+    let plan = Plan::build(&PlanRequest {
+        job: Job::Command("true".into()),
+        inventory: dir.path().join("inventory.yml"),
+        limit: None,
+        extra_vars: Vec::new(),
+        batch: None,
+        known_hosts: Some(Path::new("/dev/null").to_path_buf()),
+        ssh_config: Some(config),
+        step_timeout: Duration::from_secs(60),
+    });
+    (plan, log.exists())
+}
+
+#[test]
+fn names_ssh_refuses_stop_the_plan_at_their_inventory_position_before_any_shell() {
+    let canary = tempfile::tempdir().expect("temp dir");
+    let touch = format!("touch {}", canary.path().join("p").display());
+    for (inventory, line, column, message) in [
+        (
+            format!("all:\n  hosts:\n    \"evil$({touch})\":\n"),
+            3,
+            5,
+            format!("host evil$({touch}): hostname `evil$({touch})` contains invalid characters: it has `$`; ssh refuses it too"),
+        ),
+        (
+            format!("all:\n  hosts:\n    semi:\n      ansible_host: \"h;{touch};\"\n"),
+            4,
+            21,
+            format!("host semi: hostname `h;{touch};` contains invalid characters: it has `;`; ssh refuses it too"),
+        ),
+        (
+            format!("all:\n  vars:\n    ansible_user: \"u`{touch}`\"\n  hosts:\n    web1:\n"),
+            3,
+            19,
+            format!("host web1: remote username `u`{touch}`` contains invalid characters: it has a backquote; ssh refuses it too"),
+        ),
+        (
+            "all:\n  hosts:\n    web1:\n      ansible_ssh_common_args: -J -oProxyCommand=x\n".to_string(),
+            4,
+            32,
+            "host web1: ProxyJump `-oProxyCommand=x`: hostname `-oProxyCommand=x` contains invalid characters: it starts with `-`; ssh refuses it too".to_string(),
+        ),
+    ] {
+        let (plan, ran) = build_with_logging_exec(&inventory);
+        let Err(PlanError::Source(error)) = plan else {
+            panic!("expected a source error for {inventory}");
+        };
+        assert_eq!(
+            (error.location.line, error.location.column, error.message.as_str()),
+            (line, column, message.as_str()),
+            "{inventory}"
+        );
+        // web1 is a name ssh accepts: its own `Match exec` runs before its
+        // bastion is looked at.
+        assert_eq!(ran, inventory.contains("-J"), "{inventory}");
+    }
+    assert!(!canary.path().join("p").exists(), "a name reached a shell");
+    // Ordinary names pass, and their `Match exec` runs.
+    let (plan, ran) = build_with_logging_exec(
+        "all:\n  hosts:\n    web-01.example.com:\n    v6: { ansible_host: \"fe80::1\", ansible_user: deploy_2 }\n",
+    );
+    assert_eq!(plan.expect("plan").hosts.len(), 2);
+    assert!(ran);
+}

@@ -116,6 +116,40 @@ pub fn expand_tokens(value: &str, tokens: &Tokens) -> String {
     out
 }
 
+/// An error when a `%` token of the `Match exec` command `command` stands
+/// for a value ssh would refuse as a host or user name: it would reach the
+/// shell as written, so a name like `$(cmd)` would run `cmd`.
+pub fn check_shell_tokens(command: &str, tokens: &Tokens) -> Result<(), String> {
+    use super::names::{host_fault, shown, user_fault};
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            continue;
+        }
+        let token = chars.next();
+        let (value, fault) = match token {
+            Some('h') => (tokens.host.clone(), host_fault(&tokens.host)),
+            Some('n' | 'k') => (tokens.original.clone(), host_fault(&tokens.original)),
+            Some('r') => (tokens.user.clone(), user_fault(&tokens.user)),
+            Some('u') => (tokens.local_user.clone(), user_fault(&tokens.local_user)),
+            Some('d') => (tokens.home.clone(), host_fault(&tokens.home)),
+            Some('l') => (tokens.local_host.clone(), host_fault(&tokens.local_host)),
+            Some('L') => {
+                let label = tokens.local_host.split('.').next().unwrap_or_default();
+                (label.to_string(), host_fault(label))
+            }
+            _ => continue,
+        };
+        if let (Some(token), Some(fault)) = (token, fault) {
+            return Err(format!(
+                "`%{token}` stands for `{}`, which {fault}: herd does not run the `Match exec` command `{command}` with it (ssh refuses such a name too)",
+                shown(&value)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `${VAR}` replaced by the controller's environment; a variable that is
 /// not set is an error, as in `ssh`.
 fn dollars(value: &str) -> Result<String, String> {

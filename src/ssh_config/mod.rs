@@ -11,8 +11,12 @@
 //! reads other files in place (globs, `~`, relative to `~/.ssh`); the first
 //! value obtained for an option wins (`IdentityFile` adds up). A line herd
 //! cannot read is an error naming file:line:col, before any host is contacted.
+//! So is a `HostName`, `User` or ProxyJump hop that ssh would refuse as a
+//! name ([`names`]), and a `Match exec` is not run when one of its tokens
+//! stands for such a name.
 
 pub mod expand;
+pub mod names;
 mod parse;
 pub mod pattern;
 #[cfg(test)]
@@ -162,14 +166,22 @@ impl Walk {
                 _ if !*active => {}
                 EntryKind::HostName(_) if self.final_pass => {}
                 EntryKind::HostName(name) => {
-                    self.found.hostname.get_or_insert_with(|| {
-                        name.replace("%%", "\u{0}")
+                    if self.found.hostname.is_none() {
+                        let name = name
+                            .replace("%%", "\u{0}")
                             .replace("%h", &self.host)
-                            .replace('\u{0}', "%")
-                    });
+                            .replace('\u{0}', "%");
+                        names::check_host(&name)
+                            .map_err(|m| line_error(file, entry.line, format!("HostName: {m}")))?;
+                        self.found.hostname = Some(name);
+                    }
                 }
                 EntryKind::User(user) => {
-                    self.found.user.get_or_insert_with(|| user.clone());
+                    if self.found.user.is_none() {
+                        names::check_user(user)
+                            .map_err(|m| line_error(file, entry.line, format!("User: {m}")))?;
+                        self.found.user = Some(user.clone());
+                    }
                 }
                 EntryKind::Port(port) => {
                     self.found.port.get_or_insert(*port);
@@ -181,6 +193,8 @@ impl Walk {
                 }
                 EntryKind::ProxyJump(spec) => {
                     if !self.proxy_set {
+                        check_jump(spec)
+                            .map_err(|m| line_error(file, entry.line, format!("ProxyJump: {m}")))?;
                         self.proxy_set = true;
                         self.found.proxy_jump = Some(spec.clone());
                     }
@@ -258,6 +272,8 @@ impl Walk {
                     tokens.host = self.hostname();
                     tokens.port = self.found.port.unwrap_or(22);
                     tokens.user = user.to_string();
+                    expand::check_shell_tokens(command, &tokens)
+                        .map_err(|m| (criterion.column, m))?;
                     let command = expand::expand_tokens(command, &tokens);
                     run_exec(&command).map_err(|m| (criterion.column, m))?
                 }
@@ -268,6 +284,42 @@ impl Walk {
         }
         Ok(result)
     }
+}
+
+/// An error at the keyword of line `line` of `file`.
+fn line_error(file: &ConfigFile, line: usize, message: String) -> SshConfigError {
+    let column = file
+        .text
+        .lines()
+        .nth(line.saturating_sub(1))
+        .map_or(1, |text| text.len() - text.trim_start().len() + 1);
+    SshConfigError {
+        file: file.path.clone(),
+        text: file.text.clone(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The host and user names of a ProxyJump's hops (`[user@]host[:port]`,
+/// comma-separated), refused as ssh refuses them.
+fn check_jump(spec: &str) -> Result<(), String> {
+    if spec.eq_ignore_ascii_case("none") {
+        return Ok(());
+    }
+    for hop in spec.split(',') {
+        let hop = hop.strip_prefix("ssh://").unwrap_or(hop);
+        let (user, host) = match hop.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, hop),
+        };
+        names::check_host(host)?;
+        if let Some(user) = user {
+            names::check_user(user)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a `Match exec` command as ssh does (`$SHELL -c`, else `/bin/sh`;

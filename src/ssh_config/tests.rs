@@ -630,3 +630,94 @@ fn a_match_exec_that_hangs_is_stopped_and_named_at_its_line() {
         "the sleep the command started still runs"
     );
 }
+
+#[test]
+fn match_exec_does_not_run_with_a_token_that_stands_for_a_name_ssh_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("canary");
+    let log = dir.path().join("log");
+    let config = load_text(&format!(
+        "Host *\n  Port 2200\nMatch host * exec \"echo %h %n >> '{}'\"\n  User x\n",
+        log.display()
+    ))
+    .unwrap();
+    let name = format!("evil$(touch {})", canary.display());
+    let error = config.resolve(&name).unwrap_err();
+    assert_eq!(
+        (error.line, error.column, error.message),
+        (
+            3,
+            14,
+            format!(
+                "`%h` stands for `{name}`, which has `$`: herd does not run the `Match exec` command `echo %h %n >> '{}'` with it (ssh refuses such a name too)",
+                log.display()
+            )
+        )
+    );
+    assert!(!canary.exists(), "the name reached the shell");
+    assert!(!log.exists(), "the command ran");
+    // Ordinary names, IPv6 literals and bracketed forms run it.
+    for name in [
+        "web-01.example.com",
+        "db_2",
+        "10.0.0.5",
+        "fe80::1",
+        "[fe80::1]:2222",
+    ] {
+        assert_eq!(config.resolve(name).unwrap().user.as_deref(), Some("x"));
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.lines().count(), 5, "{logged}");
+}
+
+#[test]
+fn a_host_or_user_name_ssh_refuses_in_the_config_is_named_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let canary = dir.path().join("canary");
+    let text = format!(
+        "Host web1\n  HostName \"a;touch {canary}\"\nHost db1\n  User \"$(touch {canary})\"\n\
+         Host gw1\n  ProxyJump \"o;p@gw\"\nHost *\n  HostName %h.internal\n\
+         Match exec \"touch {canary}-%h\"\n",
+        canary = canary.display()
+    );
+    let config = load_text(&text).unwrap();
+    let e = config.resolve("web1").unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.message),
+        (
+            2,
+            3,
+            format!(
+                "HostName: hostname `a;touch {}` contains invalid characters: it has `;`; ssh refuses it too",
+                canary.display()
+            )
+        )
+    );
+    let e = config.resolve("db1").unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.message),
+        (
+            4,
+            3,
+            format!(
+                "User: remote username `$(touch {})` contains invalid characters: it has `(`; ssh refuses it too",
+                canary.display()
+            )
+        )
+    );
+    let e = config.resolve("gw1").unwrap_err();
+    assert_eq!(
+        (e.line, e.column, e.message.as_str()),
+        (
+            6,
+            3,
+            "ProxyJump: remote username `o;p` contains invalid characters: it has `;`; ssh refuses it too"
+        )
+    );
+    assert!(!canary.exists());
+    // The `%h` a HostName expands is the host's own, checked as given.
+    assert_eq!(
+        config.resolve("app.corp").unwrap().hostname.as_deref(),
+        Some("app.corp.internal")
+    );
+}
