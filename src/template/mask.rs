@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use minijinja::value::Value;
 
 use super::{find_words, Kind, Renderer, Secrets, TemplateError, MASK, SHORT};
+use crate::transport::OUTPUT_LIMIT;
 
 thread_local! {
     /// The values written by the render under way, when one is traced.
@@ -114,9 +115,7 @@ impl Secrets {
         let (kept, at_end) = match cut {
             Cut::Ended => (masked, true),
             Cut::Head(keep) if count > keep => (masked.chars().take(keep).collect(), true),
-            Cut::Tail(keep) if count > keep => {
-                (masked.chars().skip(count - keep).collect(), false)
-            }
+            Cut::Tail(keep) if count > keep => (masked.chars().skip(count - keep).collect(), false),
             Cut::Head(_) | Cut::Tail(_) => return masked,
         };
         let Some((long, _)) = self.forms(uses) else {
@@ -148,6 +147,33 @@ impl Secrets {
         long.sort_by_key(|v| std::cmp::Reverse(v.len()));
         long.dedup();
         Some((long, short))
+    }
+}
+
+/// How the output of one command (or reload stage) is masked: every
+/// secret, and the values it was given made from secrets.
+#[derive(Debug, Clone, Default)]
+pub struct OutputMask {
+    pub secrets: Secrets,
+    /// See [`Renderer::secret_uses`].
+    pub uses: Vec<String>,
+}
+
+impl OutputMask {
+    /// `text` masked, then cut (see [`Secrets::mask_cut`]).
+    pub fn cut(&self, text: &str, cut: Cut) -> String {
+        self.secrets.mask_cut(text, &self.uses, cut)
+    }
+
+    /// One stream of a command's output, masked. Past its limit the
+    /// transport dropped the rest: a piece of a secret may end it.
+    pub fn output(&self, text: &str) -> String {
+        let cut = if text.len() >= OUTPUT_LIMIT {
+            Cut::Ended
+        } else {
+            Cut::Head(usize::MAX)
+        };
+        self.cut(text, cut)
     }
 }
 
@@ -305,7 +331,10 @@ mod tests {
         // Pieces under three characters, and texts that were not cut, are left.
         assert_eq!(secrets.mask_cut("log: S3", &[], Cut::Ended), "log: S3");
         assert_eq!(secrets.mask_cut("S3cr3", &[], Cut::Head(10)), "S3cr3");
-        assert_eq!(secrets.mask_cut("xx S3cr3 and", &[], Cut::Head(6)), "xx ***");
+        assert_eq!(
+            secrets.mask_cut("xx S3cr3 and", &[], Cut::Head(6)),
+            "xx ***"
+        );
         // Its quoted forms and uses too, whatever their length.
         secrets.record("it's-secret");
         assert_eq!(
