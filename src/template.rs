@@ -16,7 +16,7 @@
 mod mask;
 mod shell_context;
 
-pub use mask::{leaf_texts, masked_value};
+pub use mask::{leaf_texts, masked_value, Cut, OutputMask};
 
 pub use shell_context::{find_unprotected, Place};
 

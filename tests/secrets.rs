@@ -6,8 +6,9 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 
-use common::{plan_and_json_run, Lab};
+use common::{plan_and_json_run, Lab, Run};
 
 const SECRETS: &str =
     "    herd_secret_vars: [api_key, pin]\n    pin: \"7\"\n    api_key: \"Sup3r'Secret\"\n";
@@ -205,4 +206,153 @@ fn a_captured_output_holding_a_secret_feeds_later_steps_and_is_shown_masked() {
     assert_eq!(second["stdout"], "same\n***\n", "{run}");
     assert_no_secret("stdout", run.stdout());
     assert_no_secret("stderr", run.stderr());
+}
+
+/// Runs `playbook` twice: plainly with a JUnit report, and with
+/// `--output json`; returns both runs and the report.
+fn plain_and_json_run(lab: &Lab, inventory: &Path, playbook: &Path) -> (Run, Run, String) {
+    let report = lab.dir().join("junit.xml");
+    let plain = common::Herd::new()
+        .args(["run", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .arg("--report")
+        .arg(&report)
+        .run();
+    let json = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .run();
+    let junit = fs::read_to_string(&report).expect("the report is written");
+    (plain, json, junit)
+}
+
+/// Fails the test if any of `leaks` appears in what the runs printed or
+/// in the report.
+fn assert_none_in(plain: &Run, json: &Run, junit: &str, leaks: &[&str]) {
+    for (what, text) in [
+        ("stderr", plain.stderr()),
+        ("stdout", plain.stdout()),
+        ("json", json.stdout()),
+        ("json stderr", json.stderr()),
+        ("the JUnit report", junit),
+    ] {
+        assert_no_secret(what, text);
+        for leaked in leaks {
+            assert!(
+                !text.contains(leaked),
+                "`{leaked}` leaked into {what}:\n{text}"
+            );
+        }
+    }
+}
+
+/// The `step_finished` event of step `step` of a `--output json` run.
+fn finished(run: &Run, step: u64) -> serde_json::Value {
+    run.json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == step)
+        .unwrap_or_else(|| panic!("step {step} finished\n{run}"))
+}
+
+#[test]
+fn a_capture_into_a_secret_name_is_secret_from_the_step_that_captured_it_on() {
+    let lab = Lab::up(1);
+    let inventory =
+        lab.inventory_with_vars("    herd_secret_vars: [db_pass, pin]\n    pin: \"7\"\n");
+    // The values come from the host: the playbook never holds them whole.
+    let playbook = lab.write(
+        "capture-secret.yml",
+        "hosts: web\nsteps:\n  - run: printf '%s%s\\n' fetched-Pa55 word\n    capture: db_pass\n  - run: printf '%s%s\\n' rotated-Pin 0\n    capture: pin\n  - run: echo using={{ db_pass }} pin={{ pin }}; printf '%s%s %s%s\\n' fetched-Pa55 word rotated-Pin 0 >&2; exit 1\n",
+    );
+
+    let (plain, json, junit) = plain_and_json_run(&lab, &inventory, &playbook);
+
+    plain.assert_code(1);
+    json.assert_code(1);
+    assert_eq!(finished(&json, 1)["stdout"], "***\n", "{json}");
+    assert_eq!(finished(&json, 2)["stdout"], "***\n", "{json}");
+    assert_eq!(
+        finished(&json, 3)["stdout"],
+        "using=*** pin=***\n",
+        "{json}"
+    );
+    assert_eq!(finished(&json, 3)["stderr"], "*** ***\n", "{json}");
+    assert_none_in(&plain, &json, &junit, &["Pa55word", "Pin0"]);
+}
+
+#[test]
+fn a_short_secret_passed_on_through_a_capture_stays_masked() {
+    let lab = Lab::up(1);
+    let inventory = lab.inventory_with_vars("    herd_secret_vars: [pin]\n    pin: \"42\"\n");
+    let playbook = lab.write(
+        "capture-pin.yml",
+        "hosts: web\nsteps:\n  - run: echo {{ pin }}\n    capture: c\n  - run: echo got {{ c }} >&2; exit 1\n",
+    );
+
+    let (plain, json, junit) = plain_and_json_run(&lab, &inventory, &playbook);
+
+    plain.assert_code(1);
+    json.assert_code(1);
+    assert_eq!(finished(&json, 1)["stdout"], "***\n", "{json}");
+    assert_eq!(finished(&json, 2)["stderr"], "got ***\n", "{json}");
+    assert!(plain.stderr().contains("got ***"), "{plain}");
+    assert_none_in(&plain, &json, &junit, &["got 42", "42\n"]);
+}
+
+#[test]
+fn a_secret_cut_by_the_output_limit_leaves_no_piece_behind() {
+    let lab = Lab::up(1);
+    let inventory = lab.inventory_with_vars(SECRETS);
+    // 8 MiB are kept of each stream: the secret is cut after `Sup3r'Se`.
+    let playbook = lab.write(
+        "cap.yml",
+        "hosts: web\nsteps:\n  - run: head -c 8388600 /dev/zero | tr '\\0' '\\n' >&2; printf '%s\\n' {{ api_key }} >&2; exit 1\n",
+    );
+
+    let (plain, json, junit) = plain_and_json_run(&lab, &inventory, &playbook);
+
+    plain.assert_code(1);
+    json.assert_code(1);
+    let stderr = finished(&json, 1)["stderr"].as_str().map(str::to_string);
+    assert!(
+        stderr.as_deref().is_some_and(|s| s.ends_with("\n***")),
+        "{:?}",
+        stderr.map(|s| s[s.len() - 20..].to_string())
+    );
+    assert_none_in(&plain, &json, &junit, &["Sup3r'S"]);
+}
+
+#[test]
+fn a_health_check_body_is_masked_before_it_is_cut() {
+    let lab = Lab::up(1);
+    let inventory = lab.inventory_with_vars(SECRETS);
+    // The new release answers `ok ` and 110 `x`, then the secret: herd
+    // quotes 120 characters of a body, which end inside the secret.
+    let playbook = lab.write(
+        "body.yml",
+        r#"hosts: web
+steps:
+  - run: |
+      mkdir -p {{ app_dir }}/releases/v9
+      cp {{ app_dir }}/releases/v1/app.py {{ app_dir }}/releases/v9/
+      { head -c 110 /dev/zero | tr '\0' x; printf '%s\n' {{ api_key }}; } > {{ app_dir }}/releases/v9/RELEASE
+      ln -sfn releases/v9 {{ app_dir }}/current.next && mv -T {{ app_dir }}/current.next {{ app_dir }}/current
+reload:
+  pidfile: "{{ gunicorn_pidfile }}"
+validate:
+  timeout: 5s
+  http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", status: 200, contains: v9 }
+"#,
+    );
+
+    let (plain, json, junit) = plain_and_json_run(&lab, &inventory, &playbook);
+
+    plain.assert_code(1);
+    json.assert_code(1);
+    let body = format!("`ok {}***`", "x".repeat(110));
+    assert!(plain.stderr().contains(&body), "{plain}");
+    assert!(json.stdout().contains(&body), "{json}");
+    assert_none_in(&plain, &json, &junit, &["xSup", "xS"]);
 }

@@ -3,7 +3,7 @@
 //! changed something.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -16,6 +16,7 @@ use crate::plan::reload::ReloadPlan;
 use crate::plan::step::{Rendered, StepPlan};
 use crate::plan::Plan;
 use crate::reload::{self, Proof, ReloadReport};
+use crate::template::{OutputMask, MASK};
 use crate::transport::{Connection, TransportError};
 
 /// Lines of stderr kept in a failure report.
@@ -48,6 +49,9 @@ pub(super) struct HostRun {
     pub events: Events,
     pub cancel: Cancel,
     pub once: Arc<OnceGates>,
+    /// Each capture as herd showed it (the step's output, masked): what
+    /// herd shows of the variable, so a command given it masks it by use.
+    pub captured: Mutex<Vars>,
 }
 
 impl HostRun {
@@ -213,6 +217,14 @@ impl HostRun {
                 // What the host printed, not what herd shows of it: a
                 // capture feeds later commands.
                 vars.insert(name.clone(), Value::String(stdout.trim_end().to_string()));
+                let shown = if self.captures_secret(step) {
+                    MASK
+                } else {
+                    result.stdout.trim_end()
+                };
+                if let Ok(mut captured) = self.captured.lock() {
+                    captured.insert(name.clone(), Value::String(shown.to_string()));
+                }
             }
         }
         if runs_once {
@@ -319,7 +331,7 @@ impl HostRun {
                 return (outcome, None);
             }
         };
-        let Ok(spec) = stage.render(&self.plan.renderer, vars) else {
+        let Ok(spec) = self.render_reload(stage, vars) else {
             return (outcome, Some(fresh));
         };
         let lost = "contact was lost after the signal; on a new connection";
@@ -355,7 +367,7 @@ impl HostRun {
             host: host.clone(),
             rollback,
         });
-        let outcome = match stage.render(&self.plan.renderer, vars) {
+        let outcome = match self.render_reload(stage, vars) {
             Err(error) => {
                 ReloadOutcome::failed(Proof::Master, error.to_string(), ReloadReport::default())
             }
@@ -406,17 +418,37 @@ impl HostRun {
     /// as herd printed it (secrets in it masked).
     fn shown(&self, vars: &Vars) -> Vars {
         let host = &self.plan.hosts[self.index];
-        let secrets = self.plan.renderer.secrets();
+        let captured = self.captured.lock().map(|c| c.clone()).unwrap_or_default();
         vars.iter()
             .map(|(name, value)| {
-                let shown = match (host.shown_vars.get(name), value) {
-                    (Some(shown), _) if host.vars.get(name) == Some(value) => shown.clone(),
-                    (_, Value::String(captured)) => Value::String(secrets.mask(captured)),
+                let shown = match (captured.get(name), host.shown_vars.get(name)) {
+                    (Some(shown), _) => shown.clone(),
+                    (None, Some(shown)) if host.vars.get(name) == Some(value) => shown.clone(),
                     _ => value.clone(),
                 };
                 (name.clone(), shown)
             })
             .collect()
+    }
+
+    /// Whether `step` captures into a variable named in `herd_secret_vars`.
+    fn captures_secret(&self, step: &StepPlan) -> bool {
+        let names = &self.plan.hosts[self.index].secret_names;
+        step.capture
+            .as_ref()
+            .is_some_and(|name| names.contains(name))
+    }
+
+    /// The reload stage for this host, masking in what it quotes of the
+    /// host's output what its templates were given made from secrets.
+    fn render_reload(
+        &self,
+        stage: &ReloadPlan,
+        vars: &Vars,
+    ) -> Result<reload::ReloadSpec, crate::template::TemplateError> {
+        let mut spec = stage.render(&self.plan.renderer, vars)?;
+        spec.mask.uses = stage.secret_uses(&self.plan.renderer, vars, &self.shown(vars));
+        Ok(spec)
     }
 
     /// A message of the reload stage, as herd may print it: the templates
@@ -457,7 +489,7 @@ impl HostRun {
         let rendered = step.render(&self.plan.renderer, vars);
         // The values the step was given made from secrets, masked in
         // whatever it prints, whatever their length.
-        let uses = step.secret_uses(&self.plan.renderer, vars, &self.shown(vars));
+        let mut uses = step.secret_uses(&self.plan.renderer, vars, &self.shown(vars));
         match rendered {
             Err(error) => result.error = Some(error.to_string()),
             Ok(Rendered::Run { command }) => match connection.exec(&command, step.timeout).await {
@@ -490,9 +522,20 @@ impl HostRun {
         result.ignored = !result.ok && step.ignore_errors;
         result.duration = started.elapsed();
         let stdout = std::mem::take(&mut result.stdout);
-        result.stdout = secrets.mask_used(&stdout, &uses);
-        result.stderr = secrets.mask_used(&result.stderr, &uses);
-        result.error = result.error.map(|e| secrets.mask_used(&e, &uses));
+        if result.ok && self.captures_secret(step) {
+            // A capture into a secret name: its value is secret from now
+            // on, starting with this step's output, which is that value.
+            let value = stdout.trim_end();
+            secrets.record(value);
+            uses.push(value.to_string());
+        }
+        let mask = OutputMask {
+            secrets: secrets.clone(),
+            uses,
+        };
+        result.stdout = mask.output(&stdout);
+        result.stderr = mask.output(&result.stderr);
+        result.error = result.error.map(|e| mask.output(&e));
         self.emit(Event::StepFinished {
             host,
             step: index + 1,

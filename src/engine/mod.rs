@@ -213,6 +213,7 @@ impl<C: Connector> Engine<C> {
                     events: self.events.clone(),
                     cancel: self.cancel.clone(),
                     once: once.clone(),
+                    captured: Default::default(),
                 };
                 let connector = self.connector.clone();
                 let target = plan.hosts[*index].target.clone();

@@ -62,6 +62,9 @@ pub struct PlannedHost {
     pub vars: Vars,
     /// The same variables as herd shows them, secrets as `***`.
     pub shown_vars: Vars,
+    /// The variables named in `herd_secret_vars`: a capture into one is
+    /// secret too.
+    pub secret_names: Vec<String>,
 }
 
 /// A rollout, fully resolved and checked.
@@ -167,6 +170,7 @@ impl Plan {
                 target,
                 vars,
                 shown_vars,
+                secret_names: secrets,
             });
         }
 

@@ -7,7 +7,7 @@ use crate::inventory::Vars;
 use crate::playbook::{Reload, Validate};
 use crate::reload::discover::Strategy;
 use crate::reload::{HttpCheck, ReloadSpec, Signal, ValidateSpec};
-use crate::template::{Kind, Renderer, TemplateError};
+use crate::template::{Kind, OutputMask, Renderer, TemplateError};
 
 /// Defaults when a playbook says nothing.
 pub const DEFAULT_VALIDATE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -214,6 +214,11 @@ impl ReloadPlan {
                 run: shell(&self.run)?,
             },
             command_timeout: self.command_timeout,
+            // The uses are added by the host that runs it.
+            mask: OutputMask {
+                secrets: renderer.secrets().clone(),
+                uses: Vec::new(),
+            },
         })
     }
 }

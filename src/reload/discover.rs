@@ -8,6 +8,7 @@
 //! Everything here works on a [`Snapshot`], so it is tested on fixtures.
 
 use super::snapshot::{Process, Snapshot};
+use crate::template::{Cut, OutputMask};
 
 /// How to find the master.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,8 +159,13 @@ pub fn workers_of(snapshot: &Snapshot, pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Finds and proves the master according to `strategy`.
-pub fn discover(snapshot: &Snapshot, strategy: &Strategy) -> Result<Master, DiscoveryError> {
+/// Finds and proves the master according to `strategy`; `mask` masks the
+/// command lines an error quotes cut.
+pub fn discover(
+    snapshot: &Snapshot,
+    strategy: &Strategy,
+    mask: &OutputMask,
+) -> Result<Master, DiscoveryError> {
     match strategy {
         Strategy::Pidfile(path) => {
             let Some(content) = &snapshot.pidfile else {
@@ -187,11 +193,11 @@ pub fn discover(snapshot: &Snapshot, strategy: &Strategy) -> Result<Master, Disc
                 .into_iter()
                 .filter(|p| proc_name(p).as_deref() == Some(name.as_str()))
                 .collect();
-            one_of(snapshot, found, &format!("no master named `{name}`"))
+            one_of(snapshot, found, &format!("no master named `{name}`"), mask)
         }
         Strategy::Auto => {
             let found = masters(snapshot);
-            one_of(snapshot, found, "no Gunicorn master on this host")
+            one_of(snapshot, found, "no Gunicorn master on this host", mask)
         }
     }
 }
@@ -205,7 +211,12 @@ fn masters(snapshot: &Snapshot) -> Vec<&Process> {
         .collect()
 }
 
-fn one_of(snapshot: &Snapshot, found: Vec<&Process>, none: &str) -> Result<Master, DiscoveryError> {
+fn one_of(
+    snapshot: &Snapshot,
+    found: Vec<&Process>,
+    none: &str,
+    mask: &OutputMask,
+) -> Result<Master, DiscoveryError> {
     match found.as_slice() {
         [] => Err(DiscoveryError::NotRunning(none.to_string())),
         [one] => prove(snapshot, one.pid, None),
@@ -213,7 +224,7 @@ fn one_of(snapshot: &Snapshot, found: Vec<&Process>, none: &str) -> Result<Maste
             let mut list: Vec<String> = many
                 .iter()
                 .take(LISTED)
-                .map(|p| format!("pid {} `{}`", p.pid, short(&p.cmdline)))
+                .map(|p| format!("pid {} `{}`", p.pid, short(&p.cmdline, mask)))
                 .collect();
             if many.len() > LISTED {
                 list.push(format!("and {} more", many.len() - LISTED));
@@ -230,13 +241,14 @@ fn one_of(snapshot: &Snapshot, found: Vec<&Process>, none: &str) -> Result<Maste
 const LISTED: usize = 6;
 
 /// A command line cut for a message: the start and the end tell most.
-fn short(cmdline: &str) -> String {
-    let chars: Vec<char> = cmdline.chars().collect();
-    if chars.len() <= 90 {
-        return cmdline.to_string();
+/// It is masked before it is cut, so no secret in it is split.
+fn short(cmdline: &str, mask: &OutputMask) -> String {
+    let masked = mask.cut(cmdline, Cut::Head(usize::MAX));
+    if masked.chars().count() <= 90 {
+        return masked;
     }
-    let head: String = chars[..50].iter().collect();
-    let tail: String = chars[chars.len() - 35..].iter().collect();
+    let head = mask.cut(&masked, Cut::Head(50));
+    let tail = mask.cut(&masked, Cut::Tail(35));
     format!("{head}…{tail}")
 }
 

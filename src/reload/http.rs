@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::template::{Cut, OutputMask};
+
 /// A response body beyond this is cut: a health check is small.
 const BODY_LIMIT: u64 = 1024 * 1024;
 
@@ -86,10 +88,12 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
 }
 
 /// Sends `GET` for `url` over `stream` and reads the whole response.
+/// `mask` masks what herd quotes of a response that is not HTTP.
 pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     url: &Url,
     timeout: Duration,
+    mask: &OutputMask,
 ) -> Result<Response, String> {
     let exchange = async {
         let request = format!(
@@ -110,14 +114,14 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
             .read_to_end(&mut raw)
             .await
             .map_err(|e| format!("reading the response: {e}"))?;
-        parse_response(&raw)
+        parse_response(&raw, mask)
     };
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| format!("no response within {}s", timeout.as_secs_f64()))?
 }
 
-fn parse_response(raw: &[u8]) -> Result<Response, String> {
+fn parse_response(raw: &[u8], mask: &OutputMask) -> Result<Response, String> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -138,7 +142,7 @@ fn parse_response(raw: &[u8]) -> Result<Response, String> {
         .ok_or_else(|| {
             format!(
                 "not an HTTP response: `{}`",
-                status_line.chars().take(80).collect::<String>()
+                mask.cut(status_line, Cut::Head(80))
             )
         })?;
     Ok(Response {
@@ -205,7 +209,9 @@ mod tests {
             request
         });
         let url = parse_url("http://127.0.0.2:8000/healthz").unwrap();
-        let response = get(client, &url, Duration::from_secs(5)).await.unwrap();
+        let response = get(client, &url, Duration::from_secs(5), &OutputMask::default())
+            .await
+            .unwrap();
         assert_eq!(
             response,
             Response {
@@ -222,13 +228,25 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_response() {
-        assert!(parse_response(b"").is_err());
-        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n").is_err());
+        assert!(parse_response(b"", &OutputMask::default()).is_err());
+        assert!(parse_response(b"SSH-2.0-OpenSSH\r\n", &OutputMask::default()).is_err());
         assert_eq!(
-            parse_response(b"HTTP/1.0 503 Unavailable\r\n\r\n")
+            parse_response(b"HTTP/1.0 503 Unavailable\r\n\r\n", &OutputMask::default())
                 .unwrap()
                 .status,
             503
+        );
+    }
+
+    #[test]
+    fn a_status_line_quoted_cut_leaves_no_piece_of_a_secret() {
+        let mask = OutputMask::default();
+        mask.secrets.record("S3cr3tToken");
+        let line = format!("{}S3cr3tToken\r\n", "x".repeat(75));
+        let error = parse_response(line.as_bytes(), &mask).unwrap_err();
+        assert_eq!(
+            error,
+            format!("not an HTTP response: `{}***`", "x".repeat(75))
         );
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::plan::step::wrap;
-use crate::template::shell_quote;
+use crate::template::{shell_quote, OutputMask};
 use crate::transport::Connection;
 use discover::{DiscoveryError, Master, Strategy};
 use signal::{Delivery, SignalRecord};
@@ -33,6 +33,8 @@ pub struct ReloadSpec {
     pub validate: ValidateSpec,
     /// Limit on each command the reload runs.
     pub command_timeout: Duration,
+    /// Masks what the host says that herd quotes in a message.
+    pub mask: OutputMask,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +211,7 @@ pub async fn find_master<T: Connection>(
     let snapshot = snapshot(connection, spec)
         .await
         .map_err(NotFound::Unreadable)?;
-    discover::discover(&snapshot, &spec.strategy).map_err(NotFound::Discovery)
+    discover::discover(&snapshot, &spec.strategy, &spec.mask).map_err(NotFound::Discovery)
 }
 
 /// The whole reload of one host.
@@ -231,8 +233,8 @@ pub async fn reload<T: Connection>(
             .await
             .map_err(|e| fail(Proof::Preflight, format!("preflight: {e}"), &report))?;
         if !output.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = spec.mask.output(&String::from_utf8_lossy(&output.stderr));
+            let stdout = spec.mask.output(&String::from_utf8_lossy(&output.stdout));
             let said = crate::engine::tail(
                 if stderr.trim().is_empty() {
                     &stdout
@@ -508,7 +510,10 @@ async fn start<T: Connection>(
                 output
                     .exit_code
                     .map_or("none".to_string(), |c| c.to_string()),
-                crate::engine::tail(&String::from_utf8_lossy(&output.stderr), 5)
+                crate::engine::tail(
+                    &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
+                    5
+                )
             ),
             &report,
         ));

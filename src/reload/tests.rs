@@ -67,6 +67,7 @@ fn spec() -> ReloadSpec {
             run: None,
         },
         command_timeout: Duration::from_secs(10),
+        mask: Default::default(),
     }
 }
 

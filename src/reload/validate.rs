@@ -10,6 +10,7 @@ use super::signal;
 use super::snapshot::{WaitFor, WAIT_INTERVAL};
 use super::{fail, http, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec};
 use crate::plan::step::wrap;
+use crate::template::{Cut, OutputMask};
 use crate::transport::Connection;
 
 /// Watches the worker set of `pid` until it is complete and has not changed
@@ -261,7 +262,7 @@ pub(super) async fn master_appears<T: Connection>(
         let found = snapshot(connection, spec)
             .await
             .map_err(|e| fail(Proof::Start, e, report))
-            .map(|s| discover::discover(&s, &spec.strategy));
+            .map(|s| discover::discover(&s, &spec.strategy, &spec.mask));
         match found? {
             Ok(master) => {
                 let complete = !master.workers.is_empty();
@@ -305,9 +306,9 @@ pub(super) async fn serving<T: Connection>(
                 .await
             {
                 Err(error) => Err(error.to_string()),
-                Ok(stream) => http::get(stream, &url, spec.command_timeout).await,
+                Ok(stream) => http::get(stream, &url, spec.command_timeout, &spec.mask).await,
             }
-            .and_then(|response| judge(check, &response));
+            .and_then(|response| judge(check, &response, &spec.mask));
             match verdict {
                 Ok(()) => break,
                 Err(problem) if Instant::now() >= deadline => {
@@ -334,7 +335,10 @@ pub(super) async fn serving<T: Connection>(
                     output
                         .exit_code
                         .map_or("none".to_string(), |c| c.to_string()),
-                    crate::engine::tail(&String::from_utf8_lossy(&output.stderr), 5)
+                    crate::engine::tail(
+                        &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
+                        5
+                    )
                 ),
                 report,
             ));
@@ -343,7 +347,11 @@ pub(super) async fn serving<T: Connection>(
     Ok(())
 }
 
-fn judge(check: &super::HttpCheck, response: &http::Response) -> Result<(), String> {
+fn judge(
+    check: &super::HttpCheck,
+    response: &http::Response,
+    mask: &OutputMask,
+) -> Result<(), String> {
     if response.status != check.status {
         return Err(format!(
             "status {} (expected {})",
@@ -352,7 +360,7 @@ fn judge(check: &super::HttpCheck, response: &http::Response) -> Result<(), Stri
     }
     if let Some(wanted) = &check.contains {
         if !response.body.contains(wanted.as_str()) {
-            let seen: String = response.body.trim().chars().take(120).collect();
+            let seen = mask.cut(response.body.trim(), Cut::Head(120));
             return Err(format!("the response does not contain `{wanted}` (the new release is not served): `{seen}`"));
         }
     }

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use minijinja::value::Value;
 
 use super::{find_words, Kind, Renderer, Secrets, TemplateError, MASK, SHORT};
+use crate::transport::OUTPUT_LIMIT;
 
 thread_local! {
     /// The values written by the render under way, when one is traced.
@@ -84,29 +85,13 @@ impl Secrets {
     /// each also in its shell-quoted forms. A shorter secret or use (a PIN)
     /// is masked as a whole word only.
     pub fn mask_used(&self, text: &str, uses: &[String]) -> String {
-        let Ok(set) = self.0.lock() else {
+        let Some((long, short)) = self.forms(uses) else {
             return text.to_string();
         };
-        let mut long: Vec<String> = Vec::new();
-        let mut short: Vec<&str> = Vec::new();
-        let all = set.iter().filter(|s| s.chars().count() >= SHORT);
-        for secret in all.chain(uses.iter()) {
-            if secret.chars().count() >= SHORT {
-                // As is, and quoted once or twice (under `become` a command
-                // is quoted again).
-                let once = secret.replace('\'', r"'\''");
-                let twice = once.replace('\'', r"'\''");
-                long.extend([secret.clone(), once, twice]);
-            } else if !secret.is_empty() {
-                short.push(secret);
-            }
-        }
-        // Longest first, so a secret that contains another is masked whole.
-        long.sort_by_key(|v| std::cmp::Reverse(v.len()));
         let masked = long.iter().fold(text.to_string(), |acc, secret| {
             acc.replace(secret.as_str(), MASK)
         });
-        short.into_iter().fold(masked, |acc, secret| {
+        short.iter().fold(masked, |acc, secret| {
             let mut out = String::with_capacity(acc.len());
             let mut last = 0;
             for at in find_words(&acc, secret) {
@@ -117,6 +102,115 @@ impl Secrets {
             out.push_str(&acc[last..]);
             out
         })
+    }
+
+    /// `text` masked (see [`Secrets::mask_used`]) and then cut, so no secret
+    /// is split before it is masked. Where the cut leaves a piece of a secret
+    /// at its edge (the start of a secret, three characters or more, ending
+    /// what is kept; or its end starting a tail), that piece is masked too:
+    /// the rest of the secret is gone, so the piece alone cannot be found.
+    pub fn mask_cut(&self, text: &str, uses: &[String], cut: Cut) -> String {
+        let masked = self.mask_used(text, uses);
+        let count = masked.chars().count();
+        let (kept, at_end) = match cut {
+            Cut::Ended => (masked, true),
+            Cut::Head(keep) if count > keep => (masked.chars().take(keep).collect(), true),
+            Cut::Tail(keep) if count > keep => (masked.chars().skip(count - keep).collect(), false),
+            Cut::Head(_) | Cut::Tail(_) => return masked,
+        };
+        let Some((long, _)) = self.forms(uses) else {
+            return kept;
+        };
+        mask_edge(&kept, &long, at_end)
+    }
+
+    /// The texts to mask: those masked wherever they appear (each secret of
+    /// three characters or more and each use, as is and shell-quoted),
+    /// longest first, so a secret that contains another is masked whole;
+    /// and the shorter ones, masked as words.
+    fn forms(&self, uses: &[String]) -> Option<(Vec<String>, Vec<String>)> {
+        let set = self.0.lock().ok()?;
+        let mut long: Vec<String> = Vec::new();
+        let mut short: Vec<String> = Vec::new();
+        let all = set.iter().filter(|s| s.chars().count() >= SHORT);
+        for secret in all.chain(uses.iter()) {
+            if secret.chars().count() >= SHORT {
+                // As is, and quoted once or twice (under `become` a command
+                // is quoted again).
+                let once = secret.replace('\'', r"'\''");
+                let twice = once.replace('\'', r"'\''");
+                long.extend([secret.clone(), once, twice]);
+            } else if !secret.is_empty() {
+                short.push(secret.clone());
+            }
+        }
+        long.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        long.dedup();
+        Some((long, short))
+    }
+}
+
+/// How the output of one command (or reload stage) is masked: every
+/// secret, and the values it was given made from secrets.
+#[derive(Debug, Clone, Default)]
+pub struct OutputMask {
+    pub secrets: Secrets,
+    /// See [`Renderer::secret_uses`].
+    pub uses: Vec<String>,
+}
+
+impl OutputMask {
+    /// `text` masked, then cut (see [`Secrets::mask_cut`]).
+    pub fn cut(&self, text: &str, cut: Cut) -> String {
+        self.secrets.mask_cut(text, &self.uses, cut)
+    }
+
+    /// One stream of a command's output, masked. Past its limit the
+    /// transport dropped the rest: a piece of a secret may end it.
+    pub fn output(&self, text: &str) -> String {
+        let cut = if text.len() >= OUTPUT_LIMIT {
+            Cut::Ended
+        } else {
+            Cut::Head(usize::MAX)
+        };
+        self.cut(text, cut)
+    }
+}
+
+/// Where herd cuts a text that may hold a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Its end was cut off already (output beyond a limit was dropped).
+    Ended,
+    /// The first this many characters are kept.
+    Head(usize),
+    /// The last this many characters are kept.
+    Tail(usize),
+}
+
+/// `text` with the longest piece of one of `secrets` at its cut edge
+/// masked: at its end (`at_end`) a proper start of a secret, else at its
+/// start a proper end of one; a piece is three characters or more.
+fn mask_edge(text: &str, secrets: &[String], at_end: bool) -> String {
+    let mut piece = 0;
+    for secret in secrets {
+        // Each proper split of the secret, as (start, end).
+        for (at, _) in secret.char_indices().skip(1) {
+            let (head, tail) = secret.split_at(at);
+            let part = if at_end { head } else { tail };
+            let fits = if at_end {
+                text.ends_with(part)
+            } else {
+                text.starts_with(part)
+            };
+            let found = (fits && part.chars().count() >= SHORT).then_some(part.len());
+            piece = piece.max(found.unwrap_or(0));
+        }
+    }
+    match (piece, at_end) {
+        (0, _) => text.to_string(),
+        (len, true) => format!("{}{MASK}", &text[..text.len() - len]),
+        (len, false) => format!("{MASK}{}", &text[len..]),
     }
 }
 
@@ -215,5 +309,40 @@ mod tests {
             &shown,
         );
         assert_eq!(uses, ["a1", "b2"]);
+    }
+
+    #[test]
+    fn a_cut_masks_first_and_masks_a_piece_of_a_secret_left_at_its_edge() {
+        let secrets = Secrets::default();
+        secrets.record("S3cr3tToken");
+        let body = format!("{}S3cr3tToken tail", "x".repeat(110));
+        // Cut after masking: the secret is never split.
+        let kept = secrets.mask_cut(&body, &[], Cut::Head(115));
+        assert_eq!(kept, format!("{}*** t", "x".repeat(110)));
+        // Output cut off by a limit in the middle of a secret: the start
+        // left at the end is masked, whatever was kept before it.
+        let ended = secrets.mask_cut("log: S3cr3tT", &[], Cut::Ended);
+        assert_eq!(ended, "log: ***");
+        // The end of a secret starting a tail.
+        let tail = secrets.mask_cut("S3cr3tToken", &[], Cut::Tail(7));
+        assert_eq!(tail, "***");
+        let tail = secrets.mask_cut("xx 3cr3tToken and more", &[], Cut::Tail(19));
+        assert_eq!(tail, "*** and more");
+        // Pieces under three characters, and texts that were not cut, are left.
+        assert_eq!(secrets.mask_cut("log: S3", &[], Cut::Ended), "log: S3");
+        assert_eq!(secrets.mask_cut("S3cr3", &[], Cut::Head(10)), "S3cr3");
+        assert_eq!(
+            secrets.mask_cut("xx S3cr3 and", &[], Cut::Head(6)),
+            "xx ***"
+        );
+        // Its quoted forms and uses too, whatever their length.
+        secrets.record("it's-secret");
+        assert_eq!(
+            secrets.mask_cut("echo 'it'\\''s-se", &[], Cut::Ended),
+            "echo '***"
+        );
+        let uses = ["PIN1234".to_string()];
+        assert_eq!(secrets.mask_cut("pin PIN12", &uses, Cut::Ended), "pin ***");
+        assert_eq!(secrets.mask_cut("pin PIN12", &[], Cut::Ended), "pin PIN12");
     }
 }

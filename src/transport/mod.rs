@@ -31,6 +31,9 @@ pub struct Target {
     pub jump: Option<Box<Target>>,
 }
 
+/// Output beyond this many bytes per stream is dropped (the head is kept).
+pub const OUTPUT_LIMIT: usize = 8 * 1024 * 1024;
+
 /// What a finished command left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {

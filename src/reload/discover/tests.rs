@@ -58,7 +58,7 @@ fn untitled(master: u32, name: &str) -> Vec<String> {
 #[test]
 fn auto_finds_the_one_titled_master_and_its_workers() {
     let snapshot = host(&titled(500, "app"));
-    let master = discover(&snapshot, &Strategy::Auto).unwrap();
+    let master = discover(&snapshot, &Strategy::Auto, &OutputMask::default()).unwrap();
     assert_eq!((master.pid, master.start_time), (500, 1000));
     assert_eq!(master.workers, vec![501, 502]);
 }
@@ -66,7 +66,7 @@ fn auto_finds_the_one_titled_master_and_its_workers() {
 #[test]
 fn without_setproctitle_the_master_is_the_gunicorn_whose_parent_is_not() {
     let snapshot = host(&untitled(700, "app"));
-    let master = discover(&snapshot, &Strategy::Auto).unwrap();
+    let master = discover(&snapshot, &Strategy::Auto, &OutputMask::default()).unwrap();
     assert_eq!(master.pid, 700);
     assert_eq!(master.workers, vec![701, 702]);
 }
@@ -76,7 +76,7 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
     let mut lines = titled(500, "blue");
     lines.extend(untitled(700, "green"));
     let snapshot = host(&lines);
-    let error = discover(&snapshot, &Strategy::Auto).unwrap_err();
+    let error = discover(&snapshot, &Strategy::Auto, &OutputMask::default()).unwrap_err();
     let DiscoveryError::Ambiguous { count, list } = &error else {
         panic!("{error:?}");
     };
@@ -86,19 +86,31 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
         "{list}"
     );
     assert_eq!(
-        discover(&snapshot, &Strategy::Name("blue".into()))
-            .unwrap()
-            .pid,
+        discover(
+            &snapshot,
+            &Strategy::Name("blue".into()),
+            &OutputMask::default()
+        )
+        .unwrap()
+        .pid,
         500
     );
     assert_eq!(
-        discover(&snapshot, &Strategy::Name("green".into()))
-            .unwrap()
-            .pid,
+        discover(
+            &snapshot,
+            &Strategy::Name("green".into()),
+            &OutputMask::default()
+        )
+        .unwrap()
+        .pid,
         700
     );
     assert!(matches!(
-        discover(&snapshot, &Strategy::Name("red".into())),
+        discover(
+            &snapshot,
+            &Strategy::Name("red".into()),
+            &OutputMask::default()
+        ),
         Err(DiscoveryError::NotRunning(_))
     ));
 }
@@ -107,7 +119,12 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
 fn a_stale_pidfile_naming_an_unrelated_process_is_refused() {
     let mut snapshot = host(&titled(500, "app"));
     snapshot.pidfile = Some("300".into());
-    let error = discover(&snapshot, &Strategy::Pidfile("/run/app.pid".into())).unwrap_err();
+    let error = discover(
+        &snapshot,
+        &Strategy::Pidfile("/run/app.pid".into()),
+        &OutputMask::default(),
+    )
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "the pidfile /run/app.pid names pid 300, which is not Gunicorn but `/usr/bin/python3 /opt/monitor.py`: a stale pidfile; that process was not signalled"
@@ -120,26 +137,31 @@ fn a_pidfile_naming_a_worker_or_a_dead_pid_is_refused() {
     snapshot.pidfile = Some("501".into());
     let strategy = Strategy::Pidfile("/run/app.pid".into());
     assert!(matches!(
-        discover(&snapshot, &strategy),
+        discover(&snapshot, &strategy, &OutputMask::default()),
         Err(DiscoveryError::Worker { pid: 501, .. })
     ));
     snapshot.pidfile = Some("9999\n".into());
     assert!(matches!(
-        discover(&snapshot, &strategy),
+        discover(&snapshot, &strategy, &OutputMask::default()),
         Err(DiscoveryError::NotRunning(_))
     ));
     snapshot.pidfile = None;
     assert!(matches!(
-        discover(&snapshot, &strategy),
+        discover(&snapshot, &strategy, &OutputMask::default()),
         Err(DiscoveryError::NotRunning(_))
     ));
     snapshot.pidfile = Some("garbage".into());
     assert!(matches!(
-        discover(&snapshot, &strategy),
+        discover(&snapshot, &strategy, &OutputMask::default()),
         Err(DiscoveryError::BadPidfile { .. })
     ));
     snapshot.pidfile = Some("500".into());
-    assert_eq!(discover(&snapshot, &strategy).unwrap().pid, 500);
+    assert_eq!(
+        discover(&snapshot, &strategy, &OutputMask::default())
+            .unwrap()
+            .pid,
+        500
+    );
 }
 
 #[test]
@@ -148,11 +170,16 @@ fn systemd_main_pid_zero_means_not_running() {
     let strategy = Strategy::Unit("app.service".into());
     snapshot.main_pid = Some("0".into());
     assert!(matches!(
-        discover(&snapshot, &strategy),
+        discover(&snapshot, &strategy, &OutputMask::default()),
         Err(DiscoveryError::NotRunning(_))
     ));
     snapshot.main_pid = Some("500".into());
-    assert_eq!(discover(&snapshot, &strategy).unwrap().pid, 500);
+    assert_eq!(
+        discover(&snapshot, &strategy, &OutputMask::default())
+            .unwrap()
+            .pid,
+        500
+    );
 }
 
 #[test]
@@ -162,7 +189,11 @@ fn a_zombie_master_is_not_signalled() {
     let mut snapshot = host(&lines);
     snapshot.pidfile = Some("500".into());
     assert_eq!(
-        discover(&snapshot, &Strategy::Pidfile("p".into())),
+        discover(
+            &snapshot,
+            &Strategy::Pidfile("p".into()),
+            &OutputMask::default()
+        ),
         Err(DiscoveryError::Zombie { pid: 500 })
     );
 }
@@ -226,7 +257,12 @@ fn a_pidfile_naming_a_process_that_only_mentions_gunicorn_is_refused() {
         (910, "journalctl -u gunicorn"),
     ] {
         snapshot.pidfile = Some(pid.to_string());
-        let error = discover(&snapshot, &Strategy::Pidfile("/run/app.pid".into())).unwrap_err();
+        let error = discover(
+            &snapshot,
+            &Strategy::Pidfile("/run/app.pid".into()),
+            &OutputMask::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("the pidfile /run/app.pid names pid {pid}, which is not Gunicorn but `{cmdline}`: a stale pidfile; that process was not signalled")
@@ -239,15 +275,29 @@ fn auto_and_name_never_count_a_decoy_as_a_master() {
     let mut lines = titled(500, "app");
     lines.extend(decoys());
     let snapshot = host(&lines);
-    assert_eq!(discover(&snapshot, &Strategy::Auto).unwrap().pid, 500);
+    assert_eq!(
+        discover(&snapshot, &Strategy::Auto, &OutputMask::default())
+            .unwrap()
+            .pid,
+        500
+    );
     let mut untitled_lines = untitled(700, "app");
     untitled_lines.extend(decoys());
     let snapshot = host(&untitled_lines);
-    assert_eq!(discover(&snapshot, &Strategy::Auto).unwrap().pid, 700);
     assert_eq!(
-        discover(&snapshot, &Strategy::Name("app".into()))
+        discover(&snapshot, &Strategy::Auto, &OutputMask::default())
             .unwrap()
             .pid,
+        700
+    );
+    assert_eq!(
+        discover(
+            &snapshot,
+            &Strategy::Name("app".into()),
+            &OutputMask::default()
+        )
+        .unwrap()
+        .pid,
         700
     );
 }

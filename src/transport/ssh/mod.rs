@@ -17,13 +17,10 @@ mod host_key;
 mod known_hosts;
 mod shell;
 
-use super::{Connection, Connector, ExecOutput, Target, TransportError};
+use super::{Connection, Connector, ExecOutput, Target, TransportError, OUTPUT_LIMIT};
 use auth::authenticate;
 use host_key::HostKeyCheck;
 use shell::{Shell, ShellError};
-
-/// Output beyond this many bytes per stream is dropped (the head is kept).
-const OUTPUT_LIMIT: usize = 8 * 1024 * 1024;
 
 /// How the SSH transport behaves; every wait is bounded by one of these.
 #[derive(Debug, Clone)]
