@@ -160,7 +160,7 @@ impl Renderer {
                 let text = value.to_string();
                 let token = PLACEHOLDERS.with(|p| p.borrow_mut().as_mut().map(|p| p.add(&text)));
                 match token {
-                    Some(token) => out.write_str(&token).map_err(minijinja::Error::from),
+                    Some(token) => out.write_str(&token?).map_err(minijinja::Error::from),
                     None => Err(minijinja::Error::new(
                         minijinja::ErrorKind::InvalidOperation,
                         "a shell value outside of a render",
@@ -181,6 +181,19 @@ impl Renderer {
                 "`| safe` does not turn off herd's shell quoting: write `| raw` to insert a value unquoted",
             ))
         });
+        // Jinja's `escape` escapes HTML and marks its output safe, which
+        // would skip herd's quoting: in a shell field it is refused.
+        for name in ["e", "escape"] {
+            env.add_filter(name, |state: &minijinja::State, value: Value| {
+                if state.name().ends_with(".sh") {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "herd quotes values for you; `| e` escapes HTML: remove it",
+                    ));
+                }
+                minijinja::filters::escape(state, &value)
+            });
+        }
         Renderer {
             env,
             secrets: Secrets::default(),
@@ -317,6 +330,10 @@ struct Placeholders {
 
 const PLACEHOLDER_END: char = '\u{2}';
 
+/// Why a rendered command holds a broken placeholder.
+const CHANGED: &str = "a `{% filter %}` block changed a value herd quotes: \
+                       apply the filter to the value instead (`{{ x | upper }}`)";
+
 impl Placeholders {
     fn new() -> Placeholders {
         Placeholders {
@@ -328,11 +345,52 @@ impl Placeholders {
     /// Remembers a value and returns its placeholder. A placeholder inside
     /// the value (a macro's output run through a filter) stands for the
     /// value it was made for.
-    fn add(&mut self, text: &str) -> String {
+    fn add(&mut self, text: &str) -> Result<String, minijinja::Error> {
+        if self.leftover(text, false) {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                CHANGED,
+            ));
+        }
         let original = self.substitute(text, false);
         let quoted = shell_quote(&original);
         self.values.push((original, quoted));
-        format!("{}{}{PLACEHOLDER_END}", self.prefix, self.values.len() - 1)
+        Ok(format!(
+            "{}{}{PLACEHOLDER_END}",
+            self.prefix,
+            self.values.len() - 1
+        ))
+    }
+
+    /// Whether `text`, outside its whole placeholders, holds a piece of one:
+    /// a filter (`{% filter upper %}`, `| truncate`) changed a placeholder,
+    /// and the value it stood for would be lost or garbled. With `marks`,
+    /// the placeholder's delimiters count too (in rendered text; a value may
+    /// hold such bytes as data).
+    fn leftover(&self, text: &str, marks: bool) -> bool {
+        let hex = &self.prefix[5..self.prefix.len() - 1];
+        let pieces = [&hex[..16], &hex[16..]];
+        let mut rest = text;
+        loop {
+            let (segment, tail) = match rest.find(&self.prefix) {
+                Some(at) => (&rest[..at], Some(&rest[at + self.prefix.len()..])),
+                None => (rest, None),
+            };
+            let lower = segment.to_ascii_lowercase();
+            if pieces.iter().any(|piece| lower.contains(piece))
+                || (marks && segment.contains(['\u{1}', PLACEHOLDER_END]))
+            {
+                return true;
+            }
+            match tail {
+                Some(tail) => {
+                    rest = tail
+                        .split_once(PLACEHOLDER_END)
+                        .map_or("", |(_, after)| after);
+                }
+                None => return false,
+            }
+        }
     }
 
     /// `text` with each placeholder replaced by its value, as given or
@@ -367,6 +425,11 @@ impl Placeholders {
     fn fill(&self, rendered: &str) -> Result<String, TemplateError> {
         if self.values.is_empty() {
             return Ok(rendered.to_string());
+        }
+        if self.leftover(rendered, true) {
+            return Err(TemplateError::Invalid {
+                message: CHANGED.to_string(),
+            });
         }
         if let Some((_, place)) = shell_context::find_misplaced(rendered, &self.prefix) {
             return Err(TemplateError::Unprotected { place });
@@ -548,7 +611,6 @@ mod tests {
         let v = vars(json!({"y": "$(touch /tmp/pwn)", "l": ["$(a)", "b"]}));
         for (source, expected) in [
             ("echo {{ l | join(' ') }}", "echo '$(a) b'"),
-            ("echo {{ y | e }}", "echo '$(touch /tmp/pwn)'"),
             (
                 "echo {{ y | replace('a', 'b') }}",
                 "echo '$(touch /tmp/pwn)'",
@@ -564,10 +626,65 @@ mod tests {
     }
 
     #[test]
+    fn html_escaping_is_refused_in_shell_fields() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"v": "$(touch /tmp/pwn)"}));
+        for source in [
+            "{% autoescape 'html' %}echo {{ v | e }}{% endautoescape %}",
+            "{% autoescape 'html' %}echo {{ v | e | upper }}{% endautoescape %}",
+            "echo {{ v | escape }}",
+            "echo {{ v | e }}",
+        ] {
+            assert_eq!(
+                renderer.render(source, Kind::Shell, &v),
+                Err(TemplateError::Invalid {
+                    message: "herd quotes values for you; `| e` escapes HTML: remove it".into()
+                }),
+                "{source}"
+            );
+        }
+        assert_eq!(
+            renderer.render("<b>{{ '<' | e }}</b>", Kind::Plain, &v),
+            Ok("<b>&lt;</b>".to_string())
+        );
+    }
+
+    #[test]
+    fn a_filter_block_that_changes_a_value_is_refused() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"v": "$(touch /tmp/pwn)", "w": "ok"}));
+        for source in [
+            "{% filter upper %}echo {{ v }}{% endfilter %}",
+            "{% filter upper %}echo {{ w }}{% endfilter %}",
+            "{% filter replace('herd', 'x') %}echo {{ w }}{% endfilter %}",
+            "{% filter reverse %}echo {{ w }}{% endfilter %}",
+            "{% macro m() %}{{ w }}{% endmacro %}echo {{ m() | upper }}",
+        ] {
+            let Err(TemplateError::Invalid { message }) = renderer.render(source, Kind::Shell, &v)
+            else {
+                panic!("{source} rendered");
+            };
+            assert!(
+                message.starts_with("a `{% filter %}` block changed a value herd quotes"),
+                "{source}: {message}"
+            );
+        }
+        // A filter block over text alone, and a filter on the value, are fine.
+        assert_eq!(
+            renderer.render(
+                "{% filter upper %}echo{% endfilter %} {{ v | upper }}",
+                Kind::Shell,
+                &v
+            ),
+            Ok("ECHO '$(TOUCH /TMP/PWN)'".to_string())
+        );
+    }
+
+    #[test]
     fn a_value_cannot_pass_for_a_placeholder() {
         let renderer = Renderer::new();
         let mut placeholders = Placeholders::new();
-        let forged = placeholders.add("\"");
+        let forged = placeholders.add("\"").unwrap();
         let v = vars(json!({"a": forged, "b": "$(x)"}));
         assert_eq!(
             renderer
@@ -761,6 +878,19 @@ mod tests {
                 "((",
                 "${a:-",
                 "}",
+                "$'",
+                "\"${x-'",
+                "\\\n",
+                "<\\\n<EOF\n",
+                "[[ ",
+                " -eq 1 ]]",
+                "let n=",
+                "a[",
+                "]=1",
+                "declare -i n=",
+                "x=$(true\n",
+                "{% filter upper %}",
+                "{% endfilter %}",
             ])
         }
 
