@@ -894,6 +894,70 @@ mod tests {
             ])
         }
 
+        /// Templates whose rendered command dash or bash would read so that
+        /// the quoted value runs: herd refuses them.
+        #[test]
+        fn what_dash_or_bash_would_run_is_refused() {
+            let payload = "a[$(printf P\"\"WNED >&2)]";
+            let v = vars(json!({ "v": payload }));
+            for template in [
+                "cat <<EOF; x=$(true\nEOF\n)\n{{ v }}\nEOF",
+                "echo $'\\'' {{ v }} '",
+                "((echo ') {{ v }}'))",
+                "unset x; echo \"${x-'}\"'}\"{{ v }}'",
+                "cat <\\\n<EOF\n{{ v }}\nEOF",
+                "echo $\\\n(( {{ v }} )) || true",
+                "[[ {{ v }} -eq 1 ]]",
+                "let n={{ v }}",
+                "a[{{ v }}]=1",
+                "declare -i n={{ v }}",
+                "typeset -i n; n={{ v }}",
+            ] {
+                // The command as it was rendered before herd refused it.
+                let command = template.replace("{{ v }}", &shell_quote(payload));
+                let ran = ["/bin/dash", "/bin/bash"].into_iter().any(|shell| {
+                    let (out, err) = run(shell, &command);
+                    String::from_utf8_lossy(&[out, err].concat()).contains("PWNED")
+                });
+                assert!(ran, "no shell runs the value of {template:?}: {command:?}");
+                assert!(
+                    matches!(
+                        Renderer::new().render(template, Kind::Shell, &v),
+                        Err(TemplateError::Unprotected { .. })
+                    ),
+                    "{template:?} rendered"
+                );
+            }
+        }
+
+        /// The forms herd accepts in their place give the value as data.
+        #[test]
+        fn the_forms_to_write_instead_are_accepted() {
+            let payload = "a[$(printf P\"\"WNED >&2)]'\"";
+            let v = vars(json!({ "v": payload }));
+            for template in [
+                "( (printf %s {{ v }}) && true)",
+                "echo \"${x-'a b'}\" >/dev/null; printf %s {{ v }}",
+                "printf \\\n  %s {{ v }}",
+                "[ -n {{ v }} ] && printf %s {{ v }}",
+                "x=$(cat <<EOF\nbody\nEOF\n) && printf %s {{ v }}",
+                "declare -r x={{ v }} 2>/dev/null || x={{ v }}; printf %s \"$x\"",
+            ] {
+                let command = Renderer::new()
+                    .render(template, Kind::Shell, &v)
+                    .unwrap_or_else(|e| panic!("{template:?}: {e}"));
+                for shell in ["/bin/dash", "/bin/bash"] {
+                    let (out, err) = run(shell, &command);
+                    assert_eq!(
+                        String::from_utf8_lossy(&out),
+                        payload,
+                        "{template:?} in {shell}: {}",
+                        String::from_utf8_lossy(&err)
+                    );
+                }
+            }
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(200))]
 

@@ -160,7 +160,7 @@ impl Place {
         let lands = "a value lands inside";
         let rendered = "once the template is rendered";
         if let Some((why, fix)) = self.bash() {
-            return format!("a value {why} {rendered}: {fix}");
+            return format!("{rendered}, a value {why}: {fix}");
         }
         match self {
             Place::DoubleQuotes | Place::SingleQuotes | Place::DollarQuotes => {
@@ -370,6 +370,7 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
     let mut stack = vec![Context::Words(Words::new())];
     let mut pending: Vec<HereDoc> = Vec::new();
     let mut in_comment = false;
+    let mut note: Option<Place> = None;
     let mut i = 0;
     while i < bytes.len() {
         // Jinja first: it is expanded before the shell sees the text.
@@ -405,6 +406,8 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
                     let expression = &source[i..(end + 2).min(bytes.len())];
                     let place = if in_comment {
                         Some(Place::Comment)
+                    } else if note.is_some() {
+                        note
                     } else {
                         stack.last().and_then(Context::place)
                     };
@@ -440,7 +443,7 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
             &mut stack,
             &mut in_comment,
             &mut pending,
-            &mut None,
+            &mut note,
         );
     }
     None
@@ -1146,7 +1149,7 @@ mod tests {
             ("echo \"a $(b) {{ x }}\"", Place::DoubleQuotes),
             ("echo '{{ x }}'", Place::SingleQuotes),
             ("echo \"it\\\"s {{ x }}\"", Place::DoubleQuotes),
-            ("echo $'a\\'{{ x }}'", Place::DollarQuotes),
+            ("echo $'a\\'{{ x }}'", Place::AfterDollarQuote),
             ("echo `cat {{ x }}`", Place::Backquotes),
             ("echo $(( {{ x }} + 1 ))", Place::Arithmetic),
             ("echo \"$(echo \"{{ x }}\")\"", Place::DoubleQuotes),
@@ -1301,6 +1304,13 @@ mod tests {
         ] {
             assert_eq!(rendered(text), None, "{text:?}");
         }
+        // The template's own text says so too, pointing at the `{{ }}`.
+        assert_eq!(
+            place("((cd {{ x }} && ls) && echo ok)"),
+            Some(Place::DoubleParens)
+        );
+        assert_eq!(place("echo $'a' {{ x }}"), Some(Place::AfterDollarQuote));
+        assert_eq!(place("( (cd {{ x }} && ls) && echo ok)"), None);
     }
 
     #[test]
