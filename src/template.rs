@@ -912,6 +912,10 @@ mod tests {
                 "a[{{ v }}]=1",
                 "declare -i n={{ v }}",
                 "typeset -i n; n={{ v }}",
+                "a=(1); unset {{ v }}",
+                "printf -v {{ v }} %s x",
+                "read {{ v }} <<EOF\nx\nEOF",
+                "test -v {{ v }}",
             ] {
                 // The command as it was rendered before herd refused it.
                 let command = template.replace("{{ v }}", &shell_quote(payload));

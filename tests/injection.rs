@@ -742,3 +742,16 @@ fn spaced_subshells_and_continued_lines_run_with_the_value_as_data() {
     }
     assert!(!canary.exists(), "{run}");
 }
+
+#[test]
+fn a_value_where_bash_reads_a_variable_name_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-name",
+        "a=(1); unset {{ w }}",
+        &bash_place(
+            "is where bash reads a variable name (after unset, read, declare, or printf, test or [ with -v), \
+             whose array subscript it evaluates where a value could run: pass the value as data, not as a name",
+        ),
+        (5, 7),
+    );
+}

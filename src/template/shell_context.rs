@@ -65,6 +65,10 @@ pub enum Place {
     /// After `declare -i` (or `typeset`, `local`, `export`, `readonly`):
     /// bash evaluates what is assigned to an integer variable.
     Integer,
+    /// Where bash reads a variable name, and evaluates an array subscript in
+    /// it: the arguments of `unset` and `read`, a word of `declare` and the
+    /// like, the word after `-v` of `printf`, `test` and `[`.
+    Name,
 }
 
 impl Place {
@@ -99,6 +103,10 @@ impl Place {
             Place::Subscript => (
                 "is inside an array subscript, which bash evaluates as arithmetic where a value could run",
                 "move it out of the [...]",
+            ),
+            Place::Name => (
+                "is where bash reads a variable name (after unset, read, declare, or printf, test or [ with -v), whose array subscript it evaluates where a value could run",
+                "pass the value as data, not as a name",
             ),
             Place::Integer => (
                 "follows a `declare -i` (or `typeset`, `local`, `export`, `readonly` with -i), after which bash evaluates what is assigned as arithmetic where a value could run",
@@ -253,6 +261,12 @@ struct Words {
     /// In the arguments of `declare`, `typeset`, `local`, `export` or
     /// `readonly`.
     declaring: bool,
+    /// In the arguments of `unset`, `read`, `mapfile` or `readarray`.
+    names: bool,
+    /// In a command whose `-v` takes a variable name: `printf`, `test`, `[`.
+    v_option: bool,
+    /// The next word is the name after such a `-v`.
+    name_next: bool,
 }
 
 impl Words {
@@ -264,6 +278,9 @@ impl Words {
             test: false,
             arithmetic: false,
             declaring: false,
+            names: false,
+            v_option: false,
+            name_next: false,
         }
     }
 
@@ -272,6 +289,14 @@ impl Words {
         self.command = true;
         self.arithmetic = false;
         self.declaring = false;
+        self.names = false;
+        self.v_option = false;
+        self.name_next = false;
+    }
+
+    /// Where a value at the start of a word is a name bash may evaluate.
+    fn takes_name(&self) -> bool {
+        self.names || self.declaring || self.name_next
     }
 
     /// A word that is not a reserved word starts (or goes on) here.
@@ -280,11 +305,13 @@ impl Words {
             *subject = true;
         }
         self.command = false;
+        self.name_next = false;
     }
 
     /// A bare word of letters, as a whole: `case`, `in` and `esac` move a
     /// `case` command on.
     fn bare_word(&mut self, word: &[u8]) {
+        self.name_next = false;
         match self.cases.last_mut() {
             Some(Case::Head { subject: false }) => self.word(),
             Some(Case::Head { subject: true }) => {
@@ -302,6 +329,14 @@ impl Words {
             Some(Case::Body) | None => {
                 if self.command && word == b"let" {
                     self.arithmetic = true;
+                    self.command = false;
+                } else if self.command
+                    && matches!(word, b"unset" | b"read" | b"mapfile" | b"readarray")
+                {
+                    self.names = true;
+                    self.command = false;
+                } else if self.command && matches!(word, b"printf" | b"test") {
+                    self.v_option = true;
                     self.command = false;
                 } else if self.command
                     && matches!(
@@ -503,8 +538,9 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
                         Some(Place::Escaped)
                     }
                     Some(Context::Words(words)) => {
+                        let name = words.takes_name() && starts_word(bytes, i);
                         words.word();
-                        outer
+                        outer.or(name.then_some(Place::Name))
                     }
                     Some(context) => context.place(),
                     None => None,
@@ -721,6 +757,20 @@ fn step(
                 {
                     words.test = false;
                     return i + 2;
+                }
+                b'-' if words.v_option
+                    && starts_word(bytes, i)
+                    && next == Some(b'v')
+                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
+                {
+                    words.word();
+                    words.name_next = true;
+                    return i + 2;
+                }
+                b'[' if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) => {
+                    words.v_option = true;
+                    words.command = false;
+                    return i + 1;
                 }
                 b'-' | b'+' if words.declaring && starts_word(bytes, i) => {
                     let end = (i..bytes.len())
@@ -1285,6 +1335,13 @@ mod tests {
             ("echo $(( $(echo @v) ))", Place::Arithmetic),
             ("echo ${a[$(echo @v)]}", Place::Parameter),
             ("echo `echo $(echo @v)`", Place::Backquotes),
+            ("unset @v", Place::Name),
+            ("read -r x @v", Place::Name),
+            ("declare @v", Place::Name),
+            ("local x @v", Place::Name),
+            ("printf -v @v %s x", Place::Name),
+            ("test -v @v", Place::Name),
+            ("[ -v @v ]", Place::Name),
         ] {
             assert_eq!(rendered(text), Some(expected), "{text:?}");
         }
@@ -1307,6 +1364,13 @@ mod tests {
             "export X=@v",
             "x=$(cat <<EOF\nbody\nEOF\n) && echo @v",
             "let_me @v",
+            "printf -v out %s @v",
+            "grep -v @v f",
+            "[ -n @v ]",
+            "declare x=@v",
+            "local x=@v y=@v",
+            "echo unset @v",
+            "read x; echo @v",
         ] {
             assert_eq!(rendered(text), None, "{text:?}");
         }
