@@ -1371,6 +1371,8 @@ mod tests {
             "local x=@v y=@v",
             "echo unset @v",
             "read x; echo @v",
+            "touch @v/r; i=0; while [ ! -e @v/go ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done",
+            "p=$(cat @v); kill -TERM $p; while kill -0 $p && ! grep -q \"^S\" /proc/$p/status; do :; done",
         ] {
             assert_eq!(rendered(text), None, "{text:?}");
         }
