@@ -3,8 +3,8 @@
 //! Two kinds of fields take templates. Shell fields (`run`, `cwd`, `preflight`,
 //! rollback commands) quote every interpolated value for `/bin/sh`, so a host
 //! variable holding `; rm -rf /` reaches the remote shell as data; `{{ x | raw }}`
-//! opts out (Jinja's `| safe` is refused rather than being a second, quieter
-//! way out). Quoting makes a value one shell word, so a value may only land
+//! opts out (Jinja's `| safe` and `| e` are refused rather than being a
+//! second, quieter way out; so is a `{% filter %}` block that changes a value). Quoting makes a value one shell word, so a value may only land
 //! where the shell reads words: `shell_context` checks that, on the template's
 //! text (to point at the `{{ }}`) and on every rendered command (which is
 //! what counts; see `Placeholders`). Plain

@@ -17,6 +17,14 @@
 //! fault when the text alone shows it), and the rendered command with a
 //! placeholder for each value (`find_misplaced`), which is what the shell
 //! will get once tags, loops, macros and whitespace control have run.
+//!
+//! A host's `/bin/sh` may be dash or bash. Where the two split the text
+//! differently (`$'...'`, `((` at a command's start, a `'` in `"${...}"`, a
+//! here-document whose line goes on inside `$(`), every value after it is
+//! refused; so is a value where bash evaluates it as arithmetic or reads it
+//! as a variable name (whose array subscript runs `$(...)`). The rendered
+//! check takes backslash-newlines out as the shell does, before it reads
+//! the bytes around them.
 
 /// Where a value template sits, when that is a place herd's quoting does
 /// not protect.
