@@ -3,8 +3,8 @@
 //! Two kinds of fields take templates. Shell fields (`run`, `cwd`, `preflight`,
 //! rollback commands) quote every interpolated value for `/bin/sh`, so a host
 //! variable holding `; rm -rf /` reaches the remote shell as data; `{{ x | raw }}`
-//! opts out (Jinja's `| safe` is refused rather than being a second, quieter
-//! way out). Quoting makes a value one shell word, so a value may only land
+//! opts out (Jinja's `| safe` and `| e` are refused rather than being a
+//! second, quieter way out; so is a `{% filter %}` block that changes a value). Quoting makes a value one shell word, so a value may only land
 //! where the shell reads words: `shell_context` checks that, on the template's
 //! text (to point at the `{{ }}`) and on every rendered command (which is
 //! what counts; see `Placeholders`). Plain
@@ -160,7 +160,7 @@ impl Renderer {
                 let text = value.to_string();
                 let token = PLACEHOLDERS.with(|p| p.borrow_mut().as_mut().map(|p| p.add(&text)));
                 match token {
-                    Some(token) => out.write_str(&token).map_err(minijinja::Error::from),
+                    Some(token) => out.write_str(&token?).map_err(minijinja::Error::from),
                     None => Err(minijinja::Error::new(
                         minijinja::ErrorKind::InvalidOperation,
                         "a shell value outside of a render",
@@ -181,6 +181,19 @@ impl Renderer {
                 "`| safe` does not turn off herd's shell quoting: write `| raw` to insert a value unquoted",
             ))
         });
+        // Jinja's `escape` escapes HTML and marks its output safe, which
+        // would skip herd's quoting: in a shell field it is refused.
+        for name in ["e", "escape"] {
+            env.add_filter(name, |state: &minijinja::State, value: Value| {
+                if state.name().ends_with(".sh") {
+                    return Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "herd quotes values for you; `| e` escapes HTML: remove it",
+                    ));
+                }
+                minijinja::filters::escape(state, &value)
+            });
+        }
         Renderer {
             env,
             secrets: Secrets::default(),
@@ -317,6 +330,10 @@ struct Placeholders {
 
 const PLACEHOLDER_END: char = '\u{2}';
 
+/// Why a rendered command holds a broken placeholder.
+const CHANGED: &str = "a `{% filter %}` block changed a value herd quotes: \
+                       apply the filter to the value instead (`{{ x | upper }}`)";
+
 impl Placeholders {
     fn new() -> Placeholders {
         Placeholders {
@@ -328,11 +345,52 @@ impl Placeholders {
     /// Remembers a value and returns its placeholder. A placeholder inside
     /// the value (a macro's output run through a filter) stands for the
     /// value it was made for.
-    fn add(&mut self, text: &str) -> String {
+    fn add(&mut self, text: &str) -> Result<String, minijinja::Error> {
+        if self.leftover(text, false) {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                CHANGED,
+            ));
+        }
         let original = self.substitute(text, false);
         let quoted = shell_quote(&original);
         self.values.push((original, quoted));
-        format!("{}{}{PLACEHOLDER_END}", self.prefix, self.values.len() - 1)
+        Ok(format!(
+            "{}{}{PLACEHOLDER_END}",
+            self.prefix,
+            self.values.len() - 1
+        ))
+    }
+
+    /// Whether `text`, outside its whole placeholders, holds a piece of one:
+    /// a filter (`{% filter upper %}`, `| truncate`) changed a placeholder,
+    /// and the value it stood for would be lost or garbled. With `marks`,
+    /// the placeholder's delimiters count too (in rendered text; a value may
+    /// hold such bytes as data).
+    fn leftover(&self, text: &str, marks: bool) -> bool {
+        let hex = &self.prefix[5..self.prefix.len() - 1];
+        let pieces = [&hex[..16], &hex[16..]];
+        let mut rest = text;
+        loop {
+            let (segment, tail) = match rest.find(&self.prefix) {
+                Some(at) => (&rest[..at], Some(&rest[at + self.prefix.len()..])),
+                None => (rest, None),
+            };
+            let lower = segment.to_ascii_lowercase();
+            if pieces.iter().any(|piece| lower.contains(piece))
+                || (marks && segment.contains(['\u{1}', PLACEHOLDER_END]))
+            {
+                return true;
+            }
+            match tail {
+                Some(tail) => {
+                    rest = tail
+                        .split_once(PLACEHOLDER_END)
+                        .map_or("", |(_, after)| after);
+                }
+                None => return false,
+            }
+        }
     }
 
     /// `text` with each placeholder replaced by its value, as given or
@@ -367,6 +425,11 @@ impl Placeholders {
     fn fill(&self, rendered: &str) -> Result<String, TemplateError> {
         if self.values.is_empty() {
             return Ok(rendered.to_string());
+        }
+        if self.leftover(rendered, true) {
+            return Err(TemplateError::Invalid {
+                message: CHANGED.to_string(),
+            });
         }
         if let Some((_, place)) = shell_context::find_misplaced(rendered, &self.prefix) {
             return Err(TemplateError::Unprotected { place });
@@ -548,7 +611,6 @@ mod tests {
         let v = vars(json!({"y": "$(touch /tmp/pwn)", "l": ["$(a)", "b"]}));
         for (source, expected) in [
             ("echo {{ l | join(' ') }}", "echo '$(a) b'"),
-            ("echo {{ y | e }}", "echo '$(touch /tmp/pwn)'"),
             (
                 "echo {{ y | replace('a', 'b') }}",
                 "echo '$(touch /tmp/pwn)'",
@@ -564,10 +626,65 @@ mod tests {
     }
 
     #[test]
+    fn html_escaping_is_refused_in_shell_fields() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"v": "$(touch /tmp/pwn)"}));
+        for source in [
+            "{% autoescape 'html' %}echo {{ v | e }}{% endautoescape %}",
+            "{% autoescape 'html' %}echo {{ v | e | upper }}{% endautoescape %}",
+            "echo {{ v | escape }}",
+            "echo {{ v | e }}",
+        ] {
+            assert_eq!(
+                renderer.render(source, Kind::Shell, &v),
+                Err(TemplateError::Invalid {
+                    message: "herd quotes values for you; `| e` escapes HTML: remove it".into()
+                }),
+                "{source}"
+            );
+        }
+        assert_eq!(
+            renderer.render("<b>{{ '<' | e }}</b>", Kind::Plain, &v),
+            Ok("<b>&lt;</b>".to_string())
+        );
+    }
+
+    #[test]
+    fn a_filter_block_that_changes_a_value_is_refused() {
+        let renderer = Renderer::new();
+        let v = vars(json!({"v": "$(touch /tmp/pwn)", "w": "ok"}));
+        for source in [
+            "{% filter upper %}echo {{ v }}{% endfilter %}",
+            "{% filter upper %}echo {{ w }}{% endfilter %}",
+            "{% filter replace('herd', 'x') %}echo {{ w }}{% endfilter %}",
+            "{% filter reverse %}echo {{ w }}{% endfilter %}",
+            "{% macro m() %}{{ w }}{% endmacro %}echo {{ m() | upper }}",
+        ] {
+            let Err(TemplateError::Invalid { message }) = renderer.render(source, Kind::Shell, &v)
+            else {
+                panic!("{source} rendered");
+            };
+            assert!(
+                message.starts_with("a `{% filter %}` block changed a value herd quotes"),
+                "{source}: {message}"
+            );
+        }
+        // A filter block over text alone, and a filter on the value, are fine.
+        assert_eq!(
+            renderer.render(
+                "{% filter upper %}echo{% endfilter %} {{ v | upper }}",
+                Kind::Shell,
+                &v
+            ),
+            Ok("ECHO '$(TOUCH /TMP/PWN)'".to_string())
+        );
+    }
+
+    #[test]
     fn a_value_cannot_pass_for_a_placeholder() {
         let renderer = Renderer::new();
         let mut placeholders = Placeholders::new();
-        let forged = placeholders.add("\"");
+        let forged = placeholders.add("\"").unwrap();
         let v = vars(json!({"a": forged, "b": "$(x)"}));
         assert_eq!(
             renderer
@@ -761,7 +878,88 @@ mod tests {
                 "((",
                 "${a:-",
                 "}",
+                "$'",
+                "\"${x-'",
+                "\\\n",
+                "<\\\n<EOF\n",
+                "[[ ",
+                " -eq 1 ]]",
+                "let n=",
+                "a[",
+                "]=1",
+                "declare -i n=",
+                "x=$(true\n",
+                "{% filter upper %}",
+                "{% endfilter %}",
             ])
+        }
+
+        /// Templates whose rendered command dash or bash would read so that
+        /// the quoted value runs: herd refuses them.
+        #[test]
+        fn what_dash_or_bash_would_run_is_refused() {
+            let payload = "a[$(printf P\"\"WNED >&2)]";
+            let v = vars(json!({ "v": payload }));
+            for template in [
+                "cat <<EOF; x=$(true\nEOF\n)\n{{ v }}\nEOF",
+                "echo $'\\'' {{ v }} '",
+                "((echo ') {{ v }}'))",
+                "unset x; echo \"${x-'}\"'}\"{{ v }}'",
+                "cat <\\\n<EOF\n{{ v }}\nEOF",
+                "echo $\\\n(( {{ v }} )) || true",
+                "[[ {{ v }} -eq 1 ]]",
+                "let n={{ v }}",
+                "a[{{ v }}]=1",
+                "declare -i n={{ v }}",
+                "typeset -i n; n={{ v }}",
+                "a=(1); unset {{ v }}",
+                "printf -v {{ v }} %s x",
+                "read {{ v }} <<EOF\nx\nEOF",
+                "test -v {{ v }}",
+            ] {
+                // The command as it was rendered before herd refused it.
+                let command = template.replace("{{ v }}", &shell_quote(payload));
+                let ran = ["/bin/dash", "/bin/bash"].into_iter().any(|shell| {
+                    let (out, err) = run(shell, &command);
+                    String::from_utf8_lossy(&[out, err].concat()).contains("PWNED")
+                });
+                assert!(ran, "no shell runs the value of {template:?}: {command:?}");
+                assert!(
+                    matches!(
+                        Renderer::new().render(template, Kind::Shell, &v),
+                        Err(TemplateError::Unprotected { .. })
+                    ),
+                    "{template:?} rendered"
+                );
+            }
+        }
+
+        /// The forms herd accepts in their place give the value as data.
+        #[test]
+        fn the_forms_to_write_instead_are_accepted() {
+            let payload = "a[$(printf P\"\"WNED >&2)]'\"";
+            let v = vars(json!({ "v": payload }));
+            for template in [
+                "( (printf %s {{ v }}) && true)",
+                "echo \"${x-'a b'}\" >/dev/null; printf %s {{ v }}",
+                "printf \\\n  %s {{ v }}",
+                "[ -n {{ v }} ] && printf %s {{ v }}",
+                "x=$(cat <<EOF\nbody\nEOF\n) && printf %s {{ v }}",
+                "declare -r x={{ v }} 2>/dev/null || x={{ v }}; printf %s \"$x\"",
+            ] {
+                let command = Renderer::new()
+                    .render(template, Kind::Shell, &v)
+                    .unwrap_or_else(|e| panic!("{template:?}: {e}"));
+                for shell in ["/bin/dash", "/bin/bash"] {
+                    let (out, err) = run(shell, &command);
+                    assert_eq!(
+                        String::from_utf8_lossy(&out),
+                        payload,
+                        "{template:?} in {shell}: {}",
+                        String::from_utf8_lossy(&err)
+                    );
+                }
+            }
         }
 
         proptest! {

@@ -368,13 +368,15 @@ error: `{{ inventory_hostname }}` is inside double quotes, where a value could r
 }
 
 /// Runs `template` (lines of a `run: |` block) with the inventory variables
-/// `y: "$(touch CANARY)"` and `x: "a\ntouch CANARY #"`, and checks that herd
+/// `y: "$(touch CANARY)"`, `x: "a\ntouch CANARY #"` and
+/// `w: "a[$(touch CANARY)]"` (for bash arithmetic), and checks that herd
 /// refuses it before any host, with an error that starts `head` at `line:column`.
 fn assert_refused_before_any_host(tag: &str, template: &str, head: &str, at: (usize, usize)) {
     let lab = Lab::up(1);
     let canary = Canary::new(tag);
     add_all_var(&lab, &format!("y: \"$(touch {})\"", canary.path()));
     add_all_var(&lab, &format!("x: \"a\\ntouch {} #\"", canary.path()));
+    add_all_var(&lab, &format!("w: \"a[$(touch {})]\"", canary.path()));
     let mut playbook = String::from("hosts: web\nsteps:\n  - name: Moved\n    run: |\n");
     for line in template.lines() {
         playbook.push_str(&format!("      {line}\n"));
@@ -556,4 +558,200 @@ fn an_exec_command_whose_rendering_puts_a_value_in_quotes_is_refused() {
         "{run}"
     );
     assert_eq!(logins(&lab), before, "a host was contacted");
+}
+
+/// What herd says when the rendered command shows a value where dash and
+/// bash part ways, or bash evaluates it as arithmetic.
+fn bash_place(why_and_fix: &str) -> String {
+    format!("run of steps[0] on host host01: once the template is rendered, a value {why_and_fix}")
+}
+
+#[test]
+fn html_escaping_is_refused_in_a_shell_field() {
+    assert_refused_before_any_host(
+        "herd-bash-escape",
+        "{% autoescape 'html' %}echo {{ y | e }}{% endautoescape %}",
+        "template error: herd quotes values for you; `| e` escapes HTML: remove it \
+         in run of steps[0] on host host01",
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_filter_block_that_changes_a_value_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-filter",
+        "{% filter upper %}echo {{ y }}{% endfilter %}",
+        "template error: a `{% filter %}` block changed a value herd quotes: \
+         apply the filter to the value instead (`{{ x | upper }}`) in run of steps[0] on host host01",
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_here_document_whose_line_goes_on_inside_a_substitution_starts_after_it() {
+    assert_refused_before_any_host(
+        "herd-bash-heredoc",
+        "cat <<EOF; x=$(true\nEOF\n)\n{{ y }}\nEOF",
+        "run of steps[0]: `{{ y }}` is inside a here-document, where the shell does not remove quotes \
+         and a value could run: write it with printf '%s\\n' {{ ... }} or ship the file with `upload`",
+        (8, 7),
+    );
+}
+
+#[test]
+fn a_value_after_a_dollar_quote_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-dollar",
+        "echo $'\\'' {{ y }} '",
+        "run of steps[0]: `{{ y }}` follows a $'...' string, which dash and bash read differently, \
+         so herd cannot tell where its quotes would end: write '...' instead of $'...'",
+        (5, 18),
+    );
+}
+
+#[test]
+fn a_value_after_double_parentheses_at_a_command_start_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-parens",
+        "((echo ') {{ y }}'))",
+        "run of steps[0]: `{{ y }}` follows `((` at the start of a command, which bash reads as \
+         arithmetic (where a value could run) and dash as two subshells: for subshells write `( (` with a space",
+        (5, 17),
+    );
+}
+
+#[test]
+fn nested_subshells_written_without_a_space_are_refused_with_the_fix() {
+    assert_refused_before_any_host(
+        "herd-bash-subshells",
+        "((cd {{ y }} && ls) && echo ok)",
+        "run of steps[0]: `{{ y }}` follows `((` at the start of a command, which bash reads as \
+         arithmetic (where a value could run) and dash as two subshells: for subshells write `( (` with a space",
+        (5, 12),
+    );
+}
+
+#[test]
+fn a_value_after_a_single_quote_in_a_double_quoted_parameter_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-brace",
+        "unset x; echo \"${x-'}\"'}\"{{ y }}'",
+        "run of steps[0]: `{{ y }}` follows a `'` inside \"${...}\", which dash reads as a plain \
+         character and bash as a quote: move the `'` out of the ${...}",
+        (5, 32),
+    );
+}
+
+#[test]
+fn a_backslash_newline_inside_a_here_document_operator_is_joined() {
+    assert_refused_before_any_host(
+        "herd-bash-join-heredoc",
+        "cat <\\\n<EOF\n{{ y }}\nEOF",
+        "run of steps[0] on host host01: a value lands inside a here-document once the template is rendered, \
+         where the shell does not remove quotes and a value could run: \
+         write it with printf '%s\\n' {{ ... }} or ship the file with `upload`",
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_backslash_newline_inside_an_arithmetic_opening_is_joined() {
+    assert_refused_before_any_host(
+        "herd-bash-join-arith",
+        "echo $\\\n(( {{ w }} )) || true",
+        "run of steps[0] on host host01: a value lands inside $((...)) once the template is rendered, \
+         where the shell evaluates the value's text and it could run: move it out of the arithmetic",
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_value_in_a_bash_test_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-test",
+        "[[ {{ w }} -eq 1 ]] && echo one",
+        &bash_place(
+            "is inside [[ ... ]], where bash evaluates operands as arithmetic and a value could run: \
+             write [ ... ] instead",
+        ),
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_value_given_to_let_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-let",
+        "let n={{ w }}",
+        &bash_place(
+            "is an argument of `let`, which bash evaluates as arithmetic where a value could run: \
+             use $(( )) on a variable the value is not in, or test the value with [ ]",
+        ),
+        (5, 7),
+    );
+}
+
+#[test]
+fn a_value_in_an_array_subscript_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-subscript",
+        "a[{{ w }}]=1",
+        "run of steps[0]: `{{ w }}` is inside an array subscript, which bash evaluates as arithmetic \
+         where a value could run: move it out of the [...]",
+        (5, 9),
+    );
+}
+
+#[test]
+fn a_value_after_an_integer_declaration_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-integer",
+        "declare -i n={{ w }}",
+        "run of steps[0]: `{{ w }}` follows a `declare -i` (or `typeset`, `local`, `export`, \
+         `readonly` with -i), after which bash evaluates what is assigned as arithmetic where a value \
+         could run: drop the -i",
+        (5, 20),
+    );
+}
+
+/// The forms herd's messages ask for run, and give the value as data.
+#[test]
+fn spaced_subshells_and_continued_lines_run_with_the_value_as_data() {
+    let lab = Lab::up(1);
+    let canary = Canary::new("herd-bash-accepted");
+    let payload = format!("$(touch {})", canary.path());
+    let playbook = lab.write(
+        "accepted.yml",
+        "hosts: web\nsteps:\n  - run: |\n      ( (printf %s {{ y }} > {{ app_dir }}/spaced) && true)\n      printf \\\n        %s {{ y }} > {{ app_dir }}/continued\n      echo \"${HOME-'a b'}\" > /dev/null; printf %s {{ y }} > {{ app_dir }}/brace\n",
+    );
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-e", &format!("y={payload}")])
+        .run();
+
+    run.assert_code(0);
+    for file in ["spaced", "continued", "brace"] {
+        assert_eq!(
+            fs::read_to_string(lab.app_dir("host01").join(file)).unwrap(),
+            payload,
+            "{file}\n{run}"
+        );
+    }
+    assert!(!canary.exists(), "{run}");
+}
+
+#[test]
+fn a_value_where_bash_reads_a_variable_name_is_refused() {
+    assert_refused_before_any_host(
+        "herd-bash-name",
+        "a=(1); unset {{ w }}",
+        &bash_place(
+            "is where bash reads a variable name (after unset, read, declare, or printf, test or [ with -v), \
+             whose array subscript it evaluates where a value could run: pass the value as data, not as a name",
+        ),
+        (5, 7),
+    );
 }

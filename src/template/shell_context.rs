@@ -17,6 +17,14 @@
 //! fault when the text alone shows it), and the rendered command with a
 //! placeholder for each value (`find_misplaced`), which is what the shell
 //! will get once tags, loops, macros and whitespace control have run.
+//!
+//! A host's `/bin/sh` may be dash or bash. Where the two split the text
+//! differently (`$'...'`, `((` at a command's start, a `'` in `"${...}"`, a
+//! here-document whose line goes on inside `$(`), every value after it is
+//! refused; so is a value where bash evaluates it as arithmetic or reads it
+//! as a variable name (whose array subscript runs `$(...)`). The rendered
+//! check takes backslash-newlines out as the shell does, before it reads
+//! the bytes around them.
 
 /// Where a value template sits, when that is a place herd's quoting does
 /// not protect.
@@ -42,12 +50,88 @@ pub enum Place {
     Escaped,
     Arithmetic,
     Parameter,
+    /// After `$'...'`, which dash does not know: the two shells read the
+    /// rest of the text differently.
+    AfterDollarQuote,
+    /// After `((` at the start of a command: arithmetic for bash, two
+    /// subshells for dash.
+    DoubleParens,
+    /// After a `'` inside `"${...}"`: a literal for POSIX shells, a quote
+    /// for bash.
+    QuoteInParameter,
+    /// After a here-document operator whose line goes on past a newline
+    /// inside `$(...)` or quotes.
+    HereDocumentStart,
+    /// In bash's `[[ ... ]]`, which evaluates the operands of `-eq` and the
+    /// like as arithmetic.
+    Test,
+    /// An argument of `let`, which bash evaluates as arithmetic.
+    Let,
+    /// In an array subscript, `NAME[...]=`, which bash evaluates as
+    /// arithmetic.
+    Subscript,
+    /// After `declare -i` (or `typeset`, `local`, `export`, `readonly`):
+    /// bash evaluates what is assigned to an integer variable.
+    Integer,
+    /// Where bash reads a variable name, and evaluates an array subscript in
+    /// it: the arguments of `unset` and `read`, a word of `declare` and the
+    /// like, the word after `-v` of `printf`, `test` and `[`.
+    Name,
+}
+
+impl Place {
+    /// For the places that depend on how bash reads the text: where the
+    /// value is and what to write instead.
+    fn bash(self) -> Option<(&'static str, &'static str)> {
+        Some(match self {
+            Place::AfterDollarQuote => (
+                "follows a $'...' string, which dash and bash read differently, so herd cannot tell where its quotes would end",
+                "write '...' instead of $'...'",
+            ),
+            Place::DoubleParens => (
+                "follows `((` at the start of a command, which bash reads as arithmetic (where a value could run) and dash as two subshells",
+                "for subshells write `( (` with a space",
+            ),
+            Place::QuoteInParameter => (
+                "follows a `'` inside \"${...}\", which dash reads as a plain character and bash as a quote",
+                "move the `'` out of the ${...}",
+            ),
+            Place::HereDocumentStart => (
+                "follows a here-document whose command line goes on inside $(...) or quotes, where shells disagree on where the body starts",
+                "end the here-document's command on its own line",
+            ),
+            Place::Test => (
+                "is inside [[ ... ]], where bash evaluates operands as arithmetic and a value could run",
+                "write [ ... ] instead",
+            ),
+            Place::Let => (
+                "is an argument of `let`, which bash evaluates as arithmetic where a value could run",
+                "use $(( )) on a variable the value is not in, or test the value with [ ]",
+            ),
+            Place::Subscript => (
+                "is inside an array subscript, which bash evaluates as arithmetic where a value could run",
+                "move it out of the [...]",
+            ),
+            Place::Name => (
+                "is where bash reads a variable name (after unset, read, declare, or printf, test or [ with -v), whose array subscript it evaluates where a value could run",
+                "pass the value as data, not as a name",
+            ),
+            Place::Integer => (
+                "follows a `declare -i` (or `typeset`, `local`, `export`, `readonly` with -i), after which bash evaluates what is assigned as arithmetic where a value could run",
+                "drop the -i",
+            ),
+            _ => return None,
+        })
+    }
 }
 
 impl Unprotected {
     /// What to tell the user: where the value is and what to write instead.
     pub fn message(&self) -> String {
         let e = &self.expression;
+        if let Some((why, fix)) = self.place.bash() {
+            return format!("`{e}` {why}: {fix}");
+        }
         match self.place {
             Place::DoubleQuotes | Place::SingleQuotes | Place::DollarQuotes => {
                 let quotes = match self.place {
@@ -77,7 +161,7 @@ impl Unprotected {
                 "`{e}` follows a `\\` or `$`, which would change how the shell reads herd's quotes around the value: \
                  put the `\\` or `$` elsewhere"
             ),
-            Place::HereDocument => format!(
+            _ => format!(
                 "`{e}` is inside a here-document, where the shell does not remove quotes and a value could run: \
                  write it with printf '%s\\n' {{{{ ... }}}} or ship the file with `upload`"
             ),
@@ -91,6 +175,9 @@ impl Place {
     pub fn rendered_message(self) -> String {
         let lands = "a value lands inside";
         let rendered = "once the template is rendered";
+        if let Some((why, fix)) = self.bash() {
+            return format!("{rendered}, a value {why}: {fix}");
+        }
         match self {
             Place::DoubleQuotes | Place::SingleQuotes | Place::DollarQuotes => {
                 let quotes = match self {
@@ -110,7 +197,7 @@ impl Place {
                 "{lands} a shell comment {rendered}, which a newline in the value would end: \
                  move it out of the comment"
             ),
-            Place::HereDocument => format!(
+            Place::HereDocument | Place::HereDocumentStart => format!(
                 "{lands} a here-document {rendered}, where the shell does not remove quotes and a value could run: \
                  write it with printf '%s\\n' {{{{ ... }}}} or ship the file with `upload`"
             ),
@@ -121,7 +208,7 @@ impl Place {
             Place::Parameter => format!(
                 "{lands} ${{...}} {rendered}, where a value could run as shell code: move it out of the ${{...}}"
             ),
-            Place::Escaped => format!(
+            _ => format!(
                 "a value lands right after a `\\` or `$` {rendered}, which would change how the shell \
                  reads herd's quotes around it: put the `\\` or `$` elsewhere"
             ),
@@ -140,8 +227,13 @@ enum Context {
     /// `$((...))` or bash's `((...))`, with its open parentheses: the shell
     /// expands the text as in double quotes, then evaluates it.
     Arithmetic(usize),
-    /// `${...}`: bash evaluates an array subscript in it.
-    Brace,
+    /// `${...}`: bash evaluates an array subscript in it. Within double
+    /// quotes, a `'` in it is a plain character to POSIX shells.
+    Brace {
+        quoted: bool,
+    },
+    /// The `[...]` of `NAME[...]=`, which bash evaluates as arithmetic.
+    Subscript,
 }
 
 impl Context {
@@ -154,7 +246,8 @@ impl Context {
             Context::Dollar => Some(Place::DollarQuotes),
             Context::Backquote => Some(Place::Backquotes),
             Context::Arithmetic(_) => Some(Place::Arithmetic),
-            Context::Brace => Some(Place::Parameter),
+            Context::Brace { .. } => Some(Place::Parameter),
+            Context::Subscript => Some(Place::Subscript),
         }
     }
 }
@@ -169,6 +262,19 @@ struct Words {
     cases: Vec<Case>,
     /// At the start of a command, where `case` and `esac` are reserved words.
     command: bool,
+    /// In bash's `[[ ... ]]`.
+    test: bool,
+    /// In the arguments of `let`.
+    arithmetic: bool,
+    /// In the arguments of `declare`, `typeset`, `local`, `export` or
+    /// `readonly`.
+    declaring: bool,
+    /// In the arguments of `unset`, `read`, `mapfile` or `readarray`.
+    names: bool,
+    /// In a command whose `-v` takes a variable name: `printf`, `test`, `[`.
+    v_option: bool,
+    /// The next word is the name after such a `-v`.
+    name_next: bool,
 }
 
 impl Words {
@@ -177,7 +283,28 @@ impl Words {
             parens: 0,
             cases: Vec::new(),
             command: true,
+            test: false,
+            arithmetic: false,
+            declaring: false,
+            names: false,
+            v_option: false,
+            name_next: false,
         }
+    }
+
+    /// A command ends (`;`, `&`, `|`, newline): the next word starts one.
+    fn end_command(&mut self) {
+        self.command = true;
+        self.arithmetic = false;
+        self.declaring = false;
+        self.names = false;
+        self.v_option = false;
+        self.name_next = false;
+    }
+
+    /// Where a value at the start of a word is a name bash may evaluate.
+    fn takes_name(&self) -> bool {
+        self.names || self.declaring || self.name_next
     }
 
     /// A word that is not a reserved word starts (or goes on) here.
@@ -186,11 +313,13 @@ impl Words {
             *subject = true;
         }
         self.command = false;
+        self.name_next = false;
     }
 
     /// A bare word of letters, as a whole: `case`, `in` and `esac` move a
     /// `case` command on.
     fn bare_word(&mut self, word: &[u8]) {
+        self.name_next = false;
         match self.cases.last_mut() {
             Some(Case::Head { subject: false }) => self.word(),
             Some(Case::Head { subject: true }) => {
@@ -206,7 +335,26 @@ impl Words {
                 }
             }
             Some(Case::Body) | None => {
-                if self.command && word == b"case" {
+                if self.command && word == b"let" {
+                    self.arithmetic = true;
+                    self.command = false;
+                } else if self.command
+                    && matches!(word, b"unset" | b"read" | b"mapfile" | b"readarray")
+                {
+                    self.names = true;
+                    self.command = false;
+                } else if self.command && matches!(word, b"printf" | b"test") {
+                    self.v_option = true;
+                    self.command = false;
+                } else if self.command
+                    && matches!(
+                        word,
+                        b"declare" | b"typeset" | b"local" | b"export" | b"readonly"
+                    )
+                {
+                    self.declaring = true;
+                    self.command = false;
+                } else if self.command && word == b"case" {
                     self.cases.push(Case::Head { subject: false });
                     self.command = false;
                 } else if self.command && word == b"esac" && !self.cases.is_empty() {
@@ -253,6 +401,9 @@ struct HereDoc {
     /// Whether any part of the delimiter was quoted: then the body is taken
     /// as it is, and a backslash does not join lines.
     quoted: bool,
+    /// How deep the lexer was at the operator: the body starts at a
+    /// newline at that depth.
+    depth: usize,
 }
 
 /// The first value template in `source` that sits where quoting does not
@@ -262,6 +413,7 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
     let mut stack = vec![Context::Words(Words::new())];
     let mut pending: Vec<HereDoc> = Vec::new();
     let mut in_comment = false;
+    let mut note: Option<Place> = None;
     let mut i = 0;
     while i < bytes.len() {
         // Jinja first: it is expanded before the shell sees the text.
@@ -297,6 +449,8 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
                     let expression = &source[i..(end + 2).min(bytes.len())];
                     let place = if in_comment {
                         Some(Place::Comment)
+                    } else if note.is_some() {
+                        note
                     } else {
                         stack.last().and_then(Context::place)
                     };
@@ -318,10 +472,7 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
                 _ => {}
             }
         }
-        if bytes[i] == b'\n'
-            && !pending.is_empty()
-            && matches!(stack.last(), Some(Context::Words(_)))
-        {
+        if bytes[i] == b'\n' && body_starts(&stack, &pending) {
             in_comment = false;
             match skip_here_documents(source, i + 1, &mut pending) {
                 Ok(next) => i = next,
@@ -329,9 +480,22 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
             }
             continue;
         }
-        i = step(bytes, i, &mut stack, &mut in_comment, &mut pending);
+        i = step(
+            bytes,
+            i,
+            &mut stack,
+            &mut in_comment,
+            &mut pending,
+            &mut note,
+        );
     }
     None
+}
+
+/// Whether a newline, here, starts the bodies of the pending here-documents.
+fn body_starts(stack: &[Context], pending: &[HereDoc]) -> bool {
+    pending.first().is_some_and(|doc| doc.depth == stack.len())
+        && matches!(stack.last(), Some(Context::Words(_)))
 }
 
 /// The first placeholder (a value that herd will quote, written as a word
@@ -342,24 +506,49 @@ pub fn find_unprotected(source: &str) -> Option<Unprotected> {
 /// minus the values: template tags, whitespace control, loops, macros and
 /// `| raw` values have all been applied.
 pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
-    let bytes = text.as_bytes();
+    // The text as the lexer goes: each backslash-newline is taken out where
+    // the shell takes it out (outside single quotes, comments and
+    // here-document bodies), before the bytes around it are read.
+    let mut text = text.to_string();
     let mut stack = vec![Context::Words(Words::new())];
     let mut pending: Vec<HereDoc> = Vec::new();
     let mut in_comment = false;
+    // A construct before which dash and bash read the text alike, and after
+    // which they may not: any value after it is refused.
+    let mut note: Option<Place> = None;
     let mut i = 0;
-    while i < bytes.len() {
+    while i < text.len() {
+        if !in_comment && !matches!(stack.last(), Some(Context::Single | Context::Dollar)) {
+            join_lines(&mut text, i);
+        }
+        let bytes = text.as_bytes();
+        if i >= bytes.len() {
+            break;
+        }
         if bytes[i..].starts_with(prefix.as_bytes()) {
             let place = if in_comment {
                 Some(Place::Comment)
+            } else if note.is_some() {
+                note
             } else {
+                let outer = stack.iter().rev().find_map(|context| match context {
+                    Context::Backquote
+                    | Context::Arithmetic(_)
+                    | Context::Brace { .. }
+                    | Context::Subscript => context.place(),
+                    Context::Words(words) if words.test => Some(Place::Test),
+                    Context::Words(words) if words.arithmetic => Some(Place::Let),
+                    _ => None,
+                });
                 match stack.last_mut() {
                     // After `$` the quotes would be read as `$'...'`.
                     Some(Context::Words(_)) if i > 0 && bytes[i - 1] == b'$' => {
                         Some(Place::Escaped)
                     }
                     Some(Context::Words(words)) => {
+                        let name = words.takes_name() && starts_word(bytes, i);
                         words.word();
-                        None
+                        outer.or(name.then_some(Place::Name))
                     }
                     Some(context) => context.place(),
                     None => None,
@@ -371,19 +560,21 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
             i += prefix.len();
             continue;
         }
-        if bytes[i] == b'\n'
-            && !pending.is_empty()
-            && matches!(stack.last(), Some(Context::Words(_)))
-        {
-            in_comment = false;
-            let found = skip_bodies(text, i + 1, &mut pending, |line| {
-                line.find(prefix).map(|at| (at, String::new()))
-            });
-            match found {
-                Ok(next) => i = next,
-                Err(found) => return Some((found.offset, Place::HereDocument)),
+        if bytes[i] == b'\n' && !pending.is_empty() {
+            if body_starts(&stack, &pending) {
+                in_comment = false;
+                let found = skip_bodies(&text, i + 1, &mut pending, |line| {
+                    line.find(prefix).map(|at| (at, String::new()))
+                });
+                match found {
+                    Ok(next) => i = next,
+                    Err(found) => return Some((found.offset, Place::HereDocument)),
+                }
+                continue;
             }
-            continue;
+            // The line of a here-document operator goes on inside `$(` or
+            // quotes: where its body starts is for each shell to say.
+            note.get_or_insert(Place::HereDocumentStart);
         }
         let before = pending.len();
         let place = match stack.last().and_then(Context::place) {
@@ -391,7 +582,14 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
             None if in_comment => Place::Comment,
             None => Place::Escaped,
         };
-        let next = step(bytes, i, &mut stack, &mut in_comment, &mut pending);
+        let next = step(
+            bytes,
+            i,
+            &mut stack,
+            &mut in_comment,
+            &mut pending,
+            &mut note,
+        );
         // A value as a here-document's delimiter decides where the body ends.
         let operator = &bytes[i..next.min(bytes.len())];
         if pending.len() > before && find(operator, 0, prefix.as_bytes()).is_some() {
@@ -412,6 +610,28 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
     None
 }
 
+/// Takes out the backslash-newlines at `i` and just after it, as far as the
+/// lexer looks ahead from `i` (a `<<`, `$((`, a word): up to a byte after
+/// which the shell might not take them out (a quote, an escape, a comment,
+/// a newline).
+fn join_lines(text: &mut String, i: usize) {
+    let mut at = i;
+    while at < text.len() {
+        while text.as_bytes()[at..].starts_with(b"\\\n") {
+            text.replace_range(at..at + 2, "");
+        }
+        let Some(&c) = text.as_bytes().get(at) else {
+            return;
+        };
+        if matches!(c, b'\'' | b'\\' | b'#' | b'\n')
+            || (at >= i + 3 && !(c.is_ascii_alphanumeric() || c == b'_'))
+        {
+            return;
+        }
+        at += 1;
+    }
+}
+
 /// Lexes `source[from..to]`, text without Jinja in it; finds no values, but
 /// a here-document it starts may hold some after it.
 fn scan_literal(
@@ -425,10 +645,7 @@ fn scan_literal(
     let bytes = &source.as_bytes()[..to];
     let mut i = from;
     while i < to {
-        if bytes[i] == b'\n'
-            && !pending.is_empty()
-            && matches!(stack.last(), Some(Context::Words(_)))
-        {
+        if bytes[i] == b'\n' && body_starts(stack, pending) {
             *in_comment = false;
             match skip_here_documents(&source[..to], i + 1, pending) {
                 Ok(next) => i = next,
@@ -436,7 +653,7 @@ fn scan_literal(
             }
             continue;
         }
-        i = step(bytes, i, stack, in_comment, pending);
+        i = step(bytes, i, stack, in_comment, pending, &mut None);
     }
     None
 }
@@ -448,6 +665,7 @@ fn step(
     stack: &mut Vec<Context>,
     in_comment: &mut bool,
     pending: &mut Vec<HereDoc>,
+    note: &mut Option<Place>,
 ) -> usize {
     let c = bytes[i];
     if *in_comment {
@@ -471,7 +689,10 @@ fn step(
                 b'\'' => Context::Single,
                 b'"' => Context::Double,
                 b'`' => Context::Backquote,
-                b'$' if next == Some(b'\'') => Context::Dollar,
+                b'$' if next == Some(b'\'') => {
+                    note.get_or_insert(Place::AfterDollarQuote);
+                    Context::Dollar
+                }
                 b'$' if next == Some(b'"') => Context::Double,
                 b'$' if next == Some(b'(') && bytes.get(i + 2) == Some(&b'(') => {
                     words.word();
@@ -479,8 +700,9 @@ fn step(
                     return i + 3;
                 }
                 b'$' if next == Some(b'(') => Context::Words(Words::new()),
-                b'$' if next == Some(b'{') => Context::Brace,
+                b'$' if next == Some(b'{') => Context::Brace { quoted: false },
                 b'(' if next == Some(b'(') && words.command && !words.in_pattern() => {
+                    note.get_or_insert(Place::DoubleParens);
                     words.command = false;
                     stack.push(Context::Arithmetic(0));
                     return i + 2;
@@ -518,11 +740,54 @@ fn step(
                         words.cases.push(Case::Pattern);
                         return i + ends;
                     }
-                    words.command = true;
+                    words.end_command();
+                    words.test = false;
                     return i + 1;
                 }
+                // `&&` and `||` within `[[ ... ]]` do not end it.
                 b'&' | b'|' | b'\n' => {
-                    words.command = true;
+                    words.end_command();
+                    return i + 1;
+                }
+                b'[' if next == Some(b'[')
+                    && words.command
+                    && starts_word(bytes, i)
+                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
+                {
+                    words.test = true;
+                    words.command = false;
+                    return i + 2;
+                }
+                b']' if next == Some(b']')
+                    && words.test
+                    && starts_word(bytes, i)
+                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
+                {
+                    words.test = false;
+                    return i + 2;
+                }
+                b'-' if words.v_option
+                    && starts_word(bytes, i)
+                    && next == Some(b'v')
+                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
+                {
+                    words.word();
+                    words.name_next = true;
+                    return i + 2;
+                }
+                b'[' if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) => {
+                    words.v_option = true;
+                    words.command = false;
+                    return i + 1;
+                }
+                b'-' | b'+' if words.declaring && starts_word(bytes, i) => {
+                    let end = (i..bytes.len())
+                        .find(|&j| is_delimiter(bytes[j]))
+                        .unwrap_or(bytes.len());
+                    if bytes[i..end].contains(&b'i') {
+                        note.get_or_insert(Place::Integer);
+                    }
+                    words.word();
                     return i + 1;
                 }
                 b' ' | b'\t' => return i + 1,
@@ -537,10 +802,19 @@ fn step(
                     return i + 1;
                 }
                 b'<' if next == Some(b'<') && bytes.get(i + 2) != Some(&b'<') => {
-                    return here_document_operator(bytes, i + 2, pending);
+                    return here_document_operator(bytes, i + 2, depth, pending);
                 }
                 b'<' | b'>' => return i + 1,
                 c if c.is_ascii_alphabetic() && starts_word(bytes, i) => {
+                    let name = (i..bytes.len())
+                        .find(|&j| !(bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_'))
+                        .unwrap_or(bytes.len());
+                    if words.command && bytes.get(name) == Some(&b'[') {
+                        // `NAME[...]=`: an array element's assignment.
+                        words.word();
+                        stack.push(Context::Subscript);
+                        return name + 1;
+                    }
                     let end = (i..bytes.len())
                         .find(|&j| !bytes[j].is_ascii_alphabetic())
                         .unwrap_or(bytes.len());
@@ -583,7 +857,30 @@ fn step(
             b'$' => return expansion(bytes, i, stack),
             _ => {}
         },
-        Context::Brace => match c {
+        Context::Subscript => match c {
+            b'\\' => return i + 2,
+            b']' => {
+                stack.pop();
+            }
+            b'\'' => stack.push(Context::Single),
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Brace { quoted: true } if c == b'\'' => {
+            // A plain character to POSIX shells; bash takes it for a quote.
+            // They agree on where the text goes on when bash's quoted
+            // string holds nothing either would read otherwise.
+            let plain = |&b: &u8| !matches!(b, b'}' | b'"' | b'\\' | b'$' | b'`' | b'\n' | 1);
+            match (i + 1..bytes.len()).find(|&j| bytes[j] == b'\'') {
+                Some(end) if bytes[i + 1..end].iter().all(plain) => return end + 1,
+                _ => {
+                    note.get_or_insert(Place::QuoteInParameter);
+                }
+            }
+        }
+        Context::Brace { .. } => match c {
             b'\\' => return i + 2,
             b'}' => {
                 stack.pop();
@@ -629,7 +926,12 @@ fn expansion(bytes: &[u8], i: usize, stack: &mut Vec<Context>) -> usize {
             i + 2
         }
         (Some(b'{'), _) => {
-            stack.push(Context::Brace);
+            let quoted = stack
+                .iter()
+                .rev()
+                .take_while(|c| !matches!(c, Context::Words(_)))
+                .any(|c| *c == Context::Double);
+            stack.push(Context::Brace { quoted });
             i + 2
         }
         _ => i + 1,
@@ -651,7 +953,12 @@ fn starts_word(bytes: &[u8], i: usize) -> bool {
 
 /// After `<<`: reads `-` and the delimiter word (quotes removed), and
 /// remembers the here-document whose body starts at the next newline.
-fn here_document_operator(bytes: &[u8], mut i: usize, pending: &mut Vec<HereDoc>) -> usize {
+fn here_document_operator(
+    bytes: &[u8],
+    mut i: usize,
+    depth: usize,
+    pending: &mut Vec<HereDoc>,
+) -> usize {
     let strip_tabs = bytes.get(i) == Some(&b'-');
     if strip_tabs {
         i += 1;
@@ -670,6 +977,7 @@ fn here_document_operator(bytes: &[u8], mut i: usize, pending: &mut Vec<HereDoc>
                 quote = Some(c);
                 quoted = true;
             }
+            (None, b'\\') if bytes.get(i + 1) == Some(&b'\n') => i += 1,
             (None, b'\\') => {
                 quoted = true;
                 if let Some(&escaped) = bytes.get(i + 1) {
@@ -686,6 +994,7 @@ fn here_document_operator(bytes: &[u8], mut i: usize, pending: &mut Vec<HereDoc>
         delimiter: String::from_utf8_lossy(&delimiter).into_owned(),
         strip_tabs,
         quoted,
+        depth,
     });
     i
 }
@@ -898,7 +1207,7 @@ mod tests {
             ("echo \"a $(b) {{ x }}\"", Place::DoubleQuotes),
             ("echo '{{ x }}'", Place::SingleQuotes),
             ("echo \"it\\\"s {{ x }}\"", Place::DoubleQuotes),
-            ("echo $'a\\'{{ x }}'", Place::DollarQuotes),
+            ("echo $'a\\'{{ x }}'", Place::AfterDollarQuote),
             ("echo `cat {{ x }}`", Place::Backquotes),
             ("echo $(( {{ x }} + 1 ))", Place::Arithmetic),
             ("echo \"$(echo \"{{ x }}\")\"", Place::DoubleQuotes),
@@ -985,12 +1294,103 @@ mod tests {
             ("echo `@v`", Place::Backquotes),
             ("echo $(( @v + 1 ))", Place::Arithmetic),
             ("echo \"$(( (@v) ))\"", Place::Arithmetic),
-            ("(( @v > 1 )) && echo", Place::Arithmetic),
+            ("(( @v > 1 )) && echo", Place::DoubleParens),
             ("echo ${a[@v]}", Place::Parameter),
             ("echo \"${a:-@v}\"", Place::Parameter),
         ] {
             assert_eq!(rendered(text), Some(expected), "{text}");
         }
+    }
+
+    #[test]
+    fn where_dash_and_bash_read_the_text_differently_values_are_refused() {
+        for (text, expected) in [
+            // A here-document's line that goes on inside `$(`.
+            ("cat <<EOF; x=$(true\nEOF\n)\n@v\nEOF", Place::HereDocument),
+            (
+                "cat <<EOF; x=$(true\nEOF\n) @v\nEOF",
+                Place::HereDocumentStart,
+            ),
+            ("cat <<EOF; echo \"a\n@v\"\nEOF", Place::HereDocumentStart),
+            // `$'...'` is bash's; dash reads `$` and a quoted string.
+            ("echo $'\\'' @v '", Place::AfterDollarQuote),
+            ("echo $'a' @v", Place::AfterDollarQuote),
+            // `((` at the start of a command.
+            ("((echo ') @v'))", Place::DoubleParens),
+            ("((cd @v && ls) && echo ok)", Place::DoubleParens),
+            // A `'` in "${...}": literal to POSIX shells, a quote to bash.
+            ("unset x; echo \"${x-'}\"'}\"@v'", Place::QuoteInParameter),
+            ("echo \"${HOME:-it's}\" @v", Place::QuoteInParameter),
+            // A backslash-newline is gone before the shell reads tokens.
+            ("cat <\\\n<EOF\n@v\nEOF", Place::HereDocument),
+            ("echo $\\\n(( @v )) || true", Place::Arithmetic),
+            ("echo $\\\n@v", Place::Escaped),
+            ("echo \\\n\"@v\"", Place::DoubleQuotes),
+            ("cat <<E\\\nOF\n@v\nEOF", Place::HereDocument),
+            // What bash evaluates as arithmetic.
+            ("[[ @v -eq 1 ]]", Place::Test),
+            ("[[ 1 -eq 1 && @v -eq 1 ]]", Place::Test),
+            ("[[ $(echo @v) -eq 1 ]]", Place::Test),
+            ("if [[ @v -eq 1 ]]; then :; fi", Place::Test),
+            ("x && ! [[ @v -eq 1 ]]", Place::Test),
+            ("[[ a == b || @v -eq 1 ]]", Place::Test),
+            ("let n=@v", Place::Let),
+            ("true; let n=1 @v", Place::Let),
+            ("a[@v]=1", Place::Subscript),
+            ("x=1; a[1+@v]=1", Place::Subscript),
+            ("declare -i n=@v", Place::Integer),
+            ("local -ai n; n=@v", Place::Integer),
+            ("echo $(( $(echo @v) ))", Place::Arithmetic),
+            ("echo ${a[$(echo @v)]}", Place::Parameter),
+            ("echo `echo $(echo @v)`", Place::Backquotes),
+            ("unset @v", Place::Name),
+            ("read -r x @v", Place::Name),
+            ("declare @v", Place::Name),
+            ("local x @v", Place::Name),
+            ("printf -v @v %s x", Place::Name),
+            ("test -v @v", Place::Name),
+            ("[ -v @v ]", Place::Name),
+        ] {
+            assert_eq!(rendered(text), Some(expected), "{text:?}");
+        }
+        for text in [
+            "( (cd @v && ls) && echo ok)",
+            "echo \"${x-'a b'}\" @v",
+            "echo ${x-'}'} @v",
+            "echo \"$'\" @v",
+            "echo \\\n  @v",
+            "ls \\\n  -l @v \\\n  -a",
+            "echo '\\\n' @v",
+            "cat <<'EOF'\nfoo\\\nEOF\necho @v",
+            "[[ -n x ]] && echo @v",
+            "[[ -n x || -n y ]]; echo @v",
+            "let n=1; echo @v",
+            "echo [[ @v",
+            "[ @v -eq 1 ]",
+            "echo a[@v]",
+            "declare -r x=@v",
+            "export X=@v",
+            "x=$(cat <<EOF\nbody\nEOF\n) && echo @v",
+            "let_me @v",
+            "printf -v out %s @v",
+            "grep -v @v f",
+            "[ -n @v ]",
+            "declare x=@v",
+            "local x=@v y=@v",
+            "echo unset @v",
+            "read x; echo @v",
+            "touch @v/r; i=0; while [ ! -e @v/go ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done",
+            "p=$(cat @v); kill -TERM $p; while kill -0 $p && ! grep -q \"^S\" /proc/$p/status; do :; done",
+        ] {
+            assert_eq!(rendered(text), None, "{text:?}");
+        }
+        // The template's own text says so too, pointing at the `{{ }}`.
+        assert_eq!(
+            place("((cd {{ x }} && ls) && echo ok)"),
+            Some(Place::DoubleParens)
+        );
+        assert_eq!(place("echo $'a' {{ x }}"), Some(Place::AfterDollarQuote));
+        assert_eq!(place("( (cd {{ x }} && ls) && echo ok)"), None);
     }
 
     #[test]
