@@ -356,3 +356,41 @@ validate:
     assert!(json.stdout().contains(&body), "{json}");
     assert_none_in(&plain, &json, &junit, &["xSup", "xS"]);
 }
+
+#[test]
+fn a_secret_written_in_a_step_name_is_masked_in_every_report_of_it() {
+    let lab = Lab::up(2);
+    let inventory = lab.inventory_with_vars(SECRETS);
+    // host01 fails the named step; host02 waits for it as a `once` step
+    // and reports it too.
+    let playbook = lab.write(
+        "named.yml",
+        "hosts: web\nsteps:\n  - name: \"rotate Sup3r'Secret\"\n    run: exit 3\n    once: true\n",
+    );
+    let report = lab.dir().join("junit.xml");
+
+    let plain = common::Herd::new()
+        .args(["run", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .arg("--report")
+        .arg(&report)
+        .run();
+    let json = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+
+    plain.assert_code(1);
+    json.assert_code(1);
+    assert!(plain.stderr().contains("\"rotate ***\""), "{plain}");
+    let junit = fs::read_to_string(&report).expect("the report is written");
+    for (what, text) in [
+        ("stderr", plain.stderr()),
+        ("json", json.stdout()),
+        ("the JUnit report", &junit),
+    ] {
+        assert_no_secret(what, text);
+    }
+}

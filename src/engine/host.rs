@@ -209,7 +209,9 @@ impl HostRun {
                 );
             }
             if !ok {
-                end = StepsEnd::Failed(failure_of(index, step, &result));
+                let mut failure = failure_of(index, step, &result);
+                failure.step_name = self.shown_name(step);
+                end = StepsEnd::Failed(failure);
                 break;
             }
             steps_ok += 1;
@@ -251,7 +253,7 @@ impl HostRun {
                 self.emit(Event::StepSkipped {
                     host: self.name().to_string(),
                     step: index + 1,
-                    name: step.name.clone(),
+                    name: self.shown_name(step),
                     reason: format!("once: ran on {runner}"),
                 });
                 Ok(())
@@ -259,7 +261,7 @@ impl HostRun {
             _ if *self.cancel.borrow() => Err(StepsEnd::Interrupted { next: index }),
             _ => Err(StepsEnd::Failed(Failure {
                 step: index + 1,
-                step_name: step.name.clone(),
+                step_name: self.shown_name(step),
                 exit_code: None,
                 reason: format!(
                     "once: this step did not succeed on {runner}, so this host stops before it"
@@ -295,7 +297,7 @@ impl HostRun {
                     .plan
                     .steps
                     .get(next)
-                    .map_or_else(|| "reload".to_string(), |s| s.name.clone()),
+                    .map_or_else(|| "reload".to_string(), |s| self.shown_name(s)),
                 rollback_ok,
             },
             steps_ok,
@@ -413,6 +415,11 @@ impl HostRun {
         all_ok
     }
 
+    /// A step's name as herd prints it: a secret written in it is masked.
+    fn shown_name(&self, step: &StepPlan) -> String {
+        self.plan.renderer.secrets().mask(&step.name)
+    }
+
     /// `vars` (the host's variables, captures included) as herd shows
     /// them: a value the plan masks is shown masked, and a captured output
     /// as herd printed it (secrets in it masked).
@@ -473,7 +480,7 @@ impl HostRun {
             host: host.clone(),
             step: index + 1,
             of: total,
-            name: secrets.mask(&step.name),
+            name: self.shown_name(step),
             rollback,
         });
         let started = Instant::now();
@@ -540,7 +547,7 @@ impl HostRun {
             host,
             step: index + 1,
             of: total,
-            name: secrets.mask(&step.name),
+            name: self.shown_name(step),
             rollback,
             result: result.clone(),
         });
