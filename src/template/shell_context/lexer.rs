@@ -1,0 +1,333 @@
+//! The shell lexer's state machine: one step at a time through quotes,
+//! escapes, `$(...)`, arithmetic, `${...}` and comments.
+
+use super::{here_document_operator, Case, HereDoc, Place, Words};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Context {
+    /// Unquoted, at the top or inside `$(...)`.
+    Words(Words),
+    Double,
+    Single,
+    Dollar,
+    Backquote,
+    /// `$((...))` or bash's `((...))`, with its open parentheses: the shell
+    /// expands the text as in double quotes, then evaluates it.
+    Arithmetic(usize),
+    /// `${...}`: bash evaluates an array subscript in it. Within double
+    /// quotes, a `'` in it is a plain character to POSIX shells.
+    Brace {
+        quoted: bool,
+    },
+    /// The `[...]` of `NAME[...]=`, which bash evaluates as arithmetic.
+    Subscript,
+}
+
+impl Context {
+    /// Where a value in this context is, when quoting does not protect it.
+    pub(super) fn place(&self) -> Option<Place> {
+        match self {
+            Context::Words(_) => None,
+            Context::Double => Some(Place::DoubleQuotes),
+            Context::Single => Some(Place::SingleQuotes),
+            Context::Dollar => Some(Place::DollarQuotes),
+            Context::Backquote => Some(Place::Backquotes),
+            Context::Arithmetic(_) => Some(Place::Arithmetic),
+            Context::Brace { .. } => Some(Place::Parameter),
+            Context::Subscript => Some(Place::Subscript),
+        }
+    }
+}
+
+/// One step of the shell lexer at `i`; returns where to go on.
+pub(super) fn step(
+    bytes: &[u8],
+    i: usize,
+    stack: &mut Vec<Context>,
+    in_comment: &mut bool,
+    pending: &mut Vec<HereDoc>,
+    note: &mut Option<Place>,
+) -> usize {
+    let c = bytes[i];
+    if *in_comment {
+        if c == b'\n' {
+            *in_comment = false;
+        }
+        return i + 1;
+    }
+    let next = bytes.get(i + 1).copied();
+    let depth = stack.len();
+    let Some(context) = stack.last_mut() else {
+        return i + 1;
+    };
+    match context {
+        Context::Words(words) => {
+            let opened = match c {
+                b'\\' => {
+                    words.word();
+                    return i + 2;
+                }
+                b'\'' => Context::Single,
+                b'"' => Context::Double,
+                b'`' => Context::Backquote,
+                b'$' if next == Some(b'\'') => {
+                    note.get_or_insert(Place::AfterDollarQuote);
+                    Context::Dollar
+                }
+                b'$' if next == Some(b'"') => Context::Double,
+                b'$' if next == Some(b'(') && bytes.get(i + 2) == Some(&b'(') => {
+                    words.word();
+                    stack.push(Context::Arithmetic(0));
+                    return i + 3;
+                }
+                b'$' if next == Some(b'(') => Context::Words(Words::new()),
+                b'$' if next == Some(b'{') => Context::Brace { quoted: false },
+                b'(' if next == Some(b'(') && words.command && !words.in_pattern() => {
+                    note.get_or_insert(Place::DoubleParens);
+                    words.command = false;
+                    stack.push(Context::Arithmetic(0));
+                    return i + 2;
+                }
+                b'(' => {
+                    // A pattern's optional opening parenthesis is not counted.
+                    if !words.in_pattern() {
+                        words.parens += 1;
+                        words.command = true;
+                    }
+                    return i + 1;
+                }
+                b')' => {
+                    if words.in_pattern() {
+                        words.cases.pop();
+                        words.cases.push(Case::Body);
+                        words.command = true;
+                    } else if words.parens > 0 {
+                        words.parens -= 1;
+                        words.command = false;
+                    } else if depth > 1 {
+                        stack.pop();
+                    }
+                    return i + 1;
+                }
+                b';' => {
+                    // `;;`, `;&` and `;;&` end a pattern's commands.
+                    let ends = match (next, bytes.get(i + 2)) {
+                        (Some(b';'), Some(b'&')) => 3,
+                        (Some(b';' | b'&'), _) => 2,
+                        _ => 1,
+                    };
+                    if ends > 1 && words.cases.last() == Some(&Case::Body) {
+                        words.cases.pop();
+                        words.cases.push(Case::Pattern);
+                        return i + ends;
+                    }
+                    words.end_command();
+                    words.test = false;
+                    return i + 1;
+                }
+                // `&&` and `||` within `[[ ... ]]` do not end it.
+                b'&' | b'|' | b'\n' => {
+                    words.end_command();
+                    return i + 1;
+                }
+                b'[' if next == Some(b'[')
+                    && words.command
+                    && starts_word(bytes, i)
+                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
+                {
+                    words.test = true;
+                    words.command = false;
+                    return i + 2;
+                }
+                b']' if next == Some(b']')
+                    && words.test
+                    && starts_word(bytes, i)
+                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
+                {
+                    words.test = false;
+                    return i + 2;
+                }
+                b'-' if words.v_option
+                    && starts_word(bytes, i)
+                    && next == Some(b'v')
+                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
+                {
+                    words.word();
+                    words.name_next = true;
+                    return i + 2;
+                }
+                b'[' if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) => {
+                    words.v_option = true;
+                    words.command = false;
+                    return i + 1;
+                }
+                b'-' | b'+' if words.declaring && starts_word(bytes, i) => {
+                    let end = (i..bytes.len())
+                        .find(|&j| is_delimiter(bytes[j]))
+                        .unwrap_or(bytes.len());
+                    if bytes[i..end].contains(&b'i') {
+                        note.get_or_insert(Place::Integer);
+                    }
+                    words.word();
+                    return i + 1;
+                }
+                b' ' | b'\t' => return i + 1,
+                // `{ case ...` and `! case ...`: a command still starts after these.
+                b'{' | b'!'
+                    if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) =>
+                {
+                    return i + 1;
+                }
+                b'#' if starts_word(bytes, i) => {
+                    *in_comment = true;
+                    return i + 1;
+                }
+                b'<' if next == Some(b'<') && bytes.get(i + 2) != Some(&b'<') => {
+                    return here_document_operator(bytes, i + 2, depth, pending);
+                }
+                b'<' | b'>' => return i + 1,
+                c if c.is_ascii_alphabetic() && starts_word(bytes, i) => {
+                    let name = (i..bytes.len())
+                        .find(|&j| !(bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_'))
+                        .unwrap_or(bytes.len());
+                    if words.command && bytes.get(name) == Some(&b'[') {
+                        // `NAME[...]=`: an array element's assignment.
+                        words.word();
+                        stack.push(Context::Subscript);
+                        return name + 1;
+                    }
+                    let end = (i..bytes.len())
+                        .find(|&j| !bytes[j].is_ascii_alphabetic())
+                        .unwrap_or(bytes.len());
+                    if end == bytes.len() || is_delimiter(bytes[end]) {
+                        words.bare_word(&bytes[i..end]);
+                    } else {
+                        words.word();
+                    }
+                    return end;
+                }
+                _ => {
+                    words.word();
+                    return i + 1;
+                }
+            };
+            words.word();
+            let width = if c == b'$' { 2 } else { 1 };
+            stack.push(opened);
+            return i + width;
+        }
+        Context::Double => match c {
+            b'\\' => return i + 2,
+            b'"' => {
+                stack.pop();
+            }
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Arithmetic(parens) => match c {
+            b'\\' => return i + 2,
+            b'(' => *parens += 1,
+            b')' if *parens > 0 => *parens -= 1,
+            b')' => {
+                stack.pop();
+                return if next == Some(b')') { i + 2 } else { i + 1 };
+            }
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Subscript => match c {
+            b'\\' => return i + 2,
+            b']' => {
+                stack.pop();
+            }
+            b'\'' => stack.push(Context::Single),
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Brace { quoted: true } if c == b'\'' => {
+            // A plain character to POSIX shells; bash takes it for a quote.
+            // They agree on where the text goes on when bash's quoted
+            // string holds nothing either would read otherwise.
+            let plain = |&b: &u8| !matches!(b, b'}' | b'"' | b'\\' | b'$' | b'`' | b'\n' | 1);
+            match (i + 1..bytes.len()).find(|&j| bytes[j] == b'\'') {
+                Some(end) if bytes[i + 1..end].iter().all(plain) => return end + 1,
+                _ => {
+                    note.get_or_insert(Place::QuoteInParameter);
+                }
+            }
+        }
+        Context::Brace { .. } => match c {
+            b'\\' => return i + 2,
+            b'}' => {
+                stack.pop();
+            }
+            b'\'' => stack.push(Context::Single),
+            b'"' => stack.push(Context::Double),
+            b'`' => stack.push(Context::Backquote),
+            b'$' => return expansion(bytes, i, stack),
+            _ => {}
+        },
+        Context::Single => {
+            if c == b'\'' {
+                stack.pop();
+            }
+        }
+        Context::Dollar => match c {
+            b'\\' => return i + 2,
+            b'\'' => {
+                stack.pop();
+            }
+            _ => {}
+        },
+        Context::Backquote => match c {
+            b'\\' => return i + 2,
+            b'`' => {
+                stack.pop();
+            }
+            _ => {}
+        },
+    }
+    i + 1
+}
+
+/// At a `$` in double quotes, arithmetic or `${...}`: opens what it starts.
+pub(super) fn expansion(bytes: &[u8], i: usize, stack: &mut Vec<Context>) -> usize {
+    match (bytes.get(i + 1), bytes.get(i + 2)) {
+        (Some(b'('), Some(b'(')) => {
+            stack.push(Context::Arithmetic(0));
+            i + 3
+        }
+        (Some(b'('), _) => {
+            stack.push(Context::Words(Words::new()));
+            i + 2
+        }
+        (Some(b'{'), _) => {
+            let quoted = stack
+                .iter()
+                .rev()
+                .take_while(|c| !matches!(c, Context::Words(_)))
+                .any(|c| *c == Context::Double);
+            stack.push(Context::Brace { quoted });
+            i + 2
+        }
+        _ => i + 1,
+    }
+}
+
+/// Bytes that end a word.
+pub(super) fn is_delimiter(c: u8) -> bool {
+    matches!(
+        c,
+        b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>'
+    )
+}
+
+/// A `#` starts a comment only at the start of a word.
+pub(super) fn starts_word(bytes: &[u8], i: usize) -> bool {
+    i == 0 || is_delimiter(bytes[i - 1])
+}
