@@ -25,6 +25,54 @@ fn assert_no_secret(what: &str, text: &str) {
     }
 }
 
+/// Runs `playbook` twice: plainly with a JUnit report, and with
+/// `--output json`; returns both runs and the report.
+fn plain_and_json_run(lab: &Lab, inventory: &Path, playbook: &Path) -> (Run, Run, String) {
+    let report = lab.dir().join("junit.xml");
+    let plain = common::Herd::new()
+        .args(["run", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .arg("--report")
+        .arg(&report)
+        .run();
+    let json = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .run();
+    let junit = fs::read_to_string(&report).expect("the report is written");
+    (plain, json, junit)
+}
+
+/// Fails the test if any of `leaks` appears in what the runs printed or
+/// in the report.
+fn assert_none_in(plain: &Run, json: &Run, junit: &str, leaks: &[&str]) {
+    for (what, text) in [
+        ("stderr", plain.stderr()),
+        ("stdout", plain.stdout()),
+        ("json", json.stdout()),
+        ("json stderr", json.stderr()),
+        ("the JUnit report", junit),
+    ] {
+        assert_no_secret(what, text);
+        for leaked in leaks {
+            assert!(
+                !text.contains(leaked),
+                "`{leaked}` leaked into {what}:\n{text}"
+            );
+        }
+    }
+}
+
+/// The `step_finished` event of step `step` of a `--output json` run.
+fn finished(run: &Run, step: u64) -> serde_json::Value {
+    run.json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == step)
+        .unwrap_or_else(|| panic!("step {step} finished\n{run}"))
+}
+
 #[test]
 fn a_short_secret_in_a_health_check_url_never_appears_in_herds_messages() {
     let lab = Lab::up(1);
@@ -33,24 +81,11 @@ fn a_short_secret_in_a_health_check_url_never_appears_in_herds_messages() {
         "url.yml",
         "hosts: web\nsteps:\n  - run: \"true\"\nreload:\n  pidfile: \"{{ gunicorn_pidfile }}\"\n  start: \"{{ app_start }}\"\nvalidate:\n  timeout: 8s\n  http: { url: \"http://127.0.0.2:{{ http_port }}/nope?token={{ api_key }}&p={{ pin }}\" }\n",
     );
-    let report = lab.dir().join("junit.xml");
 
-    let plain = common::Herd::new()
-        .args(["run", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .arg("--report")
-        .arg(&report)
-        .run();
-    let json = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
+    let (plain, json, junit) = plain_and_json_run(&lab, &inventory, &playbook);
 
     plain.assert_code(1);
     json.assert_code(1);
-    let junit = fs::read_to_string(&report).expect("the report is written");
     let port = lab.host("host01").http_port;
     let shown = format!("proof `http`: http://127.0.0.2:{port}/nope?token=***&p=***: status 404");
     assert!(plain.stderr().contains(&shown), "{plain}");
@@ -59,15 +94,7 @@ fn a_short_secret_in_a_health_check_url_never_appears_in_herds_messages() {
         json.stdout().contains("token=***&p=***: status 404"),
         "{json}"
     );
-    for (what, text) in [
-        ("stderr", plain.stderr()),
-        ("stdout", plain.stdout()),
-        ("json", json.stdout()),
-        ("json stderr", json.stderr()),
-        ("the JUnit report", &junit),
-    ] {
-        assert_no_secret(what, text);
-    }
+    assert_none_in(&plain, &json, &junit, &[]);
 }
 
 #[test]
@@ -198,62 +225,9 @@ fn a_captured_output_holding_a_secret_feeds_later_steps_and_is_shown_masked() {
     // The later step got the real value (the test in it held), and what
     // it printed of it is masked.
     run.assert_code(0);
-    let second = run
-        .json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished" && e["step"] == 2)
-        .expect("step 2 finished");
-    assert_eq!(second["stdout"], "same\n***\n", "{run}");
+    assert_eq!(finished(&run, 2)["stdout"], "same\n***\n", "{run}");
     assert_no_secret("stdout", run.stdout());
     assert_no_secret("stderr", run.stderr());
-}
-
-/// Runs `playbook` twice: plainly with a JUnit report, and with
-/// `--output json`; returns both runs and the report.
-fn plain_and_json_run(lab: &Lab, inventory: &Path, playbook: &Path) -> (Run, Run, String) {
-    let report = lab.dir().join("junit.xml");
-    let plain = common::Herd::new()
-        .args(["run", "-i"])
-        .arg(inventory)
-        .arg(playbook)
-        .arg("--report")
-        .arg(&report)
-        .run();
-    let json = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(inventory)
-        .arg(playbook)
-        .run();
-    let junit = fs::read_to_string(&report).expect("the report is written");
-    (plain, json, junit)
-}
-
-/// Fails the test if any of `leaks` appears in what the runs printed or
-/// in the report.
-fn assert_none_in(plain: &Run, json: &Run, junit: &str, leaks: &[&str]) {
-    for (what, text) in [
-        ("stderr", plain.stderr()),
-        ("stdout", plain.stdout()),
-        ("json", json.stdout()),
-        ("json stderr", json.stderr()),
-        ("the JUnit report", junit),
-    ] {
-        assert_no_secret(what, text);
-        for leaked in leaks {
-            assert!(
-                !text.contains(leaked),
-                "`{leaked}` leaked into {what}:\n{text}"
-            );
-        }
-    }
-}
-
-/// The `step_finished` event of step `step` of a `--output json` run.
-fn finished(run: &Run, step: u64) -> serde_json::Value {
-    run.json_events()
-        .into_iter()
-        .find(|e| e["event"] == "step_finished" && e["step"] == step)
-        .unwrap_or_else(|| panic!("step {step} finished\n{run}"))
 }
 
 #[test]
@@ -367,30 +341,11 @@ fn a_secret_written_in_a_step_name_is_masked_in_every_report_of_it() {
         "named.yml",
         "hosts: web\nsteps:\n  - name: \"rotate Sup3r'Secret\"\n    run: exit 3\n    once: true\n",
     );
-    let report = lab.dir().join("junit.xml");
 
-    let plain = common::Herd::new()
-        .args(["run", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .arg("--report")
-        .arg(&report)
-        .run();
-    let json = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .run();
+    let (plain, json, junit) = plain_and_json_run(&lab, &inventory, &playbook);
 
     plain.assert_code(1);
     json.assert_code(1);
     assert!(plain.stderr().contains("\"rotate ***\""), "{plain}");
-    let junit = fs::read_to_string(&report).expect("the report is written");
-    for (what, text) in [
-        ("stderr", plain.stderr()),
-        ("json", json.stdout()),
-        ("the JUnit report", &junit),
-    ] {
-        assert_no_secret(what, text);
-    }
+    assert_none_in(&plain, &json, &junit, &[]);
 }
