@@ -130,28 +130,16 @@ pub(super) fn step(
                     words.end_command();
                     return i + 1;
                 }
-                b'[' if next == Some(b'[')
-                    && words.command
-                    && starts_word(bytes, i)
-                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
-                {
+                b'[' if next == Some(b'[') && words.command && two_byte_word(bytes, i) => {
                     words.test = true;
                     words.command = false;
                     return i + 2;
                 }
-                b']' if next == Some(b']')
-                    && words.test
-                    && starts_word(bytes, i)
-                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
-                {
+                b']' if next == Some(b']') && words.test && two_byte_word(bytes, i) => {
                     words.test = false;
                     return i + 2;
                 }
-                b'-' if words.v_option
-                    && starts_word(bytes, i)
-                    && next == Some(b'v')
-                    && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c)) =>
-                {
+                b'-' if words.v_option && next == Some(b'v') && two_byte_word(bytes, i) => {
                     words.word();
                     words.name_next = true;
                     return i + 2;
@@ -330,4 +318,9 @@ pub(super) fn is_delimiter(c: u8) -> bool {
 /// A `#` starts a comment only at the start of a word.
 pub(super) fn starts_word(bytes: &[u8], i: usize) -> bool {
     i == 0 || is_delimiter(bytes[i - 1])
+}
+
+/// Whether the two bytes at `i` (`[[`, `]]`, `-v`) are a whole word.
+fn two_byte_word(bytes: &[u8], i: usize) -> bool {
+    starts_word(bytes, i) && bytes.get(i + 2).is_none_or(|&c| is_delimiter(c))
 }
