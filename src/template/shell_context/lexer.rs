@@ -226,17 +226,7 @@ pub(super) fn step(
             b'$' => return expansion(bytes, i, stack),
             _ => {}
         },
-        Context::Subscript => match c {
-            b'\\' => return i + 2,
-            b']' => {
-                stack.pop();
-            }
-            b'\'' => stack.push(Context::Single),
-            b'"' => stack.push(Context::Double),
-            b'`' => stack.push(Context::Backquote),
-            b'$' => return expansion(bytes, i, stack),
-            _ => {}
-        },
+        Context::Subscript => return bracketed(bytes, i, stack, b']'),
         Context::Brace { quoted: true } if c == b'\'' => {
             // A plain character to POSIX shells; bash takes it for a quote.
             // They agree on where the text goes on when bash's quoted
@@ -249,17 +239,7 @@ pub(super) fn step(
                 }
             }
         }
-        Context::Brace { .. } => match c {
-            b'\\' => return i + 2,
-            b'}' => {
-                stack.pop();
-            }
-            b'\'' => stack.push(Context::Single),
-            b'"' => stack.push(Context::Double),
-            b'`' => stack.push(Context::Backquote),
-            b'$' => return expansion(bytes, i, stack),
-            _ => {}
-        },
+        Context::Brace { .. } => return bracketed(bytes, i, stack, b'}'),
         Context::Single => {
             if c == b'\'' {
                 stack.pop();
@@ -279,6 +259,23 @@ pub(super) fn step(
             }
             _ => {}
         },
+    }
+    i + 1
+}
+
+/// One byte inside `NAME[...]` or `${...}`, which `close` ends: quotes and
+/// expansions nest there as they do in words.
+fn bracketed(bytes: &[u8], i: usize, stack: &mut Vec<Context>, close: u8) -> usize {
+    match bytes[i] {
+        b'\\' => return i + 2,
+        c if c == close => {
+            stack.pop();
+        }
+        b'\'' => stack.push(Context::Single),
+        b'"' => stack.push(Context::Double),
+        b'`' => stack.push(Context::Backquote),
+        b'$' => return expansion(bytes, i, stack),
+        _ => {}
     }
     i + 1
 }
