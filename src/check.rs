@@ -8,9 +8,9 @@ use futures::future::join_all;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::plan::step::wrap;
 use crate::plan::{Plan, PlannedHost};
 use crate::reload::{self, NotFound};
+use crate::shell::wrap;
 use crate::transport::{Connection, Connector, TransportError};
 
 /// One host's findings; `None` where the check could not get that far.

@@ -12,6 +12,7 @@ mod plan;
 mod playbook;
 mod reload;
 mod report;
+mod shell;
 mod source;
 mod ssh_config;
 mod template;

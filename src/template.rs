@@ -15,14 +15,12 @@
 
 mod mask;
 mod placeholders;
-mod quote;
 mod secrets;
 mod shell_context;
 #[cfg(test)]
 mod tests;
 
 pub use mask::{leaf_texts, masked_value, Cut, OutputMask};
-pub use quote::shell_quote;
 pub use secrets::{Secrets, MASK};
 pub use shell_context::{find_unprotected, Place};
 

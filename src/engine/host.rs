@@ -16,6 +16,7 @@ use crate::plan::reload::ReloadPlan;
 use crate::plan::step::{Rendered, StepPlan};
 use crate::plan::Plan;
 use crate::reload::{self, Proof, ReloadReport};
+use crate::shell::tail;
 use crate::template::{OutputMask, MASK};
 use crate::transport::{Connection, TransportError};
 
@@ -574,10 +575,4 @@ fn failure_of(index: usize, step: &StepPlan, result: &StepResult) -> Failure {
         reason,
         stderr_tail: tail(&result.stderr, TAIL_LINES),
     }
-}
-
-/// The last `lines` lines of `text`.
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.trim_end().lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::inventory::Vars;
-use crate::template::shell_quote;
+use crate::shell::quote as shell_quote;
 use crate::transport::{Connection, Target, TransportError};
 
 /// Exit code of the acquire script when someone else holds the lock.
@@ -171,7 +171,7 @@ async fn create<T: Connection>(
         shell_path(path),
     );
     let output = connection
-        .exec(&crate::plan::step::wrap(&script, false, None), timeout)
+        .exec(&crate::shell::wrap(&script, false, None), timeout)
         .await
         .map_err(|source| LockError::Transport {
             path: path.to_string(),
@@ -214,7 +214,7 @@ async fn remove_if_held_by<T: Connection>(
         shell_quote(&format!("run={run} "))
     );
     let output = connection
-        .exec(&crate::plan::step::wrap(&script, false, None), timeout)
+        .exec(&crate::shell::wrap(&script, false, None), timeout)
         .await?;
     match output.exit_code {
         Some(0) => Ok(()),
@@ -288,7 +288,7 @@ pub async fn break_lock<T: Connection>(
         shell_path(path)
     );
     let output = connection
-        .exec(&crate::plan::step::wrap(&script, false, None), timeout)
+        .exec(&crate::shell::wrap(&script, false, None), timeout)
         .await?;
     match output.exit_code {
         Some(0) => Ok(Some(

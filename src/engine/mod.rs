@@ -12,8 +12,6 @@ pub mod lock;
 mod once;
 mod upload;
 
-pub use host::tail;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

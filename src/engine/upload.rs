@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::plan::step::wrap;
-use crate::template::shell_quote;
+use crate::shell::quote as shell_quote;
+use crate::shell::wrap;
 use crate::transport::{temp_name, Connection, TransportError};
 
 /// How long the clean-up after a failed upload may take: it runs after the

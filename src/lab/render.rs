@@ -166,7 +166,7 @@ pub const NO_TITLES_MODULE: &str =
 /// not its target: workers started after a HUP import whatever release
 /// `current` points to by then.
 pub fn start_script(host: &LabHost, gunicorn: &Path, lab_dir: &Path) -> String {
-    let quote = |p: &Path| crate::template::shell_quote(&p.to_string_lossy());
+    let quote = |p: &Path| crate::shell::quote(&p.to_string_lossy());
     let titles = if host.proc_titles {
         String::new()
     } else {

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::inventory::Vars;
-use crate::template::{shell_quote, Kind, Renderer, TemplateError};
+use crate::shell::{quote as shell_quote, wrap};
+use crate::template::{Kind, Renderer, TemplateError};
 
 /// One step of a plan, templates not yet rendered (they may use captures).
 #[derive(Debug, Clone)]
@@ -135,22 +136,6 @@ impl StepPlan {
                 })
             }
         }
-    }
-}
-
-/// The script a connection runs (with `/bin/sh`) for `script`: the script
-/// itself, or under `become` a line that runs it as the other user through
-/// `sudo -n`, which fails at once instead of prompting for a password.
-pub fn wrap(script: &str, become_: bool, become_user: Option<&str>) -> String {
-    if become_ {
-        let user = become_user.unwrap_or("root");
-        format!(
-            "sudo -n -H -u {} -- /bin/sh -c {}",
-            shell_quote(user),
-            shell_quote(script)
-        )
-    } else {
-        script.to_string()
     }
 }
 

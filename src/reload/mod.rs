@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::plan::step::wrap;
-use crate::template::{shell_quote, OutputMask};
+use crate::shell::quote as shell_quote;
+use crate::shell::wrap;
+use crate::template::OutputMask;
 use crate::transport::Connection;
 use discover::{DiscoveryError, Master, Strategy};
 use signal::{Delivery, SignalRecord};
@@ -235,7 +236,7 @@ pub async fn reload<T: Connection>(
         if !output.success() {
             let stderr = spec.mask.output(&String::from_utf8_lossy(&output.stderr));
             let stdout = spec.mask.output(&String::from_utf8_lossy(&output.stdout));
-            let said = crate::engine::tail(
+            let said = crate::shell::tail(
                 if stderr.trim().is_empty() {
                     &stdout
                 } else {
@@ -510,7 +511,7 @@ async fn start<T: Connection>(
                 output
                     .exit_code
                     .map_or("none".to_string(), |c| c.to_string()),
-                crate::engine::tail(
+                crate::shell::tail(
                     &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
                     5
                 )

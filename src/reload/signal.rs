@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::discover::Master;
 use super::{fail, Proof, ReloadFailure, ReloadReport, ReloadSpec};
-use crate::plan::step::wrap;
+use crate::shell::wrap;
 use crate::transport::Connection;
 
 const SCRIPT: &str = include_str!("signal.sh");

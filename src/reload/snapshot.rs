@@ -271,7 +271,7 @@ mod on_this_machine {
 
     fn run_waiting(pidfile: &std::path::Path, wait: Option<&WaitFor>) -> Snapshot {
         let script = script(
-            Some(&crate::template::shell_quote(&pidfile.to_string_lossy())),
+            Some(&crate::shell::quote(&pidfile.to_string_lossy())),
             None,
             wait,
         );

@@ -9,7 +9,7 @@ use super::discover::{self, Master};
 use super::signal;
 use super::snapshot::{WaitFor, WAIT_INTERVAL};
 use super::{fail, http, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec};
-use crate::plan::step::wrap;
+use crate::shell::wrap;
 use crate::template::{Cut, OutputMask};
 use crate::transport::Connection;
 
@@ -335,7 +335,7 @@ pub(super) async fn serving<T: Connection>(
                     output
                         .exit_code
                         .map_or("none".to_string(), |c| c.to_string()),
-                    crate::engine::tail(
+                    crate::shell::tail(
                         &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
                         5
                     )

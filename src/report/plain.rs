@@ -88,7 +88,7 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 result.duration.as_secs_f64()
             );
             if !result.ok && (!exec || result.exit_code.is_none()) {
-                for text in crate::engine::tail(&result.stderr, 5).lines() {
+                for text in crate::shell::tail(&result.stderr, 5).lines() {
                     let _ = writeln!(line, "{host}:     {text}");
                 }
             }

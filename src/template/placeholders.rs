@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{shell_context, shell_quote, TemplateError};
+use super::{shell_context, TemplateError};
+use crate::shell::quote as shell_quote;
 
 thread_local! {
     /// The values of the shell render under way on this thread.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::shell::quote as shell_quote;
 use serde_json::json;
 
 fn vars(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {

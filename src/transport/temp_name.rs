@@ -8,7 +8,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
-use crate::template::shell_quote;
+use crate::shell::quote as shell_quote;
 
 /// `path` with `.herd-upload-` and 16 random hex digits appended: a sibling
 /// of `path`, on the same filesystem, so a rename puts it in place.

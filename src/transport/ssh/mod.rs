@@ -262,7 +262,7 @@ impl SshConnection {
                 }
             }
         }
-        let command = format!("exec /bin/sh -c {}", crate::template::shell_quote(script));
+        let command = format!("exec /bin/sh -c {}", crate::shell::quote(script));
         self.run_in_session(&command, timeout).await
     }
 
@@ -365,8 +365,8 @@ impl SshConnection {
     /// Removes an upload's temporary file after a failure, in a session of
     /// its own (the connection's shell may be in the middle of something).
     async fn remove_temporary(&self, path: &str, timeout: Duration) {
-        let script = format!("rm -f -- {}", crate::template::shell_quote(path));
-        let command = format!("exec /bin/sh -c {}", crate::template::shell_quote(&script));
+        let script = format!("rm -f -- {}", crate::shell::quote(path));
+        let command = format!("exec /bin/sh -c {}", crate::shell::quote(&script));
         let _ = self.run_in_session(&command, timeout).await;
     }
 }

@@ -16,7 +16,7 @@ use russh::client::Msg;
 use russh::{Channel, ChannelMsg};
 
 use super::{append, describe};
-use crate::template::shell_quote;
+use crate::shell::quote as shell_quote;
 use crate::transport::ExecOutput;
 
 /// How a command given to the shell ended, when it did not end normally.
