@@ -12,8 +12,9 @@ use crate::cli::{
 use crate::describe;
 use crate::engine::lock::LockOwner;
 use crate::engine::{Engine, EngineSettings, LockSettings};
-use crate::plan::reload::{ReloadPlan, StrategyTemplate};
+use crate::plan::reload::ReloadPlan;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
+use crate::reload::place::{Delivery, Keys, Place};
 use crate::reload::Signal;
 use crate::report::junit::JunitReporter;
 use crate::report::ledger::Ledger;
@@ -75,20 +76,25 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 wait: args.lock_wait,
                 timeout: args.connecting.connect_timeout,
             };
-            let strategy = strategy_of(args.master);
-            if args.signal == "USR2" && matches!(strategy, StrategyTemplate::Unit(_)) {
-                return Err(AppError::Plan(PlanError::Usage(
-                    "--signal USR2 cannot be used with --unit: systemd stops the service when the old master exits".into(),
-                )));
-            }
+            let (place, delivery) = place_of(&args.master, Some(&args.signal))?;
+            let server = crate::reload::server::by_name(&args.server).ok_or_else(|| {
+                PlanError::Usage(format!(
+                    "--server {}: unknown server, herd reloads {}",
+                    args.server,
+                    crate::reload::server::names()
+                ))
+            })?;
             let reload = ReloadPlan {
-                strategy: Some(strategy),
+                server,
+                place: Some(place),
+                delivery,
                 signal: if args.signal == "USR2" {
                     Signal::Usr2
                 } else {
                     Signal::Hup
                 },
                 become_: args.become_,
+                become_user: args.become_user,
                 preflight: args.preflight,
                 start: None,
                 timeout: args.validate_timeout,
@@ -99,7 +105,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             };
             let request = PlanRequest {
                 batch: Some(args.batch),
-                ..request(Job::Reload(reload), args.targeting, Some(&args.connecting))
+                ..request(
+                    Job::Reload(Box::new(reload)),
+                    args.targeting,
+                    Some(&args.connecting),
+                )
             };
             rollout(&request, &args.connecting, Some(lock))
         }
@@ -224,13 +234,30 @@ fn check_report_path(path: &std::path::Path) -> Result<(), PlanError> {
         })
 }
 
-fn strategy_of(master: MasterArgs) -> StrategyTemplate {
-    match (master.pidfile, master.unit, master.name) {
-        (Some(pidfile), _, _) => StrategyTemplate::Pidfile(pidfile),
-        (None, Some(unit), _) => StrategyTemplate::Unit(unit),
-        (None, None, Some(name)) => StrategyTemplate::Name(name),
-        (None, None, None) => StrategyTemplate::Auto,
+/// Where the master lives and how it is signalled, from the flags; the
+/// same rules as a playbook's `reload` keys, with the flag named.
+fn place_of(
+    master: &MasterArgs,
+    signal: Option<&str>,
+) -> Result<(Place<String>, Delivery), PlanError> {
+    Keys {
+        pidfile: master.pidfile.as_deref(),
+        name: master.name.as_deref(),
+        unit: master.unit.as_deref(),
+        scope: master.scope.as_deref(),
+        delivery: master.delivery.as_deref(),
+        signal,
     }
+    .choose()
+    .map_err(|e| {
+        let flag = format!("--{}", e.key);
+        PlanError::Usage(format!(
+            "{flag}: {}",
+            e.message
+                .replace(&format!("`{}`", e.key), &format!("`{flag}`"))
+                .replace(&format!("`{}:", e.key), &format!("`{flag}"))
+        ))
+    })
 }
 
 /// The parts of a plan request every command shares.
@@ -259,18 +286,24 @@ fn stdout(text: &str) {
 fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     let job = match args.playbook {
         Some(playbook) => Job::Playbook(playbook),
-        None => Job::Reload(ReloadPlan {
-            strategy: Some(strategy_of(args.master)),
-            signal: Signal::Hup,
-            become_: false,
-            preflight: None,
-            start: None,
-            timeout: args.connecting.timeout,
-            settle: std::time::Duration::ZERO,
-            http: None,
-            run: None,
-            command_timeout: args.connecting.timeout,
-        }),
+        None => {
+            let (place, delivery) = place_of(&args.master, None)?;
+            Job::Reload(Box::new(ReloadPlan {
+                server: &crate::reload::server::GUNICORN,
+                place: Some(place),
+                delivery,
+                signal: Signal::Hup,
+                become_: false,
+                become_user: None,
+                preflight: None,
+                start: None,
+                timeout: args.connecting.timeout,
+                settle: std::time::Duration::ZERO,
+                http: None,
+                run: None,
+                command_timeout: args.connecting.timeout,
+            }))
+        }
     };
     let request = request(job, args.targeting, Some(&args.connecting));
     let plan = Plan::build(&request)?;

@@ -142,7 +142,7 @@ async fn check_host<C: Connector>(plan: &Plan, host: &PlannedHost, connector: &C
         }
         Err(error) => Verdict::bad(error.to_string()),
     };
-    if let Some(stage) = plan.reload.as_ref().filter(|r| r.strategy.is_some()) {
+    if let Some(stage) = plan.reload.as_ref().filter(|r| r.place.is_some()) {
         check.master = match stage.render(&plan.renderer, &host.vars) {
             Err(error) => Verdict::bad(error.to_string()),
             Ok(spec) => {
@@ -151,13 +151,14 @@ async fn check_host<C: Connector>(plan: &Plan, host: &PlannedHost, connector: &C
                     stage.shown_message(&plan.renderer, &host.vars, &host.shown_vars, &message)
                 };
                 match reload::find_master(&connection, &spec).await {
-                    Ok(master) => Verdict::ok(shown(format!(
-                        "{} ({}, {} workers)",
-                        master.pid,
-                        spec.strategy.describe(),
-                        master.workers.len()
+                    Ok(found) => Verdict::ok(shown(format!(
+                        "{} ({}, {} workers, signal by {})",
+                        found.master.pid,
+                        found.how,
+                        found.master.workers.len(),
+                        found.delivery.name()
                     ))),
-                    Err(NotFound::Unreadable(message)) => Verdict::bad(shown(message)),
+                    Err(NotFound::Unreadable(error)) => Verdict::bad(shown(error.to_string())),
                     Err(NotFound::Discovery(error)) => Verdict::bad(shown(error.to_string())),
                 }
             }

@@ -146,18 +146,25 @@ pub struct RunArgs {
     pub lock_wait: std::time::Duration,
 }
 
-/// How to find the Gunicorn master; with none of these, the one master on the host.
+/// Where the master lives and how it is signalled; with none of these,
+/// the one master on the host, signalled with `kill`.
 #[derive(Debug, Clone, Args)]
 pub struct MasterArgs {
     /// Find the master from this pidfile (a template: '{{ app_dir }}/gunicorn.pid').
-    #[arg(long, group = "strategy")]
+    #[arg(long)]
     pub pidfile: Option<String>,
-    /// Find the master as this systemd unit's MainPID.
-    #[arg(long, group = "strategy")]
+    /// Find the master as this systemd unit's main process.
+    #[arg(long)]
     pub unit: Option<String>,
+    /// The systemd manager that runs --unit: system or user.
+    #[arg(long, requires = "unit")]
+    pub scope: Option<String>,
     /// Find the master by its proc_name (`gunicorn: master [NAME]`).
-    #[arg(long, group = "strategy")]
+    #[arg(long)]
     pub name: Option<String>,
+    /// How the signal gets there: kill, systemctl, systemctl-kill or auto (the default with --unit).
+    #[arg(long)]
+    pub delivery: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -169,7 +176,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub master: MasterArgs,
     /// Take the master's whereabouts from this playbook's `reload` section.
-    #[arg(long, conflicts_with = "strategy")]
+    #[arg(long, conflicts_with_all = ["pidfile", "unit", "scope", "name", "delivery"])]
     pub playbook: Option<PathBuf>,
 }
 
@@ -187,8 +194,8 @@ pub struct ReloadArgs {
     pub targeting: Targeting,
     #[command(flatten)]
     pub connecting: Connecting,
-    /// The app server (only gunicorn for now).
-    #[arg(long, default_value = "gunicorn", value_parser = ["gunicorn"])]
+    /// The app server.
+    #[arg(long, default_value = "gunicorn")]
     pub server: String,
     #[command(flatten)]
     pub master: MasterArgs,
@@ -213,9 +220,12 @@ pub struct ReloadArgs {
     /// How long the new workers must stay unchanged to count as settled.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub settle: std::time::Duration,
-    /// Signal and read /proc through `sudo -n`.
+    /// Signal (and, without --unit, read /proc) through `sudo -n`.
     #[arg(long = "become")]
     pub become_: bool,
+    /// The account to become (default root), e.g. the one whose user manager runs --unit.
+    #[arg(long, requires = "become_")]
+    pub become_user: Option<String>,
     /// Batch sizes: a number, a percentage or a list. Example: --batch 1,25%
     #[arg(long, default_value = "1")]
     pub batch: String,

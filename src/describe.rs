@@ -52,6 +52,14 @@ pub fn plan(plan: &Plan) -> String {
                     }
                 }
             }
+            if let Some(stage) = &plan.reload {
+                let said = match (&stage.place, stage.render(&plan.renderer, &host.shown_vars)) {
+                    (_, Err(error)) => format!("<{error}>"),
+                    (None, Ok(_)) => "none (validate only)".to_string(),
+                    (Some(_), Ok(spec)) => spec.describe(),
+                };
+                let _ = writeln!(out, "    reload: {said}");
+            }
         }
     }
     out

@@ -375,7 +375,7 @@ impl HostRun {
                 ReloadOutcome::failed(Proof::Master, error.to_string(), ReloadReport::default())
             }
             Ok(spec) => {
-                let result = match (&stage.strategy, rollback) {
+                let result = match (&stage.place, rollback) {
                     (None, _) => reload::check_serving(connection, &spec).await,
                     (Some(_), false) => reload::reload(connection, &spec).await,
                     (Some(_), true) => reload::restore(connection, &spec).await,

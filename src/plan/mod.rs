@@ -35,7 +35,7 @@ pub enum Job {
     /// `herd exec`: one command, a template.
     Command(String),
     /// `herd reload`: the reload stage alone.
-    Reload(ReloadPlan),
+    Reload(Box<ReloadPlan>),
 }
 
 /// Everything a plan is built from (what the command line said).
@@ -188,7 +188,8 @@ impl Plan {
                     p.spec.reload.as_ref(),
                     p.spec.validate.as_ref(),
                     request.step_timeout,
-                );
+                )
+                .map_err(|e| p.error_in(&["reload", e.key], None, e.message))?;
                 (title, steps, rollback, Some(p.spec.rolling.clone()), reload)
             }
             (Job::Command(command), None) => (
@@ -203,7 +204,7 @@ impl Plan {
                 Vec::new(),
                 Vec::new(),
                 None,
-                Some(reload.clone()),
+                Some((**reload).clone()),
             ),
             (Job::Playbook(_), None) => unreachable!("a playbook job always loads its playbook"),
         };

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::inventory::Vars;
 use crate::playbook::{Reload, Validate};
-use crate::reload::discover::Strategy;
+use crate::reload::place::{Delivery, KeyError, Keys, Place};
+use crate::reload::server::{self, AppServer};
 use crate::reload::{HttpCheck, ReloadSpec, Signal, ValidateSpec};
 use crate::template::{Kind, OutputMask, Renderer, TemplateError};
 
@@ -14,20 +15,17 @@ pub const DEFAULT_VALIDATE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(100);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StrategyTemplate {
-    Unit(String),
-    Pidfile(String),
-    Name(String),
-    Auto,
-}
-
 #[derive(Debug, Clone)]
 pub struct ReloadPlan {
-    /// `None`: the playbook only validates (no signal is sent).
-    pub strategy: Option<StrategyTemplate>,
+    pub server: &'static AppServer,
+    /// Where the master lives, its texts templates; `None`: the playbook
+    /// only validates (no signal is sent).
+    pub place: Option<Place<String>>,
+    pub delivery: Delivery,
     pub signal: Signal,
     pub become_: bool,
+    /// A template.
+    pub become_user: Option<String>,
     pub preflight: Option<String>,
     pub start: Option<String>,
     pub timeout: Duration,
@@ -37,28 +35,49 @@ pub struct ReloadPlan {
     pub command_timeout: Duration,
 }
 
+impl Reload {
+    /// The keys that choose where the master is and how it is signalled.
+    pub fn keys(&self) -> Keys<'_> {
+        Keys {
+            pidfile: self.pidfile.as_deref(),
+            name: self.name.as_deref(),
+            unit: self.unit.as_deref(),
+            scope: self.scope.as_deref(),
+            delivery: self.delivery.as_deref(),
+            signal: self.signal.as_deref(),
+        }
+    }
+}
+
 impl ReloadPlan {
+    /// The reload stage of a playbook; a `KeyError` names the `reload` key
+    /// at fault (the playbook's checks have refused it already).
     pub fn from_playbook(
         reload: Option<&Reload>,
         validate: Option<&Validate>,
         command_timeout: Duration,
-    ) -> Option<ReloadPlan> {
+    ) -> Result<Option<ReloadPlan>, KeyError> {
         if reload.is_none() && validate.is_none() {
-            return None;
+            return Ok(None);
         }
-        let strategy = reload.map(|r| match (&r.unit, &r.pidfile, &r.name) {
-            (Some(unit), _, _) => StrategyTemplate::Unit(unit.clone()),
-            (None, Some(pidfile), _) => StrategyTemplate::Pidfile(pidfile.clone()),
-            (None, None, Some(name)) => StrategyTemplate::Name(name.clone()),
-            (None, None, None) => StrategyTemplate::Auto,
-        });
-        Some(ReloadPlan {
-            strategy,
+        let chosen = reload.map(|r| r.keys().choose()).transpose()?;
+        let server = match reload.map(|r| r.server.as_str()) {
+            None => &server::GUNICORN,
+            Some(name) => server::by_name(name).ok_or_else(|| KeyError {
+                key: "server",
+                message: format!("unknown server `{name}`: herd reloads {}", server::names()),
+            })?,
+        };
+        Ok(Some(ReloadPlan {
+            server,
+            place: chosen.as_ref().map(|(place, _)| place.clone()),
+            delivery: chosen.map_or(Delivery::Kill, |(_, delivery)| delivery),
             signal: match reload.and_then(|r| r.signal.as_deref()) {
                 Some("USR2") => Signal::Usr2,
                 _ => Signal::Hup,
             },
             become_: reload.is_some_and(|r| r.become_),
+            become_user: reload.and_then(|r| r.become_user.clone()),
             preflight: reload.and_then(|r| r.preflight.clone()),
             start: reload.and_then(|r| r.start.clone()),
             timeout: validate
@@ -72,19 +91,19 @@ impl ReloadPlan {
                 .map(|h| (h.url.clone(), h.status, h.contains.clone())),
             run: validate.and_then(|v| v.run.clone()),
             command_timeout,
-        })
+        }))
     }
 
     /// Every template, with the field it sits in and how it renders.
     pub fn templates(&self) -> Vec<(&'static str, &str, Kind)> {
-        let mut all = Vec::new();
-        match &self.strategy {
-            Some(StrategyTemplate::Unit(t)) => all.push(("reload.unit", t.as_str(), Kind::Plain)),
-            Some(StrategyTemplate::Pidfile(t)) => {
-                all.push(("reload.pidfile", t.as_str(), Kind::Plain))
-            }
-            Some(StrategyTemplate::Name(t)) => all.push(("reload.name", t.as_str(), Kind::Plain)),
-            _ => {}
+        let mut all: Vec<(&'static str, &str, Kind)> = self
+            .place
+            .iter()
+            .flat_map(Place::texts)
+            .map(|(field, text)| (field, text.as_str(), Kind::Plain))
+            .collect();
+        if let Some(user) = &self.become_user {
+            all.push(("reload.become_user", user.as_str(), Kind::Plain));
         }
         for (field, value, kind) in [
             ("reload.preflight", &self.preflight, Kind::Shell),
@@ -186,11 +205,9 @@ impl ReloadPlan {
                 .map(|t| renderer.render(t, Kind::Shell, vars))
                 .transpose()
         };
-        let strategy = match &self.strategy {
-            Some(StrategyTemplate::Unit(t)) => Strategy::Unit(plain(t)?),
-            Some(StrategyTemplate::Pidfile(t)) => Strategy::Pidfile(plain(t)?),
-            Some(StrategyTemplate::Name(t)) => Strategy::Name(plain(t)?),
-            Some(StrategyTemplate::Auto) | None => Strategy::Auto,
+        let place = match &self.place {
+            Some(place) => place.try_map(|t| plain(t))?,
+            None => Place::Host(crate::reload::place::OnHost::Only),
         };
         let http = match &self.http {
             Some((url, status, contains)) => Some(HttpCheck {
@@ -201,9 +218,12 @@ impl ReloadPlan {
             None => None,
         };
         Ok(ReloadSpec {
-            strategy,
+            server: self.server,
+            place,
+            delivery: self.delivery,
             signal: self.signal,
             become_: self.become_,
+            become_user: self.become_user.as_deref().map(plain).transpose()?,
             preflight: shell(&self.preflight)?,
             start: shell(&self.start)?,
             validate: ValidateSpec {

@@ -106,8 +106,14 @@ pub struct Reload {
     pub pidfile: Option<String>,
     #[serde(default)]
     pub unit: Option<String>,
+    /// `system` or `user`: which systemd manager runs `unit`.
+    #[serde(default)]
+    pub scope: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// `kill`, `systemctl`, `systemctl-kill` or `auto`.
+    #[serde(default)]
+    pub delivery: Option<String>,
     #[serde(default)]
     pub preflight: Option<String>,
     #[serde(default)]
@@ -116,6 +122,8 @@ pub struct Reload {
     pub signal: Option<String>,
     #[serde(default, rename = "become")]
     pub become_: bool,
+    #[serde(default)]
+    pub become_user: Option<String>,
 }
 
 fn default_server() -> String {
@@ -319,13 +327,14 @@ impl Playbook {
     }
 
     fn check_reload(&self, reload: &Reload) -> Result<(), SourceError> {
-        if reload.server != "gunicorn" {
+        if crate::reload::server::by_name(&reload.server).is_none() {
             return Err(self.error_in(
                 &["reload", "server"],
                 None,
                 format!(
-                    "unknown server `{}`: herd reloads `gunicorn`",
-                    reload.server
+                    "unknown server `{}`: herd reloads {}",
+                    reload.server,
+                    crate::reload::server::names()
                 ),
             ));
         }
@@ -337,26 +346,19 @@ impl Playbook {
                     format!("unknown signal `{signal}`: use HUP or USR2"),
                 ));
             }
-            if signal == "USR2" && reload.unit.is_some() {
-                return Err(self.error_in(
-                    &["reload", "signal"],
-                    None,
-                    "`signal: USR2` cannot be used with `unit`: systemd stops the service when the old master exits",
-                ));
-            }
         }
-        let strategies = [&reload.pidfile, &reload.unit, &reload.name]
-            .iter()
-            .filter(|s| s.is_some())
-            .count();
-        if strategies > 1 {
+        if reload.become_user.is_some() && !reload.become_ {
             return Err(self.error_in(
-                &["reload"],
+                &["reload", "become_user"],
                 None,
-                "`reload` takes one of `pidfile`, `unit` or `name`, not several",
+                "`become_user` takes effect with `become: true`",
             ));
         }
-        Ok(())
+        reload
+            .keys()
+            .choose()
+            .map(drop)
+            .map_err(|e| self.error_in(&["reload", e.key], None, e.message))
     }
 }
 

@@ -1,35 +1,19 @@
-//! Finding the Gunicorn master on a host and proving it is the one to signal.
+//! Finding the app server's master on a host and proving it is the one to
+//! signal, and choosing how the signal gets there.
 //!
-//! Strategies, in the order a playbook may name them: `unit` (systemd's
-//! MainPID), `pidfile`, `name` (the process title `gunicorn: master [NAME]`),
-//! or, with nothing configured, the one Gunicorn master on the host. Without
-//! setproctitle every Gunicorn process shows the same command line; the
-//! master is then the Gunicorn process whose parent is not Gunicorn.
-//! Everything here works on a [`Snapshot`], so it is tested on fixtures.
+//! The master is found through a systemd unit (its main process, from the
+//! manager or from the unit's cgroup), from a pidfile, by its name (the
+//! process title `gunicorn: master [NAME]`), or, with nothing configured,
+//! as the one master on the host. Without process titles every process of
+//! the server shows the same command line; the master is then the server
+//! process whose parent is not the server. Everything here works on a
+//! [`Snapshot`], so it is tested on fixtures.
 
+use super::place::{Delivery, OnHost, Place, Scope};
+use super::server::AppServer;
 use super::snapshot::{Process, Snapshot};
+use super::unit::{self, Answer};
 use crate::template::{Cut, OutputMask};
-
-/// How to find the master.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Strategy {
-    Unit(String),
-    Pidfile(String),
-    Name(String),
-    Auto,
-}
-
-impl Strategy {
-    /// How the master was looked for, for reports.
-    pub fn describe(&self) -> String {
-        match self {
-            Strategy::Unit(unit) => format!("MainPID of {unit}"),
-            Strategy::Pidfile(path) => format!("pidfile {path}"),
-            Strategy::Name(name) => format!("named {name}"),
-            Strategy::Auto => "the only Gunicorn master".to_string(),
-        }
-    }
-}
 
 /// The master as found and proven, and its workers at that moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,133 +29,268 @@ pub struct Master {
 /// operator can see which proof failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiscoveryError {
-    #[error("no Gunicorn master is running ({0})")]
-    NotRunning(String),
-    #[error("the pidfile {path} names pid {pid}, which is not Gunicorn but `{cmdline}`: a stale pidfile; that process was not signalled")]
+    #[error("no {server} master is running ({detail})")]
+    NotRunning {
+        server: &'static str,
+        detail: String,
+    },
+    #[error("the {found_by} names pid {pid}, which is not {server} but `{cmdline}`: {why}; that process was not signalled")]
     Unrelated {
-        path: String,
+        server: &'static str,
+        found_by: String,
+        pid: u32,
+        cmdline: String,
+        why: &'static str,
+    },
+    #[error("pid {pid} is a {server} worker, not the master (`{cmdline}`): refusing to signal it")]
+    Worker {
+        server: &'static str,
         pid: u32,
         cmdline: String,
     },
-    #[error("pid {pid} is a Gunicorn worker, not the master (`{cmdline}`): refusing to signal it")]
-    Worker { pid: u32, cmdline: String },
     #[error("pid {pid} is a zombie: the master is exiting")]
     Zombie { pid: u32 },
     #[error("the pidfile {path} does not hold a pid: `{content}`")]
     BadPidfile { path: String, content: String },
-    #[error("{count} Gunicorn masters run on this host, name one with `pidfile`, `unit` or `name`: {list}")]
-    Ambiguous { count: usize, list: String },
+    #[error("{count} {server} masters run on this host, name one with `pidfile`, `unit` or `name`: {list}")]
+    Ambiguous {
+        server: &'static str,
+        count: usize,
+        list: String,
+    },
+    /// The unit runs no process, and the delivery needs it to.
+    #[error("{unit} is not active ({state}): `delivery: {delivery}` reloads a running unit only")]
+    UnitInactive {
+        unit: String,
+        state: String,
+        delivery: &'static str,
+    },
+    #[error("{unit} is active but systemd knows no main process (MainPID=0), so herd cannot tell which process is the master: give a Type=forking unit `PIDFile=`, or run {server} in the foreground (Type=notify)")]
+    NoMainPid { unit: String, server: &'static str },
+    #[error("{unit} has no ExecReload, so `delivery: systemctl` cannot reload it: use `delivery: systemctl-kill` or `delivery: kill`, or give the unit `ExecReload=/bin/kill -HUP $MAINPID`")]
+    NoExecReload { unit: String },
+    /// systemd could not be asked, and the delivery needs it.
+    #[error("{0}")]
+    Manager(String),
 }
 
-/// Whether a command line is a Gunicorn process (master or worker, with or
-/// without setproctitle): its program is Gunicorn and nothing else is. That
-/// is a setproctitle title (`gunicorn: master [app]`), the `gunicorn` entry
-/// point run directly, or a Python interpreter running the `gunicorn` script
-/// or `-m gunicorn`. A word `gunicorn` anywhere else (`journalctl -u
-/// gunicorn`, `python3 x.py /var/log/gunicorn`) does not make a process Gunicorn.
-pub fn is_gunicorn(cmdline: &str) -> bool {
-    if cmdline.starts_with("gunicorn:") {
-        return true;
+/// Whether `process` is a master: its title says so, or (without titles)
+/// it is the server and its parent is not.
+fn is_master(server: &AppServer, snapshot: &Snapshot, process: &Process) -> bool {
+    if let Some(master) = server.titled_master(&process.cmdline) {
+        return master;
     }
-    let mut words = cmdline.split_whitespace();
-    let Some(program) = words.next().map(basename) else {
-        return false;
-    };
-    if program == "gunicorn" {
-        return true;
-    }
-    if !is_python(program) {
-        return false;
-    }
-    // The interpreter's own options come first; the first other word is the
-    // script it runs.
-    while let Some(word) = words.next() {
-        match word {
-            "-m" => return words.next() == Some("gunicorn"),
-            "-c" | "-" => return false,
-            // Options that take a value as the next word.
-            "-W" | "-X" | "-Q" => {
-                words.next();
-            }
-            _ if word.starts_with("-m") => return &word[2..] == "gunicorn",
-            _ if word.starts_with("-c") => return false,
-            _ if word.starts_with('-') => {}
-            script => return basename(script) == "gunicorn",
-        }
-    }
-    false
-}
-
-fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// `python`, `python3`, `python3.11`, `pypy3`...: a name and a version.
-fn is_python(program: &str) -> bool {
-    ["python", "pypy"].iter().any(|name| {
-        program
-            .strip_prefix(name)
-            .is_some_and(|version| version.chars().all(|c| c.is_ascii_digit() || c == '.'))
-    })
-}
-
-/// Whether `process` is a Gunicorn master: its title says so, or (without
-/// setproctitle) it is Gunicorn and its parent is not.
-fn is_master(snapshot: &Snapshot, process: &Process) -> bool {
-    if process.cmdline.starts_with("gunicorn: master") {
-        return true;
-    }
-    if process.cmdline.starts_with("gunicorn:") || !is_gunicorn(&process.cmdline) {
+    if !server.runs(&process.cmdline) {
         return false;
     }
     !snapshot
         .processes
         .get(&process.ppid)
-        .is_some_and(|parent| is_gunicorn(&parent.cmdline))
+        .is_some_and(|parent| server.runs(&parent.cmdline))
 }
 
-/// The proc_name a master runs under: from its title, or from `--name`/`-n`.
-fn proc_name(process: &Process) -> Option<String> {
-    if let Some(rest) = process.cmdline.strip_prefix("gunicorn: master [") {
-        return rest.strip_suffix(']').map(str::to_string);
-    }
-    let words: Vec<&str> = process.cmdline.split_whitespace().collect();
-    words.iter().enumerate().find_map(|(i, word)| {
-        if let Some(name) = word.strip_prefix("--name=") {
-            return Some(name.to_string());
-        }
-        match *word {
-            "--name" | "-n" => words.get(i + 1).map(|s| s.to_string()),
-            _ => None,
-        }
-    })
-}
-
-/// The live Gunicorn children of `pid`, sorted.
-pub fn workers_of(snapshot: &Snapshot, pid: u32) -> Vec<u32> {
+/// The live children of `pid` that run the server, sorted.
+pub fn workers_of(server: &AppServer, snapshot: &Snapshot, pid: u32) -> Vec<u32> {
     snapshot
         .processes
         .values()
-        .filter(|p| p.ppid == pid && !p.is_zombie() && is_gunicorn(&p.cmdline))
-        // A USR2 child master is a child too, but not a worker.
-        .filter(|p| !p.cmdline.starts_with("gunicorn: master"))
+        .filter(|p| p.ppid == pid && !p.is_zombie() && server.runs(&p.cmdline))
+        // An upgrade's new master is a child too, but not a worker.
+        .filter(|p| server.titled_master(&p.cmdline) != Some(true))
         .map(|p| p.pid)
         .collect()
 }
 
-/// Finds and proves the master according to `strategy`; `mask` masks the
-/// command lines an error quotes cut.
+/// The master, proven, and how its signal goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub master: Master,
+    /// Never [`Delivery::Auto`]: what auto chose.
+    pub delivery: Delivery,
+    /// systemd could not be asked whether the unit has `ExecReload`: if
+    /// `systemctl reload` says it has none, `kill` the master instead.
+    pub kill_if_no_reload: bool,
+    /// How the master was found, for reports.
+    pub how: String,
+}
+
+/// Finds and proves the master at `place`, and settles `delivery`; `mask`
+/// masks the command lines an error quotes.
 pub fn discover(
     snapshot: &Snapshot,
-    strategy: &Strategy,
+    server: &AppServer,
+    place: &Place<String>,
+    delivery: Delivery,
+    mask: &OutputMask,
+) -> Result<Found, DiscoveryError> {
+    let (unit, scope, fallback) = match place {
+        Place::Host(on_host) => {
+            return on_host_master(snapshot, server, on_host, mask).map(|master| Found {
+                master,
+                delivery: Delivery::Kill,
+                kill_if_no_reload: false,
+                how: on_host.describe(server.display),
+            })
+        }
+        Place::Unit {
+            unit,
+            scope,
+            fallback,
+        } => (unit, scope, fallback),
+    };
+    let view = UnitView::of(snapshot);
+    if !view.active() {
+        if delivery == Delivery::Auto {
+            // Not a unit here (or not running as one): the master on the host, as before systemd.
+            return on_host_master(snapshot, server, fallback, mask).map(|master| Found {
+                master,
+                delivery: Delivery::Kill,
+                kill_if_no_reload: false,
+                how: format!(
+                    "{} ({unit} is not active)",
+                    fallback.describe(server.display)
+                ),
+            });
+        }
+        if let Some(problem) = view.manager_problem(unit, *scope) {
+            return Err(DiscoveryError::Manager(problem));
+        }
+        return Err(DiscoveryError::UnitInactive {
+            unit: unit.clone(),
+            state: view.state(),
+            delivery: delivery.name(),
+        });
+    }
+    let main_pid = match &view {
+        UnitView::Said(state) if state.main_pid == 0 => {
+            return Err(DiscoveryError::NoMainPid {
+                unit: unit.clone(),
+                server: server.display,
+            })
+        }
+        UnitView::Said(state) => state.main_pid,
+        UnitView::Cgroup { .. } => cgroup_main(snapshot, server),
+    };
+    let master = prove(snapshot, server, main_pid, &Source::Unit(unit))?;
+    let (delivery, kill_if_no_reload) = match (delivery, &view) {
+        (Delivery::Systemctl, UnitView::Said(state)) if !state.exec_reload => {
+            return Err(DiscoveryError::NoExecReload { unit: unit.clone() })
+        }
+        (Delivery::Auto, UnitView::Said(state)) if !state.exec_reload => (Delivery::Kill, false),
+        (Delivery::Auto, UnitView::Said(_)) => (Delivery::Systemctl, false),
+        (Delivery::Auto, UnitView::Cgroup { .. }) => (Delivery::Systemctl, true),
+        (other, _) => (other, false),
+    };
+    let how = match (&view, scope) {
+        (UnitView::Said(_), Scope::System) => format!("MainPID of {unit}"),
+        (UnitView::Said(_), Scope::User) => format!("MainPID of {unit} (user manager)"),
+        (UnitView::Cgroup { .. }, _) => format!("main process of {unit} (its cgroup)"),
+    };
+    Ok(Found {
+        master,
+        delivery,
+        kill_if_no_reload,
+        how,
+    })
+}
+
+/// What is known of the unit: the manager's answer, or, where it could not
+/// be asked, its processes as their cgroups tell.
+enum UnitView {
+    Said(unit::UnitState),
+    Cgroup {
+        /// Why the manager was not heard, if it was asked.
+        unheard: Option<(Option<u32>, String)>,
+        running: usize,
+    },
+}
+
+impl UnitView {
+    fn of(snapshot: &Snapshot) -> UnitView {
+        let running = snapshot
+            .processes
+            .values()
+            .filter(|p| p.in_unit && !p.is_zombie())
+            .count();
+        match snapshot.manager.as_deref().map(unit::parse) {
+            Some(Answer::Said(state)) => UnitView::Said(state),
+            Some(Answer::Failed { exit_code, said }) => UnitView::Cgroup {
+                unheard: Some((exit_code, said)),
+                running,
+            },
+            None => UnitView::Cgroup {
+                unheard: None,
+                running,
+            },
+        }
+    }
+
+    fn active(&self) -> bool {
+        match self {
+            UnitView::Said(state) => state.is_active(),
+            UnitView::Cgroup { running, .. } => *running > 0,
+        }
+    }
+
+    fn state(&self) -> String {
+        match self {
+            UnitView::Said(state) if state.load == "not-found" => {
+                "systemd knows no such unit".to_string()
+            }
+            UnitView::Said(state) => format!("ActiveState={}", state.active),
+            UnitView::Cgroup { .. } => "no process runs in its cgroup".to_string(),
+        }
+    }
+
+    /// When systemd was asked and could not answer: what that means.
+    fn manager_problem(&self, unit: &str, scope: Scope) -> Option<String> {
+        let UnitView::Cgroup {
+            unheard: Some((exit_code, said)),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let systemctl = unit::Systemctl {
+            scope,
+            become_: false,
+            become_user: None,
+        };
+        Some(systemctl.explain(unit, "show", *exit_code, said))
+    }
+}
+
+/// The unit's main process, from its cgroup: the process in it whose
+/// parent is not (the manager started it). Of several, a master of the
+/// server; 0 when the cgroup is empty.
+fn cgroup_main(snapshot: &Snapshot, server: &AppServer) -> u32 {
+    let in_unit = |pid: u32| snapshot.processes.get(&pid).is_some_and(|p| p.in_unit);
+    let tops: Vec<&Process> = snapshot
+        .processes
+        .values()
+        .filter(|p| p.in_unit && !p.is_zombie() && !in_unit(p.ppid))
+        .collect();
+    tops.iter()
+        .find(|p| is_master(server, snapshot, p))
+        .or(tops.first())
+        .map_or(0, |p| p.pid)
+}
+
+/// Finds and proves the master on the host itself.
+pub fn on_host_master(
+    snapshot: &Snapshot,
+    server: &AppServer,
+    on_host: &OnHost<String>,
     mask: &OutputMask,
 ) -> Result<Master, DiscoveryError> {
-    match strategy {
-        Strategy::Pidfile(path) => {
+    let not_running = |detail: String| DiscoveryError::NotRunning {
+        server: server.display,
+        detail,
+    };
+    match on_host {
+        OnHost::Pidfile(path) => {
             let Some(content) = &snapshot.pidfile else {
-                return Err(DiscoveryError::NotRunning(format!(
-                    "the pidfile {path} does not exist"
-                )));
+                return Err(not_running(format!("the pidfile {path} does not exist")));
             };
             let pid = content
                 .trim()
@@ -180,46 +299,51 @@ pub fn discover(
                     path: path.clone(),
                     content: content.clone(),
                 })?;
-            prove(snapshot, pid, Some(path))
+            prove(snapshot, server, pid, &Source::Pidfile(path))
         }
-        Strategy::Unit(unit) => match snapshot.main_pid.as_deref().map(str::parse::<u32>) {
-            Some(Ok(0)) | None | Some(Err(_)) => Err(DiscoveryError::NotRunning(format!(
-                "systemd reports no MainPID for {unit}"
-            ))),
-            Some(Ok(pid)) => prove(snapshot, pid, None),
-        },
-        Strategy::Name(name) => {
-            let found: Vec<&Process> = masters(snapshot)
+        OnHost::Name(name) => {
+            let found: Vec<&Process> = masters(server, snapshot)
                 .into_iter()
-                .filter(|p| proc_name(p).as_deref() == Some(name.as_str()))
+                .filter(|p| server.master_name(&p.cmdline).as_deref() == Some(name.as_str()))
                 .collect();
-            one_of(snapshot, found, &format!("no master named `{name}`"), mask)
+            one_of(
+                snapshot,
+                server,
+                found,
+                &format!("no master named `{name}`"),
+                mask,
+            )
         }
-        Strategy::Auto => {
-            let found = masters(snapshot);
-            one_of(snapshot, found, "no Gunicorn master on this host", mask)
+        OnHost::Only => {
+            let found = masters(server, snapshot);
+            let none = format!("no {} master on this host", server.display);
+            one_of(snapshot, server, found, &none, mask)
         }
     }
 }
 
-/// Every live master on the host (a USR2 child master included).
-fn masters(snapshot: &Snapshot) -> Vec<&Process> {
+/// Every live master on the host (an upgrade's new master included).
+fn masters<'a>(server: &AppServer, snapshot: &'a Snapshot) -> Vec<&'a Process> {
     snapshot
         .processes
         .values()
-        .filter(|p| !p.is_zombie() && is_master(snapshot, p))
+        .filter(|p| !p.is_zombie() && is_master(server, snapshot, p))
         .collect()
 }
 
 fn one_of(
     snapshot: &Snapshot,
+    server: &AppServer,
     found: Vec<&Process>,
     none: &str,
     mask: &OutputMask,
 ) -> Result<Master, DiscoveryError> {
     match found.as_slice() {
-        [] => Err(DiscoveryError::NotRunning(none.to_string())),
-        [one] => prove(snapshot, one.pid, None),
+        [] => Err(DiscoveryError::NotRunning {
+            server: server.display,
+            detail: none.to_string(),
+        }),
+        [one] => prove(snapshot, server, one.pid, &Source::Found),
         many => {
             let mut list: Vec<String> = many
                 .iter()
@@ -230,6 +354,7 @@ fn one_of(
                 list.push(format!("and {} more", many.len() - LISTED));
             }
             Err(DiscoveryError::Ambiguous {
+                server: server.display,
                 count: many.len(),
                 list: list.join(", "),
             })
@@ -252,32 +377,56 @@ fn short(cmdline: &str, mask: &OutputMask) -> String {
     format!("{head}…{tail}")
 }
 
-/// The identity proof: alive, not a zombie, Gunicorn, and a master.
+/// Where the pid to prove came from.
+enum Source<'a> {
+    Pidfile(&'a str),
+    Unit(&'a str),
+    /// Found among the host's processes by what they are.
+    Found,
+}
+
+/// The identity proof: alive, not a zombie, the server, and a master.
 fn prove(
     snapshot: &Snapshot,
+    server: &AppServer,
     pid: u32,
-    pidfile: Option<&String>,
+    source: &Source,
 ) -> Result<Master, DiscoveryError> {
     let Some(process) = snapshot.processes.get(&pid) else {
-        return Err(DiscoveryError::NotRunning(match pidfile {
-            Some(path) => format!("the pidfile {path} names pid {pid}, which is not running"),
-            None => format!("pid {pid} is not running"),
-        }));
+        return Err(DiscoveryError::NotRunning {
+            server: server.display,
+            detail: match source {
+                Source::Pidfile(path) => {
+                    format!("the pidfile {path} names pid {pid}, which is not running")
+                }
+                Source::Unit(unit) => format!("the main process {pid} of {unit} is not running"),
+                Source::Found => format!("pid {pid} is not running"),
+            },
+        });
     };
     if process.is_zombie() {
         return Err(DiscoveryError::Zombie { pid });
     }
-    if !is_gunicorn(&process.cmdline) {
+    if !server.runs(&process.cmdline) {
+        let (found_by, why) = match source {
+            Source::Pidfile(path) => (format!("pidfile {path}"), "a stale pidfile"),
+            Source::Unit(unit) => (
+                format!("main process of {unit}"),
+                "ExecStart must run the server itself (a wrapper script must `exec` it), so that the unit's main process is the master",
+            ),
+            Source::Found => ("search".to_string(), "not the server"),
+        };
         return Err(DiscoveryError::Unrelated {
-            path: pidfile
-                .cloned()
-                .unwrap_or_else(|| "systemd MainPID".to_string()),
+            server: server.display,
+            found_by,
             pid,
             cmdline: process.cmdline.clone(),
+            why,
         });
     }
-    if !is_master(snapshot, process) {
+    if !is_master(server, snapshot, process) {
         return Err(DiscoveryError::Worker {
+            server: server.display,
             pid,
             cmdline: process.cmdline.clone(),
         });
@@ -286,7 +435,7 @@ fn prove(
         pid,
         start_time: process.start_time,
         cmdline: process.cmdline.clone(),
-        workers: workers_of(snapshot, pid),
+        workers: workers_of(server, snapshot, pid),
     })
 }
 

@@ -6,28 +6,39 @@
 
 pub mod discover;
 pub mod http;
+pub mod place;
+pub mod server;
 pub mod signal;
 pub mod snapshot;
+pub mod unit;
 mod validate;
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::shell::quote as shell_quote;
-use crate::shell::wrap;
+use crate::shell::{quote, tail, wrap};
 use crate::template::OutputMask;
-use crate::transport::Connection;
-use discover::{DiscoveryError, Master, Strategy};
-use signal::{Delivery, SignalRecord};
-use snapshot::Snapshot;
+use crate::transport::{Connection, TransportError};
+use discover::{DiscoveryError, Found, Master};
+use place::{unit_name, Delivery, Place, Scope};
+use server::AppServer;
+use signal::{Outcome, SignalRecord};
+use snapshot::{Look, Snapshot};
 
 /// Everything the reload of one host needs, rendered for that host.
 #[derive(Debug, Clone)]
 pub struct ReloadSpec {
-    pub strategy: Strategy,
+    pub server: &'static AppServer,
+    /// Where the master lives.
+    pub place: Place<String>,
+    /// How its signal gets there.
+    pub delivery: Delivery,
     pub signal: Signal,
+    /// Preflight, start, and the signal run through sudo, as `become_user`
+    /// (root when not given).
     pub become_: bool,
+    pub become_user: Option<String>,
     pub preflight: Option<String>,
     /// Starts the server when a rollback finds no master to signal.
     pub start: Option<String>,
@@ -120,6 +131,8 @@ pub struct ReloadReport {
     pub new_workers: Vec<u32>,
     /// Set when the server was started (no master was left to signal).
     pub started: bool,
+    /// How the signal was to be delivered (what `auto` chose).
+    pub delivery: Option<Delivery>,
     /// Every signal herd meant to send, in order, and whether it went out.
     pub signals: Vec<SignalRecord>,
 }
@@ -148,41 +161,140 @@ fn fail(proof: Proof, message: impl Into<String>, report: &ReloadReport) -> Relo
     }
 }
 
-/// Takes one snapshot of the host for `strategy`.
+impl ReloadSpec {
+    /// What the reload will do, for `herd plan`: where the master is found
+    /// and how the signal is delivered.
+    pub fn describe(&self) -> String {
+        let server = self.server.display;
+        let signal = match (self.signal, &self.server.upgrade) {
+            (Signal::Usr2, Some(upgrade)) => upgrade.signal,
+            _ => self.server.reload_signal,
+        };
+        let kill = match (self.become_, &self.become_user) {
+            (false, _) => format!("kill -{signal}"),
+            (true, user) => format!(
+                "kill -{signal} as {} (sudo)",
+                user.as_deref().unwrap_or("root")
+            ),
+        };
+        let (unit, scope, fallback) = match &self.place {
+            Place::Host(on_host) => {
+                return format!(
+                    "{kill} to the {server} master ({})",
+                    on_host.describe(server)
+                )
+            }
+            Place::Unit {
+                unit,
+                scope,
+                fallback,
+            } => (unit_name(unit), *scope, fallback),
+        };
+        let systemctl = unit::Systemctl {
+            scope,
+            become_: self.become_,
+            become_user: self.become_user.as_deref(),
+        };
+        let reload = format!("`{}`", systemctl.command(&["reload", &unit]));
+        let main = format!("the main process of {unit}");
+        match self.delivery {
+            Delivery::Kill => format!("{kill} to {main}"),
+            Delivery::Systemctl => format!("{reload}, then proof on {main}"),
+            Delivery::SystemctlKill => format!(
+                "`{}`, then proof on {main}",
+                systemctl.command(&[
+                    "kill",
+                    "--kill-whom=main",
+                    &format!("--signal={signal}"),
+                    &unit
+                ])
+            ),
+            Delivery::Auto => format!(
+                "delivery auto: {reload} when {unit} is active with ExecReload, {kill} to {main} when it has none; when {unit} is not active, {kill} to the {server} master ({})",
+                fallback.describe(server)
+            ),
+        }
+    }
+
+    /// `script` run as the reload's commands run: under `become`, through sudo.
+    fn wrap(&self, script: &str) -> String {
+        wrap(script, self.become_, self.become_user.as_deref())
+    }
+
+    /// What a snapshot looks at: for discovery (no `wait`) the unit and what
+    /// systemd says about it; while validating, the master's family.
+    fn look<'a>(&'a self, wait: Option<&'a snapshot::WaitFor>) -> Look<'a> {
+        let pidfile = self.place.pidfile().map(|path| quote(path));
+        let (unit, query) = match (&self.place, wait) {
+            (Place::Unit { unit, scope, .. }, None) => {
+                let unit = unit_name(unit);
+                (Some(quote(&unit)), self.query(&unit, *scope))
+            }
+            _ => (None, None),
+        };
+        Look {
+            server: self.server,
+            pidfile,
+            unit,
+            query,
+            wait,
+        }
+    }
+
+    /// The `systemctl show` herd may run: one that needs no sudo right
+    /// beyond the delivery's own (see [`unit`]).
+    fn query(&self, unit: &str, scope: Scope) -> Option<String> {
+        let asked_as = match (scope, self.become_) {
+            (Scope::System, _) | (Scope::User, false) => unit::Systemctl {
+                scope,
+                become_: false,
+                become_user: None,
+            },
+            (Scope::User, true) if self.delivery == Delivery::Auto => unit::Systemctl {
+                scope,
+                become_: true,
+                become_user: self.become_user.as_deref(),
+            },
+            (Scope::User, true) => return None,
+        };
+        Some(unit::query(&asked_as, unit))
+    }
+}
+
+/// Why the host could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading /proc: {0}")]
+    Transport(#[from] TransportError),
+    #[error("reading /proc failed: {0}")]
+    Failed(String),
+}
+
+/// Takes one snapshot of the host.
 pub async fn snapshot<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
-) -> Result<Snapshot, String> {
+) -> Result<Snapshot, ReadError> {
     snapshot_after(connection, spec, None).await
 }
 
 /// Takes one snapshot of the host, after waiting there for `wait` if given.
+/// Reading `/proc` needs no right: through a unit, it runs as the login
+/// account (a least-privilege account may run only `systemctl`).
 async fn snapshot_after<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
     wait: Option<&snapshot::WaitFor>,
-) -> Result<Snapshot, String> {
-    let pidfile = match &spec.strategy {
-        Strategy::Pidfile(path) => Some(path.as_str()),
-        _ => None,
+) -> Result<Snapshot, ReadError> {
+    let script = snapshot::script(&spec.look(wait));
+    let command = match spec.place {
+        Place::Unit { .. } => script,
+        Place::Host(_) => spec.wrap(&script),
     };
-    let unit = match &spec.strategy {
-        Strategy::Unit(unit) => Some(unit.as_str()),
-        _ => None,
-    };
-    let script = snapshot::script(
-        pidfile.map(shell_quote).as_deref(),
-        unit.map(shell_quote).as_deref(),
-        wait,
-    );
-    let output = connection
-        .exec(&wrap(&script, spec.become_, None), spec.command_timeout)
-        .await
-        .map_err(|e| format!("reading /proc: {e}"))?;
+    let output = connection.exec(&command, spec.command_timeout).await?;
     if !output.success() {
-        return Err(format!(
-            "reading /proc failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
+        return Err(ReadError::Failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
         ));
     }
     Ok(snapshot::parse(&String::from_utf8_lossy(&output.stdout)))
@@ -190,29 +302,37 @@ async fn snapshot_after<T: Connection>(
 
 /// Why no master was found: the host could not be read, or discovery said no.
 pub enum NotFound {
-    Unreadable(String),
+    Unreadable(ReadError),
     Discovery(DiscoveryError),
 }
 
 impl NotFound {
     fn into_failure(self) -> ReloadFailure {
         let message = match self {
-            NotFound::Unreadable(message) => message,
+            NotFound::Unreadable(error) => error.to_string(),
             NotFound::Discovery(error) => error.to_string(),
         };
         fail(Proof::Master, message, &ReloadReport::default())
     }
 }
 
-/// Finds and proves the master, without changing anything.
+/// Finds and proves the master, and settles the delivery, without
+/// changing anything.
 pub async fn find_master<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
-) -> Result<Master, NotFound> {
+) -> Result<Found, NotFound> {
     let snapshot = snapshot(connection, spec)
         .await
         .map_err(NotFound::Unreadable)?;
-    discover::discover(&snapshot, &spec.strategy, &spec.mask).map_err(NotFound::Discovery)
+    discover::discover(
+        &snapshot,
+        spec.server,
+        &spec.place,
+        spec.delivery,
+        &spec.mask,
+    )
+    .map_err(NotFound::Discovery)
 }
 
 /// The whole reload of one host.
@@ -220,23 +340,24 @@ pub async fn reload<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
 ) -> Result<ReloadReport, ReloadFailure> {
-    let master = find_master(connection, spec)
+    let found = find_master(connection, spec)
         .await
         .map_err(NotFound::into_failure)?;
     let mut report = ReloadReport {
-        master_pid: Some(master.pid),
-        old_workers: master.workers.clone(),
+        master_pid: Some(found.master.pid),
+        old_workers: found.master.workers.clone(),
+        delivery: Some(found.delivery),
         ..Default::default()
     };
     if let Some(preflight) = &spec.preflight {
         let output = connection
-            .exec(&wrap(preflight, spec.become_, None), spec.command_timeout)
+            .exec(&spec.wrap(preflight), spec.command_timeout)
             .await
             .map_err(|e| fail(Proof::Preflight, format!("preflight: {e}"), &report))?;
         if !output.success() {
             let stderr = spec.mask.output(&String::from_utf8_lossy(&output.stderr));
             let stdout = spec.mask.output(&String::from_utf8_lossy(&output.stdout));
-            let said = crate::shell::tail(
+            let said = tail(
                 if stderr.trim().is_empty() {
                     &stdout
                 } else {
@@ -256,7 +377,7 @@ pub async fn reload<T: Connection>(
             ));
         }
     }
-    match signal_and_prove(connection, spec, &master, &mut report).await {
+    match signal_and_prove(connection, spec, &found, &mut report).await {
         Err(failure) if failure.proof.after_signal() => {
             Err(contact_check(connection, spec, failure).await)
         }
@@ -268,14 +389,15 @@ pub async fn reload<T: Connection>(
 async fn signal_and_prove<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
-    master: &Master,
+    found: &Found,
     report: &mut ReloadReport,
 ) -> Result<(), ReloadFailure> {
-    let name = match spec.signal {
-        Signal::Hup => "HUP",
-        Signal::Usr2 => "USR2",
+    let master = &found.master;
+    let name = match (spec.signal, &spec.server.upgrade) {
+        (Signal::Usr2, Some(upgrade)) => upgrade.signal,
+        _ => spec.server.reload_signal,
     };
-    if signal::send(connection, spec, name, master, report).await? != Delivery::Sent {
+    if signal::deliver(connection, spec, name, found, report).await? != Outcome::Sent {
         return master_gone(connection, spec, master, name, report).await;
     }
     match spec.signal {
@@ -314,7 +436,7 @@ async fn master_gone<T: Connection>(
             Proof::Signal,
             format!(
                 "{before}; master {} runs in its place and was not signalled either",
-                other.pid
+                other.master.pid
             ),
             report,
         )),
@@ -337,6 +459,7 @@ fn merged(reload: &ReloadReport, started: &ReloadReport) -> ReloadReport {
         old_workers: reload.old_workers.clone(),
         new_workers: started.new_workers.clone(),
         started: true,
+        delivery: reload.delivery,
         signals: reload.signals.clone(),
     }
 }
@@ -385,7 +508,7 @@ pub async fn find_out<T: Connection>(
     loop {
         let problem = match find_master(connection, spec).await {
             Err(not_found) => (Proof::SameMaster, not_found.into_failure().message),
-            Ok(master) if !seen.started && Some(master.pid) != expected => (
+            Ok(Found { master, .. }) if !seen.started && Some(master.pid) != expected => (
                 Proof::SameMaster,
                 format!(
                     "master {} serves, not {}",
@@ -393,7 +516,7 @@ pub async fn find_out<T: Connection>(
                     expected.map_or("?".to_string(), |p| p.to_string())
                 ),
             ),
-            Ok(master) => {
+            Ok(Found { master, .. }) => {
                 let old: Vec<u32> = master
                     .workers
                     .iter()
@@ -464,7 +587,7 @@ pub async fn restore<T: Connection>(
 async fn settled_master<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
-) -> Result<Master, NotFound> {
+) -> Result<Found, NotFound> {
     let deadline = tokio::time::Instant::now() + spec.validate.timeout;
     loop {
         match find_master(connection, spec).await {
@@ -494,7 +617,7 @@ async fn start<T: Connection>(
         ));
     };
     let output = connection
-        .exec(&wrap(command, spec.become_, None), spec.command_timeout)
+        .exec(&spec.wrap(command), spec.command_timeout)
         .await
         .map_err(|e| {
             fail(
@@ -511,7 +634,7 @@ async fn start<T: Connection>(
                 output
                     .exit_code
                     .map_or("none".to_string(), |c| c.to_string()),
-                crate::shell::tail(
+                tail(
                     &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
                     5
                 )
@@ -527,8 +650,12 @@ async fn start<T: Connection>(
 }
 
 impl DiscoveryError {
+    /// Nothing runs to signal: `reload.start` may bring the server up.
     pub fn is_not_running(&self) -> bool {
-        matches!(self, DiscoveryError::NotRunning(_))
+        matches!(
+            self,
+            DiscoveryError::NotRunning { .. } | DiscoveryError::UnitInactive { .. }
+        )
     }
 }
 

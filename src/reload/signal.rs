@@ -6,7 +6,9 @@
 
 use serde::Serialize;
 
-use super::discover::Master;
+use super::discover::{Found, Master};
+use super::place::{unit_name, Delivery, Place};
+use super::unit::Systemctl;
 use super::{fail, Proof, ReloadFailure, ReloadReport, ReloadSpec};
 use crate::shell::wrap;
 use crate::transport::Connection;
@@ -16,8 +18,8 @@ const SCRIPT: &str = include_str!("signal.sh");
 /// What became of one signal herd meant to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Delivery {
-    /// The proven process got the signal.
+pub enum Outcome {
+    /// The proven process got the signal (or systemd took the job).
     Sent,
     /// Refused: the process had exited (or was a zombie).
     Gone,
@@ -25,21 +27,29 @@ pub enum Delivery {
     Changed,
 }
 
-/// One signal in a reload report: which, to whom, and whether it went out.
+/// One signal in a reload report: which, to whom, how, and whether it went out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SignalRecord {
     pub signal: String,
     pub pid: u32,
-    pub delivery: Delivery,
+    #[serde(rename = "delivery")]
+    pub outcome: Outcome,
+    /// `kill`, `systemctl` (reload) or `systemctl-kill`.
+    pub via: Delivery,
 }
 
 impl SignalRecord {
-    /// `HUP to 500`, `HUP to 500 refused (it had exited)`.
+    /// `HUP to 500`, `HUP to 500 (systemctl reload)`, `HUP to 500 refused (it had exited)`.
     pub fn describe(&self) -> String {
-        match self.delivery {
-            Delivery::Sent => format!("{} to {}", self.signal, self.pid),
-            Delivery::Gone => format!("{} to {} refused (it had exited)", self.signal, self.pid),
-            Delivery::Changed => format!(
+        let via = match self.via {
+            Delivery::Systemctl => " (systemctl reload)",
+            Delivery::SystemctlKill => " (systemctl kill)",
+            Delivery::Kill | Delivery::Auto => "",
+        };
+        match self.outcome {
+            Outcome::Sent => format!("{} to {}{via}", self.signal, self.pid),
+            Outcome::Gone => format!("{} to {} refused (it had exited)", self.signal, self.pid),
+            Outcome::Changed => format!(
                 "{} to {} refused (the pid belonged to another process)",
                 self.signal, self.pid
             ),
@@ -48,16 +58,89 @@ impl SignalRecord {
 }
 
 /// The host command: `signal` to `pid` if it still started at `start_time`.
-pub fn command(signal: &str, pid: u32, start_time: u64, become_: bool) -> String {
+pub fn command(
+    signal: &str,
+    pid: u32,
+    start_time: u64,
+    become_: bool,
+    become_user: Option<&str>,
+) -> String {
     wrap(
         &format!("set -- {signal} {pid} {start_time}\n{SCRIPT}"),
         become_,
-        None,
+        become_user,
     )
 }
 
-/// Sends `signal` to `target` if it is still the proven process, and
-/// records in `report` what happened. A lost connection is
+/// Delivers `signal` to the master `found`, the way discovery chose, and
+/// records in `report` what happened.
+pub(super) async fn deliver<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    signal: &str,
+    found: &Found,
+    report: &mut ReloadReport,
+) -> Result<Outcome, ReloadFailure> {
+    let (unit, scope) = match (&spec.place, found.delivery) {
+        (Place::Unit { unit, scope, .. }, Delivery::Systemctl | Delivery::SystemctlKill) => {
+            (unit_name(unit), *scope)
+        }
+        _ => return send(connection, spec, signal, &found.master, report).await,
+    };
+    let systemctl = Systemctl {
+        scope,
+        become_: spec.become_,
+        become_user: spec.become_user.as_deref(),
+    };
+    let signal_option = format!("--signal={signal}");
+    let (action, args): (&str, Vec<&str>) = match found.delivery {
+        Delivery::Systemctl => ("reload", vec!["reload", "--", &unit]),
+        _ => (
+            "kill",
+            vec!["kill", "--kill-whom=main", &signal_option, "--", &unit],
+        ),
+    };
+    let pid = found.master.pid;
+    let output = connection
+        .exec(&systemctl.command(&args), spec.command_timeout)
+        .await
+        .map_err(|e| {
+            fail(
+                Proof::Contact,
+                format!(
+                    "contact lost during `systemctl {action} {unit}` ({e}): whether {pid} got {signal} is unknown, and so is the host's state"
+                ),
+                report,
+            )
+        })?;
+    if !output.success() {
+        let said = String::from_utf8_lossy(&output.stderr).to_string()
+            + &String::from_utf8_lossy(&output.stdout);
+        if found.kill_if_no_reload && said.contains("not applicable") {
+            // `auto` could not ask systemd beforehand: no ExecReload, so the master itself.
+            return send(connection, spec, signal, &found.master, report).await;
+        }
+        return Err(fail(
+            Proof::Signal,
+            format!(
+                "{signal} to {pid} through systemd failed, nothing was signalled: {}",
+                spec.mask
+                    .output(&systemctl.explain(&unit, action, output.exit_code, &said))
+            ),
+            report,
+        ));
+    }
+    report.signals.push(SignalRecord {
+        signal: signal.to_string(),
+        pid,
+        outcome: Outcome::Sent,
+        via: found.delivery,
+    });
+    Ok(Outcome::Sent)
+}
+
+/// Sends `signal` to `target` with `kill` if it is still the proven
+/// process, and records in `report` what happened. A lost connection is
 /// [`Proof::Contact`]: whether the signal went out is unknown.
 pub(super) async fn send<T: Connection>(
     connection: &T,
@@ -65,9 +148,15 @@ pub(super) async fn send<T: Connection>(
     signal: &str,
     target: &Master,
     report: &mut ReloadReport,
-) -> Result<Delivery, ReloadFailure> {
+) -> Result<Outcome, ReloadFailure> {
     let pid = target.pid;
-    let command = command(signal, pid, target.start_time, spec.become_);
+    let command = command(
+        signal,
+        pid,
+        target.start_time,
+        spec.become_,
+        spec.become_user.as_deref(),
+    );
     let output = connection
         .exec(&command, spec.command_timeout)
         .await
@@ -86,15 +175,16 @@ pub(super) async fn send<T: Connection>(
             Proof::Signal,
             format!(
                 "sending {signal} to {pid} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
+                spec.mask
+                    .output(String::from_utf8_lossy(&output.stderr).trim())
             ),
             report,
         ));
     }
-    let delivery = match said.trim() {
-        "signalled" => Delivery::Sent,
-        "gone" => Delivery::Gone,
-        answer if answer.starts_with("changed") => Delivery::Changed,
+    let outcome = match said.trim() {
+        "signalled" => Outcome::Sent,
+        "gone" => Outcome::Gone,
+        answer if answer.starts_with("changed") => Outcome::Changed,
         answer => {
             return Err(fail(
                 Proof::Signal,
@@ -106,9 +196,10 @@ pub(super) async fn send<T: Connection>(
     report.signals.push(SignalRecord {
         signal: signal.to_string(),
         pid,
-        delivery,
+        outcome,
+        via: Delivery::Kill,
     });
-    Ok(delivery)
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -140,7 +231,7 @@ mod on_this_machine {
     fn run(signal: &str, pid: u32, start: u64) -> String {
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(command(signal, pid, start, false))
+            .arg(command(signal, pid, start, false, None))
             .output()
             .expect("sh runs");
         assert!(output.status.success(), "{output:?}");
@@ -166,7 +257,7 @@ mod on_this_machine {
     #[test]
     fn under_become_the_same_script_runs_through_sudo() {
         let (mut child, pid, start) = sleeper();
-        let wrapped = command("TERM", pid, start + 1, true);
+        let wrapped = command("TERM", pid, start + 1, true, None);
         let inner = wrapped
             .strip_prefix("sudo -n -H -u root -- ")
             .expect("wrapped in sudo");

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use super::server::AppServer;
+
 /// One process as `/proc` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Process {
@@ -17,6 +19,8 @@ pub struct Process {
     pub state: char,
     /// Arguments joined by spaces (the process title under setproctitle).
     pub cmdline: String,
+    /// In the cgroup of the unit looked at.
+    pub in_unit: bool,
 }
 
 impl Process {
@@ -31,8 +35,9 @@ pub struct Snapshot {
     pub processes: BTreeMap<u32, Process>,
     /// The pidfile's content, when a pidfile was asked for and exists.
     pub pidfile: Option<String>,
-    /// systemd's MainPID for the unit, when a unit was asked for.
-    pub main_pid: Option<String>,
+    /// What systemd said about the unit (`rc=N`, then its answer), when
+    /// it was asked.
+    pub manager: Option<String>,
 }
 
 /// Markers between the sections of the dump.
@@ -79,41 +84,66 @@ impl WaitFor {
     }
 }
 
-/// The shell script that prints a snapshot, after waiting on the host for
-/// `wait` if given. `pidfile` and `unit` are already shell-quoted (or absent).
-pub fn script(pidfile: Option<&str>, unit: Option<&str>, wait: Option<&WaitFor>) -> String {
-    let mut script = wait.map(WaitFor::script).unwrap_or_default();
+/// What one snapshot looks at.
+#[derive(Debug, Clone)]
+pub struct Look<'a> {
+    pub server: &'a AppServer,
+    /// The pidfile, shell-quoted.
+    pub pidfile: Option<String>,
+    /// The systemd unit whose cgroup marks its processes, shell-quoted.
+    pub unit: Option<String>,
+    /// The command that asks systemd about the unit (`systemctl show`),
+    /// when herd may ask; its answer decides the pid to look at.
+    pub query: Option<String>,
+    /// Wait on the host first (see [`WaitFor`]).
+    pub wait: Option<&'a WaitFor>,
+}
+
+/// The shell script that prints a snapshot.
+pub fn script(look: &Look) -> String {
+    let mut script = look.wait.map(WaitFor::script).unwrap_or_default();
     // `want` is the pid the pidfile or systemd names (or the master waited
     // for): discovery needs only it, its parent, its children and theirs (a
-    // USR2 master's workers).
-    script.push_str("want=\n");
-    if let Some(pidfile) = pidfile {
+    // USR2 master's workers). With a unit, the pidfile is where the master
+    // may be found when the unit is not active: `also` is read as well.
+    script.push_str("want= also= u=\n");
+    if let Some(pidfile) = &look.pidfile {
+        let into = if look.unit.is_some() { "also" } else { "want" };
         script.push_str(&format!(
-            "echo '{PIDFILE}'; IFS= read -r want 2>/dev/null < {pidfile}; echo \"$want\"\n"
+            "echo '{PIDFILE}'; IFS= read -r {into} 2>/dev/null < {pidfile}; echo \"${into}\"\n"
         ));
     }
-    if let Some(unit) = unit {
+    if let Some(unit) = &look.unit {
+        script.push_str(&format!("u={unit}\n"));
+    }
+    if let Some(query) = &look.query {
+        // The answer, then the main pid of an active unit as `want`.
         script.push_str(&format!(
-            "echo '{UNIT}'; want=$(systemctl show -p MainPID --value {unit} 2>/dev/null); echo \"$want\"\n\
-             [ \"$want\" = 0 ] && want=\n"
+            "echo '{UNIT}'; q=$({query} 2>&1); echo \"rc=$?\"; printf '%s\\n' \"$q\"\n\
+             mp= as=; while IFS= read -r l; do case \"$l\" in \
+               MainPID=*) mp=${{l#MainPID=}};; ActiveState=*) as=${{l#ActiveState=}};; esac; \
+             done <<HERD_EOF\n$q\nHERD_EOF\n\
+             case \"$as\" in active|reloading) [ \"$mp\" != 0 ] && want=$mp;; esac\n"
         ));
     }
-    if let Some(wait) = wait {
+    if let Some(wait) = look.wait {
         script.push_str(&format!("want={}\n", wait.pid));
     }
     // One line per process: the stat line (read by the shell itself, no
-    // process started), a tab, and the command line with NULs as spaces,
-    // which costs a process. With a pid named and the kernel's children
-    // lists, only that family is read. Otherwise every process's stat line,
-    // and the command lines of the named pid's family, or without one, of
-    // those whose name says they can be Gunicorn. The parent's command line
-    // tells a worker (its parent is Gunicorn) from a master.
+    // process started), a tab, the command line with NULs as spaces (which
+    // costs a process), a tab, and `1` when the process is in the unit's
+    // cgroup. With a pid named and the kernel's children lists, only that
+    // family is read. Otherwise every process's stat line, and the command
+    // lines of the named pid's family, or without one, of those whose name
+    // says they can be the server, and of the unit's processes. The
+    // parent's command line tells a worker (its parent is the server) from a
+    // master.
     script.push_str(&format!(
         "echo '{PROCS}'\n\
          case \"$want\" in ''|*[!0-9]*) want=;; esac\n\
          line() {{ read -r s 2>/dev/null < \"/proc/$1/stat\" || return 0; c=; \
            [ -n \"$2\" ] && c=$(tr '\\000\\n\\t' '   ' 2>/dev/null < \"/proc/$1/cmdline\"); \
-           printf '%s\\t%s\\n' \"$s\" \"$c\"; }}\n\
+           printf '%s\\t%s\\t%s\\n' \"$s\" \"$c\" \"$3\"; }}\n\
          children() {{ for t in \"/proc/$1/task/\"*; do k=; read -r k 2>/dev/null < \"$t/children\"; printf '%s ' $k; done; }}\n\
          up=; if [ -n \"$want\" ] && read -r s 2>/dev/null < \"/proc/$want/stat\"; then \
            r=${{s##*) }}; r=${{r#* }}; up=${{r%% *}}; fi\n\
@@ -122,14 +152,18 @@ pub fn script(pidfile: Option<&str>, unit: Option<&str>, wait: Option<&WaitFor>)
            [ -n \"$up\" ] && line \"$up\" 1; line \"$want\" 1; \
            for k in $kids $grand; do line \"$k\" 1; done; \
          else kids=' '; cd /proc && for p in [0-9]*; do \
-           read -r s < \"$p/stat\" 2>/dev/null || continue; need=; \
+           read -r s < \"$p/stat\" 2>/dev/null || continue; need=; inu=; \
            r=${{s##*) }}; r=${{r#* }}; pp=${{r%% *}}; \
+           if [ -n \"$u\" ]; then while IFS= read -r g; do \
+             case \"$g\" in *\"/$u\"|*\"/$u/\"*) inu=1; break;; esac; done 2>/dev/null < \"$p/cgroup\"; fi; \
            if [ -n \"$want\" ]; then \
              if [ \"$p\" = \"$want\" ] || [ \"$p\" = \"$up\" ]; then need=1; fi; \
              if [ \"$pp\" = \"$want\" ]; then need=1; kids=\"$kids$p \"; fi; \
              case \"$kids\" in *\" $pp \"*) need=1;; esac; \
-           else case \"$s\" in *' (gunicorn'*|*' (python'*|*' (pypy'*) need=1;; esac; fi; \
-           line \"$p\" \"$need\"; done; fi"
+           else case \"$s\" in {comms}) need=1;; esac; fi; \
+           [ -n \"$inu\" ] && need=1; [ \"$p\" = \"$also\" ] && need=1; \
+           line \"$p\" \"$need\" \"$inu\"; done; fi",
+        comms = look.server.comm_pattern(),
     ));
     script
 }
@@ -140,7 +174,7 @@ pub fn parse(text: &str) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let mut section = "";
     let mut pidfile = String::new();
-    let mut main_pid = String::new();
+    let mut manager = String::new();
     for line in text.lines() {
         match line {
             PIDFILE | UNIT | PROCS => {
@@ -151,7 +185,10 @@ pub fn parse(text: &str) -> Snapshot {
         }
         match section {
             PIDFILE => pidfile.push_str(line.trim()),
-            UNIT => main_pid.push_str(line.trim()),
+            UNIT => {
+                manager.push_str(line);
+                manager.push('\n');
+            }
             PROCS => {
                 if let Some(process) = parse_process(line) {
                     snapshot.processes.insert(process.pid, process);
@@ -163,15 +200,18 @@ pub fn parse(text: &str) -> Snapshot {
     if text.lines().any(|l| l == PIDFILE) && !pidfile.is_empty() {
         snapshot.pidfile = Some(pidfile);
     }
-    if text.lines().any(|l| l == UNIT) && !main_pid.is_empty() {
-        snapshot.main_pid = Some(main_pid);
+    if text.lines().any(|l| l == UNIT) {
+        snapshot.manager = Some(manager);
     }
     snapshot
 }
 
 /// `1234 (gunicorn) S 1 ... starttime ...\tcmdline`
 fn parse_process(line: &str) -> Option<Process> {
-    let (stat, cmdline) = line.split_once('\t').unwrap_or((line, ""));
+    let mut fields = line.splitn(3, '\t');
+    let stat = fields.next()?;
+    let cmdline = fields.next().unwrap_or("");
+    let in_unit = fields.next().is_some_and(|flag| flag.trim() == "1");
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let pid = stat[..open].trim().parse().ok()?;
@@ -193,6 +233,7 @@ fn parse_process(line: &str) -> Option<Process> {
         } else {
             cmdline.to_string()
         },
+        in_unit,
     })
 }
 
@@ -238,7 +279,7 @@ mod tests {
         );
         let snapshot = parse(&text);
         assert_eq!(snapshot.pidfile.as_deref(), Some("4242"));
-        assert_eq!(snapshot.main_pid, None);
+        assert_eq!(snapshot.manager, None);
         assert_eq!(snapshot.processes.len(), 3);
         let master = &snapshot.processes[&4242];
         assert_eq!(
@@ -252,16 +293,21 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_pidfile_is_none() {
-        let snapshot = parse("--herd pidfile\n\n--herd unit\n0\n--herd procs\n");
+    fn a_missing_pidfile_is_none_and_the_manager_answer_is_kept_whole() {
+        let snapshot = parse(&format!(
+            "--herd pidfile\n\n--herd unit\nrc=0\nMainPID=0\n--herd procs\n{}\t1\n",
+            stat(7, "gunicorn", 'S', 1, 5, "gunicorn: master [a]")
+        ));
         assert_eq!(snapshot.pidfile, None);
-        assert_eq!(snapshot.main_pid.as_deref(), Some("0"));
+        assert_eq!(snapshot.manager.as_deref(), Some("rc=0\nMainPID=0\n"));
+        assert!(snapshot.processes[&7].in_unit);
     }
 }
 
 #[cfg(test)]
 mod on_this_machine {
     use super::*;
+    use crate::reload::server::GUNICORN;
     use std::time::Duration;
 
     /// The script run by the local /bin/sh against the real /proc.
@@ -270,11 +316,13 @@ mod on_this_machine {
     }
 
     fn run_waiting(pidfile: &std::path::Path, wait: Option<&WaitFor>) -> Snapshot {
-        let script = script(
-            Some(&crate::shell::quote(&pidfile.to_string_lossy())),
-            None,
+        let script = script(&Look {
+            server: &GUNICORN,
+            pidfile: Some(crate::shell::quote(&pidfile.to_string_lossy())),
+            unit: None,
+            query: None,
             wait,
-        );
+        });
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&script)
@@ -329,7 +377,13 @@ mod on_this_machine {
 
     #[test]
     fn without_a_named_pid_every_process_is_listed_and_only_likely_ones_read_in_full() {
-        let script = script(None, None, None);
+        let script = script(&Look {
+            server: &GUNICORN,
+            pidfile: None,
+            unit: None,
+            query: None,
+            wait: None,
+        });
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(&script)
@@ -339,6 +393,33 @@ mod on_this_machine {
         assert!(snapshot.processes.len() > 2);
         let init = &snapshot.processes[&1];
         assert!(init.cmdline.starts_with('['), "{init:?}");
+    }
+
+    #[test]
+    fn systemds_answer_is_kept_and_names_the_pid_to_look_at() {
+        let me = std::process::id();
+        let script = script(&Look {
+            server: &GUNICORN,
+            pidfile: None,
+            unit: Some("app.service".into()),
+            query: Some(format!(
+                "printf 'LoadState=loaded\\nActiveState=active\\nMainPID=%s\\n' {me}"
+            )),
+            wait: None,
+        });
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        let snapshot = parse(&String::from_utf8_lossy(&output.stdout));
+        assert_eq!(
+            snapshot.manager.as_deref(),
+            Some(format!("rc=0\nLoadState=loaded\nActiveState=active\nMainPID={me}\n").as_str())
+        );
+        // The main pid's family only: this process and its parent, read in full.
+        assert!(!snapshot.processes[&me].cmdline.starts_with('['));
+        assert!(snapshot.processes.len() < 10, "{snapshot:?}");
     }
 
     /// A stand-in master: a shell whose one child sleeps `seconds`.

@@ -50,9 +50,12 @@ fn procs(pidfile: u32, master: u32, workers: &[u32]) -> String {
 
 fn spec() -> ReloadSpec {
     ReloadSpec {
-        strategy: Strategy::Pidfile("/srv/app/gunicorn.pid".into()),
+        server: &server::GUNICORN,
+        place: Place::Host(place::OnHost::Pidfile("/srv/app/gunicorn.pid".into())),
+        delivery: Delivery::Kill,
         signal: Signal::Hup,
         become_: false,
+        become_user: None,
         preflight: None,
         start: None,
         validate: ValidateSpec {
@@ -363,7 +366,8 @@ async fn a_pid_reused_between_proof_and_signal_is_not_signalled() {
         vec![SignalRecord {
             signal: "HUP".into(),
             pid: 500,
-            delivery: Delivery::Changed,
+            outcome: Outcome::Changed,
+            via: Delivery::Kill,
         }]
     );
     // The host was asked to signal only the process that started at the
@@ -397,7 +401,7 @@ async fn a_master_gone_before_the_signal_is_started_with_reload_start() {
     assert_eq!(report.master_pid, Some(500));
     assert_eq!(report.new_master_pid, Some(700));
     assert_eq!(report.new_workers, vec![701, 702]);
-    assert_eq!(report.signals[0].delivery, Delivery::Gone);
+    assert_eq!(report.signals[0].outcome, Outcome::Gone);
     assert!(report.server_touched());
     assert!(commands.iter().any(|c| c.contains("start-the-app")));
 }
@@ -458,7 +462,8 @@ fn seen_before_contact_was_lost() -> ReloadReport {
         signals: vec![SignalRecord {
             signal: "HUP".into(),
             pid: 500,
-            delivery: Delivery::Sent,
+            outcome: Outcome::Sent,
+            via: Delivery::Kill,
         }],
         ..Default::default()
     }

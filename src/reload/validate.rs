@@ -9,7 +9,6 @@ use super::discover::{self, Master};
 use super::signal;
 use super::snapshot::{WaitFor, WAIT_INTERVAL};
 use super::{fail, http, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec};
-use crate::shell::wrap;
 use crate::template::{Cut, OutputMask};
 use crate::transport::Connection;
 
@@ -64,7 +63,7 @@ pub(super) async fn after_hup<T: Connection>(
         });
         let snapshot = snapshot_after(connection, spec, wait.as_ref())
             .await
-            .map_err(|e| fail(Proof::SameMaster, e, report))?;
+            .map_err(|e| fail(Proof::SameMaster, e.to_string(), report))?;
         let now = Instant::now();
         let current = snapshot.processes.get(&master.pid);
         let same = current.is_some_and(|p| p.start_time == master.start_time && !p.is_zombie());
@@ -78,7 +77,7 @@ pub(super) async fn after_hup<T: Connection>(
                 report,
             ));
         }
-        let workers = discover::workers_of(&snapshot, master.pid);
+        let workers = discover::workers_of(spec.server, &snapshot, master.pid);
         let old_left: Vec<u32> = workers
             .iter()
             .copied()
@@ -149,17 +148,17 @@ pub(super) async fn usr2<T: Connection>(
         let now = Instant::now();
         let snapshot = snapshot(connection, spec)
             .await
-            .map_err(|e| fail(Proof::SameMaster, e, report))?;
+            .map_err(|e| fail(Proof::SameMaster, e.to_string(), report))?;
         let child = snapshot.processes.values().find(|p| {
             p.ppid == old.pid
                 && !old.workers.contains(&p.pid)
                 && !p.is_zombie()
-                && discover::is_gunicorn(&p.cmdline)
-                && !discover::workers_of(&snapshot, p.pid).is_empty()
+                && spec.server.runs(&p.cmdline)
+                && !discover::workers_of(spec.server, &snapshot, p.pid).is_empty()
         });
         if let Some(child) = child {
             report.new_master_pid = Some(child.pid);
-            report.new_workers = discover::workers_of(&snapshot, child.pid);
+            report.new_workers = discover::workers_of(spec.server, &snapshot, child.pid);
             if settling.observe(
                 &report.new_workers,
                 report.new_workers.len() == wanted,
@@ -190,11 +189,12 @@ pub(super) async fn usr2<T: Connection>(
     };
     // The old master may have exited meanwhile; TERM is then not sent, and
     // the new master takes over all the same.
-    signal::send(connection, spec, "TERM", old, report).await?;
+    let retire = spec.server.upgrade.as_ref().map_or("TERM", |u| u.retire);
+    signal::send(connection, spec, retire, old, report).await?;
     loop {
         let snapshot = snapshot(connection, spec)
             .await
-            .map_err(|e| fail(Proof::SameMaster, e, report))?;
+            .map_err(|e| fail(Proof::SameMaster, e.to_string(), report))?;
         let old_gone = !is_alive(&snapshot, old)
             && old
                 .workers
@@ -214,15 +214,15 @@ pub(super) async fn usr2<T: Connection>(
         // Promotion: the new master notices its parent is gone and, with a
         // pidfile, renames PIDFILE.2 to PIDFILE; until then the pidfile is missing.
         let promoted = new.ppid != old.pid
-            && match &spec.strategy {
-                super::discover::Strategy::Pidfile(_) => {
+            && match spec.place.pidfile() {
+                Some(_) => {
                     snapshot.pidfile.as_deref().map(str::trim)
                         == Some(new_master.to_string().as_str())
                 }
-                _ => true,
+                None => true,
             };
         if old_gone && promoted {
-            report.new_workers = discover::workers_of(&snapshot, new_master);
+            report.new_workers = discover::workers_of(spec.server, &snapshot, new_master);
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -261,8 +261,11 @@ pub(super) async fn master_appears<T: Connection>(
         let now = Instant::now();
         let found = snapshot(connection, spec)
             .await
-            .map_err(|e| fail(Proof::Start, e, report))
-            .map(|s| discover::discover(&s, &spec.strategy, &spec.mask));
+            .map_err(|e| fail(Proof::Start, e.to_string(), report))
+            .map(|s| {
+                discover::discover(&s, spec.server, &spec.place, spec.delivery, &spec.mask)
+                    .map(|found| found.master)
+            });
         match found? {
             Ok(master) => {
                 let complete = !master.workers.is_empty();
@@ -324,7 +327,7 @@ pub(super) async fn serving<T: Connection>(
     }
     if let Some(command) = &spec.validate.run {
         let output = connection
-            .exec(&wrap(command, spec.become_, None), spec.command_timeout)
+            .exec(&spec.wrap(command), spec.command_timeout)
             .await
             .map_err(|e| fail(Proof::Run, format!("validate.run: {e}"), report))?;
         if !output.success() {

@@ -117,11 +117,10 @@ pub fn describe(event: &Event, exec: bool) -> String {
             };
             let workers = format!("workers {:?} -> {:?}", r.old_workers, r.new_workers);
             let mut started = String::new();
-            for signal in r
-                .signals
-                .iter()
-                .filter(|s| s.delivery != crate::reload::signal::Delivery::Sent)
-            {
+            for signal in r.signals.iter().filter(|s| {
+                s.outcome != crate::reload::signal::Outcome::Sent
+                    || s.via != crate::reload::place::Delivery::Kill
+            }) {
                 started.push_str(&format!(", {}", signal.describe()));
             }
             if r.started {

@@ -1,6 +1,57 @@
 use super::*;
+use crate::reload::server::GUNICORN;
 use crate::reload::snapshot::fixtures::{bystanders, stat};
 use crate::reload::snapshot::parse;
+
+/// Discovery on the host itself, of Gunicorn.
+fn discover(
+    snapshot: &Snapshot,
+    on_host: &OnHost<String>,
+    mask: &OutputMask,
+) -> Result<Master, DiscoveryError> {
+    on_host_master(snapshot, &GUNICORN, on_host, mask)
+}
+
+/// Discovery through `app.service`, with systemd's answer `manager` (or
+/// none: the cgroup marks alone).
+fn through_unit(
+    snapshot: &Snapshot,
+    manager: Option<&str>,
+    delivery: Delivery,
+) -> Result<Found, DiscoveryError> {
+    let mut snapshot = snapshot.clone();
+    snapshot.manager = manager.map(str::to_string);
+    super::discover(
+        &snapshot,
+        &GUNICORN,
+        &Place::Unit {
+            unit: "app.service".into(),
+            scope: Scope::System,
+            fallback: OnHost::Only,
+        },
+        delivery,
+        &OutputMask::default(),
+    )
+}
+
+/// `systemctl show`'s answer for an active unit.
+fn active(main_pid: u32, exec_reload: bool) -> String {
+    let reload = if exec_reload {
+        "{ path=/bin/kill ; argv[]=/bin/kill -HUP $MAINPID }"
+    } else {
+        ""
+    };
+    format!("rc=0\nLoadState=loaded\nActiveState=active\nMainPID={main_pid}\nExecReload={reload}\n")
+}
+
+/// Marks `pids` as the unit's processes.
+fn in_unit(snapshot: &mut Snapshot, pids: &[u32]) {
+    for pid in pids {
+        if let Some(process) = snapshot.processes.get_mut(pid) {
+            process.in_unit = true;
+        }
+    }
+}
 
 /// A host with a shell, an unrelated python, and Gunicorn masters as given.
 fn host(lines: &[String]) -> Snapshot {
@@ -58,7 +109,7 @@ fn untitled(master: u32, name: &str) -> Vec<String> {
 #[test]
 fn auto_finds_the_one_titled_master_and_its_workers() {
     let snapshot = host(&titled(500, "app"));
-    let master = discover(&snapshot, &Strategy::Auto, &OutputMask::default()).unwrap();
+    let master = discover(&snapshot, &OnHost::Only, &OutputMask::default()).unwrap();
     assert_eq!((master.pid, master.start_time), (500, 1000));
     assert_eq!(master.workers, vec![501, 502]);
 }
@@ -66,7 +117,7 @@ fn auto_finds_the_one_titled_master_and_its_workers() {
 #[test]
 fn without_setproctitle_the_master_is_the_gunicorn_whose_parent_is_not() {
     let snapshot = host(&untitled(700, "app"));
-    let master = discover(&snapshot, &Strategy::Auto, &OutputMask::default()).unwrap();
+    let master = discover(&snapshot, &OnHost::Only, &OutputMask::default()).unwrap();
     assert_eq!(master.pid, 700);
     assert_eq!(master.workers, vec![701, 702]);
 }
@@ -76,8 +127,8 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
     let mut lines = titled(500, "blue");
     lines.extend(untitled(700, "green"));
     let snapshot = host(&lines);
-    let error = discover(&snapshot, &Strategy::Auto, &OutputMask::default()).unwrap_err();
-    let DiscoveryError::Ambiguous { count, list } = &error else {
+    let error = discover(&snapshot, &OnHost::Only, &OutputMask::default()).unwrap_err();
+    let DiscoveryError::Ambiguous { count, list, .. } = &error else {
         panic!("{error:?}");
     };
     assert_eq!(*count, 2);
@@ -88,7 +139,7 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
     assert_eq!(
         discover(
             &snapshot,
-            &Strategy::Name("blue".into()),
+            &OnHost::Name("blue".into()),
             &OutputMask::default()
         )
         .unwrap()
@@ -98,7 +149,7 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
     assert_eq!(
         discover(
             &snapshot,
-            &Strategy::Name("green".into()),
+            &OnHost::Name("green".into()),
             &OutputMask::default()
         )
         .unwrap()
@@ -108,10 +159,10 @@ fn two_masters_are_refused_and_listed_and_name_picks_one() {
     assert!(matches!(
         discover(
             &snapshot,
-            &Strategy::Name("red".into()),
+            &OnHost::Name("red".into()),
             &OutputMask::default()
         ),
-        Err(DiscoveryError::NotRunning(_))
+        Err(DiscoveryError::NotRunning { detail: _, .. })
     ));
 }
 
@@ -121,7 +172,7 @@ fn a_stale_pidfile_naming_an_unrelated_process_is_refused() {
     snapshot.pidfile = Some("300".into());
     let error = discover(
         &snapshot,
-        &Strategy::Pidfile("/run/app.pid".into()),
+        &OnHost::Pidfile("/run/app.pid".into()),
         &OutputMask::default(),
     )
     .unwrap_err();
@@ -135,7 +186,7 @@ fn a_stale_pidfile_naming_an_unrelated_process_is_refused() {
 fn a_pidfile_naming_a_worker_or_a_dead_pid_is_refused() {
     let mut snapshot = host(&titled(500, "app"));
     snapshot.pidfile = Some("501".into());
-    let strategy = Strategy::Pidfile("/run/app.pid".into());
+    let strategy = OnHost::Pidfile("/run/app.pid".into());
     assert!(matches!(
         discover(&snapshot, &strategy, &OutputMask::default()),
         Err(DiscoveryError::Worker { pid: 501, .. })
@@ -143,12 +194,12 @@ fn a_pidfile_naming_a_worker_or_a_dead_pid_is_refused() {
     snapshot.pidfile = Some("9999\n".into());
     assert!(matches!(
         discover(&snapshot, &strategy, &OutputMask::default()),
-        Err(DiscoveryError::NotRunning(_))
+        Err(DiscoveryError::NotRunning { detail: _, .. })
     ));
     snapshot.pidfile = None;
     assert!(matches!(
         discover(&snapshot, &strategy, &OutputMask::default()),
-        Err(DiscoveryError::NotRunning(_))
+        Err(DiscoveryError::NotRunning { detail: _, .. })
     ));
     snapshot.pidfile = Some("garbage".into());
     assert!(matches!(
@@ -165,20 +216,113 @@ fn a_pidfile_naming_a_worker_or_a_dead_pid_is_refused() {
 }
 
 #[test]
-fn systemd_main_pid_zero_means_not_running() {
-    let mut snapshot = host(&titled(500, "app"));
-    let strategy = Strategy::Unit("app.service".into());
-    snapshot.main_pid = Some("0".into());
-    assert!(matches!(
-        discover(&snapshot, &strategy, &OutputMask::default()),
-        Err(DiscoveryError::NotRunning(_))
-    ));
-    snapshot.main_pid = Some("500".into());
+fn an_active_unit_with_exec_reload_is_reloaded_through_systemd_by_default() {
+    let snapshot = host(&titled(500, "app"));
+    let found = through_unit(&snapshot, Some(&active(500, true)), Delivery::Auto).unwrap();
     assert_eq!(
-        discover(&snapshot, &strategy, &OutputMask::default())
-            .unwrap()
-            .pid,
-        500
+        (found.master.pid, found.master.workers.clone()),
+        (500, vec![501, 502])
+    );
+    assert_eq!(found.delivery, Delivery::Systemctl);
+    assert!(!found.kill_if_no_reload);
+    assert_eq!(found.how, "MainPID of app.service");
+    // Without ExecReload, auto signals the main process itself...
+    let found = through_unit(&snapshot, Some(&active(500, false)), Delivery::Auto).unwrap();
+    assert_eq!(found.delivery, Delivery::Kill);
+    // ...and `delivery: systemctl` is refused before anything is sent.
+    assert_eq!(
+        through_unit(&snapshot, Some(&active(500, false)), Delivery::Systemctl),
+        Err(DiscoveryError::NoExecReload {
+            unit: "app.service".into()
+        })
+    );
+}
+
+#[test]
+fn main_pid_zero_and_a_wrapper_shell_are_refused_with_what_to_change() {
+    let snapshot = host(&titled(500, "app"));
+    let error = through_unit(&snapshot, Some(&active(0, true)), Delivery::Auto).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("app.service is active but systemd knows no main process (MainPID=0)"),
+        "{error}"
+    );
+    let mut lines = vec![stat(
+        490,
+        "sh",
+        'S',
+        1,
+        990,
+        "/bin/sh -c gunicorn app:app; true",
+    )];
+    lines.extend(
+        titled(500, "app")
+            .into_iter()
+            .map(|l| l.replacen(" S 1 ", " S 490 ", 1)),
+    );
+    let mut snapshot = host(&lines);
+    assert_eq!(
+        through_unit(&snapshot, Some(&active(490, true)), Delivery::Systemctl)
+            .unwrap_err()
+            .to_string(),
+        "the main process of app.service names pid 490, which is not Gunicorn but `/bin/sh -c gunicorn app:app; true`: \
+         ExecStart must run the server itself (a wrapper script must `exec` it), so that the unit's main process is the master; \
+         that process was not signalled"
+    );
+    // The same from the cgroup alone: the process the manager started is the shell.
+    in_unit(&mut snapshot, &[490, 500, 501, 502]);
+    assert!(matches!(
+        through_unit(&snapshot, None, Delivery::Systemctl),
+        Err(DiscoveryError::Unrelated { pid: 490, .. })
+    ));
+}
+
+#[test]
+fn without_the_managers_answer_the_cgroup_names_the_main_process() {
+    let mut lines = titled(500, "app");
+    lines.extend(titled(600, "other"));
+    let mut snapshot = host(&lines);
+    in_unit(&mut snapshot, &[500, 501, 502]);
+    let found = through_unit(&snapshot, None, Delivery::Systemctl).unwrap();
+    assert_eq!(found.master.pid, 500);
+    assert_eq!(found.how, "main process of app.service (its cgroup)");
+    // auto cannot know about ExecReload: systemctl first, kill if it has none.
+    let found = through_unit(&snapshot, None, Delivery::Auto).unwrap();
+    assert_eq!(found.delivery, Delivery::Systemctl);
+    assert!(found.kill_if_no_reload);
+}
+
+#[test]
+fn an_inactive_unit_falls_back_to_the_host_under_auto_only() {
+    let snapshot = host(&titled(500, "app"));
+    let inactive = "rc=0\nLoadState=loaded\nActiveState=inactive\nMainPID=0\n";
+    let found = through_unit(&snapshot, Some(inactive), Delivery::Auto).unwrap();
+    assert_eq!((found.master.pid, found.delivery), (500, Delivery::Kill));
+    assert_eq!(
+        found.how,
+        "the only Gunicorn master (app.service is not active)"
+    );
+    let error = through_unit(&snapshot, Some(inactive), Delivery::Systemctl).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "app.service is not active (ActiveState=inactive): `delivery: systemctl` reloads a running unit only"
+    );
+    assert!(error.is_not_running());
+    // No manager at all: auto still finds the master on the host; an explicit
+    // delivery says why systemd could not be asked.
+    let no_systemd =
+        "rc=1\nSystem has not been booted with systemd as init system (PID 1). Can't operate.\n";
+    assert_eq!(
+        through_unit(&snapshot, Some(no_systemd), Delivery::Auto).map(|f| f.master.pid),
+        Ok(500)
+    );
+    let error = through_unit(&snapshot, Some(no_systemd), Delivery::SystemctlKill).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("no systemd system manager runs on this host"),
+        "{error}"
     );
 }
 
@@ -191,7 +335,7 @@ fn a_zombie_master_is_not_signalled() {
     assert_eq!(
         discover(
             &snapshot,
-            &Strategy::Pidfile("p".into()),
+            &OnHost::Pidfile("p".into()),
             &OutputMask::default()
         ),
         Err(DiscoveryError::Zombie { pid: 500 })
@@ -212,7 +356,7 @@ fn gunicorn_command_lines() {
         "/usr/local/bin/gunicorn -w 4 app:app",
         "gunicorn --name api app:app",
     ] {
-        assert!(is_gunicorn(gunicorn), "{gunicorn}");
+        assert!(GUNICORN.runs(gunicorn), "{gunicorn}");
     }
     for other in [
         "vim gunicorn.conf.py",
@@ -228,7 +372,7 @@ fn gunicorn_command_lines() {
         "python3",
         "",
     ] {
-        assert!(!is_gunicorn(other), "{other}");
+        assert!(!GUNICORN.runs(other), "{other}");
     }
 }
 
@@ -259,7 +403,7 @@ fn a_pidfile_naming_a_process_that_only_mentions_gunicorn_is_refused() {
         snapshot.pidfile = Some(pid.to_string());
         let error = discover(
             &snapshot,
-            &Strategy::Pidfile("/run/app.pid".into()),
+            &OnHost::Pidfile("/run/app.pid".into()),
             &OutputMask::default(),
         )
         .unwrap_err();
@@ -276,7 +420,7 @@ fn auto_and_name_never_count_a_decoy_as_a_master() {
     lines.extend(decoys());
     let snapshot = host(&lines);
     assert_eq!(
-        discover(&snapshot, &Strategy::Auto, &OutputMask::default())
+        discover(&snapshot, &OnHost::Only, &OutputMask::default())
             .unwrap()
             .pid,
         500
@@ -285,7 +429,7 @@ fn auto_and_name_never_count_a_decoy_as_a_master() {
     untitled_lines.extend(decoys());
     let snapshot = host(&untitled_lines);
     assert_eq!(
-        discover(&snapshot, &Strategy::Auto, &OutputMask::default())
+        discover(&snapshot, &OnHost::Only, &OutputMask::default())
             .unwrap()
             .pid,
         700
@@ -293,7 +437,7 @@ fn auto_and_name_never_count_a_decoy_as_a_master() {
     assert_eq!(
         discover(
             &snapshot,
-            &Strategy::Name("app".into()),
+            &OnHost::Name("app".into()),
             &OutputMask::default()
         )
         .unwrap()

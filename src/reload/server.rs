@@ -1,0 +1,237 @@
+//! The app servers herd reloads, as data: how to recognise a server's
+//! processes and tell its master from its workers, which signal reloads it,
+//! and how a zero-downtime upgrade (re-exec) goes. Discovery, the snapshot
+//! and validation read these entries and know no server by name; adding a
+//! server is one entry in [`SERVERS`] (plus its lab processes and tests).
+
+/// One app server.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AppServer {
+    /// The name a playbook gives in `reload.server`.
+    pub name: &'static str,
+    /// The name messages use.
+    pub display: &'static str,
+    /// The program's name, as its entry point (`/srv/venv/bin/gunicorn`) or
+    /// as a module an interpreter runs (`python -m gunicorn`).
+    pub program: &'static str,
+    /// Interpreters that run the program as a script or module
+    /// (`python3.11`: a name, then digits and dots).
+    pub interpreters: &'static [&'static str],
+    /// How the server titles its processes when it can (setproctitle):
+    /// every process's title starts with `title`, the master's with `master_title`.
+    pub title: &'static str,
+    pub master_title: &'static str,
+    /// The master's title holds its name between these: `gunicorn: master [NAME]`.
+    pub name_in_title: (&'static str, &'static str),
+    /// Options that name the master on its command line (`--name app`, `--name=app`).
+    pub name_options: &'static [&'static str],
+    /// Process names (`comm`, the kernel's 15-character name) the server's
+    /// processes may have; the snapshot reads the command lines of these only.
+    pub comms: &'static [&'static str],
+    /// The graceful reload: same master, every worker replaced.
+    pub reload_signal: &'static str,
+    /// The re-exec upgrade, when the server has one.
+    pub upgrade: Option<Upgrade>,
+}
+
+/// A re-exec upgrade: `signal` makes the master start a new master as its
+/// child; once that serves, `retire` ends the old one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Upgrade {
+    pub signal: &'static str,
+    pub retire: &'static str,
+    /// The new master writes its pid to the pidfile with this suffix, and
+    /// takes over the pidfile itself once the old master is gone.
+    pub pidfile_suffix: &'static str,
+}
+
+pub const GUNICORN: AppServer = AppServer {
+    name: "gunicorn",
+    display: "Gunicorn",
+    program: "gunicorn",
+    interpreters: &["python", "pypy"],
+    title: "gunicorn:",
+    master_title: "gunicorn: master",
+    name_in_title: ("gunicorn: master [", "]"),
+    name_options: &["--name", "-n"],
+    comms: &["gunicorn", "python", "pypy"],
+    reload_signal: "HUP",
+    upgrade: Some(Upgrade {
+        signal: "USR2",
+        retire: "TERM",
+        pidfile_suffix: ".2",
+    }),
+};
+
+/// Every server herd knows.
+pub const SERVERS: &[&AppServer] = &[&GUNICORN];
+
+/// The server named `name` in a playbook or on the command line.
+pub fn by_name(name: &str) -> Option<&'static AppServer> {
+    SERVERS.iter().copied().find(|server| server.name == name)
+}
+
+/// `gunicorn`, or `gunicorn, uwsgi`: for messages.
+pub fn names() -> String {
+    SERVERS
+        .iter()
+        .map(|server| format!("`{}`", server.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl AppServer {
+    /// Whether a command line is one of this server's processes (master or
+    /// worker, titled or not): a title of the server, its entry point run
+    /// directly, or an interpreter running its script or `-m` module. The
+    /// word anywhere else (`journalctl -u gunicorn`, `python3 x.py
+    /// /var/log/gunicorn`) does not make a process the server.
+    pub fn runs(&self, cmdline: &str) -> bool {
+        if cmdline.starts_with(self.title) {
+            return true;
+        }
+        let mut words = cmdline.split_whitespace();
+        let Some(program) = words.next().map(basename) else {
+            return false;
+        };
+        if program == self.program {
+            return true;
+        }
+        if !self.is_interpreter(program) {
+            return false;
+        }
+        // The interpreter's own options come first; the first other word is
+        // the script it runs.
+        while let Some(word) = words.next() {
+            match word {
+                "-m" => return words.next() == Some(self.program),
+                "-c" | "-" => return false,
+                // Options that take a value as the next word.
+                "-W" | "-X" | "-Q" => {
+                    words.next();
+                }
+                _ if word.starts_with("-m") => return &word[2..] == self.program,
+                _ if word.starts_with("-c") => return false,
+                _ if word.starts_with('-') => {}
+                script => return basename(script) == self.program,
+            }
+        }
+        false
+    }
+
+    /// An interpreter name and a version: `python`, `python3`, `python3.11`.
+    fn is_interpreter(&self, program: &str) -> bool {
+        self.interpreters.iter().any(|name| {
+            program
+                .strip_prefix(name)
+                .is_some_and(|version| version.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        })
+    }
+
+    /// Whether the title says master; `None` when the process has no title
+    /// of the server (its command line is all there is to go by).
+    pub fn titled_master(&self, cmdline: &str) -> Option<bool> {
+        cmdline
+            .starts_with(self.title)
+            .then(|| cmdline.starts_with(self.master_title))
+    }
+
+    /// The name the master runs under: from its title, or from its options.
+    pub fn master_name(&self, cmdline: &str) -> Option<String> {
+        let (open, close) = self.name_in_title;
+        if let Some(rest) = cmdline.strip_prefix(open) {
+            return rest.strip_suffix(close).map(str::to_string);
+        }
+        let words: Vec<&str> = cmdline.split_whitespace().collect();
+        words.iter().enumerate().find_map(|(i, word)| {
+            self.name_options.iter().find_map(|option| {
+                if let Some(name) = word
+                    .strip_prefix(option)
+                    .and_then(|rest| rest.strip_prefix('='))
+                {
+                    return Some(name.to_string());
+                }
+                (word == option)
+                    .then(|| words.get(i + 1).map(|s| s.to_string()))
+                    .flatten()
+            })
+        })
+    }
+
+    /// A shell `case` pattern matching the stat line of a process whose
+    /// name may be this server's: `*' (gunicorn'*|*' (python'*`.
+    pub fn comm_pattern(&self) -> String {
+        self.comms
+            .iter()
+            .map(|comm| format!("*' ({comm}'*"))
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gunicorn_is_recognised_titled_untitled_and_under_an_interpreter() {
+        for cmdline in [
+            "gunicorn: master [app]",
+            "gunicorn: worker [app]",
+            "/srv/venv/bin/gunicorn --workers 2 app:app",
+            "/usr/bin/python3 /srv/venv/bin/gunicorn app:app",
+            "python3.11 -u -m gunicorn app:app",
+            "python -mgunicorn app:app",
+            "pypy3 -W ignore /srv/venv/bin/gunicorn app:app",
+        ] {
+            assert!(GUNICORN.runs(cmdline), "{cmdline}");
+        }
+        for cmdline in [
+            "journalctl -u gunicorn",
+            "python3 decoy.py /var/log/gunicorn",
+            "python3 -c import gunicorn",
+            "python3 -m gunicornish app",
+            "pythonista gunicorn",
+            "",
+        ] {
+            assert!(!GUNICORN.runs(cmdline), "{cmdline}");
+        }
+    }
+
+    #[test]
+    fn the_master_name_comes_from_the_title_or_the_options() {
+        assert_eq!(
+            GUNICORN.master_name("gunicorn: master [web-1]").as_deref(),
+            Some("web-1")
+        );
+        assert_eq!(
+            GUNICORN
+                .master_name("gunicorn --name=web app:app")
+                .as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            GUNICORN.master_name("gunicorn -n web app:app").as_deref(),
+            Some("web")
+        );
+        assert_eq!(GUNICORN.master_name("gunicorn --names x app:app"), None);
+        assert_eq!(GUNICORN.master_name("gunicorn app:app"), None);
+    }
+
+    #[test]
+    fn servers_are_found_by_name_only() {
+        assert_eq!(by_name("gunicorn"), Some(&GUNICORN));
+        assert_eq!(by_name("Gunicorn"), None);
+        assert_eq!(names(), "`gunicorn`");
+        assert_eq!(GUNICORN.titled_master("gunicorn: worker [a]"), Some(false));
+        assert_eq!(GUNICORN.titled_master("/bin/gunicorn a"), None);
+        assert_eq!(
+            GUNICORN.comm_pattern(),
+            "*' (gunicorn'*|*' (python'*|*' (pypy'*"
+        );
+    }
+}
