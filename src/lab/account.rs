@@ -22,6 +22,8 @@ pub const LAB_APP_ACCOUNT: &str = "herd-lab-app";
 pub const LAB_DEPLOY_ACCOUNT: &str = "herd-lab-deploy";
 /// The sudoers rule for it; written only where sudo reads a drop-in folder.
 const SUDOERS: &str = "/etc/sudoers.d/herd-lab";
+/// The login account's rule to become itself.
+const SUDOERS_SELF: &str = "/etc/sudoers.d/herd-lab-self";
 /// Where systemctl is, as the deploy account's sudoers rule names it.
 pub const SYSTEMCTL: &str = "/usr/bin/systemctl";
 
@@ -187,21 +189,27 @@ fn create_account(name: &str) -> Result<(), LabError> {
     }
 }
 
-/// `herd-lab ALL=(herd-lab-app) NOPASSWD: ALL`, and the same to become
-/// itself (a playbook's `become_user: "{{ app_user }}"` is the login account
-/// on a plain host), keeping `XDG_RUNTIME_DIR` for `systemctl --user`; in a
-/// file of its own, written once.
+/// `herd-lab ALL=(herd-lab-app) NOPASSWD: ALL`, and in a second file the
+/// same to become itself (a playbook's `become_user: "{{ app_user }}"` is the
+/// login account on a plain host), keeping `XDG_RUNTIME_DIR` for
+/// `systemctl --user`. Each file is written once; the first keeps the text
+/// older labs write, so labs of either kind never rewrite each other's.
 fn allow_becoming_the_app_account() -> Result<(), LabError> {
-    let rule = format!(
-        "# herd lab: the login account may become the app account (or itself), nothing more\n\
+    let app = format!(
+        "# herd lab: the login account may become the app account, nothing more\n\
+         {LAB_ACCOUNT} ALL=({LAB_APP_ACCOUNT}) NOPASSWD: ALL\n"
+    );
+    let itself = format!(
+        "# herd lab: the login account may become itself, and keeps the user manager's runtime dir\n\
          Defaults:{LAB_ACCOUNT} env_keep += \"XDG_RUNTIME_DIR\"\n\
-         {LAB_ACCOUNT} ALL=({LAB_APP_ACCOUNT}) NOPASSWD: ALL\n\
          {LAB_ACCOUNT} ALL=({LAB_ACCOUNT}) NOPASSWD: ALL\n"
     );
-    if std::fs::read_to_string(SUDOERS).ok().as_deref() == Some(&rule) {
-        return Ok(());
+    for (path, rules) in [(SUDOERS, app), (SUDOERS_SELF, itself)] {
+        if std::fs::read_to_string(path).ok().as_deref() != Some(&rules) {
+            install_sudoers(Path::new(path), &rules)?;
+        }
     }
-    install_sudoers(Path::new(SUDOERS), &rule)
+    Ok(())
 }
 
 /// Installs `rules` at `path` (mode 0440, as sudo wants) once `visudo -c`

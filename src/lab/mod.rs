@@ -269,7 +269,8 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
     let mut info = load(dir)?;
     let prefix = format!("{}/", info.dir.display());
     let mut result = LabDown::default();
-    if info.hosts.iter().any(|h| h.unit.is_some()) {
+    let has_units = info.hosts.iter().any(|h| h.unit.is_some());
+    if has_units {
         result.stopped += systemd::stop_units(&info)?;
     }
     // Rescanned: a master may fork a worker between the snapshot and its TERM.
@@ -291,6 +292,9 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
         let stopped = process::stop(&targets, STOP_GRACE);
         result.stopped += stopped.stopped;
         result.killed += stopped.killed;
+    }
+    if has_units {
+        systemd::remove_unused_cgroups()?;
     }
     refresh(&mut info);
     save(&info)?;

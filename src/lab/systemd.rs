@@ -82,7 +82,7 @@ pub fn start_units(info: &LabInfo, gunicorn: &Path) -> Result<(), LabError> {
 
 /// Stops and removes the units of `info` (and units left by labs whose
 /// directory is gone), removes the lab's sudoers rule, and stops the manager
-/// with its cgroups when no lab unit is left. Works with the manager gone or
+/// when no lab unit is left. Works with the manager gone or
 /// the units already stopped. Returns how many processes it stopped.
 pub fn stop_units(info: &LabInfo) -> Result<usize, LabError> {
     let app = account::app_user()?;
@@ -126,10 +126,22 @@ pub fn stop_units(info: &LabInfo) -> Result<usize, LabError> {
                 stop_manager(pid);
                 stopped += 1;
             }
-            remove_cgroups();
         }
         Ok(stopped)
     })
+}
+
+/// Removes the delegated cgroups once no manager runs and no lab unit is
+/// left: called after `down` has stopped the lab's processes, which stay in
+/// their unit's cgroup when the manager died before them.
+pub fn remove_unused_cgroups() -> Result<(), LabError> {
+    let app = account::app_user()?;
+    account::with_account_lock(|| {
+        if manager_pid(&app).is_none() && !any_unit_left(&unit_dir(&app)) {
+            remove_cgroups();
+        }
+    });
+    Ok(())
 }
 
 /// The app account's user manager, if one runs.
