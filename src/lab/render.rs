@@ -456,6 +456,92 @@ all:
         assert_eq!(host01["ansible_host"], "127.0.0.2");
     }
 
+    fn unit_host(index: usize, reload: bool) -> LabHost {
+        let mut host = host(index);
+        host.unit = Some(host.unit_name());
+        host.unit_reload = reload;
+        host.app_user = "herd-lab-app".into();
+        host.pidfile = host.run_dir().join("gunicorn.pid");
+        host
+    }
+
+    #[test]
+    fn a_unit_runs_the_start_scripts_gunicorn_in_the_foreground() {
+        let text = unit_file(
+            &unit_host(2, true),
+            Path::new("/venv/bin/gunicorn"),
+            Path::new("/tmp/lab"),
+        );
+        let expected = "\
+# herd lab: host02's Gunicorn
+# herd lab dir: /tmp/lab
+[Unit]
+Description=herd lab host02 (lab-e29b93-host02)
+
+[Service]
+Type=notify
+WorkingDirectory=/tmp/lab/hosts/host02/app
+Environment=HERD_LAB_HOST=host02 PYTHONDONTWRITEBYTECODE=1
+Environment=PYTHONPATH=/tmp/lab/no-setproctitle
+ExecStart=/venv/bin/gunicorn --chdir /tmp/lab/hosts/host02/app/current --bind 127.0.0.3:41002 --workers 2 --name lab-e29b93-host02 --pid /tmp/lab/hosts/host02/app/run/gunicorn.pid --config /tmp/lab/hosts/host02/app/gunicorn.conf.py app:application
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=mixed
+StandardOutput=append:/tmp/lab/hosts/host02/app/run/gunicorn.log
+StandardError=append:/tmp/lab/hosts/host02/app/run/gunicorn.log
+";
+        assert_eq!(text, expected);
+        assert_eq!(unit_lab_dir(&text), Some(Path::new("/tmp/lab")));
+    }
+
+    #[test]
+    fn a_unit_without_reload_has_no_exec_reload_and_titled_hosts_no_pythonpath() {
+        let text = unit_file(
+            &unit_host(3, false),
+            Path::new("/venv/bin/gunicorn"),
+            Path::new("/tmp/lab"),
+        );
+        assert!(!text.contains("ExecReload"), "{text}");
+        assert!(!text.contains("PYTHONPATH"), "{text}");
+        assert!(text.contains("--name lab-e29b93-host03 "), "{text}");
+    }
+
+    #[test]
+    fn unit_words_are_quoted_the_way_systemd_reads_them() {
+        assert_eq!(unit_quote("/tmp/lab/app"), "/tmp/lab/app");
+        assert_eq!(unit_quote("/tmp/my lab"), "\"/tmp/my lab\"");
+        assert_eq!(unit_quote("/tmp/a\"b\\c"), "\"/tmp/a\\\"b\\\\c\"");
+        assert_eq!(unit_quote("/tmp/100%$x"), "/tmp/100%%$$x");
+    }
+
+    #[test]
+    fn a_unit_hosts_start_script_starts_its_unit_through_sudo() {
+        let host = unit_host(2, true);
+        assert_eq!(
+            unit_start_script(&host, "lab-e29b93-host02.service", Path::new("/run/user/1002")),
+            "#!/bin/sh\n# herd lab: starts host02's Gunicorn unit\n\
+             XDG_RUNTIME_DIR=/run/user/1002 exec sudo -n -u herd-lab-app -- systemctl --user start lab-e29b93-host02.service\n"
+        );
+    }
+
+    #[test]
+    fn the_deploy_account_may_log_in_beside_the_login_account() {
+        let text = sshd_config(
+            &host(1),
+            &SshdSettings {
+                host_key: Path::new("/k"),
+                pidfile: Path::new("/p"),
+                authorized_keys: Path::new("/a"),
+                user: "herd-lab",
+                deploy_user: Some("herd-lab-deploy"),
+            },
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "AllowUsers herd-lab herd-lab-deploy"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn inventory_quotes_paths_yaml_would_misread() {
         let mut odd = host(1);

@@ -266,3 +266,57 @@ pub(super) fn parallel<T: Send>(
         .map(|result| result.expect("every job ran"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_hosts_are_unit_hosts_and_the_very_last_has_no_reload() {
+        let info = plan(Path::new("/tmp/lab"), 4, 2, "herd-lab").unwrap();
+        let kinds: Vec<(Option<&str>, bool, &str)> = info
+            .hosts
+            .iter()
+            .map(|h| (h.unit.as_deref(), h.unit_reload, h.app_user.as_str()))
+            .collect();
+        let tag = lab_tag_of(&info);
+        assert_eq!(
+            kinds,
+            vec![
+                (None, false, "herd-lab"),
+                (None, false, "herd-lab"),
+                (
+                    Some(format!("{tag}-host03.service").as_str()),
+                    true,
+                    "herd-lab-app"
+                ),
+                (
+                    Some(format!("{tag}-host04.service").as_str()),
+                    false,
+                    "herd-lab-app"
+                ),
+            ]
+        );
+        assert_eq!(
+            info.hosts[3].pidfile,
+            info.hosts[3].app_dir.join("run/gunicorn.pid")
+        );
+        assert_eq!(info.deploy_user.as_deref(), Some("herd-lab-deploy"));
+    }
+
+    #[test]
+    fn one_unit_host_can_reload_and_no_unit_host_means_no_deploy_account() {
+        let one = plan(Path::new("/tmp/lab"), 2, 1, "herd-lab").unwrap();
+        assert!(one.hosts[1].unit.is_some() && one.hosts[1].unit_reload);
+        let none = plan(Path::new("/tmp/lab"), 2, 0, "herd-lab").unwrap();
+        assert!(none
+            .hosts
+            .iter()
+            .all(|h| h.unit.is_none() && h.app_user == "herd-lab"));
+        assert_eq!(none.deploy_user, None);
+    }
+
+    fn lab_tag_of(info: &LabInfo) -> String {
+        super::super::lab_tag(&info.dir)
+    }
+}
