@@ -412,3 +412,45 @@ fn unit_hosts_need_root() {
     );
     assert!(!lab_dir.exists());
 }
+
+#[test]
+fn a_unit_can_be_replaced_by_a_wrapper_shell_and_down_still_stops_it() {
+    let _one = one_at_a_time();
+    let lab = Lab::up_with_units(2, 1);
+    let host = lab.host("host02");
+    let original = fs::read_to_string(lab.unit_file("host02")).unwrap();
+    let exec_start = original
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .to_string();
+    let wrapped = original.replace("Type=notify", "Type=simple").replace(
+        &format!("ExecStart={exec_start}"),
+        &format!("ExecStart=/bin/sh -c \"{exec_start}; echo gunicorn exited\""),
+    );
+    let restarted = lab.replace_unit("host02", &wrapped);
+    assert!(restarted.status.success(), "{restarted:?}");
+
+    let shell = main_pid(&lab, "host02");
+    assert!(
+        cmdline(shell).starts_with("/bin/sh -c "),
+        "{}",
+        cmdline(shell)
+    );
+    let mut master = None;
+    assert!(wait_until(Duration::from_secs(15), || {
+        master = read_pid(&host.pidfile).filter(|pid| *pid != shell && alive(*pid));
+        master.is_some() && healthz(host) == "ok v1"
+    }));
+    let master = master.unwrap();
+    assert_eq!(proc_stat(master).map(|s| s.ppid), Some(shell));
+
+    let pids = lab_pids(&lab);
+    lab_down(&lab);
+    assert!(
+        !alive(shell) && pids.iter().all(|pid| !alive(*pid)),
+        "{pids:?}"
+    );
+    assert!(!lab.unit_file("host02").exists());
+    assert_eq!(processes_naming(lab.dir()), vec![]);
+}
