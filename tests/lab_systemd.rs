@@ -233,7 +233,7 @@ fn unit_hosts_run_gunicorn_under_a_real_user_manager() {
 }
 
 #[test]
-fn the_start_script_of_a_unit_host_starts_its_unit_as_the_login_account() {
+fn the_login_account_starts_a_unit_and_may_become_the_app_account_or_itself() {
     let _one = one_at_a_time();
     let lab = Lab::up_with_units(2, 1);
     let host = lab.host("host02");
@@ -249,6 +249,22 @@ fn the_start_script_of_a_unit_host_starts_its_unit_as_the_login_account() {
     assert!(start.status.success(), "{start:?}");
     assert_eq!(lab.unit_property("host02", "ActiveState"), "active");
     assert!(wait_until(Duration::from_secs(10), || healthz(host) == "ok v1"));
+
+    // `become_user: "{{ app_user }}"` works on every host: the login account
+    // may become the app account and itself, and sudo keeps the runtime dir.
+    for (name, app_user) in [("host01", lab.user()), ("host02", LAB_APP_ACCOUNT)] {
+        assert_eq!(lab.host(name).app_user, app_user);
+        let became = lab.ssh_as(
+            lab.user(),
+            name,
+            &format!("XDG_RUNTIME_DIR=/run/kept sudo -n -u {app_user} -- sh -c 'echo $(id -un) $XDG_RUNTIME_DIR'"),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&became.stdout),
+            format!("{app_user} /run/kept\n"),
+            "{became:?}"
+        );
+    }
 }
 
 #[test]

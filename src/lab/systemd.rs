@@ -225,11 +225,28 @@ fn cgroup_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Starts the manager unless one answers already; waits until it does.
+/// Starts the manager unless one runs already; waits until it answers.
 fn ensure_manager(app: &LoginUser) -> Result<(), LabError> {
-    if manager_pid(app).is_some() && systemctl_ok(app, &["list-units", "--no-legend"]).is_ok() {
-        return Ok(());
+    if manager_pid(app).is_none() {
+        start_manager(app)?;
     }
+    let deadline = Instant::now() + MANAGER_WAIT;
+    loop {
+        if manager_pid(app).is_some() && systemctl_ok(app, &["list-units", "--no-legend"]).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(manager_failed(
+                "it did not answer `systemctl --user` in time",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `systemd --user` for `app` in a private mount namespace, inside
+/// the cgroups delegated to it, detached from this process.
+fn start_manager(app: &LoginUser) -> Result<(), LabError> {
     let runtime = runtime_dir(app.uid);
     fs::create_dir_all(&runtime).map_err(LabError::io(&runtime, "cannot create directory"))?;
     fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700))
@@ -278,18 +295,7 @@ fn ensure_manager(app: &LoginUser) -> Result<(), LabError> {
     if !status.success() {
         return Err(manager_failed(&status.to_string()));
     }
-    let deadline = Instant::now() + MANAGER_WAIT;
-    loop {
-        if manager_pid(app).is_some() && systemctl_ok(app, &["list-units", "--no-legend"]).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(manager_failed(
-                "it did not answer `systemctl --user` in time",
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Ok(())
 }
 
 fn manager_failed(reason: &str) -> LabError {
