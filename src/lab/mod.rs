@@ -7,6 +7,11 @@
 //! `shared/`), and writes the key, known_hosts and inventory that herd reads.
 //! Its state goes to `<dir>/lab.json` so that `down`, `status` and tests find
 //! the processes again. Nothing here writes to the terminal; callers get data.
+//!
+//! With `unit_hosts` (root only), the last hosts run Gunicorn as systemd user
+//! units of `herd-lab-app` under a real user manager shared by all labs of
+//! the machine (see [`systemd`]), and the `herd-lab-deploy` account may log
+//! in and reload those units, nothing more.
 
 mod account;
 mod error;
