@@ -416,12 +416,14 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
             dir,
             venv,
             no_app,
+            unit_hosts,
         } => {
             let options = lab::LabOptions {
                 dir,
                 hosts,
                 venv: venv.unwrap_or_else(lab::default_venv),
                 gunicorn: !no_app,
+                unit_hosts,
             };
             let info = lab::up(&options)?;
             stdout(&describe::lab(&info));

@@ -285,6 +285,10 @@ pub enum LabCommand {
         /// Start only sshd, no Gunicorn app.
         #[arg(long)]
         no_app: bool,
+        /// Run the last N hosts' Gunicorn as a systemd user unit of the app
+        /// account (root only; with 2 or more, the last unit has no ExecReload).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        unit_hosts: usize,
     },
     /// Stop every process the lab started.
     Down {

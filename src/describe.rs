@@ -92,9 +92,14 @@ pub fn lab(info: &crate::lab::LabInfo) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "inventory: {}", info.inventory.display());
     for host in &info.hosts {
+        let unit = match &host.unit {
+            Some(unit) if host.unit_reload => format!("  unit {unit} (user, as {})", host.app_user),
+            Some(unit) => format!("  unit {unit} (user, as {}, no ExecReload)", host.app_user),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{}  ssh {}:{} ({})  http {}:{} ({})",
+            "{}  ssh {}:{} ({})  http {}:{} ({}){unit}",
             host.name,
             host.address,
             host.ssh_port,

@@ -16,6 +16,15 @@ pub enum LabError {
     #[error("a lab needs at least one host")]
     NoHosts,
 
+    #[error("--unit-hosts {units} asks for more unit hosts than the lab's {hosts} hosts")]
+    TooManyUnitHosts { units: usize, hosts: usize },
+
+    #[error("--unit-hosts needs root: the lab runs a systemd user manager for the account {0}; run `sudo herd lab up`, or leave out --unit-hosts")]
+    UnitsNeedRoot(&'static str),
+
+    #[error("--unit-hosts runs Gunicorn as a systemd unit and cannot go with --no-app")]
+    UnitsNeedApp,
+
     #[error("a lab is already running in {}: run `herd lab down` first", .0.display())]
     AlreadyRunning(PathBuf),
 

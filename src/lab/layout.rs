@@ -7,10 +7,10 @@ use std::os::unix::fs::{chown, lchown, symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::account::LoginUser;
+use super::account::{self, LoginUser};
 use super::render::{self, InventoryVars, SshdSettings};
 use super::start::{parallel, Tools, START_WIDTH};
-use super::{LabError, LabHost, LabInfo};
+use super::{systemd, LabError, LabHost, LabInfo};
 
 /// Writes everything the daemons need: keys, known_hosts, authorized_keys,
 /// sshd configs, the app layout and the inventory. Replaces the files of a
@@ -47,6 +47,12 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
         for path in &reachable {
             check_reachable(user, path)?;
         }
+        if info.hosts.iter().any(|h| h.unit.is_some()) {
+            let app = account::app_user()?;
+            for path in &reachable {
+                check_reachable(&app, path)?;
+            }
+        }
         fs::create_dir_all("/run/sshd").map_err(LabError::io(
             "/run/sshd",
             "cannot create sshd's privilege separation directory",
@@ -66,6 +72,9 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
     .into_iter()
     .collect::<Result<Vec<String>, LabError>>()?;
     let client_key = keys.pop().unwrap_or_default();
+    if info.deploy_user.is_some() {
+        account::with_account_lock(|| account::deploy_user(user))?;
+    }
 
     let authorized_keys = dir.join("authorized_keys");
     write_file(&authorized_keys, &client_key, 0o644)?;
@@ -83,6 +92,7 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
             pidfile: &host.sshd_pidfile(),
             authorized_keys: &authorized_keys,
             user: &user.name,
+            deploy_user: info.deploy_user.as_deref(),
         };
         write_file(
             &host.sshd_config(),
@@ -90,13 +100,16 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
             0o644,
         )?;
         write_file(&host.sshd_log(), "", 0o644)?;
-        lay_out_app(host, user)?;
+        lay_out_app(host, user, info.deploy_user.is_some())?;
         if let Some(gunicorn) = &tools.gunicorn {
-            write_file(
-                &host.start_script(),
-                &render::start_script(host, gunicorn, dir),
-                0o755,
-            )?;
+            let script = match &host.unit {
+                Some(unit) => {
+                    let app = account::app_user()?;
+                    render::unit_start_script(host, unit, &systemd::runtime_dir(app.uid))
+                }
+                None => render::start_script(host, gunicorn, dir),
+            };
+            write_file(&host.start_script(), &script, 0o755)?;
             if user.switch_to {
                 give_tree(&host.start_script(), user)?;
             }
@@ -124,8 +137,11 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
 }
 
 /// `releases/v1/{app.py,RELEASE}`, `current -> releases/v1`, `shared/` and an
-/// empty Gunicorn log, all owned by the login user (who deploys there).
-fn lay_out_app(host: &LabHost, user: &LoginUser) -> Result<(), LabError> {
+/// empty Gunicorn log, all owned by the login user (who deploys there). On a
+/// unit host, `run/` (pidfile, log, control socket) belongs to the app
+/// account. With a deploy account, the directories a deploy writes are
+/// group-writable and setgid, so it deploys through the login user's group.
+fn lay_out_app(host: &LabHost, user: &LoginUser, shared_group: bool) -> Result<(), LabError> {
     let release = host.app_dir.join("releases").join(render::FIRST_RELEASE);
     for dir in [
         &host.app_dir,
@@ -144,6 +160,9 @@ fn lay_out_app(host: &LabHost, user: &LoginUser) -> Result<(), LabError> {
     let current = host.app_dir.join("current");
     symlink(format!("releases/{}", render::FIRST_RELEASE), &current)
         .map_err(LabError::io(&current, "cannot link the current release"))?;
+    if host.unit.is_some() {
+        make_dir(&host.run_dir())?;
+    }
     write_file(&host.gunicorn_log(), "", 0o644)?;
     write_file(
         &host.app_dir.join("gunicorn.conf.py"),
@@ -152,6 +171,18 @@ fn lay_out_app(host: &LabHost, user: &LoginUser) -> Result<(), LabError> {
     )?;
     if user.switch_to {
         give_tree(&host.app_dir, user)?;
+    }
+    if host.unit.is_some() {
+        give_tree(&host.run_dir(), &account::app_user()?)?;
+    }
+    if shared_group {
+        for dir in [
+            &host.app_dir,
+            &host.app_dir.join("releases"),
+            &host.app_dir.join("shared"),
+        ] {
+            set_mode(dir, 0o2775)?;
+        }
     }
     Ok(())
 }

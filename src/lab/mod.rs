@@ -7,6 +7,11 @@
 //! `shared/`), and writes the key, known_hosts and inventory that herd reads.
 //! Its state goes to `<dir>/lab.json` so that `down`, `status` and tests find
 //! the processes again. Nothing here writes to the terminal; callers get data.
+//!
+//! With `unit_hosts` (root only), the last hosts run Gunicorn as systemd user
+//! units of `herd-lab-app` under a real user manager shared by all labs of
+//! the machine (see [`systemd`]), and the `herd-lab-deploy` account may log
+//! in and reload those units, nothing more.
 
 mod account;
 mod error;
@@ -15,6 +20,7 @@ mod process;
 mod ready;
 mod render;
 mod start;
+mod systemd;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use account::LAB_APP_ACCOUNT;
 pub use error::LabError;
 
 /// sshd refuses to run from a relative path, so the lab names it absolutely.
@@ -44,6 +51,9 @@ pub struct LabOptions {
     pub venv: PathBuf,
     /// Start a Gunicorn app on every host (the default).
     pub gunicorn: bool,
+    /// How many hosts, the last ones, run their Gunicorn as a systemd user
+    /// unit of [`LAB_APP_ACCOUNT`] instead of as a daemon (root only).
+    pub unit_hosts: usize,
 }
 
 impl LabOptions {
@@ -55,6 +65,7 @@ impl LabOptions {
             hosts,
             venv: default_venv(),
             gunicorn: true,
+            unit_hosts: 0,
         }
     }
 }
@@ -68,6 +79,11 @@ pub struct LabInfo {
     pub private_key: PathBuf,
     /// The account hosts log in as.
     pub user: String,
+    /// The least-privilege deploy account that may also log in (with the
+    /// same key) when the lab has unit hosts: its only sudo right is
+    /// `systemctl --user reload` of those units that have `ExecReload`.
+    #[serde(default)]
+    pub deploy_user: Option<String>,
     pub hosts: Vec<LabHost>,
 }
 
@@ -84,7 +100,8 @@ pub struct LabHost {
     pub host_dir: PathBuf,
     /// `<host_dir>/app`: `releases/`, `current`, `shared/`, Gunicorn's pidfile and log.
     pub app_dir: PathBuf,
-    /// Gunicorn's pidfile.
+    /// Gunicorn's pidfile (under `run/` on a unit host, where the app
+    /// account may write).
     pub pidfile: PathBuf,
     pub sshd_pid: Option<u32>,
     pub gunicorn_pid: Option<u32>,
@@ -94,10 +111,32 @@ pub struct LabHost {
     /// odd hosts do, even hosts do not, so both ways of finding a master run.
     #[serde(default = "titles_by_default")]
     pub proc_titles: bool,
+    /// The systemd user unit that runs this host's Gunicorn, on a unit host.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Whether that unit has `ExecReload` (`systemctl reload` works).
+    #[serde(default)]
+    pub unit_reload: bool,
+    /// The account this host's Gunicorn runs as.
+    #[serde(default)]
+    pub app_user: String,
 }
 
 fn titles_by_default() -> bool {
     true
+}
+
+/// A short tag of a lab directory (`lab-1a2b3c`) that names its processes,
+/// units and sudoers rules apart from other labs' on the same machine.
+pub fn lab_tag(lab_dir: &Path) -> String {
+    // FNV-1a: stable across runs and Rust versions, unlike DefaultHasher.
+    let hash = lab_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("lab-{:06x}", hash & 0xff_ffff)
 }
 
 impl LabHost {
@@ -110,19 +149,27 @@ impl LabHost {
             .parent()
             .and_then(Path::parent)
             .unwrap_or(&self.host_dir);
-        // FNV-1a: stable across runs and Rust versions, unlike DefaultHasher.
-        let hash = lab_dir
-            .to_string_lossy()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
-        format!("lab-{:06x}-{}", hash & 0xff_ffff, self.name)
+        format!("{}-{}", lab_tag(lab_dir), self.name)
     }
 
-    /// The script that starts this host's Gunicorn (also `reload.start`).
+    /// The unit name this host's Gunicorn has (or would have) under
+    /// systemd: the proc_name, so labs side by side never share a unit.
+    pub fn unit_name(&self) -> String {
+        format!("{}.service", self.proc_name())
+    }
+
+    /// The script that starts this host's Gunicorn (also `reload.start`):
+    /// as a daemon, or on a unit host by starting the unit.
     pub fn start_script(&self) -> PathBuf {
-        self.app_dir.join("start-gunicorn.sh")
+        match self.unit {
+            Some(_) => self.app_dir.join("start-unit.sh"),
+            None => self.app_dir.join("start-gunicorn.sh"),
+        }
+    }
+    /// Where a unit host's Gunicorn writes (pidfile, log, control socket):
+    /// owned by the app account.
+    pub fn run_dir(&self) -> PathBuf {
+        self.app_dir.join("run")
     }
     pub fn sshd_config(&self) -> PathBuf {
         self.host_dir.join("sshd_config")
@@ -137,7 +184,10 @@ impl LabHost {
         self.host_dir.join("ssh_host_ed25519_key")
     }
     pub fn gunicorn_log(&self) -> PathBuf {
-        self.app_dir.join("gunicorn.log")
+        match self.unit {
+            Some(_) => self.run_dir().join("gunicorn.log"),
+            None => self.app_dir.join("gunicorn.log"),
+        }
     }
     /// The URL of the app's health check, from the controller.
     pub fn healthz_url(&self) -> String {
@@ -171,6 +221,18 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
     if opts.hosts == 0 {
         return Err(LabError::NoHosts);
     }
+    if opts.unit_hosts > opts.hosts {
+        return Err(LabError::TooManyUnitHosts {
+            units: opts.unit_hosts,
+            hosts: opts.hosts,
+        });
+    }
+    if opts.unit_hosts > 0 && !opts.gunicorn {
+        return Err(LabError::UnitsNeedApp);
+    }
+    if opts.unit_hosts > 0 && !account::running_as_root() {
+        return Err(LabError::UnitsNeedRoot(LAB_APP_ACCOUNT));
+    }
     let tools = start::Tools::find(opts)?;
     fs::create_dir_all(&opts.dir)
         .map_err(LabError::io(&opts.dir, "cannot create the lab directory"))?;
@@ -190,7 +252,7 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
         return Err(LabError::NotALab(dir));
     }
     let user = account::login_user()?;
-    let mut info = start::plan(&dir, opts.hosts, &user.name)?;
+    let mut info = start::plan(&dir, opts.hosts, opts.unit_hosts, &user.name)?;
     layout::prepare(&info, &user, &tools)?;
     save(&info)?;
     if let Err(error) = start::launch(&mut info, &user, &tools) {
@@ -212,6 +274,10 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
     let mut info = load(dir)?;
     let prefix = format!("{}/", info.dir.display());
     let mut result = LabDown::default();
+    let has_units = info.hosts.iter().any(|h| h.unit.is_some());
+    if has_units {
+        result.stopped += systemd::stop_units(&info)?;
+    }
     // Rescanned: a master may fork a worker between the snapshot and its TERM.
     for _ in 0..3 {
         let mut targets = named_pids(&info);
@@ -231,6 +297,9 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
         let stopped = process::stop(&targets, STOP_GRACE);
         result.stopped += stopped.stopped;
         result.killed += stopped.killed;
+    }
+    if has_units {
+        systemd::remove_unused_cgroups()?;
     }
     refresh(&mut info);
     save(&info)?;

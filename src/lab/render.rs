@@ -31,6 +31,8 @@ pub struct SshdSettings<'a> {
     pub pidfile: &'a Path,
     pub authorized_keys: &'a Path,
     pub user: &'a str,
+    /// The deploy account, also let in when the lab has one.
+    pub deploy_user: Option<&'a str>,
 }
 
 /// One host's sshd_config. `MaxStartups` is far above the 10:30:100 default,
@@ -48,7 +50,7 @@ pub fn sshd_config(host: &LabHost, settings: &SshdSettings) -> String {
          PasswordAuthentication no\n\
          KbdInteractiveAuthentication no\n\
          PermitRootLogin no\n\
-         AllowUsers {user}\n\
+         AllowUsers {users}\n\
          MaxStartups 1000:30:2000\n\
          MaxSessions 200\n\
          LogLevel DEBUG1\n\
@@ -62,7 +64,10 @@ pub fn sshd_config(host: &LabHost, settings: &SshdSettings) -> String {
         host_key = settings.host_key.display(),
         pidfile = settings.pidfile.display(),
         authorized_keys = settings.authorized_keys.display(),
-        user = settings.user,
+        users = match settings.deploy_user {
+            Some(deploy) => format!("{} {deploy}", settings.user),
+            None => settings.user.to_string(),
+        },
     )
 }
 
@@ -101,7 +106,7 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, herd_lock_file: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, app_unit: {}, app_user: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
@@ -111,6 +116,10 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
             scalar(&host.proc_name()),
             path(&host.start_script()),
             host.proc_titles,
+            // On a plain host, a unit that does not exist: one playbook
+            // works on every host.
+            scalar(host.unit.clone().unwrap_or_else(|| host.unit_name()).as_str()),
+            scalar(&host.app_user),
             // Every lab host logs in as the same user on the same machine, so
             // the default lock in the home directory would be shared.
             path(&host.app_dir.join(".herd-deploy.lock")),
@@ -147,7 +156,10 @@ fn scalar(value: &str) -> String {
 /// Each host gets its own control socket (Gunicorn 24+ puts one per user in
 /// `~/.gunicorn`, which every lab host would share).
 pub fn gunicorn_conf(host: &LabHost) -> String {
-    let socket = host.app_dir.join("gunicorn.ctl");
+    let socket = match host.unit {
+        Some(_) => host.run_dir().join("gunicorn.ctl"),
+        None => host.app_dir.join("gunicorn.ctl"),
+    };
     format!(
         "# herd lab: {name}\ncontrol_socket = {socket}\n",
         name = host.name,
@@ -192,6 +204,106 @@ pub fn start_script(host: &LabHost, gunicorn: &Path, lab_dir: &Path) -> String {
         pidfile = quote(&host.pidfile),
         log = quote(&host.gunicorn_log()),
         conf = quote(&host.app_dir.join("gunicorn.conf.py")),
+    )
+}
+
+/// A unit host's systemd user unit: the start script's Gunicorn in the
+/// foreground (`Type=notify`: Gunicorn tells systemd when it serves), with
+/// `ExecReload` when `host.unit_reload`. Its output goes to a file: the lab's
+/// user manager has no journald.
+pub fn unit_file(host: &LabHost, gunicorn: &Path, lab_dir: &Path) -> String {
+    let arg = |p: &Path| unit_quote(&p.to_string_lossy());
+    let titles = if host.proc_titles {
+        String::new()
+    } else {
+        format!(
+            "Environment={}\n",
+            unit_quote(&format!(
+                "PYTHONPATH={}",
+                lab_dir.join(NO_TITLES_DIR).display()
+            ))
+        )
+    };
+    let reload = if host.unit_reload {
+        "ExecReload=/bin/kill -HUP $MAINPID\n"
+    } else {
+        ""
+    };
+    let log = host.gunicorn_log();
+    format!(
+        "# herd lab: {name}'s Gunicorn\n\
+         # herd lab dir: {lab}\n\
+         [Unit]\n\
+         Description=herd lab {name} ({proc_name})\n\
+         \n\
+         [Service]\n\
+         Type=notify\n\
+         WorkingDirectory={app}\n\
+         Environment=HERD_LAB_HOST={name} PYTHONDONTWRITEBYTECODE=1\n\
+         {titles}\
+         ExecStart={gunicorn} --chdir {current} --bind {address}:{port} --workers {workers} \
+         --name {proc_name} --pid {pidfile} --config {conf} app:application\n\
+         {reload}\
+         KillMode=mixed\n\
+         StandardOutput=append:{log}\n\
+         StandardError=append:{log}\n",
+        name = host.name,
+        lab = lab_dir.display(),
+        proc_name = host.proc_name(),
+        app = arg(&host.app_dir),
+        gunicorn = arg(gunicorn),
+        current = arg(&host.app_dir.join("current")),
+        address = host.address,
+        port = host.http_port,
+        workers = super::start::WORKERS,
+        pidfile = arg(&host.pidfile),
+        conf = arg(&host.app_dir.join("gunicorn.conf.py")),
+        log = log.display(),
+    )
+}
+
+/// The line of a unit file that names the lab it belongs to, so units left
+/// by a lab whose directory is gone can be told apart.
+pub fn unit_lab_dir(unit_text: &str) -> Option<&Path> {
+    unit_text
+        .lines()
+        .find_map(|line| line.strip_prefix("# herd lab dir: "))
+        .map(Path::new)
+}
+
+/// A word of a unit file's command line or assignment: bare when plain,
+/// double quoted otherwise; `$` and `%` doubled so systemd takes them as is.
+fn unit_quote(text: &str) -> String {
+    let escaped = text.replace('%', "%%").replace('$', "$$");
+    if !escaped.is_empty()
+        && escaped
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%$".contains(c))
+    {
+        return escaped;
+    }
+    let mut out = String::from("\"");
+    for c in escaped.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// A unit host's `reload.start`: the login account starts the unit through
+/// the app account's user manager.
+pub fn unit_start_script(host: &LabHost, unit: &str, runtime_dir: &Path) -> String {
+    let quote = |t: &str| crate::template::shell_quote(t);
+    format!(
+        "#!/bin/sh\n# herd lab: starts {name}'s Gunicorn unit\n\
+         XDG_RUNTIME_DIR={runtime} exec sudo -n -u {app_user} -- systemctl --user start {unit}\n",
+        name = host.name,
+        runtime = quote(&runtime_dir.to_string_lossy()),
+        app_user = quote(&host.app_user),
+        unit = quote(unit),
     )
 }
 
@@ -244,6 +356,9 @@ mod tests {
             sshd_alive: false,
             gunicorn_alive: false,
             proc_titles: index % 2 == 1,
+            unit: None,
+            unit_reload: false,
+            app_user: "herd-lab".into(),
         }
     }
 
@@ -272,6 +387,7 @@ mod tests {
                 pidfile: Path::new("/tmp/lab/hosts/host01/sshd.pid"),
                 authorized_keys: Path::new("/tmp/lab/authorized_keys"),
                 user: "herd-lab",
+                deploy_user: None,
             },
         );
         for line in [
@@ -329,8 +445,8 @@ all:
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, app_unit: lab-e29b93-host01.service, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, app_unit: lab-e29b93-host02.service, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =
@@ -338,6 +454,92 @@ all:
         let host01 = &parsed["all"]["children"]["web"]["hosts"]["host01"];
         assert_eq!(host01["ansible_port"], 40001);
         assert_eq!(host01["ansible_host"], "127.0.0.2");
+    }
+
+    fn unit_host(index: usize, reload: bool) -> LabHost {
+        let mut host = host(index);
+        host.unit = Some(host.unit_name());
+        host.unit_reload = reload;
+        host.app_user = "herd-lab-app".into();
+        host.pidfile = host.run_dir().join("gunicorn.pid");
+        host
+    }
+
+    #[test]
+    fn a_unit_runs_the_start_scripts_gunicorn_in_the_foreground() {
+        let text = unit_file(
+            &unit_host(2, true),
+            Path::new("/venv/bin/gunicorn"),
+            Path::new("/tmp/lab"),
+        );
+        let expected = "\
+# herd lab: host02's Gunicorn
+# herd lab dir: /tmp/lab
+[Unit]
+Description=herd lab host02 (lab-e29b93-host02)
+
+[Service]
+Type=notify
+WorkingDirectory=/tmp/lab/hosts/host02/app
+Environment=HERD_LAB_HOST=host02 PYTHONDONTWRITEBYTECODE=1
+Environment=PYTHONPATH=/tmp/lab/no-setproctitle
+ExecStart=/venv/bin/gunicorn --chdir /tmp/lab/hosts/host02/app/current --bind 127.0.0.3:41002 --workers 2 --name lab-e29b93-host02 --pid /tmp/lab/hosts/host02/app/run/gunicorn.pid --config /tmp/lab/hosts/host02/app/gunicorn.conf.py app:application
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=mixed
+StandardOutput=append:/tmp/lab/hosts/host02/app/run/gunicorn.log
+StandardError=append:/tmp/lab/hosts/host02/app/run/gunicorn.log
+";
+        assert_eq!(text, expected);
+        assert_eq!(unit_lab_dir(&text), Some(Path::new("/tmp/lab")));
+    }
+
+    #[test]
+    fn a_unit_without_reload_has_no_exec_reload_and_titled_hosts_no_pythonpath() {
+        let text = unit_file(
+            &unit_host(3, false),
+            Path::new("/venv/bin/gunicorn"),
+            Path::new("/tmp/lab"),
+        );
+        assert!(!text.contains("ExecReload"), "{text}");
+        assert!(!text.contains("PYTHONPATH"), "{text}");
+        assert!(text.contains("--name lab-e29b93-host03 "), "{text}");
+    }
+
+    #[test]
+    fn unit_words_are_quoted_the_way_systemd_reads_them() {
+        assert_eq!(unit_quote("/tmp/lab/app"), "/tmp/lab/app");
+        assert_eq!(unit_quote("/tmp/my lab"), "\"/tmp/my lab\"");
+        assert_eq!(unit_quote("/tmp/a\"b\\c"), "\"/tmp/a\\\"b\\\\c\"");
+        assert_eq!(unit_quote("/tmp/100%$x"), "/tmp/100%%$$x");
+    }
+
+    #[test]
+    fn a_unit_hosts_start_script_starts_its_unit_through_sudo() {
+        let host = unit_host(2, true);
+        assert_eq!(
+            unit_start_script(&host, "lab-e29b93-host02.service", Path::new("/run/user/1002")),
+            "#!/bin/sh\n# herd lab: starts host02's Gunicorn unit\n\
+             XDG_RUNTIME_DIR=/run/user/1002 exec sudo -n -u herd-lab-app -- systemctl --user start lab-e29b93-host02.service\n"
+        );
+    }
+
+    #[test]
+    fn the_deploy_account_may_log_in_beside_the_login_account() {
+        let text = sshd_config(
+            &host(1),
+            &SshdSettings {
+                host_key: Path::new("/k"),
+                pidfile: Path::new("/p"),
+                authorized_keys: Path::new("/a"),
+                user: "herd-lab",
+                deploy_user: Some("herd-lab-deploy"),
+            },
+        );
+        assert!(
+            text.lines()
+                .any(|l| l == "AllowUsers herd-lab herd-lab-deploy"),
+            "{text}"
+        );
     }
 
     #[test]

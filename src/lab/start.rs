@@ -11,9 +11,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::account::LoginUser;
+use super::account::{LAB_APP_ACCOUNT, LAB_DEPLOY_ACCOUNT};
 use super::layout::append;
 use super::ready::{start_failed, wait_ready};
-use super::{read_pidfile, render, LabError, LabHost, LabInfo, SSHD};
+use super::{read_pidfile, render, systemd, LabError, LabHost, LabInfo, SSHD};
 
 /// How long every host gets to come up, plus a little per host: starting
 /// Gunicorn is CPU-bound, so a big lab on a small machine takes longer.
@@ -72,7 +73,11 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
 }
 
 /// The lab's hosts with their addresses and free ports, nothing started yet.
-pub fn plan(dir: &Path, count: usize, user: &str) -> Result<LabInfo, LabError> {
+/// The last `unit_hosts` hosts run their Gunicorn as a systemd user unit of
+/// the app account; with two or more, the last unit has no `ExecReload`, so
+/// both kinds of unit are there to deploy to.
+pub fn plan(dir: &Path, count: usize, unit_hosts: usize, user: &str) -> Result<LabInfo, LabError> {
+    let first_unit = count - unit_hosts.min(count);
     let addresses: Vec<String> = (1..=count).map(render::host_address).collect();
     let ports = allocate_ports(&addresses)?;
     let hosts = addresses
@@ -83,7 +88,7 @@ pub fn plan(dir: &Path, count: usize, user: &str) -> Result<LabInfo, LabError> {
             let name = render::host_name(i + 1);
             let host_dir = dir.join("hosts").join(&name);
             let app_dir = host_dir.join("app");
-            LabHost {
+            let mut host = LabHost {
                 name,
                 address,
                 ssh_port,
@@ -96,7 +101,17 @@ pub fn plan(dir: &Path, count: usize, user: &str) -> Result<LabInfo, LabError> {
                 sshd_alive: false,
                 gunicorn_alive: false,
                 proc_titles: i % 2 == 0,
+                unit: None,
+                unit_reload: false,
+                app_user: user.to_string(),
+            };
+            if i >= first_unit {
+                host.unit = Some(host.unit_name());
+                host.unit_reload = unit_hosts < 2 || i + 1 < count;
+                host.app_user = LAB_APP_ACCOUNT.to_string();
+                host.pidfile = host.run_dir().join("gunicorn.pid");
             }
+            host
         })
         .collect();
     Ok(LabInfo {
@@ -105,6 +120,7 @@ pub fn plan(dir: &Path, count: usize, user: &str) -> Result<LabInfo, LabError> {
         known_hosts: dir.join("known_hosts"),
         private_key: dir.join("id_ed25519"),
         user: user.to_string(),
+        deploy_user: (unit_hosts > 0).then(|| LAB_DEPLOY_ACCOUNT.to_string()),
         hosts,
     })
 }
@@ -145,11 +161,14 @@ pub fn launch(info: &mut LabInfo, user: &LoginUser, tools: &Tools) -> Result<(),
         let host = &info.hosts[i];
         start_sshd(host)?;
         match &tools.gunicorn {
-            Some(_) => start_gunicorn(host, user),
-            None => Ok(()),
+            Some(_) if host.unit.is_none() => start_gunicorn(host, user),
+            _ => Ok(()),
         }
     });
     started.into_iter().collect::<Result<Vec<()>, LabError>>()?;
+    if let Some(gunicorn) = &tools.gunicorn {
+        systemd::start_units(info, gunicorn)?;
+    }
 
     let deadline = Instant::now() + READY_BASE + READY_PER_HOST * info.hosts.len() as u32;
     let with_app = tools.gunicorn.is_some();
@@ -246,4 +265,58 @@ pub(super) fn parallel<T: Send>(
         .into_iter()
         .map(|result| result.expect("every job ran"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_hosts_are_unit_hosts_and_the_very_last_has_no_reload() {
+        let info = plan(Path::new("/tmp/lab"), 4, 2, "herd-lab").unwrap();
+        let kinds: Vec<(Option<&str>, bool, &str)> = info
+            .hosts
+            .iter()
+            .map(|h| (h.unit.as_deref(), h.unit_reload, h.app_user.as_str()))
+            .collect();
+        let tag = lab_tag_of(&info);
+        assert_eq!(
+            kinds,
+            vec![
+                (None, false, "herd-lab"),
+                (None, false, "herd-lab"),
+                (
+                    Some(format!("{tag}-host03.service").as_str()),
+                    true,
+                    "herd-lab-app"
+                ),
+                (
+                    Some(format!("{tag}-host04.service").as_str()),
+                    false,
+                    "herd-lab-app"
+                ),
+            ]
+        );
+        assert_eq!(
+            info.hosts[3].pidfile,
+            info.hosts[3].app_dir.join("run/gunicorn.pid")
+        );
+        assert_eq!(info.deploy_user.as_deref(), Some("herd-lab-deploy"));
+    }
+
+    #[test]
+    fn one_unit_host_can_reload_and_no_unit_host_means_no_deploy_account() {
+        let one = plan(Path::new("/tmp/lab"), 2, 1, "herd-lab").unwrap();
+        assert!(one.hosts[1].unit.is_some() && one.hosts[1].unit_reload);
+        let none = plan(Path::new("/tmp/lab"), 2, 0, "herd-lab").unwrap();
+        assert!(none
+            .hosts
+            .iter()
+            .all(|h| h.unit.is_none() && h.app_user == "herd-lab"));
+        assert_eq!(none.deploy_user, None);
+    }
+
+    fn lab_tag_of(info: &LabInfo) -> String {
+        super::super::lab_tag(&info.dir)
+    }
 }

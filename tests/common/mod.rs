@@ -323,6 +323,15 @@ pub struct LabHost {
     pub gunicorn_pid: Option<u32>,
     pub sshd_alive: bool,
     pub gunicorn_alive: bool,
+    /// The systemd user unit running this host's Gunicorn (unit hosts only).
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Whether that unit has `ExecReload`.
+    #[serde(default)]
+    pub unit_reload: bool,
+    /// The account this host's Gunicorn runs as.
+    #[serde(default)]
+    pub app_user: String,
 }
 
 impl LabHost {
@@ -368,8 +377,13 @@ struct LabState {
     known_hosts: PathBuf,
     private_key: PathBuf,
     user: String,
+    #[serde(default)]
+    deploy_user: Option<String>,
     hosts: Vec<LabHost>,
 }
+
+/// The account a lab's units run as, whose user manager they live in.
+pub const LAB_APP_ACCOUNT: &str = "herd-lab-app";
 
 /// Runs `herd lab down` when dropped: declared before any state is parsed, so
 /// a failed or half-done `lab up` is stopped as well.
@@ -400,6 +414,13 @@ pub struct Lab {
 
 impl Lab {
     pub fn up(hosts: usize) -> Lab {
+        Lab::up_with_units(hosts, 0)
+    }
+
+    /// A lab whose last `units` hosts run Gunicorn as systemd user units of
+    /// [`LAB_APP_ACCOUNT`] (root only); with 2 or more, the last unit has no
+    /// `ExecReload`.
+    pub fn up_with_units(hosts: usize, units: usize) -> Lab {
         let dir = LabDir {
             dir: tempfile::Builder::new()
                 .prefix("herd-test-lab")
@@ -415,6 +436,7 @@ impl Lab {
             .arg(dir.dir.path())
             .arg("--venv")
             .arg(&venv)
+            .args(["--unit-hosts", &units.to_string()])
             .run();
         assert_eq!(up.code, Some(0), "herd lab up failed\n{up}");
         let text = fs::read_to_string(dir.dir.path().join("lab.json")).expect("lab.json");
@@ -520,6 +542,96 @@ impl Lab {
         })
     }
 
+    /// The least-privilege deploy account of a lab with unit hosts.
+    pub fn deploy_user(&self) -> Option<&str> {
+        self.state.deploy_user.as_deref()
+    }
+
+    /// The unit hosts, in inventory order.
+    pub fn unit_hosts(&self) -> Vec<&LabHost> {
+        self.hosts().iter().filter(|h| h.unit.is_some()).collect()
+    }
+
+    /// `name`'s unit (panics on a plain host).
+    pub fn unit(&self, name: &str) -> &str {
+        self.host(name)
+            .unit
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name} is no unit host"))
+    }
+
+    /// `systemctl --user ARGS` as the app account, against the lab's user
+    /// manager; its output whatever its exit status.
+    pub fn user_systemctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("runuser")
+            .args(["-u", LAB_APP_ACCOUNT, "--", "env"])
+            .arg(format!("XDG_RUNTIME_DIR={}", app_runtime_dir().display()))
+            .args(["systemctl", "--user"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runuser systemctl runs")
+    }
+
+    /// One property of `name`'s unit (`systemctl --user show -p PROP --value`).
+    pub fn unit_property(&self, name: &str, property: &str) -> String {
+        let out = self.user_systemctl(&["show", "-p", property, "--value", self.unit(name)]);
+        assert!(out.status.success(), "systemctl show failed: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The unit file of `name`'s unit, in the app account's unit directory.
+    pub fn unit_file(&self, name: &str) -> PathBuf {
+        app_home()
+            .join(".config/systemd/user")
+            .join(self.unit(name))
+    }
+
+    /// Replaces `name`'s unit file with `text`, reloads the manager and
+    /// restarts the unit (which may then fail: its status is returned).
+    /// `herd lab down` still stops and removes it by name.
+    pub fn replace_unit(&self, name: &str, text: &str) -> std::process::Output {
+        let path = self.unit_file(name);
+        fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let reload = self.user_systemctl(&["daemon-reload"]);
+        assert!(reload.status.success(), "daemon-reload failed: {reload:?}");
+        self.user_systemctl(&["restart", self.unit(name)])
+    }
+
+    /// `ssh USER@HOST COMMAND` with the real OpenSSH client, the lab's key
+    /// and known_hosts (no agent, no prompt).
+    pub fn ssh_as(&self, user: &str, name: &str, command: &str) -> std::process::Output {
+        let host = self.host(name);
+        Command::new("ssh")
+            .arg("-i")
+            .arg(self.private_key())
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-F",
+                "/dev/null",
+                "-p",
+            ])
+            .arg(host.ssh_port.to_string())
+            .arg(format!("{user}@{}", host.address))
+            .arg(command)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh runs")
+    }
+
     /// `herd ARGS... -i LAB/inventory.yml` is the common shape; this is the builder
     /// with the inventory already given.
     pub fn herd<I, S>(&self, args: I) -> Herd
@@ -529,6 +641,61 @@ impl Lab {
     {
         Herd::new().args(args).arg("-i").arg(self.inventory())
     }
+}
+
+/// The app account's uid, from the passwd database.
+pub fn app_uid() -> u32 {
+    let out = Command::new("id")
+        .args(["-u", LAB_APP_ACCOUNT])
+        .output()
+        .expect("id runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no account {LAB_APP_ACCOUNT}: {out:?}"))
+}
+
+/// `/run/user/UID` of the app account: where its user manager listens.
+pub fn app_runtime_dir() -> PathBuf {
+    PathBuf::from(format!("/run/user/{}", app_uid()))
+}
+
+/// The app account's home directory.
+pub fn app_home() -> PathBuf {
+    let passwd = fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&LAB_APP_ACCOUNT)).then(|| PathBuf::from(fields[5]))
+        })
+        .unwrap_or_else(|| panic!("no account {LAB_APP_ACCOUNT}"))
+}
+
+/// The PIDs of the app account's user managers (`systemd --user`).
+pub fn user_manager_pids() -> Vec<u32> {
+    let uid = app_uid();
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let owner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok());
+        if cmdline.starts_with(b"/lib/systemd/systemd\0--user") && owner == Some(uid) && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// A TCP listener standing in for an inventory's host, to prove bad input
