@@ -296,7 +296,7 @@ fn unit_quote(text: &str) -> String {
 /// A unit host's `reload.start`: the login account starts the unit through
 /// the app account's user manager.
 pub fn unit_start_script(host: &LabHost, unit: &str, runtime_dir: &Path) -> String {
-    let quote = |t: &str| crate::template::shell_quote(t);
+    let quote = |t: &str| crate::shell::quote(t);
     format!(
         "#!/bin/sh\n# herd lab: starts {name}'s Gunicorn unit\n\
          XDG_RUNTIME_DIR={runtime} exec sudo -n -u {app_user} -- systemctl --user start {unit}\n",

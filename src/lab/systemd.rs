@@ -257,7 +257,7 @@ fn start_manager(app: &LoginUser) -> Result<(), LabError> {
     for dir in &cgroups {
         delegate(dir, app)?;
     }
-    let quote = |t: &str| crate::template::shell_quote(t);
+    let quote = |t: &str| crate::shell::quote(t);
     let join_procs = cgroups
         .iter()
         .map(|dir| {
