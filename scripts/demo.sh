@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo: start a local lab fleet of 6 hosts (real sshd + Gunicorn on
-# 127.0.0.x), show what herd would do, roll release v2 onto every host in
+# 127.0.0.x, two of them under a real systemd user manager), show what herd would do, roll release v2 onto every host in
 # batches (steps, then a proven Gunicorn reload), show the result on the
 # hosts, and stop the lab again.
 set -euo pipefail
@@ -17,8 +17,8 @@ step() { printf '\n== %s\n' "$*" >&2; }
 "$herd" lab down --dir "$lab" >/dev/null 2>&1 || true
 trap '"$herd" lab down --dir "$lab" >/dev/null 2>&1 || true' EXIT
 
-step "herd lab up --hosts 6"
-"$herd" lab up --hosts 6 --dir "$lab" >/dev/null
+step "herd lab up --hosts 6 --unit-hosts 2: host05 and host06 run Gunicorn as a systemd user unit"
+"$herd" lab up --hosts 6 --unit-hosts 2 --dir "$lab"
 
 step "herd hosts: the inventory the lab wrote"
 "$herd" hosts -i "$lab/inventory.yml"
@@ -27,13 +27,13 @@ step "herd hosts on an Ansible inventory with groups and ranges: web but not the
 "$herd" hosts -i inventories/example.yml -l 'web:!canary'
 
 step "herd plan: batches and the exact commands, nothing contacted"
-"$herd" plan playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2 -l host01
+"$herd" plan playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2 -l host01,host05
 
 step "herd run: roll release v2 across the fleet"
 "$herd" run playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2
 
 step "herd check: every host reachable, and the Gunicorn master a reload would signal"
-"$herd" check -i "$lab/inventory.yml" --pidfile '{{ gunicorn_pidfile }}' || true
+"$herd" check -i "$lab/inventory.yml" --playbook playbooks/deploy.yml || true
 
 step "herd exec: the release each host's current symlink now points at"
 "$herd" exec -i "$lab/inventory.yml" -- 'cat {{ app_dir }}/current/RELEASE'

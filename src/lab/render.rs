@@ -293,13 +293,16 @@ fn unit_quote(text: &str) -> String {
     out
 }
 
-/// A unit host's `reload.start`: the login account starts the unit through
-/// the app account's user manager.
+/// A unit host's `reload.start`: starts the unit through the app account's
+/// user manager, as the app account (under `become_user`) or, from the
+/// login account, through sudo.
 pub fn unit_start_script(host: &LabHost, unit: &str, runtime_dir: &Path) -> String {
     let quote = |t: &str| crate::shell::quote(t);
     format!(
         "#!/bin/sh\n# herd lab: starts {name}'s Gunicorn unit\n\
-         XDG_RUNTIME_DIR={runtime} exec sudo -n -u {app_user} -- systemctl --user start {unit}\n",
+         export XDG_RUNTIME_DIR={runtime}\n\
+         [ \"$(id -un)\" = {app_user} ] && exec systemctl --user start {unit}\n\
+         exec sudo -n -u {app_user} -- systemctl --user start {unit}\n",
         name = host.name,
         runtime = quote(&runtime_dir.to_string_lossy()),
         app_user = quote(&host.app_user),
@@ -519,7 +522,9 @@ StandardError=append:/tmp/lab/hosts/host02/app/run/gunicorn.log
         assert_eq!(
             unit_start_script(&host, "lab-e29b93-host02.service", Path::new("/run/user/1002")),
             "#!/bin/sh\n# herd lab: starts host02's Gunicorn unit\n\
-             XDG_RUNTIME_DIR=/run/user/1002 exec sudo -n -u herd-lab-app -- systemctl --user start lab-e29b93-host02.service\n"
+             export XDG_RUNTIME_DIR=/run/user/1002\n\
+             [ \"$(id -un)\" = herd-lab-app ] && exec systemctl --user start lab-e29b93-host02.service\n\
+             exec sudo -n -u herd-lab-app -- systemctl --user start lab-e29b93-host02.service\n"
         );
     }
 
