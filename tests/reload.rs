@@ -6,25 +6,23 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::load::under_load;
+use common::master::{assert_untouched, assert_workers_replaced, generation, Generation, WORKERS};
 use common::{
     alive, children, healthz, http_get, proc_stat, read_pid, switch_release, wait_until, Herd, Lab,
-    LabHost, ProcStat,
+    LabHost,
 };
 
 const PIDFILE: &str = "{{ gunicorn_pidfile }}";
 const HEALTHZ: &str = "http://{{ ansible_host }}:{{ http_port }}/healthz";
-/// Every lab host runs this many workers.
-const WORKERS: usize = 2;
 
 /// One lab at a time in this file: several 6-host labs, a load generator and
 /// settle periods at once on a 2-core machine make the timing claims noise.
@@ -34,93 +32,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A host's Gunicorn as its pidfile and /proc show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Generation {
-    master: ProcStat,
-    workers: Vec<u32>,
-}
-
-/// The master the pidfile names, once it has its full set of workers.
-fn generation(host: &LabHost) -> Generation {
-    let mut seen = None;
-    let settled = wait_until(Duration::from_secs(20), || {
-        let Some(pid) = read_pid(&host.pidfile) else {
-            return false;
-        };
-        let Some(master) = proc_stat(pid).filter(|p| p.state != 'Z') else {
-            return false;
-        };
-        let workers = children(pid);
-        let full = workers.len() == WORKERS;
-        seen = Some(Generation { master, workers });
-        full
-    });
-    assert!(
-        settled,
-        "{}: no master with {WORKERS} workers: {seen:?}",
-        host.name
-    );
-    seen.unwrap()
-}
-
-/// Asserts `host` kept its master (pid and start time) while every worker
-/// was replaced by a new one, `WORKERS` in all; returns the new workers.
-fn assert_workers_replaced(host: &LabHost, before: &Generation, run: &common::Run) -> Vec<u32> {
-    let pid = before.master.pid;
-    let now = proc_stat(pid);
-    assert!(
-        now.is_some_and(|p| p.start_time == before.master.start_time && p.state != 'Z'),
-        "{}: master {pid} is gone or was replaced: {now:?} (was {:?})\n{run}",
-        host.name,
-        before.master
-    );
-    assert_eq!(
-        read_pid(&host.pidfile),
-        Some(pid),
-        "{}: pidfile\n{run}",
-        host.name
-    );
-    let workers = children(pid);
-    assert_eq!(
-        workers.len(),
-        WORKERS,
-        "{}: master {pid} has workers {workers:?}\n{run}",
-        host.name
-    );
-    for old in &before.workers {
-        assert!(
-            !alive(*old),
-            "{}: old worker {old} is still alive\n{run}",
-            host.name
-        );
-        assert!(
-            !workers.contains(old),
-            "{}: worker {old} kept\n{run}",
-            host.name
-        );
-    }
-    workers
-}
-
-/// Asserts `host` is exactly as it was: same master, same workers.
-fn assert_untouched(host: &LabHost, before: &Generation, run: &common::Run) {
-    let now = proc_stat(before.master.pid);
-    assert!(
-        now.is_some_and(|p| p.start_time == before.master.start_time && p.state != 'Z'),
-        "{}: master {} is gone or was replaced: {now:?}\n{run}",
-        host.name,
-        before.master.pid
-    );
-    assert_eq!(
-        children(before.master.pid),
-        before.workers,
-        "{}: the workers of master {} changed (it was signalled)\n{run}",
-        host.name,
-        before.master.pid
-    );
 }
 
 fn stderr_has_line(run: &common::Run, prefix: &str) -> bool {
@@ -578,100 +489,6 @@ fn with_two_masters_on_a_host_auto_refuses_and_a_name_reloads_only_that_master()
     }
 }
 
-/// HTTP GETs to every host's /healthz from a few threads, until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    requests: Arc<AtomicUsize>,
-    failures: Arc<Mutex<Vec<String>>>,
-    /// Per host, every distinct body it answered.
-    seen: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-const LOAD_THREADS: usize = 4;
-const LOAD_MAX_REQUESTS: usize = 20_000;
-const LOAD_MAX_TIME: Duration = Duration::from_secs(60);
-/// The load threads' own bound, a backstop behind the test's `LOAD_MAX_TIME`.
-const LOAD_BACKSTOP: Duration = Duration::from_secs(80);
-/// Each thread sends at most one request per `LOAD_PACE`, so the request cap
-/// is not reached before the backstop: the load lasts the whole rollout.
-const LOAD_PACE: Duration = Duration::from_millis(
-    (LOAD_THREADS as u64 * LOAD_BACKSTOP.as_secs() * 1000) / LOAD_MAX_REQUESTS as u64,
-);
-
-impl Load {
-    fn start(hosts: &[LabHost]) -> Load {
-        let mut load = Load {
-            stop: Arc::new(AtomicBool::new(false)),
-            requests: Arc::new(AtomicUsize::new(0)),
-            failures: Arc::new(Mutex::new(Vec::new())),
-            seen: Arc::new(Mutex::new(BTreeMap::new())),
-            threads: Vec::new(),
-        };
-        let started = Instant::now();
-        load.threads = (0..LOAD_THREADS)
-            .map(|t| {
-                let hosts = hosts.to_vec();
-                let pace = LOAD_PACE;
-                let (stop, requests) = (load.stop.clone(), load.requests.clone());
-                let (failures, seen) = (load.failures.clone(), load.seen.clone());
-                std::thread::spawn(move || {
-                    for i in t.. {
-                        if stop.load(Ordering::Relaxed)
-                            || started.elapsed() > LOAD_BACKSTOP
-                            || requests.fetch_add(1, Ordering::Relaxed) >= LOAD_MAX_REQUESTS
-                        {
-                            break;
-                        }
-                        let sent = Instant::now();
-                        let host = &hosts[i % hosts.len()];
-                        match http_get(&host.address, host.http_port, "/healthz") {
-                            Ok((200, body)) if body.starts_with("ok v") => {
-                                let mut seen = seen.lock().unwrap();
-                                seen.entry(host.name.clone())
-                                    .or_default()
-                                    .insert(body.trim().to_string());
-                            }
-                            Ok((status, body)) => failures
-                                .lock()
-                                .unwrap()
-                                .push(format!("{}: HTTP {status} {body:?}", host.name)),
-                            Err(e) => failures.lock().unwrap().push(format!("{}: {e}", host.name)),
-                        }
-                        std::thread::sleep(pace.saturating_sub(sent.elapsed()));
-                    }
-                })
-            })
-            .collect();
-        load
-    }
-
-    fn seen(&self, host: &str) -> BTreeSet<String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .get(host)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Stops the threads; returns the requests sent and the failures.
-    fn finish(mut self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            thread.join().unwrap();
-        }
-        let sent = self.requests.load(Ordering::Relaxed).min(LOAD_MAX_REQUESTS);
-        (sent, self.failures.lock().unwrap().clone())
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 #[test]
 fn a_rolling_reload_under_load_fails_no_request() {
     let _serial = serial();
@@ -680,17 +497,7 @@ fn a_rolling_reload_under_load_fails_no_request() {
     for host in lab.hosts() {
         switch_release(&lab, host, "v2");
     }
-    let load = Load::start(lab.hosts());
-    assert!(
-        wait_until(Duration::from_secs(20), || lab
-            .hosts()
-            .iter()
-            .all(|h| load.seen(&h.name).contains("ok v1"))),
-        "not every host answered `ok v1` under load"
-    );
-
-    let started = Instant::now();
-    let mut herd = lab
+    let herd = lab
         .herd(["reload", "--pidfile", PIDFILE, "--http", HEALTHZ])
         .args([
             "--contains",
@@ -699,53 +506,8 @@ fn a_rolling_reload_under_load_fails_no_request() {
             "1",
             "--validate-timeout",
             "60s",
-        ])
-        .spawn();
-    while herd.is_running() && started.elapsed() < LOAD_MAX_TIME {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // False when the time bound, not herd's exit, ended the load.
-    let load_lasted = !herd.is_running();
-    let (requests, failures) = {
-        let seen: Vec<(String, BTreeSet<String>)> = lab
-            .hosts()
-            .iter()
-            .map(|h| (h.name.clone(), load.seen(&h.name)))
-            .collect();
-        let (requests, failures) = load.finish();
-        eprintln!(
-            "load during the rolling reload: {requests} requests, {} failed, over {:.1}s; answers per host: {seen:?}",
-            failures.len(),
-            started.elapsed().as_secs_f64()
-        );
-        // Answers from both releases, on every host when the load lasted
-        // the whole rollout (on an overloaded machine herd may outlast the
-        // load's time bound; the hosts reloaded after it are then not asked).
-        let all: BTreeSet<&String> = seen.iter().flat_map(|(_, b)| b).collect();
-        assert!(
-            all.contains(&"ok v1".to_string()) && all.contains(&"ok v2".to_string()),
-            "answers seen: {all:?}"
-        );
-        for (host, bodies) in &seen {
-            assert!(bodies.contains("ok v1"), "{host} never answered v1");
-            assert!(
-                !load_lasted || bodies.contains("ok v2"),
-                "{host} never answered v2 though the load ran until herd exited"
-            );
-        }
-        (requests, failures)
-    };
-    let run = herd.wait();
-
-    run.assert_code(0);
-    assert!(
-        failures.is_empty(),
-        "{} of {requests} requests failed, the first: {:?}\n{run}",
-        failures.len(),
-        &failures[..failures.len().min(10)]
-    );
-    // Enough requests that each host was asked many times during its reload.
-    assert!(requests >= 600, "only {requests} requests were sent\n{run}");
+        ]);
+    let run = under_load(&lab, herd);
     for (host, before) in lab.hosts().iter().zip(&before) {
         assert_workers_replaced(host, before, &run);
         assert_eq!(healthz(host), "ok v2", "{}\n{run}", host.name);

@@ -41,9 +41,9 @@ pub enum Scope {
     User,
 }
 
-/// How the signal reaches the master.
+/// How the signal reaches the master. Reports spell it as the playbook does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum Delivery {
     /// `kill` from the host's shell, guarded against pid reuse; as the login
     /// account or, under `become`, through sudo.

@@ -94,10 +94,11 @@ pub(super) async fn deliver<T: Connection>(
     };
     let signal_option = format!("--signal={signal}");
     let (action, args): (&str, Vec<&str>) = match found.delivery {
-        Delivery::Systemctl => ("reload", vec!["reload", "--", &unit]),
+        // A sudoers rule names the exact argv, so nothing is added to it.
+        Delivery::Systemctl => ("reload", vec!["reload", &unit]),
         _ => (
             "kill",
-            vec!["kill", "--kill-whom=main", &signal_option, "--", &unit],
+            vec!["kill", "--kill-whom=main", &signal_option, &unit],
         ),
     };
     let pid = found.master.pid;

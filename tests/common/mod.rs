@@ -3,6 +3,9 @@
 //! it again, even when the test panics.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod load;
+pub mod master;
+
 use std::fmt;
 use std::fs;
 use std::io::{ErrorKind, Read};
@@ -925,4 +928,11 @@ pub fn switch_release(lab: &Lab, host: &LabHost, release: &str) {
     chown_to(lab.user(), &dir);
     chown_to(lab.user(), &next);
     fs::rename(&next, app.join("current")).unwrap();
+}
+
+/// Whether the tests run as root (only a lab started as root has accounts
+/// to become, unit hosts and a deploy account).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
