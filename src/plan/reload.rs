@@ -143,6 +143,7 @@ impl ReloadPlan {
         crate::reload::http::parse_url(&rendered)
             .map(|_| ())
             .map_err(|problem| {
+                let problem = problem.to_string();
                 let problem = match renderer.render_shown(url, Kind::Plain, shown) {
                     Ok(display) => problem.replace(&rendered, &display),
                     Err(_) => problem,

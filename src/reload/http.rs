@@ -20,6 +20,38 @@ pub struct Url {
     pub path: String,
 }
 
+/// Why a health check URL cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{0}` is an https:// URL, but the health check speaks plain HTTP to the app server through the SSH connection: use http:// and the address the app server listens on")]
+    Https(String),
+    #[error("`{0}` is not an http:// URL (the check talks to the app server directly)")]
+    NotHttp(String),
+    #[error("`{url}` contains {bad:?}, which cannot go into a request line")]
+    BadCharacter { url: String, bad: char },
+    #[error("`{0}` has user information (`@`), which the health check does not send")]
+    UserInfo(String),
+    #[error("`{url}`: bad port `{port}`")]
+    BadPort { url: String, port: String },
+    #[error("`{0}` has no host")]
+    NoHost(String),
+}
+
+/// Why no HTTP response came back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("sending the request: {0}")]
+    Send(String),
+    #[error("reading the response: {0}")]
+    Read(String),
+    #[error("no response within {0}s")]
+    Timeout(String),
+    #[error("the connection closed without a response (is the app listening at that address?)")]
+    Closed,
+    #[error("not an HTTP response: `{0}`")]
+    NotHttp(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
@@ -30,33 +62,28 @@ pub struct Response {
 /// the host's loopback, where the app server speaks plain HTTP. herd checks
 /// every URL with this before it contacts any host. The scheme is
 /// case-insensitive (RFC 3986): `HTTP://` is `http://`.
-pub fn parse_url(url: &str) -> Result<Url, String> {
+pub fn parse_url(url: &str) -> Result<Url, UrlError> {
     let scheme = |name: &str| {
         url.get(..name.len())
             .filter(|head| head.eq_ignore_ascii_case(name))
             .map(|_| &url[name.len()..])
     };
     if scheme("https://").is_some() {
-        return Err(format!(
-            "`{url}` is an https:// URL, but the health check speaks plain HTTP to the app server through the SSH connection: use http:// and the address the app server listens on"
-        ));
+        return Err(UrlError::Https(url.to_string()));
     }
-    let rest = scheme("http://").ok_or_else(|| {
-        format!("`{url}` is not an http:// URL (the check talks to the app server directly)")
-    })?;
+    let rest = scheme("http://").ok_or_else(|| UrlError::NotHttp(url.to_string()))?;
     if let Some(bad) = rest.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "`{url}` contains {bad:?}, which cannot go into a request line"
-        ));
+        return Err(UrlError::BadCharacter {
+            url: url.to_string(),
+            bad,
+        });
     }
     let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     if authority.contains('@') {
-        return Err(format!(
-            "`{url}` has user information (`@`), which the health check does not send"
-        ));
+        return Err(UrlError::UserInfo(url.to_string()));
     }
     // A fragment never goes to the server.
     let path = path.split('#').next().unwrap_or(path);
@@ -71,14 +98,17 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| format!("`{url}`: bad port `{port}`"))?;
+                .ok_or_else(|| UrlError::BadPort {
+                    url: url.to_string(),
+                    port: port.to_string(),
+                })?;
             (host, port)
         }
         _ => (authority, 80),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
-        return Err(format!("`{url}` has no host"));
+        return Err(UrlError::NoHost(url.to_string()));
     }
     Ok(Url {
         host: host.to_string(),
@@ -94,7 +124,7 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
     url: &Url,
     timeout: Duration,
     mask: &OutputMask,
-) -> Result<Response, String> {
+) -> Result<Response, HttpError> {
     let exchange = async {
         let request = format!(
             "GET {} HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: herd\r\nConnection: close\r\n\r\n",
@@ -103,25 +133,25 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
         stream
             .write_all(request.as_bytes())
             .await
-            .map_err(|e| format!("sending the request: {e}"))?;
+            .map_err(|e| HttpError::Send(e.to_string()))?;
         stream
             .flush()
             .await
-            .map_err(|e| format!("sending the request: {e}"))?;
+            .map_err(|e| HttpError::Send(e.to_string()))?;
         let mut raw = Vec::new();
         (&mut stream)
             .take(BODY_LIMIT)
             .read_to_end(&mut raw)
             .await
-            .map_err(|e| format!("reading the response: {e}"))?;
+            .map_err(|e| HttpError::Read(e.to_string()))?;
         parse_response(&raw, mask)
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("no response within {}s", timeout.as_secs_f64()))?
+        .map_err(|_| HttpError::Timeout(timeout.as_secs_f64().to_string()))?
 }
 
-fn parse_response(raw: &[u8], mask: &OutputMask) -> Result<Response, String> {
+fn parse_response(raw: &[u8], mask: &OutputMask) -> Result<Response, HttpError> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -129,22 +159,14 @@ fn parse_response(raw: &[u8], mask: &OutputMask) -> Result<Response, String> {
         .unwrap_or((&text, ""));
     let status_line = head.lines().next().unwrap_or("");
     if status_line.is_empty() {
-        return Err(
-            "the connection closed without a response (is the app listening at that address?)"
-                .to_string(),
-        );
+        return Err(HttpError::Closed);
     }
     let status = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .filter(|_| status_line.starts_with("HTTP/"))
-        .ok_or_else(|| {
-            format!(
-                "not an HTTP response: `{}`",
-                mask.cut(status_line, Cut::Head(80))
-            )
-        })?;
+        .ok_or_else(|| HttpError::NotHttp(mask.cut(status_line, Cut::Head(80))))?;
     Ok(Response {
         status,
         body: body.to_string(),
@@ -173,11 +195,14 @@ mod tests {
         assert_eq!(parse_url("Http://x/Path").unwrap().path, "/Path");
         assert!(parse_url("HTTPS://x/")
             .unwrap_err()
+            .to_string()
             .contains("is an https:// URL"));
         assert_eq!(parse_url("http://[::1]:81/").unwrap().host, "::1");
         assert_eq!(parse_url("http://x?a=1#top").unwrap().path, "/?a=1");
         assert_eq!(
-            parse_url("https://127.0.0.1:8000/healthz").unwrap_err(),
+            parse_url("https://127.0.0.1:8000/healthz")
+                .unwrap_err()
+                .to_string(),
             "`https://127.0.0.1:8000/healthz` is an https:// URL, but the health check speaks plain HTTP to the app server through the SSH connection: use http:// and the address the app server listens on"
         );
         for bad in [
@@ -243,7 +268,9 @@ mod tests {
         let mask = OutputMask::default();
         mask.secrets.record("S3cr3tToken");
         let line = format!("{}S3cr3tToken\r\n", "x".repeat(75));
-        let error = parse_response(line.as_bytes(), &mask).unwrap_err();
+        let error = parse_response(line.as_bytes(), &mask)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             error,
             format!("not an HTTP response: `{}***`", "x".repeat(75))

@@ -302,16 +302,19 @@ pub(super) async fn serving<T: Connection>(
 ) -> Result<(), ReloadFailure> {
     let deadline = Instant::now() + spec.validate.timeout;
     if let Some(check) = &spec.validate.http {
-        let url = http::parse_url(&check.url).map_err(|e| fail(Proof::Http, e, report))?;
+        let url =
+            http::parse_url(&check.url).map_err(|e| fail(Proof::Http, e.to_string(), report))?;
         loop {
-            let verdict = match connection
+            let verdict: Result<(), Unhealthy> = match connection
                 .tunnel(&url.host, url.port, spec.command_timeout)
                 .await
             {
-                Err(error) => Err(error.to_string()),
-                Ok(stream) => http::get(stream, &url, spec.command_timeout, &spec.mask).await,
+                Err(error) => Err(Unhealthy::Tunnel(error)),
+                Ok(stream) => http::get(stream, &url, spec.command_timeout, &spec.mask)
+                    .await
+                    .map_err(Unhealthy::from),
             }
-            .and_then(|response| judge(check, &response, &spec.mask));
+            .and_then(|response| judge(check, &response, &spec.mask).map_err(Unhealthy::from));
             match verdict {
                 Ok(()) => break,
                 Err(problem) if Instant::now() >= deadline => {
@@ -350,21 +353,43 @@ pub(super) async fn serving<T: Connection>(
     Ok(())
 }
 
+/// Why the health check did not pass (this time).
+#[derive(Debug, thiserror::Error)]
+enum Unhealthy {
+    #[error("{0}")]
+    Tunnel(crate::transport::TransportError),
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    #[error(transparent)]
+    Verdict(#[from] Verdict),
+}
+
+/// Why a health check's response does not pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Verdict {
+    #[error("status {got} (expected {wanted})")]
+    Status { got: u16, wanted: u16 },
+    #[error("the response does not contain `{wanted}` (the new release is not served): `{seen}`")]
+    Missing { wanted: String, seen: String },
+}
+
 fn judge(
     check: &super::HttpCheck,
     response: &http::Response,
     mask: &OutputMask,
-) -> Result<(), String> {
+) -> Result<(), Verdict> {
     if response.status != check.status {
-        return Err(format!(
-            "status {} (expected {})",
-            response.status, check.status
-        ));
+        return Err(Verdict::Status {
+            got: response.status,
+            wanted: check.status,
+        });
     }
     if let Some(wanted) = &check.contains {
         if !response.body.contains(wanted.as_str()) {
-            let seen = mask.cut(response.body.trim(), Cut::Head(120));
-            return Err(format!("the response does not contain `{wanted}` (the new release is not served): `{seen}`"));
+            return Err(Verdict::Missing {
+                wanted: wanted.clone(),
+                seen: mask.cut(response.body.trim(), Cut::Head(120)),
+            });
         }
     }
     Ok(())
