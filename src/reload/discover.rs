@@ -169,7 +169,7 @@ pub fn discover(
             })
         }
         UnitView::Said(state) => state.main_pid,
-        UnitView::Cgroup { .. } => cgroup_main(snapshot, server),
+        UnitView::Cgroup { .. } => cgroup_main(snapshot, server, mask)?,
     };
     let master = prove(snapshot, server, main_pid, &Source::Unit(unit))?;
     let (delivery, kill_if_no_reload) = match (delivery, &view) {
@@ -261,19 +261,31 @@ impl UnitView {
 }
 
 /// The unit's main process, from its cgroup: the process in it whose
-/// parent is not (the manager started it). Of several, a master of the
-/// server; 0 when the cgroup is empty.
-fn cgroup_main(snapshot: &Snapshot, server: &AppServer) -> u32 {
+/// parent is not (the manager started it). Of several, the master of the
+/// server; two masters (units of the same name in two managers, say) are
+/// refused rather than guessed between.
+fn cgroup_main(
+    snapshot: &Snapshot,
+    server: &AppServer,
+    mask: &OutputMask,
+) -> Result<u32, DiscoveryError> {
     let in_unit = |pid: u32| snapshot.processes.get(&pid).is_some_and(|p| p.in_unit);
     let tops: Vec<&Process> = snapshot
         .processes
         .values()
         .filter(|p| p.in_unit && !p.is_zombie() && !in_unit(p.ppid))
         .collect();
-    tops.iter()
-        .find(|p| is_master(server, snapshot, p))
-        .or(tops.first())
-        .map_or(0, |p| p.pid)
+    let masters: Vec<&Process> = tops
+        .iter()
+        .copied()
+        .filter(|p| is_master(server, snapshot, p))
+        .collect();
+    match (masters.as_slice(), tops.first()) {
+        ([one], _) => Ok(one.pid),
+        ([], Some(top)) => Ok(top.pid),
+        ([], None) => Ok(0),
+        (many, _) => one_of(snapshot, server, many.to_vec(), "", mask).map(|m| m.pid),
+    }
 }
 
 /// Finds and proves the master on the host itself.

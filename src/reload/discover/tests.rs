@@ -44,6 +44,15 @@ fn active(main_pid: u32, exec_reload: bool) -> String {
     format!("rc=0\nLoadState=loaded\nActiveState=active\nMainPID={main_pid}\nExecReload={reload}\n")
 }
 
+/// Unmarks `pids`.
+fn in_unit_not(snapshot: &mut Snapshot, pids: &[u32]) {
+    for pid in pids {
+        if let Some(process) = snapshot.processes.get_mut(pid) {
+            process.in_unit = false;
+        }
+    }
+}
+
 /// Marks `pids` as the unit's processes.
 fn in_unit(snapshot: &mut Snapshot, pids: &[u32]) {
     for pid in pids {
@@ -287,6 +296,14 @@ fn without_the_managers_answer_the_cgroup_names_the_main_process() {
     let found = through_unit(&snapshot, None, Delivery::Systemctl).unwrap();
     assert_eq!(found.master.pid, 500);
     assert_eq!(found.how, "main process of app.service (its cgroup)");
+    // Two masters in cgroups of that name (a system unit and a user unit
+    // both called app.service): refused, neither is guessed.
+    in_unit(&mut snapshot, &[600, 601, 602]);
+    assert!(matches!(
+        through_unit(&snapshot, None, Delivery::Kill),
+        Err(DiscoveryError::Ambiguous { count: 2, .. })
+    ));
+    in_unit_not(&mut snapshot, &[600, 601, 602]);
     // auto cannot know about ExecReload: systemctl first, kill if it has none.
     let found = through_unit(&snapshot, None, Delivery::Auto).unwrap();
     assert_eq!(found.delivery, Delivery::Systemctl);
