@@ -543,8 +543,8 @@ fn reload_keys_that_cannot_work_under_systemd_are_refused_before_any_host() {
             "unknown scope `session`: use system or user".to_string(),
         ),
         (
-            "unit: app.service, become_user: app",
-            "app }",
+            "unit: app.service, become_user: deployer",
+            "deployer",
             "`become_user` takes effect with `become: true`".to_string(),
         ),
         (
