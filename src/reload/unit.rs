@@ -89,18 +89,20 @@ impl Systemctl<'_> {
                 self.account()
             );
         }
+        // Before sudo's refusals: through sudo, a missing program is
+        // `sudo: systemctl: command not found`.
+        if exit_code == Some(127)
+            || said.contains("systemctl: not found")
+            || said.contains("systemctl: command not found")
+        {
+            return format!("systemctl is not installed on this host (or not on PATH): {first}");
+        }
         if let Some(refusal) = said.lines().find(|l| l.trim_start().starts_with("sudo:")) {
             return format!(
                 "sudo refused `{} {action} {unit}` ({}): the sudo rules for this account do not allow it",
                 self.command_shown(),
                 refusal.trim()
             );
-        }
-        if exit_code == Some(127)
-            || said.contains("systemctl: not found")
-            || said.contains("systemctl: command not found")
-        {
-            return format!("systemctl is not installed on this host (or not on PATH): {first}");
         }
         if said.contains("Access denied") || said.contains("Interactive authentication required") {
             return format!(
@@ -305,5 +307,9 @@ mod tests {
                 "sh: 1: systemctl: not found"
             )
             .starts_with("systemctl is not installed on this host"));
+        assert_eq!(
+            explain(&user, "sudo: systemctl: command not found"),
+            "systemctl is not installed on this host (or not on PATH): sudo: systemctl: command not found"
+        );
     }
 }
