@@ -486,8 +486,8 @@ fn no_manager_for_the_account_or_the_host_says_which_is_missing() {
         "signal",
         &format!(
             "HUP to {master} through systemd failed, nothing was signalled: no systemd user manager runs \
-             for {} ({no_bus}): start one at boot with `loginctl enable-linger ACCOUNT`",
-            lab.user()
+             for {user} ({no_bus}): start one at boot with `loginctl enable-linger {user}`",
+            user = lab.user()
         ),
     );
     assert_untouched(host, &before, &run);

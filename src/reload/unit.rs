@@ -84,8 +84,12 @@ impl Systemctl<'_> {
             && (said.contains("Failed to connect to bus")
                 || said.contains("Failed to connect to user scope bus"))
         {
+            let linger = match (self.become_, self.become_user) {
+                (true, Some(user)) => user,
+                _ => "ACCOUNT",
+            };
             return format!(
-                "no systemd user manager runs for {} ({first}): start one at boot with `loginctl enable-linger ACCOUNT`",
+                "no systemd user manager runs for {} ({first}): start one at boot with `loginctl enable-linger {linger}`",
                 self.account()
             );
         }
@@ -292,9 +296,9 @@ mod tests {
         .starts_with("app.service has no ExecReload"));
         assert!(explain(&SYSTEM, "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down")
             .starts_with("no systemd system manager runs on this host"));
-        assert!(
-            explain(&user, "Failed to connect to bus: No such file or directory")
-                .starts_with("no systemd user manager runs for app")
+        assert_eq!(
+            explain(&user, "Failed to connect to bus: No such file or directory"),
+            "no systemd user manager runs for app (Failed to connect to bus: No such file or directory): start one at boot with `loginctl enable-linger app`"
         );
         assert!(explain(&user, "sudo: a password is required").starts_with(
             "sudo refused `systemctl --user reload app.service` (sudo: a password is required)"
