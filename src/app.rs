@@ -250,13 +250,14 @@ fn place_of(
     }
     .choose()
     .map_err(|e| {
-        let flag = format!("--{}", e.key);
-        PlanError::Usage(format!(
-            "{flag}: {}",
-            e.message
-                .replace(&format!("`{}`", e.key), &format!("`{flag}`"))
-                .replace(&format!("`{}:", e.key), &format!("`{flag}"))
-        ))
+        // Every key the message names is a flag here.
+        let mut message = e.message.clone();
+        for key in ["pidfile", "name", "unit", "scope", "delivery", "signal"] {
+            message = message
+                .replace(&format!("`{key}`"), &format!("`--{key}`"))
+                .replace(&format!("`{key}:"), &format!("`--{key}"));
+        }
+        PlanError::Usage(format!("--{}: {message}", e.key))
     })
 }
 

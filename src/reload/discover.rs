@@ -34,9 +34,10 @@ pub enum DiscoveryError {
         server: &'static str,
         detail: String,
     },
-    #[error("the {found_by} names pid {pid}, which is not {server} but `{cmdline}`: {why}; that process was not signalled")]
+    #[error("{found_by} {pid}, which is not {server} but `{cmdline}`: {why}; that process was not signalled")]
     Unrelated {
         server: &'static str,
+        /// `the pidfile P names pid`, `the main process of U is pid`.
         found_by: String,
         pid: u32,
         cmdline: String,
@@ -142,15 +143,24 @@ pub fn discover(
     if !view.active() {
         if delivery == Delivery::Auto {
             // Not a unit here (or not running as one): the master on the host, as before systemd.
-            return on_host_master(snapshot, server, fallback, mask).map(|master| Found {
-                master,
-                delivery: Delivery::Kill,
-                kill_if_no_reload: false,
-                how: format!(
-                    "{} ({unit} is not active)",
-                    fallback.describe(server.display)
-                ),
-            });
+            return on_host_master(snapshot, server, fallback, mask)
+                .map(|master| Found {
+                    master,
+                    delivery: Delivery::Kill,
+                    kill_if_no_reload: false,
+                    how: format!(
+                        "{} ({unit} is not active)",
+                        fallback.describe(server.display)
+                    ),
+                })
+                .map_err(|error| match error {
+                    // Say the unit was looked at first, not only the host.
+                    DiscoveryError::NotRunning { server, detail } => DiscoveryError::NotRunning {
+                        server,
+                        detail: format!("{unit} is not active ({}), and {detail}", view.state()),
+                    },
+                    other => other,
+                });
         }
         if let Some(problem) = view.manager_problem(unit, *scope) {
             return Err(DiscoveryError::Manager(problem));
@@ -421,12 +431,12 @@ fn prove(
     }
     if !server.runs(&process.cmdline) {
         let (found_by, why) = match source {
-            Source::Pidfile(path) => (format!("pidfile {path}"), "a stale pidfile"),
+            Source::Pidfile(path) => (format!("the pidfile {path} names pid"), "a stale pidfile"),
             Source::Unit(unit) => (
-                format!("main process of {unit}"),
+                format!("the main process of {unit} is pid"),
                 "ExecStart must run the server itself (a wrapper script must `exec` it), so that the unit's main process is the master",
             ),
-            Source::Found => ("search".to_string(), "not the server"),
+            Source::Found => ("the search found pid".to_string(), "not the server"),
         };
         return Err(DiscoveryError::Unrelated {
             server: server.display,

@@ -84,10 +84,22 @@ impl Systemctl<'_> {
             && (said.contains("Failed to connect to bus")
                 || said.contains("Failed to connect to user scope bus"))
         {
+            let linger = match (self.become_, self.become_user) {
+                (true, Some(user)) => user,
+                _ => "ACCOUNT",
+            };
             return format!(
-                "no systemd user manager runs for {} ({first}): start one at boot with `loginctl enable-linger ACCOUNT`",
+                "no systemd user manager runs for {} ({first}): start one at boot with `loginctl enable-linger {linger}`",
                 self.account()
             );
+        }
+        // Before sudo's refusals: through sudo, a missing program is
+        // `sudo: systemctl: command not found`.
+        if exit_code == Some(127)
+            || said.contains("systemctl: not found")
+            || said.contains("systemctl: command not found")
+        {
+            return format!("systemctl is not installed on this host (or not on PATH): {first}");
         }
         if let Some(refusal) = said.lines().find(|l| l.trim_start().starts_with("sudo:")) {
             return format!(
@@ -95,12 +107,6 @@ impl Systemctl<'_> {
                 self.command_shown(),
                 refusal.trim()
             );
-        }
-        if exit_code == Some(127)
-            || said.contains("systemctl: not found")
-            || said.contains("systemctl: command not found")
-        {
-            return format!("systemctl is not installed on this host (or not on PATH): {first}");
         }
         if said.contains("Access denied") || said.contains("Interactive authentication required") {
             return format!(
@@ -290,9 +296,9 @@ mod tests {
         .starts_with("app.service has no ExecReload"));
         assert!(explain(&SYSTEM, "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down")
             .starts_with("no systemd system manager runs on this host"));
-        assert!(
-            explain(&user, "Failed to connect to bus: No such file or directory")
-                .starts_with("no systemd user manager runs for app")
+        assert_eq!(
+            explain(&user, "Failed to connect to bus: No such file or directory"),
+            "no systemd user manager runs for app (Failed to connect to bus: No such file or directory): start one at boot with `loginctl enable-linger app`"
         );
         assert!(explain(&user, "sudo: a password is required").starts_with(
             "sudo refused `systemctl --user reload app.service` (sudo: a password is required)"
@@ -305,5 +311,9 @@ mod tests {
                 "sh: 1: systemctl: not found"
             )
             .starts_with("systemctl is not installed on this host"));
+        assert_eq!(
+            explain(&user, "sudo: systemctl: command not found"),
+            "systemctl is not installed on this host (or not on PATH): sudo: systemctl: command not found"
+        );
     }
 }

@@ -275,7 +275,7 @@ fn main_pid_zero_and_a_wrapper_shell_are_refused_with_what_to_change() {
         through_unit(&snapshot, Some(&active(490, true)), Delivery::Systemctl)
             .unwrap_err()
             .to_string(),
-        "the main process of app.service names pid 490, which is not Gunicorn but `/bin/sh -c gunicorn app:app; true`: \
+        "the main process of app.service is pid 490, which is not Gunicorn but `/bin/sh -c gunicorn app:app; true`: \
          ExecStart must run the server itself (a wrapper script must `exec` it), so that the unit's main process is the master; \
          that process was not signalled"
     );
@@ -326,6 +326,13 @@ fn an_inactive_unit_falls_back_to_the_host_under_auto_only() {
         "app.service is not active (ActiveState=inactive): `delivery: systemctl` reloads a running unit only"
     );
     assert!(error.is_not_running());
+    // Under auto with no master on the host either, both places are named.
+    assert_eq!(
+        through_unit(&host(&[]), Some(inactive), Delivery::Auto)
+            .unwrap_err()
+            .to_string(),
+        "no Gunicorn master is running (app.service is not active (ActiveState=inactive), and no Gunicorn master on this host)"
+    );
     // No manager at all: auto still finds the master on the host; an explicit
     // delivery says why systemd could not be asked.
     let no_systemd =
