@@ -459,13 +459,15 @@ fn no_manager_for_the_account_or_the_host_says_which_is_missing() {
         "unit: \"{{ app_unit }}\", scope: user, delivery: systemctl",
     );
     let run = run_on(lab.inventory(), &mine, "host02");
+    // Asked before anything is sent: the unit's processes belong to another
+    // account's manager, and the login account's cannot be reached.
     assert_reload_failed(
         &run,
         "host02",
-        "signal",
+        "master",
         &format!(
-            "HUP to {master} through systemd failed, nothing was signalled: no systemd user manager runs \
-             for the login account ({no_bus}): start one at boot with `loginctl enable-linger ACCOUNT`"
+            "no systemd user manager runs for the login account ({no_bus}): start one at boot with \
+             `loginctl enable-linger ACCOUNT`"
         ),
     );
     assert_untouched(host, &before, &run);
@@ -480,14 +482,34 @@ fn no_manager_for_the_account_or_the_host_says_which_is_missing() {
         ),
     );
     let run = run_on(lab.inventory(), &other, "host02");
+    // A least-privilege delivery does not ask the manager: the unit's
+    // processes run for another account, so that account's unit is not active.
     assert_reload_failed(
         &run,
         "host02",
-        "signal",
+        "master",
         &format!(
-            "HUP to {master} through systemd failed, nothing was signalled: no systemd user manager runs \
-             for {user} ({no_bus}): start one at boot with `loginctl enable-linger {user}`",
-            user = lab.user()
+            "{} is not active (no process runs in its cgroup): `delivery: systemctl` reloads a running unit only",
+            lab.unit("host02")
+        ),
+    );
+    // With `auto`, herd asks that account's manager, and says there is none.
+    let other_auto = reload_playbook(
+        &lab,
+        "other-auto.yml",
+        &format!(
+            "unit: \"{{{{ app_unit }}}}\", scope: user, become: true, become_user: {}, delivery: auto, pidfile: /nonexistent",
+            lab.user()
+        ),
+    );
+    let run = run_on(lab.inventory(), &other_auto, "host02");
+    assert_reload_failed(
+        &run,
+        "host02",
+        "master",
+        &format!(
+            "no Gunicorn master is running ({} is not active (no process runs in its cgroup), and the pidfile /nonexistent does not exist)",
+            lab.unit("host02")
         ),
     );
     assert_untouched(host, &before, &run);

@@ -77,6 +77,16 @@ impl Plan {
                     format!("{problem} (on host {})", host.name),
                 ));
             }
+            if let Err((unit, problem)) =
+                reload.check_unit(&self.renderer, &host.vars, &host.shown_vars)
+            {
+                return Err(SourceError::at_offset(
+                    Path::new("--unit"),
+                    &unit,
+                    0,
+                    format!("{problem} (on host {})", host.name),
+                ));
+            }
         }
         Ok(())
     }
@@ -134,6 +144,15 @@ impl Plan {
                     reload.check_url(&self.renderer, &vars, &host.shown_vars)
                 {
                     return Err(url_error(playbook, &url, &problem, &host.name));
+                }
+                if let Err((unit, problem)) =
+                    reload.check_unit(&self.renderer, &vars, &host.shown_vars)
+                {
+                    return Err(playbook.error_in(
+                        &["reload", "unit"],
+                        Some(&unit),
+                        format!("{problem} (reload.unit on host {})", host.name),
+                    ));
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::inventory::Vars;
 use crate::playbook::{Reload, Validate};
-use crate::reload::place::{Delivery, KeyError, Keys, Place};
+use crate::reload::place::{check_unit_name, Delivery, KeyError, Keys, Place};
 use crate::reload::server::{self, AppServer};
 use crate::reload::{HttpCheck, ReloadSpec, Signal, ValidateSpec};
 use crate::template::{Kind, OutputMask, Renderer, TemplateError};
@@ -150,6 +150,30 @@ impl ReloadPlan {
                 };
                 (url.clone(), renderer.secrets().mask(&problem))
             })
+    }
+
+    /// Whether the unit, rendered for one host, names one unit; if not, the
+    /// template as written and what is wrong, as herd may show it.
+    pub fn check_unit(
+        &self,
+        renderer: &Renderer,
+        vars: &Vars,
+        shown: &Vars,
+    ) -> Result<(), (String, String)> {
+        let Some(Place::Unit { unit, .. }) = &self.place else {
+            return Ok(());
+        };
+        let Ok(rendered) = renderer.render(unit, Kind::Plain, vars) else {
+            return Ok(());
+        };
+        check_unit_name(&rendered).map_err(|problem| {
+            let problem = problem.to_string();
+            let problem = match renderer.render_shown(unit, Kind::Plain, shown) {
+                Ok(display) if !rendered.is_empty() => problem.replace(&rendered, &display),
+                _ => problem,
+            };
+            (unit.clone(), renderer.secrets().mask(&problem))
+        })
     }
 
     /// The real texts of the values this stage's templates made from

@@ -60,11 +60,14 @@ pub enum DiscoveryError {
         list: String,
     },
     /// The unit runs no process, and the delivery needs it to.
-    #[error("{unit} is not active ({state}): `delivery: {delivery}` reloads a running unit only")]
+    #[error(
+        "{unit} is not active ({state}): `delivery: {delivery}` reloads a running unit only{hint}"
+    )]
     UnitInactive {
         unit: String,
         state: String,
         delivery: &'static str,
+        hint: &'static str,
     },
     #[error("{unit} is active but systemd knows no main process (MainPID=0), so herd cannot tell which process is the master: give a Type=forking unit `PIDFile=`, or run {server} in the foreground (Type=notify)")]
     NoMainPid { unit: String, server: &'static str },
@@ -141,7 +144,9 @@ pub fn discover(
     };
     let view = UnitView::of(snapshot);
     if !view.active() {
-        if delivery == Delivery::Auto {
+        // Only where the playbook says how to find the master without the
+        // unit: "the one master on the host" could be another app's.
+        if delivery == Delivery::Auto && *fallback != OnHost::Only {
             // Not a unit here (or not running as one): the master on the host, as before systemd.
             return on_host_master(snapshot, server, fallback, mask)
                 .map(|master| Found {
@@ -162,13 +167,20 @@ pub fn discover(
                     other => other,
                 });
         }
-        if let Some(problem) = view.manager_problem(unit, *scope) {
-            return Err(DiscoveryError::Manager(problem));
+        if delivery != Delivery::Auto {
+            if let Some(problem) = view.manager_problem(unit, *scope) {
+                return Err(DiscoveryError::Manager(problem));
+            }
         }
         return Err(DiscoveryError::UnitInactive {
             unit: unit.clone(),
             state: view.state(),
             delivery: delivery.name(),
+            hint: if delivery == Delivery::Auto {
+                "; give `pidfile` or `name` beside `unit` for a master that runs without it"
+            } else {
+                ""
+            },
         });
     }
     let main_pid = match &view {

@@ -227,8 +227,23 @@ impl ReloadSpec {
         let pidfile = self.place.pidfile().map(|path| quote(path));
         let (unit, query) = match (&self.place, wait) {
             (Place::Unit { unit, scope, .. }, None) => {
-                let unit = unit_name(unit);
-                (Some(quote(&unit)), self.query(&unit, *scope))
+                let name = unit_name(unit);
+                let owner = match scope {
+                    Scope::System => None,
+                    Scope::User => Some(match (self.become_, &self.become_user) {
+                        (true, Some(user)) => format!("$(id -u {} 2>/dev/null)", quote(user)),
+                        (true, None) => "0".to_string(),
+                        (false, _) => "$(id -u)".to_string(),
+                    }),
+                };
+                let query = self.query(&name, *scope);
+                (
+                    Some(snapshot::UnitLook {
+                        name: quote(&name),
+                        owner,
+                    }),
+                    query,
+                )
             }
             _ => (None, None),
         };
@@ -242,22 +257,34 @@ impl ReloadSpec {
     }
 
     /// The `systemctl show` herd may run: one that needs no sudo right
-    /// beyond the delivery's own (see [`unit`]).
+    /// beyond what the delivery needs (see [`unit`]). Under `auto` with
+    /// `become`, the whole snapshot runs as `become_user` (see
+    /// [`ReloadSpec::reads_as_become`]), so the query reaches that
+    /// account's own manager.
     fn query(&self, unit: &str, scope: Scope) -> Option<String> {
-        let asked_as = match (scope, self.become_) {
-            (Scope::System, _) | (Scope::User, false) => unit::Systemctl {
-                scope,
-                become_: false,
-                become_user: None,
-            },
-            (Scope::User, true) if self.delivery == Delivery::Auto => unit::Systemctl {
-                scope,
-                become_: true,
-                become_user: self.become_user.as_deref(),
-            },
-            (Scope::User, true) => return None,
+        let own = unit::Systemctl {
+            scope,
+            become_: false,
+            become_user: None,
         };
-        Some(unit::query(&asked_as, unit))
+        match (scope, self.become_) {
+            (Scope::System, _) | (Scope::User, false) => Some(unit::query(&own, unit)),
+            (Scope::User, true) if self.reads_as_become() => Some(unit::query(&own, unit)),
+            (Scope::User, true) => None,
+        }
+    }
+
+    /// Whether the host is read through sudo: on the host itself under
+    /// `become` (a pidfile only root may read), and through a unit under
+    /// `auto` with `become`, which may fall back to a pidfile and asks the
+    /// manager of `become_user`. The other deliveries read `/proc` as the
+    /// login account: a least-privilege account has no other right.
+    fn reads_as_become(&self) -> bool {
+        self.become_
+            && match self.place {
+                Place::Host(_) => true,
+                Place::Unit { .. } => self.delivery == Delivery::Auto,
+            }
     }
 }
 
@@ -287,15 +314,22 @@ async fn snapshot_after<T: Connection>(
     wait: Option<&snapshot::WaitFor>,
 ) -> Result<Snapshot, ReadError> {
     let script = snapshot::script(&spec.look(wait));
-    let command = match spec.place {
-        Place::Unit { .. } => script,
-        Place::Host(_) => spec.wrap(&script),
+    let command = if spec.reads_as_become() {
+        spec.wrap(&script)
+    } else {
+        script
     };
     let output = connection.exec(&command, spec.command_timeout).await?;
     if !output.success() {
-        return Err(ReadError::Failed(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
+        let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        let hint = match (&spec.place, unit::refusal(output.exit_code, &said)) {
+            (Place::Unit { .. }, Some(unit::Refusal::Sudo(_))) => format!(
+                "; `delivery: auto` reads the host as {} through sudo, which an account allowed only `systemctl reload` may not: give it `delivery: systemctl`",
+                spec.become_user.as_deref().unwrap_or("root")
+            ),
+            _ => String::new(),
+        };
+        return Err(ReadError::Failed(format!("{said}{hint}")));
     }
     Ok(snapshot::parse(&String::from_utf8_lossy(&output.stdout)))
 }

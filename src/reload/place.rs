@@ -268,6 +268,36 @@ impl OnHost<String> {
     }
 }
 
+/// Why a rendered unit name cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitNameError {
+    #[error("the unit name is empty")]
+    Empty,
+    #[error("`{0}` is not one unit: a unit name holds only letters, digits and `:_.@-` (no patterns, spaces or slashes)")]
+    NotAName(String),
+    #[error("`{0}` starts with `-`, which systemctl would read as an option")]
+    Option(String),
+}
+
+/// Checks that `unit` names one unit: systemctl expands patterns (`app*`
+/// would reload or signal every matching unit) and reads `-x` as an option.
+pub fn check_unit_name(unit: &str) -> Result<(), UnitNameError> {
+    if unit.is_empty() {
+        return Err(UnitNameError::Empty);
+    }
+    if unit.starts_with('-') {
+        return Err(UnitNameError::Option(unit.to_string()));
+    }
+    if unit.len() > 255
+        || !unit
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_.@-\\".contains(&b))
+    {
+        return Err(UnitNameError::NotAName(unit.to_string()));
+    }
+    Ok(())
+}
+
 /// `app` is `app.service` to systemd; herd matches cgroups by the full name.
 pub fn unit_name(unit: &str) -> String {
     const TYPES: &[&str] = &[
@@ -403,6 +433,39 @@ mod tests {
             })
             .key,
             "name"
+        );
+    }
+
+    #[test]
+    fn only_one_plain_unit_name_passes() {
+        for good in [
+            "app",
+            "app.service",
+            "app@1.service",
+            "my_app-2:x.socket",
+            "a\\x2d.service",
+        ] {
+            assert_eq!(check_unit_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "*",
+            "app*",
+            "app?.service",
+            "[ab].service",
+            "a b",
+            "a/b",
+            "app\n",
+            "$(id)",
+        ] {
+            assert!(
+                matches!(check_unit_name(bad), Err(UnitNameError::NotAName(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(check_unit_name(""), Err(UnitNameError::Empty));
+        assert_eq!(
+            check_unit_name("--all").unwrap_err().to_string(),
+            "`--all` starts with `-`, which systemctl would read as an option"
         );
     }
 

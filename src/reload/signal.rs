@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::discover::{Found, Master};
 use super::place::{unit_name, Delivery, Place};
-use super::unit::Systemctl;
+use super::unit::{self, Systemctl};
 use super::{fail, Proof, ReloadFailure, ReloadReport, ReloadSpec};
 use crate::shell::wrap;
 use crate::transport::Connection;
@@ -25,6 +25,8 @@ pub enum Outcome {
     Gone,
     /// Refused: the pid belonged to another process by then.
     Changed,
+    /// systemd ran the job and it failed: the signal may have gone out.
+    Unknown,
 }
 
 /// One signal in a reload report: which, to whom, how, and whether it went out.
@@ -53,6 +55,7 @@ impl SignalRecord {
                 "{} to {} refused (the pid belonged to another process)",
                 self.signal, self.pid
             ),
+            Outcome::Unknown => format!("{} to {}{via} may have been sent", self.signal, self.pid),
         }
     }
 }
@@ -117,17 +120,34 @@ pub(super) async fn deliver<T: Connection>(
     if !output.success() {
         let said = String::from_utf8_lossy(&output.stderr).to_string()
             + &String::from_utf8_lossy(&output.stdout);
-        if found.kill_if_no_reload && said.contains("not applicable") {
+        let refused = unit::refusal(output.exit_code, &said);
+        if found.kill_if_no_reload && refused == Some(unit::Refusal::NoReload) {
             // `auto` could not ask systemd beforehand: no ExecReload, so the master itself.
             return send(connection, spec, signal, &found.master, report).await;
         }
+        let explained =
+            spec.mask
+                .output(&systemctl.explain(&unit, action, output.exit_code, &said));
+        if refused.is_some() {
+            return Err(fail(
+                Proof::Signal,
+                format!(
+                    "{signal} to {pid} through systemd failed, nothing was signalled: {explained}"
+                ),
+                report,
+            ));
+        }
+        // The job ran: its command may have signalled before it failed, so
+        // the server counts as touched and a rollback restores it.
+        report.signals.push(SignalRecord {
+            signal: signal.to_string(),
+            pid,
+            outcome: Outcome::Unknown,
+            via: found.delivery,
+        });
         return Err(fail(
             Proof::Signal,
-            format!(
-                "{signal} to {pid} through systemd failed, nothing was signalled: {}",
-                spec.mask
-                    .output(&systemctl.explain(&unit, action, output.exit_code, &said))
-            ),
+            format!("`systemctl {action} {unit}` failed after systemd ran it, so {pid} may have got {signal}: {explained}"),
             report,
         ));
     }

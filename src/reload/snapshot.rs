@@ -90,13 +90,26 @@ pub struct Look<'a> {
     pub server: &'a AppServer,
     /// The pidfile, shell-quoted.
     pub pidfile: Option<String>,
-    /// The systemd unit whose cgroup marks its processes, shell-quoted.
-    pub unit: Option<String>,
+    /// The systemd unit whose cgroup marks its processes.
+    pub unit: Option<UnitLook>,
     /// The command that asks systemd about the unit (`systemctl show`),
     /// when herd may ask; its answer decides the pid to look at.
     pub query: Option<String>,
     /// Wait on the host first (see [`WaitFor`]).
     pub wait: Option<&'a WaitFor>,
+}
+
+/// Which processes belong to a unit: those in a cgroup of its name, of
+/// the right manager.
+#[derive(Debug, Clone)]
+pub struct UnitLook {
+    /// The unit's name, shell-quoted.
+    pub name: String,
+    /// A user unit: the shell words that give the uid of the account whose
+    /// manager runs it (`$(id -u app)`); only its processes count, not a
+    /// same-named unit of another account. `None`: a system unit, whose
+    /// cgroups are outside every user manager's (`user@UID.service`).
+    pub owner: Option<String>,
 }
 
 /// The shell script that prints a snapshot.
@@ -113,8 +126,13 @@ pub fn script(look: &Look) -> String {
             "echo '{PIDFILE}'; IFS= read -r {into} 2>/dev/null < {pidfile}; echo \"${into}\"\n"
         ));
     }
-    if let Some(unit) = &look.unit {
-        script.push_str(&format!("u={unit}\n"));
+    match &look.unit {
+        Some(UnitLook {
+            name,
+            owner: Some(owner),
+        }) => script.push_str(&format!("u={name} uo={owner}; [ -n \"$uo\" ] || uo=none\n")),
+        Some(UnitLook { name, owner: None }) => script.push_str(&format!("u={name} uo=\n")),
+        None => {}
     }
     if let Some(query) = &look.query {
         // The answer, then the main pid of an active unit as `want`.
@@ -155,7 +173,12 @@ pub fn script(look: &Look) -> String {
            read -r s < \"$p/stat\" 2>/dev/null || continue; need=; inu=; \
            r=${{s##*) }}; r=${{r#* }}; pp=${{r%% *}}; \
            if [ -n \"$u\" ]; then while IFS= read -r g; do \
-             case \"$g\" in *\"/$u\"|*\"/$u/\"*) inu=1; break;; esac; done 2>/dev/null < \"$p/cgroup\"; fi; \
+             case \"$g\" in *\"/$u\"|*\"/$u/\"*) ;; *) continue;; esac; \
+             [ -z \"$uo\" ] && case \"$g\" in */user@*) continue;; esac; \
+             inu=1; break; done 2>/dev/null < \"$p/cgroup\"; \
+             if [ -n \"$inu\" ] && [ -n \"$uo\" ]; then pu=; \
+               while read -r k a b; do [ \"$k\" = Uid: ] && {{ pu=$a; break; }}; done 2>/dev/null < \"$p/status\"; \
+               [ \"$pu\" = \"$uo\" ] || inu=; fi; fi; \
            if [ -n \"$want\" ]; then \
              if [ \"$p\" = \"$want\" ] || [ \"$p\" = \"$up\" ]; then need=1; fi; \
              if [ \"$pp\" = \"$want\" ]; then need=1; kids=\"$kids$p \"; fi; \
@@ -401,7 +424,10 @@ mod on_this_machine {
         let script = script(&Look {
             server: &GUNICORN,
             pidfile: None,
-            unit: Some("app.service".into()),
+            unit: Some(UnitLook {
+                name: "app.service".into(),
+                owner: None,
+            }),
             query: Some(format!(
                 "printf 'LoadState=loaded\\nActiveState=active\\nMainPID=%s\\n' {me}"
             )),
@@ -420,6 +446,52 @@ mod on_this_machine {
         // The main pid's family only: this process and its parent, read in full.
         assert!(!snapshot.processes[&me].cmdline.starts_with('['));
         assert!(snapshot.processes.len() < 10, "{snapshot:?}");
+    }
+
+    /// The last component of a cgroup this process is in, standing in for a
+    /// unit's name; `None` where every hierarchy puts it at the root.
+    fn own_cgroup_leaf() -> Option<String> {
+        let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        text.lines()
+            .filter_map(|l| l.rsplit(':').next())
+            .filter_map(|path| path.rsplit('/').next())
+            .find(|leaf| !leaf.is_empty())
+            .map(str::to_string)
+    }
+
+    fn marked(unit: &str, owner: Option<&str>) -> bool {
+        let script = script(&Look {
+            server: &GUNICORN,
+            pidfile: None,
+            unit: Some(UnitLook {
+                name: crate::shell::quote(unit),
+                owner: owner.map(str::to_string),
+            }),
+            query: None,
+            wait: None,
+        });
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        let snapshot = parse(&String::from_utf8_lossy(&output.stdout));
+        snapshot.processes[&std::process::id()].in_unit
+    }
+
+    #[test]
+    fn a_units_processes_are_those_in_its_cgroup_and_of_its_managers_account() {
+        let Some(leaf) = own_cgroup_leaf() else {
+            eprintln!("skipped: this process sits at the root of every cgroup hierarchy");
+            return;
+        };
+        assert!(marked(&leaf, Some("$(id -u)")), "{leaf}");
+        assert!(
+            !marked(&leaf, Some("99999")),
+            "another account's unit of that name"
+        );
+        assert!(!marked(&leaf, Some("")), "an account that does not exist");
+        assert!(!marked(&format!("x{leaf}"), None), "a longer name");
     }
 
     /// A stand-in master: a shell whose one child sleeps `seconds`.

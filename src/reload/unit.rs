@@ -46,9 +46,9 @@ impl Systemctl<'_> {
         let tail = format!("systemctl{user_flag} {}", args.join(" "));
         match (self.become_, self.scope) {
             (false, Scope::System) => tail,
-            (false, Scope::User) => {
-                format!("XDG_RUNTIME_DIR=\"${{XDG_RUNTIME_DIR:-/run/user/$(id -u)}}\" {tail}")
-            }
+            // Not the session's XDG_RUNTIME_DIR: under sudo it may be the
+            // login account's, kept by `env_keep`.
+            (false, Scope::User) => format!("XDG_RUNTIME_DIR=/run/user/$(id -u) {tail}"),
             (true, Scope::System) => format!(
                 "sudo -n -u {} -- {tail}",
                 quote(self.become_user.unwrap_or("root"))
@@ -65,59 +65,48 @@ impl Systemctl<'_> {
     pub fn explain(&self, unit: &str, action: &str, exit_code: Option<u32>, said: &str) -> String {
         let said = said.trim();
         let first = said.lines().next().unwrap_or("").trim();
-        if said.contains("not applicable") {
-            return format!(
+        match refusal(exit_code, said) {
+            Some(Refusal::NoReload) => format!(
                 "{unit} has no ExecReload (systemd: {first}): use `delivery: systemctl-kill` or `delivery: kill`, or give the unit `ExecReload=/bin/kill -HUP $MAINPID`"
-            );
-        }
-        if said.contains("has not been booted with systemd") {
-            return format!(
+            ),
+            Some(Refusal::NoSystemManager) => format!(
                 "no systemd system manager runs on this host (PID 1 is not systemd: {first}): use `scope: user` for a user unit, or `delivery: kill`"
-            );
-        }
-        if said.contains("XDG_RUNTIME_DIR not defined") {
-            return format!(
+            ),
+            Some(Refusal::NoRuntimeDir) => format!(
                 "systemctl --user got no XDG_RUNTIME_DIR ({first}): sudo removed it; let it through with `Defaults:DEPLOY_USER env_keep += \"XDG_RUNTIME_DIR\"`"
-            );
-        }
-        if self.scope == Scope::User
-            && (said.contains("Failed to connect to bus")
-                || said.contains("Failed to connect to user scope bus"))
-        {
-            let linger = match (self.become_, self.become_user) {
-                (true, Some(user)) => user,
-                _ => "ACCOUNT",
-            };
-            return format!(
-                "no systemd user manager runs for {} ({first}): start one at boot with `loginctl enable-linger {linger}`",
-                self.account()
-            );
-        }
-        // Before sudo's refusals: through sudo, a missing program is
-        // `sudo: systemctl: command not found`.
-        if exit_code == Some(127)
-            || said.contains("systemctl: not found")
-            || said.contains("systemctl: command not found")
-        {
-            return format!("systemctl is not installed on this host (or not on PATH): {first}");
-        }
-        if let Some(refusal) = said.lines().find(|l| l.trim_start().starts_with("sudo:")) {
-            return format!(
-                "sudo refused `{} {action} {unit}` ({}): the sudo rules for this account do not allow it",
+            ),
+            Some(Refusal::NoBus) if self.scope == Scope::User => {
+                let linger = match (self.become_, self.become_user) {
+                    (true, Some(user)) => user,
+                    _ => "ACCOUNT",
+                };
+                format!(
+                    "no systemd user manager runs for {} ({first}): start one at boot with `loginctl enable-linger {linger}`",
+                    self.account()
+                )
+            }
+            Some(Refusal::NoBus) => format!("systemd cannot be reached on this host ({first})"),
+            Some(Refusal::Missing) => {
+                format!("systemctl is not installed on this host (or not on PATH): {first}")
+            }
+            Some(Refusal::Sudo(line)) => format!(
+                "sudo refused `{} {action} {unit}` ({line}): the sudo rules for this account do not allow it",
                 self.command_shown(),
-                refusal.trim()
-            );
-        }
-        if said.contains("Access denied") || said.contains("Interactive authentication required") {
-            return format!(
+            ),
+            Some(Refusal::NoUnit) => format!("systemd knows no unit {unit} ({first})"),
+            Some(Refusal::Denied) if self.become_ => format!(
+                "systemd refused {} ({first}): that account may not {action} {unit}",
+                self.account()
+            ),
+            Some(Refusal::Denied) => format!(
                 "systemd refused the login account ({first}): give `become: true` and a sudo rule for the systemctl command"
-            );
+            ),
+            None => format!(
+                "systemctl failed (exit code {}): {}",
+                exit_code.map_or("none".to_string(), |c| c.to_string()),
+                crate::shell::tail(said, 3)
+            ),
         }
-        format!(
-            "systemctl failed (exit code {}): {}",
-            exit_code.map_or("none".to_string(), |c| c.to_string()),
-            crate::shell::tail(said, 3)
-        )
     }
 
     fn command_shown(&self) -> &'static str {
@@ -126,6 +115,71 @@ impl Systemctl<'_> {
             Scope::User => "systemctl --user",
         }
     }
+}
+
+/// A failure of `systemctl` that happened before systemd ran any job:
+/// nothing was signalled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NoReload,
+    NoSystemManager,
+    NoRuntimeDir,
+    NoBus,
+    /// systemctl itself is missing (through sudo too).
+    Missing,
+    /// sudo's own refusal line.
+    Sudo(String),
+    NoUnit,
+    Denied,
+}
+
+/// What kind of refusal `said` is, or `None` when systemd may have run the
+/// job (an `ExecReload` that failed after its signal went out, say).
+pub fn refusal(exit_code: Option<u32>, said: &str) -> Option<Refusal> {
+    const SUDO_REFUSES: &[&str] = &[
+        "a password is required",
+        "not allowed",
+        "not in the sudoers",
+        "sorry",
+        "a terminal is required",
+    ];
+    if said.contains("not applicable") {
+        return Some(Refusal::NoReload);
+    }
+    if said.contains("has not been booted with systemd") {
+        return Some(Refusal::NoSystemManager);
+    }
+    if said.contains("XDG_RUNTIME_DIR not defined") {
+        return Some(Refusal::NoRuntimeDir);
+    }
+    if said.contains("Failed to connect to bus")
+        || said.contains("Failed to connect to user scope bus")
+    {
+        return Some(Refusal::NoBus);
+    }
+    // Before sudo's refusals: through sudo, a missing program is
+    // `sudo: systemctl: command not found`.
+    if exit_code == Some(127)
+        || said.contains("systemctl: not found")
+        || said.contains("systemctl: command not found")
+    {
+        return Some(Refusal::Missing);
+    }
+    // A sudo warning (`sudo: unable to resolve host`) is no refusal.
+    if let Some(line) = said
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("sudo:") && SUDO_REFUSES.iter().any(|refuses| l.contains(refuses)))
+    {
+        return Some(Refusal::Sudo(line.to_string()));
+    }
+    if said.contains("not found.") || said.contains("not loaded") {
+        return Some(Refusal::NoUnit);
+    }
+    if said.contains("Access denied") || said.contains("Interactive authentication required") {
+        return Some(Refusal::Denied);
+    }
+    None
 }
 
 /// The properties herd asks about.
@@ -237,7 +291,7 @@ mod tests {
         };
         assert_eq!(
             mine.command(&["reload", "a b"]),
-            "XDG_RUNTIME_DIR=\"${XDG_RUNTIME_DIR:-/run/user/$(id -u)}\" systemctl --user reload 'a b'"
+            "XDG_RUNTIME_DIR=/run/user/$(id -u) systemctl --user reload 'a b'"
         );
         let app = Systemctl {
             scope: Scope::User,
@@ -299,6 +353,18 @@ mod tests {
         assert_eq!(
             explain(&user, "Failed to connect to bus: No such file or directory"),
             "no systemd user manager runs for app (Failed to connect to bus: No such file or directory): start one at boot with `loginctl enable-linger app`"
+        );
+        assert!(explain(
+            &user,
+            "sudo: unable to resolve host web1: Name or service not known\nFailed to reload app.service: Unit app.service not found."
+        )
+        .starts_with("systemd knows no unit app.service"));
+        assert_eq!(
+            refusal(
+                Some(1),
+                "Job for app.service failed because the control process exited with error code."
+            ),
+            None
         );
         assert!(explain(&user, "sudo: a password is required").starts_with(
             "sudo refused `systemctl --user reload app.service` (sudo: a password is required)"

@@ -19,6 +19,16 @@ fn through_unit(
     manager: Option<&str>,
     delivery: Delivery,
 ) -> Result<Found, DiscoveryError> {
+    through_unit_or(snapshot, manager, delivery, OnHost::Only)
+}
+
+/// The same, with `fallback` where auto looks when the unit is not active.
+fn through_unit_or(
+    snapshot: &Snapshot,
+    manager: Option<&str>,
+    delivery: Delivery,
+    fallback: OnHost<String>,
+) -> Result<Found, DiscoveryError> {
     let mut snapshot = snapshot.clone();
     snapshot.manager = manager.map(str::to_string);
     super::discover(
@@ -27,7 +37,7 @@ fn through_unit(
         &Place::Unit {
             unit: "app.service".into(),
             scope: Scope::System,
-            fallback: OnHost::Only,
+            fallback,
         },
         delivery,
         &OutputMask::default(),
@@ -311,34 +321,41 @@ fn without_the_managers_answer_the_cgroup_names_the_main_process() {
 }
 
 #[test]
-fn an_inactive_unit_falls_back_to_the_host_under_auto_only() {
+fn an_inactive_unit_falls_back_to_a_named_master_under_auto_only() {
     let snapshot = host(&titled(500, "app"));
+    let named = || OnHost::Name("app".to_string());
     let inactive = "rc=0\nLoadState=loaded\nActiveState=inactive\nMainPID=0\n";
-    let found = through_unit(&snapshot, Some(inactive), Delivery::Auto).unwrap();
+    let found = through_unit_or(&snapshot, Some(inactive), Delivery::Auto, named()).unwrap();
     assert_eq!((found.master.pid, found.delivery), (500, Delivery::Kill));
-    assert_eq!(
-        found.how,
-        "the only Gunicorn master (app.service is not active)"
-    );
+    assert_eq!(found.how, "named app (app.service is not active)");
     let error = through_unit(&snapshot, Some(inactive), Delivery::Systemctl).unwrap_err();
     assert_eq!(
         error.to_string(),
         "app.service is not active (ActiveState=inactive): `delivery: systemctl` reloads a running unit only"
     );
     assert!(error.is_not_running());
+    // Without `pidfile` or `name`, "the one master on the host" is not a
+    // fallback: it could be another app's.
+    let error = through_unit(&snapshot, Some(inactive), Delivery::Auto).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "app.service is not active (ActiveState=inactive): `delivery: auto` reloads a running unit only; \
+         give `pidfile` or `name` beside `unit` for a master that runs without it"
+    );
+    assert!(error.is_not_running());
     // Under auto with no master on the host either, both places are named.
     assert_eq!(
-        through_unit(&host(&[]), Some(inactive), Delivery::Auto)
+        through_unit_or(&host(&[]), Some(inactive), Delivery::Auto, named())
             .unwrap_err()
             .to_string(),
-        "no Gunicorn master is running (app.service is not active (ActiveState=inactive), and no Gunicorn master on this host)"
+        "no Gunicorn master is running (app.service is not active (ActiveState=inactive), and no master named `app`)"
     );
-    // No manager at all: auto still finds the master on the host; an explicit
-    // delivery says why systemd could not be asked.
+    // No manager at all: auto still finds the named master on the host; an
+    // explicit delivery says why systemd could not be asked.
     let no_systemd =
         "rc=1\nSystem has not been booted with systemd as init system (PID 1). Can't operate.\n";
     assert_eq!(
-        through_unit(&snapshot, Some(no_systemd), Delivery::Auto).map(|f| f.master.pid),
+        through_unit_or(&snapshot, Some(no_systemd), Delivery::Auto, named()).map(|f| f.master.pid),
         Ok(500)
     );
     let error = through_unit(&snapshot, Some(no_systemd), Delivery::SystemctlKill).unwrap_err();
