@@ -598,6 +598,49 @@ fn reload_keys_that_cannot_work_under_systemd_are_refused_before_any_host() {
     }
 }
 
+/// A unit name a host variable turns into a pattern (`app*`) or an option
+/// (`--all`) would make systemctl reload or signal other units: refused,
+/// naming the host, before any host is contacted.
+#[test]
+fn a_unit_name_that_is_no_single_unit_is_refused_before_any_host() {
+    for (value, problem) in [
+        (
+            "app*",
+            "`app*` is not one unit: a unit name holds only letters, digits and `:_.@-` (no patterns, spaces or slashes)",
+        ),
+        (
+            "--all",
+            "`--all` starts with `-`, which systemctl would read as an option",
+        ),
+    ] {
+        let fake = FakeHost::new();
+        let dir = fake_workspace(&fake);
+        write_file(
+            dir.path(),
+            "inventory.yml",
+            &format!(
+                "all:\n  children:\n    web:\n      hosts:\n        target: {{ ansible_host: 127.0.0.1, ansible_port: {}, app_unit: \"{value}\" }}\n",
+                fake.port()
+            ),
+        );
+        let line = "reload: { unit: \"{{ app_unit }}\" }";
+        write_file(dir.path(), "playbook.yml", &format!("hosts: web\n{line}\n"));
+        let col = line.find("{{").unwrap() + 1;
+        let run = Herd::new()
+            .current_dir(dir.path())
+            .args(["run", "playbook.yml", "-i", "inventory.yml"])
+            .run();
+        assert_refused_exactly(
+            &run,
+            &fake,
+            &format!(
+                "error: {problem} (reload.unit on host target)\n  --> playbook.yml:2:{col}\n  |\n2 | {line}\n  |{}^\n",
+                " ".repeat(col)
+            ),
+        );
+    }
+}
+
 #[test]
 fn reload_flags_that_cannot_work_under_systemd_are_refused_naming_the_flag() {
     let cases: [(&[&str], &str); 4] = [
