@@ -8,29 +8,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// The labs of this file share one user manager and some tests stop it or
-/// check that it is gone: they run one at a time.
-static MANAGER: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    MANAGER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn cmdline(pid: u32) -> String {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    raw.split(|b| *b == 0)
-        .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 fn owner_uid(pid: u32) -> Option<u32> {
     fs::read_to_string(format!("/proc/{pid}/status"))
@@ -41,12 +21,6 @@ fn owner_uid(pid: u32) -> Option<u32> {
         .next()?
         .parse()
         .ok()
-}
-
-fn main_pid(lab: &Lab, name: &str) -> u32 {
-    lab.unit_property(name, "MainPID")
-        .parse()
-        .expect("MainPID is a number")
 }
 
 /// Waits until `master` has a full set of workers none of which is in `old`.
@@ -167,7 +141,7 @@ fn unit_hosts_run_gunicorn_under_a_real_user_manager() {
         assert_eq!(host.app_user, LAB_APP_ACCOUNT);
         assert_eq!(healthz(host), "ok v1");
         // systemd's MainPID is the master Gunicorn wrote to the pidfile.
-        let master = main_pid(&lab, &host.name);
+        let master = lab.main_pid(&host.name);
         assert_eq!(Some(master), read_pid(&host.pidfile), "{}", host.name);
         assert_eq!(Some(master), host.gunicorn_pid);
         assert_eq!(owner_uid(master), Some(app_uid));
@@ -187,12 +161,12 @@ fn unit_hosts_run_gunicorn_under_a_real_user_manager() {
     }
 
     // `systemctl --user reload` replaces the workers under the same master.
-    let master = main_pid(&lab, "host02");
+    let master = lab.main_pid("host02");
     let before = children(master);
     let reload = lab.user_systemctl(&["reload", lab.unit("host02")]);
     assert!(reload.status.success(), "{reload:?}");
     workers_replaced(master, &before);
-    assert_eq!(main_pid(&lab, "host02"), master);
+    assert_eq!(lab.main_pid("host02"), master);
     assert_eq!(healthz(reloadable), "ok v1");
 
     // The unit without ExecReload refuses, as systemd says it.
@@ -308,12 +282,12 @@ fn the_deploy_account_deploys_and_reloads_and_may_do_nothing_else() {
     );
     assert!(deployed.status.success(), "{deployed:?}");
 
-    let master = main_pid(&lab, "host02");
+    let master = lab.main_pid("host02");
     let before = children(master);
     let reload = lab.ssh_as(&deploy, "host02", &sudo("reload", "host02"));
     assert!(reload.status.success(), "{reload:?}");
     workers_replaced(master, &before);
-    assert_eq!(main_pid(&lab, "host02"), master);
+    assert_eq!(lab.main_pid("host02"), master);
     assert!(wait_until(Duration::from_secs(10), || healthz(host) == "ok v2"));
 
     // Anything else is refused at once with sudo's own message.
@@ -334,7 +308,7 @@ fn the_deploy_account_deploys_and_reloads_and_may_do_nothing_else() {
             "{verb} {name} hung"
         );
     }
-    assert_eq!(main_pid(&lab, "host02"), master);
+    assert_eq!(lab.main_pid("host02"), master);
     assert_eq!(lab.unit_property("host02", "ActiveState"), "active");
 }
 
@@ -464,7 +438,7 @@ fn a_unit_can_be_replaced_by_a_wrapper_shell_and_down_still_stops_it() {
     let restarted = lab.replace_unit("host02", &wrapped);
     assert!(restarted.status.success(), "{restarted:?}");
 
-    let shell = main_pid(&lab, "host02");
+    let shell = lab.main_pid("host02");
     assert!(
         cmdline(shell).starts_with("/bin/sh -c "),
         "{}",

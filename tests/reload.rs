@@ -10,29 +10,18 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::load::under_load;
 use common::master::{assert_untouched, assert_workers_replaced, generation, Generation, WORKERS};
 use common::{
-    alive, children, healthz, http_get, proc_stat, read_pid, switch_release, wait_until, Herd, Lab,
-    LabHost,
+    alive, children, healthz, http_get, one_at_a_time, proc_stat, read_pid, switch_release,
+    wait_until, Herd, Lab, LabHost,
 };
 
 const PIDFILE: &str = "{{ gunicorn_pidfile }}";
 const HEALTHZ: &str = "http://{{ ansible_host }}:{{ http_port }}/healthz";
-
-/// One lab at a time in this file: several 6-host labs, a load generator and
-/// settle periods at once on a 2-core machine make the timing claims noise.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn stderr_has_line(run: &common::Run, prefix: &str) -> bool {
     run.stderr().lines().any(|line| line.starts_with(prefix))
@@ -50,7 +39,7 @@ fn exec_on(lab: &Lab, host: &str, command: &str) {
 
 #[test]
 fn a_rolling_hup_in_batches_of_2_keeps_every_master_and_replaces_every_worker() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(6);
     let before: Vec<Generation> = lab.hosts().iter().map(generation).collect();
     for host in lab.hosts() {
@@ -126,7 +115,7 @@ validate:
 
 #[test]
 fn a_release_that_cannot_boot_is_rolled_back_and_started_and_later_batches_are_not_touched() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(6);
     let playbook = lab.write("broken.yml", BROKEN_RELEASE);
     let before: Vec<Generation> = lab.hosts().iter().map(generation).collect();
@@ -199,7 +188,7 @@ const CHECK_CONFIG: &str =
 
 #[test]
 fn a_failing_preflight_signals_nothing() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(1);
     let host = lab.host("host01");
     let before = generation(host);
@@ -263,7 +252,7 @@ impl Drop for Spawned {
 
 #[test]
 fn a_stale_pidfile_naming_an_unrelated_process_is_refused_and_that_process_is_not_signalled() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(1);
     let host = lab.host("host01");
     let before = generation(host);
@@ -299,7 +288,7 @@ fn a_stale_pidfile_naming_an_unrelated_process_is_refused_and_that_process_is_no
 /// without (its worker looks like its master but for its parent).
 #[test]
 fn a_pidfile_naming_a_worker_is_refused_with_or_without_setproctitle() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(2);
     for host in lab.hosts() {
         let before = generation(host);
@@ -422,7 +411,7 @@ fn start_extra_master(lab: &Lab, host: &LabHost) -> ExtraMaster {
 
 #[test]
 fn with_two_masters_on_a_host_auto_refuses_and_a_name_reloads_only_that_master() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(2);
     // host01 runs with process titles, host02 without.
     for host in lab.hosts() {
@@ -491,7 +480,7 @@ fn with_two_masters_on_a_host_auto_refuses_and_a_name_reloads_only_that_master()
 
 #[test]
 fn a_rolling_reload_under_load_fails_no_request() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(6);
     let before: Vec<Generation> = lab.hosts().iter().map(generation).collect();
     for host in lab.hosts() {
@@ -591,7 +580,7 @@ impl Decoy {
 
 #[test]
 fn a_process_that_only_mentions_gunicorn_in_its_arguments_is_refused_and_never_signalled() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(1);
     let host = lab.host("host01");
     let before = generation(host);
@@ -655,7 +644,7 @@ fn current(host: &LabHost) -> PathBuf {
 #[test]
 fn a_master_that_dies_before_the_signal_is_not_signalled_and_reload_start_brings_up_the_new_release(
 ) {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(1);
     let host = lab.host("host01");
     let before = generation(host);
@@ -737,7 +726,7 @@ fn deploy_v2_losing_contact_after_the_hup(refuse_new: bool) -> (Lab, Generation,
 
 #[test]
 fn contact_lost_after_the_hup_and_regained_reports_what_the_host_serves() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let (lab, before, run) = deploy_v2_losing_contact_after_the_hup(false);
     let host = lab.host("host01");
 
@@ -760,7 +749,7 @@ fn contact_lost_after_the_hup_and_regained_reports_what_the_host_serves() {
 
 #[test]
 fn contact_lost_after_the_hup_for_good_is_reported_as_unknown_not_as_rolled_back() {
-    let _serial = serial();
+    let _one = one_at_a_time();
     let (lab, before, run) = deploy_v2_losing_contact_after_the_hup(true);
     let host = lab.host("host01");
 
@@ -913,7 +902,7 @@ fn a_master_whose_pid_is_reused_during_the_preflight_is_not_signalled_nor_is_the
     if let Some(why) = cannot_choose_pids() {
         panic!("running as root, yet this test cannot choose a pid: {why}");
     }
-    let _serial = serial();
+    let _one = one_at_a_time();
     let lab = Lab::up(1);
     let host = lab.host("host01");
     let before = generation(host);

@@ -12,24 +12,25 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::load::under_load;
 use common::master::{assert_workers_replaced, generation};
 use common::{
-    healthz, read_pid, switch_release, wait_until, Herd, Lab, LabHost, Run, LAB_APP_ACCOUNT,
+    healthz, one_at_a_time, read_pid, switch_release, wait_until, Herd, Lab, LabHost, Run,
+    LAB_APP_ACCOUNT,
 };
 
-/// The labs of this file share the machine's one user manager with every
-/// other unit lab, and each proof here is about timing on a 2-core machine:
-/// one lab at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// A lab of `hosts` with `units` unit hosts, the only lab of this file
+/// while the guard lives; `None` (the test is skipped) unless root, since
+/// only a lab started as root has unit hosts.
+fn unit_lab(hosts: usize, units: usize) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
+    if !common::running_as_root() {
+        eprintln!("skipped: unit hosts need a lab started as root");
+        return None;
+    }
+    let one = one_at_a_time();
+    Some((one, Lab::up_with_units(hosts, units)))
 }
 
 /// A playbook that only reloads, through each host's unit, as the account
@@ -66,12 +67,6 @@ fn exec_reload_pid(lab: &Lab, host: &str) -> Option<u32> {
         .and_then(|pid| pid.trim().parse().ok())
 }
 
-fn main_pid(lab: &Lab, host: &str) -> u32 {
-    lab.unit_property(host, "MainPID")
-        .parse()
-        .unwrap_or_else(|e| panic!("{host}: MainPID: {e}"))
-}
-
 /// Reloads `host` with `delivery` onto `release` and proves, on the host's
 /// processes, that the unit's main process stayed and every worker was
 /// replaced; returns the run.
@@ -80,7 +75,7 @@ fn reload_onto(lab: &Lab, host: &LabHost, delivery: &str, release: &str) -> Run 
     let before = generation(host);
     assert_eq!(
         before.master.pid,
-        main_pid(lab, &host.name),
+        lab.main_pid(&host.name),
         "{}: the pidfile and systemd disagree on the master",
         host.name
     );
@@ -93,7 +88,7 @@ fn reload_onto(lab: &Lab, host: &LabHost, delivery: &str, release: &str) -> Run 
         .run();
     run.assert_code(0);
     assert_workers_replaced(host, &before, &run);
-    assert_eq!(main_pid(lab, &host.name), before.master.pid, "{run}");
+    assert_eq!(lab.main_pid(&host.name), before.master.pid, "{run}");
     assert_eq!(healthz(host), format!("ok {release}"), "{run}");
     let event = reload_event(&run, &host.name);
     assert_eq!(event["master_pid"], before.master.pid, "{run}");
@@ -102,12 +97,9 @@ fn reload_onto(lab: &Lab, host: &LabHost, delivery: &str, release: &str) -> Run 
 
 #[test]
 fn every_delivery_reloads_the_units_main_process_and_the_same_proofs_hold() {
-    if !common::running_as_root() {
-        eprintln!("skipped: unit hosts need a lab started as root");
+    let Some((_one, lab)) = unit_lab(3, 2) else {
         return;
-    }
-    let _serial = serial();
-    let lab = Lab::up_with_units(3, 2);
+    };
     let (with_reload, without) = (lab.host("host02"), lab.host("host03"));
     assert!(with_reload.unit_reload && !without.unit_reload);
 
@@ -124,7 +116,7 @@ fn every_delivery_reloads_the_units_main_process_and_the_same_proofs_hold() {
             "{}  yes        known     {}      no     {} (MainPID of {} (user manager), 2 workers, signal by {via})",
             host.name,
             lab.user(),
-            main_pid(&lab, &host.name),
+            lab.main_pid(&host.name),
             lab.unit(&host.name)
         );
         assert!(check.stdout().contains(&line), "wanted {line:?}\n{check}");
@@ -172,12 +164,9 @@ fn exec_start(lab: &Lab, host: &str) -> String {
 
 #[test]
 fn auto_signals_the_pidfiles_master_with_kill_when_the_unit_is_not_active() {
-    if !common::running_as_root() {
-        eprintln!("skipped: unit hosts need a lab started as root");
+    let Some((_one, lab)) = unit_lab(2, 1) else {
         return;
-    }
-    let _serial = serial();
-    let lab = Lab::up_with_units(2, 1);
+    };
     let host = lab.host("host02");
     let unit = lab.unit("host02");
     let stop = lab.user_systemctl(&["stop", unit]);
@@ -218,12 +207,9 @@ fn auto_signals_the_pidfiles_master_with_kill_when_the_unit_is_not_active() {
 
 #[test]
 fn an_account_allowed_only_systemctl_reload_deploys_and_reloads_end_to_end() {
-    if !common::running_as_root() {
-        eprintln!("skipped: unit hosts need a lab started as root");
+    let Some((_one, lab)) = unit_lab(2, 1) else {
         return;
-    }
-    let _serial = serial();
-    let lab = Lab::up_with_units(2, 1);
+    };
     let host = lab.host("host02");
     let deploy = lab.deploy_user().expect("a unit lab has a deploy account");
     let inventory = lab.edited_inventory("deploy-inventory.yml", |text| {
@@ -270,12 +256,9 @@ fn an_account_allowed_only_systemctl_reload_deploys_and_reloads_end_to_end() {
 
 #[test]
 fn a_mixed_fleet_of_pidfile_and_unit_hosts_rolls_under_load_without_a_failed_request() {
-    if !common::running_as_root() {
-        eprintln!("skipped: unit hosts need a lab started as root");
+    let Some((_one, lab)) = unit_lab(6, 2) else {
         return;
-    }
-    let _serial = serial();
-    let lab = Lab::up_with_units(6, 2);
+    };
     let before: Vec<_> = lab.hosts().iter().map(generation).collect();
     let herd = lab
         .herd(["run"])

@@ -10,20 +10,9 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// The labs of this file share one user manager (the last `lab down` stops
-/// it) and some tests replace units in it: they run one at a time.
-static MANAGER: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    MANAGER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 const HEALTHZ: &str = "http://{{ ansible_host }}:{{ http_port }}/healthz";
 /// Every lab host runs this many workers.
@@ -138,21 +127,6 @@ fn assert_untouched(host: &LabHost, before: &Family, run: &Run) {
     assert_eq!(healthz(host), "ok v1", "{run}");
 }
 
-fn main_pid(lab: &Lab, name: &str) -> u32 {
-    lab.unit_property(name, "MainPID")
-        .parse()
-        .expect("MainPID is a number")
-}
-
-fn cmdline(pid: u32) -> String {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    raw.split(|b| *b == 0)
-        .filter(|arg| !arg.is_empty())
-        .map(|arg| String::from_utf8_lossy(arg).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// `name`'s unit file with `edit` applied to it and to its `ExecStart`
 /// command, installed and restarted.
 fn replace_unit(lab: &Lab, name: &str, edit: impl FnOnce(&str, &str) -> String) {
@@ -234,7 +208,7 @@ fn a_unit_without_exec_reload_is_refused_by_systemctl_and_killed_by_auto() {
     let unit = lab.unit("host03");
     assert_eq!(lab.unit_property("host03", "ExecReload"), "");
     let before = family(host);
-    assert_eq!(main_pid(&lab, "host03"), before.master.pid);
+    assert_eq!(lab.main_pid("host03"), before.master.pid);
 
     let systemctl = reload_playbook(
         &lab,
@@ -289,7 +263,7 @@ fn a_unit_without_exec_reload_is_refused_by_systemctl_and_killed_by_auto() {
         proc_stat(master).map(|p| p.start_time),
         Some(before.master.start_time)
     );
-    assert_eq!(main_pid(&lab, "host03"), master);
+    assert_eq!(lab.main_pid("host03"), master);
     assert_eq!(signals_handled(host), before.signals_handled + 1, "{run}");
 }
 
@@ -306,7 +280,7 @@ fn a_unit_whose_main_pid_is_zero_says_what_to_change() {
             .replace(exec_start, &format!("{program} --daemon {args}"))
     });
     assert_eq!(lab.unit_property("host02", "ActiveState"), "active");
-    assert_eq!(main_pid(&lab, "host02"), 0);
+    assert_eq!(lab.main_pid("host02"), 0);
     let before = family(host);
 
     let auto = reload_playbook(&lab, "auto.yml", AS_APP);
@@ -338,7 +312,7 @@ fn a_wrapper_shell_as_main_process_is_named_and_not_signalled() {
             &format!("ExecStart=/bin/sh -c \"{exec_start}; true\""),
         )
     });
-    let shell = main_pid(&lab, "host02");
+    let shell = lab.main_pid("host02");
     assert_eq!(cmdline(shell), wrapped);
     let shell_start = proc_stat(shell).unwrap().start_time;
     let before = family(host);
@@ -360,7 +334,7 @@ fn a_wrapper_shell_as_main_process_is_named_and_not_signalled() {
             Some((shell_start, true)),
             "{delivery}: the shell\n{run}"
         );
-        assert_eq!(main_pid(&lab, "host02"), shell);
+        assert_eq!(lab.main_pid("host02"), shell);
     }
 }
 

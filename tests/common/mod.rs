@@ -936,3 +936,30 @@ pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// One lab at a time in a test file: labs sharing the machine's one user
+/// manager, a load generator and settle periods at once on a 2-core machine
+/// make timing claims noise. Hold the guard for the test's whole life.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `pid`'s arguments joined by spaces, or "" when it is gone.
+pub fn cmdline(pid: u32) -> String {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|b| *b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Lab {
+    /// systemd's MainPID of `name`'s unit.
+    pub fn main_pid(&self, name: &str) -> u32 {
+        self.unit_property(name, "MainPID")
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}: MainPID: {e}"))
+    }
+}
