@@ -182,20 +182,30 @@ mod tests {
         for cmdline in [
             "gunicorn: master [app]",
             "gunicorn: worker [app]",
-            "/srv/venv/bin/gunicorn --workers 2 app:app",
-            "/usr/bin/python3 /srv/venv/bin/gunicorn app:app",
-            "python3.11 -u -m gunicorn app:app",
-            "python -mgunicorn app:app",
-            "pypy3 -W ignore /srv/venv/bin/gunicorn app:app",
+            "/srv/venv/bin/python3 /srv/venv/bin/gunicorn app:app",
+            "/srv/venv/bin/python3.11 -u /srv/venv/bin/gunicorn app:app",
+            "/usr/bin/python3 -W ignore /srv/venv/bin/gunicorn app:app",
+            "python -m gunicorn app:app",
+            "python3 -mgunicorn app:app",
+            "pypy3 -m gunicorn app:app",
+            "/usr/local/bin/gunicorn -w 4 app:app",
+            "gunicorn --name api app:app",
         ] {
             assert!(GUNICORN.runs(cmdline), "{cmdline}");
         }
         for cmdline in [
-            "journalctl -u gunicorn",
-            "python3 decoy.py /var/log/gunicorn",
-            "python3 -c import gunicorn",
+            "vim gunicorn.conf.py",
+            "/usr/bin/python3 /opt/monitor.py",
+            "python3 x.py /var/log/gunicorn",
+            "/usr/bin/python3 -c import time; time.sleep(300) /var/log/gunicorn",
+            "python3 -c gunicorn",
+            "python3 -m http.server gunicorn",
             "python3 -m gunicornish app",
-            "pythonista gunicorn",
+            "journalctl -u gunicorn",
+            "tail -f /var/log/gunicorn",
+            "/usr/bin/gunicorn-watch gunicorn",
+            "pythonista /srv/venv/bin/gunicorn",
+            "python3",
             "",
         ] {
             assert!(!GUNICORN.runs(cmdline), "{cmdline}");

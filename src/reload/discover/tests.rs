@@ -383,40 +383,6 @@ fn a_zombie_master_is_not_signalled() {
     );
 }
 
-#[test]
-fn gunicorn_command_lines() {
-    for gunicorn in [
-        "gunicorn: master [app]",
-        "gunicorn: worker [app]",
-        "/srv/venv/bin/python3 /srv/venv/bin/gunicorn app:app",
-        "/srv/venv/bin/python3.11 -u /srv/venv/bin/gunicorn app:app",
-        "/usr/bin/python3 -W ignore /srv/venv/bin/gunicorn app:app",
-        "python -m gunicorn app:app",
-        "python3 -mgunicorn app:app",
-        "pypy3 -m gunicorn app:app",
-        "/usr/local/bin/gunicorn -w 4 app:app",
-        "gunicorn --name api app:app",
-    ] {
-        assert!(GUNICORN.runs(gunicorn), "{gunicorn}");
-    }
-    for other in [
-        "vim gunicorn.conf.py",
-        "/usr/bin/python3 /opt/monitor.py",
-        "python3 x.py /var/log/gunicorn",
-        "/usr/bin/python3 -c import time; time.sleep(300) /var/log/gunicorn",
-        "python3 -c gunicorn",
-        "python3 -m http.server gunicorn",
-        "journalctl -u gunicorn",
-        "tail -f /var/log/gunicorn",
-        "/usr/bin/gunicorn-watch gunicorn",
-        "pythonista /srv/venv/bin/gunicorn",
-        "python3",
-        "",
-    ] {
-        assert!(!GUNICORN.runs(other), "{other}");
-    }
-}
-
 /// Processes that name Gunicorn among their arguments but are not Gunicorn.
 fn decoys() -> Vec<String> {
     vec![
