@@ -4,11 +4,11 @@
 //!
 //! herd asks the manager (`systemctl show`) only where that needs no sudo
 //! right beyond what the delivery itself needs: the system manager, the
-//! login account's own user manager, or, for `delivery: auto`, the user
-//! manager of `become_user`. Otherwise the unit's processes are found by
-//! their cgroup in `/proc`, which any account can read: a least-privilege
-//! account whose only right is `systemctl reload UNIT` still finds and
-//! proves the master.
+//! login account's own user manager, or, for `delivery: auto` (which reads
+//! the host as `become_user` through sudo), that account's manager.
+//! Otherwise the unit's processes are found by their cgroup in `/proc`,
+//! which any account can read: a least-privilege account whose only right
+//! is `systemctl reload UNIT` still finds and proves the master.
 
 use super::place::Scope;
 use crate::shell::quote;
