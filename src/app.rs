@@ -247,6 +247,8 @@ fn place_of(
         scope: master.scope.as_deref(),
         delivery: master.delivery.as_deref(),
         signal,
+        container: master.container.as_deref(),
+        engine: master.engine.as_deref(),
     }
     .choose()
     .map_err(|e| {

@@ -165,6 +165,12 @@ pub struct MasterArgs {
     /// How the signal gets there: kill, systemctl, systemctl-kill or auto (the default with --unit).
     #[arg(long)]
     pub delivery: Option<String>,
+    /// Find the master in this container: its PID 1, or PID 1's child under an init.
+    #[arg(long)]
+    pub container: Option<String>,
+    /// The container engine: docker or podman (default: whichever the host has).
+    #[arg(long, requires = "container")]
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -176,7 +182,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub master: MasterArgs,
     /// Take the master's whereabouts from this playbook's `reload` section.
-    #[arg(long, conflicts_with_all = ["pidfile", "unit", "scope", "name", "delivery"])]
+    #[arg(long, conflicts_with_all = ["pidfile", "unit", "scope", "name", "delivery", "container", "engine"])]
     pub playbook: Option<PathBuf>,
 }
 

@@ -77,12 +77,12 @@ impl Plan {
                     format!("{problem} (on host {})", host.name),
                 ));
             }
-            if let Err((unit, problem)) =
-                reload.check_unit(&self.renderer, &host.vars, &host.shown_vars)
+            if let Err((key, template, problem)) =
+                reload.check_names(&self.renderer, &host.vars, &host.shown_vars)
             {
                 return Err(SourceError::at_offset(
-                    Path::new("--unit"),
-                    &unit,
+                    Path::new(&format!("--{key}")),
+                    &template,
                     0,
                     format!("{problem} (on host {})", host.name),
                 ));
@@ -145,13 +145,13 @@ impl Plan {
                 {
                     return Err(url_error(playbook, &url, &problem, &host.name));
                 }
-                if let Err((unit, problem)) =
-                    reload.check_unit(&self.renderer, &vars, &host.shown_vars)
+                if let Err((key, template, problem)) =
+                    reload.check_names(&self.renderer, &vars, &host.shown_vars)
                 {
                     return Err(playbook.error_in(
-                        &["reload", "unit"],
-                        Some(&unit),
-                        format!("{problem} (reload.unit on host {})", host.name),
+                        &["reload", key],
+                        Some(&template),
+                        format!("{problem} (reload.{key} on host {})", host.name),
                     ));
                 }
             }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::inventory::Vars;
 use crate::playbook::{Reload, Validate};
-use crate::reload::place::{check_unit_name, Delivery, KeyError, Keys, Place};
+use crate::reload::place::{
+    check_container_name, check_unit_name, Delivery, KeyError, Keys, Place,
+};
 use crate::reload::server::{self, AppServer};
 use crate::reload::{HttpCheck, ReloadSpec, Signal, ValidateSpec};
 use crate::template::{Kind, OutputMask, Renderer, TemplateError};
@@ -14,6 +16,9 @@ use crate::template::{Kind, OutputMask, Renderer, TemplateError};
 pub const DEFAULT_VALIDATE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(100);
+
+/// Checks that a rendered name names exactly one unit or container.
+type NameCheck = fn(&str) -> Result<(), String>;
 
 #[derive(Debug, Clone)]
 pub struct ReloadPlan {
@@ -45,6 +50,8 @@ impl Reload {
             scope: self.scope.as_deref(),
             delivery: self.delivery.as_deref(),
             signal: self.signal.as_deref(),
+            container: self.container.as_deref(),
+            engine: self.engine.as_deref(),
         }
     }
 }
@@ -152,27 +159,33 @@ impl ReloadPlan {
             })
     }
 
-    /// Whether the unit, rendered for one host, names one unit; if not, the
-    /// template as written and what is wrong, as herd may show it.
-    pub fn check_unit(
+    /// Whether the unit or container, rendered for one host, names exactly
+    /// one; if not, the key, the template as written and what is wrong, as
+    /// herd may show it.
+    pub fn check_names(
         &self,
         renderer: &Renderer,
         vars: &Vars,
         shown: &Vars,
-    ) -> Result<(), (String, String)> {
-        let Some(Place::Unit { unit, .. }) = &self.place else {
+    ) -> Result<(), (&'static str, String, String)> {
+        let (key, template, check): (_, _, NameCheck) = match &self.place {
+            Some(Place::Unit { unit, .. }) => ("unit", unit, |t| {
+                check_unit_name(t).map_err(|e| e.to_string())
+            }),
+            Some(Place::Container { name, .. }) => ("container", name, |t| {
+                check_container_name(t).map_err(|e| e.to_string())
+            }),
+            _ => return Ok(()),
+        };
+        let Ok(rendered) = renderer.render(template, Kind::Plain, vars) else {
             return Ok(());
         };
-        let Ok(rendered) = renderer.render(unit, Kind::Plain, vars) else {
-            return Ok(());
-        };
-        check_unit_name(&rendered).map_err(|problem| {
-            let problem = problem.to_string();
-            let problem = match renderer.render_shown(unit, Kind::Plain, shown) {
+        check(&rendered).map_err(|problem| {
+            let problem = match renderer.render_shown(template, Kind::Plain, shown) {
                 Ok(display) if !rendered.is_empty() => problem.replace(&rendered, &display),
                 _ => problem,
             };
-            (unit.clone(), renderer.secrets().mask(&problem))
+            (key, template.clone(), renderer.secrets().mask(&problem))
         })
     }
 

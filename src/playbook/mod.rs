@@ -114,6 +114,12 @@ pub struct Reload {
     /// `kill`, `systemctl`, `systemctl-kill` or `auto`.
     #[serde(default)]
     pub delivery: Option<String>,
+    /// The container the master runs in.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// `docker` or `podman`; by default whichever the host has.
+    #[serde(default)]
+    pub engine: Option<String>,
     #[serde(default)]
     pub preflight: Option<String>,
     #[serde(default)]

@@ -9,6 +9,7 @@
 //! process whose parent is not the server. Everything here works on a
 //! [`Snapshot`], so it is tested on fixtures.
 
+use super::container::{self, Pid1};
 use super::place::{Delivery, OnHost, Place, Scope};
 use super::server::AppServer;
 use super::snapshot::{Process, Snapshot};
@@ -76,6 +77,15 @@ pub enum DiscoveryError {
     /// systemd could not be asked, and the delivery needs it.
     #[error("{0}")]
     Manager(String),
+    /// The container engine could not tell which container.
+    #[error("{0}")]
+    Container(String),
+    #[error("PID 1 of the container {container} is a shell (`{cmdline}`), which does not pass HUP on to {server}: the reload would silently do nothing. Make {server} PID 1 (the exec form of CMD, `CMD [\"gunicorn\", ...]`, or `exec gunicorn ...` in the start script), or run the container with an init (`--init`)")]
+    ShellPid1 {
+        container: String,
+        cmdline: String,
+        server: &'static str,
+    },
 }
 
 /// Whether `process` is a master: its title says so, or (without titles)
@@ -116,6 +126,16 @@ pub struct Found {
     pub kill_if_no_reload: bool,
     /// How the master was found, for reports.
     pub how: String,
+    /// The container the master runs in, as discovery saw it.
+    pub container: Option<InContainer>,
+}
+
+/// The container of a master, to tell after the reload that it was not
+/// restarted meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InContainer {
+    pub seen: container::Seen,
+    pub pid1: Pid1,
 }
 
 /// Finds and proves the master at `place`, and settles `delivery`; `mask`
@@ -134,8 +154,10 @@ pub fn discover(
                 delivery: Delivery::Kill,
                 kill_if_no_reload: false,
                 how: on_host.describe(server.display),
+                container: None,
             })
         }
+        Place::Container { name, .. } => return in_container(snapshot, server, name, mask),
         Place::Unit {
             unit,
             scope,
@@ -157,6 +179,7 @@ pub fn discover(
                         "{} ({unit} is not active)",
                         fallback.describe(server.display)
                     ),
+                    container: None,
                 })
                 .map_err(|error| match error {
                     // Say the unit was looked at first, not only the host.
@@ -213,6 +236,131 @@ pub fn discover(
         delivery,
         kill_if_no_reload,
         how,
+        container: None,
+    })
+}
+
+/// The master in container `name`: its PID 1, or PID 1's child.
+fn in_container(
+    snapshot: &Snapshot,
+    server: &AppServer,
+    name: &str,
+    mask: &OutputMask,
+) -> Result<Found, DiscoveryError> {
+    let answer = snapshot
+        .container
+        .as_deref()
+        .map_or(container::Answer::NoEngine, container::parse);
+    let seen = match answer {
+        container::Answer::Seen(seen) => seen,
+        container::Answer::NoEngine => {
+            return Err(DiscoveryError::Container(
+                "neither docker nor podman is installed on this host".to_string(),
+            ))
+        }
+        container::Answer::BothEngines => {
+            return Err(DiscoveryError::Container(
+                "both docker and podman are installed on this host: choose one with `engine`"
+                    .to_string(),
+            ))
+        }
+        container::Answer::Several { engine, count } => {
+            return Err(DiscoveryError::Container(format!(
+                "`{name}` names {count} {} containers: name exactly one",
+                engine.name()
+            )))
+        }
+        container::Answer::Failed {
+            engine,
+            exit_code,
+            said,
+        } => {
+            let said = crate::shell::tail(&mask.output(said.trim()), 3);
+            return Err(if said.to_lowercase().contains("no such") {
+                DiscoveryError::NotRunning {
+                    server: server.display,
+                    detail: format!("{} has no container `{name}`", engine.name()),
+                }
+            } else {
+                DiscoveryError::Container(format!(
+                    "`{} inspect {name}` failed (exit code {}): {said}",
+                    engine.name(),
+                    exit_code.map_or("none".to_string(), |c| c.to_string())
+                ))
+            });
+        }
+    };
+    if !seen.running || seen.pid == 0 {
+        return Err(DiscoveryError::NotRunning {
+            server: server.display,
+            detail: format!("the container {name} is not running"),
+        });
+    }
+    let Some(pid1) = snapshot.processes.get(&seen.pid) else {
+        return Err(DiscoveryError::NotRunning {
+            server: server.display,
+            detail: format!("PID 1 of the container {name} ({}) is gone", seen.pid),
+        });
+    };
+    let found = |master: Master, delivery: Delivery, case: Pid1, how: String| Found {
+        master,
+        delivery,
+        kill_if_no_reload: false,
+        how,
+        container: Some(InContainer {
+            seen: seen.clone(),
+            pid1: case,
+        }),
+    };
+    if server.runs(&pid1.cmdline) && is_master(server, snapshot, pid1) {
+        let master = prove(snapshot, server, pid1.pid, &Source::Found)?;
+        return Ok(found(
+            master,
+            Delivery::ContainerKill,
+            Pid1::Master,
+            format!("PID 1 of container {name}"),
+        ));
+    }
+    let children: Vec<&Process> = snapshot
+        .processes
+        .values()
+        .filter(|p| p.ppid == pid1.pid && !p.is_zombie() && is_master(server, snapshot, p))
+        .collect();
+    let program = container::program(&pid1.cmdline);
+    if container::SHELLS.contains(&program) {
+        return Err(DiscoveryError::ShellPid1 {
+            container: name.to_string(),
+            cmdline: short(&pid1.cmdline, mask),
+            server: server.display,
+        });
+    }
+    let master = match children.as_slice() {
+        [] => {
+            return Err(DiscoveryError::NotRunning {
+                server: server.display,
+                detail: format!(
+                    "PID 1 of the container {name} is `{}`, and no master runs under it",
+                    short(&pid1.cmdline, mask)
+                ),
+            })
+        }
+        [one] => prove(snapshot, server, one.pid, &Source::Found)?,
+        many => return Err(ambiguous(server, many, mask)),
+    };
+    Ok(if container::FORWARDING_INITS.contains(&program) {
+        found(
+            master,
+            Delivery::ContainerKill,
+            Pid1::Init,
+            format!("child of PID 1 ({program}) of container {name}"),
+        )
+    } else {
+        found(
+            master,
+            Delivery::ContainerExec,
+            Pid1::Other,
+            format!("child of PID 1 ({program}) of container {name}"),
+        )
     })
 }
 
@@ -306,7 +454,7 @@ fn cgroup_main(
         ([one], _) => Ok(one.pid),
         ([], Some(top)) => Ok(top.pid),
         ([], None) => Ok(0),
-        (many, _) => one_of(snapshot, server, many.to_vec(), "", mask).map(|m| m.pid),
+        (many, _) => Err(ambiguous(server, many, mask)),
     }
 }
 
@@ -378,21 +526,24 @@ fn one_of(
             detail: none.to_string(),
         }),
         [one] => prove(snapshot, server, one.pid, &Source::Found),
-        many => {
-            let mut list: Vec<String> = many
-                .iter()
-                .take(LISTED)
-                .map(|p| format!("pid {} `{}`", p.pid, short(&p.cmdline, mask)))
-                .collect();
-            if many.len() > LISTED {
-                list.push(format!("and {} more", many.len() - LISTED));
-            }
-            Err(DiscoveryError::Ambiguous {
-                server: server.display,
-                count: many.len(),
-                list: list.join(", "),
-            })
-        }
+        many => Err(ambiguous(server, many, mask)),
+    }
+}
+
+/// Several masters where one was wanted: each named.
+fn ambiguous(server: &AppServer, many: &[&Process], mask: &OutputMask) -> DiscoveryError {
+    let mut list: Vec<String> = many
+        .iter()
+        .take(LISTED)
+        .map(|p| format!("pid {} `{}`", p.pid, short(&p.cmdline, mask)))
+        .collect();
+    if many.len() > LISTED {
+        list.push(format!("and {} more", many.len() - LISTED));
+    }
+    DiscoveryError::Ambiguous {
+        server: server.display,
+        count: many.len(),
+        list: list.join(", "),
     }
 }
 

@@ -4,6 +4,7 @@
 //! replaced, no churn, the health check serving the new release).
 //! See DESIGN.md "Reloading the app server".
 
+pub mod container;
 pub mod discover;
 pub mod http;
 pub mod place;
@@ -189,6 +190,13 @@ impl ReloadSpec {
                 scope,
                 fallback,
             } => (unit_name(unit), *scope, fallback),
+            Place::Container { engine, name } => {
+                let engine = engine.map_or("docker|podman", |e| e.name());
+                let sudo = if self.become_ { "sudo " } else { "" };
+                return format!(
+                    "`{sudo}{engine} kill --signal={signal} {name}` when PID 1 of the container is the {server} master or an init that forwards it; `{sudo}{engine} exec {name} kill -s {signal} PID` when PID 1 is another process; refused when PID 1 is a shell"
+                );
+            }
         };
         let systemctl = unit::Systemctl {
             scope,
@@ -209,6 +217,7 @@ impl ReloadSpec {
                     &unit
                 ])
             ),
+            Delivery::ContainerKill | Delivery::ContainerExec => String::new(),
             Delivery::Auto => format!(
                 "delivery auto: {reload} when {unit} is active with ExecReload, {kill} to {main} when it has none; when {unit} is not active, {kill} to the {server} master ({})",
                 fallback.describe(server)
@@ -225,6 +234,10 @@ impl ReloadSpec {
     /// systemd says about it; while validating, the master's family.
     fn look<'a>(&'a self, wait: Option<&'a snapshot::WaitFor>) -> Look<'a> {
         let pidfile = self.place.pidfile().map(|path| quote(path));
+        let container = match (&self.place, wait) {
+            (Place::Container { engine, name }, None) => Some(container::query(*engine, name)),
+            _ => None,
+        };
         let (unit, query) = match (&self.place, wait) {
             (Place::Unit { unit, scope, .. }, None) => {
                 let name = unit_name(unit);
@@ -252,6 +265,7 @@ impl ReloadSpec {
             pidfile,
             unit,
             query,
+            container,
             wait,
         }
     }
@@ -282,7 +296,7 @@ impl ReloadSpec {
     fn reads_as_become(&self) -> bool {
         self.become_
             && match self.place {
-                Place::Host(_) => true,
+                Place::Host(_) | Place::Container { .. } => true,
                 Place::Unit { .. } => self.delivery == Delivery::Auto,
             }
     }
@@ -383,6 +397,17 @@ pub async fn reload<T: Connection>(
         delivery: Some(found.delivery),
         ..Default::default()
     };
+    if let (Signal::Usr2, Some(inside), Place::Container { name, .. }) =
+        (spec.signal, &found.container, &spec.place)
+    {
+        if inside.pid1 == container::Pid1::Master {
+            return Err(fail(
+                Proof::Master,
+                format!("`signal: USR2` is refused in the container {name}: its PID 1 is the master, and when the old master exits the container stops; nothing was signalled"),
+                &report,
+            ));
+        }
+    }
     if let Some(preflight) = &spec.preflight {
         let output = connection
             .exec(&spec.wrap(preflight), spec.command_timeout)
@@ -437,6 +462,9 @@ async fn signal_and_prove<T: Connection>(
     match spec.signal {
         Signal::Hup => validate::after_hup(connection, spec, master, report).await?,
         Signal::Usr2 => validate::usr2(connection, spec, master, report).await?,
+    }
+    if let (Some(inside), Place::Container { name, .. }) = (&found.container, &spec.place) {
+        validate::container_kept(connection, spec, name, &inside.seen, report).await?;
     }
     validate::serving(connection, spec, report).await
 }

@@ -18,6 +18,35 @@ pub enum Place<S> {
         scope: Scope,
         fallback: OnHost<S>,
     },
+    /// In a container: its PID 1 is the master, or an init whose child is
+    /// the master. `engine: None` takes whichever CLI the host has.
+    Container { engine: Option<Engine>, name: S },
+}
+
+/// The container engine whose CLI herd runs on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    Docker,
+    Podman,
+}
+
+impl Engine {
+    pub fn parse(text: &str) -> Option<Engine> {
+        match text {
+            "docker" => Some(Engine::Docker),
+            "podman" => Some(Engine::Podman),
+            _ => None,
+        }
+    }
+
+    /// The CLI's name, which is also how a playbook names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
 }
 
 /// How the master is found on the host itself.
@@ -54,8 +83,14 @@ pub enum Delivery {
     SystemctlKill,
     /// `systemctl` when the unit is active and has `ExecReload`; `kill` to
     /// its main process when it has none; when the unit is not active, `kill`
-    /// to the master found on the host.
+    /// to the master found on the host. In a container, one of the two below.
     Auto,
+    /// `ENGINE kill --signal=SIG NAME`: to the container's PID 1, the master
+    /// or an init that forwards the signal to it.
+    ContainerKill,
+    /// `ENGINE exec NAME kill -SIG PID`: to the master inside the container,
+    /// whose PID 1 is some other process.
+    ContainerExec,
 }
 
 impl Delivery {
@@ -75,6 +110,8 @@ impl Delivery {
             Delivery::Systemctl => "systemctl",
             Delivery::SystemctlKill => "systemctl-kill",
             Delivery::Auto => "auto",
+            Delivery::ContainerKill => "container-kill",
+            Delivery::ContainerExec => "container-exec",
         }
     }
 }
@@ -98,6 +135,8 @@ pub struct Keys<'a> {
     pub scope: Option<&'a str>,
     pub delivery: Option<&'a str>,
     pub signal: Option<&'a str>,
+    pub container: Option<&'a str>,
+    pub engine: Option<&'a str>,
 }
 
 /// A choice the keys cannot make; `key` is the one to point at.
@@ -119,6 +158,15 @@ impl Keys<'_> {
     /// The place and the delivery the keys name, or why they make no sense
     /// together.
     pub fn choose(&self) -> Result<(Place<String>, Delivery), KeyError> {
+        if let Some(container) = self.container {
+            return self.in_container(container);
+        }
+        if self.engine.is_some() {
+            return Err(refuse(
+                "engine",
+                "`engine` says which CLI runs `container`, and there is no `container`",
+            ));
+        }
         let on_host =
             match (self.pidfile, self.name) {
                 (Some(_), Some(_)) => return Err(refuse(
@@ -199,6 +247,50 @@ impl Keys<'_> {
     }
 }
 
+impl Keys<'_> {
+    /// `container`, with the keys that make no sense beside it refused.
+    fn in_container(&self, name: &str) -> Result<(Place<String>, Delivery), KeyError> {
+        for (key, given) in [
+            ("unit", self.unit.is_some()),
+            ("pidfile", self.pidfile.is_some()),
+            ("name", self.name.is_some()),
+            ("scope", self.scope.is_some()),
+        ] {
+            if given {
+                return Err(refuse(
+                    key,
+                    format!("`{key}` cannot be used with `container`: herd finds the master as the container's PID 1 or its child"),
+                ));
+            }
+        }
+        match self.delivery {
+            None | Some("auto") => {}
+            Some(other) => {
+                return Err(refuse(
+                    "delivery",
+                    format!("`delivery: {other}` cannot be used with `container`: herd signals through the engine (`kill` to PID 1, or `exec` into the container)"),
+                ))
+            }
+        }
+        let engine = match self.engine {
+            None => None,
+            Some(text) => Some(Engine::parse(text).ok_or_else(|| {
+                refuse(
+                    "engine",
+                    format!("unknown engine `{text}`: use docker or podman"),
+                )
+            })?),
+        };
+        Ok((
+            Place::Container {
+                engine,
+                name: name.to_string(),
+            },
+            Delivery::Auto,
+        ))
+    }
+}
+
 impl<S> Place<S> {
     /// The same place with every text mapped (rendering a template).
     pub fn try_map<T, E>(&self, mut f: impl FnMut(&S) -> Result<T, E>) -> Result<Place<T>, E> {
@@ -213,6 +305,10 @@ impl<S> Place<S> {
                 scope: *scope,
                 fallback: fallback.try_map(&mut f)?,
             },
+            Place::Container { engine, name } => Place::Container {
+                engine: *engine,
+                name: f(name)?,
+            },
         })
     }
 
@@ -224,6 +320,10 @@ impl<S> Place<S> {
             Place::Unit { unit, fallback, .. } => {
                 all.push(("reload.unit", unit));
                 fallback
+            }
+            Place::Container { name, .. } => {
+                all.push(("reload.container", name));
+                return all;
             }
         };
         match on_host {
@@ -296,6 +396,25 @@ pub fn check_unit_name(unit: &str) -> Result<(), UnitNameError> {
         return Err(UnitNameError::NotAName(unit.to_string()));
     }
     Ok(())
+}
+
+/// Why a rendered container name cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a container name: one starts with a letter or digit and holds only letters, digits and `_.-`")]
+pub struct ContainerNameError(pub String);
+
+/// Checks that `name` is one container's name (as Docker and Podman allow them).
+pub fn check_container_name(name: &str) -> Result<(), ContainerNameError> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if first_ok
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && name.len() <= 255
+    {
+        Ok(())
+    } else {
+        Err(ContainerNameError(name.to_string()))
+    }
 }
 
 /// `app` is `app.service` to systemd; herd matches cgroups by the full name.
@@ -467,6 +586,72 @@ mod tests {
             check_unit_name("--all").unwrap_err().to_string(),
             "`--all` starts with `-`, which systemctl would read as an option"
         );
+    }
+
+    #[test]
+    fn a_container_stands_alone_and_names_its_engine() {
+        assert_eq!(
+            choose(Keys {
+                container: Some("web"),
+                engine: Some("podman"),
+                ..Keys::default()
+            }),
+            Ok((
+                Place::Container {
+                    engine: Some(Engine::Podman),
+                    name: "web".into()
+                },
+                Delivery::Auto
+            ))
+        );
+        let refused = |keys: Keys| choose(keys).unwrap_err();
+        for (keys, key) in [
+            (
+                Keys {
+                    container: Some("web"),
+                    unit: Some("a"),
+                    ..Keys::default()
+                },
+                "unit",
+            ),
+            (
+                Keys {
+                    container: Some("web"),
+                    pidfile: Some("/p"),
+                    ..Keys::default()
+                },
+                "pidfile",
+            ),
+            (
+                Keys {
+                    container: Some("web"),
+                    delivery: Some("kill"),
+                    ..Keys::default()
+                },
+                "delivery",
+            ),
+            (
+                Keys {
+                    container: Some("web"),
+                    engine: Some("lxc"),
+                    ..Keys::default()
+                },
+                "engine",
+            ),
+            (
+                Keys {
+                    engine: Some("docker"),
+                    ..Keys::default()
+                },
+                "engine",
+            ),
+        ] {
+            assert_eq!(refused(keys).key, key);
+        }
+        assert_eq!(check_container_name("web-1_a.b"), Ok(()));
+        for bad in ["", "-x", "a b", "a/b", "$(id)", "a*"] {
+            assert!(check_container_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

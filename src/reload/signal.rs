@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::container;
 use super::discover::{Found, Master};
 use super::place::{unit_name, Delivery, Place};
 use super::unit::{self, Systemctl};
@@ -46,6 +47,8 @@ impl SignalRecord {
         let via = match self.via {
             Delivery::Systemctl => " (systemctl reload)",
             Delivery::SystemctlKill => " (systemctl kill)",
+            Delivery::ContainerKill => " (engine kill)",
+            Delivery::ContainerExec => " (engine exec)",
             Delivery::Kill | Delivery::Auto => "",
         };
         match self.outcome {
@@ -87,6 +90,9 @@ pub(super) async fn deliver<T: Connection>(
     let (unit, scope) = match (&spec.place, found.delivery) {
         (Place::Unit { unit, scope, .. }, Delivery::Systemctl | Delivery::SystemctlKill) => {
             (unit_name(unit), *scope)
+        }
+        (Place::Container { name, .. }, Delivery::ContainerKill | Delivery::ContainerExec) => {
+            return through_engine(connection, spec, signal, found, name, report).await
         }
         _ => return send(connection, spec, signal, &found.master, report).await,
     };
@@ -158,6 +164,91 @@ pub(super) async fn deliver<T: Connection>(
         via: found.delivery,
     });
     Ok(Outcome::Sent)
+}
+
+/// Delivers `signal` through the container engine: `kill` to the
+/// container's PID 1 (the master, or an init that forwards it), or `exec`
+/// of `kill` inside the container to the master, guarded against pid reuse.
+async fn through_engine<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    signal: &str,
+    found: &Found,
+    name: &str,
+    report: &mut ReloadReport,
+) -> Result<Outcome, ReloadFailure> {
+    let Some(inside) = &found.container else {
+        return Err(fail(
+            Proof::Signal,
+            format!("the container {name} was not seen: nothing was signalled"),
+            report,
+        ));
+    };
+    let engine = inside.seen.engine;
+    let pid = found.master.pid;
+    let command = match found.delivery {
+        Delivery::ContainerExec => wrap(
+            &container::exec_kill(engine, name, signal, pid, found.master.start_time),
+            spec.become_,
+            spec.become_user.as_deref(),
+        ),
+        _ => container::command(
+            engine,
+            spec.become_,
+            spec.become_user.as_deref(),
+            &["kill", &format!("--signal={signal}"), name],
+        ),
+    };
+    let output = connection
+        .exec(&command, spec.command_timeout)
+        .await
+        .map_err(|e| {
+            fail(
+                Proof::Contact,
+                format!(
+                    "contact lost while sending {signal} through {} ({e}): whether {pid} got it is unknown, and so is the host's state",
+                    engine.name()
+                ),
+                report,
+            )
+        })?;
+    let said = String::from_utf8_lossy(&output.stdout);
+    let outcome = match (found.delivery, said.trim()) {
+        (_, _) if !output.success() => {
+            return Err(fail(
+                Proof::Signal,
+                format!(
+                    "{signal} through `{} {}` failed (exit code {}), nothing was signalled: {}",
+                    engine.name(),
+                    if found.delivery == Delivery::ContainerExec {
+                        "exec"
+                    } else {
+                        "kill"
+                    },
+                    output
+                        .exit_code
+                        .map_or("none".to_string(), |c| c.to_string()),
+                    crate::shell::tail(
+                        &spec
+                            .mask
+                            .output(String::from_utf8_lossy(&output.stderr).trim()),
+                        3
+                    )
+                ),
+                report,
+            ))
+        }
+        (Delivery::ContainerExec, "gone") => Outcome::Gone,
+        (Delivery::ContainerExec, answer) if answer.starts_with("changed") => Outcome::Changed,
+        _ => Outcome::Sent,
+    };
+    report.signals.push(SignalRecord {
+        signal: signal.to_string(),
+        pid,
+        outcome,
+        via: found.delivery,
+    });
+    Ok(outcome)
 }
 
 /// Sends `signal` to `target` with `kill` if it is still the proven

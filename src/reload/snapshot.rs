@@ -38,12 +38,15 @@ pub struct Snapshot {
     /// What systemd said about the unit (`rc=N`, then its answer), when
     /// it was asked.
     pub manager: Option<String>,
+    /// What the container engine said about the container, when asked.
+    pub container: Option<String>,
 }
 
 /// Markers between the sections of the dump.
 const PIDFILE: &str = "--herd pidfile";
 const UNIT: &str = "--herd unit";
 const PROCS: &str = "--herd procs";
+const CONTAINER: &str = super::container::SECTION;
 
 /// What to wait for on the host before taking the snapshot: master `pid`
 /// with exactly `wanted` children, none of them in `old`, or the master gone.
@@ -95,6 +98,9 @@ pub struct Look<'a> {
     /// The command that asks systemd about the unit (`systemctl show`),
     /// when herd may ask; its answer decides the pid to look at.
     pub query: Option<String>,
+    /// The lines that ask the container engine about the container and
+    /// set `want` to its PID 1 (see [`super::container::query`]).
+    pub container: Option<String>,
     /// Wait on the host first (see [`WaitFor`]).
     pub wait: Option<&'a WaitFor>,
 }
@@ -143,6 +149,9 @@ pub fn script(look: &Look) -> String {
              done <<HERD_EOF\n$q\nHERD_EOF\n\
              case \"$as\" in active|reloading) [ \"$mp\" != 0 ] && want=$mp;; esac\n"
         ));
+    }
+    if let Some(container) = &look.container {
+        script.push_str(container);
     }
     if let Some(wait) = look.wait {
         script.push_str(&format!("want={}\n", wait.pid));
@@ -198,9 +207,10 @@ pub fn parse(text: &str) -> Snapshot {
     let mut section = "";
     let mut pidfile = String::new();
     let mut manager = String::new();
+    let mut container = String::new();
     for line in text.lines() {
         match line {
-            PIDFILE | UNIT | PROCS => {
+            PIDFILE | UNIT | PROCS | CONTAINER => {
                 section = line;
                 continue;
             }
@@ -211,6 +221,10 @@ pub fn parse(text: &str) -> Snapshot {
             UNIT => {
                 manager.push_str(line);
                 manager.push('\n');
+            }
+            CONTAINER => {
+                container.push_str(line);
+                container.push('\n');
             }
             PROCS => {
                 if let Some(process) = parse_process(line) {
@@ -225,6 +239,9 @@ pub fn parse(text: &str) -> Snapshot {
     }
     if text.lines().any(|l| l == UNIT) {
         snapshot.manager = Some(manager);
+    }
+    if text.lines().any(|l| l == CONTAINER) {
+        snapshot.container = Some(container);
     }
     snapshot
 }
@@ -344,6 +361,7 @@ mod on_this_machine {
             pidfile: Some(crate::shell::quote(&pidfile.to_string_lossy())),
             unit: None,
             query: None,
+            container: None,
             wait,
         });
         let output = std::process::Command::new("/bin/sh")
@@ -405,6 +423,7 @@ mod on_this_machine {
             pidfile: None,
             unit: None,
             query: None,
+            container: None,
             wait: None,
         });
         let output = std::process::Command::new("/bin/sh")
@@ -431,6 +450,7 @@ mod on_this_machine {
             query: Some(format!(
                 "printf 'LoadState=loaded\\nActiveState=active\\nMainPID=%s\\n' {me}"
             )),
+            container: None,
             wait: None,
         });
         let output = std::process::Command::new("/bin/sh")
@@ -468,6 +488,7 @@ mod on_this_machine {
                 owner: owner.map(str::to_string),
             }),
             query: None,
+            container: None,
             wait: None,
         });
         let output = std::process::Command::new("/bin/sh")

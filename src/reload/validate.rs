@@ -5,6 +5,7 @@
 
 use tokio::time::Instant;
 
+use super::container;
 use super::discover::{self, Master};
 use super::signal;
 use super::snapshot::{WaitFor, WAIT_INTERVAL};
@@ -237,6 +238,50 @@ pub(super) async fn usr2<T: Connection>(
             ));
         }
         tokio::time::sleep(spec.validate.poll).await;
+    }
+}
+
+/// After the signal: the container is the one discovery saw, not restarted
+/// meanwhile (its start time and restart count are unchanged).
+pub(super) async fn container_kept<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    name: &str,
+    before: &container::Seen,
+    report: &mut ReloadReport,
+) -> Result<(), ReloadFailure> {
+    let snapshot = snapshot(connection, spec)
+        .await
+        .map_err(|e| fail(Proof::SameMaster, e.to_string(), report))?;
+    let now = snapshot
+        .container
+        .as_deref()
+        .map(container::parse)
+        .and_then(|answer| match answer {
+            container::Answer::Seen(seen) => Some(seen),
+            _ => None,
+        });
+    match now {
+        Some(now)
+            if now.running
+                && now.started_at == before.started_at
+                && now.restarts == before.restarts =>
+        {
+            Ok(())
+        }
+        Some(now) => Err(fail(
+            Proof::SameMaster,
+            format!(
+                "the container {name} was restarted during the reload (started at {} then {}, restarts {} then {}, running: {})",
+                before.started_at, now.started_at, before.restarts, now.restarts, now.running
+            ),
+            report,
+        )),
+        None => Err(fail(
+            Proof::SameMaster,
+            format!("the container {name} is gone after the signal"),
+            report,
+        )),
     }
 }
 

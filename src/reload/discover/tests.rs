@@ -1,4 +1,5 @@
 use super::*;
+use crate::reload::container;
 use crate::reload::server::GUNICORN;
 use crate::reload::snapshot::fixtures::{bystanders, stat};
 use crate::reload::snapshot::parse;
@@ -450,5 +451,150 @@ fn auto_and_name_never_count_a_decoy_as_a_master() {
         .unwrap()
         .pid,
         700
+    );
+}
+
+/// Discovery in container `web`, whose engine said `answer`.
+fn in_web(snapshot: &Snapshot, answer: &str) -> Result<Found, DiscoveryError> {
+    let mut snapshot = snapshot.clone();
+    snapshot.container = Some(answer.to_string());
+    super::discover(
+        &snapshot,
+        &GUNICORN,
+        &Place::Container {
+            engine: None,
+            name: "web".into(),
+        },
+        Delivery::Auto,
+        &OutputMask::default(),
+    )
+}
+
+const RUNNING: &str = "engine=podman\nrc=0\n500 true 0 2026-11-29T10:00:00Z\n";
+
+/// A container's processes: PID 1 (host pid 500) is `pid1`, and under it
+/// a master (600) with two workers, unless PID 1 is the master.
+fn container(pid1: &str) -> Snapshot {
+    let mut lines = vec![stat(
+        490,
+        "conmon",
+        'S',
+        1,
+        900,
+        "/usr/bin/conmon --api-version 1",
+    )];
+    if pid1.is_empty() {
+        lines.extend(
+            titled(500, "web")
+                .into_iter()
+                .map(|l| l.replacen(" S 1 ", " S 490 ", 1)),
+        );
+    } else {
+        lines.push(stat(500, "init", 'S', 490, 950, pid1));
+        lines.extend(
+            titled(600, "web")
+                .into_iter()
+                .map(|l| l.replacen(" S 1 ", " S 500 ", 1)),
+        );
+    }
+    host(&lines)
+}
+
+#[test]
+fn in_a_container_the_master_is_pid_1_or_the_child_of_an_init() {
+    let found = in_web(&container(""), RUNNING).unwrap();
+    assert_eq!(
+        (found.master.pid, found.delivery),
+        (500, Delivery::ContainerKill)
+    );
+    assert_eq!(found.master.workers, vec![501, 502]);
+    assert_eq!(found.how, "PID 1 of container web");
+    assert_eq!(
+        found.container.as_ref().map(|c| c.pid1),
+        Some(container::Pid1::Master)
+    );
+
+    for init in [
+        "/run/podman-init -- gunicorn",
+        "/sbin/docker-init -- gunicorn",
+        "tini -g -- gunicorn",
+        "/usr/bin/dumb-init gunicorn",
+    ] {
+        let found = in_web(&container(init), RUNNING).unwrap();
+        assert_eq!(
+            (found.master.pid, found.delivery),
+            (600, Delivery::ContainerKill),
+            "{init}"
+        );
+        assert_eq!(
+            found.container.as_ref().map(|c| c.pid1),
+            Some(container::Pid1::Init)
+        );
+    }
+    // Another PID 1 (a supervisor): the master is signalled from inside.
+    let found = in_web(&container("/usr/bin/python3 /usr/bin/supervisord"), RUNNING).unwrap();
+    assert_eq!(
+        (found.master.pid, found.delivery),
+        (600, Delivery::ContainerExec)
+    );
+}
+
+#[test]
+fn a_shell_as_pid_1_is_refused_with_the_fix() {
+    let error = in_web(&container("/bin/sh -c gunicorn app:app"), RUNNING).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "PID 1 of the container web is a shell (`/bin/sh -c gunicorn app:app`), which does not pass HUP on to Gunicorn: \
+         the reload would silently do nothing. Make Gunicorn PID 1 (the exec form of CMD, `CMD [\"gunicorn\", ...]`, \
+         or `exec gunicorn ...` in the start script), or run the container with an init (`--init`)"
+    );
+}
+
+#[test]
+fn a_container_that_is_not_there_or_not_running_or_ambiguous_says_so() {
+    let snapshot = container("");
+    let not_running = in_web(
+        &snapshot,
+        "engine=docker\nrc=0\n0 false 2 2026-11-29T10:00:00Z\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        not_running.to_string(),
+        "no Gunicorn master is running (the container web is not running)"
+    );
+    assert!(not_running.is_not_running());
+    let missing = in_web(
+        &snapshot,
+        "engine=docker\nrc=1\nError: No such container: web\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        "no Gunicorn master is running (docker has no container `web`)"
+    );
+    assert_eq!(
+        in_web(&snapshot, "engine=both\n").unwrap_err().to_string(),
+        "both docker and podman are installed on this host: choose one with `engine`"
+    );
+    assert_eq!(
+        in_web(&snapshot, "engine=none\n").unwrap_err().to_string(),
+        "neither docker nor podman is installed on this host"
+    );
+    assert_eq!(
+        in_web(&snapshot, "engine=docker\nrc=0\n1 true 0 a\n2 true 0 b\n")
+            .unwrap_err()
+            .to_string(),
+        "`web` names 2 docker containers: name exactly one"
+    );
+    let denied = in_web(
+        &snapshot,
+        "engine=docker\nrc=1\npermission denied while trying to connect to the Docker daemon socket\n",
+    )
+    .unwrap_err();
+    assert!(
+        denied
+            .to_string()
+            .starts_with("`docker inspect web` failed (exit code 1): permission denied"),
+        "{denied}"
     );
 }
