@@ -249,6 +249,7 @@ fn place_of(
         signal,
         container: master.container.as_deref(),
         engine: master.engine.as_deref(),
+        compose: None,
     }
     .choose()
     .map_err(|e| {

@@ -150,16 +150,43 @@ async fn check_host<C: Connector>(plan: &Plan, host: &PlannedHost, connector: &C
                 let shown = |message: String| {
                     stage.shown_message(&plan.renderer, &host.vars, &host.shown_vars, &message)
                 };
-                match reload::find_master(&connection, &spec).await {
-                    Ok(found) => Verdict::ok(shown(format!(
-                        "{} ({}, {} workers, signal by {})",
-                        found.master.pid,
-                        found.how,
-                        found.master.workers.len(),
-                        found.delivery.name()
-                    ))),
-                    Err(NotFound::Unreadable(error)) => Verdict::bad(shown(error.to_string())),
-                    Err(NotFound::Discovery(error)) => Verdict::bad(shown(error.to_string())),
+                // A Compose service: each of its containers.
+                let each = match reload::containers_of(&connection, &spec).await {
+                    Err(failure) => Err(failure.message),
+                    Ok(None) => Ok(vec![spec]),
+                    Ok(Some(each)) => Ok(each.into_iter().map(|(_, one)| one).collect()),
+                };
+                match each {
+                    Err(message) => Verdict::bad(shown(message)),
+                    Ok(each) => {
+                        let mut said = Vec::new();
+                        let mut ok = true;
+                        for one in &each {
+                            match reload::find_master(&connection, one).await {
+                                Ok(found) => said.push(format!(
+                                    "{} ({}, {} workers, signal by {})",
+                                    found.master.pid,
+                                    found.how,
+                                    found.master.workers.len(),
+                                    found.delivery.name()
+                                )),
+                                Err(NotFound::Unreadable(error)) => {
+                                    ok = false;
+                                    said.push(error.to_string());
+                                }
+                                Err(NotFound::Discovery(error)) => {
+                                    ok = false;
+                                    said.push(error.to_string());
+                                }
+                            }
+                        }
+                        let said = shown(said.join("; "));
+                        if ok {
+                            Verdict::ok(said)
+                        } else {
+                            Verdict::bad(said)
+                        }
+                    }
                 }
             }
         };

@@ -52,6 +52,10 @@ impl Reload {
             signal: self.signal.as_deref(),
             container: self.container.as_deref(),
             engine: self.engine.as_deref(),
+            compose: self
+                .compose
+                .as_ref()
+                .map(|c| (c.project.as_str(), c.service.as_str())),
         }
     }
 }

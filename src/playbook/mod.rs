@@ -120,6 +120,9 @@ pub struct Reload {
     /// `docker` or `podman`; by default whichever the host has.
     #[serde(default)]
     pub engine: Option<String>,
+    /// Every container of a Compose service.
+    #[serde(default)]
+    pub compose: Option<Compose>,
     #[serde(default)]
     pub preflight: Option<String>,
     #[serde(default)]
@@ -130,6 +133,14 @@ pub struct Reload {
     pub become_: bool,
     #[serde(default)]
     pub become_user: Option<String>,
+}
+
+/// A Compose service, by the labels Compose gives its containers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compose {
+    pub project: String,
+    pub service: String,
 }
 
 fn default_server() -> String {

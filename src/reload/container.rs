@@ -76,19 +76,93 @@ pub const SECTION: &str = "--herd container";
 /// The shell lines that print the container's section and set `want` to
 /// its PID 1 when it runs. `name` is checked (a plain container name).
 pub fn query(engine: Option<Engine>, name: &str) -> String {
-    let chosen = engine.map_or("", Engine::name);
     format!(
-        "echo '{SECTION}'; e={chosen}\n\
-         if [ -z \"$e\" ]; then d=; p=; \
-           command -v docker >/dev/null 2>&1 && d=docker; command -v podman >/dev/null 2>&1 && p=podman; \
-           if [ -n \"$d\" ] && [ -n \"$p\" ]; then echo engine=both; else e=$d$p; [ -n \"$e\" ] || echo engine=none; fi; fi\n\
+        "echo '{SECTION}'; {choose}\
          if [ -n \"$e\" ]; then echo \"engine=$e\"; \
            ci=$(\"$e\" inspect --type container --format '{{{{.State.Pid}}}} {{{{.State.Running}}}} {{{{.RestartCount}}}} {{{{.State.StartedAt}}}}' {name} 2>&1); \
            echo \"rc=$?\"; printf '%s\\n' \"$ci\"; \
            read -r cp cr rest <<HERD_EOF\n$ci\nHERD_EOF\n\
            [ \"$cr\" = true ] && want=$cp; fi\n",
         name = quote(name),
+        choose = choose_engine(engine),
     )
+}
+
+/// Shell lines that set `e` to the engine's CLI: the one given, or the one
+/// the host has; with none or both, `e` stays empty and a line says why.
+fn choose_engine(engine: Option<Engine>) -> String {
+    let chosen = engine.map_or("", Engine::name);
+    format!(
+        "e={chosen}\n\
+         if [ -z \"$e\" ]; then d=; p=; \
+           command -v docker >/dev/null 2>&1 && d=docker; command -v podman >/dev/null 2>&1 && p=podman; \
+           if [ -n \"$d\" ] && [ -n \"$p\" ]; then echo engine=both; else e=$d$p; [ -n \"$e\" ] || echo engine=none; fi; fi\n"
+    )
+}
+
+/// The labels Compose (Docker's, and podman-compose) puts on a service's containers.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+
+/// The script that lists the containers of a Compose service, running or
+/// not: `engine=...`, `rc=N`, then one name per line.
+pub fn members_query(engine: Option<Engine>, project: &str, service: &str) -> String {
+    format!(
+        "{choose}if [ -n \"$e\" ]; then echo \"engine=$e\"; \
+           names=$(\"$e\" ps -a --filter {project} --filter {service} --format '{{{{.Names}}}}' 2>&1); \
+           echo \"rc=$?\"; printf '%s\\n' \"$names\"; fi\n",
+        choose = choose_engine(engine),
+        project = quote(&format!("label={PROJECT_LABEL}={project}")),
+        service = quote(&format!("label={SERVICE_LABEL}={service}")),
+    )
+}
+
+/// The containers of a Compose service, sorted, or why they are unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Members {
+    Found {
+        engine: Engine,
+        names: Vec<String>,
+    },
+    NoEngine,
+    BothEngines,
+    Failed {
+        engine: Engine,
+        exit_code: Option<u32>,
+        said: String,
+    },
+}
+
+/// Parses the output of [`members_query`].
+pub fn parse_members(text: &str) -> Members {
+    let mut lines = text.lines();
+    let engine = match lines.next().and_then(|l| l.strip_prefix("engine=")) {
+        Some("both") => return Members::BothEngines,
+        Some(name) => match Engine::parse(name.trim()) {
+            Some(engine) => engine,
+            None => return Members::NoEngine,
+        },
+        None => return Members::NoEngine,
+    };
+    let exit_code = lines
+        .next()
+        .and_then(|l| l.strip_prefix("rc="))
+        .and_then(|rc| rc.trim().parse::<u32>().ok());
+    let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+    if exit_code != Some(0) {
+        return Members::Failed {
+            engine,
+            exit_code,
+            said: rest.join("\n"),
+        };
+    }
+    let mut names: Vec<String> = rest
+        .iter()
+        .map(|l| l.trim_start_matches('/').to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    Members::Found { engine, names }
 }
 
 /// Parses the container's section of a snapshot.

@@ -158,6 +158,11 @@ pub fn discover(
             })
         }
         Place::Container { name, .. } => return in_container(snapshot, server, name, mask),
+        Place::Compose { service, .. } => {
+            return Err(DiscoveryError::Container(format!(
+                "the Compose service {service} is reloaded one container at a time"
+            )))
+        }
         Place::Unit {
             unit,
             scope,

@@ -4,6 +4,7 @@
 //! replaced, no churn, the health check serving the new release).
 //! See DESIGN.md "Reloading the app server".
 
+mod compose;
 pub mod container;
 pub mod discover;
 pub mod http;
@@ -136,6 +137,9 @@ pub struct ReloadReport {
     pub delivery: Option<Delivery>,
     /// Every signal herd meant to send, in order, and whether it went out.
     pub signals: Vec<SignalRecord>,
+    /// The containers of a Compose service reloaded, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
 }
 
 impl ReloadReport {
@@ -190,6 +194,21 @@ impl ReloadSpec {
                 scope,
                 fallback,
             } => (unit_name(unit), *scope, fallback),
+            Place::Compose {
+                project, service, ..
+            } => {
+                let one = ReloadSpec {
+                    place: Place::Container {
+                        engine: None,
+                        name: "NAME".to_string(),
+                    },
+                    ..self.clone()
+                };
+                return format!(
+                    "each container NAME of the Compose service {service} (project {project}) in turn: {}",
+                    one.describe()
+                );
+            }
             Place::Container { engine, name } => {
                 let engine = engine.map_or("docker|podman", |e| e.name());
                 let sudo = if self.become_ { "sudo " } else { "" };
@@ -296,7 +315,7 @@ impl ReloadSpec {
     fn reads_as_become(&self) -> bool {
         self.become_
             && match self.place {
-                Place::Host(_) | Place::Container { .. } => true,
+                Place::Host(_) | Place::Container { .. } | Place::Compose { .. } => true,
                 Place::Unit { .. } => self.delivery == Delivery::Auto,
             }
     }
@@ -383,8 +402,36 @@ pub async fn find_master<T: Connection>(
     .map_err(NotFound::Discovery)
 }
 
-/// The whole reload of one host.
+/// For a Compose service, each of its containers on the host with the spec
+/// that reaches it alone; `None` for any other place.
+pub async fn containers_of<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<Option<Vec<(String, ReloadSpec)>>, ReloadFailure> {
+    compose::each(connection, spec).await
+}
+
+/// The whole reload of one host: of its one master, or of each container
+/// of a Compose service in turn.
 pub async fn reload<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<ReloadReport, ReloadFailure> {
+    let Some(each) = compose::each(connection, spec).await? else {
+        return reload_one(connection, spec).await;
+    };
+    let mut turns = compose::Turns::new(each.len());
+    for (name, one) in &each {
+        let result = reload_one(connection, one).await;
+        if let Some(failure) = turns.take(name, result) {
+            return Err(failure);
+        }
+    }
+    Ok(turns.done())
+}
+
+/// The reload of one master.
+async fn reload_one<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
 ) -> Result<ReloadReport, ReloadFailure> {
@@ -523,6 +570,7 @@ fn merged(reload: &ReloadReport, started: &ReloadReport) -> ReloadReport {
         started: true,
         delivery: reload.delivery,
         signals: reload.signals.clone(),
+        containers: reload.containers.clone(),
     }
 }
 
@@ -559,6 +607,30 @@ const CONTACT_PROBE_COMMAND: &str = "true # herd: is the connection still up";
 /// set of workers, none of them old, and the health checks must pass, by
 /// the validate timeout. `seen` is what the reload saw before contact was lost.
 pub async fn find_out<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    seen: &ReloadReport,
+) -> Result<ReloadReport, ReloadFailure> {
+    let Some(each) = compose::each(connection, spec).await? else {
+        return find_out_one(connection, spec, seen).await;
+    };
+    // What was seen of each container is not told apart: any master
+    // serving with new workers only will do.
+    let mut turns = compose::Turns::new(each.len());
+    for (name, one) in &each {
+        let anyone = ReloadReport {
+            started: true,
+            ..seen.clone()
+        };
+        let result = find_out_one(connection, one, &anyone).await;
+        if let Some(failure) = turns.take(name, result) {
+            return Err(failure);
+        }
+    }
+    Ok(turns.done())
+}
+
+async fn find_out_one<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
     seen: &ReloadReport,
@@ -619,8 +691,26 @@ pub async fn check_serving<T: Connection>(
 }
 
 /// After a rollback: signal the master if there is one, else start the
-/// server with `reload.start`, then prove it serves.
+/// server with `reload.start`, then prove it serves; each container of a
+/// Compose service in turn.
 pub async fn restore<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+) -> Result<ReloadReport, ReloadFailure> {
+    let Some(each) = compose::each(connection, spec).await? else {
+        return restore_one(connection, spec).await;
+    };
+    let mut turns = compose::Turns::new(each.len());
+    for (name, one) in &each {
+        let result = restore_one(connection, one).await;
+        if let Some(failure) = turns.take(name, result) {
+            return Err(failure);
+        }
+    }
+    Ok(turns.done())
+}
+
+async fn restore_one<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
 ) -> Result<ReloadReport, ReloadFailure> {
@@ -636,7 +726,7 @@ pub async fn restore<T: Connection>(
             let mut spec = spec.clone();
             // Rolling back is no time for a preflight that may judge the old release by new rules.
             spec.preflight = None;
-            reload(connection, &spec).await
+            reload_one(connection, &spec).await
         }
         Err(NotFound::Discovery(error)) if error.is_not_running() => start(connection, spec).await,
         Err(other) => Err(other.into_failure()),

@@ -21,6 +21,13 @@ pub enum Place<S> {
     /// In a container: its PID 1 is the master, or an init whose child is
     /// the master. `engine: None` takes whichever CLI the host has.
     Container { engine: Option<Engine>, name: S },
+    /// Every container of a Compose service (found by Compose's labels),
+    /// each reloaded as a `Container` and proven before the next.
+    Compose {
+        engine: Option<Engine>,
+        project: S,
+        service: S,
+    },
 }
 
 /// The container engine whose CLI herd runs on the host.
@@ -137,6 +144,8 @@ pub struct Keys<'a> {
     pub signal: Option<&'a str>,
     pub container: Option<&'a str>,
     pub engine: Option<&'a str>,
+    /// `compose`'s project and service.
+    pub compose: Option<(&'a str, &'a str)>,
 }
 
 /// A choice the keys cannot make; `key` is the one to point at.
@@ -158,13 +167,34 @@ impl Keys<'_> {
     /// The place and the delivery the keys name, or why they make no sense
     /// together.
     pub fn choose(&self) -> Result<(Place<String>, Delivery), KeyError> {
-        if let Some(container) = self.container {
-            return self.in_container(container);
+        match (self.container, self.compose) {
+            (Some(_), Some(_)) => {
+                return Err(refuse(
+                    "compose",
+                    "`container` and `compose` both say which containers: give one",
+                ))
+            }
+            (Some(container), None) => return self.in_container(container),
+            (None, Some((project, service))) => {
+                let (place, delivery) = self.in_container(service)?;
+                let Place::Container { engine, .. } = place else {
+                    return Ok((place, delivery));
+                };
+                return Ok((
+                    Place::Compose {
+                        engine,
+                        project: project.to_string(),
+                        service: service.to_string(),
+                    },
+                    delivery,
+                ));
+            }
+            (None, None) => {}
         }
         if self.engine.is_some() {
             return Err(refuse(
                 "engine",
-                "`engine` says which CLI runs `container`, and there is no `container`",
+                "`engine` says which CLI runs `container` or `compose`, and there is neither",
             ));
         }
         let on_host =
@@ -259,7 +289,7 @@ impl Keys<'_> {
             if given {
                 return Err(refuse(
                     key,
-                    format!("`{key}` cannot be used with `container`: herd finds the master as the container's PID 1 or its child"),
+                    format!("`{key}` cannot be used with a container: herd finds the master as the container's PID 1 or its child"),
                 ));
             }
         }
@@ -268,7 +298,7 @@ impl Keys<'_> {
             Some(other) => {
                 return Err(refuse(
                     "delivery",
-                    format!("`delivery: {other}` cannot be used with `container`: herd signals through the engine (`kill` to PID 1, or `exec` into the container)"),
+                    format!("`delivery: {other}` cannot be used with a container: herd signals through the engine (`kill` to PID 1, or `exec` into the container)"),
                 ))
             }
         }
@@ -309,6 +339,15 @@ impl<S> Place<S> {
                 engine: *engine,
                 name: f(name)?,
             },
+            Place::Compose {
+                engine,
+                project,
+                service,
+            } => Place::Compose {
+                engine: *engine,
+                project: f(project)?,
+                service: f(service)?,
+            },
         })
     }
 
@@ -323,6 +362,13 @@ impl<S> Place<S> {
             }
             Place::Container { name, .. } => {
                 all.push(("reload.container", name));
+                return all;
+            }
+            Place::Compose {
+                project, service, ..
+            } => {
+                all.push(("reload.compose.project", project));
+                all.push(("reload.compose.service", service));
                 return all;
             }
         };
@@ -648,6 +694,20 @@ mod tests {
         ] {
             assert_eq!(refused(keys).key, key);
         }
+        assert_eq!(
+            choose(Keys {
+                compose: Some(("shop", "web")),
+                ..Keys::default()
+            }),
+            Ok((
+                Place::Compose {
+                    engine: None,
+                    project: "shop".into(),
+                    service: "web".into()
+                },
+                Delivery::Auto
+            ))
+        );
         assert_eq!(check_container_name("web-1_a.b"), Ok(()));
         for bad in ["", "-x", "a b", "a/b", "$(id)", "a*"] {
             assert!(check_container_name(bad).is_err(), "{bad}");
