@@ -78,6 +78,28 @@ pub fn command(
     )
 }
 
+/// A command that has no exit status was cut off (its shell or session
+/// ended under it): whether it signalled is unknown, as when the connection
+/// drops, and the host's state must be found out.
+fn cut_off(
+    output: &crate::transport::ExecOutput,
+    signal: &str,
+    pid: u32,
+    report: &ReloadReport,
+) -> Option<ReloadFailure> {
+    if output.exit_code.is_some() {
+        return None;
+    }
+    Some(fail(
+        Proof::Contact,
+        format!(
+            "contact lost while sending {signal} to {pid} ({}): whether it was sent is unknown, and so is the host's state",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+        report,
+    ))
+}
+
 /// Delivers `signal` to the master `found`, the way discovery chose, and
 /// records in `report` what happened.
 pub(super) async fn deliver<T: Connection>(
@@ -123,6 +145,9 @@ pub(super) async fn deliver<T: Connection>(
                 report,
             )
         })?;
+    if let Some(lost) = cut_off(&output, signal, pid, report) {
+        return Err(lost);
+    }
     if !output.success() {
         let said = String::from_utf8_lossy(&output.stderr).to_string()
             + &String::from_utf8_lossy(&output.stdout);
@@ -213,6 +238,9 @@ async fn through_engine<T: Connection>(
             )
         })?;
     let said = String::from_utf8_lossy(&output.stdout);
+    if let Some(lost) = cut_off(&output, signal, pid, report) {
+        return Err(lost);
+    }
     let outcome = match (found.delivery, said.trim()) {
         (_, _) if !output.success() => {
             return Err(fail(
@@ -282,6 +310,9 @@ pub(super) async fn send<T: Connection>(
             )
         })?;
     let said = String::from_utf8_lossy(&output.stdout);
+    if let Some(lost) = cut_off(&output, signal, pid, report) {
+        return Err(lost);
+    }
     if !output.success() {
         return Err(fail(
             Proof::Signal,
