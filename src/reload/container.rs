@@ -195,20 +195,23 @@ pub fn parse(text: &str) -> Answer {
             count: rest.len(),
         };
     }
+    // The start time comes last: Podman writes it with spaces in it.
     let fields: Vec<&str> = rest
         .first()
         .map_or(Vec::new(), |l| l.split_whitespace().collect());
     match fields.as_slice() {
-        [pid, running, restarts, started_at, ..] => match (pid.parse(), restarts.parse()) {
-            (Ok(pid), Ok(restarts)) => Answer::Seen(Seen {
-                engine,
-                pid,
-                running: *running == "true",
-                restarts,
-                started_at: started_at.to_string(),
-            }),
-            _ => failed(),
-        },
+        [pid, running, restarts, started_at @ ..] if !started_at.is_empty() => {
+            match (pid.parse(), restarts.parse()) {
+                (Ok(pid), Ok(restarts)) => Answer::Seen(Seen {
+                    engine,
+                    pid,
+                    running: *running == "true",
+                    restarts,
+                    started_at: started_at.join(" "),
+                }),
+                _ => failed(),
+            }
+        }
         _ => failed(),
     }
 }
@@ -272,6 +275,12 @@ mod tests {
                 started_at: "2026-11-29T23:40:01.123456789Z".into(),
             })
         );
+        let Answer::Seen(podman) =
+            parse("engine=podman\nrc=0\n7 true 0 2026-11-29 23:50:01.123456789 +0000 UTC\n")
+        else {
+            panic!("parsed");
+        };
+        assert_eq!(podman.started_at, "2026-11-29 23:50:01.123456789 +0000 UTC");
         assert_eq!(parse("engine=both\n"), Answer::BothEngines);
         assert_eq!(parse("engine=none\n"), Answer::NoEngine);
         assert_eq!(
