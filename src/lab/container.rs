@@ -435,7 +435,7 @@ mod tests {
     }
 
     fn host() -> LabHost {
-        let mut host = super::super::start::plan(Path::new("/tmp/lab"), 1, 0, 1, "herd-lab")
+        let host = super::super::start::plan(Path::new("/tmp/lab"), 1, 0, 1, "herd-lab")
             .unwrap()
             .hosts
             .remove(0);
