@@ -234,7 +234,7 @@ pub fn run_args(host: &LabHost, pid1: Pid1, workers: usize) -> Vec<String> {
         "--name",
         &name,
         "--label",
-        "herd-lab=1",
+        &format!("{LAB_LABEL}={}", lab_dir(host).display()),
         "--volume",
         &format!("{app}:{app}"),
         "--env",
@@ -284,6 +284,45 @@ pub fn run_args(host: &LabHost, pid1: Pid1, workers: usize) -> Vec<String> {
         }
     }
     args
+}
+
+/// The label on every lab container: the directory of the lab it belongs to.
+pub const LAB_LABEL: &str = "herd-lab.dir";
+
+fn lab_dir(host: &LabHost) -> &Path {
+    host.host_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(&host.host_dir)
+}
+
+/// Removes the containers of the lab `info`: those its hosts name, and any
+/// other labelled with its directory. Other labs' containers are left alone.
+pub fn remove_lab(info: &super::LabInfo) -> Result<usize, LabError> {
+    if !engine_installed() {
+        return Ok(0);
+    }
+    let mut names: Vec<String> = info
+        .hosts
+        .iter()
+        .filter_map(|h| h.container.clone())
+        .collect();
+    let filter = format!("label={LAB_LABEL}={}", info.dir.display());
+    if let Ok(output) = podman(&["ps", "--all", "--filter", &filter, "--format", "{{.Names}}"]) {
+        if output.status.success() {
+            names.extend(
+                String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    names.sort();
+    names.dedup();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    remove(&names)
 }
 
 /// Starts `host`'s container afresh (a stopped one of the same name, left

@@ -295,8 +295,10 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
         &user.name,
     )?;
     if opts.container_hosts > 0 {
-        container::ensure_engine()?;
-        account::with_account_lock(account::allow_podman)?;
+        account::with_account_lock(|| {
+            container::ensure_engine()?;
+            account::allow_podman()
+        })?;
         container::ensure_image()?;
     }
     layout::prepare(&info, &user, &tools)?;
@@ -324,12 +326,9 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
     if has_units {
         result.stopped += systemd::stop_units(&info)?;
     }
-    let containers: Vec<&str> = info
-        .hosts
-        .iter()
-        .filter_map(|h| h.container.as_deref())
-        .collect();
-    result.stopped += container::remove(&containers)?;
+    if info.hosts.iter().any(|h| h.container.is_some()) {
+        result.stopped += container::remove_lab(&info)?;
+    }
     // Rescanned: a master may fork a worker between the snapshot and its TERM.
     for _ in 0..3 {
         let mut targets = named_pids(&info);
