@@ -104,7 +104,10 @@ fn each_pid1_case_serves_v1_with_the_master_where_the_case_puts_it() {
     for host in lab.hosts() {
         assert_eq!(healthz(host), "ok v1", "{}", host.name);
         let container = lab.container(&host.name);
-        assert!(container.ends_with(&format!("-{}", host.name)), "{container}");
+        assert!(
+            container.ends_with(&format!("-{}", host.name)),
+            "{container}"
+        );
         let master_title = format!("gunicorn: master [{container}]");
         let pid1 = lab.container_pid1(&host.name);
         let pid1_cmd = cmdline(pid1);
@@ -114,16 +117,30 @@ fn each_pid1_case_serves_v1_with_the_master_where_the_case_puts_it() {
             }
             Some("init") => {
                 // podman mounts catatonit as /run/podman-init.
-                assert!(pid1_cmd.starts_with("/run/podman-init -- python3 -m gunicorn"), "{pid1_cmd}");
+                assert!(
+                    pid1_cmd.starts_with("/run/podman-init -- python3 -m gunicorn"),
+                    "{pid1_cmd}"
+                );
                 let kids = children(pid1);
                 assert_eq!(kids.len(), 1, "{kids:?}");
-                assert!(cmdline(kids[0]).starts_with(&master_title), "{}", cmdline(kids[0]));
+                assert!(
+                    cmdline(kids[0]).starts_with(&master_title),
+                    "{}",
+                    cmdline(kids[0])
+                );
             }
             Some("shell") => {
-                assert!(pid1_cmd.starts_with("/bin/sh -c python3 -m gunicorn"), "{pid1_cmd}");
+                assert!(
+                    pid1_cmd.starts_with("/bin/sh -c python3 -m gunicorn"),
+                    "{pid1_cmd}"
+                );
                 let kids = children(pid1);
                 assert_eq!(kids.len(), 1, "{kids:?}");
-                assert!(cmdline(kids[0]).starts_with(&master_title), "{}", cmdline(kids[0]));
+                assert!(
+                    cmdline(kids[0]).starts_with(&master_title),
+                    "{}",
+                    cmdline(kids[0])
+                );
                 // Inside, too: the shell is PID 1 (no shell exec'd Gunicorn in its place).
                 let inside = lab.podman(&["exec", container, "cat", "/proc/1/cmdline"]);
                 assert!(stdout(&inside).starts_with("/bin/sh\0-c\0"), "{inside:?}");
@@ -131,7 +148,12 @@ fn each_pid1_case_serves_v1_with_the_master_where_the_case_puts_it() {
             other => panic!("{}: unexpected case {other:?}", host.name),
         }
         // The host's lab.json knows the master, and no pidfile is written.
-        assert_eq!(host.gunicorn_pid, Some(master_of(&lab, host)), "{}", host.name);
+        assert_eq!(
+            host.gunicorn_pid,
+            Some(master_of(&lab, host)),
+            "{}",
+            host.name
+        );
         assert!(!host.pidfile.exists(), "{}", host.pidfile.display());
     }
     let status = Herd::new()
@@ -180,7 +202,10 @@ fn hup_replaces_workers_under_exec_and_init_and_does_nothing_under_a_shell() {
             "{}: workers of {master} not replaced: {old:?} -> {now:?}",
             host.name
         );
-        assert_eq!(proc_stat(*master).map(|s| s.start_time), Some(stat.start_time));
+        assert_eq!(
+            proc_stat(*master).map(|s| s.start_time),
+            Some(stat.start_time)
+        );
         assert_eq!(master_of(&lab, host), *master, "{}", host.name);
     }
     let replaced_in = sent.elapsed();
@@ -190,7 +215,10 @@ fn hup_replaces_workers_under_exec_and_init_and_does_nothing_under_a_shell() {
     std::thread::sleep(quiet.saturating_sub(sent.elapsed()));
     let (master, stat, old) = &before[2];
     assert_eq!(children(*master), *old, "the shell case's workers changed");
-    assert_eq!(proc_stat(*master).map(|s| s.start_time), Some(stat.start_time));
+    assert_eq!(
+        proc_stat(*master).map(|s| s.start_time),
+        Some(stat.start_time)
+    );
     assert_eq!(healthz(&lab.hosts()[2]), "ok v1");
     eprintln!(
         "HUP: exec and init replaced their workers within {replaced_in:?}; \
@@ -246,9 +274,15 @@ fn app_start_and_sudo_podman_work_for_the_login_account_over_ssh() {
     assert!(named.ends_with("-host01"), "{plain_line}");
     assert!(!container_exists(named), "{named} exists on a plain host");
     let line = inventory.lines().find(|l| l.contains("host02:")).unwrap();
-    assert!(line.contains(&format!("app_container: {container}, app_engine: podman")), "{line}");
+    assert!(
+        line.contains(&format!("app_container: {container}, app_engine: podman")),
+        "{line}"
+    );
     let start = host.app_dir.join("start-container.sh");
-    assert!(line.contains(&format!("app_start: {}", start.display())), "{line}");
+    assert!(
+        line.contains(&format!("app_start: {}", start.display())),
+        "{line}"
+    );
 
     let inspect = lab.ssh_as(
         lab.user(),
@@ -285,10 +319,17 @@ fn down_removes_this_labs_containers_and_their_processes_only() {
         .collect();
     assert!(processes.len() >= 9, "{processes:?}");
     let rootfs_mtime = fs::metadata(ROOTFS).unwrap().modified().unwrap();
-    let down = Herd::new().args(["lab", "down", "--dir"]).arg(lab.dir()).run();
+    let down = Herd::new()
+        .args(["lab", "down", "--dir"])
+        .arg(lab.dir())
+        .run();
     down.assert_code(0);
     for host in lab.hosts() {
-        assert!(!container_exists(lab.container(&host.name)), "{}", host.name);
+        assert!(
+            !container_exists(lab.container(&host.name)),
+            "{}",
+            host.name
+        );
     }
     let left: Vec<u32> = processes.into_iter().filter(|pid| alive(*pid)).collect();
     assert!(left.is_empty(), "still running after down: {left:?}");
@@ -297,7 +338,10 @@ fn down_removes_this_labs_containers_and_their_processes_only() {
     assert!(container_pid1(other.container(&survivor.name)).is_some());
     assert_eq!(healthz(survivor), "ok v1");
     assert!(podman(&["image", "exists", IMAGE]).status.success());
-    assert_eq!(fs::metadata(ROOTFS).unwrap().modified().unwrap(), rootfs_mtime);
+    assert_eq!(
+        fs::metadata(ROOTFS).unwrap().modified().unwrap(),
+        rootfs_mtime
+    );
 }
 
 #[test]
@@ -312,7 +356,10 @@ fn a_later_lab_reuses_the_cached_image_without_mmdebstrap() {
     let started = Instant::now();
     let lab = Lab::up_with_containers(3, 3);
     let took = started.elapsed();
-    assert_eq!(fs::metadata(ROOTFS).unwrap().modified().unwrap(), rootfs_mtime);
+    assert_eq!(
+        fs::metadata(ROOTFS).unwrap().modified().unwrap(),
+        rootfs_mtime
+    );
     assert_eq!(
         stdout(&podman(&["image", "inspect", "--format", "{{.Id}}", IMAGE])),
         image_id
@@ -327,7 +374,17 @@ fn a_later_lab_reuses_the_cached_image_without_mmdebstrap() {
 fn more_container_and_unit_hosts_than_hosts_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let run = Herd::new()
-        .args(["lab", "up", "--hosts", "2", "--container-hosts", "2", "--unit-hosts", "1", "--dir"])
+        .args([
+            "lab",
+            "up",
+            "--hosts",
+            "2",
+            "--container-hosts",
+            "2",
+            "--unit-hosts",
+            "1",
+            "--dir",
+        ])
         .arg(dir.path())
         .run();
     run.assert_code(1);

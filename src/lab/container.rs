@@ -42,7 +42,8 @@ pub const STOP_TIMEOUT_SECS: u32 = 3;
 /// The engine settings: runc (crun refuses a hybrid cgroup layout), cgroupfs
 /// (no systemd to manage cgroups), ulimits a VM without `CAP_SYS_RESOURCE`
 /// can set, catatonit for `--init`, and events in a file (no journald).
-pub const ENGINE_SETTINGS: &str = "# herd lab: the engine its containers run on (written by `herd lab up`)\n\
+pub const ENGINE_SETTINGS: &str =
+    "# herd lab: the engine its containers run on (written by `herd lab up`)\n\
 [containers]\n\
 default_ulimits = [\"nofile=8192:8192\", \"nproc=8192:8192\"]\n\
 init_path = \"/usr/bin/catatonit\"\n\

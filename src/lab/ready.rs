@@ -50,10 +50,7 @@ pub(super) fn wait_ready(
                 && http_healthy(&host.address, host.http_port);
         }
         if let (Some(sshd), true) = (sshd_pid, app_ready) {
-            return Ok((
-                sshd,
-                gunicorn_pid.or_else(|| read_pidfile(&host.pidfile)),
-            ));
+            return Ok((sshd, gunicorn_pid.or_else(|| read_pidfile(&host.pidfile))));
         }
         if let Some(pid) = gunicorn_pid.filter(|pid| !process::is_alive(*pid)) {
             return Err(start_failed(
