@@ -395,3 +395,83 @@ fn more_container_and_unit_hosts_than_hosts_is_refused() {
     );
     assert!(!Path::new(dir.path()).join("lab.json").exists());
 }
+
+#[test]
+fn container_hosts_are_refused_to_a_user_who_is_not_root() {
+    if !running_as_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = Herd::new()
+            .args([
+                "lab",
+                "up",
+                "--hosts",
+                "1",
+                "--container-hosts",
+                "1",
+                "--dir",
+            ])
+            .arg(dir.path())
+            .run();
+        run.assert_code(1);
+        assert!(
+            run.stderr().contains("--container-hosts needs root"),
+            "{run}"
+        );
+        return;
+    }
+    // As root: the same, run as an unprivileged account.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(herd_bin())
+        .args([
+            "lab",
+            "up",
+            "--hosts",
+            "1",
+            "--container-hosts",
+            "1",
+            "--dir",
+        ])
+        .arg(dir.path().join("lab"))
+        .env_remove("HERD_LAB_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runuser runs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr(&out),
+        "error: --container-hosts needs root: the lab runs its containers on the machine's \
+         rootful Podman; run `sudo herd lab up`, or leave out --container-hosts"
+    );
+    assert!(!dir.path().join("lab").exists());
+}
+
+#[test]
+fn a_lab_imports_the_cached_rootfs_again_when_the_image_is_gone() {
+    if !can_run_containers("import") {
+        return;
+    }
+    let _one = one_at_a_time();
+    drop(Lab::up_with_containers(1, 1)); // the rootfs is cached from here on
+    let rootfs_mtime = fs::metadata(ROOTFS).unwrap().modified().unwrap();
+    let rmi = podman(&["rmi", IMAGE]);
+    if !rmi.status.success() {
+        // Containers of labs outside this test still use it.
+        eprintln!("import: skipped: cannot remove {IMAGE}: {}", stderr(&rmi));
+        return;
+    }
+    let started = Instant::now();
+    let lab = Lab::up_with_containers(1, 1);
+    let took = started.elapsed();
+    assert!(podman(&["image", "exists", IMAGE]).status.success());
+    assert_eq!(
+        fs::metadata(ROOTFS).unwrap().modified().unwrap(),
+        rootfs_mtime,
+        "the rootfs was built again"
+    );
+    assert_eq!(healthz(&lab.hosts()[0]), "ok v1");
+    eprintln!(
+        "`lab up --hosts 1 --container-hosts 1` with the rootfs cached but no image: {took:?}"
+    );
+}
