@@ -997,10 +997,14 @@ pub fn containers_unavailable() -> Option<String> {
     if !Path::new(PODMAN).is_file() {
         return Some(format!("{PODMAN} not found: run scripts/setup.sh"));
     }
-    match Command::new(PODMAN).arg("--version").output() {
+    match Command::new(PODMAN)
+        .arg("info")
+        .stdin(Stdio::null())
+        .output()
+    {
         Ok(out) if out.status.success() => None,
         Ok(out) => Some(format!(
-            "podman --version failed: {}",
+            "podman info failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )),
         Err(e) => Some(format!("cannot run {PODMAN}: {e}")),
