@@ -87,4 +87,21 @@ else
     "$venv/bin/python" -m pip install -q gunicorn setproctitle >&2
 fi
 
+# Container hosts (`herd lab up --container-hosts N`, root only): the
+# machine's rootful Podman with runc (crun refuses a hybrid cgroup layout),
+# catatonit for `podman run --init`, and mmdebstrap, which builds the image's
+# rootfs offline from the apt mirror (the lab does that on first use and
+# caches it in /var/tmp/herd-lab). Optional: without them the container
+# tests say why and skip.
+container_missing=()
+for tool in podman:/usr/bin/podman runc:/usr/sbin/runc mmdebstrap:/usr/bin/mmdebstrap catatonit:/usr/bin/catatonit; do
+    [ -x "${tool#*:}" ] || container_missing+=("${tool%%:*}")
+done
+if [ ${#container_missing[@]} -eq 0 ]; then
+    say "podman, runc, mmdebstrap, catatonit: already installed"
+elif ! (apt_install "${container_missing[@]}"); then
+    say "could not install ${container_missing[*]}: the lab runs no container hosts here"
+fi
+
 say "ready: herd lab up --hosts 3"
+

@@ -421,6 +421,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
             venv,
             no_app,
             unit_hosts,
+            container_hosts,
         } => {
             let options = lab::LabOptions {
                 dir,
@@ -428,6 +429,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
                 venv: venv.unwrap_or_else(lab::default_venv),
                 gunicorn: !no_app,
                 unit_hosts,
+                container_hosts,
             };
             let info = lab::up(&options)?;
             stdout(&describe::lab(&info));

@@ -295,6 +295,11 @@ pub enum LabCommand {
         /// account (root only; with 2 or more, the last unit has no ExecReload).
         #[arg(long, value_name = "N", default_value_t = 0)]
         unit_hosts: usize,
+        /// Run N hosts' Gunicorn in rootful Podman containers, the N hosts
+        /// just before the unit hosts (root only; PID 1 cases in turn: exec,
+        /// init, shell).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        container_hosts: usize,
     },
     /// Stop every process the lab started.
     Down {

@@ -97,6 +97,12 @@ pub fn lab(info: &crate::lab::LabInfo) -> String {
             Some(unit) => format!("  unit {unit} (user, as {}, no ExecReload)", host.app_user),
             None => String::new(),
         };
+        let unit = match (&host.container, &host.pid1) {
+            (Some(container), Some(pid1)) => {
+                format!("{unit}  container {container} (podman, PID 1 {pid1})")
+            }
+            _ => unit,
+        };
         let _ = writeln!(
             out,
             "{}  ssh {}:{} ({})  http {}:{} ({}){unit}",

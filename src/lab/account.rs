@@ -212,6 +212,25 @@ fn allow_becoming_the_app_account() -> Result<(), LabError> {
     Ok(())
 }
 
+/// Where the login account's right to run Podman as root is written.
+const SUDOERS_PODMAN: &str = "/etc/sudoers.d/herd-lab-podman";
+
+/// `herd-lab ALL=(root) NOPASSWD: /usr/bin/podman`: a lab with container
+/// hosts lets its login account drive the machine's rootful Podman (which is
+/// as good as root, like membership of the docker group). Written once, kept
+/// for the labs that follow; call it holding the account lock.
+pub fn allow_podman() -> Result<(), LabError> {
+    let rules = format!(
+        "# herd lab: the login account may run the rootful Podman of the lab's containers (root-equivalent)\n\
+         {LAB_ACCOUNT} ALL=(root) NOPASSWD: {}\n",
+        super::container::PODMAN
+    );
+    if std::fs::read_to_string(SUDOERS_PODMAN).ok().as_deref() != Some(&rules) {
+        install_sudoers(Path::new(SUDOERS_PODMAN), &rules)?;
+    }
+    Ok(())
+}
+
 /// Installs `rules` at `path` (mode 0440, as sudo wants) once `visudo -c`
 /// accepts them; nothing where sudo reads no drop-in folder.
 fn install_sudoers(path: &Path, rules: &str) -> Result<(), LabError> {

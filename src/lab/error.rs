@@ -25,6 +25,22 @@ pub enum LabError {
     #[error("--unit-hosts runs Gunicorn as a systemd unit and cannot go with --no-app")]
     UnitsNeedApp,
 
+    #[error("--container-hosts {containers} and --unit-hosts {units} ask for more hosts than the lab's {hosts}")]
+    TooManyContainerHosts {
+        containers: usize,
+        units: usize,
+        hosts: usize,
+    },
+
+    #[error("--container-hosts needs root: the lab runs its containers on the machine's rootful Podman; run `sudo herd lab up`, or leave out --container-hosts")]
+    ContainersNeedRoot,
+
+    #[error("--container-hosts runs Gunicorn in containers and cannot go with --no-app")]
+    ContainersNeedApp,
+
+    #[error("podman not found at {}: run scripts/setup.sh", .0.display())]
+    PodmanMissing(PathBuf),
+
     #[error("a lab is already running in {}: run `herd lab down` first", .0.display())]
     AlreadyRunning(PathBuf),
 

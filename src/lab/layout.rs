@@ -102,12 +102,13 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
         write_file(&host.sshd_log(), "", 0o644)?;
         lay_out_app(host, user, info.deploy_user.is_some())?;
         if let Some(gunicorn) = &tools.gunicorn {
-            let script = match &host.unit {
-                Some(unit) => {
+            let script = match (&host.container, &host.unit) {
+                (Some(container), _) => render::container_start_script(host, container),
+                (None, Some(unit)) => {
                     let app = account::app_user()?;
                     render::unit_start_script(host, unit, &systemd::runtime_dir(app.uid))
                 }
-                None => render::start_script(host, gunicorn, dir),
+                (None, None) => render::start_script(host, gunicorn, dir),
             };
             write_file(&host.start_script(), &script, 0o755)?;
             if user.switch_to {

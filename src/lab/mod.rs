@@ -14,6 +14,7 @@
 //! in and reload those units, nothing more.
 
 mod account;
+pub mod container;
 mod error;
 mod layout;
 mod process;
@@ -54,6 +55,9 @@ pub struct LabOptions {
     /// How many hosts, the last ones, run their Gunicorn as a systemd user
     /// unit of [`LAB_APP_ACCOUNT`] instead of as a daemon (root only).
     pub unit_hosts: usize,
+    /// How many hosts, just before the unit hosts, run their Gunicorn in a
+    /// rootful Podman container (root only); see [`container`].
+    pub container_hosts: usize,
 }
 
 impl LabOptions {
@@ -66,6 +70,7 @@ impl LabOptions {
             venv: default_venv(),
             gunicorn: true,
             unit_hosts: 0,
+            container_hosts: 0,
         }
     }
 }
@@ -120,6 +125,15 @@ pub struct LabHost {
     /// The account this host's Gunicorn runs as.
     #[serde(default)]
     pub app_user: String,
+    /// The Podman container that runs this host's Gunicorn, on a container
+    /// host: the proc_name.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// What that container's PID 1 is: `exec` (the master), `init`
+    /// (catatonit, the master its child) or `shell` (`/bin/sh`, the master
+    /// its child).
+    #[serde(default)]
+    pub pid1: Option<String>,
 }
 
 fn titles_by_default() -> bool {
@@ -161,6 +175,9 @@ impl LabHost {
     /// The script that starts this host's Gunicorn (also `reload.start`):
     /// as a daemon, or on a unit host by starting the unit.
     pub fn start_script(&self) -> PathBuf {
+        if self.container.is_some() {
+            return self.app_dir.join("start-container.sh");
+        }
         match self.unit {
             Some(_) => self.app_dir.join("start-unit.sh"),
             None => self.app_dir.join("start-gunicorn.sh"),
@@ -233,6 +250,24 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
     if opts.unit_hosts > 0 && !account::running_as_root() {
         return Err(LabError::UnitsNeedRoot(LAB_APP_ACCOUNT));
     }
+    if opts.container_hosts > 0 {
+        if opts.container_hosts + opts.unit_hosts > opts.hosts {
+            return Err(LabError::TooManyContainerHosts {
+                containers: opts.container_hosts,
+                units: opts.unit_hosts,
+                hosts: opts.hosts,
+            });
+        }
+        if !opts.gunicorn {
+            return Err(LabError::ContainersNeedApp);
+        }
+        if !account::running_as_root() {
+            return Err(LabError::ContainersNeedRoot);
+        }
+        if !container::engine_installed() {
+            return Err(LabError::PodmanMissing(container::PODMAN.into()));
+        }
+    }
     let tools = start::Tools::find(opts)?;
     fs::create_dir_all(&opts.dir)
         .map_err(LabError::io(&opts.dir, "cannot create the lab directory"))?;
@@ -252,7 +287,20 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
         return Err(LabError::NotALab(dir));
     }
     let user = account::login_user()?;
-    let mut info = start::plan(&dir, opts.hosts, opts.unit_hosts, &user.name)?;
+    let mut info = start::plan(
+        &dir,
+        opts.hosts,
+        opts.unit_hosts,
+        opts.container_hosts,
+        &user.name,
+    )?;
+    if opts.container_hosts > 0 {
+        account::with_account_lock(|| {
+            container::ensure_engine()?;
+            account::allow_podman()
+        })?;
+        container::ensure_image()?;
+    }
     layout::prepare(&info, &user, &tools)?;
     save(&info)?;
     if let Err(error) = start::launch(&mut info, &user, &tools) {
@@ -277,6 +325,9 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
     let has_units = info.hosts.iter().any(|h| h.unit.is_some());
     if has_units {
         result.stopped += systemd::stop_units(&info)?;
+    }
+    if info.hosts.iter().any(|h| h.container.is_some()) {
+        result.stopped += container::remove_lab(&info)?;
     }
     // Rescanned: a master may fork a worker between the snapshot and its TERM.
     for _ in 0..3 {
@@ -367,6 +418,9 @@ fn started_by_session(info: &LabInfo, pid: u32) -> bool {
 fn refresh(info: &mut LabInfo) {
     let dir = info.dir.clone();
     for host in &mut info.hosts {
+        if host.container.is_some() {
+            host.gunicorn_pid = container::master_pid(host);
+        }
         if let Some(pid) =
             read_pidfile(&host.sshd_pidfile()).filter(|pid| looks_like(*pid, "sshd", &dir))
         {

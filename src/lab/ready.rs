@@ -28,7 +28,24 @@ pub(super) fn wait_ready(
             sshd_pid = read_pidfile(&host.sshd_pidfile());
         }
         if !app_ready {
-            gunicorn_pid = read_pidfile(&host.pidfile).or(gunicorn_pid);
+            let previous = gunicorn_pid;
+            gunicorn_pid = if host.container.is_some() {
+                // No pidfile: the master is found through the engine, asked
+                // again only while none is known alive.
+                gunicorn_pid
+                    .filter(|pid| process::is_alive(*pid))
+                    .or_else(|| super::container::master_pid(host))
+            } else {
+                read_pidfile(&host.pidfile).or(gunicorn_pid)
+            };
+            if let (Some(pid), None) = (previous, gunicorn_pid) {
+                return Err(start_failed(
+                    host,
+                    "gunicorn",
+                    &format!("its master {pid} exited with its container"),
+                    &host.gunicorn_log(),
+                ));
+            }
             app_ready = gunicorn_pid.is_some_and(|pid| process::children(pid).len() >= WORKERS)
                 && http_healthy(&host.address, host.http_port);
         }

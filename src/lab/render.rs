@@ -106,7 +106,7 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, app_unit: {}, app_user: {}, herd_lock_file: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, app_unit: {}, app_container: {}, app_engine: podman, app_user: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
@@ -119,6 +119,8 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
             // On a plain host, a unit that does not exist: one playbook
             // works on every host.
             scalar(host.unit.clone().unwrap_or_else(|| host.unit_name()).as_str()),
+            // Likewise a container that does not exist on other hosts.
+            scalar(host.container.clone().unwrap_or_else(|| host.proc_name()).as_str()),
             scalar(&host.app_user),
             // Every lab host logs in as the same user on the same machine, so
             // the default lock in the home directory would be shared.
@@ -156,6 +158,11 @@ fn scalar(value: &str) -> String {
 /// Each host gets its own control socket (Gunicorn 24+ puts one per user in
 /// `~/.gunicorn`, which every lab host would share).
 pub fn gunicorn_conf(host: &LabHost) -> String {
+    if host.container.is_some() {
+        // Debian's Gunicorn in the image has no control socket; and none
+        // should be in the app directory that the container shares.
+        return format!("# herd lab: {name} (in a container)\n", name = host.name);
+    }
     let socket = match host.unit {
         Some(_) => host.run_dir().join("gunicorn.ctl"),
         None => host.app_dir.join("gunicorn.ctl"),
@@ -310,6 +317,21 @@ pub fn unit_start_script(host: &LabHost, unit: &str, runtime_dir: &Path) -> Stri
     )
 }
 
+/// A container host's `reload.start`: starts its container again (the
+/// container keeps its command and mounts), directly as root or through
+/// `sudo -n` from the login account.
+pub fn container_start_script(host: &LabHost, container: &str) -> String {
+    let quote = |t: &str| crate::shell::quote(t);
+    format!(
+        "#!/bin/sh\n# herd lab: starts {name}'s Gunicorn container\n\
+         [ \"$(id -u)\" = 0 ] && exec {podman} start {container}\n\
+         exec sudo -n {podman} start {container}\n",
+        name = host.name,
+        podman = super::container::PODMAN,
+        container = quote(container),
+    )
+}
+
 /// The release marker a fresh host starts on.
 pub const FIRST_RELEASE: &str = "v1";
 
@@ -362,6 +384,8 @@ mod tests {
             unit: None,
             unit_reload: false,
             app_user: "herd-lab".into(),
+            container: None,
+            pid1: None,
         }
     }
 
@@ -428,6 +452,27 @@ mod tests {
     }
 
     #[test]
+    fn a_container_hosts_start_script_starts_its_container_through_sudo() {
+        let mut host = host(2);
+        host.container = Some(host.proc_name());
+        host.pid1 = Some("init".into());
+        assert_eq!(
+            host.start_script(),
+            Path::new("/tmp/lab/hosts/host02/app/start-container.sh")
+        );
+        assert_eq!(
+            container_start_script(&host, "lab-e29b93-host02"),
+            "#!/bin/sh\n# herd lab: starts host02's Gunicorn container\n\
+             [ \"$(id -u)\" = 0 ] && exec /usr/bin/podman start lab-e29b93-host02\n\
+             exec sudo -n /usr/bin/podman start lab-e29b93-host02\n"
+        );
+        assert_eq!(
+            gunicorn_conf(&host),
+            "# herd lab: host02 (in a container)\n"
+        );
+    }
+
+    #[test]
     fn inventory_renders_ansible_yaml_with_absolute_paths() {
         let text = inventory(
             &[host(1), host(2)],
@@ -448,8 +493,8 @@ all:
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, app_unit: lab-e29b93-host01.service, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, app_unit: lab-e29b93-host02.service, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, app_unit: lab-e29b93-host01.service, app_container: lab-e29b93-host01, app_engine: podman, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, app_unit: lab-e29b93-host02.service, app_container: lab-e29b93-host02, app_engine: podman, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =

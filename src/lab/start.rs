@@ -14,7 +14,7 @@ use super::account::LoginUser;
 use super::account::{LAB_APP_ACCOUNT, LAB_DEPLOY_ACCOUNT};
 use super::layout::append;
 use super::ready::{start_failed, wait_ready};
-use super::{read_pidfile, render, systemd, LabError, LabHost, LabInfo, SSHD};
+use super::{container, read_pidfile, render, systemd, LabError, LabHost, LabInfo, SSHD};
 
 /// How long every host gets to come up, plus a little per host: starting
 /// Gunicorn is CPU-bound, so a big lab on a small machine takes longer.
@@ -75,9 +75,19 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
 /// The lab's hosts with their addresses and free ports, nothing started yet.
 /// The last `unit_hosts` hosts run their Gunicorn as a systemd user unit of
 /// the app account; with two or more, the last unit has no `ExecReload`, so
-/// both kinds of unit are there to deploy to.
-pub fn plan(dir: &Path, count: usize, unit_hosts: usize, user: &str) -> Result<LabInfo, LabError> {
+/// both kinds of unit are there to deploy to. The `container_hosts` hosts
+/// just before the unit hosts run their Gunicorn in a container, PID 1 cases
+/// in turn exec, init, shell (see [`container::Pid1`]); their Gunicorn sets
+/// process titles (the image has setproctitle) and writes no pidfile.
+pub fn plan(
+    dir: &Path,
+    count: usize,
+    unit_hosts: usize,
+    container_hosts: usize,
+    user: &str,
+) -> Result<LabInfo, LabError> {
     let first_unit = count - unit_hosts.min(count);
+    let first_container = first_unit - container_hosts.min(first_unit);
     let addresses: Vec<String> = (1..=count).map(render::host_address).collect();
     let ports = allocate_ports(&addresses)?;
     let hosts = addresses
@@ -104,7 +114,15 @@ pub fn plan(dir: &Path, count: usize, unit_hosts: usize, user: &str) -> Result<L
                 unit: None,
                 unit_reload: false,
                 app_user: user.to_string(),
+                container: None,
+                pid1: None,
             };
+            if (first_container..first_unit).contains(&i) {
+                host.container = Some(host.proc_name());
+                host.pid1 = Some(container::Pid1::nth(i - first_container).to_string());
+                host.proc_titles = true;
+                host.pidfile = app_dir_pidfile_never_written(&host);
+            }
             if i >= first_unit {
                 host.unit = Some(host.unit_name());
                 host.unit_reload = unit_hosts < 2 || i + 1 < count;
@@ -123,6 +141,13 @@ pub fn plan(dir: &Path, count: usize, unit_hosts: usize, user: &str) -> Result<L
         deploy_user: (unit_hosts > 0).then(|| LAB_DEPLOY_ACCOUNT.to_string()),
         hosts,
     })
+}
+
+/// A container host's Gunicorn writes no pidfile (a PID inside the
+/// container means nothing on the host): its `pidfile` names a path that
+/// stays missing.
+fn app_dir_pidfile_never_written(host: &LabHost) -> PathBuf {
+    host.app_dir.join("no-pidfile-in-container")
 }
 
 /// Two ports (ssh, http) per address, asked of the kernel by binding port 0,
@@ -161,6 +186,7 @@ pub fn launch(info: &mut LabInfo, user: &LoginUser, tools: &Tools) -> Result<(),
         let host = &info.hosts[i];
         start_sshd(host)?;
         match &tools.gunicorn {
+            Some(_) if host.container.is_some() => container::start(host),
             Some(_) if host.unit.is_none() => start_gunicorn(host, user),
             _ => Ok(()),
         }
@@ -185,6 +211,9 @@ pub fn launch(info: &mut LabInfo, user: &LoginUser, tools: &Tools) -> Result<(),
             Err(error) => {
                 host.sshd_pid = read_pidfile(&host.sshd_pidfile());
                 host.gunicorn_pid = read_pidfile(&host.pidfile);
+                if host.container.is_some() {
+                    host.gunicorn_pid = container::master_pid(host);
+                }
                 first_error.get_or_insert(error);
             }
         }
@@ -273,7 +302,7 @@ mod tests {
 
     #[test]
     fn the_last_hosts_are_unit_hosts_and_the_very_last_has_no_reload() {
-        let info = plan(Path::new("/tmp/lab"), 4, 2, "herd-lab").unwrap();
+        let info = plan(Path::new("/tmp/lab"), 4, 2, 0, "herd-lab").unwrap();
         let kinds: Vec<(Option<&str>, bool, &str)> = info
             .hosts
             .iter()
@@ -306,14 +335,47 @@ mod tests {
 
     #[test]
     fn one_unit_host_can_reload_and_no_unit_host_means_no_deploy_account() {
-        let one = plan(Path::new("/tmp/lab"), 2, 1, "herd-lab").unwrap();
+        let one = plan(Path::new("/tmp/lab"), 2, 1, 0, "herd-lab").unwrap();
         assert!(one.hosts[1].unit.is_some() && one.hosts[1].unit_reload);
-        let none = plan(Path::new("/tmp/lab"), 2, 0, "herd-lab").unwrap();
+        let none = plan(Path::new("/tmp/lab"), 2, 0, 0, "herd-lab").unwrap();
         assert!(none
             .hosts
             .iter()
             .all(|h| h.unit.is_none() && h.app_user == "herd-lab"));
         assert_eq!(none.deploy_user, None);
+    }
+
+    #[test]
+    fn container_hosts_come_just_before_the_unit_hosts() {
+        let info = plan(Path::new("/tmp/lab"), 6, 1, 4, "herd-lab").unwrap();
+        let kinds: Vec<(Option<&str>, bool)> = info
+            .hosts
+            .iter()
+            .map(|h| (h.pid1.as_deref(), h.unit.is_some()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (None, false),
+                (Some("exec"), false),
+                (Some("init"), false),
+                (Some("shell"), false),
+                (Some("exec"), false),
+                (None, true),
+            ]
+        );
+        let tag = lab_tag_of(&info);
+        assert_eq!(
+            info.hosts[1].container.as_deref(),
+            Some(format!("{tag}-host02").as_str())
+        );
+        assert_eq!(
+            info.hosts[1].pidfile,
+            info.hosts[1].app_dir.join("no-pidfile-in-container")
+        );
+        let none = plan(Path::new("/tmp/lab"), 2, 0, 2, "herd-lab").unwrap();
+        assert_eq!(none.hosts[0].pid1.as_deref(), Some("exec"));
+        assert_eq!(none.hosts[1].pid1.as_deref(), Some("init"));
     }
 
     fn lab_tag_of(info: &LabInfo) -> String {

@@ -335,6 +335,12 @@ pub struct LabHost {
     /// The account this host's Gunicorn runs as.
     #[serde(default)]
     pub app_user: String,
+    /// The Podman container running this host's Gunicorn (container hosts only).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// That container's PID 1 case: "exec", "init" or "shell".
+    #[serde(default)]
+    pub pid1: Option<String>,
 }
 
 impl LabHost {
@@ -424,6 +430,18 @@ impl Lab {
     /// [`LAB_APP_ACCOUNT`] (root only); with 2 or more, the last unit has no
     /// `ExecReload`.
     pub fn up_with_units(hosts: usize, units: usize) -> Lab {
+        Lab::up_with(hosts, units, 0)
+    }
+
+    /// A lab whose last `containers` hosts run Gunicorn in rootful Podman
+    /// containers (root only), PID 1 cases in turn exec, init, shell.
+    pub fn up_with_containers(hosts: usize, containers: usize) -> Lab {
+        Lab::up_with(hosts, 0, containers)
+    }
+
+    /// A lab with `units` unit hosts last and `containers` container hosts
+    /// just before them.
+    pub fn up_with(hosts: usize, units: usize, containers: usize) -> Lab {
         let dir = LabDir {
             dir: tempfile::Builder::new()
                 .prefix("herd-test-lab")
@@ -440,6 +458,7 @@ impl Lab {
             .arg("--venv")
             .arg(&venv)
             .args(["--unit-hosts", &units.to_string()])
+            .args(["--container-hosts", &containers.to_string()])
             .run();
         assert_eq!(up.code, Some(0), "herd lab up failed\n{up}");
         let text = fs::read_to_string(dir.dir.path().join("lab.json")).expect("lab.json");
@@ -961,5 +980,89 @@ impl Lab {
         self.unit_property(name, "MainPID")
             .parse()
             .unwrap_or_else(|e| panic!("{name}: MainPID: {e}"))
+    }
+}
+
+// ---- Container hosts: the machine's rootful Podman, as the test sees it ----
+
+/// The engine the lab's containers run on.
+pub const PODMAN: &str = "/usr/bin/podman";
+
+/// Why containers cannot run here, or `None` when they can: the tests of
+/// container hosts print it and skip.
+pub fn containers_unavailable() -> Option<String> {
+    if !running_as_root() {
+        return Some("container hosts need root (rootful Podman)".into());
+    }
+    if !Path::new(PODMAN).is_file() {
+        return Some(format!("{PODMAN} not found: run scripts/setup.sh"));
+    }
+    match Command::new(PODMAN)
+        .arg("info")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
+            "podman info failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Some(format!("cannot run {PODMAN}: {e}")),
+    }
+}
+
+/// `podman ARGS` as root (the test's own user), output captured.
+pub fn podman(args: &[&str]) -> std::process::Output {
+    Command::new(PODMAN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run podman {args:?}: {e}"))
+}
+
+/// The host PID of container `name`'s PID 1, or `None` when it does not run.
+pub fn container_pid1(name: &str) -> Option<u32> {
+    let out = podman(&["inspect", "--format", "{{.State.Pid}}", name]);
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .ok()
+        .filter(|pid| *pid > 0)
+}
+
+/// True if a container (running or not) named `name` exists.
+pub fn container_exists(name: &str) -> bool {
+    podman(&["container", "exists", name]).status.success()
+}
+
+impl Lab {
+    /// The container hosts, in inventory order.
+    pub fn container_hosts(&self) -> Vec<&LabHost> {
+        self.hosts()
+            .iter()
+            .filter(|h| h.container.is_some())
+            .collect()
+    }
+
+    /// `name`'s container (panics on a host without one).
+    pub fn container(&self, name: &str) -> &str {
+        self.host(name)
+            .container
+            .as_deref()
+            .unwrap_or_else(|| panic!("{name} is not a container host"))
+    }
+
+    /// `podman ARGS` as root.
+    pub fn podman(&self, args: &[&str]) -> std::process::Output {
+        podman(args)
+    }
+
+    /// The host PID of `name`'s container's PID 1 (panics when it does not run).
+    pub fn container_pid1(&self, name: &str) -> u32 {
+        let container = self.container(name);
+        container_pid1(container).unwrap_or_else(|| panic!("container {container} does not run"))
     }
 }
