@@ -16,18 +16,6 @@ use common::*;
 const ROOTFS: &str = "/var/tmp/herd-lab/rootfs-v1.tar";
 const IMAGE: &str = "localhost/herd-lab-gunicorn:v1";
 
-/// False (after saying why) when this machine cannot run the lab's containers.
-fn can_run_containers(test: &str) -> bool {
-    let Some(why) = containers_unavailable() else {
-        return true;
-    };
-    if std::env::var("HERD_LAB_REQUIRE_CONTAINERS").as_deref() == Ok("1") {
-        panic!("{test}: containers are required here, but {why}");
-    }
-    eprintln!("{test}: skipped: {why}");
-    false
-}
-
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

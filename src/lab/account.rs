@@ -147,6 +147,39 @@ pub fn forbid_unit_reloads(tag: &str) -> Result<(), LabError> {
     }
 }
 
+/// The per-lab sudoers drop-in that lets the login account run the lab's
+/// container start scripts as root.
+fn container_starts_sudoers(tag: &str) -> PathBuf {
+    Path::new(SUDOERS).with_file_name(format!("{LAB_ACCOUNT}-starts-{tag}"))
+}
+
+/// `herd-lab ALL=(root) NOPASSWD: /bin/sh -c SCRIPT` for each container
+/// host's start script: what herd runs for `reload.start` under `become`
+/// (`sudo -n -u root -- /bin/sh -c SCRIPT`). No more than Podman as root,
+/// which the login account has already.
+pub fn allow_container_starts(tag: &str, scripts: &[PathBuf]) -> Result<(), LabError> {
+    let mut rules = String::from(
+        "# herd lab: the login account may start this lab's containers as root, through their start scripts\n",
+    );
+    for script in scripts {
+        rules.push_str(&format!(
+            "{LAB_ACCOUNT} ALL=(root) NOPASSWD: /bin/sh -c {}\n",
+            script.display()
+        ));
+    }
+    install_sudoers(&container_starts_sudoers(tag), &rules)
+}
+
+/// Removes the drop-in of [`allow_container_starts`], if any.
+pub fn forbid_container_starts(tag: &str) -> Result<(), LabError> {
+    let path = container_starts_sudoers(tag);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(LabError::io(&path, "cannot remove the sudoers rule")(error)),
+    }
+}
+
 /// An exclusive lock on [`ACCOUNT_LOCK_FILE`] until the file is dropped;
 /// `None` (no lock, creation still retried) where it cannot be opened.
 fn lock_between_processes() -> Option<std::fs::File> {

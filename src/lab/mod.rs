@@ -295,9 +295,16 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
         &user.name,
     )?;
     if opts.container_hosts > 0 {
+        let scripts: Vec<PathBuf> = info
+            .hosts
+            .iter()
+            .filter(|h| h.container.is_some())
+            .map(LabHost::start_script)
+            .collect();
         account::with_account_lock(|| {
             container::ensure_engine()?;
-            account::allow_podman()
+            account::allow_podman()?;
+            account::allow_container_starts(&lab_tag(&info.dir), &scripts)
         })?;
         container::ensure_image()?;
     }
@@ -328,6 +335,7 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
     }
     if info.hosts.iter().any(|h| h.container.is_some()) {
         result.stopped += container::remove_lab(&info)?;
+        account::forbid_container_starts(&lab_tag(&info.dir))?;
     }
     // Rescanned: a master may fork a worker between the snapshot and its TERM.
     for _ in 0..3 {

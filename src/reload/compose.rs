@@ -24,9 +24,10 @@ pub(super) async fn each<T: Connection>(
     };
     let none = ReloadReport::default();
     let refused = |message: String| fail(Proof::Master, message, &none);
-    let script = container::members_query(*engine, project, service);
+    let sudo = container::sudo(spec.become_, spec.become_user.as_deref());
+    let script = container::members_query(*engine, project, service, &sudo);
     let output = connection
-        .exec(&spec.wrap(&script), spec.command_timeout)
+        .exec(&script, spec.command_timeout)
         .await
         .map_err(|e| refused(format!("listing the containers of {service}: {e}")))?;
     let said = String::from_utf8_lossy(&output.stdout);
@@ -203,7 +204,7 @@ mod tests {
                 names: vec![]
             }
         );
-        let script = container::members_query(Some(Engine::Podman), "shop", "web");
+        let script = container::members_query(Some(Engine::Podman), "shop", "web", "");
         assert!(
             script.contains("ps -a --filter label=com.docker.compose.project=shop --filter label=com.docker.compose.service=web"),
             "{script}"

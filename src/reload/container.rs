@@ -75,17 +75,29 @@ pub const SECTION: &str = "--herd container";
 
 /// The shell lines that print the container's section and set `want` to
 /// its PID 1 when it runs. `name` is checked (a plain container name).
-pub fn query(engine: Option<Engine>, name: &str) -> String {
+pub fn query(engine: Option<Engine>, name: &str, sudo: &str) -> String {
     format!(
         "echo '{SECTION}'; {choose}\
          if [ -n \"$e\" ]; then echo \"engine=$e\"; \
-           ci=$(\"$e\" inspect --type container --format '{{{{.State.Pid}}}} {{{{.State.Running}}}} {{{{.RestartCount}}}} {{{{.State.StartedAt}}}}' {name} 2>&1); \
+           ci=$({sudo}\"$e\" inspect --type container --format '{{{{.State.Pid}}}} {{{{.State.Running}}}} {{{{.RestartCount}}}} {{{{.State.StartedAt}}}}' {name} 2>&1); \
            echo \"rc=$?\"; printf '%s\\n' \"$ci\"; \
            read -r cp cr rest <<HERD_EOF\n$ci\nHERD_EOF\n\
            [ \"$cr\" = true ] && want=$cp; fi\n",
         name = quote(name),
         choose = choose_engine(engine),
     )
+}
+
+/// What runs the engine's CLI: `sudo -n -u USER -- ` under `become` (Docker
+/// needs root or the `docker` group, rootful Podman root), else nothing.
+/// Only the CLI goes through sudo; `/proc` is read as the login account, so
+/// a sudo rule for the engine alone is enough.
+pub fn sudo(become_: bool, become_user: Option<&str>) -> String {
+    if become_ {
+        format!("sudo -n -u {} -- ", quote(become_user.unwrap_or("root")))
+    } else {
+        String::new()
+    }
 }
 
 /// Shell lines that set `e` to the engine's CLI: the one given, or the one
@@ -106,10 +118,10 @@ pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 
 /// The script that lists the containers of a Compose service, running or
 /// not: `engine=...`, `rc=N`, then one name per line.
-pub fn members_query(engine: Option<Engine>, project: &str, service: &str) -> String {
+pub fn members_query(engine: Option<Engine>, project: &str, service: &str, sudo: &str) -> String {
     format!(
         "{choose}if [ -n \"$e\" ]; then echo \"engine=$e\"; \
-           names=$(\"$e\" ps -a --filter {project} --filter {service} --format '{{{{.Names}}}}' 2>&1); \
+           names=$({sudo}\"$e\" ps -a --filter {project} --filter {service} --format '{{{{.Names}}}}' 2>&1); \
            echo \"rc=$?\"; printf '%s\\n' \"$names\"; fi\n",
         choose = choose_engine(engine),
         project = quote(&format!("label={PROJECT_LABEL}={project}")),
@@ -222,26 +234,24 @@ pub fn program(cmdline: &str) -> &str {
     first.rsplit('/').next().unwrap_or(first)
 }
 
-/// `ENGINE ARGS` as it runs on the host: through `sudo -n` under `become`
-/// (Docker needs root or the `docker` group, rootful Podman root).
-pub fn command(engine: Engine, become_: bool, become_user: Option<&str>, args: &[&str]) -> String {
+/// `ENGINE ARGS` as it runs on the host, after `sudo` (see [`sudo`]).
+pub fn command(engine: Engine, sudo: &str, args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
-    let tail = format!("{} {}", engine.name(), args.join(" "));
-    if become_ {
-        format!(
-            "sudo -n -u {} -- {tail}",
-            quote(become_user.unwrap_or("root"))
-        )
-    } else {
-        tail
-    }
+    format!("{sudo}{} {}", engine.name(), args.join(" "))
 }
 
 /// The host-side script that signals the master inside the container: it
 /// re-reads the master's start time (as `signal.sh` does), reads the pid
 /// the container knows it by (`NSpid`), and runs `kill` there through the
 /// engine. Prints `signalled`, `gone` or `changed NOW`.
-pub fn exec_kill(engine: Engine, name: &str, signal: &str, pid: u32, start_time: u64) -> String {
+pub fn exec_kill(
+    engine: Engine,
+    name: &str,
+    signal: &str,
+    pid: u32,
+    start_time: u64,
+    sudo: &str,
+) -> String {
     format!(
         "pid={pid} want={start_time}\n\
          if ! IFS= read -r stat 2>/dev/null < /proc/$pid/stat; then echo gone; exit 0; fi\n\
@@ -251,7 +261,7 @@ pub fn exec_kill(engine: Engine, name: &str, signal: &str, pid: u32, start_time:
          if [ \"${{20}}\" != \"$want\" ]; then echo \"changed ${{20}}\"; exit 0; fi\n\
          ns=; while read -r k v; do [ \"$k\" = NSpid: ] && for x in $v; do ns=$x; done; done < /proc/$pid/status\n\
          [ -n \"$ns\" ] || {{ echo 'no NSpid in /proc/'$pid'/status' >&2; exit 1; }}\n\
-         {engine} exec {name} kill -s {signal} \"$ns\" || exit 1\n\
+         {sudo}{engine} exec {name} kill -s {signal} \"$ns\" || exit 1\n\
          echo signalled\n",
         engine = engine.name(),
         name = quote(name),
@@ -308,11 +318,15 @@ mod tests {
     #[test]
     fn commands_go_through_sudo_under_become() {
         assert_eq!(
-            command(Engine::Podman, true, None, &["kill", "--signal=HUP", "web"]),
+            command(
+                Engine::Podman,
+                &sudo(true, None),
+                &["kill", "--signal=HUP", "web"]
+            ),
             "sudo -n -u root -- podman kill --signal=HUP web"
         );
         assert_eq!(
-            command(Engine::Docker, false, None, &["start", "web"]),
+            command(Engine::Docker, &sudo(false, Some("app")), &["start", "web"]),
             "docker start web"
         );
         assert_eq!(program("/usr/bin/tini -- gunicorn"), "tini");
@@ -346,7 +360,7 @@ mod tests {
         let run = |start: u64| {
             let output = std::process::Command::new("/bin/sh")
                 .arg("-c")
-                .arg(exec_kill(Engine::Podman, "web", "HUP", pid, start))
+                .arg(exec_kill(Engine::Podman, "web", "HUP", pid, start, ""))
                 .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
                 .output()
                 .expect("sh runs");
@@ -381,7 +395,7 @@ mod tests {
                 .arg("-c")
                 .arg(format!(
                     "want=\n{}\necho \"want=$want\"",
-                    query(Some(Engine::Podman), name)
+                    query(Some(Engine::Podman), name, "")
                 ))
                 .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
                 .output()

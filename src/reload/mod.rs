@@ -254,7 +254,11 @@ impl ReloadSpec {
     fn look<'a>(&'a self, wait: Option<&'a snapshot::WaitFor>) -> Look<'a> {
         let pidfile = self.place.pidfile().map(|path| quote(path));
         let container = match (&self.place, wait) {
-            (Place::Container { engine, name }, None) => Some(container::query(*engine, name)),
+            (Place::Container { engine, name }, None) => Some(container::query(
+                *engine,
+                name,
+                &container::sudo(self.become_, self.become_user.as_deref()),
+            )),
             _ => None,
         };
         let (unit, query) = match (&self.place, wait) {
@@ -315,7 +319,9 @@ impl ReloadSpec {
     fn reads_as_become(&self) -> bool {
         self.become_
             && match self.place {
-                Place::Host(_) | Place::Container { .. } | Place::Compose { .. } => true,
+                Place::Host(_) => true,
+                // Only the engine's CLI goes through sudo (see `container::sudo`).
+                Place::Container { .. } | Place::Compose { .. } => false,
                 Place::Unit { .. } => self.delivery == Delivery::Auto,
             }
     }

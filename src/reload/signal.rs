@@ -211,16 +211,14 @@ async fn through_engine<T: Connection>(
     };
     let engine = inside.seen.engine;
     let pid = found.master.pid;
+    let sudo = container::sudo(spec.become_, spec.become_user.as_deref());
     let command = match found.delivery {
-        Delivery::ContainerExec => wrap(
-            &container::exec_kill(engine, name, signal, pid, found.master.start_time),
-            spec.become_,
-            spec.become_user.as_deref(),
-        ),
+        Delivery::ContainerExec => {
+            container::exec_kill(engine, name, signal, pid, found.master.start_time, &sudo)
+        }
         _ => container::command(
             engine,
-            spec.become_,
-            spec.become_user.as_deref(),
+            &sudo,
             &["kill", &format!("--signal={signal}"), name],
         ),
     };

@@ -1011,6 +1011,18 @@ pub fn containers_unavailable() -> Option<String> {
     }
 }
 
+/// False (after saying why) when this machine cannot run the lab's containers.
+pub fn can_run_containers(test: &str) -> bool {
+    let Some(why) = containers_unavailable() else {
+        return true;
+    };
+    if std::env::var("HERD_LAB_REQUIRE_CONTAINERS").as_deref() == Ok("1") {
+        panic!("{test}: containers are required here, but {why}");
+    }
+    eprintln!("{test}: skipped: {why}");
+    false
+}
+
 /// `podman ARGS` as root (the test's own user), output captured.
 pub fn podman(args: &[&str]) -> std::process::Output {
     Command::new(PODMAN)

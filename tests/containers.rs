@@ -1,0 +1,258 @@
+//! Reloading Gunicorn inside real Podman containers on the lab's hosts: the
+//! master as the container's PID 1, or as the child of an init, reloaded
+//! through the engine with the same proofs as anywhere (same master, every
+//! worker replaced, the container not restarted, the new release served); a
+//! shell as PID 1 refused, since it would swallow the signal; and a broken
+//! release that stops the container, rolled back and started again while
+//! the later batches stay untouched.
+//!
+//! Only a lab started as root has container hosts.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::MutexGuard;
+use std::time::Duration;
+
+use common::{
+    alive, children, healthz, one_at_a_time, proc_stat, switch_release, wait_until, Lab, LabHost,
+    ProcStat, Run,
+};
+
+/// A lab of `hosts` whose last `containers` hosts run Gunicorn in Podman
+/// containers (PID 1 cases in order: exec, init, shell); `None` (skipped,
+/// saying why) where containers cannot run.
+fn container_lab(hosts: usize, containers: usize) -> Option<(MutexGuard<'static, ()>, Lab)> {
+    if !common::can_run_containers("containers") {
+        return None;
+    }
+    let one = one_at_a_time();
+    Some((one, Lab::up_with_containers(hosts, containers)))
+}
+
+/// The container's PID 1, as the host numbers it.
+fn pid1(lab: &Lab, host: &str) -> u32 {
+    let out = lab.podman(&["inspect", "--format", "{{.State.Pid}}", lab.container(host)]);
+    assert!(out.status.success(), "podman inspect: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{host}: PID 1: {e}"))
+}
+
+/// The container's start time and restart count, as the engine says.
+fn started(lab: &Lab, host: &str) -> String {
+    let out = lab.podman(&[
+        "inspect",
+        "--format",
+        "{{.State.StartedAt}} {{.RestartCount}}",
+        lab.container(host),
+    ]);
+    assert!(out.status.success(), "podman inspect: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The master in `host`'s container (PID 1, or PID 1's one child) once it
+/// has its two workers.
+fn master(lab: &Lab, host: &LabHost) -> (ProcStat, Vec<u32>) {
+    let mut seen = None;
+    let settled = wait_until(Duration::from_secs(20), || {
+        let one = pid1(lab, &host.name);
+        let master = match host.pid1.as_deref() {
+            Some("exec") => one,
+            _ => match children(one).as_slice() {
+                [only] => *only,
+                _ => return false,
+            },
+        };
+        let Some(stat) = proc_stat(master) else {
+            return false;
+        };
+        let workers = children(master);
+        let full = workers.len() == 2;
+        seen = Some((stat, workers));
+        full
+    });
+    assert!(settled, "{}: no master with 2 workers: {seen:?}", host.name);
+    seen.expect("seen")
+}
+
+fn reload_playbook(lab: &Lab, extra: &str) -> PathBuf {
+    lab.write(
+        "container.yml",
+        &format!(
+            "hosts: web\nvars:\n  release: v1\n\
+             reload:\n  container: \"{{{{ app_container }}}}\"\n  engine: podman\n  become: true\n  start: \"{{{{ app_start }}}}\"\n{extra}\
+             validate:\n  timeout: 30s\n  settle: 1s\n  \
+             http: {{ url: \"http://{{{{ ansible_host }}}}:{{{{ http_port }}}}/healthz\", status: 200, contains: \"{{{{ release }}}}\" }}\n"
+        ),
+    )
+}
+
+/// The one `reload_finished` event of `host`.
+fn reload_event(run: &Run, host: &str) -> serde_json::Value {
+    let events: Vec<serde_json::Value> = run
+        .json_events()
+        .into_iter()
+        .filter(|e| e["event"] == "reload_finished" && e["host"] == host && e["rollback"] == false)
+        .collect();
+    assert_eq!(events.len(), 1, "{host}: {events:?}\n{run}");
+    events[0].clone()
+}
+
+#[test]
+fn the_master_as_pid_1_or_under_an_init_is_reloaded_through_the_engine() {
+    let Some((_one, lab)) = container_lab(3, 2) else {
+        return;
+    };
+    let playbook = reload_playbook(&lab, "");
+    // `herd check` says which container and which PID 1 case it found.
+    let check = lab
+        .herd(["check"])
+        .arg("--playbook")
+        .arg(&playbook)
+        .args(["-l", "host02,host03"])
+        .run();
+    check.assert_code(0);
+    for (host, how) in [
+        (
+            "host02",
+            format!("PID 1 of container {}", lab.container("host02")),
+        ),
+        (
+            "host03",
+            format!(
+                "child of PID 1 (podman-init) of container {}",
+                lab.container("host03")
+            ),
+        ),
+    ] {
+        assert!(
+            check.stdout().lines().any(|l| l.starts_with(host)
+                && l.contains(&how)
+                && l.contains("signal by container-kill")),
+            "{host}: wanted {how:?}\n{check}"
+        );
+    }
+
+    for name in ["host02", "host03"] {
+        let host = lab.host(name);
+        let (before, old_workers) = master(&lab, host);
+        let container_started = started(&lab, name);
+        // The deploy changes the code the container mounts, then reloads.
+        switch_release(&lab, host, "v2");
+        let run = lab
+            .herd(["run"])
+            .arg(&playbook)
+            .args(["-l", name, "-e", "release=v2", "--output", "json"])
+            .run();
+        run.assert_code(0);
+        let event = reload_event(&run, name);
+        assert_eq!(event["delivery"], "container-kill", "{run}");
+        assert_eq!(event["master_pid"], before.pid, "{run}");
+        assert_eq!(event["signals"][0]["via"], "container-kill", "{run}");
+        let (after, new_workers) = master(&lab, host);
+        assert_eq!(
+            (after.pid, after.start_time),
+            (before.pid, before.start_time),
+            "{run}"
+        );
+        assert!(
+            old_workers
+                .iter()
+                .all(|w| !alive(*w) && !new_workers.contains(w)),
+            "{name}: old workers {old_workers:?}, now {new_workers:?}\n{run}"
+        );
+        assert_eq!(
+            started(&lab, name),
+            container_started,
+            "{name}: restarted\n{run}"
+        );
+        assert_eq!(healthz(host), "ok v2", "{run}");
+    }
+}
+
+#[test]
+fn a_shell_as_pid_1_is_refused_and_nothing_is_signalled() {
+    let Some((_one, lab)) = container_lab(3, 3) else {
+        return;
+    };
+    let host = lab.host("host03");
+    assert_eq!(host.pid1.as_deref(), Some("shell"));
+    let (before, workers) = master(&lab, host);
+    let run = lab
+        .herd(["run"])
+        .arg(reload_playbook(&lab, ""))
+        .args(["-l", "host03"])
+        .run();
+    run.assert_code(1);
+    let shell = common::cmdline(pid1(&lab, "host03"));
+    assert!(
+        shell.starts_with("/bin/sh -c python3 -m gunicorn"),
+        "{shell}"
+    );
+    let wanted = format!(
+        "host03: reload FAILED: proof `master`: PID 1 of the container {} is a shell (`{}…",
+        lab.container("host03"),
+        &shell[..50]
+    );
+    assert!(run.stderr().contains(&wanted), "wanted {wanted:?}\n{run}");
+    assert!(
+        run.stderr().contains(
+            "which does not pass HUP on to Gunicorn: the reload would silently do nothing. \
+             Make Gunicorn PID 1 (the exec form of CMD"
+        ),
+        "{run}"
+    );
+    // Nothing changed: same master, same workers, still serving.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (after, now) = master(&lab, host);
+    assert_eq!(
+        (after.pid, after.start_time),
+        (before.pid, before.start_time)
+    );
+    assert_eq!(now, workers, "{run}");
+    assert_eq!(healthz(host), "ok v1");
+}
+
+/// The broken release's app exits as it is imported (`SystemExit(3)`, which
+/// Gunicorn reads as a worker that cannot boot): the master exits, and so
+/// does the container whose PID 1 it is.
+#[test]
+fn a_broken_release_stops_the_container_and_the_rollback_starts_it_again() {
+    let Some((_one, lab)) = container_lab(2, 2) else {
+        return;
+    };
+    let (first, second) = (lab.host("host01"), lab.host("host02"));
+    assert_eq!(first.pid1.as_deref(), Some("exec"));
+    let (second_master, second_workers) = master(&lab, second);
+    let playbook = lab.write(
+        "broken.yml",
+                    "hosts: web\nrolling:\n  batch: 1\n\
+             steps:\n  - name: Remember\n    run: readlink -f {{ app_dir }}/current\n    capture: previous\n  \
+             - name: Broken release\n    run: mkdir -p {{ app_dir }}/releases/v2 && echo 'raise SystemExit(3)' > {{ app_dir }}/releases/v2/app.py && echo v2 > {{ app_dir }}/releases/v2/RELEASE && ln -sfn releases/v2 {{ app_dir }}/current\n\
+             rollback:\n  - run: ln -sfn {{ previous }} {{ app_dir }}/current\n\
+             reload:\n  container: \"{{ app_container }}\"\n  engine: podman\n  become: true\n  start: \"{{ app_start }}\"\n\
+             validate:\n  timeout: 20s\n  settle: 1s\n  \
+             http: { url: \"http://{{ ansible_host }}:{{ http_port }}/healthz\", status: 200, contains: v2 }\n",
+    );
+    let run = lab.herd(["run"]).arg(&playbook).run();
+    run.assert_code(1);
+    assert_eq!(run.summary_result("host01"), "rolled back", "{run}");
+    assert_eq!(run.summary_result("host02"), "untouched", "{run}");
+    // host01 serves the previous release from a container started again.
+    assert!(
+        wait_until(Duration::from_secs(20), || healthz(first) == "ok v1"),
+        "host01 serves {}\n{run}",
+        healthz(first)
+    );
+    assert!(run.stderr().contains("started with reload.start"), "{run}");
+    // host02, in the next batch, was never touched.
+    let (now, workers) = master(&lab, second);
+    assert_eq!(
+        (now.pid, now.start_time),
+        (second_master.pid, second_master.start_time)
+    );
+    assert_eq!(workers, second_workers);
+    assert_eq!(healthz(second), "ok v1");
+}
