@@ -256,3 +256,76 @@ fn a_broken_release_stops_the_container_and_the_rollback_starts_it_again() {
     assert_eq!(workers, second_workers);
     assert_eq!(healthz(second), "ok v1");
 }
+
+/// Every lab container that can be reloaded belongs to the Compose service
+/// `web` of a project named after the lab (the shell case is a service of
+/// its own), all on this machine's one engine: a reload of that service from
+/// any host reaches each of its containers in turn.
+#[test]
+fn each_container_of_a_compose_service_is_reloaded_in_turn_and_proven() {
+    let Some((_one, lab)) = container_lab(3, 2) else {
+        return;
+    };
+    let names = [lab.container("host02"), lab.container("host03")];
+    let project = names[0]
+        .strip_suffix("-host02")
+        .expect("a container is named after its lab and host");
+    let mut before = Vec::new();
+    for name in ["host02", "host03"] {
+        let host = lab.host(name);
+        before.push(master(&lab, host));
+        switch_release(&lab, host, "v2");
+    }
+    let playbook = lab.write(
+        "compose.yml",
+        &format!(
+            "hosts: web\n\
+             reload:\n  compose: {{ project: {project}, service: web }}\n  engine: podman\n  become: true\n\
+             validate:\n  timeout: 30s\n  settle: 1s\n"
+        ),
+    );
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-l", "host02", "--output", "json"])
+        .run();
+    run.assert_code(0);
+    let event = reload_event(&run, "host02");
+    assert_eq!(event["containers"], serde_json::json!(names), "{run}");
+    let signals = event["signals"].as_array().cloned().unwrap_or_default();
+    assert_eq!(signals.len(), 2, "{run}");
+    for ((name, (old, old_workers)), signal) in
+        ["host02", "host03"].iter().zip(&before).zip(&signals)
+    {
+        assert_eq!(signal["pid"], old.pid, "{run}");
+        assert_eq!(signal["via"], "container-kill", "{run}");
+        let (now, workers) = master(&lab, lab.host(name));
+        assert_eq!(
+            (now.pid, now.start_time),
+            (old.pid, old.start_time),
+            "{name}\n{run}"
+        );
+        assert!(
+            old_workers
+                .iter()
+                .all(|w| !alive(*w) && !workers.contains(w)),
+            "{name}: {old_workers:?} -> {workers:?}\n{run}"
+        );
+        assert_eq!(healthz(lab.host(name)), "ok v2", "{run}");
+    }
+    // A service with no container on the host says which labels it looked for.
+    let none = lab.write(
+        "compose-none.yml",
+        &format!(
+            "hosts: web\nreload:\n  compose: {{ project: {project}, service: api }}\n  engine: podman\n  become: true\n"
+        ),
+    );
+    let run = lab.herd(["run"]).arg(&none).args(["-l", "host02"]).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "host02: reload FAILED: proof `master`: no podman container of the Compose service api in project {project} on this host"
+        )),
+        "{run}"
+    );
+}

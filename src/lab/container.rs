@@ -246,6 +246,20 @@ pub fn run_args(host: &LabHost, pid1: Pid1, workers: usize) -> Vec<String> {
     .into_iter()
     .map(str::to_string)
     .collect();
+    // Compose's labels, as `docker compose` would set them: the lab's
+    // containers that can be reloaded form the service `web` of a project
+    // named after the lab; the shell case is a service of its own.
+    let service = if pid1 == Pid1::Shell { "shell" } else { "web" };
+    for label in [
+        format!(
+            "com.docker.compose.project={}",
+            super::lab_tag(lab_dir(host))
+        ),
+        format!("com.docker.compose.service={service}"),
+    ] {
+        args.push("--label".into());
+        args.push(label);
+    }
     if pid1 == Pid1::Init {
         args.push("--init".into());
     }
