@@ -329,3 +329,29 @@ fn each_container_of_a_compose_service_is_reloaded_in_turn_and_proven() {
         "{run}"
     );
 }
+
+/// USR2 starts a new master as the old one's child; where the old master is
+/// PID 1, the container stops when it exits: refused, nothing signalled.
+#[test]
+fn usr2_is_refused_where_the_master_is_pid_1() {
+    let Some((_one, lab)) = container_lab(2, 1) else {
+        return;
+    };
+    let host = lab.host("host02");
+    assert_eq!(host.pid1.as_deref(), Some("exec"));
+    let (before, workers) = master(&lab, host);
+    let run = lab
+        .herd(["run"])
+        .arg(reload_playbook(&lab, "  signal: USR2\n"))
+        .args(["-l", "host02"])
+        .run();
+    run.assert_code(1);
+    let wanted = format!(
+        "host02: reload FAILED: proof `master`: `signal: USR2` is refused in the container {}: its PID 1 is the master, and when the old master exits the container stops; nothing was signalled",
+        lab.container("host02")
+    );
+    assert!(run.stderr().contains(&wanted), "wanted {wanted:?}\n{run}");
+    let (now, still) = master(&lab, host);
+    assert_eq!((now.pid, now.start_time), (before.pid, before.start_time));
+    assert_eq!(still, workers, "{run}");
+}
