@@ -78,10 +78,24 @@ fn master(lab: &Lab, host: &LabHost) -> (ProcStat, Vec<u32>) {
 }
 
 fn reload_playbook(lab: &Lab, extra: &str) -> PathBuf {
+    playbook(lab, "container.yml", "", extra)
+}
+
+/// A deploy that builds `releases/{{ release }}` from v1's code beside the
+/// running one and switches `current` to it: the code the container mounts.
+const DEPLOY_STEPS: &str = "steps:\n  \
+     - name: Build the release\n    \
+       run: mkdir -p {{ app_dir }}/releases/{{ release }} && cp {{ app_dir }}/releases/v1/app.py {{ app_dir }}/releases/{{ release }}/ && echo {{ release }} > {{ app_dir }}/releases/{{ release }}/RELEASE\n  \
+     - name: Switch current\n    \
+       run: ln -sfn releases/{{ release }} {{ app_dir }}/current.next && mv -T {{ app_dir }}/current.next {{ app_dir }}/current\n";
+
+/// A playbook of `steps` that reloads the host's container (`extra` goes in
+/// `reload`) and proves `{{ release }}` serves.
+fn playbook(lab: &Lab, file: &str, steps: &str, extra: &str) -> PathBuf {
     lab.write(
-        "container.yml",
+        file,
         &format!(
-            "hosts: web\nvars:\n  release: v1\n\
+            "hosts: web\nvars:\n  release: v1\n{steps}\
              reload:\n  container: \"{{{{ app_container }}}}\"\n  engine: podman\n  become: true\n  start: \"{{{{ app_start }}}}\"\n{extra}\
              validate:\n  timeout: 30s\n  settle: 1s\n  \
              http: {{ url: \"http://{{{{ ansible_host }}}}:{{{{ http_port }}}}/healthz\", status: 200, contains: \"{{{{ release }}}}\" }}\n"
@@ -106,6 +120,7 @@ fn the_master_as_pid_1_or_under_an_init_is_reloaded_through_the_engine() {
         return;
     };
     let playbook = reload_playbook(&lab, "");
+    let deploy = self::playbook(&lab, "deploy.yml", DEPLOY_STEPS, "");
     // `herd check` says which container and which PID 1 case it found.
     let check = lab
         .herd(["check"])
@@ -140,10 +155,9 @@ fn the_master_as_pid_1_or_under_an_init_is_reloaded_through_the_engine() {
         let (before, old_workers) = master(&lab, host);
         let container_started = started(&lab, name);
         // The deploy changes the code the container mounts, then reloads.
-        switch_release(&lab, host, "v2");
         let run = lab
             .herd(["run"])
-            .arg(&playbook)
+            .arg(&deploy)
             .args(["-l", name, "-e", "release=v2", "--output", "json"])
             .run();
         run.assert_code(0);
@@ -354,4 +368,38 @@ fn usr2_is_refused_where_the_master_is_pid_1() {
     let (now, still) = master(&lab, host);
     assert_eq!((now.pid, now.start_time), (before.pid, before.start_time));
     assert_eq!(still, workers, "{run}");
+}
+
+/// Without `engine`, herd takes the CLI the host has; with both Docker's
+/// and Podman's installed (this machine may ship a docker client), it
+/// refuses to guess.
+#[test]
+fn without_engine_the_hosts_one_cli_is_used_and_two_are_refused() {
+    let Some((_one, lab)) = container_lab(2, 1) else {
+        return;
+    };
+    let playbook = lab.write(
+        "auto-engine.yml",
+        "hosts: web\nreload:\n  container: \"{{ app_container }}\"\n  become: true\n",
+    );
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-l", "host02"])
+        .run();
+    let login_path_has_docker = lab
+        .ssh_as(lab.user(), "host02", "command -v docker")
+        .status
+        .success();
+    if login_path_has_docker {
+        run.assert_code(1);
+        assert!(
+            run.stderr().contains(
+                "host02: reload FAILED: proof `master`: both docker and podman are installed on this host: choose one with `engine`"
+            ),
+            "{run}"
+        );
+    } else {
+        run.assert_code(0);
+    }
 }
