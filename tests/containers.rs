@@ -403,3 +403,98 @@ fn without_engine_the_hosts_one_cli_is_used_and_two_are_refused() {
         run.assert_code(0);
     }
 }
+
+/// A PID 1 that is neither the master, an init nor a shell (here a Python
+/// wrapper that runs Gunicorn and, as PID 1 without handlers, ignores HUP):
+/// herd signals the master from inside the container, by the pid the
+/// container knows it by.
+#[test]
+fn under_another_pid_1_the_master_is_signalled_from_inside_the_container() {
+    let Some((_one, lab)) = container_lab(2, 1) else {
+        return;
+    };
+    let host = lab.host("host02");
+    let name = lab.container("host02");
+    let config = |format: &str| {
+        let out = lab.podman(&["inspect", "--format", format, name]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let command: Vec<String> = serde_json::from_str(&config("{{json .Config.Cmd}}"))
+        .expect("the container's command as JSON");
+    let labels = config("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}");
+    let image = config("{{.ImageName}}");
+    let removed = lab.podman(&["rm", "-f", "-t", "0", name]);
+    assert!(removed.status.success(), "{removed:?}");
+    let app = host.app_dir.display().to_string();
+    let mut run_args: Vec<String> = [
+        "run",
+        "--detach",
+        "--pull=never",
+        "--network=host",
+        "--name",
+        name,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for label in labels.split_whitespace() {
+        run_args.push("--label".into());
+        run_args.push(label.into());
+    }
+    run_args.extend([
+        "--volume".into(),
+        format!("{app}:{app}"),
+        "--workdir".into(),
+        app.clone(),
+        image,
+        "python3".into(),
+        "-c".into(),
+        "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))".into(),
+    ]);
+    run_args.extend(command);
+    let args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    let started = lab.podman(&args);
+    assert!(started.status.success(), "{started:?}");
+    let wrapper = pid1(&lab, "host02");
+    assert!(
+        common::cmdline(wrapper).starts_with("python3 -c import subprocess"),
+        "{}",
+        common::cmdline(wrapper)
+    );
+    let under = LabHost {
+        pid1: Some("other".into()),
+        ..host.clone()
+    };
+    let (before, old_workers) = master(&lab, &under);
+
+    let deploy = playbook(&lab, "deploy-other.yml", DEPLOY_STEPS, "");
+    let run = lab
+        .herd(["run"])
+        .arg(&deploy)
+        .args(["-l", "host02", "-e", "release=v2", "--output", "json"])
+        .run();
+    run.assert_code(0);
+    let event = reload_event(&run, "host02");
+    assert_eq!(event["delivery"], "container-exec", "{run}");
+    assert_eq!(event["signals"][0]["via"], "container-exec", "{run}");
+    assert_eq!(event["signals"][0]["pid"], before.pid, "{run}");
+    let (after, new_workers) = master(&lab, &under);
+    assert_eq!(
+        (after.pid, after.start_time),
+        (before.pid, before.start_time),
+        "{run}"
+    );
+    assert!(
+        old_workers
+            .iter()
+            .all(|w| !alive(*w) && !new_workers.contains(w)),
+        "{old_workers:?} -> {new_workers:?}\n{run}"
+    );
+    assert_eq!(
+        pid1(&lab, "host02"),
+        wrapper,
+        "the wrapper was replaced\n{run}"
+    );
+    assert_eq!(healthz(host), "ok v2", "{run}");
+}
