@@ -505,3 +505,76 @@ async fn on_a_new_connection_old_workers_or_another_master_fail_the_reload() {
         assert!(signals(&fake.commands("h1")).is_empty());
     }
 }
+
+/// A container `web` whose PID 1 (host pid 500) is the master, as the
+/// engine describes it (`started` is its start time) and /proc shows it.
+fn in_container(started: &str, workers: &[u32]) -> String {
+    let procs = procs(0, 500, workers);
+    let procs = procs.split("--herd procs\n").nth(1).unwrap_or_default();
+    format!("--herd container\nengine=podman\nrc=0\n500 true 0 {started}\n--herd procs\n{procs}")
+}
+
+fn container_spec() -> ReloadSpec {
+    ReloadSpec {
+        place: Place::Container {
+            engine: Some(place::Engine::Podman),
+            name: "web".into(),
+        },
+        delivery: Delivery::Auto,
+        become_: true,
+        ..spec()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_restarted_during_the_reload_fails_the_same_master_proof() {
+    // Same master pid and workers replaced, but the engine says the
+    // container started again meanwhile: not the reload herd proved.
+    let snapshots = vec![
+        in_container("2026-11-29T10:00:00Z", &[501, 502]),
+        in_container("2026-11-29T10:00:00Z", &[601, 602]),
+        in_container("2026-11-29T10:00:07Z", &[601, 602]),
+    ];
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new("podman kill", 0))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v2\n");
+    let (result, commands) = reload_with(fake, &container_spec()).await;
+    let failure = result.expect_err("a restarted container is no reload");
+    assert_eq!(failure.proof, Proof::SameMaster);
+    assert_eq!(
+        failure.message,
+        "the container web was restarted during the reload (started at 2026-11-29T10:00:00Z then 2026-11-29T10:00:07Z, restarts 0 then 0, running: true)"
+    );
+    // The signal went through the engine, as root, to the container by name.
+    assert!(
+        commands
+            .iter()
+            .any(|c| c == "sudo -n -u root -- podman kill --signal=HUP web"),
+        "{commands:#?}"
+    );
+    // /proc was read as the login account: no snapshot went through sudo.
+    assert!(
+        commands
+            .iter()
+            .filter(|c| c.contains("--herd procs"))
+            .all(|c| !c.starts_with("sudo")),
+        "{commands:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_kept_through_the_reload_passes() {
+    let snapshots = vec![
+        in_container("2026-11-29T10:00:00Z", &[501, 502]),
+        in_container("2026-11-29T10:00:00Z", &[601, 602]),
+    ];
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new("podman kill", 0))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v2\n");
+    let (result, _) = reload_with(fake, &container_spec()).await;
+    let report = result.expect("the reload works");
+    assert_eq!(report.delivery, Some(Delivery::ContainerKill));
+    assert_eq!(report.new_workers, vec![601, 602]);
+}
