@@ -498,3 +498,32 @@ fn under_another_pid_1_the_master_is_signalled_from_inside_the_container() {
     );
     assert_eq!(healthz(host), "ok v2", "{run}");
 }
+
+/// `herd plan` says, per host, how its container's master will be found
+/// and signalled; it contacts nothing.
+#[test]
+fn plan_says_how_each_containers_master_is_signalled() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_file(
+        dir.path(),
+        "inventory.yml",
+        "all:\n  children:\n    web:\n      hosts:\n        web1: { ansible_host: 127.0.0.1, ansible_port: 1, name_of_app: shop-web }\n",
+    );
+    common::write_file(
+        dir.path(),
+        "playbook.yml",
+        "hosts: web\nreload:\n  container: \"{{ name_of_app }}\"\n  engine: docker\n  become: true\n",
+    );
+    let run = common::Herd::new()
+        .current_dir(dir.path())
+        .args(["plan", "playbook.yml", "-i", "inventory.yml"])
+        .run();
+    run.assert_code(0);
+    assert!(
+        run.stdout().contains(
+            "    reload: `sudo docker kill --signal=HUP shop-web` when PID 1 of the container is the Gunicorn master or an init that forwards it; \
+             `sudo docker exec shop-web kill -s HUP PID` when PID 1 is another process; refused when PID 1 is a shell"
+        ),
+        "{run}"
+    );
+}
