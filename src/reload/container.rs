@@ -24,6 +24,29 @@ pub const FORWARDING_INITS: &[&str] = &[
     "docker-init",
 ];
 
+/// Whether `cmdline` is an init that passes a signal to its child alone.
+/// tini (docker-init) and catatonit (podman-init) do unless `-g` sends it
+/// to the child's whole process group; dumb-init sends it to the group
+/// unless `-c`/`--single-child`. To the group, Gunicorn's workers would get
+/// the HUP too, and die on it.
+pub fn forwards_to_its_child(cmdline: &str) -> bool {
+    let mut words = cmdline.split_whitespace();
+    let program = words.next().map(|w| w.rsplit('/').next().unwrap_or(w));
+    let options: Vec<&str> = words
+        .take_while(|w| *w != "--" && w.starts_with('-'))
+        .collect();
+    let has = |flag: &str| {
+        options.iter().any(|o| {
+            *o == flag || (o.len() > 2 && !o.starts_with("--") && o[1..].contains(&flag[1..]))
+        })
+    };
+    match program {
+        Some("tini" | "tini-static" | "docker-init" | "catatonit" | "podman-init") => !has("-g"),
+        Some("dumb-init") => has("-c") || options.contains(&"--single-child"),
+        _ => false,
+    }
+}
+
 /// Shells, which do not pass a signal on to the command they run.
 pub const SHELLS: &[&str] = &["sh", "bash", "dash", "ash", "zsh", "busybox"];
 
@@ -47,6 +70,9 @@ pub struct Seen {
     pub pid: u32,
     pub running: bool,
     pub restarts: u64,
+    /// The container's own name: the engine also finds a container by a
+    /// prefix of its ID, which must not pass for the name asked for.
+    pub name: String,
     pub started_at: String,
 }
 
@@ -73,16 +99,20 @@ pub enum Answer {
 /// Marks the container's section of a snapshot.
 pub const SECTION: &str = "--herd container";
 
+/// Starts each line of data the engine prints for herd: anything else it
+/// says (a warning on stderr) is not taken for data.
+const DATA: &str = "herd-data";
+
 /// The shell lines that print the container's section and set `want` to
 /// its PID 1 when it runs. `name` is checked (a plain container name).
 pub fn query(engine: Option<Engine>, name: &str, sudo: &str) -> String {
     format!(
         "echo '{SECTION}'; {choose}\
          if [ -n \"$e\" ]; then echo \"engine=$e\"; \
-           ci=$({sudo}\"$e\" inspect --type container --format '{{{{.State.Pid}}}} {{{{.State.Running}}}} {{{{.RestartCount}}}} {{{{.State.StartedAt}}}}' {name} 2>&1); \
+           ci=$({sudo}\"$e\" inspect --type container --format '{DATA} {{{{.State.Pid}}}} {{{{.State.Running}}}} {{{{.RestartCount}}}} {{{{.Name}}}} {{{{.State.StartedAt}}}}' {name} 2>&1); \
            echo \"rc=$?\"; printf '%s\\n' \"$ci\"; \
-           read -r cp cr rest <<HERD_EOF\n$ci\nHERD_EOF\n\
-           [ \"$cr\" = true ] && want=$cp; fi\n",
+           while read -r tag cp cr rest; do [ \"$tag\" = {DATA} ] && [ \"$cr\" = true ] && want=$cp; done <<HERD_EOF\n$ci\nHERD_EOF\n\
+           fi\n",
         name = quote(name),
         choose = choose_engine(engine),
     )
@@ -201,24 +231,31 @@ pub fn parse(text: &str) -> Answer {
     if exit_code != Some(0) {
         return failed();
     }
-    if rest.len() > 1 {
+    let data: Vec<&str> = rest
+        .iter()
+        .filter_map(|l| l.strip_prefix(DATA))
+        .map(str::trim)
+        .collect();
+    if data.len() > 1 {
         return Answer::Several {
             engine,
-            count: rest.len(),
+            count: data.len(),
         };
     }
     // The start time comes last: Podman writes it with spaces in it.
-    let fields: Vec<&str> = rest
+    let fields: Vec<&str> = data
         .first()
         .map_or(Vec::new(), |l| l.split_whitespace().collect());
     match fields.as_slice() {
-        [pid, running, restarts, started_at @ ..] if !started_at.is_empty() => {
+        [pid, running, restarts, name, started_at @ ..] if !started_at.is_empty() => {
             match (pid.parse(), restarts.parse()) {
                 (Ok(pid), Ok(restarts)) => Answer::Seen(Seen {
                     engine,
                     pid,
                     running: *running == "true",
                     restarts,
+                    // Docker writes `/web`.
+                    name: name.trim_start_matches('/').to_string(),
                     started_at: started_at.join(" "),
                 }),
                 _ => failed(),
@@ -276,21 +313,25 @@ mod tests {
     #[test]
     fn inspect_answers_are_read() {
         assert_eq!(
-            parse("engine=podman\nrc=0\n4242 true 0 2026-11-29T23:40:01.123456789Z\n"),
+            parse(
+                "engine=podman\nrc=0\nherd-data 4242 true 0 web 2026-11-29T23:40:01.123456789Z\n"
+            ),
             Answer::Seen(Seen {
                 engine: Engine::Podman,
                 pid: 4242,
                 running: true,
                 restarts: 0,
+                name: "web".into(),
                 started_at: "2026-11-29T23:40:01.123456789Z".into(),
             })
         );
         let Answer::Seen(podman) =
-            parse("engine=podman\nrc=0\n7 true 0 2026-11-29 23:50:01.123456789 +0000 UTC\n")
+            parse("engine=podman\nrc=0\nWARN[0000] cgroupv2 manager is set to systemd\nherd-data 7 true 0 /web 2026-11-29 23:50:01.123456789 +0000 UTC\n")
         else {
             panic!("parsed");
         };
         assert_eq!(podman.started_at, "2026-11-29 23:50:01.123456789 +0000 UTC");
+        assert_eq!(podman.name, "web");
         assert_eq!(parse("engine=both\n"), Answer::BothEngines);
         assert_eq!(parse("engine=none\n"), Answer::NoEngine);
         assert_eq!(
@@ -302,17 +343,41 @@ mod tests {
             }
         );
         assert_eq!(
-            parse("engine=docker\nrc=0\n1 true 0 a\n2 true 0 b\n"),
+            parse("engine=docker\nrc=0\nherd-data 1 true 0 a t\nherd-data 2 true 0 b t\n"),
             Answer::Several {
                 engine: Engine::Docker,
                 count: 2
             }
         );
-        let Answer::Seen(stopped) = parse("engine=docker\nrc=0\n0 false 3 2026-11-29T23:40:01Z\n")
+        let Answer::Seen(stopped) =
+            parse("engine=docker\nrc=0\nherd-data 0 false 3 /web 2026-11-29T23:40:01Z\n")
         else {
             panic!("parsed");
         };
         assert!(!stopped.running && stopped.restarts == 3);
+    }
+
+    #[test]
+    fn only_inits_that_signal_their_child_alone_forward_a_reload() {
+        for init in [
+            "/run/podman-init -- python3 -m gunicorn",
+            "/sbin/docker-init -- gunicorn app:app",
+            "tini -s -- gunicorn",
+            "/usr/bin/dumb-init --single-child gunicorn",
+            "dumb-init -c gunicorn",
+        ] {
+            assert!(forwards_to_its_child(init), "{init}");
+        }
+        for group in [
+            "tini -g -- gunicorn",
+            "catatonit -sg -- gunicorn",
+            "/usr/bin/dumb-init gunicorn",
+            "dumb-init -- gunicorn -c conf.py",
+            "/bin/sh -c gunicorn",
+            "gunicorn: master [app]",
+        ] {
+            assert!(!forwards_to_its_child(group), "{group}");
+        }
     }
 
     #[test]
@@ -385,7 +450,7 @@ mod tests {
         let fake = dir.path().join("podman");
         std::fs::write(
             &fake,
-            "#!/bin/sh\n[ \"$1\" = inspect ] || exit 3\nfor a; do last=$a; done\n[ \"$last\" = web ] || { echo \"Error: no such container $last\" >&2; exit 125; }\necho '77 true 1 2026-11-29T10:00:00Z'\n",
+            "#!/bin/sh\n[ \"$1\" = inspect ] || exit 3\nfor a; do last=$a; done\n[ \"$last\" = web ] || { echo \"Error: no such container $last\" >&2; exit 125; }\necho 'WARN a warning first' >&2\necho 'herd-data 77 true 1 web 2026-11-29T10:00:00Z'\n",
         )
         .expect("fake engine");
         std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -415,6 +480,7 @@ mod tests {
                 pid: 77,
                 running: true,
                 restarts: 1,
+                name: "web".into(),
                 started_at: "2026-11-29T10:00:00Z".into()
             })
         );

@@ -80,9 +80,11 @@ pub enum DiscoveryError {
     /// The container engine could not tell which container.
     #[error("{0}")]
     Container(String),
-    #[error("PID 1 of the container {container} is a shell (`{cmdline}`), which does not pass HUP on to {server}: the reload would silently do nothing. Make {server} PID 1 (the exec form of CMD, `CMD [\"gunicorn\", ...]`, or `exec gunicorn ...` in the start script), or run the container with an init (`--init`)")]
+    #[error("PID 1 of the container {container} {is} (`{cmdline}`), which does not pass HUP on to {server}: the reload would silently do nothing. Make {server} PID 1 (the exec form of CMD, `CMD [\"gunicorn\", ...]`, or `exec gunicorn ...` in the start script), or run the container with an init (`--init`)")]
     ShellPid1 {
         container: String,
+        /// `is a shell`, `is an init whose child is a shell`.
+        is: &'static str,
         cmdline: String,
         server: &'static str,
     },
@@ -295,6 +297,12 @@ fn in_container(
             });
         }
     };
+    if seen.name != name {
+        return Err(DiscoveryError::Container(format!(
+            "no container is named `{name}`: the engine found `{}` by its ID instead, which is not signalled",
+            seen.name
+        )));
+    }
     if !seen.running || seen.pid == 0 {
         return Err(DiscoveryError::NotRunning {
             server: server.display,
@@ -302,10 +310,10 @@ fn in_container(
         });
     }
     let Some(pid1) = snapshot.processes.get(&seen.pid) else {
-        return Err(DiscoveryError::NotRunning {
-            server: server.display,
-            detail: format!("PID 1 of the container {name} ({}) is gone", seen.pid),
-        });
+        return Err(DiscoveryError::Container(format!(
+            "PID 1 of the container {name} (pid {}) is not in /proc as the login account reads it: it exited just now, or /proc hides other accounts' processes (mounted with hidepid)",
+            seen.pid
+        )));
     };
     let found = |master: Master, delivery: Delivery, case: Pid1, how: String| Found {
         master,
@@ -335,29 +343,58 @@ fn in_container(
     if container::SHELLS.contains(&program) {
         return Err(DiscoveryError::ShellPid1 {
             container: name.to_string(),
+            is: "is a shell",
             cmdline: short(&pid1.cmdline, mask),
             server: server.display,
         });
     }
     let master = match children.as_slice() {
         [] => {
+            // `tini -- /bin/sh -c "gunicorn ..."`: the shell is the init's
+            // child, and a HUP forwarded to it ends it, and the container.
+            if let Some(shell) = snapshot.processes.values().find(|p| {
+                p.ppid == pid1.pid
+                    && container::SHELLS.contains(&container::program(&p.cmdline))
+                    && snapshot
+                        .processes
+                        .values()
+                        .any(|m| m.ppid == p.pid && is_master(server, snapshot, m))
+            }) {
+                return Err(DiscoveryError::ShellPid1 {
+                    container: name.to_string(),
+                    is: "is an init whose child is a shell",
+                    cmdline: short(&shell.cmdline, mask),
+                    server: server.display,
+                });
+            }
             return Err(DiscoveryError::NotRunning {
                 server: server.display,
                 detail: format!(
                     "PID 1 of the container {name} is `{}`, and no master runs under it",
                     short(&pid1.cmdline, mask)
                 ),
-            })
+            });
         }
         [one] => prove(snapshot, server, one.pid, &Source::Found)?,
         many => return Err(ambiguous(server, many, mask)),
     };
-    Ok(if container::FORWARDING_INITS.contains(&program) {
+    Ok(if container::forwards_to_its_child(&pid1.cmdline) {
         found(
             master,
             Delivery::ContainerKill,
             Pid1::Init,
             format!("child of PID 1 ({program}) of container {name}"),
+        )
+    } else if container::FORWARDING_INITS.contains(&program) {
+        // An init that signals the child's whole process group (`-g`,
+        // dumb-init by default) would kill every worker at once.
+        found(
+            master,
+            Delivery::ContainerExec,
+            Pid1::Other,
+            format!(
+                "child of PID 1 ({program}, which signals the whole process group) of container {name}"
+            ),
         )
     } else {
         found(

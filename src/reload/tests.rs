@@ -511,7 +511,7 @@ async fn on_a_new_connection_old_workers_or_another_master_fail_the_reload() {
 fn in_container(started: &str, workers: &[u32]) -> String {
     let procs = procs(0, 500, workers);
     let procs = procs.split("--herd procs\n").nth(1).unwrap_or_default();
-    format!("--herd container\nengine=podman\nrc=0\n500 true 0 {started}\n--herd procs\n{procs}")
+    format!("--herd container\nengine=podman\nrc=0\nherd-data 500 true 0 web {started}\n--herd procs\n{procs}")
 }
 
 fn container_spec() -> ReloadSpec {

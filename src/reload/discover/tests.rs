@@ -470,7 +470,7 @@ fn in_web(snapshot: &Snapshot, answer: &str) -> Result<Found, DiscoveryError> {
     )
 }
 
-const RUNNING: &str = "engine=podman\nrc=0\n500 true 0 2026-11-29T10:00:00Z\n";
+const RUNNING: &str = "engine=podman\nrc=0\nherd-data 500 true 0 web 2026-11-29T10:00:00Z\n";
 
 /// A container's processes: PID 1 (host pid 500) is `pid1`, and under it
 /// a master (600) with two workers, unless PID 1 is the master.
@@ -517,8 +517,8 @@ fn in_a_container_the_master_is_pid_1_or_the_child_of_an_init() {
     for init in [
         "/run/podman-init -- gunicorn",
         "/sbin/docker-init -- gunicorn",
-        "tini -g -- gunicorn",
-        "/usr/bin/dumb-init gunicorn",
+        "tini -- gunicorn",
+        "/usr/bin/dumb-init --single-child gunicorn",
     ] {
         let found = in_web(&container(init), RUNNING).unwrap();
         assert_eq!(
@@ -531,12 +531,58 @@ fn in_a_container_the_master_is_pid_1_or_the_child_of_an_init() {
             Some(container::Pid1::Init)
         );
     }
+    // Inits that signal the whole process group would kill the workers with
+    // the HUP: the master is signalled from inside instead.
+    for group in ["tini -g -- gunicorn", "/usr/bin/dumb-init gunicorn"] {
+        let found = in_web(&container(group), RUNNING).unwrap();
+        assert_eq!(
+            (found.master.pid, found.delivery),
+            (600, Delivery::ContainerExec),
+            "{group}"
+        );
+    }
     // Another PID 1 (a supervisor): the master is signalled from inside.
     let found = in_web(&container("/usr/bin/python3 /usr/bin/supervisord"), RUNNING).unwrap();
     assert_eq!(
         (found.master.pid, found.delivery),
         (600, Delivery::ContainerExec)
     );
+}
+
+#[test]
+fn a_shell_under_an_init_is_refused_too() {
+    let mut lines = vec![
+        stat(490, "conmon", 'S', 1, 900, "/usr/bin/conmon"),
+        stat(
+            500,
+            "tini",
+            'S',
+            490,
+            950,
+            "tini -- /bin/sh -c gunicorn app:app; true",
+        ),
+        stat(
+            550,
+            "sh",
+            'S',
+            500,
+            960,
+            "/bin/sh -c gunicorn app:app; true",
+        ),
+    ];
+    lines.extend(
+        titled(600, "web")
+            .into_iter()
+            .map(|l| l.replacen(" S 1 ", " S 550 ", 1)),
+    );
+    let error = in_web(&host(&lines), RUNNING).unwrap_err();
+    assert!(
+        error.to_string().starts_with(
+            "PID 1 of the container web is an init whose child is a shell (`/bin/sh -c gunicorn app:app; true`), which does not pass HUP on"
+        ),
+        "{error}"
+    );
+    assert!(!error.is_not_running());
 }
 
 #[test]
@@ -555,7 +601,7 @@ fn a_container_that_is_not_there_or_not_running_or_ambiguous_says_so() {
     let snapshot = container("");
     let not_running = in_web(
         &snapshot,
-        "engine=docker\nrc=0\n0 false 2 2026-11-29T10:00:00Z\n",
+        "engine=docker\nrc=0\nherd-data 0 false 2 /web 2026-11-29T10:00:00Z\n",
     )
     .unwrap_err();
     assert_eq!(
@@ -581,10 +627,19 @@ fn a_container_that_is_not_there_or_not_running_or_ambiguous_says_so() {
         "neither docker nor podman is installed on this host"
     );
     assert_eq!(
-        in_web(&snapshot, "engine=docker\nrc=0\n1 true 0 a\n2 true 0 b\n")
+        in_web(
+            &snapshot,
+            "engine=docker\nrc=0\nherd-data 1 true 0 web a\nherd-data 2 true 0 web b\n"
+        )
+        .unwrap_err()
+        .to_string(),
+        "`web` names 2 docker containers: name exactly one"
+    );
+    assert_eq!(
+        in_web(&snapshot, "engine=docker\nrc=0\nherd-data 500 true 0 /cafe0123 t\n")
             .unwrap_err()
             .to_string(),
-        "`web` names 2 docker containers: name exactly one"
+        "no container is named `web`: the engine found `cafe0123` by its ID instead, which is not signalled"
     );
     let denied = in_web(
         &snapshot,
