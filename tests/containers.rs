@@ -522,7 +522,7 @@ fn plan_says_how_each_containers_master_is_signalled() {
     assert!(
         run.stdout().contains(
             "    reload: `sudo docker kill --signal=HUP shop-web` when PID 1 of the container is the Gunicorn master or an init that forwards it; \
-             `sudo docker exec shop-web kill -s HUP PID` when PID 1 is another process; refused when PID 1 is a shell"
+             `sudo docker exec shop-web sh -c 'kill -s HUP PID'` when PID 1 is another process; refused when PID 1 is a shell"
         ),
         "{run}"
     );

@@ -191,7 +191,11 @@ mod tests {
     #[test]
     fn members_are_listed_by_compose_labels_sorted_and_once() {
         assert_eq!(
-            container::parse_members("engine=docker\nrc=0\n/shop-web-2\nshop-web-1\nshop-web-2\n"),
+            container::parse_members(
+                "engine=docker\nrc=0\nWARNING: a warning\nherd-data /shop-web-2 com.docker.compose.oneoff=False,com.docker.compose.service=web\n\
+                 herd-data shop-web-1 map[com.docker.compose.oneoff:False]\nherd-data shop-web-2 x=y\n\
+                 herd-data shop-web-run-1f2e com.docker.compose.oneoff=True\n"
+            ),
             Members::Found {
                 engine: Engine::Docker,
                 names: vec!["shop-web-1".into(), "shop-web-2".into()]

@@ -145,13 +145,15 @@ fn choose_engine(engine: Option<Engine>) -> String {
 /// The labels Compose (Docker's, and podman-compose) puts on a service's containers.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
 pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+/// Set to `True` on a container of `compose run`.
+const ONEOFF_LABEL: &str = "com.docker.compose.oneoff";
 
 /// The script that lists the containers of a Compose service, running or
 /// not: `engine=...`, `rc=N`, then one name per line.
 pub fn members_query(engine: Option<Engine>, project: &str, service: &str, sudo: &str) -> String {
     format!(
         "{choose}if [ -n \"$e\" ]; then echo \"engine=$e\"; \
-           names=$({sudo}\"$e\" ps -a --filter {project} --filter {service} --format '{{{{.Names}}}}' 2>&1); \
+           names=$({sudo}\"$e\" ps -a --filter {project} --filter {service} --format '{DATA} {{{{.Names}}}} {{{{.Labels}}}}' 2>&1); \
            echo \"rc=$?\"; printf '%s\\n' \"$names\"; fi\n",
         choose = choose_engine(engine),
         project = quote(&format!("label={PROJECT_LABEL}={project}")),
@@ -198,9 +200,17 @@ pub fn parse_members(text: &str) -> Members {
             said: rest.join("\n"),
         };
     }
+    // A one-off container (`compose run`) carries the service's labels too,
+    // but serves nothing: not a replica.
     let mut names: Vec<String> = rest
         .iter()
-        .map(|l| l.trim_start_matches('/').to_string())
+        .filter_map(|l| l.strip_prefix(DATA))
+        .filter(|l| {
+            !l.contains(&format!("{ONEOFF_LABEL}=True"))
+                && !l.contains(&format!("{ONEOFF_LABEL}:True"))
+        })
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|name| name.trim_start_matches('/').to_string())
         .collect();
     names.sort();
     names.dedup();
@@ -280,7 +290,8 @@ pub fn command(engine: Engine, sudo: &str, args: &[&str]) -> String {
 /// The host-side script that signals the master inside the container: it
 /// re-reads the master's start time (as `signal.sh` does), reads the pid
 /// the container knows it by (`NSpid`), and runs `kill` there through the
-/// engine. Prints `signalled`, `gone` or `changed NOW`.
+/// engine, with the shell's own `kill` (an image need not have procps).
+/// Prints `signalled`, `gone` or `changed NOW`.
 pub fn exec_kill(
     engine: Engine,
     name: &str,
@@ -298,7 +309,7 @@ pub fn exec_kill(
          if [ \"${{20}}\" != \"$want\" ]; then echo \"changed ${{20}}\"; exit 0; fi\n\
          ns=; while read -r k v; do [ \"$k\" = NSpid: ] && for x in $v; do ns=$x; done; done < /proc/$pid/status\n\
          [ -n \"$ns\" ] || {{ echo 'no NSpid in /proc/'$pid'/status' >&2; exit 1; }}\n\
-         {sudo}{engine} exec {name} kill -s {signal} \"$ns\" || exit 1\n\
+         {sudo}{engine} exec {name} sh -c 'kill -s \"$1\" \"$2\"' herd {signal} \"$ns\" || exit 1\n\
          echo signalled\n",
         engine = engine.name(),
         name = quote(name),
@@ -437,7 +448,7 @@ mod tests {
         // Outside a pid namespace, the pid inside is the pid itself.
         assert_eq!(
             std::fs::read_to_string(&log).expect("engine ran").trim(),
-            format!("exec web kill -s HUP {pid}")
+            format!("exec web sh -c kill -s \"$1\" \"$2\" herd HUP {pid}")
         );
         let _ = child.kill();
         let _ = child.wait();

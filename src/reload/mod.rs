@@ -213,7 +213,7 @@ impl ReloadSpec {
                 let engine = engine.map_or("docker|podman", |e| e.name());
                 let sudo = if self.become_ { "sudo " } else { "" };
                 return format!(
-                    "`{sudo}{engine} kill --signal={signal} {name}` when PID 1 of the container is the {server} master or an init that forwards it; `{sudo}{engine} exec {name} kill -s {signal} PID` when PID 1 is another process; refused when PID 1 is a shell"
+                    "`{sudo}{engine} kill --signal={signal} {name}` when PID 1 of the container is the {server} master or an init that forwards it; `{sudo}{engine} exec {name} sh -c 'kill -s {signal} PID'` when PID 1 is another process; refused when PID 1 is a shell"
                 );
             }
         };
@@ -450,16 +450,20 @@ async fn reload_one<T: Connection>(
         delivery: Some(found.delivery),
         ..Default::default()
     };
+    // The old master's exit ends the container where it is PID 1, and
+    // where an init runs it (the init exits with its only child).
     if let (Signal::Usr2, Some(inside), Place::Container { name, .. }) =
         (spec.signal, &found.container, &spec.place)
     {
-        if inside.pid1 == container::Pid1::Master {
-            return Err(fail(
-                Proof::Master,
-                format!("`signal: USR2` is refused in the container {name}: its PID 1 is the master, and when the old master exits the container stops; nothing was signalled"),
-                &report,
-            ));
-        }
+        let why = match inside.pid1 {
+            container::Pid1::Master => "its PID 1 is the master",
+            _ => "the master is PID 1's child, and the init ends with it",
+        };
+        return Err(fail(
+            Proof::Master,
+            format!("`signal: USR2` is refused in the container {name}: {why}, and when the old master exits the container stops; nothing was signalled"),
+            &report,
+        ));
     }
     if let Some(preflight) = &spec.preflight {
         let output = connection
@@ -617,23 +621,21 @@ pub async fn find_out<T: Connection>(
     spec: &ReloadSpec,
     seen: &ReloadReport,
 ) -> Result<ReloadReport, ReloadFailure> {
-    let Some(each) = compose::each(connection, spec).await? else {
-        return find_out_one(connection, spec, seen).await;
-    };
-    // What was seen of each container is not told apart: any master
-    // serving with new workers only will do.
-    let mut turns = compose::Turns::new(each.len());
-    for (name, one) in &each {
-        let anyone = ReloadReport {
-            started: true,
-            ..seen.clone()
-        };
-        let result = find_out_one(connection, one, &anyone).await;
-        if let Some(failure) = turns.take(name, result) {
-            return Err(failure);
-        }
+    if let Place::Compose { service, .. } = &spec.place {
+        // What was seen is not kept per container: which of them serve the
+        // new release cannot be told, and the ones not reached yet do not.
+        // A failure: the rollback brings every container back to one release.
+        let reached = seen.containers.join(", ");
+        return Err(fail(
+            Proof::Workers,
+            format!(
+                "the Compose service {service} was reloaded in part (containers reached: {}): which containers serve the new release cannot be told",
+                if reached.is_empty() { "none" } else { reached.as_str() }
+            ),
+            seen,
+        ));
     }
-    Ok(turns.done())
+    find_out_one(connection, spec, seen).await
 }
 
 async fn find_out_one<T: Connection>(

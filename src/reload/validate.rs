@@ -253,14 +253,27 @@ pub(super) async fn container_kept<T: Connection>(
     let snapshot = snapshot(connection, spec)
         .await
         .map_err(|e| fail(Proof::SameMaster, e.to_string(), report))?;
-    let now = snapshot
+    let answer = snapshot
         .container
         .as_deref()
-        .map(container::parse)
-        .and_then(|answer| match answer {
-            container::Answer::Seen(seen) => Some(seen),
-            _ => None,
-        });
+        .map_or(container::Answer::NoEngine, container::parse);
+    let now = match answer {
+        container::Answer::Seen(seen) => Some(seen),
+        container::Answer::Failed {
+            exit_code, said, ..
+        } if !said.to_lowercase().contains("no such") => {
+            return Err(fail(
+                Proof::SameMaster,
+                format!(
+                    "after the signal, the engine could not be asked about the container {name} (exit code {}): {}",
+                    exit_code.map_or("none".to_string(), |c| c.to_string()),
+                    crate::shell::tail(&spec.mask.output(&said), 3)
+                ),
+                report,
+            ))
+        }
+        _ => None,
+    };
     match now {
         Some(now)
             if now.running
