@@ -177,22 +177,51 @@ pub enum Members {
     },
 }
 
-/// Parses the output of [`members_query`].
-pub fn parse_members(text: &str) -> Members {
+/// What the host said after choosing the engine: none, both, or the
+/// engine, its command's exit code and the lines it printed.
+enum Reply<'a> {
+    NoEngine,
+    BothEngines,
+    Said {
+        engine: Engine,
+        exit_code: Option<u32>,
+        lines: Vec<&'a str>,
+    },
+}
+
+/// Reads `engine=...`, `rc=N` and the lines after them.
+fn reply(text: &str) -> Reply<'_> {
     let mut lines = text.lines();
     let engine = match lines.next().and_then(|l| l.strip_prefix("engine=")) {
-        Some("both") => return Members::BothEngines,
+        Some("both") => return Reply::BothEngines,
         Some(name) => match Engine::parse(name.trim()) {
             Some(engine) => engine,
-            None => return Members::NoEngine,
+            None => return Reply::NoEngine,
         },
-        None => return Members::NoEngine,
+        None => return Reply::NoEngine,
     };
     let exit_code = lines
         .next()
         .and_then(|l| l.strip_prefix("rc="))
         .and_then(|rc| rc.trim().parse::<u32>().ok());
-    let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
+    Reply::Said {
+        engine,
+        exit_code,
+        lines: lines.map(str::trim).filter(|l| !l.is_empty()).collect(),
+    }
+}
+
+/// Parses the output of [`members_query`].
+pub fn parse_members(text: &str) -> Members {
+    let (engine, exit_code, rest) = match reply(text) {
+        Reply::NoEngine => return Members::NoEngine,
+        Reply::BothEngines => return Members::BothEngines,
+        Reply::Said {
+            engine,
+            exit_code,
+            lines,
+        } => (engine, exit_code, lines),
+    };
     if exit_code != Some(0) {
         return Members::Failed {
             engine,
@@ -219,20 +248,15 @@ pub fn parse_members(text: &str) -> Members {
 
 /// Parses the container's section of a snapshot.
 pub fn parse(text: &str) -> Answer {
-    let mut lines = text.lines();
-    let engine = match lines.next().and_then(|l| l.strip_prefix("engine=")) {
-        Some("both") => return Answer::BothEngines,
-        Some(name) => match Engine::parse(name.trim()) {
-            Some(engine) => engine,
-            None => return Answer::NoEngine,
-        },
-        None => return Answer::NoEngine,
+    let (engine, exit_code, rest) = match reply(text) {
+        Reply::NoEngine => return Answer::NoEngine,
+        Reply::BothEngines => return Answer::BothEngines,
+        Reply::Said {
+            engine,
+            exit_code,
+            lines,
+        } => (engine, exit_code, lines),
     };
-    let exit_code = lines
-        .next()
-        .and_then(|l| l.strip_prefix("rc="))
-        .and_then(|rc| rc.trim().parse::<u32>().ok());
-    let rest: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
     let failed = || Answer::Failed {
         engine,
         exit_code,
