@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
@@ -186,47 +186,57 @@ fn the_master_as_pid_1_or_under_an_init_is_reloaded_through_the_engine() {
     }
 }
 
+/// Runs `playbook` on `name`, which must fail with every text of `wanted`
+/// in its output, and leave the host as it was: the same master, the same
+/// workers, a moment later too.
+fn assert_refused_and_untouched(lab: &Lab, name: &str, playbook: &Path, wanted: &[String]) {
+    let host = lab.host(name);
+    let (before, workers) = master(lab, host);
+    let run = lab.herd(["run"]).arg(playbook).args(["-l", name]).run();
+    run.assert_code(1);
+    for text in wanted {
+        assert!(
+            run.stderr().contains(text.as_str()),
+            "wanted {text:?}\n{run}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (after, now) = master(lab, host);
+    assert_eq!(
+        (after.pid, after.start_time),
+        (before.pid, before.start_time),
+        "{run}"
+    );
+    assert_eq!(now, workers, "{run}");
+    assert_eq!(healthz(host), "ok v1", "{run}");
+}
+
 #[test]
 fn a_shell_as_pid_1_is_refused_and_nothing_is_signalled() {
     let Some((_one, lab)) = container_lab(3, 3) else {
         return;
     };
-    let host = lab.host("host03");
-    assert_eq!(host.pid1.as_deref(), Some("shell"));
-    let (before, workers) = master(&lab, host);
-    let run = lab
-        .herd(["run"])
-        .arg(reload_playbook(&lab, ""))
-        .args(["-l", "host03"])
-        .run();
-    run.assert_code(1);
+    assert_eq!(lab.host("host03").pid1.as_deref(), Some("shell"));
     let shell = common::cmdline(pid1(&lab, "host03"));
     assert!(
         shell.starts_with("/bin/sh -c python3 -m gunicorn"),
         "{shell}"
     );
-    let wanted = format!(
-        "host03: reload FAILED: proof `master`: PID 1 of the container {} is a shell (`{}…",
-        lab.container("host03"),
-        &shell[..50]
-    );
-    assert!(run.stderr().contains(&wanted), "wanted {wanted:?}\n{run}");
-    assert!(
-        run.stderr().contains(
+    assert_refused_and_untouched(
+        &lab,
+        "host03",
+        &reload_playbook(&lab, ""),
+        &[
+            format!(
+                "host03: reload FAILED: proof `master`: PID 1 of the container {} is a shell (`{}…",
+                lab.container("host03"),
+                &shell[..50]
+            ),
             "which does not pass HUP on to Gunicorn: the reload would silently do nothing. \
              Make Gunicorn PID 1 (the exec form of CMD"
-        ),
-        "{run}"
+                .to_string(),
+        ],
     );
-    // Nothing changed: same master, same workers, still serving.
-    std::thread::sleep(Duration::from_millis(1500));
-    let (after, now) = master(&lab, host);
-    assert_eq!(
-        (after.pid, after.start_time),
-        (before.pid, before.start_time)
-    );
-    assert_eq!(now, workers, "{run}");
-    assert_eq!(healthz(host), "ok v1");
 }
 
 /// The broken release's app exits as it is imported (`SystemExit(3)`, which
@@ -351,23 +361,16 @@ fn usr2_is_refused_where_the_master_is_pid_1() {
     let Some((_one, lab)) = container_lab(2, 1) else {
         return;
     };
-    let host = lab.host("host02");
-    assert_eq!(host.pid1.as_deref(), Some("exec"));
-    let (before, workers) = master(&lab, host);
-    let run = lab
-        .herd(["run"])
-        .arg(reload_playbook(&lab, "  signal: USR2\n"))
-        .args(["-l", "host02"])
-        .run();
-    run.assert_code(1);
-    let wanted = format!(
-        "host02: reload FAILED: proof `master`: `signal: USR2` is refused in the container {}: its PID 1 is the master, and when the old master exits the container stops; nothing was signalled",
-        lab.container("host02")
+    assert_eq!(lab.host("host02").pid1.as_deref(), Some("exec"));
+    assert_refused_and_untouched(
+        &lab,
+        "host02",
+        &reload_playbook(&lab, "  signal: USR2\n"),
+        &[format!(
+            "host02: reload FAILED: proof `master`: `signal: USR2` is refused in the container {}: its PID 1 is the master, and when the old master exits the container stops; nothing was signalled",
+            lab.container("host02")
+        )],
     );
-    assert!(run.stderr().contains(&wanted), "wanted {wanted:?}\n{run}");
-    let (now, still) = master(&lab, host);
-    assert_eq!((now.pid, now.start_time), (before.pid, before.start_time));
-    assert_eq!(still, workers, "{run}");
 }
 
 /// Without `engine`, herd takes the CLI the host has; with both Docker's
