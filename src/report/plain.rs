@@ -115,7 +115,12 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 (Some(pid), None) => format!("master {pid}"),
                 (None, None) => "no master".to_string(),
             };
-            let workers = format!("workers {:?} -> {:?}", r.old_workers, r.new_workers);
+            // Nothing signalled, nothing started: no new workers to speak of.
+            let workers = if r.server_touched() || !r.new_workers.is_empty() {
+                format!("workers {:?} -> {:?}", r.old_workers, r.new_workers)
+            } else {
+                format!("workers {:?}", r.old_workers)
+            };
             let mut started = String::new();
             for signal in r.signals.iter().filter(|s| {
                 s.outcome != crate::reload::signal::Outcome::Sent

@@ -134,9 +134,17 @@ fn master_column(host: &HostReport) -> String {
         .map_or("-".to_string(), |pid| pid.to_string())
 }
 
-/// Workers before and after the reload: `2 -> 2`, or `-`.
+/// Workers before and after the reload: `2 -> 2`; `2` when nothing was
+/// signalled (the workers are as they were); `-` without a master.
 fn workers_column(host: &HostReport) -> String {
     match &host.reload {
+        Some(r)
+            if r.report.master_pid.is_some()
+                && !r.report.server_touched()
+                && r.report.new_workers.is_empty() =>
+        {
+            r.report.old_workers.len().to_string()
+        }
         Some(r) if r.report.master_pid.is_some() => {
             format!(
                 "{} -> {}",
