@@ -47,6 +47,7 @@ fn settings(lock: Option<super::LockSettings>) -> EngineSettings {
         handshakes: 4,
         require_reachable: true,
         lock,
+        audit: None,
     }
 }
 
