@@ -226,14 +226,12 @@ fn runs_on_disjoint_hosts_sharing_one_audit_file_leave_whole_lines() {
     // host01's app directory is one all four can write.
     let shared = lab.app_dir("host01").join("shared-audit.log");
     let inventory = lab.edited_inventory("shared.yml", |text| {
-        text.lines()
-            .map(|line| match line.split_once("herd_audit_log: ") {
-                Some((head, _)) => format!("{head}herd_audit_log: {} }}", shared.display()),
-                None => line.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+        lab.hosts().iter().fold(text.to_string(), |text, host| {
+            text.replace(
+                &format!("herd_audit_log: {},", lab.audit_log(&host.name).display()),
+                &format!("herd_audit_log: {},", shared.display()),
+            )
+        })
     });
     // Long lines (the reason near the size limit) make a torn write show.
     let playbook = lab.write(

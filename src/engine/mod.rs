@@ -220,30 +220,15 @@ impl<C: Connector> Engine<C> {
                     cancel: self.cancel.clone(),
                     once: once.clone(),
                     captured: Default::default(),
+                    audit: self.settings.audit.clone(),
                 };
                 let connector = self.connector.clone();
                 let target = plan.hosts[*index].target.clone();
-                let audit = self.settings.audit.clone();
-                let events = self.events.clone();
-                let plan = plan.clone();
-                let index = *index;
                 // One new connection, for a host that dropped its own after its reload signal.
                 let reconnect = move || async move { connector.connect(&target).await };
                 async move {
                     let _permit = forks.acquire_owned().await.ok();
-                    let report = runner.run(connection.as_ref(), reconnect).await;
-                    if let Some(audit) = &audit {
-                        write_audit(
-                            connection.as_ref(),
-                            &plan,
-                            index,
-                            &report.state,
-                            audit,
-                            &events,
-                        )
-                        .await;
-                    }
-                    report
+                    runner.run(connection.as_ref(), reconnect).await
                 }
             });
             let reports = join_all(runs).await;
@@ -385,7 +370,7 @@ fn untouched(host: String, steps_total: usize, interrupted: bool, lock_held: boo
 }
 
 /// Appends the host's audit line; a failure is a warning event, nothing more.
-async fn write_audit<T: crate::transport::Connection>(
+pub(super) async fn write_audit<T: crate::transport::Connection>(
     connection: &T,
     plan: &Plan,
     index: usize,
