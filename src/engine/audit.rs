@@ -29,6 +29,16 @@ pub const MAX_LINE: usize = 3000;
 /// Exit code of the read script when the host has no audit log.
 const NO_LOG: u32 = 75;
 
+/// Why a line could not be appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The shell could not create the directory or open the file.
+    #[error("exit code {code}{}", if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
+    Shell { code: String, stderr: String },
+}
+
 /// What every line of one herd invocation shares.
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
@@ -89,8 +99,7 @@ pub fn audit_path(vars: &Vars) -> String {
 pub fn line(settings: &AuditSettings, vars: &Vars, state: &HostState, secrets: &Secrets) -> String {
     let release = match vars.get("release") {
         Some(Value::String(text)) if !text.is_empty() => text.clone(),
-        Some(Value::Null) | None => "-".to_string(),
-        Some(Value::String(_)) => "-".to_string(),
+        Some(Value::String(_) | Value::Null) | None => "-".to_string(),
         Some(other) => other.to_string(),
     };
     let mut entry = Entry {
@@ -160,31 +169,20 @@ pub async fn append<T: Connection>(
     path: &str,
     line: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), AuditError> {
     let script = format!(
         "umask 077; f={}; case \"$f\" in */*) d=${{f%/*}}; [ -d \"${{d:-/}}\" ] || mkdir -p \"$d\" || exit 1;; esac\n\
          printf '%s\\n' {} >> \"$f\"",
         shell_path(path),
         crate::shell::quote(line),
     );
-    let output = connection
-        .exec(&script, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
+    let output = connection.exec(&script, timeout).await?;
     match output.exit_code {
         Some(0) => Ok(()),
-        code => {
-            let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-            Err(format!(
-                "exit code {}{}",
-                code.map_or("none".to_string(), |c| c.to_string()),
-                if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {stderr}")
-                }
-            ))
-        }
+        code => Err(AuditError::Shell {
+            code: code.map_or("none".to_string(), |c| c.to_string()),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        }),
     }
 }
 

@@ -385,7 +385,7 @@ pub(super) async fn write_audit<T: crate::transport::Connection>(
         let _ = events.send(Event::AuditFailed {
             host: host.name.clone(),
             path,
-            reason: plan.renderer.secrets().mask(&reason),
+            reason: plan.renderer.secrets().mask(&reason.to_string()),
         });
     }
 }
