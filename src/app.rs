@@ -6,10 +6,11 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::{
-    CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output, Targeting,
-    UnlockArgs,
+    AuditArgs, CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output,
+    Targeting, UnlockArgs,
 };
 use crate::describe;
+use crate::engine::audit::AuditSettings;
 use crate::engine::lock::LockOwner;
 use crate::engine::{Engine, EngineSettings, LockSettings};
 use crate::plan::reload::ReloadPlan;
@@ -68,7 +69,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     Some(&args.connecting),
                 )
             };
-            rollout(&request, &args.connecting, Some(lock))
+            let audit = AuditSettings::current(
+                "run",
+                &lock.owner.playbook,
+                args.connecting.connect_timeout,
+            );
+            rollout(&request, &args.connecting, Some(lock), Some(audit))
         }
         Command::Reload(args) => {
             let lock = LockSettings {
@@ -111,7 +117,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                     Some(&args.connecting),
                 )
             };
-            rollout(&request, &args.connecting, Some(lock))
+            let audit = AuditSettings::current("reload", "-", args.connecting.connect_timeout);
+            rollout(&request, &args.connecting, Some(lock), Some(audit))
         }
         Command::Exec(args) => {
             let request = request(
@@ -119,7 +126,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 args.targeting,
                 Some(&args.connecting),
             );
-            rollout(&request, &args.connecting, None)
+            rollout(&request, &args.connecting, None, None)
         }
         Command::Plan(args) => {
             let request = PlanRequest {
@@ -143,6 +150,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Check(args) => check(args),
         Command::Unlock(args) => unlock(args),
+        Command::Audit(args) => audit(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -160,6 +168,7 @@ fn rollout(
     request: &PlanRequest,
     connecting: &Connecting,
     lock: Option<LockSettings>,
+    audit: Option<AuditSettings>,
 ) -> Result<ExitCode, AppError> {
     let exec = lock.is_none();
     let junit_error = Arc::new(std::sync::Mutex::new(None));
@@ -192,6 +201,7 @@ fn rollout(
             handshakes: HANDSHAKES,
             require_reachable: !exec,
             lock,
+            audit,
         };
         let report = Engine::new(plan, connector, settings, events_tx, cancel_rx)
             .run()
@@ -350,6 +360,62 @@ fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
     let outcomes = runtime.block_on(crate::unlock::unlock_all(&plan, &connector, timeout));
     stdout(&crate::unlock::render(&outcomes));
     let all_ok = outcomes.iter().all(|o| o.result.is_ok());
+    Ok(ExitCode::from(if all_ok { exit::OK } else { exit::FAILED }))
+}
+
+/// `herd audit`: the last `--last` lines of each targeted host's audit
+/// log, host name first; exit 1 if a host could not be reached or read.
+fn audit(args: AuditArgs) -> Result<ExitCode, AppError> {
+    use crate::engine::audit;
+    use crate::transport::{Connection, Connector};
+    let request = request(
+        Job::Command(String::new()),
+        args.targeting,
+        Some(&args.connecting),
+    );
+    let plan = Plan::build(&request)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    let connector = ssh_connector(&args.connecting);
+    let timeout = args.connecting.connect_timeout;
+    let last = args.last;
+    let results = runtime.block_on(futures::future::join_all(plan.hosts.iter().map(|host| {
+        let connector = &connector;
+        async move {
+            let connection = connector.connect(&host.target).await?;
+            let lines =
+                audit::read_last(&connection, &audit::audit_path(&host.vars), last, timeout).await;
+            connection.close().await;
+            lines
+        }
+    })));
+    let json = args.connecting.output == Output::Json;
+    let mut text = String::new();
+    let mut all_ok = true;
+    for (host, result) in plan.hosts.iter().zip(results) {
+        match result {
+            Ok(lines) if lines.is_empty() && !json => {
+                text.push_str(&format!("{}: no audit log lines\n", host.name));
+            }
+            Ok(lines) => {
+                for line in lines {
+                    if json {
+                        text.push_str(&audit::show_json(&host.name, &line));
+                    } else {
+                        text.push_str(&format!("{}: {}", host.name, audit::show(&line)));
+                    }
+                    text.push('\n');
+                }
+            }
+            Err(error) => {
+                all_ok = false;
+                eprintln!("{}: FAILED: {error}", host.name);
+            }
+        }
+    }
+    stdout(&text);
     Ok(ExitCode::from(if all_ok { exit::OK } else { exit::FAILED }))
 }
 

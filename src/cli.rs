@@ -45,6 +45,11 @@ pub enum Command {
     ///
     /// Example: herd unlock -i inventory.yml -l web
     Unlock(UnlockArgs),
+    /// Show the last lines of each targeted host's audit log (who ran what,
+    /// from where, and how it ended there), host name first.
+    ///
+    /// Example: herd audit -i inventory.yml -l web --last 3
+    Audit(AuditArgs),
     /// List the targeted hosts, their connection settings and variables.
     ///
     /// Example: herd hosts -i inventory.yml -l 'web:!canary' --vars
@@ -192,6 +197,17 @@ pub struct UnlockArgs {
     pub targeting: Targeting,
     #[command(flatten)]
     pub connecting: Connecting,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    /// Lines shown per host, the latest last.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub last: usize,
 }
 
 #[derive(Debug, Args)]

@@ -242,6 +242,13 @@ pub enum Event {
         path: String,
         reason: String,
     },
+    /// The host's audit line could not be written: a warning, the run's
+    /// result stands.
+    AuditFailed {
+        host: String,
+        path: String,
+        reason: String,
+    },
     RolloutAborted {
         reason: String,
     },

@@ -53,6 +53,8 @@ pub(super) struct HostRun {
     /// Each capture as herd showed it (the step's output, masked): what
     /// herd shows of the variable, so a command given it masks it by use.
     pub captured: Mutex<Vars>,
+    /// The audit trail: the host's line is written as its run ends.
+    pub audit: Option<super::audit::AuditSettings>,
 }
 
 impl HostRun {
@@ -81,9 +83,11 @@ impl HostRun {
         } = self.run_steps(connection).await;
         let mut failure = match end {
             StepsEnd::Interrupted { next } => {
-                return self
+                let report = self
                     .interrupted(connection, &vars, changed, next, steps_ok, started)
-                    .await
+                    .await;
+                self.audit(connection, &report.state).await;
+                return report;
             }
             StepsEnd::Failed(failure) => Some(failure),
             StepsEnd::Done => None,
@@ -95,7 +99,7 @@ impl HostRun {
         if let (None, Some(stage)) = (&failure, &plan.reload) {
             // Ctrl-C: no reload goes out that was not already sent.
             if *self.cancel.borrow() {
-                return self
+                let report = self
                     .interrupted(
                         connection,
                         &vars,
@@ -105,6 +109,8 @@ impl HostRun {
                         started,
                     )
                     .await;
+                self.audit(connection, &report.state).await;
+                return report;
             }
             let (outcome, reconnected) =
                 self.reload_stage(connection, reconnect, stage, &vars).await;
@@ -155,6 +161,8 @@ impl HostRun {
                 }
             }
         };
+        // Over the connection that is alive: the new one after a reconnection.
+        self.audit(connection, &state).await;
         if let Some(fresh) = &fresh {
             fresh.close().await;
         }
@@ -165,6 +173,21 @@ impl HostRun {
             steps_total: plan.steps.len(),
             duration: started.elapsed(),
             reload,
+        }
+    }
+
+    /// Appends the host's audit line, when the run keeps an audit trail.
+    async fn audit<T: Connection>(&self, connection: &T, state: &HostState) {
+        if let Some(settings) = &self.audit {
+            super::write_audit(
+                connection,
+                &self.plan,
+                self.index,
+                state,
+                settings,
+                &self.events,
+            )
+            .await;
         }
     }
 

@@ -107,7 +107,7 @@ pub fn lock_path(vars: &Vars) -> String {
 }
 
 /// A path for the shell, keeping a leading `~/` expandable.
-fn shell_path(path: &str) -> String {
+pub(crate) fn shell_path(path: &str) -> String {
     match path.strip_prefix("~/") {
         Some(rest) => format!("\"$HOME\"/{}", shell_quote(rest)),
         None => shell_quote(path),
@@ -334,7 +334,7 @@ fn process_is_gone(pid: u32) -> bool {
 /// The account this process runs as, from the password database (not
 /// `$USER`, which may be unset, or stale after `su`); the numeric id when
 /// the database has no name for it.
-fn os_account() -> String {
+pub(crate) fn os_account() -> String {
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };
     let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
@@ -364,7 +364,7 @@ fn os_account() -> String {
     }
 }
 
-fn controller_name() -> String {
+pub(crate) fn controller_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()
@@ -374,7 +374,7 @@ fn controller_name() -> String {
 }
 
 /// The current time as RFC 3339 UTC, without a date crate.
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

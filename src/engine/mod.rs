@@ -6,6 +6,7 @@
 //! values ([`HostState`]); nothing that happens on a host can stop the
 //! engine from reporting every other host.
 
+pub mod audit;
 mod connect;
 mod host;
 pub mod lock;
@@ -36,6 +37,9 @@ pub struct EngineSettings {
     pub require_reachable: bool,
     /// The deploy lock, for `herd run`; `herd exec` takes none.
     pub lock: Option<LockSettings>,
+    /// The audit trail, for `herd run` and `herd reload`; `herd exec`
+    /// writes none.
+    pub audit: Option<audit::AuditSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +137,10 @@ impl<C: Connector> Engine<C> {
             });
         }
 
+        if let Some(audit) = &self.settings.audit {
+            self.audit_untouched(&slots, audit, !conflicts.is_empty())
+                .await;
+        }
         if let Some(settings) = &self.settings.lock {
             self.unlock_all(&slots, &locked, settings).await;
         }
@@ -212,6 +220,7 @@ impl<C: Connector> Engine<C> {
                     cancel: self.cancel.clone(),
                     once: once.clone(),
                     captured: Default::default(),
+                    audit: self.settings.audit.clone(),
                 };
                 let connector = self.connector.clone();
                 let target = plan.hosts[*index].target.clone();
@@ -283,6 +292,53 @@ impl<C: Connector> Engine<C> {
         reason
     }
 
+    /// Writes the audit line of each host that was reached but whose
+    /// batch never ran (hosts that ran wrote theirs as they ended).
+    async fn audit_untouched(
+        &self,
+        slots: &[Slot<C::Connection>],
+        audit: &audit::AuditSettings,
+        lock_held: bool,
+    ) {
+        let interrupted = self.cancelled();
+        let writes = slots.iter().enumerate().filter_map(|(index, slot)| {
+            let connection = slot.connection.clone()?;
+            let state = match &slot.report {
+                Some(report) => report.state.clone(),
+                None => {
+                    untouched(
+                        self.plan.hosts[index].name.clone(),
+                        0,
+                        interrupted,
+                        lock_held,
+                    )
+                    .state
+                }
+            };
+            // A host that ran has its line already.
+            if slot.report.as_ref().is_some_and(|r| {
+                !matches!(
+                    r.state,
+                    HostState::Untouched { .. } | HostState::Unreachable { .. }
+                )
+            }) {
+                return None;
+            }
+            Some(async move {
+                write_audit(
+                    connection.as_ref(),
+                    &self.plan,
+                    index,
+                    &state,
+                    audit,
+                    &self.events,
+                )
+                .await;
+            })
+        });
+        join_all(writes).await;
+    }
+
     /// Sleeps between batches; returns true if the run was cancelled meanwhile.
     async fn pause(&self, pause: Duration) -> bool {
         let mut cancel = self.cancel.clone();
@@ -310,6 +366,27 @@ fn untouched(host: String, steps_total: usize, interrupted: bool, lock_held: boo
         steps_total,
         duration: Duration::ZERO,
         reload: None,
+    }
+}
+
+/// Appends the host's audit line; a failure is a warning event, nothing more.
+pub(super) async fn write_audit<T: crate::transport::Connection>(
+    connection: &T,
+    plan: &Plan,
+    index: usize,
+    state: &HostState,
+    settings: &audit::AuditSettings,
+    events: &Events,
+) {
+    let host = &plan.hosts[index];
+    let path = audit::audit_path(&host.vars);
+    let line = audit::line(settings, &host.vars, state, plan.renderer.secrets());
+    if let Err(reason) = audit::append(connection, &path, &line, settings.timeout).await {
+        let _ = events.send(Event::AuditFailed {
+            host: host.name.clone(),
+            path,
+            reason: plan.renderer.secrets().mask(&reason.to_string()),
+        });
     }
 }
 

@@ -47,6 +47,7 @@ fn settings(lock: Option<super::LockSettings>) -> EngineSettings {
         handshakes: 4,
         require_reachable: true,
         lock,
+        audit: None,
     }
 }
 
@@ -508,4 +509,80 @@ async fn a_lock_that_cannot_be_created_aborts_the_rollout_saying_why() {
     }
     // h1's lock, taken meanwhile, was given back.
     assert!(fake.commands("h1").iter().any(|c| c.contains("rm -f")));
+}
+
+/// Runs `plan` with the audit trail on; returns the report, the events and
+/// the fake.
+async fn run_audited(
+    plan: Plan,
+    connector: FakeConnector,
+) -> (RunReport, Vec<Event>, FakeConnector) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_cancel_tx, cancel_rx) = watch::channel(false);
+    let settings = EngineSettings {
+        audit: Some(super::audit::AuditSettings {
+            command: "run".into(),
+            playbook: "play.yml".into(),
+            user: "alice".into(),
+            controller: "ci-3".into(),
+            timeout: Duration::from_secs(5),
+        }),
+        ..settings(None)
+    };
+    let connector = Arc::new(connector);
+    let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
+        .run()
+        .await;
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    (
+        report,
+        events,
+        Arc::try_unwrap(connector).unwrap_or_else(|c| (*c).clone()),
+    )
+}
+
+/// The audit commands sent to `host`.
+fn audit_writes(fake: &FakeConnector, host: &str) -> Vec<String> {
+    fake.commands(host)
+        .into_iter()
+        .filter(|c| c.contains("audit.log"))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_reached_host_gets_one_audit_line_and_a_failed_write_is_only_a_warning() {
+    let playbook = "hosts: web\nrolling:\n  batch: 1\n  max_fail: 0\nsteps:\n  - run: echo one\n";
+    let (plan, _dir) = plan(3, playbook, None);
+    let fake = FakeConnector::default()
+        .rule(
+            "h1",
+            Rule::new("audit.log", 1).stderr("sh: cannot create: Permission denied\n"),
+        )
+        .rule("h2", Rule::new("echo one", 4).stderr("bad\n"));
+    let (report, events, fake) = run_audited(plan, fake).await;
+
+    assert_eq!(state(&report, "h1"), &HostState::Done);
+    assert!(events.iter().any(|e| matches!(e,
+        Event::AuditFailed { host, path, reason }
+            if host == "h1" && path == "~/.herd/audit.log"
+                && reason == "exit code 1: sh: cannot create: Permission denied")));
+    for host in ["h1", "h2", "h3"] {
+        let writes = audit_writes(&fake, host);
+        assert_eq!(writes.len(), 1, "{host}: {writes:?}");
+        assert!(writes[0].contains(">> \"$f\""), "{}", writes[0]);
+    }
+    assert!(audit_writes(&fake, "h2")[0].contains(
+        r#""release":"-","result":"failed","reason":"step 1 `echo one`: exited with code 4: bad"}"#
+    ), "{:?}", audit_writes(&fake, "h2"));
+    // h3's batch never ran: its line says so.
+    assert!(
+        audit_writes(&fake, "h3")[0].contains(
+            r#""result":"untouched","reason":"the rollout stopped before this host'\''s batch"}"#
+        ),
+        "{:?}",
+        audit_writes(&fake, "h3")
+    );
 }

@@ -106,7 +106,7 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, app_unit: {}, app_container: {}, app_engine: podman, app_user: {}, herd_lock_file: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, app_unit: {}, app_container: {}, app_engine: podman, app_user: {}, herd_audit_log: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
@@ -123,7 +123,9 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
             scalar(host.container.clone().unwrap_or_else(|| host.proc_name()).as_str()),
             scalar(&host.app_user),
             // Every lab host logs in as the same user on the same machine, so
-            // the default lock in the home directory would be shared.
+            // the default audit log and lock in the home directory would be
+            // shared.
+            path(&host.app_dir.join(".herd-audit.log")),
             path(&host.app_dir.join(".herd-deploy.lock")),
         );
     }
@@ -493,8 +495,8 @@ all:
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, app_unit: lab-e29b93-host01.service, app_container: lab-e29b93-host01, app_engine: podman, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, app_unit: lab-e29b93-host02.service, app_container: lab-e29b93-host02, app_engine: podman, app_user: herd-lab, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, app_unit: lab-e29b93-host01.service, app_container: lab-e29b93-host01, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host01/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, app_unit: lab-e29b93-host02.service, app_container: lab-e29b93-host02, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host02/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =

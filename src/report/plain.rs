@@ -212,6 +212,12 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 "{host}: the deploy lock {path} is still there ({reason}): `herd unlock -l {host}` removes it"
             );
         }
+        Event::AuditFailed { host, path, reason } => {
+            let _ = writeln!(
+                line,
+                "{host}: warning: cannot append to the audit log {path}: {reason}"
+            );
+        }
         Event::RolloutAborted { reason } => {
             let _ = writeln!(line, "herd: ROLLOUT ABORTED: {reason}");
         }

@@ -535,6 +535,11 @@ impl Lab {
         self.app_dir(name).join(".herd-deploy.lock")
     }
 
+    /// `name`'s audit log, as the lab inventory sets `herd_audit_log`.
+    pub fn audit_log(&self, name: &str) -> PathBuf {
+        self.app_dir(name).join(".herd-audit.log")
+    }
+
     /// The hosts whose deploy lock file exists right now.
     pub fn hosts_with_lock_file(&self) -> Vec<String> {
         self.hosts()
@@ -795,6 +800,8 @@ pub fn herd_with_config(subcommand: &str, config: &Path, inventory: &Path) -> He
 /// relative path with its kind, size, mtime, and a symlink's target.
 /// `gunicorn.log` and `gunicorn.ctl` (its control socket) are left out: the
 /// app server writes them on its own schedule, even after `lab up` returns.
+/// So is `.herd-audit.log`, the lab's audit log, which every run (even one
+/// that changes nothing) appends its record to.
 pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
         for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -805,7 +812,7 @@ pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, String> {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            if rel == "gunicorn.log" || rel == "gunicorn.ctl" {
+            if rel == "gunicorn.log" || rel == "gunicorn.ctl" || rel == ".herd-audit.log" {
                 continue;
             }
             let meta = fs::symlink_metadata(&path).unwrap();
