@@ -176,10 +176,7 @@ fn rollout(
     if let Some(path) = &connecting.report {
         check_report_path(path)?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let runtime = runtime()?;
     let report = runtime.block_on(async {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut reporters = vec![main_reporter(connecting, exec)];
@@ -321,10 +318,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     };
     let request = request(job, args.targeting, Some(&args.connecting));
     let plan = Plan::build(&request)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let runtime = runtime()?;
     let connector = Arc::new(ssh_connector(&args.connecting));
     let checks = runtime.block_on(crate::check::check_all(&plan, connector, HANDSHAKES));
     match args.connecting.output {
@@ -342,19 +336,26 @@ fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     }))
 }
 
+/// The runtime every command that talks to hosts runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)
+}
+
+/// The plan of a command that runs no playbook and no command: the
+/// targeted hosts and how to reach them (`unlock`, `audit`).
+fn hosts_only(targeting: Targeting, connecting: &Connecting) -> Result<Plan, AppError> {
+    let request = request(Job::Command(String::new()), targeting, Some(connecting));
+    Ok(Plan::build(&request)?)
+}
+
 /// `herd unlock`: removes every targeted host's deploy lock; exit 1 if a
 /// host could not be reached or its lock not removed.
 fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
-    let request = request(
-        Job::Command(String::new()),
-        args.targeting,
-        Some(&args.connecting),
-    );
-    let plan = Plan::build(&request)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let plan = hosts_only(args.targeting, &args.connecting)?;
+    let runtime = runtime()?;
     let connector = ssh_connector(&args.connecting);
     let timeout = args.connecting.connect_timeout;
     let outcomes = runtime.block_on(crate::unlock::unlock_all(&plan, &connector, timeout));
@@ -368,16 +369,8 @@ fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
 fn audit(args: AuditArgs) -> Result<ExitCode, AppError> {
     use crate::engine::audit;
     use crate::transport::{Connection, Connector};
-    let request = request(
-        Job::Command(String::new()),
-        args.targeting,
-        Some(&args.connecting),
-    );
-    let plan = Plan::build(&request)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(AppError::Runtime)?;
+    let plan = hosts_only(args.targeting, &args.connecting)?;
+    let runtime = runtime()?;
     let connector = ssh_connector(&args.connecting);
     let timeout = args.connecting.connect_timeout;
     let last = args.last;

@@ -103,6 +103,26 @@ fn playbook(lab: &Lab, file: &str, steps: &str, extra: &str) -> PathBuf {
     )
 }
 
+/// Asserts the master seen `before` (pid and start time) still runs `host`'s
+/// container and every one of its old workers is gone, replaced.
+fn assert_reloaded(lab: &Lab, host: &LabHost, before: &(ProcStat, Vec<u32>), run: &Run) {
+    let (old, old_workers) = before;
+    let (now, workers) = master(lab, host);
+    assert_eq!(
+        (now.pid, now.start_time),
+        (old.pid, old.start_time),
+        "{}: another master\n{run}",
+        host.name
+    );
+    assert!(
+        old_workers
+            .iter()
+            .all(|w| !alive(*w) && !workers.contains(w)),
+        "{}: old workers {old_workers:?}, now {workers:?}\n{run}",
+        host.name
+    );
+}
+
 /// The one `reload_finished` event of `host`.
 fn reload_event(run: &Run, host: &str) -> serde_json::Value {
     let events: Vec<serde_json::Value> = run
@@ -165,18 +185,7 @@ fn the_master_as_pid_1_or_under_an_init_is_reloaded_through_the_engine() {
         assert_eq!(event["delivery"], "container-kill", "{run}");
         assert_eq!(event["master_pid"], before.pid, "{run}");
         assert_eq!(event["signals"][0]["via"], "container-kill", "{run}");
-        let (after, new_workers) = master(&lab, host);
-        assert_eq!(
-            (after.pid, after.start_time),
-            (before.pid, before.start_time),
-            "{run}"
-        );
-        assert!(
-            old_workers
-                .iter()
-                .all(|w| !alive(*w) && !new_workers.contains(w)),
-            "{name}: old workers {old_workers:?}, now {new_workers:?}\n{run}"
-        );
+        assert_reloaded(&lab, host, &(before, old_workers), &run);
         assert_eq!(
             started(&lab, name),
             container_started,
@@ -482,18 +491,7 @@ fn under_another_pid_1_the_master_is_signalled_from_inside_the_container() {
     assert_eq!(event["delivery"], "container-exec", "{run}");
     assert_eq!(event["signals"][0]["via"], "container-exec", "{run}");
     assert_eq!(event["signals"][0]["pid"], before.pid, "{run}");
-    let (after, new_workers) = master(&lab, &under);
-    assert_eq!(
-        (after.pid, after.start_time),
-        (before.pid, before.start_time),
-        "{run}"
-    );
-    assert!(
-        old_workers
-            .iter()
-            .all(|w| !alive(*w) && !new_workers.contains(w)),
-        "{old_workers:?} -> {new_workers:?}\n{run}"
-    );
+    assert_reloaded(&lab, &under, &(before, old_workers), &run);
     assert_eq!(
         pid1(&lab, "host02"),
         wrapper,
