@@ -367,49 +367,25 @@ fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
 /// `herd audit`: the last `--last` lines of each targeted host's audit
 /// log, host name first; exit 1 if a host could not be reached or read.
 fn audit(args: AuditArgs) -> Result<ExitCode, AppError> {
-    use crate::engine::audit;
-    use crate::transport::{Connection, Connector};
     let plan = hosts_only(args.targeting, &args.connecting)?;
-    let runtime = runtime()?;
     let connector = ssh_connector(&args.connecting);
-    let timeout = args.connecting.connect_timeout;
-    let last = args.last;
-    let results = runtime.block_on(futures::future::join_all(plan.hosts.iter().map(|host| {
-        let connector = &connector;
-        async move {
-            let connection = connector.connect(&host.target).await?;
-            let lines =
-                audit::read_last(&connection, &audit::audit_path(&host.vars), last, timeout).await;
-            connection.close().await;
-            lines
-        }
-    })));
+    let results = runtime()?.block_on(crate::audit::read_all(
+        &plan,
+        &connector,
+        args.last,
+        args.connecting.connect_timeout,
+    ));
     let json = args.connecting.output == Output::Json;
-    let mut text = String::new();
-    let mut all_ok = true;
-    for (host, result) in plan.hosts.iter().zip(results) {
-        match result {
-            Ok(lines) if lines.is_empty() && !json => {
-                text.push_str(&format!("{}: no audit log lines\n", host.name));
-            }
-            Ok(lines) => {
-                for line in lines {
-                    if json {
-                        text.push_str(&audit::show_json(&host.name, &line));
-                    } else {
-                        text.push_str(&format!("{}: {}", host.name, audit::show(&line)));
-                    }
-                    text.push('\n');
-                }
-            }
-            Err(error) => {
-                all_ok = false;
-                eprintln!("{}: FAILED: {error}", host.name);
-            }
-        }
+    let (text, failed) = crate::audit::render(&plan, results, json);
+    for (host, error) in &failed {
+        eprintln!("{host}: FAILED: {error}");
     }
     stdout(&text);
-    Ok(ExitCode::from(if all_ok { exit::OK } else { exit::FAILED }))
+    Ok(ExitCode::from(if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
 }
 
 fn ssh_connector(connecting: &Connecting) -> SshConnector {
