@@ -139,12 +139,7 @@ pub fn allow_unit_reloads(tag: &str, units: &[String]) -> Result<(), LabError> {
 
 /// Removes the deploy account's drop-in of the lab tagged `tag`, if any.
 pub fn forbid_unit_reloads(tag: &str) -> Result<(), LabError> {
-    let path = deploy_sudoers(tag);
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(LabError::io(&path, "cannot remove the sudoers rule")(error)),
-    }
+    remove_sudoers(&deploy_sudoers(tag))
 }
 
 /// The per-lab sudoers drop-in that lets the login account run the lab's
@@ -172,11 +167,15 @@ pub fn allow_container_starts(tag: &str, scripts: &[PathBuf]) -> Result<(), LabE
 
 /// Removes the drop-in of [`allow_container_starts`], if any.
 pub fn forbid_container_starts(tag: &str) -> Result<(), LabError> {
-    let path = container_starts_sudoers(tag);
-    match std::fs::remove_file(&path) {
+    remove_sudoers(&container_starts_sudoers(tag))
+}
+
+/// Removes a sudoers drop-in; one already gone is no error.
+fn remove_sudoers(path: &Path) -> Result<(), LabError> {
+    match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(LabError::io(&path, "cannot remove the sudoers rule")(error)),
+        Err(error) => Err(LabError::io(path, "cannot remove the sudoers rule")(error)),
     }
 }
 

@@ -347,6 +347,16 @@ mod tests {
 #[cfg(test)]
 mod on_this_machine {
     use super::*;
+
+    /// `script` run by the local /bin/sh, its output parsed.
+    fn run_script(script: &str) -> Snapshot {
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("sh runs");
+        parse(&String::from_utf8_lossy(&output.stdout))
+    }
     use crate::reload::server::GUNICORN;
     use std::time::Duration;
 
@@ -426,12 +436,7 @@ mod on_this_machine {
             container: None,
             wait: None,
         });
-        let output = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .expect("sh runs");
-        let snapshot = parse(&String::from_utf8_lossy(&output.stdout));
+        let snapshot = run_script(&script);
         assert!(snapshot.processes.len() > 2);
         let init = &snapshot.processes[&1];
         assert!(init.cmdline.starts_with('['), "{init:?}");
@@ -453,12 +458,7 @@ mod on_this_machine {
             container: None,
             wait: None,
         });
-        let output = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .expect("sh runs");
-        let snapshot = parse(&String::from_utf8_lossy(&output.stdout));
+        let snapshot = run_script(&script);
         assert_eq!(
             snapshot.manager.as_deref(),
             Some(format!("rc=0\nLoadState=loaded\nActiveState=active\nMainPID={me}\n").as_str())
@@ -491,12 +491,7 @@ mod on_this_machine {
             container: None,
             wait: None,
         });
-        let output = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .expect("sh runs");
-        let snapshot = parse(&String::from_utf8_lossy(&output.stdout));
+        let snapshot = run_script(&script);
         snapshot.processes[&std::process::id()].in_unit
     }
 
