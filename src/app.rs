@@ -76,6 +76,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             );
             rollout(&request, &args.connecting, Some(lock), Some(audit))
         }
+        Command::Rollback(args) => rollback(args),
+        Command::Releases(args) => releases(args),
         Command::Reload(args) => {
             let lock = LockSettings {
                 owner: LockOwner::current("herd reload"),
@@ -349,6 +351,88 @@ fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
 fn hosts_only(targeting: Targeting, connecting: &Connecting) -> Result<Plan, AppError> {
     let request = request(Job::Command(String::new()), targeting, Some(connecting));
     Ok(Plan::build(&request)?)
+}
+
+/// `herd rollback`: reads every host's releases first and chooses the
+/// target; refuses (exit 1, no host touched) unless every host has it; then
+/// runs the rollback as `herd run` runs a playbook.
+fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
+    if let Some(to) = &args.to {
+        crate::release::check_id(to).map_err(|e| PlanError::Usage(format!("--to: {e}")))?;
+    }
+    let look = PlanRequest {
+        extra_vars: args.extra_vars.clone(),
+        ..request(
+            Job::Releases(args.playbook.clone()),
+            args.targeting.clone(),
+            Some(&args.connecting),
+        )
+    };
+    let plan = Plan::build(&look)?;
+    let connector = ssh_connector(&args.connecting);
+    let found = runtime()?.block_on(crate::releases::survey_all(
+        &plan,
+        &connector,
+        args.connecting.connect_timeout,
+    ));
+    let target = match crate::releases::choose_target(&plan, &found, args.to.as_deref()) {
+        Ok(target) => target,
+        Err(refusal) => {
+            eprintln!("error: {refusal}");
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+    };
+    let playbook = args.playbook.display().to_string();
+    let lock = LockSettings {
+        owner: LockOwner::current(&playbook),
+        wait: args.lock_wait,
+        timeout: args.connecting.connect_timeout,
+    };
+    let audit = AuditSettings::current("rollback", &playbook, args.connecting.connect_timeout);
+    let request = PlanRequest {
+        extra_vars: args.extra_vars,
+        batch: args.batch,
+        ..request(
+            Job::Rollback {
+                playbook: args.playbook,
+                target,
+            },
+            args.targeting,
+            Some(&args.connecting),
+        )
+    };
+    rollout(&request, &args.connecting, Some(lock), Some(audit))
+}
+
+/// `herd releases`: a row per host, drift flagged; exit 1 if a host could
+/// not be read.
+fn releases(args: crate::cli::ReleasesArgs) -> Result<ExitCode, AppError> {
+    let look = PlanRequest {
+        extra_vars: args.extra_vars,
+        ..request(
+            Job::Releases(args.playbook),
+            args.targeting,
+            Some(&args.connecting),
+        )
+    };
+    let plan = Plan::build(&look)?;
+    let connector = ssh_connector(&args.connecting);
+    let found = runtime()?.block_on(crate::releases::survey_all(
+        &plan,
+        &connector,
+        args.connecting.connect_timeout,
+    ));
+    let json = args.connecting.output == Output::Json;
+    let (text, failed) = crate::releases::render(&plan, &found, json);
+    for (host, error) in &failed {
+        eprintln!("{host}: FAILED: {error}");
+    }
+    stdout(&text);
+    Ok(ExitCode::from(if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
 }
 
 /// `herd unlock`: removes every targeted host's deploy lock; exit 1 if a

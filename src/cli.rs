@@ -22,6 +22,17 @@ pub enum Command {
     ///
     /// Example: herd run playbooks/deploy.yml -i .herd-lab/inventory.yml -e release=v2
     Run(RunArgs),
+    /// Switch every host back to the previous release (or --to ID), in the
+    /// playbook's rolling batches, then reload and validate as `run` does.
+    /// Every host is checked to have that release before any is touched.
+    ///
+    /// Example: herd rollback playbooks/deploy.yml -i .herd-lab/inventory.yml --to v1
+    Rollback(RollbackArgs),
+    /// Show each host's current and previous release, how many are kept,
+    /// and when and by whom current was switched; flags a fleet on mixed releases.
+    ///
+    /// Example: herd releases playbooks/deploy.yml -i .herd-lab/inventory.yml --output json
+    Releases(ReleasesArgs),
     /// Reload Gunicorn across the fleet in rolling batches, proving each reload
     /// (same master, every worker replaced, health check), no playbook needed.
     ///
@@ -149,6 +160,41 @@ pub struct RunArgs {
     /// giving up with exit code 3, e.g. 5m (default: do not wait).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub lock_wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The playbook whose `release`, `reload`, `validate` and `rolling` to use.
+    pub playbook: PathBuf,
+    /// The release to go back to (default: each host's previous release,
+    /// which must be the same on every host).
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    /// Extra variable KEY=VALUE; `release` is the target whatever is given here.
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+    /// Batch sizes, overriding the playbook's.
+    #[arg(long)]
+    pub batch: Option<String>,
+    /// How long to wait for another run's deploy lock (exit 3 after), e.g. 5m.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub lock_wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    /// The playbook whose `release.path` to read.
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub targeting: Targeting,
+    #[command(flatten)]
+    pub connecting: Connecting,
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
 }
 
 /// Where the master lives and how it is signalled; with none of these,

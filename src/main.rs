@@ -11,6 +11,8 @@ mod inventory;
 mod lab;
 mod plan;
 mod playbook;
+mod release;
+mod releases;
 mod reload;
 mod report;
 mod shell;

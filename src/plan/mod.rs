@@ -5,6 +5,7 @@
 
 mod checks;
 pub mod reload;
+mod release;
 pub mod step;
 pub mod target;
 mod vars;
@@ -21,6 +22,8 @@ use crate::playbook::{Playbook, PlaybookError};
 use crate::source::SourceError;
 use crate::template::Renderer;
 use crate::transport::Target;
+use crate::release::ReleasePlan;
+use release::{release_targets, release_vars, ReleaseId};
 use reload::ReloadPlan;
 use step::{Action, StepPlan};
 use target::{target_for, TargetDefaults};
@@ -36,6 +39,23 @@ pub enum Job {
     Command(String),
     /// `herd reload`: the reload stage alone.
     Reload(Box<ReloadPlan>),
+    /// `herd rollback`: switch each host's `current` to `target`, then the
+    /// playbook's reload and validation.
+    Rollback { playbook: PathBuf, target: String },
+    /// `herd releases` (and `herd rollback`'s look first): the playbook's
+    /// hosts and their release path, nothing to run.
+    Releases(PathBuf),
+}
+
+impl Job {
+    fn playbook(&self) -> Option<&Path> {
+        match self {
+            Job::Playbook(path) | Job::Rollback { playbook: path, .. } | Job::Releases(path) => {
+                Some(path)
+            }
+            Job::Command(_) | Job::Reload(_) => None,
+        }
+    }
 }
 
 /// Everything a plan is built from (what the command line said).
@@ -79,6 +99,8 @@ pub struct Plan {
     pub rollback: Vec<StepPlan>,
     /// Reload and validation after the steps, per host.
     pub reload: Option<ReloadPlan>,
+    /// The playbook's `release:`; its steps are in `steps` and `rollback`.
+    pub release: Option<ReleasePlan>,
     pub renderer: Arc<Renderer>,
 }
 
@@ -98,11 +120,26 @@ pub enum PlanError {
 impl Plan {
     pub fn build(request: &PlanRequest) -> Result<Plan, PlanError> {
         let inventory = Inventory::load(&request.inventory)?;
-        let playbook = match &request.job {
-            Job::Playbook(path) => Some(Playbook::load(path)?),
-            Job::Command(_) | Job::Reload(_) => None,
+        let playbook = match request.job.playbook() {
+            Some(path) => Some(Playbook::load(path)?),
+            None => None,
         };
-        let extra = parse_extra_vars(&request.extra_vars)?;
+        let mut extra = parse_extra_vars(&request.extra_vars)?;
+        let release = match (&playbook, &request.job) {
+            (Some(p), _) => p.spec.release.as_ref().map(ReleasePlan::from_playbook),
+            (None, _) => None,
+        };
+        if let (Some(p), None, Job::Rollback { .. } | Job::Releases(_)) =
+            (&playbook, &release, &request.job)
+        {
+            return Err(p
+                .error_in(&[], None, "this command needs `release:` in the playbook")
+                .into());
+        }
+        if let Some(release) = &release {
+            release_targets(&request.job, release, &mut extra);
+        }
+        let default_id = crate::release::timestamp_id();
 
         let mut selected = match &playbook {
             Some(p) => select_in_playbook(&inventory, p)?,
@@ -163,6 +200,10 @@ impl Plan {
             // (after ssh_config's HostName).
             vars.entry("ansible_host")
                 .or_insert_with(|| Value::String(target.address.clone()));
+            if let (Some(playbook), Some(release)) = (&playbook, &release) {
+                let id = ReleaseId::for_job(&request.job, &default_id);
+                release_vars(playbook, release, &renderer, host, &mut vars, &secrets, &extra, id)?;
+            }
             let shown_vars =
                 shown_vars(playbook.as_ref(), &renderer, &base, &vars, &secrets, &extra);
             hosts.push(PlannedHost {
@@ -175,15 +216,38 @@ impl Plan {
         }
 
         let (title, steps, rollback, rolling, reload) = match (&request.job, &playbook) {
+            (Job::Releases(_), Some(p)) => (
+                p.file.display().to_string(),
+                Vec::new(),
+                Vec::new(),
+                None,
+                None,
+            ),
             (_, Some(p)) => {
                 let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
-                let steps = step_plans(p, "steps", &base, request.step_timeout)?;
-                let rollback = step_plans(p, "rollback", &base, request.step_timeout)?;
-                let title = p
+                let (mut steps, rollback) = match &request.job {
+                    Job::Rollback { .. } => (Vec::new(), Vec::new()),
+                    _ => (
+                        step_plans(p, "steps", &base, request.step_timeout)?,
+                        step_plans(p, "rollback", &base, request.step_timeout)?,
+                    ),
+                };
+                if release.is_some() {
+                    // Steps run in the release's directory unless they say otherwise.
+                    for step in steps.iter_mut().filter(|s| s.cwd.is_none()) {
+                        if matches!(step.action, Action::Run(_)) {
+                            step.cwd = Some(format!("{{{{ {} }}}}", crate::release::var::DIR));
+                        }
+                    }
+                }
+                let mut title = p
                     .spec
                     .name
                     .clone()
                     .unwrap_or_else(|| p.file.display().to_string());
+                if let Job::Rollback { target, .. } = &request.job {
+                    title = format!("rollback to {target}: {title}");
+                }
                 let reload = ReloadPlan::from_playbook(
                     p.spec.reload.as_ref(),
                     p.spec.validate.as_ref(),
@@ -206,7 +270,9 @@ impl Plan {
                 None,
                 Some((**reload).clone()),
             ),
-            (Job::Playbook(_), None) => unreachable!("a playbook job always loads its playbook"),
+            (Job::Playbook(_) | Job::Rollback { .. } | Job::Releases(_), None) => {
+                unreachable!("a playbook job always loads its playbook")
+            }
         };
 
         let spec = match &request.batch {
@@ -237,7 +303,7 @@ impl Plan {
             .and_then(|r| r.pause)
             .map_or(Duration::ZERO, |p| p.0);
 
-        let plan = Plan {
+        let mut plan = Plan {
             title,
             hosts,
             batches,
@@ -246,14 +312,16 @@ impl Plan {
             steps,
             rollback,
             reload,
+            release,
             renderer,
         };
         match (&playbook, &request.job) {
             (Some(playbook), _) => plan.check_templates(playbook)?,
             (None, Job::Command(command)) => plan.check_command(command)?,
             (None, Job::Reload(_)) => plan.check_reload_flags()?,
-            (None, Job::Playbook(_)) => {}
+            (None, _) => {}
         }
+        plan.add_release_steps(&request.job);
         Ok(plan)
     }
 }

@@ -48,6 +48,35 @@ pub struct PlaybookSpec {
     pub validate: Option<Validate>,
     #[serde(default)]
     pub rollback: Vec<Step>,
+    #[serde(default)]
+    pub release: Option<Release>,
+}
+
+/// `release:`: herd builds each release in `PATH/releases/ID`, links the
+/// shared paths into it and switches `PATH/current` to it (see `release`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// The directory that holds `releases/`, `shared/` and `current`.
+    pub path: String,
+    /// The release's name, a template; a UTC timestamp when not given.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// How many releases to keep on each host.
+    #[serde(default = "default_keep")]
+    pub keep: u64,
+    /// Paths under `shared/` linked into each release; a trailing `/`
+    /// makes a directory.
+    #[serde(default)]
+    pub shared: Vec<String>,
+    #[serde(default, rename = "become")]
+    pub become_: bool,
+    #[serde(default)]
+    pub become_user: Option<String>,
+}
+
+fn default_keep() -> u64 {
+    5
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -273,6 +302,38 @@ impl Playbook {
         }
         if let Some(reload) = &spec.reload {
             self.check_reload(reload)?;
+        }
+        if let Some(release) = &spec.release {
+            self.check_release(release)?;
+        }
+        Ok(())
+    }
+
+    fn check_release(&self, release: &Release) -> Result<(), SourceError> {
+        let fail = |key: &str, message: String| Err(self.error_in(&["release", key], None, message));
+        if release.keep == 0 {
+            return fail(
+                "keep",
+                "`keep: 0` would remove the release being deployed: keep at least 1".into(),
+            );
+        }
+        if release.become_user.is_some() && !release.become_ {
+            return fail(
+                "become_user",
+                "`become_user` takes effect with `become: true`".into(),
+            );
+        }
+        if let Some(id) = &release.id {
+            if !id.contains("{{") && !id.contains("{%") {
+                if let Err(why) = crate::release::check_id(id) {
+                    return fail("id", why);
+                }
+            }
+        }
+        for (index, shared) in release.shared.iter().enumerate() {
+            if let Err(why) = crate::release::check_shared(shared) {
+                return Err(self.error_in(&["release", "shared", &index.to_string()], None, why));
+            }
         }
         Ok(())
     }
