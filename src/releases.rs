@@ -74,7 +74,12 @@ pub fn render(
         .hosts
         .iter()
         .zip(results)
-        .filter_map(|(host, result)| result.as_ref().err().map(|e| (host.name.clone(), e.clone())))
+        .filter_map(|(host, result)| {
+            result
+                .as_ref()
+                .err()
+                .map(|e| (host.name.clone(), e.clone()))
+        })
         .collect();
     let on = fleet_current(plan, results);
     let drift = on.len() > 1;
@@ -204,7 +209,10 @@ pub fn choose_target(
     let mut previous: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (host, result) in plan.hosts.iter().zip(results) {
         match result {
-            Err(error) => problems.push(format!("  {}: cannot read its releases: {error}", host.name)),
+            Err(error) => problems.push(format!(
+                "  {}: cannot read its releases: {error}",
+                host.name
+            )),
             Ok(found) => match to {
                 Some(to) if found.has(to) => {}
                 Some(to) => problems.push(format!("  {}: has no release {to}", host.name)),

@@ -4,8 +4,8 @@
 //! first connection, and points at its file, line and column.
 
 mod checks;
-pub mod reload;
 mod release;
+pub mod reload;
 pub mod step;
 pub mod target;
 mod vars;
@@ -19,10 +19,10 @@ use serde_json::Value;
 use crate::inventory::{Inventory, InventoryError, Vars};
 use crate::playbook::batch::{BatchSpec, FailLimit};
 use crate::playbook::{Playbook, PlaybookError};
+use crate::release::ReleasePlan;
 use crate::source::SourceError;
 use crate::template::Renderer;
 use crate::transport::Target;
-use crate::release::ReleasePlan;
 use release::{release_targets, release_vars, ReleaseId};
 use reload::ReloadPlan;
 use step::{Action, StepPlan};
@@ -41,7 +41,10 @@ pub enum Job {
     Reload(Box<ReloadPlan>),
     /// `herd rollback`: switch each host's `current` to `target`, then the
     /// playbook's reload and validation.
-    Rollback { playbook: PathBuf, target: String },
+    Rollback {
+        playbook: PathBuf,
+        target: String,
+    },
     /// `herd releases` (and `herd rollback`'s look first): the playbook's
     /// hosts and their release path, nothing to run.
     Releases(PathBuf),
@@ -202,7 +205,9 @@ impl Plan {
                 .or_insert_with(|| Value::String(target.address.clone()));
             if let (Some(playbook), Some(release)) = (&playbook, &release) {
                 let id = ReleaseId::for_job(&request.job, &default_id);
-                release_vars(playbook, release, &renderer, host, &mut vars, &secrets, &extra, id)?;
+                release_vars(
+                    playbook, release, &renderer, host, &mut vars, &secrets, &extra, id,
+                )?;
             }
             let shown_vars =
                 shown_vars(playbook.as_ref(), &renderer, &base, &vars, &secrets, &extra);

@@ -310,7 +310,8 @@ impl Playbook {
     }
 
     fn check_release(&self, release: &Release) -> Result<(), SourceError> {
-        let fail = |key: &str, message: String| Err(self.error_in(&["release", key], None, message));
+        let fail =
+            |key: &str, message: String| Err(self.error_in(&["release", key], None, message));
         if release.keep == 0 {
             return fail(
                 "keep",

@@ -15,7 +15,8 @@
 //!   shared paths, switches `current` atomically (a new symlink renamed over
 //!   it), records the switch and prunes old releases;
 //! - *restore* (first of the rollback): puts back the `current` a failed
-//!   host had before, and removes a release directory this run created.
+//!   host had before, or removes the release directory this run created
+//!   when `current` never named it.
 //!
 //! `herd rollback` replaces the steps with one *rollback switch* to the
 //! target release, and keeps *restore* for a host whose rollback fails.
@@ -214,7 +215,10 @@ impl ReleasePlan {
     }
 
     /// Puts back what `current` named before this run's switch (and the
-    /// switch record), and removes a release directory this run created.
+    /// switch record). A release directory this run created is removed
+    /// when `current` never named it; once it did, the server may be
+    /// running in it until the restore's reload, so it stays (pruning
+    /// removes it later).
     pub fn restore_step(&self) -> StepPlan {
         let script = format!(
             "{enter}\nid={{{{ {id} }}}}\nstate={{{{ {before} }}}}\n\
@@ -229,8 +233,9 @@ impl ReleasePlan {
                fi\n  \
                if [ -f {SWITCH_RECORD}.before ]; then mv -f {SWITCH_RECORD}.before {SWITCH_RECORD}; else rm -f {SWITCH_RECORD}; fi\n  \
                echo \"current is ${{old:-gone}} again\"\n\
+             elif [ \"$created\" = 1 ] && [ -d \"releases/$id\" ]; then\n  \
+               rm -rf -- \"releases/$id\" && echo \"removed releases/$id\"\n\
              fi\n\
-             if [ \"$created\" = 1 ] && [ -d \"releases/$id\" ]; then rm -rf -- \"releases/$id\" && echo \"removed releases/$id\"; fi\n\
              exit 0",
             enter = enter(false),
             id = var::ID,

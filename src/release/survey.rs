@@ -90,7 +90,8 @@ pub fn parse(output: &str) -> HostReleases {
             }
             "release" => {
                 let mut parts = rest.splitn(3, '\t');
-                if let (Some(time), Some(herd), Some(id)) = (parts.next(), parts.next(), parts.next())
+                if let (Some(time), Some(herd), Some(id)) =
+                    (parts.next(), parts.next(), parts.next())
                 {
                     found.releases.push(Kept {
                         id: id.to_string(),
@@ -169,11 +170,15 @@ mod tests {
 
     #[test]
     fn a_current_switched_by_hand_leaves_the_previous_unknown() {
-        let found = parse("current\t/srv/app/releases/v1\nswitch\tcurrent v3\nswitch\tprevious v2\n");
+        let found =
+            parse("current\t/srv/app/releases/v1\nswitch\tcurrent v3\nswitch\tprevious v2\n");
         assert_eq!(found.current.as_deref(), Some("v1"));
         assert_eq!(found.previous, None);
         assert!(found.switched_elsewhere);
-        assert!(found.rollback_target().unwrap_err().contains("outside herd"));
+        assert!(found
+            .rollback_target()
+            .unwrap_err()
+            .contains("outside herd"));
     }
 
     #[test]

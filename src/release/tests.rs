@@ -5,7 +5,9 @@ fn ids_are_safe_file_names() {
     for good in ["v2", "20261130T021500Z", "1.4.0-rc.1", "build_7+sha"] {
         assert_eq!(check_id(good), Ok(()), "{good}");
     }
-    for bad in ["", "..", ".hidden", "a/b", "../x", "-rf", "v 2", "v2\n", "$(id)"] {
+    for bad in [
+        "", "..", ".hidden", "a/b", "../x", "-rf", "v 2", "v2\n", "$(id)",
+    ] {
         assert!(check_id(bad).is_err(), "{bad:?}");
     }
 }
@@ -15,7 +17,17 @@ fn shared_paths_stay_inside_shared() {
     for good in [".env", "media/", "config/settings.ini", "log/"] {
         assert_eq!(check_shared(good), Ok(()), "{good}");
     }
-    for bad in ["", "/", "/etc/passwd", "../x", "a/../b", "a//b", "./a", "a b", "{{ x }}"] {
+    for bad in [
+        "",
+        "/",
+        "/etc/passwd",
+        "../x",
+        "a/../b",
+        "a//b",
+        "./a",
+        "a b",
+        "{{ x }}",
+    ] {
         assert!(check_shared(bad).is_err(), "{bad:?}");
     }
 }
