@@ -439,3 +439,107 @@ fn the_same_text_twice_points_at_the_one_in_use() {
         "{run}"
     );
 }
+
+/// `release:` refuses what could escape its directory or remove the
+/// release being deployed, at the key, before any host.
+#[test]
+fn bad_release_settings_are_pointed_at() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+    let release = |settings: &str| {
+        format!(
+            "name: x\nhosts: web\nrelease:\n  path: /srv/app\n{settings}steps:\n  - run: echo hi\n"
+        )
+    };
+    let cases = [
+        (
+            "  id: ../v2\n",
+            "playbook.yml:5:7",
+            "release id `../v2` is not a safe file name",
+        ),
+        (
+            "  id: a/b\n",
+            "playbook.yml:5:7",
+            "release id `a/b` is not a safe file name",
+        ),
+        (
+            "  keep: 0\n",
+            "playbook.yml:5:9",
+            "`keep: 0` would remove the release being deployed",
+        ),
+        ("  keep: -1\n", "playbook.yml:5:9", "release.keep"),
+        (
+            "  shared: [.env, ../etc/]\n",
+            "playbook.yml:5:18",
+            "shared path `../etc/` must be relative",
+        ),
+        (
+            "  colour: red\n",
+            "playbook.yml:5:3",
+            "unknown key `colour`",
+        ),
+    ];
+    for (settings, location, message) in cases {
+        let run = run_in(dir.path(), &release(settings), &[]);
+        assert_refused(&run, &fake, location);
+        assert!(run.stderr().contains(message), "{settings}\n{run}");
+    }
+
+    // A release id from `-e` is checked where the playbook renders it.
+    let templated = release("  id: \"{{ version }}\"\n");
+    let run = run_in(dir.path(), &templated, &["-e", "version=../../x"]);
+    assert_refused(&run, &fake, "playbook.yml:5:7");
+    assert!(
+        run.stderr()
+            .contains("release id `../../x` is not a safe file name: use letters, digits"),
+        "{run}"
+    );
+
+    // A relative path would land wherever the login shell starts.
+    let relative = "name: x\nhosts: web\nrelease:\n  path: app\nsteps:\n  - run: echo hi\n";
+    let run = run_in(dir.path(), relative, &[]);
+    assert_refused(&run, &fake, "playbook.yml:4:9");
+    assert!(
+        run.stderr().contains("it must be an absolute path"),
+        "{run}"
+    );
+}
+
+/// `herd rollback` and `herd releases` need `release:`, and `--to` a
+/// safe release id, before any host.
+#[test]
+fn rollback_input_is_checked_before_any_host() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+    write_file(dir.path(), "playbook.yml", GOOD_PLAYBOOK);
+    for command in ["rollback", "releases"] {
+        let run = Herd::new()
+            .current_dir(dir.path())
+            .args([command, "playbook.yml", "-i", "inventory.yml"])
+            .run();
+        assert_refused(&run, &fake, "playbook.yml:1:1");
+        assert!(
+            run.stderr()
+                .contains("this command needs `release:` in the playbook"),
+            "{run}"
+        );
+    }
+    let run = Herd::new()
+        .current_dir(dir.path())
+        .args([
+            "rollback",
+            "playbook.yml",
+            "-i",
+            "inventory.yml",
+            "--to",
+            "v1/../../x",
+        ])
+        .run();
+    run.assert_code(2);
+    assert!(
+        run.stderr()
+            .contains("--to: release id `v1/../../x` is not a safe file name"),
+        "{run}"
+    );
+    assert_eq!(fake.connections(), 0, "{run}");
+}
