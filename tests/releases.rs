@@ -85,17 +85,14 @@ fn a_release_deploy_builds_the_layout_and_prunes_to_keep() {
     let playbook = playbook(&lab, 1, "");
 
     for release in ["v2", "v3", "v4"] {
-        let run = deploy(
-            &lab,
-            &playbook,
-            release,
-            &[
-                "-e",
-                "api_token=hunter2-token",
-                "-e",
-                "herd_secret_vars=api_token",
-            ],
-        );
+        let run = lab
+            .herd(["run"])
+            .arg(&playbook)
+            .args(["-e", &format!("release={release}")])
+            .args(["-e", "api_token=hunter2-token"])
+            .args(["-e", "herd_secret_vars=api_token"])
+            .env("GITHUB_SHA", format!("c0ffee-{release}"))
+            .run();
         run.assert_code(0);
         for host in lab.hosts() {
             assert_eq!(
@@ -132,6 +129,7 @@ fn a_release_deploy_builds_the_layout_and_prunes_to_keep() {
         let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
         assert_eq!(manifest["id"], "v4");
         assert_eq!(manifest["extra_vars"]["release"], "v4");
+        assert_eq!(manifest["commit"], "c0ffee-v4", "{manifest}");
         assert!(manifest["playbook"]
             .as_str()
             .unwrap()
@@ -362,4 +360,36 @@ fn a_hostile_release_id_is_refused_before_any_host() {
     assert!(to.stderr().contains("--to: release id `../v1`"), "{to}");
     assert_eq!(current(&lab.hosts()[0].app_dir), "releases/v1");
     assert!(!Path::new("/tmp/herd-pwned").exists());
+}
+
+#[test]
+fn ctrl_c_during_the_steps_leaves_current_and_removes_the_half_built_release() {
+    let lab = Lab::up(1);
+    let playbook = playbook(&lab, 5, "  - name: Nap\n    run: sleep 2\n");
+    let host = &lab.hosts()[0];
+    let running = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-e", "release=v2"])
+        .spawn();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || host
+            .app_dir
+            .join("releases/v2/RELEASE")
+            .exists()),
+        "the release was never built"
+    );
+
+    running.signal(libc::SIGINT);
+    let run = running.wait();
+
+    run.assert_code(130);
+    assert_eq!(current(&host.app_dir), "releases/v1", "{run}");
+    assert_eq!(releases(&host.app_dir), ["v1"], "{run}");
+    assert!(
+        run.stderr()
+            .contains("rollback [1/1] release: restore current: ok"),
+        "{run}"
+    );
+    assert_eq!(healthz(host), "ok v1");
 }
