@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: start a local lab fleet of 6 hosts (real sshd + Gunicorn on
 # 127.0.0.x, two of them under a real systemd user manager), show what herd would do, roll release v2 onto every host in
-# batches (steps, then a proven Gunicorn reload), show the result on the
-# hosts, and stop the lab again.
+# batches (steps, then a proven Gunicorn reload), then v3, show which release
+# each host runs, roll the fleet back to v2, show the result on the hosts, and
+# stop the lab again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,13 +33,25 @@ step "herd plan: batches and the exact commands, nothing contacted"
 step "herd run: roll release v2 across the fleet"
 "$herd" run playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2
 
+step "herd run: and release v3 after it"
+"$herd" run playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v3
+
+step "herd releases: current and previous release on each host"
+"$herd" releases playbooks/deploy.yml -i "$lab/inventory.yml"
+
+step "herd rollback: every host back to its previous release (v2), reloaded and proven"
+"$herd" rollback playbooks/deploy.yml -i "$lab/inventory.yml"
+
+step "herd releases: the fleet is on v2 again"
+"$herd" releases playbooks/deploy.yml -i "$lab/inventory.yml"
+
 step "herd check: every host reachable, and the Gunicorn master a reload would signal"
 "$herd" check -i "$lab/inventory.yml" --playbook playbooks/deploy.yml || true
 
 step "herd exec: the release each host's current symlink now points at"
 "$herd" exec -i "$lab/inventory.yml" -- 'cat {{ app_dir }}/current/RELEASE'
 
-step "the fleet serves the new release (each host's /healthz)"
+step "the fleet serves v2 again (each host's /healthz)"
 python3 - "$lab/lab.json" <<'PY'
 import json, sys, urllib.request
 for host in json.load(open(sys.argv[1]))["hosts"]:
