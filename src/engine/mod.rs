@@ -8,8 +8,10 @@
 
 pub mod audit;
 mod connect;
+mod hooks;
 mod host;
 pub mod lock;
+mod local;
 mod once;
 mod upload;
 
@@ -20,6 +22,7 @@ use futures::future::join_all;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::event::{Event, HostReport, HostState, LockConflict, RunReport};
+use crate::plan::hooks::HookKind;
 use crate::plan::Plan;
 use crate::transport::Connector;
 use connect::{LockFailure, Slot};
@@ -160,13 +163,17 @@ impl<C: Connector> Engine<C> {
                 })
             })
             .collect();
-        let report = RunReport {
+        let mut report = RunReport {
             hosts,
             aborted,
             interrupted,
             lock_held: conflicts,
             duration: started.elapsed(),
         };
+        if plan.hooks.is_some() {
+            hooks::run_final(&plan, &report, &self.events).await;
+            report.duration = started.elapsed();
+        }
         self.emit(Event::RunFinished {
             report: report.clone(),
         });
@@ -201,14 +208,21 @@ impl<C: Connector> Engine<C> {
                 .iter()
                 .filter_map(|&i| slots[i].connection.clone().map(|c| (i, c)))
                 .collect();
+            let names: Vec<String> = members
+                .iter()
+                .map(|(i, _)| plan.hosts[*i].name.clone())
+                .collect();
             self.emit(Event::BatchStarted {
                 batch: number + 1,
                 of: total_batches,
-                hosts: members
-                    .iter()
-                    .map(|(i, _)| plan.hosts[*i].name.clone())
-                    .collect(),
+                hosts: names.clone(),
             });
+            if let Err(reason) = self.hook(HookKind::BeforeBatch, number, &names, slots).await {
+                if self.cancelled() {
+                    return None;
+                }
+                return Some(self.hook_failed_batch(slots, batch, number, &reason));
+            }
             let forks = Arc::new(Semaphore::new(self.settings.forks.max(1)));
             let runs = members.iter().map(|(index, connection)| {
                 let connection = connection.clone();
@@ -242,6 +256,7 @@ impl<C: Connector> Engine<C> {
                 });
                 slots[*index].report = Some(report);
             }
+            let after = self.hook(HookKind::AfterBatch, number, &names, slots).await;
             if failed > plan.max_fail && self.settings.require_reachable {
                 return Some(format!(
                     "{failed} host(s) failed, more than max_fail ({}) allows: batch {} of {total_batches} failed",
@@ -249,8 +264,79 @@ impl<C: Connector> Engine<C> {
                     number + 1
                 ));
             }
+            if let Err(reason) = after {
+                return Some(format!(
+                    "the after_batch hook of batch {} of {total_batches} failed: {reason}",
+                    number + 1
+                ));
+            }
         }
         None
+    }
+
+    /// Runs a batch hook for batch `number` (0-based) of hosts `names`.
+    async fn hook(
+        &self,
+        kind: HookKind,
+        number: usize,
+        names: &[String],
+        slots: &[Slot<C::Connection>],
+    ) -> Result<(), String> {
+        if self.plan.hooks.is_none() {
+            return Ok(());
+        }
+        let failed = hooks::failed_hosts(slots.iter().zip(&self.plan.hosts).filter_map(
+            |(slot, host)| slot.report.as_ref().map(|r| (&host.name, &r.state)),
+        ));
+        let outcome = (kind == HookKind::AfterBatch).then(|| {
+            let reports = slots.iter().zip(&self.plan.hosts);
+            let batch_failed = reports
+                .filter(|(_, host)| names.contains(&host.name))
+                .any(|(slot, _)| slot.report.as_ref().is_some_and(|r| !r.state.is_done()));
+            if self.cancelled() {
+                "interrupted"
+            } else if batch_failed {
+                "failed"
+            } else {
+                "ok"
+            }
+        });
+        let context = hooks::HookContext {
+            batch: Some(number + 1),
+            batch_hosts: names,
+            failed_hosts: &failed,
+            outcome,
+        };
+        // `after_batch` runs also after Ctrl-C: it may put hosts back in service.
+        let cancel = (kind == HookKind::BeforeBatch).then(|| self.cancel.clone());
+        hooks::run_hook(&self.plan, kind, &context, &self.events, cancel).await
+    }
+
+    /// The `before_batch` hook of batch `number` failed: none of its hosts
+    /// is touched; returns why the rollout stops.
+    fn hook_failed_batch(
+        &self,
+        slots: &mut [Slot<C::Connection>],
+        batch: &[usize],
+        number: usize,
+        reason: &str,
+    ) -> String {
+        for &index in batch {
+            if slots[index].report.is_none() {
+                let host = self.plan.hosts[index].name.clone();
+                slots[index].report = Some(HostReport {
+                    state: HostState::Untouched {
+                        reason: format!("the before_batch hook failed ({reason}): nothing ran"),
+                    },
+                    ..untouched(host, self.plan.steps.len(), false, false)
+                });
+            }
+        }
+        format!(
+            "the before_batch hook of batch {} of {} failed: {reason}",
+            number + 1,
+            self.plan.batches.len()
+        )
     }
 
     /// Records on each host whose lock file could not be tried why, and

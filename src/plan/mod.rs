@@ -4,6 +4,7 @@
 //! first connection, and points at its file, line and column.
 
 mod checks;
+pub mod hooks;
 pub mod reload;
 pub mod step;
 pub mod target;
@@ -79,6 +80,8 @@ pub struct Plan {
     pub rollback: Vec<StepPlan>,
     /// Reload and validation after the steps, per host.
     pub reload: Option<ReloadPlan>,
+    /// The playbook's `hooks:`, run on the controller by the engine.
+    pub hooks: Option<hooks::HookPlan>,
     pub renderer: Arc<Renderer>,
 }
 
@@ -174,6 +177,10 @@ impl Plan {
             });
         }
 
+        let hooks = playbook.as_ref().and_then(|p| {
+            let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
+            hooks::HookPlan::from_playbook(p, local_dir(&base))
+        });
         let (title, steps, rollback, rolling, reload) = match (&request.job, &playbook) {
             (_, Some(p)) => {
                 let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -246,6 +253,7 @@ impl Plan {
             steps,
             rollback,
             reload,
+            hooks,
             renderer,
         };
         match (&playbook, &request.job) {
@@ -309,6 +317,16 @@ fn select_in_playbook<'i>(
     })
 }
 
+/// Where local steps and hooks run: the playbook's directory (`.` for a
+/// playbook named without one).
+fn local_dir(base: &Path) -> PathBuf {
+    if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base.to_path_buf()
+    }
+}
+
 fn step_plans(
     playbook: &Playbook,
     section: &str,
@@ -362,6 +380,7 @@ fn step_plans(
                 once: step.once,
                 capture: step.capture.clone(),
                 ignore_errors: step.ignore_errors,
+                local: step.local.then(|| local_dir(base)),
             })
         })
         .collect()
