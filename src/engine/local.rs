@@ -122,7 +122,10 @@ pub async fn run(
 
 /// SIGTERM to the group, SIGKILL after [`GRACE`]; returns what the command
 /// printed, if it ended (with its pipes closed) in time.
-async fn stop_group<F, S>(group: Option<libc::pid_t>, work: &mut std::pin::Pin<&mut F>) -> (Vec<u8>, Vec<u8>)
+async fn stop_group<F, S>(
+    group: Option<libc::pid_t>,
+    work: &mut std::pin::Pin<&mut F>,
+) -> (Vec<u8>, Vec<u8>)
 where
     F: std::future::Future<Output = (S, Vec<u8>, Vec<u8>)>,
 {
@@ -211,9 +214,16 @@ mod tests {
             Some("the command on the controller timed out after 300ms")
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(!dir.path().join("late").exists(), "the background child survived");
+        assert!(
+            !dir.path().join("late").exists(),
+            "the background child survived"
+        );
     }
 
     #[tokio::test]

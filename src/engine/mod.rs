@@ -10,8 +10,8 @@ pub mod audit;
 mod connect;
 mod hooks;
 mod host;
-pub mod lock;
 mod local;
+pub mod lock;
 mod once;
 mod upload;
 
@@ -217,7 +217,10 @@ impl<C: Connector> Engine<C> {
                 of: total_batches,
                 hosts: names.clone(),
             });
-            if let Err(reason) = self.hook(HookKind::BeforeBatch, number, &names, slots).await {
+            if let Err(reason) = self
+                .hook(HookKind::BeforeBatch, number, &names, slots)
+                .await
+            {
                 if self.cancelled() {
                     return None;
                 }
@@ -285,9 +288,12 @@ impl<C: Connector> Engine<C> {
         if self.plan.hooks.is_none() {
             return Ok(());
         }
-        let failed = hooks::failed_hosts(slots.iter().zip(&self.plan.hosts).filter_map(
-            |(slot, host)| slot.report.as_ref().map(|r| (&host.name, &r.state)),
-        ));
+        let failed = hooks::failed_hosts(
+            slots
+                .iter()
+                .zip(&self.plan.hosts)
+                .filter_map(|(slot, host)| slot.report.as_ref().map(|r| (&host.name, &r.state))),
+        );
         let outcome = (kind == HookKind::AfterBatch).then(|| {
             let reports = slots.iter().zip(&self.plan.hosts);
             let batch_failed = reports
