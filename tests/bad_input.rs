@@ -439,3 +439,51 @@ fn the_same_text_twice_points_at_the_one_in_use() {
         "{run}"
     );
 }
+
+#[test]
+fn a_local_step_that_uploads() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(
+        dir.path(),
+        "name: x\nhosts: web\nsteps:\n  - upload: { src: playbook.yml, dest: /tmp/x }\n    local: true\n",
+        &[],
+    );
+
+    assert_refused(&run, &fake, "playbook.yml:5:12");
+    assert_eq!(
+        run.stderr(),
+        "\
+error: a `local` step runs on the controller: it cannot have `upload`
+  --> playbook.yml:5:12
+  |
+5 |     local: true
+  |            ^
+"
+    );
+}
+
+#[test]
+fn an_unknown_hook() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(
+        dir.path(),
+        "name: x\nhosts: web\nhooks:\n  after_all: echo done\nsteps:\n  - run: echo hi\n",
+        &[],
+    );
+
+    assert_refused(&run, &fake, "playbook.yml:4:3");
+    assert_eq!(
+        run.stderr(),
+        "\
+error: hooks: unknown key `after_all`, expected one of `before_batch`, `after_batch`, `on_success`, `on_failure`, `timeout`
+  --> playbook.yml:4:3
+  |
+4 |   after_all: echo done
+  |   ^
+"
+    );
+}
