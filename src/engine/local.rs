@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -14,6 +15,43 @@ use super::Cancel;
 
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
+
+/// The process groups of controller commands running now: a second Ctrl-C
+/// ends herd at once, and must not leave them running on their own.
+static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// Sends SIGKILL to every controller command still running; for herd's
+/// exit on a second Ctrl-C.
+pub fn kill_all() {
+    if let Ok(groups) = RUNNING.lock() {
+        for &group in groups.iter() {
+            // SAFETY: killpg only sends a signal, to a group herd started.
+            unsafe {
+                libc::killpg(group, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Keeps a group in [`RUNNING`] while it lives.
+struct Registered(Option<libc::pid_t>);
+
+impl Registered {
+    fn new(group: Option<libc::pid_t>) -> Self {
+        if let (Some(group), Ok(mut groups)) = (group, RUNNING.lock()) {
+            groups.push(group);
+        }
+        Registered(group)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let (Some(group), Ok(mut groups)) = (self.0, RUNNING.lock()) {
+            groups.retain(|&g| g != group);
+        }
+    }
+}
 
 /// What a controller command did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +119,7 @@ pub async fn run(
         }
     };
     let group = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
+    let _registered = Registered::new(group);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let work = async {

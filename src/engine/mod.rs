@@ -10,7 +10,7 @@ pub mod audit;
 mod connect;
 mod hooks;
 mod host;
-mod local;
+pub mod local;
 pub mod lock;
 mod once;
 mod upload;

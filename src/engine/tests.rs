@@ -777,3 +777,35 @@ async fn a_local_step_runs_on_the_controller_with_the_host_variables() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_local_step_masks_secrets_and_may_ignore_its_failure() {
+    std::env::set_var("HERD_ENGINE_LOCAL_SECRET", "swordfish-local");
+    let playbook = "hosts: web\nsteps:\n  - run: echo token {{ env.HERD_ENGINE_LOCAL_SECRET }} >&2; exit 5\n    local: true\n    ignore_errors: true\n  - run: echo next\n";
+    let (plan, _dir) = plan(1, playbook, None);
+    let (report, events, fake) = run(plan, FakeConnector::default()).await;
+    assert!(report.all_done(), "{report:?}");
+    let text = format!("{events:?}{report:?}");
+    assert!(!text.contains("swordfish-local"), "{text}");
+    let local = events.iter().find_map(|e| match e {
+        Event::StepFinished {
+            step: 1, result, ..
+        } => Some(result.clone()),
+        _ => None,
+    });
+    let local = local.expect("the local step's event");
+    assert_eq!(
+        (
+            local.ok,
+            local.ignored,
+            local.exit_code,
+            local.stderr.as_str()
+        ),
+        (false, true, Some(5), "token ***\n")
+    );
+    assert_eq!(
+        fake.commands("h1").len(),
+        1,
+        "only `echo next` reaches the host"
+    );
+}
