@@ -6,6 +6,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::Lab;
 
@@ -159,4 +160,69 @@ steps:
     let warning = stderr.find("hook on_failure failed").unwrap();
     let row = stderr.rfind("host02 ").unwrap();
     assert!(warning < row, "{run}");
+}
+
+/// Processes alive (not zombies) in process group `group`.
+fn alive_in_group(group: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name (which ends with the last `)`):
+        // state, ppid, pgrp.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == group.to_string() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_stops_a_local_step_and_its_children() {
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "wait.yml",
+        "name: Wait\nhosts: web\nsteps:
+  - name: Wait on the controller
+    local: true
+    run: echo $$ > local.pid; sleep 60; touch too-late
+  - run: touch {{ app_dir }}/after
+rollback:
+  - local: true
+    run: touch rolled-back
+",
+    );
+    let started = Instant::now();
+    let running = lab.herd(["run"]).arg(&playbook).spawn();
+    let pid_file = lab.dir().join("local.pid");
+    let group = || {
+        fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(20), || group()
+            .is_some_and(|g| alive_in_group(g).len() >= 2)),
+        "the local step never started its sleep"
+    );
+    let group = group().unwrap();
+
+    running.signal(libc::SIGINT);
+    let run = running.wait();
+
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{run}");
+    assert_eq!(alive_in_group(group), Vec::<i32>::new(), "{run}");
+    assert_eq!(run.summary_result("host01"), "interrupted", "{run}");
+    assert!(lab.dir().join("rolled-back").exists(), "{run}");
+    assert!(!lab.dir().join("too-late").exists(), "{run}");
+    assert!(!lab.app_dir("host01").join("after").exists(), "{run}");
 }
