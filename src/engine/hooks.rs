@@ -9,11 +9,13 @@
 
 use std::time::Instant;
 
-use super::{local, Cancel, Events};
-use crate::event::{Event, HostState, RunReport, StepResult};
+use super::connect::Slot;
+use super::{local, untouched, Cancel, Engine, Events};
+use crate::event::{Event, HostReport, HostState, RunReport, StepResult};
 use crate::plan::hooks::HookKind;
 use crate::plan::Plan;
 use crate::template::OutputMask;
+use crate::transport::Connector;
 
 /// What a hook is told beyond the run's constants.
 pub(super) struct HookContext<'a> {
@@ -25,6 +27,76 @@ pub(super) struct HookContext<'a> {
     pub failed_hosts: &'a [String],
     /// `ok`, `failed`, `aborted` or `interrupted`; not for `before_batch`.
     pub outcome: Option<&'a str>,
+}
+
+impl<C: Connector> Engine<C> {
+    /// Runs a batch hook for batch `number` (0-based) of hosts `names`.
+    pub(super) async fn hook(
+        &self,
+        kind: HookKind,
+        number: usize,
+        names: &[String],
+        slots: &[Slot<C::Connection>],
+    ) -> Result<(), String> {
+        if self.plan.hooks.is_none() {
+            return Ok(());
+        }
+        let failed = failed_hosts(
+            slots
+                .iter()
+                .zip(&self.plan.hosts)
+                .filter_map(|(slot, host)| slot.report.as_ref().map(|r| (&host.name, &r.state))),
+        );
+        let outcome = (kind == HookKind::AfterBatch).then(|| {
+            let reports = slots.iter().zip(&self.plan.hosts);
+            let batch_failed = reports
+                .filter(|(_, host)| names.contains(&host.name))
+                .any(|(slot, _)| slot.report.as_ref().is_some_and(|r| !r.state.is_done()));
+            if self.cancelled() {
+                "interrupted"
+            } else if batch_failed {
+                "failed"
+            } else {
+                "ok"
+            }
+        });
+        let context = HookContext {
+            batch: Some(number + 1),
+            batch_hosts: names,
+            failed_hosts: &failed,
+            outcome,
+        };
+        // `after_batch` runs also after Ctrl-C: it may put hosts back in service.
+        let cancel = (kind == HookKind::BeforeBatch).then(|| self.cancel.clone());
+        run_hook(&self.plan, kind, &context, &self.events, cancel).await
+    }
+
+    /// The `before_batch` hook of batch `number` failed: none of its hosts
+    /// is touched; returns why the rollout stops.
+    pub(super) fn hook_failed_batch(
+        &self,
+        slots: &mut [Slot<C::Connection>],
+        batch: &[usize],
+        number: usize,
+        reason: &str,
+    ) -> String {
+        for &index in batch {
+            if slots[index].report.is_none() {
+                let host = self.plan.hosts[index].name.clone();
+                slots[index].report = Some(HostReport {
+                    state: HostState::Untouched {
+                        reason: format!("the before_batch hook failed ({reason}): nothing ran"),
+                    },
+                    ..untouched(host, self.plan.steps.len(), false, false)
+                });
+            }
+        }
+        format!(
+            "the before_batch hook of batch {} of {} failed: {reason}",
+            number + 1,
+            self.plan.batches.len()
+        )
+    }
 }
 
 /// Runs hook `kind` if the plan has it; `Err` is why it failed.
