@@ -726,6 +726,20 @@ async fn a_failing_on_failure_hook_is_a_warning_that_keeps_the_failure() {
         (hook.ok, hook.ignored, hook.exit_code),
         (false, true, Some(9))
     );
+    // As `--output json` writes it.
+    let json = events
+        .iter()
+        .find(|e| matches!(e, Event::HookFinished { .. }))
+        .map(|e| serde_json::to_value(e).expect("serializes"))
+        .expect("the hook's event");
+    assert_eq!(json["event"], "hook_finished");
+    assert_eq!(json["hook"], "on_failure");
+    assert_eq!(json["batch"], serde_json::Value::Null);
+    assert_eq!(
+        (&json["ok"], &json["ignored"]),
+        (&false.into(), &true.into())
+    );
+    assert_eq!(json["exit_code"], 9);
     // The run's final report is the one it had before the hook.
     let Some(Event::RunFinished { report: last }) = events.last() else {
         panic!("the run ends with its report");
