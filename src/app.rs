@@ -522,6 +522,8 @@ async fn cancel_on_signals(cancel: watch::Sender<bool>, ledger: Ledger) {
             let _ = cancel.send(true);
         }
     }
+    // Commands herd started on the controller go with it.
+    crate::engine::local::kill_all();
     // The reporters will not get to run again: these are herd's last words.
     eprint!(
         "\nherd: interrupted again: exiting at once; rollbacks not yet done are skipped \

@@ -46,7 +46,8 @@ pub fn plan(plan: &Plan) -> String {
                         Err(error) => format!("<{error}>"),
                     };
                     let once = if step.once { " (once)" } else { "" };
-                    let _ = writeln!(out, "    {label}{}. {}{once}", i + 1, step.name);
+                    let local = if step.local.is_some() { " (local)" } else { "" };
+                    let _ = writeln!(out, "    {label}{}. {}{once}{local}", i + 1, step.name);
                     for line in rendered.lines() {
                         let _ = writeln!(out, "       {line}");
                     }

@@ -249,6 +249,20 @@ pub enum Event {
         path: String,
         reason: String,
     },
+    /// A playbook hook started on the controller; `batch` (1-based) for
+    /// `before_batch` and `after_batch`.
+    HookStarted {
+        hook: String,
+        batch: Option<usize>,
+    },
+    /// A playbook hook ended. `ignored` is set when its failure does not
+    /// change the run's outcome (`on_success`, `on_failure`): a warning.
+    HookFinished {
+        hook: String,
+        batch: Option<usize>,
+        #[serde(flatten)]
+        result: StepResult,
+    },
     RolloutAborted {
         reason: String,
     },

@@ -100,7 +100,7 @@ fn unknown_key_in_a_step() {
     assert_eq!(
         run.stderr(),
         "\
-error: steps[0]: unknown key `colour`, expected one of `name`, `run`, `upload`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`
+error: steps[0]: unknown key `colour`, expected one of `name`, `run`, `upload`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`
   --> playbook.yml:5:5
   |
 5 |     colour: red
@@ -542,4 +542,52 @@ fn rollback_input_is_checked_before_any_host() {
         "{run}"
     );
     assert_eq!(fake.connections(), 0, "{run}");
+}
+
+#[test]
+fn a_local_step_that_uploads() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(
+        dir.path(),
+        "name: x\nhosts: web\nsteps:\n  - upload: { src: playbook.yml, dest: /tmp/x }\n    local: true\n",
+        &[],
+    );
+
+    assert_refused(&run, &fake, "playbook.yml:5:12");
+    assert_eq!(
+        run.stderr(),
+        "\
+error: a `local` step runs on the controller: it cannot have `upload`
+  --> playbook.yml:5:12
+  |
+5 |     local: true
+  |            ^
+"
+    );
+}
+
+#[test]
+fn an_unknown_hook() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(
+        dir.path(),
+        "name: x\nhosts: web\nhooks:\n  after_all: echo done\nsteps:\n  - run: echo hi\n",
+        &[],
+    );
+
+    assert_refused(&run, &fake, "playbook.yml:4:3");
+    assert_eq!(
+        run.stderr(),
+        "\
+error: hooks: unknown key `after_all`, expected one of `before_batch`, `after_batch`, `on_success`, `on_failure`, `timeout`
+  --> playbook.yml:4:3
+  |
+4 |   after_all: echo done
+  |   ^
+"
+    );
 }

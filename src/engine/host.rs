@@ -232,6 +232,11 @@ impl HostRun {
                     },
                 );
             }
+            if !ok && step.local.is_some() && *self.cancel.borrow() {
+                // Ctrl-C stopped the local step: the host was interrupted there.
+                end = StepsEnd::Interrupted { next: index };
+                break;
+            }
             if !ok {
                 let mut failure = failure_of(index, step, &result);
                 failure.step_name = self.shown_name(step);
@@ -523,6 +528,18 @@ impl HostRun {
         let mut uses = step.secret_uses(&self.plan.renderer, vars, &self.shown(vars));
         match rendered {
             Err(error) => result.error = Some(error.to_string()),
+            Ok(Rendered::Run { command }) if step.local.is_some() => {
+                let dir = step.local.as_deref().unwrap_or(std::path::Path::new("."));
+                // Ctrl-C stops a local step, except a rollback step: that is
+                // what runs after Ctrl-C.
+                let cancel = (!rollback).then(|| self.cancel.clone());
+                let output = super::local::run(&command, dir, &[], step.timeout, cancel).await;
+                result.ok = output.success();
+                result.exit_code = output.exit_code;
+                result.stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                result.stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                result.error = output.error;
+            }
             Ok(Rendered::Run { command }) => match connection.exec(&command, step.timeout).await {
                 Ok(output) => {
                     result.ok = output.success();

@@ -8,7 +8,9 @@
 
 pub mod audit;
 mod connect;
+mod hooks;
 mod host;
+pub mod local;
 pub mod lock;
 mod once;
 mod upload;
@@ -20,6 +22,7 @@ use futures::future::join_all;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::event::{Event, HostReport, HostState, LockConflict, RunReport};
+use crate::plan::hooks::HookKind;
 use crate::plan::Plan;
 use crate::transport::Connector;
 use connect::{LockFailure, Slot};
@@ -160,13 +163,17 @@ impl<C: Connector> Engine<C> {
                 })
             })
             .collect();
-        let report = RunReport {
+        let mut report = RunReport {
             hosts,
             aborted,
             interrupted,
             lock_held: conflicts,
             duration: started.elapsed(),
         };
+        if plan.hooks.is_some() {
+            hooks::run_final(&plan, &report, &self.events).await;
+            report.duration = started.elapsed();
+        }
         self.emit(Event::RunFinished {
             report: report.clone(),
         });
@@ -201,14 +208,24 @@ impl<C: Connector> Engine<C> {
                 .iter()
                 .filter_map(|&i| slots[i].connection.clone().map(|c| (i, c)))
                 .collect();
+            let names: Vec<String> = members
+                .iter()
+                .map(|(i, _)| plan.hosts[*i].name.clone())
+                .collect();
             self.emit(Event::BatchStarted {
                 batch: number + 1,
                 of: total_batches,
-                hosts: members
-                    .iter()
-                    .map(|(i, _)| plan.hosts[*i].name.clone())
-                    .collect(),
+                hosts: names.clone(),
             });
+            if let Err(reason) = self
+                .hook(HookKind::BeforeBatch, number, &names, slots)
+                .await
+            {
+                if self.cancelled() {
+                    return None;
+                }
+                return Some(self.hook_failed_batch(slots, batch, number, &reason));
+            }
             let forks = Arc::new(Semaphore::new(self.settings.forks.max(1)));
             let runs = members.iter().map(|(index, connection)| {
                 let connection = connection.clone();
@@ -242,10 +259,17 @@ impl<C: Connector> Engine<C> {
                 });
                 slots[*index].report = Some(report);
             }
+            let after = self.hook(HookKind::AfterBatch, number, &names, slots).await;
             if failed > plan.max_fail && self.settings.require_reachable {
                 return Some(format!(
                     "{failed} host(s) failed, more than max_fail ({}) allows: batch {} of {total_batches} failed",
                     plan.max_fail,
+                    number + 1
+                ));
+            }
+            if let Err(reason) = after {
+                return Some(format!(
+                    "the after_batch hook of batch {} of {total_batches} failed: {reason}",
                     number + 1
                 ));
             }

@@ -586,3 +586,240 @@ async fn each_reached_host_gets_one_audit_line_and_a_failed_write_is_only_a_warn
         audit_writes(&fake, "h3")
     );
 }
+
+/// Hooks that each append a line to `hooks.log` beside the playbook.
+const HOOKS: &str = r#"hooks:
+  before_batch: echo "before $HERD_BATCH/$HERD_BATCHES [$HERD_BATCH_HOSTS] failed=[$HERD_FAILED_HOSTS] $HERD_HOOK $HERD_COMMAND" >> hooks.log
+  after_batch: echo "after $HERD_BATCH $HERD_OUTCOME [$HERD_BATCH_HOSTS] failed=[$HERD_FAILED_HOSTS]" >> hooks.log
+  on_success: echo "success $HERD_OUTCOME [$HERD_HOSTS] failed=[$HERD_FAILED_HOSTS]" >> hooks.log
+  on_failure: echo "failure $HERD_OUTCOME [$HERD_HOSTS] failed=[$HERD_FAILED_HOSTS]" >> hooks.log
+"#;
+
+fn hook_log(dir: &tempfile::TempDir) -> String {
+    std::fs::read_to_string(dir.path().join("hooks.log")).unwrap_or_default()
+}
+
+// Hooks are real processes: these tests run on the real clock.
+#[tokio::test]
+async fn hooks_run_around_each_batch_and_at_the_end_with_their_variables() {
+    let playbook = format!("hosts: web\n{HOOKS}steps:\n  - run: echo one\n");
+    let (plan, dir) = plan(3, &playbook, Some("1,2"));
+    let (report, events, _) = run(plan, FakeConnector::default()).await;
+    assert!(report.all_done(), "{report:?}");
+    assert_eq!(
+        hook_log(&dir),
+        "before 1/2 [h1] failed=[] before_batch run\n\
+         after 1 ok [h1] failed=[]\n\
+         before 2/2 [h2 h3] failed=[] before_batch run\n\
+         after 2 ok [h2 h3] failed=[]\n\
+         success ok [h1 h2 h3] failed=[]\n"
+    );
+    // Each batch hook ran after its batch started and before its first step.
+    let order: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BatchStarted { batch, .. } => Some(format!("batch {batch}")),
+            Event::HookFinished { hook, result, .. } => Some(format!("{hook} {}", result.ok)),
+            Event::StepStarted { host, .. } => Some(format!("step {host}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "batch 1",
+            "before_batch true",
+            "step h1",
+            "after_batch true",
+            "batch 2",
+            "before_batch true",
+            "step h2",
+            "step h3",
+            "after_batch true",
+            "on_success true"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_host_makes_the_outcome_failed_and_runs_on_failure() {
+    let playbook =
+        format!("hosts: web\nrolling:\n  max_fail: 1\n{HOOKS}steps:\n  - run: echo one\n");
+    let (plan, dir) = plan(3, &playbook, Some("2"));
+    let fake = FakeConnector::default().rule("h2", Rule::new("echo one", 1));
+    let (report, _, _) = run(plan, fake).await;
+    assert!(report.aborted.is_none(), "{report:?}");
+    assert_eq!(
+        hook_log(&dir),
+        "before 1/2 [h1 h2] failed=[] before_batch run\n\
+         after 1 failed [h1 h2] failed=[h2]\n\
+         before 2/2 [h3] failed=[h2] before_batch run\n\
+         after 2 ok [h3] failed=[h2]\n\
+         failure failed [h1 h2 h3] failed=[h2]\n"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_before_batch_hook_fails_its_batch_and_touches_none_of_its_hosts() {
+    let playbook = "hosts: web\nhooks:\n  before_batch: 'test $HERD_BATCH = 1 || { echo drain refused >&2; exit 4; }'\n  on_failure: echo \"$HERD_OUTCOME\" > outcome\nsteps:\n  - run: echo one\n";
+    let (plan, dir) = plan(3, playbook, Some("1"));
+    let (report, events, fake) = run(plan, FakeConnector::default()).await;
+    assert_eq!(
+        report.aborted.as_deref(),
+        Some("the before_batch hook of batch 2 of 3 failed: exited with code 4")
+    );
+    assert_eq!(state(&report, "h1"), &HostState::Done);
+    assert_eq!(
+        state(&report, "h2"),
+        &HostState::Untouched {
+            reason: "the before_batch hook failed (exited with code 4): nothing ran".into()
+        }
+    );
+    assert_eq!(
+        state(&report, "h3"),
+        &HostState::Untouched {
+            reason: "the rollout stopped before this host's batch".into()
+        }
+    );
+    assert!(fake.commands("h2").is_empty() && fake.commands("h3").is_empty());
+    let failed_hook = events.iter().find_map(|e| match e {
+        Event::HookFinished { hook, result, .. } if !result.ok => {
+            Some((hook.clone(), result.clone()))
+        }
+        _ => None,
+    });
+    let (hook, result) = failed_hook.expect("a failed hook event");
+    assert_eq!(
+        (hook.as_str(), result.exit_code, result.ignored),
+        ("before_batch", Some(4), false)
+    );
+    assert_eq!(result.stderr, "drain refused\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outcome")).unwrap(),
+        "aborted\n"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_on_failure_hook_is_a_warning_that_keeps_the_failure() {
+    let playbook = "hosts: web\nhooks:\n  on_failure: exit 9\nsteps:\n  - run: echo one\n";
+    let (plan, _dir) = plan(1, playbook, None);
+    let fake = FakeConnector::default().rule("h1", Rule::new("echo one", 2));
+    let (report, events, _) = run(plan, fake).await;
+    let HostState::Failed { failure } = state(&report, "h1") else {
+        panic!("h1 should have failed: {report:?}");
+    };
+    assert_eq!(failure.exit_code, Some(2));
+    assert!(
+        report
+            .aborted
+            .as_deref()
+            .is_some_and(|r| r.contains("max_fail")),
+        "{report:?}"
+    );
+    let hook = events.iter().find_map(|e| match e {
+        Event::HookFinished { result, .. } => Some(result.clone()),
+        _ => None,
+    });
+    let hook = hook.expect("the hook's event");
+    assert_eq!(
+        (hook.ok, hook.ignored, hook.exit_code),
+        (false, true, Some(9))
+    );
+    // As `--output json` writes it.
+    let json = events
+        .iter()
+        .find(|e| matches!(e, Event::HookFinished { .. }))
+        .map(|e| serde_json::to_value(e).expect("serializes"))
+        .expect("the hook's event");
+    assert_eq!(json["event"], "hook_finished");
+    assert_eq!(json["hook"], "on_failure");
+    assert_eq!(json["batch"], serde_json::Value::Null);
+    assert_eq!(
+        (&json["ok"], &json["ignored"]),
+        (&false.into(), &true.into())
+    );
+    assert_eq!(json["exit_code"], 9);
+    // The run's final report is the one it had before the hook.
+    let Some(Event::RunFinished { report: last }) = events.last() else {
+        panic!("the run ends with its report");
+    };
+    assert_eq!(last.hosts, report.hosts);
+    assert_eq!(last.aborted, report.aborted);
+}
+
+#[tokio::test]
+async fn a_failing_after_batch_hook_stops_the_rollout_there() {
+    let playbook = "hosts: web\nhooks:\n  after_batch: exit 1\nsteps:\n  - run: echo one\n";
+    let (plan, _dir) = plan(2, playbook, Some("1"));
+    let (report, _, fake) = run(plan, FakeConnector::default()).await;
+    assert_eq!(
+        report.aborted.as_deref(),
+        Some("the after_batch hook of batch 1 of 2 failed: exited with code 1")
+    );
+    assert_eq!(state(&report, "h1"), &HostState::Done);
+    assert!(fake.commands("h2").is_empty());
+}
+
+#[tokio::test]
+async fn a_local_step_runs_on_the_controller_with_the_host_variables() {
+    let playbook = "hosts: web\nsteps:\n  - run: echo {{ app_dir }}\n    capture: dir\n  - run: echo {{ inventory_hostname }} \"$WHERE\" {{ dir }} >> local.log; echo said-{{ inventory_hostname }}\n    local: true\n    env: { WHERE: controller }\n    capture: said\n  - run: echo {{ said }}\n  - run: echo once-{{ inventory_hostname }} >> once.log\n    local: true\n    once: true\n";
+    let (plan, dir) = plan(2, playbook, Some("1"));
+    let fake = FakeConnector::default()
+        .rule("h1", Rule::new("echo /srv/h1", 0).stdout("/srv/h1\n"))
+        .rule("h2", Rule::new("echo /srv/h2", 0).stdout("/srv/h2\n"));
+    let (report, _, fake) = run(plan, fake).await;
+    assert!(report.all_done(), "{report:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("local.log")).unwrap(),
+        "h1 controller /srv/h1\nh2 controller /srv/h2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("once.log")).unwrap(),
+        "once-h1\n"
+    );
+    for host in ["h1", "h2"] {
+        let commands = fake.commands(host);
+        assert_eq!(
+            commands.len(),
+            2,
+            "only the remote steps reach the host: {commands:?}"
+        );
+        assert!(
+            commands[1].contains(&format!("echo said-{host}")),
+            "{commands:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_local_step_masks_secrets_and_may_ignore_its_failure() {
+    std::env::set_var("HERD_ENGINE_LOCAL_SECRET", "swordfish-local");
+    let playbook = "hosts: web\nsteps:\n  - run: echo token {{ env.HERD_ENGINE_LOCAL_SECRET }} >&2; exit 5\n    local: true\n    ignore_errors: true\n  - run: echo next\n";
+    let (plan, _dir) = plan(1, playbook, None);
+    let (report, events, fake) = run(plan, FakeConnector::default()).await;
+    assert!(report.all_done(), "{report:?}");
+    let text = format!("{events:?}{report:?}");
+    assert!(!text.contains("swordfish-local"), "{text}");
+    let local = events.iter().find_map(|e| match e {
+        Event::StepFinished {
+            step: 1, result, ..
+        } => Some(result.clone()),
+        _ => None,
+    });
+    let local = local.expect("the local step's event");
+    assert_eq!(
+        (
+            local.ok,
+            local.ignored,
+            local.exit_code,
+            local.stderr.as_str()
+        ),
+        (false, true, Some(5), "token ***\n")
+    );
+    assert_eq!(
+        fake.commands("h1").len(),
+        1,
+        "only `echo next` reaches the host"
+    );
+}

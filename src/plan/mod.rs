@@ -4,6 +4,7 @@
 //! first connection, and points at its file, line and column.
 
 mod checks;
+pub mod hooks;
 mod release;
 pub mod reload;
 pub mod step;
@@ -104,6 +105,8 @@ pub struct Plan {
     pub reload: Option<ReloadPlan>,
     /// The playbook's `release:`; its steps are in `steps` and `rollback`.
     pub release: Option<ReleasePlan>,
+    /// The playbook's `hooks:`, run on the controller by the engine.
+    pub hooks: Option<hooks::HookPlan>,
     pub renderer: Arc<Renderer>,
 }
 
@@ -220,6 +223,14 @@ impl Plan {
             });
         }
 
+        let hooks = playbook.as_ref().and_then(|p| {
+            let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut hooks = hooks::HookPlan::from_playbook(p, local_dir(&base))?;
+            if let Job::Rollback { .. } = request.job {
+                hooks.command = "rollback".to_string();
+            }
+            Some(hooks)
+        });
         let (title, steps, rollback, rolling, reload) = match (&request.job, &playbook) {
             (Job::Releases(_), Some(p)) => (
                 p.file.display().to_string(),
@@ -239,7 +250,11 @@ impl Plan {
                 };
                 if release.is_some() {
                     // Steps run in the release's directory unless they say otherwise.
-                    for step in steps.iter_mut().filter(|s| s.cwd.is_none()) {
+                    // A local step's `cwd` is on the controller.
+                    for step in steps
+                        .iter_mut()
+                        .filter(|s| s.cwd.is_none() && s.local.is_none())
+                    {
                         if matches!(step.action, Action::Run(_)) {
                             step.cwd = Some(format!("{{{{ {} }}}}", crate::release::var::DIR));
                         }
@@ -318,6 +333,7 @@ impl Plan {
             rollback,
             reload,
             release,
+            hooks,
             renderer,
         };
         match (&playbook, &request.job) {
@@ -382,6 +398,16 @@ fn select_in_playbook<'i>(
     })
 }
 
+/// Where local steps and hooks run: the playbook's directory (`.` for a
+/// playbook named without one).
+fn local_dir(base: &Path) -> PathBuf {
+    if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base.to_path_buf()
+    }
+}
+
 fn step_plans(
     playbook: &Playbook,
     section: &str,
@@ -435,6 +461,7 @@ fn step_plans(
                 once: step.once,
                 capture: step.capture.clone(),
                 ignore_errors: step.ignore_errors,
+                local: step.local.then(|| local_dir(base)),
             })
         })
         .collect()

@@ -1,6 +1,7 @@
 //! A step ready to run: its templates, and how it renders on one host into
 //! the exact command line sent over SSH.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ pub struct StepPlan {
     pub once: bool,
     pub capture: Option<String>,
     pub ignore_errors: bool,
+    /// `local: true`: the step runs on the controller, with `/bin/sh -c`,
+    /// from this directory (the playbook's); a relative `cwd` is taken from
+    /// there. The rendered command is the script itself (no `sudo`).
+    pub local: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +67,7 @@ impl StepPlan {
             once: false,
             capture: None,
             ignore_errors: false,
+            local: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod duration;
+pub mod hooks;
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +51,9 @@ pub struct PlaybookSpec {
     pub rollback: Vec<Step>,
     #[serde(default)]
     pub release: Option<Release>,
+    /// Commands run on the controller around the rollout.
+    #[serde(default)]
+    pub hooks: Option<hooks::Hooks>,
 }
 
 /// `release:`: herd builds each release in `PATH/releases/ID`, links the
@@ -115,6 +119,9 @@ pub struct Step {
     pub capture: Option<String>,
     #[serde(default)]
     pub ignore_errors: bool,
+    /// Run on the controller rather than on the host.
+    #[serde(default)]
+    pub local: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -303,6 +310,15 @@ impl Playbook {
         if let Some(reload) = &spec.reload {
             self.check_reload(reload)?;
         }
+        if let Some(hooks) = &spec.hooks {
+            if let Some((key, _)) = hooks.commands().find(|(_, c)| c.trim().is_empty()) {
+                return Err(self.error_in(
+                    &["hooks", key],
+                    None,
+                    format!("hook `{key}` is empty: give it a command or leave it out"),
+                ));
+            }
+        }
         if let Some(release) = &spec.release {
             self.check_release(release)?;
         }
@@ -395,6 +411,23 @@ impl Playbook {
                     None => self.error_in(&env_path, None, message),
                 },
             );
+        }
+        if step.local {
+            let conflict = if step.upload.is_some() {
+                Some("`upload`")
+            } else if step.become_ {
+                Some("`become`")
+            } else if step.become_user.is_some() {
+                Some("`become_user`")
+            } else {
+                None
+            };
+            if let Some(key) = conflict {
+                return fail(
+                    Some("local"),
+                    format!("a `local` step runs on the controller: it cannot have {key}"),
+                );
+            }
         }
         if step.once && section == "rollback" {
             return fail(

@@ -52,7 +52,7 @@ fn unknown_key_in_a_step_is_pinned() {
     let error = parse(text).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
+        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
     );
 }
 
@@ -174,4 +174,32 @@ mod never_panics {
             }
         }
     }
+}
+
+#[test]
+fn a_local_step_cannot_upload_or_become() {
+    let text = "hosts: web\nsteps:\n  - upload: { src: a, dest: /b }\n    local: true\n";
+    assert_eq!(
+        parse(text).unwrap_err().to_string(),
+        "a `local` step runs on the controller: it cannot have `upload`\n  --> deploy.yml:4:12\n  |\n4 |     local: true\n  |            ^"
+    );
+    let text = "hosts: web\nrollback:\n  - run: id\n    become: true\n    local: true\n";
+    assert_eq!(
+        parse(text).unwrap_err().to_string(),
+        "a `local` step runs on the controller: it cannot have `become`\n  --> deploy.yml:5:12\n  |\n5 |     local: true\n  |            ^"
+    );
+}
+
+#[test]
+fn unknown_and_empty_hooks_are_pinned() {
+    let text = "hosts: web\nhooks:\n  before_bach: echo hi\n";
+    assert_eq!(
+        parse(text).unwrap_err().to_string(),
+        "hooks: unknown key `before_bach`, expected one of `before_batch`, `after_batch`, `on_success`, `on_failure`, `timeout`\n  --> deploy.yml:3:3\n  |\n3 |   before_bach: echo hi\n  |   ^"
+    );
+    let text = "hosts: web\nhooks:\n  on_failure: \"\"\n";
+    assert_eq!(
+        parse(text).unwrap_err().to_string(),
+        "hook `on_failure` is empty: give it a command or leave it out\n  --> deploy.yml:3:15\n  |\n3 |   on_failure: \"\"\n  |               ^"
+    );
 }

@@ -147,6 +147,7 @@ impl ReleasePlan {
             once: false,
             capture: None,
             ignore_errors: false,
+            local: None,
         }
     }
 

@@ -218,6 +218,38 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 "{host}: warning: cannot append to the audit log {path}: {reason}"
             );
         }
+        Event::HookStarted { .. } => {}
+        Event::HookFinished {
+            hook,
+            batch,
+            result,
+        } => {
+            let which = match batch {
+                Some(batch) => format!("hook {hook} (batch {batch})"),
+                None => format!("hook {hook}"),
+            };
+            let detail = match (&result.error, result.exit_code) {
+                (Some(error), _) => error.clone(),
+                (None, Some(code)) => format!("exit code {code}"),
+                (None, None) => "no exit code".to_string(),
+            };
+            let took = result.duration.as_secs_f64();
+            if result.ok {
+                let _ = writeln!(line, "herd: {which}: ok ({took:.2}s)");
+            } else if result.ignored {
+                let _ = writeln!(
+                    line,
+                    "herd: warning: {which} failed: {detail} ({took:.2}s); the run's outcome stands"
+                );
+            } else {
+                let _ = writeln!(line, "herd: {which} FAILED: {detail} ({took:.2}s)");
+            }
+            if !result.ok {
+                for text in crate::shell::tail(&result.stderr, 5).lines() {
+                    let _ = writeln!(line, "herd:     {text}");
+                }
+            }
+        }
         Event::RolloutAborted { reason } => {
             let _ = writeln!(line, "herd: ROLLOUT ABORTED: {reason}");
         }

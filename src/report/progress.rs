@@ -147,6 +147,14 @@ impl Reporter for ProgressReporter {
                     bar.set_message(what);
                 }
             }
+            Event::HookStarted { hook, .. } => {
+                self.overall
+                    .set_message(format!("{}, hook {hook} running", self.batch));
+            }
+            Event::HookFinished { .. } => {
+                self.refresh_message();
+                self.say(&plain::describe(event, self.exec));
+            }
             Event::StepFinished { result, .. } if result.ok => {}
             Event::HostFinished { report } => {
                 let text = plain::describe(event, self.exec);

@@ -1,0 +1,287 @@
+//! Commands run on the controller: `local: true` steps and the playbook's
+//! hooks. Each runs as `/bin/sh -c SCRIPT` in a process group of its own,
+//! so that on timeout or Ctrl-C the whole group (the shell and whatever it
+//! started) is stopped: SIGTERM, then SIGKILL after a short grace.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use super::Cancel;
+
+/// How long a stopped process group gets between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// The process groups of controller commands running now: a second Ctrl-C
+/// ends herd at once, and must not leave them running on their own.
+static RUNNING: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// Sends SIGKILL to every controller command still running; for herd's
+/// exit on a second Ctrl-C.
+pub fn kill_all() {
+    if let Ok(groups) = RUNNING.lock() {
+        for &group in groups.iter() {
+            // SAFETY: killpg only sends a signal, to a group herd started.
+            unsafe {
+                libc::killpg(group, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Keeps a group in [`RUNNING`] while it lives.
+struct Registered(Option<libc::pid_t>);
+
+impl Registered {
+    fn new(group: Option<libc::pid_t>) -> Self {
+        if let (Some(group), Ok(mut groups)) = (group, RUNNING.lock()) {
+            groups.push(group);
+        }
+        Registered(group)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let (Some(group), Ok(mut groups)) = (self.0, RUNNING.lock()) {
+            groups.retain(|&g| g != group);
+        }
+    }
+}
+
+/// What a controller command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalOutput {
+    /// `None` when it did not run to an exit (not started, killed, timed out).
+    pub exit_code: Option<u32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Why it did not run to an exit code.
+    pub error: Option<String>,
+}
+
+impl LocalOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && self.error.is_none()
+    }
+
+    /// A one-line reason for a failure: the error, or the exit code.
+    pub fn reason(&self) -> String {
+        match (&self.error, self.exit_code) {
+            (Some(error), _) => error.clone(),
+            (None, Some(code)) => format!("exited with code {code}"),
+            (None, None) => "ended without an exit code".to_string(),
+        }
+    }
+}
+
+/// Why a command was stopped before it ended.
+enum Stop {
+    Timeout,
+    Cancelled,
+}
+
+/// Runs `script` with `/bin/sh -c` from `dir`, with `env` added to herd's
+/// own environment. It is stopped after `timeout`, or when `cancel` turns
+/// true (Ctrl-C); `None` means only the timeout stops it.
+pub async fn run(
+    script: &str,
+    dir: &Path,
+    env: &[(String, String)],
+    timeout: Duration,
+    cancel: Option<Cancel>,
+) -> LocalOutput {
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            return LocalOutput {
+                error: Some(format!(
+                    "cannot start /bin/sh on the controller in {}: {error}",
+                    dir.display()
+                )),
+                ..LocalOutput::default()
+            }
+        }
+    };
+    let group = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
+    let _registered = Registered::new(group);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let work = async {
+        let (status, stdout, stderr) =
+            tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
+        (status, stdout, stderr)
+    };
+    tokio::pin!(work);
+    let stop = tokio::select! {
+        (status, stdout, stderr) = &mut work => {
+            let (exit_code, error) = match status {
+                Ok(status) => match status.code() {
+                    Some(code) => (u32::try_from(code).ok(), None),
+                    None => (None, Some(signalled(status))),
+                },
+                Err(error) => (None, Some(format!("waiting for the command on the controller: {error}"))),
+            };
+            return LocalOutput { exit_code, stdout, stderr, error };
+        }
+        _ = tokio::time::sleep(timeout) => Stop::Timeout,
+        _ = cancelled(cancel) => Stop::Cancelled,
+    };
+    let error = match stop {
+        Stop::Timeout => crate::transport::TransportError::Timeout {
+            what: "the command on the controller".to_string(),
+            after: timeout,
+        }
+        .to_string(),
+        Stop::Cancelled => "interrupted: the command on the controller was stopped".to_string(),
+    };
+    let (stdout, stderr) = stop_group(group, &mut work).await;
+    LocalOutput {
+        exit_code: None,
+        stdout,
+        stderr,
+        error: Some(error),
+    }
+}
+
+/// SIGTERM to the group, SIGKILL after [`GRACE`]; returns what the command
+/// printed, if it ended (with its pipes closed) in time.
+async fn stop_group<F, S>(
+    group: Option<libc::pid_t>,
+    work: &mut std::pin::Pin<&mut F>,
+) -> (Vec<u8>, Vec<u8>)
+where
+    F: std::future::Future<Output = (S, Vec<u8>, Vec<u8>)>,
+{
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        if let Some(group) = group {
+            // SAFETY: killpg only sends a signal; the group is the child's own.
+            unsafe {
+                libc::killpg(group, signal);
+            }
+        }
+        if let Ok((_, stdout, stderr)) = tokio::time::timeout(GRACE, work.as_mut()).await {
+            return (stdout, stderr);
+        }
+    }
+    (Vec::new(), Vec::new())
+}
+
+async fn read_all<R: tokio::io::AsyncRead + Unpin>(stream: Option<R>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut stream) = stream {
+        let _ = stream.read_to_end(&mut bytes).await;
+    }
+    bytes
+}
+
+/// Resolves when the run is cancelled; never without a cancel channel (or
+/// once nothing can cancel any more).
+async fn cancelled(cancel: Option<Cancel>) {
+    if let Some(mut cancel) = cancel {
+        if cancel.wait_for(|stop| *stop).await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+fn signalled(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(signal) => format!("killed by signal {signal}"),
+        None => "ended without an exit code".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_in_the_directory_with_the_environment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = run(
+            "pwd; echo \"$GREETING\"; echo oops >&2; exit 3",
+            dir.path(),
+            &[("GREETING".into(), "hello there".into())],
+            Duration::from_secs(10),
+            None,
+        )
+        .await;
+        let pwd = dir.path().canonicalize().expect("canonical dir");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}\nhello there\n", pwd.display())
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+        assert_eq!((out.exit_code, out.error.as_deref()), (Some(3), None));
+        assert_eq!(out.reason(), "exited with code 3");
+    }
+
+    /// The whole group goes on timeout: a background child writing a file
+    /// later never gets to write it.
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let started = std::time::Instant::now();
+        let out = run(
+            "(sleep 2; touch late) & echo started; sleep 30",
+            dir.path(),
+            &[],
+            Duration::from_millis(300),
+            None,
+        )
+        .await;
+        assert_eq!(
+            out.error.as_deref(),
+            Some("the command on the controller timed out after 300ms")
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(
+            !dir.path().join("late").exists(),
+            "the background child survived"
+        );
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_stops_the_command() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let running = tokio::spawn({
+            let dir = dir.path().to_path_buf();
+            async move { run("sleep 30", &dir, &[], Duration::from_secs(60), Some(rx)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(true).expect("cancel");
+        let out = tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .expect("stopped in time")
+            .expect("task");
+        assert_eq!(
+            out.error.as_deref(),
+            Some("interrupted: the command on the controller was stopped")
+        );
+    }
+}
