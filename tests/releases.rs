@@ -23,6 +23,7 @@ release:
   keep: KEEP
   shared: [settings.ini, media/]
 rolling: { batch: 100%, max_fail: 0 }
+hooks: { on_success: 'echo \"$HERD_COMMAND $HERD_OUTCOME $HERD_HOSTS\" >> hooks.log' }
 steps:
   - name: Build
     run: cp ../../current/app.py app.py && printf '%s\\n' {{ release }} > RELEASE
@@ -201,6 +202,13 @@ fn herd_rollback_brings_every_host_back_proven_by_what_it_serves() {
         .filter(|e| e["event"] == "reload_finished")
         .count();
     assert_eq!(validated, 3, "{back}");
+
+    let hooks = fs::read_to_string(lab.dir().join("hooks.log")).unwrap();
+    assert_eq!(
+        hooks.lines().last(),
+        Some("rollback ok host01 host02 host03"),
+        "{hooks}"
+    );
 
     // Rolling back again goes to what current named before: v3.
     lab.herd(["rollback"]).arg(&playbook).run().assert_code(0);
