@@ -353,13 +353,29 @@ fn hosts_only(targeting: Targeting, connecting: &Connecting) -> Result<Plan, App
     Ok(Plan::build(&request)?)
 }
 
-/// `herd rollback`: reads every host's releases first and chooses the
-/// target; refuses (exit 1, no host touched) unless every host has it; then
-/// runs the rollback as `herd run` runs a playbook.
+/// `herd rollback`: checks the playbook, reads every host's releases and
+/// chooses the target; refuses (exit 1, no host touched) unless every host
+/// can go there; then runs the rollback as `herd run` runs a playbook.
 fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
     if let Some(to) = &args.to {
         crate::release::check_id(to).map_err(|e| PlanError::Usage(format!("--to: {e}")))?;
     }
+    let rollback_request = |target: String, current| PlanRequest {
+        extra_vars: args.extra_vars.clone(),
+        batch: args.batch.clone(),
+        ..request(
+            Job::Rollback {
+                playbook: args.playbook.clone(),
+                target,
+                current,
+            },
+            args.targeting.clone(),
+            Some(&args.connecting),
+        )
+    };
+    // Bad input is found before any host is contacted, whatever the target.
+    let stand_in = args.to.clone().unwrap_or_else(|| "previous".to_string());
+    Plan::build(&rollback_request(stand_in, Default::default()))?;
     let look = PlanRequest {
         extra_vars: args.extra_vars.clone(),
         ..request(
@@ -382,6 +398,20 @@ fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
             return Ok(ExitCode::from(exit::FAILED));
         }
     };
+    let current = plan
+        .hosts
+        .iter()
+        .zip(&found)
+        .filter_map(|(host, found)| {
+            let link = found
+                .as_ref()
+                .ok()?
+                .current_link
+                .clone()
+                .unwrap_or_default();
+            Some((host.name.clone(), link))
+        })
+        .collect();
     let playbook = args.playbook.display().to_string();
     let lock = LockSettings {
         owner: LockOwner::current(&playbook),
@@ -389,19 +419,12 @@ fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
         timeout: args.connecting.connect_timeout,
     };
     let audit = AuditSettings::current("rollback", &playbook, args.connecting.connect_timeout);
-    let request = PlanRequest {
-        extra_vars: args.extra_vars,
-        batch: args.batch,
-        ..request(
-            Job::Rollback {
-                playbook: args.playbook,
-                target,
-            },
-            args.targeting,
-            Some(&args.connecting),
-        )
-    };
-    rollout(&request, &args.connecting, Some(lock), Some(audit))
+    rollout(
+        &rollback_request(target, current),
+        &args.connecting,
+        Some(lock),
+        Some(audit),
+    )
 }
 
 /// `herd releases`: a row per host, drift flagged; exit 1 if a host could

@@ -216,6 +216,15 @@ pub fn choose_target(
             Ok(found) => match to {
                 Some(to) if found.has(to) => {}
                 Some(to) => problems.push(format!("  {}: has no release {to}", host.name)),
+                // The previous release of a rollback is the release it left:
+                // going there is a choice to name.
+                None if found.switched_with.as_deref() == Some("rollback") => {
+                    problems.push(format!(
+                    "  {}: its last switch was a rollback (from {}): another would go back there",
+                    host.name,
+                    found.previous.as_deref().unwrap_or("?")
+                ))
+                }
                 None => match found.rollback_target() {
                     Ok(target) => previous.entry(target).or_default().push(&host.name),
                     Err(why) => problems.push(format!("  {}: {why}", host.name)),

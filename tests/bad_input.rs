@@ -591,3 +591,42 @@ error: hooks: unknown key `after_all`, expected one of `before_batch`, `after_ba
 "
     );
 }
+
+/// With `release:`, herd's own release variables cannot be captured into
+/// (a capture would steer where herd's steps remove files), and two names
+/// for one machine cannot share one release path.
+#[test]
+fn release_variables_and_paths_cannot_be_shared_or_steered() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+    let capture = "name: x\nhosts: web\nrelease: { path: /srv/app }\nsteps:\n  - run: echo ../shared\n    capture: herd_release_id\n";
+    let run = run_in(dir.path(), capture, &[]);
+    assert_refused(&run, &fake, "playbook.yml:6:14");
+    assert!(
+        run.stderr()
+            .contains("`capture: herd_release_id` is a name herd sets itself"),
+        "{run}"
+    );
+
+    let twice = workspace_with(
+        &fake,
+        &format!(
+            "all:\n  children:\n    web:\n      hosts:\n        a: {{ ansible_host: 127.0.0.1, ansible_port: {port} }}\n        b: {{ ansible_host: 127.0.0.1, ansible_port: {port} }}\n",
+            port = fake.port()
+        ),
+    );
+    let run = run_in(
+        twice.path(),
+        "name: x\nhosts: web\nrelease: { path: /srv/app }\nsteps:\n  - run: echo hi\n",
+        &[],
+    );
+    run.assert_code(2);
+    assert!(
+        run.stderr().contains(&format!(
+            "hosts a and b are one machine (127.0.0.1:{}) with one release path /srv/app",
+            fake.port()
+        )),
+        "{run}"
+    );
+    assert_eq!(fake.connections(), 0, "{run}");
+}

@@ -210,8 +210,21 @@ fn herd_rollback_brings_every_host_back_proven_by_what_it_serves() {
         "{hooks}"
     );
 
-    // Rolling back again goes to what current named before: v3.
-    lab.herd(["rollback"]).arg(&playbook).run().assert_code(0);
+    // A second rollback would go back to the release the first one left:
+    // herd wants that named.
+    let again = lab.herd(["rollback"]).arg(&playbook).run();
+    again.assert_code(1);
+    assert!(
+        again.stderr().contains(
+            "  host01: its last switch was a rollback (from v3): another would go back there\n"
+        ),
+        "{again}"
+    );
+    lab.herd(["rollback"])
+        .arg(&playbook)
+        .args(["--to", "v3"])
+        .run()
+        .assert_code(0);
     for host in lab.hosts() {
         assert_eq!(healthz(host), "ok v3", "{}", host.name);
     }
@@ -400,4 +413,118 @@ fn ctrl_c_during_the_steps_leaves_current_and_removes_the_half_built_release() {
         "{run}"
     );
     assert_eq!(healthz(host), "ok v1");
+}
+
+#[test]
+fn the_running_and_the_previous_release_are_never_built_over() {
+    let lab = Lab::up(1);
+    let playbook = playbook(&lab, 5, "");
+    let host = &lab.hosts()[0];
+    deploy(&lab, &playbook, "v2", &[]).assert_code(0);
+    deploy(&lab, &playbook, "v3", &[]).assert_code(0);
+    let manifest = |id: &str| {
+        fs::read_to_string(
+            host.app_dir
+                .join("releases")
+                .join(id)
+                .join(".herd-release.json"),
+        )
+        .unwrap()
+    };
+    let (v2, v3) = (manifest("v2"), manifest("v3"));
+
+    for (id, said) in [
+        ("v3", "v3 is the release current serves here: herd does not build over a running release"),
+        ("v2", "v2 is the previous release here, the one herd rollback goes back to: herd does not rebuild it"),
+    ] {
+        let run = deploy(&lab, &playbook, id, &[]);
+        run.assert_code(1);
+        assert!(run.stderr().contains(said), "{run}");
+        assert_eq!(current(&host.app_dir), "releases/v3", "{run}");
+    }
+    assert_eq!(manifest("v2"), v2, "the previous release was touched");
+    assert_eq!(manifest("v3"), v3, "the running release was touched");
+    assert_eq!(healthz(host), "ok v3");
+    assert!(record(&host.app_dir).starts_with("current v3\nprevious v2\n"));
+
+    // Any other release of that name is rebuilt from nothing.
+    fs::write(host.app_dir.join("releases/v1/stale"), "old").unwrap();
+    common::chown_to(lab.user(), &host.app_dir.join("releases/v1/stale"));
+    let mut v1 = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-e", "release=v1"])
+        .run();
+    v1.assert_code(0);
+    assert!(!host.app_dir.join("releases/v1/stale").exists(), "{v1}");
+    assert_eq!(healthz(host), "ok v1");
+    v1 = lab.herd(["releases"]).arg(&playbook).run();
+    assert!(v1.stdout().contains("host01  v1       v3"), "{v1}");
+}
+
+#[test]
+fn a_failed_deploy_never_prunes_the_release_a_rollback_needs() {
+    let lab = Lab::up(1);
+    let good = playbook(&lab, 1, "");
+    let host = &lab.hosts()[0];
+    deploy(&lab, &good, "v2", &[]).assert_code(0);
+    deploy(&lab, &good, "v3", &[]).assert_code(0);
+    assert_eq!(releases(&host.app_dir), ["v1", "v2", "v3"]);
+    // v4 is switched to and fails its proof: nothing is pruned, v2 stays
+    // the previous release.
+    let bad = lab.write(
+        "bad.yml",
+        &PLAYBOOK.replace("KEEP", "1").replace(
+            "STEP\n",
+            "  - name: Break\n    run: echo broken > RELEASE\n",
+        ),
+    );
+    let run = deploy(&lab, &bad, "v4", &[]);
+    run.assert_code(1);
+    assert_eq!(run.summary_result("host01"), "rolled back", "{run}");
+    assert_eq!(releases(&host.app_dir), ["v1", "v2", "v3", "v4"], "{run}");
+    assert!(record(&host.app_dir).starts_with("current v3\nprevious v2\n"));
+
+    let back = lab.herd(["rollback"]).arg(&good).run();
+    back.assert_code(0);
+    assert_eq!(healthz(host), "ok v2", "{back}");
+}
+
+#[test]
+fn a_rollback_that_waited_for_a_deploy_switches_nothing_that_changed() {
+    let lab = Lab::up(1);
+    let playbook = playbook(&lab, 5, "  - name: Nap\n    run: sleep 3\n");
+    let host = &lab.hosts()[0];
+    deploy(&lab, &playbook, "v2", &[]).assert_code(0);
+    deploy(&lab, &playbook, "v3", &[]).assert_code(0);
+    let deploying = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-e", "release=v4"])
+        .spawn();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || host
+            .app_dir
+            .join("releases/v4/RELEASE")
+            .exists()),
+        "v4 was never built"
+    );
+
+    // Read while v3 runs; by the time the lock is free, v4 does.
+    let back = lab
+        .herd(["rollback"])
+        .arg(&playbook)
+        .args(["--lock-wait", "30s"])
+        .run();
+    deploying.wait().assert_code(0);
+
+    back.assert_code(1);
+    assert!(
+        back.stderr().contains(
+            "current changed since herd rollback read it (it named releases/v3, now releases/v4)"
+        ),
+        "{back}"
+    );
+    assert_eq!(current(&host.app_dir), "releases/v4");
+    assert_eq!(healthz(host), "ok v4");
 }

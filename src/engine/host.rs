@@ -161,6 +161,9 @@ impl HostRun {
                 }
             }
         };
+        if state.is_done() {
+            self.finish(connection, &vars).await;
+        }
         // Over the connection that is alive: the new one after a reconnection.
         self.audit(connection, &state).await;
         if let Some(fresh) = &fresh {
@@ -424,6 +427,16 @@ impl HostRun {
             outcome: outcome.clone(),
         });
         outcome
+    }
+
+    /// The steps after a proven reload (pruning old releases); a failure
+    /// shows as that step's failure and leaves the host done.
+    async fn finish<T: Connection>(&self, connection: &T, vars: &Vars) {
+        let total = self.plan.finish.len();
+        for (index, step) in self.plan.finish.iter().enumerate() {
+            self.run_step(connection, step, index, total, vars, false)
+                .await;
+        }
     }
 
     /// Runs every rollback step, even after one fails; true if all succeeded.

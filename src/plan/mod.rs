@@ -41,10 +41,13 @@ pub enum Job {
     /// `herd reload`: the reload stage alone.
     Reload(Box<ReloadPlan>),
     /// `herd rollback`: switch each host's `current` to `target`, then the
-    /// playbook's reload and validation.
+    /// playbook's reload and validation. `current` is what each host's
+    /// `current` named when herd read it (by host name): a host where it
+    /// changed since is not switched.
     Rollback {
         playbook: PathBuf,
         target: String,
+        current: std::collections::BTreeMap<String, String>,
     },
     /// `herd releases` (and `herd rollback`'s look first): the playbook's
     /// hosts and their release path, nothing to run.
@@ -103,8 +106,12 @@ pub struct Plan {
     pub rollback: Vec<StepPlan>,
     /// Reload and validation after the steps, per host.
     pub reload: Option<ReloadPlan>,
-    /// The playbook's `release:`; its steps are in `steps` and `rollback`.
+    /// The playbook's `release:`; its steps are in `steps`, `rollback`
+    /// and `finish`.
     pub release: Option<ReleasePlan>,
+    /// Steps after a host's reload was proven (pruning old releases); a
+    /// failure is a warning, the host stays done.
+    pub finish: Vec<StepPlan>,
     /// The playbook's `hooks:`, run on the controller by the engine.
     pub hooks: Option<hooks::HookPlan>,
     pub renderer: Arc<Renderer>,
@@ -132,7 +139,11 @@ impl Plan {
         };
         let mut extra = parse_extra_vars(&request.extra_vars)?;
         let release = match (&playbook, &request.job) {
-            (Some(p), _) => p.spec.release.as_ref().map(ReleasePlan::from_playbook),
+            (Some(p), _) => p
+                .spec
+                .release
+                .as_ref()
+                .map(|r| ReleasePlan::from_playbook(r, request.step_timeout)),
             (None, _) => None,
         };
         if let (Some(p), None, Job::Rollback { .. } | Job::Releases(_)) =
@@ -207,7 +218,7 @@ impl Plan {
             vars.entry("ansible_host")
                 .or_insert_with(|| Value::String(target.address.clone()));
             if let (Some(playbook), Some(release)) = (&playbook, &release) {
-                let id = ReleaseId::for_job(&request.job, &default_id);
+                let id = ReleaseId::for_job(&request.job, &host.name, &default_id);
                 release_vars(
                     playbook, release, &renderer, host, &mut vars, &secrets, &extra, id,
                 )?;
@@ -333,6 +344,7 @@ impl Plan {
             rollback,
             reload,
             release,
+            finish: Vec::new(),
             hooks,
             renderer,
         };
@@ -343,6 +355,7 @@ impl Plan {
             (None, _) => {}
         }
         plan.add_release_steps(&request.job);
+        plan.check_release_paths()?;
         Ok(plan)
     }
 }

@@ -35,16 +35,22 @@ pub(super) fn release_targets(job: &Job, release: &ReleasePlan, extra: &mut Vars
 pub(super) enum ReleaseId {
     /// `release.id` rendered on the host, `default` when it has none.
     Rendered { default: String },
-    /// The target of `herd rollback`.
-    Fixed(String),
+    /// The target of `herd rollback`, and what the host's `current`
+    /// named when herd read it.
+    Fixed(String, String),
     /// `herd releases`: the path alone.
     PathOnly,
 }
 
 impl ReleaseId {
-    pub(super) fn for_job(job: &Job, default: &str) -> ReleaseId {
+    pub(super) fn for_job(job: &Job, host: &str, default: &str) -> ReleaseId {
         match job {
-            Job::Rollback { target, .. } => ReleaseId::Fixed(target.clone()),
+            Job::Rollback {
+                target, current, ..
+            } => ReleaseId::Fixed(
+                target.clone(),
+                current.get(host).cloned().unwrap_or_default(),
+            ),
             Job::Releases(_) => ReleaseId::PathOnly,
             _ => ReleaseId::Rendered {
                 default: default.to_string(),
@@ -90,7 +96,10 @@ pub(super) fn release_vars(
             vars.insert(var::PATH.to_string(), Value::String(path));
             return Ok(());
         }
-        (ReleaseId::Fixed(id), _) => id,
+        (ReleaseId::Fixed(id, expect), _) => {
+            vars.insert(var::EXPECT.to_string(), Value::String(expect));
+            id
+        }
         (ReleaseId::Rendered { .. }, Some(source)) => render("id", source, vars)?,
         (ReleaseId::Rendered { default }, None) => default,
     };
@@ -127,6 +136,34 @@ pub(super) fn release_vars(
 }
 
 impl Plan {
+    /// Two inventory names for one machine and one release path would build
+    /// and switch the same directories at once: refused.
+    pub(super) fn check_release_paths(&self) -> Result<(), PlanError> {
+        if self.release.is_none() {
+            return Ok(());
+        }
+        let mut seen: std::collections::HashMap<(&str, u16, &str), &str> = Default::default();
+        for host in &self.hosts {
+            let Some(Value::String(path)) = host.vars.get(var::PATH) else {
+                continue;
+            };
+            let key = (
+                host.target.address.as_str(),
+                host.target.port,
+                path.as_str(),
+            );
+            if let Some(first) = seen.insert(key, &host.name) {
+                return Err(PlanError::Usage(format!(
+                    "hosts {first} and {} are one machine ({}:{}) with one release path {path}: \
+                     herd would build and switch it twice at once; target one of them (-l), \
+                     or give them different release paths",
+                    host.name, host.target.address, host.target.port
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// herd's release steps around the playbook's (checked already).
     pub(super) fn add_release_steps(&mut self, job: &Job) {
         let Some(release) = &self.release else {
@@ -137,6 +174,7 @@ impl Plan {
                 self.steps.insert(0, release.prepare_step());
                 self.steps.push(release.switch_step());
                 self.rollback.insert(0, release.restore_step());
+                self.finish.push(release.prune_step());
             }
             Job::Rollback { .. } => {
                 self.steps = vec![release.rollback_switch_step()];

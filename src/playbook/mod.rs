@@ -287,7 +287,7 @@ impl Playbook {
             ));
         }
         for name in spec.vars.keys() {
-            if RESERVED_VARS.contains(&name.as_str()) {
+            if self.reserved(name) {
                 let at = self
                     .doc
                     .root
@@ -323,6 +323,14 @@ impl Playbook {
             self.check_release(release)?;
         }
         Ok(())
+    }
+
+    /// A name herd sets itself: [`RESERVED_VARS`], and with `release:` its
+    /// release variables (a capture into one would steer herd's own steps).
+    fn reserved(&self, name: &str) -> bool {
+        RESERVED_VARS.contains(&name)
+            || (self.spec.release.is_some()
+                && (name == crate::release::var::DIR || name.starts_with("herd_release_")))
     }
 
     fn check_release(&self, release: &Release) -> Result<(), SourceError> {
@@ -382,7 +390,7 @@ impl Playbook {
                     format!("`capture: {capture}` is not a valid variable name"),
                 );
             }
-            if RESERVED_VARS.contains(&capture.as_str()) {
+            if self.reserved(capture) {
                 return fail(
                     Some("capture"),
                     format!("`capture: {capture}` is a name herd sets itself: choose another"),

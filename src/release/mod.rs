@@ -13,7 +13,8 @@
 //! - *prepare* (first): creates `releases/ID` and writes its manifest;
 //! - *switch* (after the playbook's steps, before the reload): links the
 //!   shared paths, switches `current` atomically (a new symlink renamed over
-//!   it), records the switch and prunes old releases;
+//!   it) and records the switch;
+//! - *prune* (once the reload is proven): removes releases past `keep`;
 //! - *restore* (first of the rollback): puts back the `current` a failed
 //!   host had before, or removes the release directory this run created
 //!   when `current` never named it.
@@ -52,7 +53,12 @@ pub mod var {
     /// created the release directory, `0:` when it existed, then what
     /// `current` pointed to before (empty when there was none).
     pub const BEFORE: &str = "herd_release_before";
+    /// `herd rollback`: what `current` named when herd read the host.
+    pub const EXPECT: &str = "herd_release_expect";
 }
+
+/// Every release script checks the id again before using it in a path.
+const SAFE_ID: &str = "case $id in ''|.*|-*|*/*) echo \"unsafe release id\" >&2; exit 1 ;; esac\n";
 
 /// Why a release id or shared path is refused.
 pub fn check_id(id: &str) -> Result<(), String> {
@@ -108,10 +114,12 @@ pub struct ReleasePlan {
     pub shared: Vec<String>,
     pub become_: bool,
     pub become_user: Option<String>,
+    /// Each of herd's release steps may take this long.
+    pub timeout: std::time::Duration,
 }
 
 impl ReleasePlan {
-    pub fn from_playbook(release: &Release) -> ReleasePlan {
+    pub fn from_playbook(release: &Release, timeout: std::time::Duration) -> ReleasePlan {
         ReleasePlan {
             path: release.path.clone(),
             id: release.id.clone(),
@@ -119,6 +127,7 @@ impl ReleasePlan {
             shared: release.shared.clone(),
             become_: release.become_,
             become_user: release.become_user.clone(),
+            timeout,
         }
     }
 
@@ -141,7 +150,7 @@ impl ReleasePlan {
             action: Action::Run(script),
             cwd: None,
             env: Vec::new(),
-            timeout: STEP_TIMEOUT,
+            timeout: self.timeout,
             become_: self.become_,
             become_user: self.become_user.clone(),
             once: false,
@@ -151,7 +160,10 @@ impl ReleasePlan {
         }
     }
 
-    /// Creates `releases/ID` and its manifest; captures what was there.
+    /// Creates `releases/ID` afresh with its manifest; captures what
+    /// `current` named. The release `current` serves and the previous one
+    /// (the rollback target) are never built over; any other directory of
+    /// that name (an old release, one a failed run left) is rebuilt from nothing.
     pub fn prepare_step(&self) -> StepPlan {
         let script = format!(
             "{enter}\n\
@@ -159,14 +171,20 @@ impl ReleasePlan {
                echo \"$PWD/current is not a symlink: herd switches releases by replacing a symlink\" >&2; exit 1\n\
              fi\n\
              mkdir -p releases shared || exit 1\n\
-             id={{{{ {id} }}}}\n\
-             created=0\n\
-             if [ ! -d \"releases/$id\" ]; then mkdir \"releases/$id\" || exit 1; created=1; fi\n\
-             printf '%s\\n' {{{{ {manifest} }}}} > \"releases/$id/{MANIFEST}\" || exit 1\n\
+             id={{{{ {id} }}}}\n{safe}\
              old=$(readlink current 2>/dev/null) || old=\n\
-             printf '%s:%s\\n' \"$created\" \"$old\"",
+             case $old in releases/\"$id\"|\"$PWD\"/releases/\"$id\")\n  \
+               echo \"$id is the release current serves here: herd does not build over a running release; deploy a new id\" >&2; exit 1 ;;\n\
+             esac\n\
+             if [ -d \"releases/$id\" ] && [ \"$(sed -n 's/^previous //p' {SWITCH_RECORD} 2>/dev/null)\" = \"$id\" ]; then\n  \
+               echo \"$id is the previous release here, the one herd rollback goes back to: herd does not rebuild it; switch to it with herd rollback --to $id, or deploy a new id\" >&2; exit 1\n\
+             fi\n\
+             rm -rf -- \"releases/$id\" && mkdir \"releases/$id\" || exit 1\n\
+             printf '%s\\n' {{{{ {manifest} }}}} > \"releases/$id/{MANIFEST}\" || exit 1\n\
+             printf '1:%s\\n' \"$old\"",
             enter = enter(true),
             id = var::ID,
+            safe = SAFE_ID,
             manifest = var::MANIFEST,
         );
         let mut step = self.step("release: prepare".into(), script);
@@ -174,39 +192,55 @@ impl ReleasePlan {
         step
     }
 
-    /// Links the shared paths, switches `current`, records the switch and
-    /// prunes old releases.
+    /// Links the shared paths, switches `current` and records the switch.
     pub fn switch_step(&self) -> StepPlan {
         let mut script = format!(
-            "{enter}\nid={{{{ {id} }}}}\n\
+            "{enter}\nid={{{{ {id} }}}}\n{safe}\
              [ -d \"releases/$id\" ] || {{ echo \"$PWD/releases/$id is missing\" >&2; exit 1; }}\n",
             enter = enter(false),
             id = var::ID,
+            safe = SAFE_ID,
         );
         for shared in &self.shared {
             script.push_str(&link_shared(shared));
         }
         script.push_str(&switch_current("run"));
-        script.push_str(&format!(
-            "keep={keep}\nn=0\n\
+        self.step("release: switch current".into(), script)
+    }
+
+    /// Removes releases past `keep`, oldest first: only releases herd made,
+    /// never the current or the previous one. Runs once the new release is
+    /// proven served, so a failed deploy never costs a rollback target.
+    pub fn prune_step(&self) -> StepPlan {
+        let script = format!(
+            "{enter}\n\
+             now=$(readlink current 2>/dev/null) || now=\n\
+             current=${{now##*/}}\n\
+             previous=$(sed -n 's/^previous //p' {SWITCH_RECORD} 2>/dev/null)\n\
+             keep={keep}\nn=0\n\
              ls -1t releases/*/{MANIFEST} 2>/dev/null | while IFS= read -r f; do\n  \
                d=${{f%/{MANIFEST}}}; r=${{d#releases/}}; n=$((n + 1))\n  \
-               if [ \"$n\" -le \"$keep\" ] || [ \"$r\" = \"$id\" ] || [ \"$r\" = \"$previous\" ]; then continue; fi\n  \
+               if [ \"$n\" -le \"$keep\" ] || [ \"$r\" = \"$current\" ] || [ \"$r\" = \"$previous\" ]; then continue; fi\n  \
                rm -rf -- \"$d\" && echo \"pruned $r\"\n\
              done\n\
              exit 0",
+            enter = enter(false),
             keep = self.keep,
-        ));
-        self.step("release: switch current".into(), script)
+        );
+        self.step("release: prune".into(), script)
     }
 
     /// `herd rollback`: switches `current` to the target (`herd_release_id`).
     pub fn rollback_switch_step(&self) -> StepPlan {
         let mut script = format!(
-            "{enter}\nid={{{{ {id} }}}}\n\
-             [ -d \"releases/$id\" ] || {{ echo \"$PWD/releases/$id does not exist on this host\" >&2; exit 1; }}\n",
+            "{enter}\nid={{{{ {id} }}}}\n{safe}expect={{{{ {expect} }}}}\n\
+             [ -d \"releases/$id\" ] || {{ echo \"$PWD/releases/$id does not exist on this host\" >&2; exit 1; }}\n\
+             seen=$(readlink current 2>/dev/null) || seen=\n\
+             [ \"$seen\" = \"$expect\" ] || {{ echo \"current changed since herd rollback read it (it named ${{expect:-nothing}}, now ${{seen:-nothing}}): another deploy ran; nothing changed here\" >&2; exit 1; }}\n",
             enter = enter(false),
             id = var::ID,
+            safe = SAFE_ID,
+            expect = var::EXPECT,
         );
         script.push_str(&switch_current("rollback"));
         script.push_str("printf '0:%s\\n' \"$old\"");
@@ -222,7 +256,7 @@ impl ReleasePlan {
     /// removes it later).
     pub fn restore_step(&self) -> StepPlan {
         let script = format!(
-            "{enter}\nid={{{{ {id} }}}}\nstate={{{{ {before} }}}}\n\
+            "{enter}\nid={{{{ {id} }}}}\n{safe}state={{{{ {before} }}}}\n\
              [ -n \"$state\" ] || exit 0\n\
              created=${{state%%:*}}; old=${{state#*:}}\n\
              now=$(readlink current 2>/dev/null) || now=\n\
@@ -240,6 +274,7 @@ impl ReleasePlan {
              exit 0",
             enter = enter(false),
             id = var::ID,
+            safe = SAFE_ID,
             before = var::BEFORE,
         );
         self.step("release: restore current".into(), script)
@@ -263,13 +298,12 @@ impl ReleasePlan {
         );
         set(vars, var::BY, by.replace(['\n', '\r'], " "));
         set(vars, var::BEFORE, String::new());
+        vars.entry(var::EXPECT)
+            .or_insert_with(|| Value::String(String::new()));
         vars.entry(var::RELEASE)
             .or_insert_with(|| Value::String(id.to_string()));
     }
 }
-
-/// Each of herd's release steps may take this long.
-const STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Into the release path (created first when `create`).
 fn enter(create: bool) -> String {

@@ -43,7 +43,8 @@ pub struct HostReleases {
 /// The command that prints what [`parse`] reads, for the release path `path`.
 pub fn script(path: &str, become_: bool, become_user: Option<&str>) -> String {
     let body = format!(
-        "cd -- {path} 2>/dev/null || {{ echo absent; exit 0; }}\n\
+        "[ -e {path} ] || {{ echo absent; exit 0; }}\n\
+         cd -- {path} || exit 1\n\
          printf 'current\\t%s\\n' \"$(readlink current 2>/dev/null)\"\n\
          [ -f {SWITCH_RECORD} ] && sed 's/^/switch\\t/' {SWITCH_RECORD}\n\
          for d in releases/*/; do\n  \
