@@ -52,7 +52,7 @@ fn unknown_key_in_a_step_is_pinned() {
     let error = parse(text).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
+        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `archive`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
     );
 }
 
@@ -70,7 +70,10 @@ fn wrong_type_is_pinned() {
 fn a_step_without_an_action_points_at_it() {
     let text = "hosts: web\nsteps:\n  - run: a\n  - name: nothing\n    cwd: /\n";
     let error = parse(text).unwrap_err();
-    assert_eq!(error.message, "a step in `steps` needs `run` or `upload`");
+    assert_eq!(
+        error.message,
+        "a step in `steps` needs `run`, `upload` or `archive`"
+    );
     assert_eq!((error.location.line, error.location.column), (4, 5));
 }
 
