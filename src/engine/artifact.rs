@@ -97,7 +97,8 @@ pub async fn ship<T: Connection>(
                 dest,
                 mode,
                 who.user,
-                remaining()?,
+                timeout,
+                deadline,
                 sent,
             )
             .await?
@@ -123,9 +124,14 @@ pub async fn ship<T: Connection>(
             let temporary = temp_name::beside(dest);
             let install = tree_install(dest, &temporary, &name, mode, gzip);
             let quoted_staging = quote(&staging);
+            // A shell of its own, so its `exit` leaves the staging file to
+            // be removed, and stdin is the staging file for all of it.
+            let unpack = match who.become_ {
+                true => wrap(&install, true, who.user),
+                false => format!("/bin/sh -c {}", quote(&install)),
+            };
             let script = format!(
-                "{} < {quoted_staging}; status=$?; rm -f -- {quoted_staging}; exit $status",
-                wrap(&install, who.become_, who.user)
+                "{unpack} < {quoted_staging}; status=$?; rm -f -- {quoted_staging}; exit $status"
             );
             let placed = match remaining() {
                 Ok(left) => connection.exec(&script, left).await,

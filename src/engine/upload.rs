@@ -27,8 +27,9 @@ const CLEAN_UP_LIMIT: Duration = Duration::from_secs(5);
 
 /// Writes what `source` yields to `dest` as `user` (root when `None`),
 /// counting the bytes sent in `sent`; the error says why not. The staging
-/// upload and the move into place share one deadline, `timeout` after the
-/// call.
+/// upload and the move into place share one `deadline`, the end of the
+/// step's `timeout`.
+#[allow(clippy::too_many_arguments)]
 pub async fn upload_as<T: Connection>(
     connection: &T,
     source: &mut (dyn AsyncRead + Unpin + Send),
@@ -36,9 +37,9 @@ pub async fn upload_as<T: Connection>(
     mode: u32,
     user: Option<&str>,
     timeout: Duration,
+    deadline: Instant,
     sent: &AtomicU64,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
     let timed_out = || {
         TransportError::Timeout {
             what: format!("uploading {dest}"),
@@ -48,10 +49,11 @@ pub async fn upload_as<T: Connection>(
     };
     // Relative: SFTP and the shell both start in the login user's home.
     let staging = format!(".herd-upload-{}", temp_name::token());
-    match connection
-        .upload(source, &staging, 0o600, timeout, sent)
-        .await
-    {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    match connection.upload(source, &staging, 0o600, left, sent).await {
         Ok(()) => {}
         Err(TransportError::Timeout { .. }) => return Err(timed_out()),
         Err(error) => return Err(error.to_string()),
@@ -152,6 +154,7 @@ mod tests {
             0o600,
             Some("app"),
             Duration::from_secs(4),
+            started + Duration::from_secs(4),
             &AtomicU64::new(0),
         )
         .await;
@@ -181,6 +184,7 @@ mod tests {
             0o640,
             None,
             Duration::from_secs(5),
+            Instant::now() + Duration::from_secs(5),
             &AtomicU64::new(0),
         )
         .await
