@@ -386,6 +386,27 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn progress_is_told_while_the_count_moves_and_not_after() {
+        let sent = AtomicU64::new(0);
+        let work = async {
+            for _ in 0..3 {
+                sent.fetch_add(1000, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(600)).await;
+            }
+            // Stalled: no more reports while nothing moves.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "done"
+        };
+        let mut told = Vec::new();
+        let out = with_progress(work, &sent, |bytes, elapsed| {
+            told.push((bytes, elapsed.as_millis()))
+        })
+        .await;
+        assert_eq!(out, "done");
+        assert_eq!(told, [(1000, 500), (2000, 1000), (3000, 1500)]);
+    }
+
     #[test]
     fn a_file_check_compares_content_and_mode() {
         use std::os::unix::fs::PermissionsExt;
