@@ -127,7 +127,8 @@ mod tests {
     #[test]
     fn content_mode_link_target_and_new_files_each_change_the_digest() {
         let base = directory_digest(tree().path()).unwrap();
-        let changes: [(&str, fn(&Path)); 5] = [
+        type Change = fn(&Path);
+        let changes: [(&str, Change); 5] = [
             ("content", |r| {
                 std::fs::write(r.join("app.py"), "print('v2')\n").unwrap()
             }),
