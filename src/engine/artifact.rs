@@ -386,6 +386,103 @@ mod tests {
         );
     }
 
+    async fn connection(
+        fake: &crate::transport::fake::FakeConnector,
+    ) -> crate::transport::fake::FakeConnection {
+        use crate::transport::{Connector, Target};
+        let target = Target {
+            name: "web01".to_string(),
+            address: "web01".to_string(),
+            port: 22,
+            user: "deploy".to_string(),
+            identity_files: Vec::new(),
+            known_hosts: "known_hosts".into(),
+            jump: None,
+        };
+        fake.connect(&target).await.expect("the fake connects")
+    }
+
+    #[tokio::test]
+    async fn a_host_that_has_the_content_gets_nothing_sent() {
+        use crate::transport::fake::{FakeConnector, Rule};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.txt"), "v1").unwrap();
+        let artifact = Artifact::upload(dir.path()).unwrap();
+        let fake =
+            FakeConnector::default().rule("web01", Rule::new(MARKER, 0).stdout("unchanged\n"));
+        let connection = connection(&fake).await;
+        let sent = AtomicU64::new(0);
+        let who = As {
+            become_: true,
+            user: Some("app"),
+        };
+
+        let transfer = ship(
+            &connection,
+            &artifact,
+            "/srv/site",
+            None,
+            who,
+            Duration::from_secs(5),
+            &sent,
+        )
+        .await
+        .unwrap();
+
+        assert!(transfer.unchanged && transfer.bytes == 0, "{transfer:?}");
+        assert_eq!(transfer.sha256, artifact.digest().await.unwrap());
+        let commands = fake.commands("web01");
+        assert_eq!(commands.len(), 1, "only the check ran: {commands:?}");
+        assert!(
+            commands[0].starts_with("sudo -n -H -u app -- /bin/sh -c "),
+            "{commands:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tree_is_staged_then_unpacked_by_the_user_become() {
+        use crate::transport::fake::FakeConnector;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.txt"), "v1").unwrap();
+        let artifact = Artifact::upload(dir.path()).unwrap();
+        let fake = FakeConnector::default();
+        let connection = connection(&fake).await;
+        let sent = AtomicU64::new(0);
+        let who = As {
+            become_: true,
+            user: Some("app"),
+        };
+
+        let transfer = ship(
+            &connection,
+            &artifact,
+            "/srv/site",
+            Some(0o750),
+            who,
+            Duration::from_secs(5),
+            &sent,
+        )
+        .await
+        .unwrap();
+
+        assert!(!transfer.unchanged && transfer.bytes > 0, "{transfer:?}");
+        assert_eq!(transfer.bytes, sent.load(Ordering::Relaxed));
+        let commands = fake.commands("web01");
+        assert_eq!(commands.len(), 3, "{commands:?}");
+        assert!(
+            commands[1].starts_with("upload .herd-upload-"),
+            "{commands:?}"
+        );
+        let staging = &commands[1]["upload ".len()..];
+        assert!(
+            commands[2].starts_with("sudo -n -H -u app -- /bin/sh -c ")
+                && commands[2].ends_with(&format!(
+                    "< {staging}; status=$?; rm -f -- {staging}; exit $status"
+                )),
+            "{commands:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn progress_is_told_while_the_count_moves_and_not_after() {
         let sent = AtomicU64::new(0);
