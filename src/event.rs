@@ -266,6 +266,8 @@ pub enum Event {
         host: String,
         step: usize,
         bytes: u64,
+        /// The bytes to send in all, when known (not for a directory).
+        total: Option<u64>,
         #[serde(serialize_with = "seconds")]
         elapsed: Duration,
     },
@@ -321,4 +323,35 @@ pub enum Event {
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64((duration.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+#[cfg(test)]
+mod transfer_tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_says_its_size_and_rate_or_that_it_was_unchanged() {
+        let sha256 = "0123456789abcdef".repeat(4);
+        let sent = Transfer {
+            bytes: 200 << 20,
+            unchanged: false,
+            sha256: sha256.clone(),
+        };
+        assert_eq!(
+            sent.describe(Duration::from_secs(4)),
+            "sent 200.0 MiB at 50.0 MiB/s (sha256 0123456789ab…)"
+        );
+        let unchanged = Transfer {
+            bytes: 0,
+            unchanged: true,
+            sha256,
+        };
+        assert_eq!(
+            unchanged.describe(Duration::from_millis(30)),
+            "unchanged (sha256 0123456789ab…)"
+        );
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(3 << 30), "3.0 GiB");
+    }
 }

@@ -31,6 +31,9 @@ pub enum Kind {
 pub struct Artifact {
     pub path: PathBuf,
     pub kind: Kind,
+    /// The bytes a host is sent, when known before sending (not for a
+    /// directory, whose tar stream is built as it goes).
+    pub size: Option<u64>,
     digest: OnceCell<String>,
 }
 
@@ -61,7 +64,8 @@ impl Artifact {
                 path.display()
             ));
         };
-        Ok(Artifact::new(path, kind))
+        let size = (kind == Kind::File).then_some(meta.len());
+        Ok(Artifact::new(path, kind, size))
     }
 
     /// The source of an `archive`: a regular file that starts like a gzip
@@ -92,13 +96,18 @@ impl Artifact {
                 path.display()
             ));
         }
-        Ok(Artifact::new(path, Kind::Archive { gzip }))
+        Ok(Artifact::new(
+            path,
+            Kind::Archive { gzip },
+            Some(meta.len()),
+        ))
     }
 
-    fn new(path: &Path, kind: Kind) -> Artifact {
+    fn new(path: &Path, kind: Kind, size: Option<u64>) -> Artifact {
         Artifact {
             path: path.to_path_buf(),
             kind,
+            size,
             digest: OnceCell::new(),
         }
     }

@@ -558,6 +558,7 @@ impl HostRun {
                         host: host.clone(),
                         step: index + 1,
                         bytes,
+                        total: artifact.size,
                         elapsed,
                     })
                 })

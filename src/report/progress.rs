@@ -146,13 +146,15 @@ impl Reporter for ProgressReporter {
             Event::UploadProgress {
                 host,
                 bytes,
+                total,
                 elapsed,
                 ..
             } => {
                 let line = self.steps.get(host).cloned().unwrap_or_default();
                 let rate = crate::event::rate(*bytes, *elapsed);
+                let of = total.map_or(String::new(), |t| format!(" of {}", crate::event::size(t)));
                 let said = format!(
-                    "{line}: {} sent, {}/s",
+                    "{line}: {}{of} sent, {}/s",
                     crate::event::size(*bytes),
                     crate::event::size(rate)
                 );
