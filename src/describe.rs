@@ -40,9 +40,11 @@ pub fn plan(plan: &Plan) -> String {
                 for (i, step) in steps.iter().enumerate() {
                     let rendered = match step.render_shown(&plan.renderer, &vars) {
                         Ok(Rendered::Run { command }) => command,
-                        Ok(Rendered::Upload { dest, mode, .. }) => {
-                            format!("upload -> {dest} (mode {mode:o})")
-                        }
+                        Ok(Rendered::Upload {
+                            artifact,
+                            dest,
+                            mode,
+                        }) => crate::artifact::describe(&artifact, &dest, mode),
                         Err(error) => format!("<{error}>"),
                     };
                     let once = if step.once { " (once)" } else { "" };

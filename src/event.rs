@@ -84,6 +84,60 @@ pub struct StepResult {
     pub error: Option<String>,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
+    /// For `upload` and `archive` steps: what was sent, or that nothing
+    /// needed to be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
+}
+
+/// What an `upload` or `archive` step sent to its host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    /// Bytes written to the host (0 when `unchanged`).
+    pub bytes: u64,
+    /// The host already had this content: nothing was sent.
+    pub unchanged: bool,
+    /// The artifact's SHA-256 (of a directory: of its canonical listing).
+    pub sha256: String,
+}
+
+impl Transfer {
+    /// `sent 1.5 MiB at 12.0 MiB/s` or `unchanged (sha256 0123abcd…)`.
+    pub fn describe(&self, duration: Duration) -> String {
+        let short: String = self.sha256.chars().take(12).collect();
+        if self.unchanged {
+            return format!("unchanged (sha256 {short}…)");
+        }
+        format!(
+            "sent {} at {}/s (sha256 {short}…)",
+            size(self.bytes),
+            size(rate(self.bytes, duration))
+        )
+    }
+}
+
+/// Bytes per second over `duration`.
+pub fn rate(bytes: u64, duration: Duration) -> u64 {
+    let seconds = duration.as_secs_f64();
+    if seconds <= 0.0 {
+        return bytes;
+    }
+    (bytes as f64 / seconds) as u64
+}
+
+/// `512 B`, `1.5 KiB`, `200.0 MiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// One host's line in the final report.
@@ -207,6 +261,16 @@ pub enum Event {
         #[serde(flatten)]
         result: StepResult,
     },
+    /// An upload in flight: bytes sent so far, every half second or so.
+    UploadProgress {
+        host: String,
+        step: usize,
+        bytes: u64,
+        /// The bytes to send in all, when known (not for a directory).
+        total: Option<u64>,
+        #[serde(serialize_with = "seconds")]
+        elapsed: Duration,
+    },
     ReloadStarted {
         host: String,
         /// A restore after rollback rather than the release's reload.
@@ -273,4 +337,35 @@ pub enum Event {
 
 fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64((duration.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+#[cfg(test)]
+mod transfer_tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_says_its_size_and_rate_or_that_it_was_unchanged() {
+        let sha256 = "0123456789abcdef".repeat(4);
+        let sent = Transfer {
+            bytes: 200 << 20,
+            unchanged: false,
+            sha256: sha256.clone(),
+        };
+        assert_eq!(
+            sent.describe(Duration::from_secs(4)),
+            "sent 200.0 MiB at 50.0 MiB/s (sha256 0123456789ab…)"
+        );
+        let unchanged = Transfer {
+            bytes: 0,
+            unchanged: true,
+            sha256,
+        };
+        assert_eq!(
+            unchanged.describe(Duration::from_millis(30)),
+            "unchanged (sha256 0123456789ab…)"
+        );
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(3 << 30), "3.0 GiB");
+    }
 }

@@ -1,6 +1,7 @@
 //! herd: rolling, zero-downtime deploys to a fleet over SSH.
 
 mod app;
+mod artifact;
 mod audit;
 mod check;
 mod cli;

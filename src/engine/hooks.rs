@@ -152,6 +152,7 @@ pub(super) async fn run_hook(
         stderr: mask.output(&String::from_utf8_lossy(&output.stderr)),
         error: output.error.map(|e| mask.output(&e)),
         duration: started.elapsed(),
+        transfer: None,
     };
     let _ = events.send(Event::HookFinished {
         hook,

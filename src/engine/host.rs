@@ -534,6 +534,7 @@ impl HostRun {
             stderr: String::new(),
             error: None,
             duration: Default::default(),
+            transfer: None,
         };
         let rendered = step.render(&self.plan.renderer, vars);
         // The values the step was given made from secrets, masked in
@@ -563,19 +564,40 @@ impl HostRun {
                 }
                 Err(error) => result.error = Some(error.to_string()),
             },
-            Ok(Rendered::Upload { data, dest, mode }) => {
-                let uploaded = if step.become_ {
-                    let user = step.become_user.as_deref();
-                    super::upload::upload_as(connection, &data, &dest, mode, user, step.timeout)
-                        .await
-                } else {
-                    connection
-                        .upload(&data, &dest, mode, step.timeout)
-                        .await
-                        .map_err(|e| e.to_string())
+            Ok(Rendered::Upload {
+                artifact,
+                dest,
+                mode,
+            }) => {
+                let who = super::artifact::As {
+                    become_: step.become_,
+                    user: step.become_user.as_deref(),
                 };
-                match uploaded {
-                    Ok(()) => result.ok = true,
+                let sent = std::sync::atomic::AtomicU64::new(0);
+                let shipping = super::artifact::ship(
+                    connection,
+                    &artifact,
+                    &dest,
+                    mode,
+                    who,
+                    step.timeout,
+                    &sent,
+                );
+                let shipped = super::artifact::with_progress(shipping, &sent, |bytes, elapsed| {
+                    self.emit(Event::UploadProgress {
+                        host: host.clone(),
+                        step: index + 1,
+                        bytes,
+                        total: artifact.size,
+                        elapsed,
+                    })
+                })
+                .await;
+                match shipped {
+                    Ok(transfer) => {
+                        result.ok = true;
+                        result.transfer = Some(transfer);
+                    }
                     Err(error) => result.error = Some(error),
                 }
             }

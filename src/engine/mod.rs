@@ -6,6 +6,7 @@
 //! values ([`HostState`]); nothing that happens on a host can stop the
 //! engine from reporting every other host.
 
+mod artifact;
 pub mod audit;
 mod connect;
 mod hooks;

@@ -11,8 +11,10 @@
 //! The move replaces the destination as a name (a symlink there is replaced,
 //! not followed) and refuses a destination that is a directory.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
 use crate::shell::quote as shell_quote;
@@ -23,18 +25,21 @@ use crate::transport::{temp_name, Connection, TransportError};
 /// step's deadline has passed, on a host that may be the reason it did.
 const CLEAN_UP_LIMIT: Duration = Duration::from_secs(5);
 
-/// Writes `data` to `dest` as `user` (root when `None`); the error says why
-/// not. The staging upload and the move into place share one deadline,
-/// `timeout` after the call.
+/// Writes what `source` yields to `dest` as `user` (root when `None`),
+/// counting the bytes sent in `sent`; the error says why not. The staging
+/// upload and the move into place share one `deadline`, the end of the
+/// step's `timeout`.
+#[allow(clippy::too_many_arguments)]
 pub async fn upload_as<T: Connection>(
     connection: &T,
-    data: &[u8],
+    source: &mut (dyn AsyncRead + Unpin + Send),
     dest: &str,
     mode: u32,
     user: Option<&str>,
     timeout: Duration,
+    deadline: Instant,
+    sent: &AtomicU64,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
     let timed_out = || {
         TransportError::Timeout {
             what: format!("uploading {dest}"),
@@ -44,7 +49,11 @@ pub async fn upload_as<T: Connection>(
     };
     // Relative: SFTP and the shell both start in the login user's home.
     let staging = format!(".herd-upload-{}", temp_name::token());
-    match connection.upload(data, &staging, 0o600, timeout).await {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    match connection.upload(source, &staging, 0o600, left, sent).await {
         Ok(()) => {}
         Err(TransportError::Timeout { .. }) => return Err(timed_out()),
         Err(error) => return Err(error.to_string()),
@@ -140,11 +149,13 @@ mod tests {
 
         let result = upload_as(
             &connection,
-            b"secret",
+            &mut &b"secret"[..],
             "/srv/app/settings.ini",
             0o600,
             Some("app"),
             Duration::from_secs(4),
+            started + Duration::from_secs(4),
+            &AtomicU64::new(0),
         )
         .await;
 
@@ -168,11 +179,13 @@ mod tests {
 
         upload_as(
             &connection,
-            b"x",
+            &mut &b"x"[..],
             "/srv/app/x.ini",
             0o640,
             None,
             Duration::from_secs(5),
+            Instant::now() + Duration::from_secs(5),
+            &AtomicU64::new(0),
         )
         .await
         .expect("the fake accepts everything");

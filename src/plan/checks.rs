@@ -119,7 +119,7 @@ impl Plan {
                                 format!("{field} of {section}[{index}] on host {}", host.name);
                             let index = index.to_string();
                             let path: &[&str] = match field {
-                                "dest" => &[section, &index, "upload", "dest"],
+                                "dest" => &[section, &index, step.action_key(), "dest"],
                                 _ => &[section, &index, field],
                             };
                             return Err(template_error(playbook, path, source, &error, &what));

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::artifact::Artifact;
 use crate::inventory::{Inventory, InventoryError, Vars};
 use crate::playbook::batch::{BatchSpec, FailLimit};
 use crate::playbook::{Playbook, PlaybookError};
@@ -435,29 +436,31 @@ fn step_plans(
         .iter()
         .enumerate()
         .map(|(index, step)| {
-            let action = match (&step.run, &step.upload) {
-                (Some(run), _) => Action::Run(run.clone()),
-                (None, Some(upload)) => {
-                    let src = target::resolve(&upload.src, base);
-                    let data = std::fs::read(&src).map_err(|e| {
-                        playbook.error_in(
-                            &[section, &index.to_string(), "upload", "src"],
-                            None,
-                            format!("cannot read upload source {}: {e}", src.display()),
-                        )
-                    })?;
-                    let mode = upload
-                        .mode
-                        .as_deref()
-                        .and_then(|m| u32::from_str_radix(m, 8).ok())
-                        .unwrap_or(0o644);
+            let action = match (&step.run, &step.upload, &step.archive) {
+                (Some(run), _, _) => Action::Run(run.clone()),
+                (None, Some(given), _) | (None, None, Some(given)) => {
+                    let key = if step.upload.is_some() {
+                        "upload"
+                    } else {
+                        "archive"
+                    };
+                    let src = target::resolve(&given.src, base);
+                    let at = [section, &index.to_string(), key, "src"];
+                    let artifact = match key {
+                        "upload" => Artifact::upload(&src),
+                        _ => Artifact::archive(&src),
+                    }
+                    .map_err(|message| playbook.error_in(&at, None, message))?;
                     Action::Upload {
-                        data: Arc::new(data),
-                        dest: upload.dest.clone(),
-                        mode,
+                        artifact: Arc::new(artifact),
+                        dest: given.dest.clone(),
+                        mode: given
+                            .mode
+                            .as_deref()
+                            .and_then(|m| u32::from_str_radix(m, 8).ok()),
                     }
                 }
-                (None, None) => unreachable!("the playbook check requires run or upload"),
+                (None, None, None) => unreachable!("the playbook check requires an action"),
             };
             Ok(StepPlan {
                 name: step.label(index),

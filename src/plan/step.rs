@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::artifact::Artifact;
 use crate::inventory::Vars;
 use crate::shell::{quote as shell_quote, wrap};
 use crate::template::{Kind, Renderer, TemplateError};
@@ -32,11 +33,12 @@ pub struct StepPlan {
 pub enum Action {
     /// A shell command (a template).
     Run(String),
-    /// Bytes read from the controller, written to `dest` (a plain template).
+    /// A file, directory or archive on the controller, shipped to `dest`
+    /// (a plain template); `mode` as the step gave it.
     Upload {
-        data: Arc<Vec<u8>>,
+        artifact: Arc<Artifact>,
         dest: String,
-        mode: u32,
+        mode: Option<u32>,
     },
 }
 
@@ -47,9 +49,9 @@ pub enum Rendered {
         command: String,
     },
     Upload {
-        data: Arc<Vec<u8>>,
+        artifact: Arc<Artifact>,
         dest: String,
-        mode: u32,
+        mode: Option<u32>,
     },
 }
 
@@ -68,6 +70,17 @@ impl StepPlan {
             capture: None,
             ignore_errors: false,
             local: None,
+        }
+    }
+
+    /// The playbook key that gave this step its action.
+    pub fn action_key(&self) -> &'static str {
+        match &self.action {
+            Action::Run(_) => "run",
+            Action::Upload { artifact, .. } => match artifact.kind {
+                crate::artifact::Kind::Archive { .. } => "archive",
+                _ => "upload",
+            },
         }
     }
 
@@ -121,8 +134,12 @@ impl StepPlan {
         render: impl Fn(&str, Kind) -> Result<String, TemplateError>,
     ) -> Result<Rendered, TemplateError> {
         match &self.action {
-            Action::Upload { data, dest, mode } => Ok(Rendered::Upload {
-                data: data.clone(),
+            Action::Upload {
+                artifact,
+                dest,
+                mode,
+            } => Ok(Rendered::Upload {
+                artifact: artifact.clone(),
                 dest: render(dest, Kind::Plain)?,
                 mode: *mode,
             }),

@@ -103,6 +103,9 @@ pub struct Step {
     pub run: Option<String>,
     #[serde(default)]
     pub upload: Option<Upload>,
+    /// A tar archive (`.tar` or `.tar.gz`) unpacked into `dest`.
+    #[serde(default)]
+    pub archive: Option<Upload>,
     #[serde(default)]
     pub cwd: Option<String>,
     #[serde(default)]
@@ -239,7 +242,10 @@ impl Step {
                 label
             }
             (None, Some(upload)) => format!("upload {}", upload.dest),
-            (None, None) => format!("step {}", index + 1),
+            (None, None) => match &self.archive {
+                Some(archive) => format!("archive {}", archive.dest),
+                None => format!("step {}", index + 1),
+            },
         }
     }
 }
@@ -368,20 +374,30 @@ impl Playbook {
             let path: Vec<&str> = [section, index].into_iter().chain(field).collect();
             Err(self.error_in(&path, None, message))
         };
-        match (&step.run, &step.upload) {
-            (None, None) => {
+        let actions: Vec<&str> = [
+            ("run", step.run.is_some()),
+            ("upload", step.upload.is_some()),
+            ("archive", step.archive.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect();
+        match actions.as_slice() {
+            [] => {
                 return fail(
                     None,
-                    format!("a step in `{section}` needs `run` or `upload`"),
+                    format!("a step in `{section}` needs `run`, `upload` or `archive`"),
                 )
             }
-            (Some(_), Some(_)) => {
+            [first, second, ..] => {
                 return fail(
                     None,
-                    format!("a step in `{section}` has both `run` and `upload`: split it in two"),
+                    format!(
+                        "a step in `{section}` has both `{first}` and `{second}`: split it in two"
+                    ),
                 )
             }
-            _ => {}
+            [_] => {}
         }
         if let Some(capture) = &step.capture {
             if !is_identifier(capture) {
@@ -397,14 +413,14 @@ impl Playbook {
                 );
             }
         }
-        if let Some(upload) = &step.upload {
-            if let Some(mode) = &upload.mode {
+        for (key, given) in [("upload", &step.upload), ("archive", &step.archive)] {
+            if let Some(mode) = given.as_ref().and_then(|u| u.mode.as_ref()) {
                 if u32::from_str_radix(mode, 8).is_err() || mode.len() > 4 {
-                    let path = [section, index, "upload", "mode"];
+                    let path = [section, index, key, "mode"];
                     return Err(self.error_in(
                         &path,
                         None,
-                        format!("upload mode `{mode}` is not an octal mode like \"0644\""),
+                        format!("{key} mode `{mode}` is not an octal mode like \"0644\""),
                     ));
                 }
             }

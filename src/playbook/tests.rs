@@ -52,7 +52,7 @@ fn unknown_key_in_a_step_is_pinned() {
     let error = parse(text).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
+        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `archive`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
     );
 }
 
@@ -67,10 +67,36 @@ fn wrong_type_is_pinned() {
 }
 
 #[test]
+fn an_archive_is_an_action_of_its_own_and_its_mode_is_checked() {
+    let text = "hosts: web\nsteps:\n  - upload: { src: a, dest: b }\n    archive: { src: a.tar, dest: b }\n";
+    let error = parse(text).unwrap_err();
+    assert_eq!(
+        error.message,
+        "a step in `steps` has both `upload` and `archive`: split it in two"
+    );
+    assert_eq!((error.location.line, error.location.column), (3, 5));
+
+    let text = "hosts: web\nsteps:\n  - archive: { src: a.tar, dest: b, mode: \"rwx\" }\n";
+    let error = parse(text).unwrap_err();
+    assert_eq!(
+        error.message,
+        "archive mode `rwx` is not an octal mode like \"0644\""
+    );
+    assert_eq!((error.location.line, error.location.column), (3, 43));
+
+    let text = "hosts: web\nsteps:\n  - archive: { src: a.tar, dest: /srv/app }\n";
+    let playbook = parse(text).unwrap();
+    assert_eq!(playbook.spec.steps[0].label(0), "archive /srv/app");
+}
+
+#[test]
 fn a_step_without_an_action_points_at_it() {
     let text = "hosts: web\nsteps:\n  - run: a\n  - name: nothing\n    cwd: /\n";
     let error = parse(text).unwrap_err();
-    assert_eq!(error.message, "a step in `steps` needs `run` or `upload`");
+    assert_eq!(
+        error.message,
+        "a step in `steps` needs `run`, `upload` or `archive`"
+    );
     assert_eq!((error.location.line, error.location.column), (4, 5));
 }
 
@@ -123,6 +149,7 @@ mod never_panics {
             "steps:\n",
             "  - run: echo {{ x }}\n",
             "  - upload: { src: a, dest: b, mode: \"0999\" }\n",
+            "    archive: { src: a.tar.gz, dest: b, mode: \"0750\" }\n",
             "    capture: 1bad\n",
             "    once: true\n",
             "rollback:\n",

@@ -41,6 +41,7 @@ fn the_id_variable_is_the_one_plain_variable_of_the_id() {
         shared: Vec::new(),
         become_: false,
         become_user: None,
+        timeout: std::time::Duration::from_secs(60),
     };
     assert_eq!(plan.id_variable().as_deref(), Some("release"));
     plan.id = Some(" {{version}} ".into());
@@ -68,6 +69,7 @@ fn every_release_step_keeps_values_where_quoting_protects_them() {
         shared: vec![".env".into(), "media/".into()],
         become_: false,
         become_user: None,
+        timeout: std::time::Duration::from_secs(60),
     };
     for step in [
         plan.prepare_step(),

@@ -54,7 +54,7 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 batches.len()
             );
         }
-        Event::HostConnected { .. } | Event::StepStarted { .. } => {}
+        Event::HostConnected { .. } | Event::StepStarted { .. } | Event::UploadProgress { .. } => {}
         Event::HostUnreachable { host, reason } => {
             let _ = writeln!(line, "{host}: UNREACHABLE: {reason}");
         }
@@ -77,9 +77,10 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 (false, true) => "failed (ignored)".to_string(),
                 (false, false) => "FAILED".to_string(),
             };
-            let detail = match (&result.error, result.exit_code) {
-                (Some(error), _) => format!(": {error}"),
-                (None, Some(code)) if !result.ok => format!(": exit code {code}"),
+            let detail = match (&result.error, result.exit_code, &result.transfer) {
+                (Some(error), _, _) => format!(": {error}"),
+                (None, Some(code), _) if !result.ok => format!(": exit code {code}"),
+                (None, _, Some(transfer)) => format!(": {}", transfer.describe(result.duration)),
                 _ => String::new(),
             };
             let _ = writeln!(

@@ -23,6 +23,8 @@ pub struct ProgressReporter {
     batch: String,
     /// Hosts between their first step and their end, shown or not.
     working: std::collections::HashSet<String>,
+    /// Each host's current step as its line shows it, for upload progress.
+    steps: HashMap<String, String>,
     colour: bool,
 }
 
@@ -45,6 +47,7 @@ impl ProgressReporter {
             hosts: HashMap::new(),
             batch: String::new(),
             working: std::collections::HashSet::new(),
+            steps: HashMap::new(),
             colour,
         }
     }
@@ -80,6 +83,7 @@ impl ProgressReporter {
 
     fn finish_host(&mut self, host: &str) {
         self.working.remove(host);
+        self.steps.remove(host);
         self.refresh_message();
         if let Some(bar) = self.hosts.remove(host) {
             bar.finish_and_clear();
@@ -133,9 +137,33 @@ impl Reporter for ProgressReporter {
                 rollback,
             } => {
                 let phase = if *rollback { "rollback " } else { "" };
+                let line = format!("{phase}[{step}/{of}] {name}");
                 if let Some(bar) = self.host_line(host) {
-                    bar.set_message(format!("{phase}[{step}/{of}] {name}"));
+                    bar.set_message(line.clone());
                 }
+                self.steps.insert(host.clone(), line);
+            }
+            Event::UploadProgress {
+                host,
+                bytes,
+                total,
+                elapsed,
+                ..
+            } => {
+                let line = self.steps.get(host).cloned().unwrap_or_default();
+                let rate = crate::event::rate(*bytes, *elapsed);
+                let of = total.map_or(String::new(), |t| format!(" of {}", crate::event::size(t)));
+                let said = format!(
+                    "{line}: {}{of} sent, {}/s",
+                    crate::event::size(*bytes),
+                    crate::event::size(rate)
+                );
+                if let Some(bar) = self.host_line(host) {
+                    bar.set_message(said);
+                }
+            }
+            Event::StepFinished { result, .. } if result.ok && result.transfer.is_some() => {
+                self.say(&plain::describe(event, self.exec));
             }
             Event::ReloadStarted { host, rollback } => {
                 let what = if *rollback {

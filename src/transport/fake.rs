@@ -210,12 +210,21 @@ impl Connection for FakeConnection {
 
     async fn upload(
         &self,
-        _data: &[u8],
+        source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
         dest: &str,
         _mode: u32,
         timeout: Duration,
+        sent: &std::sync::atomic::AtomicU64,
     ) -> Result<(), TransportError> {
         let entry = format!("upload {dest}");
+        // The bytes are read (and counted) as a real upload would.
+        let read = tokio::io::copy(source, &mut tokio::io::sink())
+            .await
+            .map_err(|e| TransportError::Upload {
+                dest: dest.to_string(),
+                reason: e.to_string(),
+            })?;
+        sent.fetch_add(read, std::sync::atomic::Ordering::Relaxed);
         self.record(entry.clone());
         // A rule matching "upload DEST" slows the upload down.
         let delay = self

@@ -2,7 +2,7 @@
 //!
 //! The engine asks a [`Connector`] for one [`Connection`] per host and runs
 //! every step over it. Nothing here knows about playbooks or rollouts: a
-//! connection runs a command and returns its exit code and output, uploads
+//! connection runs a command and returns its exit code and output, streams
 //! bytes to a path, and that is all. The SSH implementation lives in `ssh`;
 //! a scripted fake for engine tests lives in `fake`.
 
@@ -14,6 +14,7 @@ pub mod fake;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Where and as whom to connect.
@@ -128,16 +129,19 @@ pub trait Connection: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecOutput, TransportError>> + Send;
 
-    /// Writes `data` to `dest` with permission bits `mode`, atomically: a
-    /// temporary file beside `dest` with an unpredictable name, created
-    /// exclusively and private from the start, then renamed into place. On
-    /// any failure, a timeout included, the temporary file is removed.
+    /// Writes what `source` yields to `dest` with permission bits `mode`,
+    /// atomically: a temporary file beside `dest` with an unpredictable
+    /// name, created exclusively and private from the start, then renamed
+    /// into place. `source` is read in bounded chunks as they are sent, and
+    /// `sent` counts the bytes written to the host so far. On any failure,
+    /// a timeout included, the temporary file is removed.
     fn upload(
         &self,
-        data: &[u8],
+        source: &mut (dyn tokio::io::AsyncRead + Unpin + Send),
         dest: &str,
         mode: u32,
         timeout: Duration,
+        sent: &AtomicU64,
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
 
     /// Opens a TCP connection from the host to `address:port` (SSH direct-tcpip).

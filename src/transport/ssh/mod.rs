@@ -2,7 +2,7 @@
 //! ssh-agent and key-file authentication, one connection per host whose
 //! commands run in one long-lived shell (`shell`), SFTP uploads.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use russh::client::{self, Handle};
 use russh::ChannelMsg;
 use russh_sftp::client::SftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 mod auth;
 mod host_key;
@@ -314,15 +314,17 @@ impl SshConnection {
     }
 
     /// Creates `path` (which must not exist: a symlink there is not
-    /// followed) readable by its owner alone, writes `data`, and sets `mode`
-    /// on the open file. `created` says whether the file was made, so a
-    /// failure cleans up only what this call created.
+    /// followed) readable by its owner alone, writes what `source` yields,
+    /// a chunk at a time, counting it in `sent`, and sets `mode` on the open
+    /// file. `created` says whether the file was made, so a failure cleans
+    /// up only what this call created.
     async fn sftp_write(
         &self,
         path: &str,
-        data: &[u8],
+        source: &mut (dyn AsyncRead + Unpin + Send),
         mode: u32,
         created: &AtomicBool,
+        sent: &AtomicU64,
     ) -> Result<(), String> {
         let channel = self
             .handle
@@ -347,7 +349,17 @@ impl SshConnection {
                 .await
                 .map_err(|e| e.to_string())?;
             created.store(true, Ordering::SeqCst);
-            file.write_all(data).await.map_err(|e| e.to_string())?;
+            let mut chunk = vec![0u8; UPLOAD_CHUNK];
+            loop {
+                let read = source.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                if read == 0 {
+                    break;
+                }
+                file.write_all(&chunk[..read])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sent.fetch_add(read as u64, Ordering::Relaxed);
+            }
             let final_mode = FileAttributes {
                 permissions: Some(mode),
                 ..FileAttributes::default()
@@ -370,6 +382,10 @@ impl SshConnection {
         let _ = self.run_in_session(&command, timeout).await;
     }
 }
+
+/// How much of an upload is read from its source and written at a time:
+/// each host's upload holds this much of the artifact, whatever its size.
+const UPLOAD_CHUNK: usize = 64 * 1024;
 
 fn append(buffer: &mut Vec<u8>, data: &[u8]) {
     let room = OUTPUT_LIMIT.saturating_sub(buffer.len());
@@ -408,10 +424,11 @@ impl Connection for SshConnection {
 
     async fn upload(
         &self,
-        data: &[u8],
+        source: &mut (dyn AsyncRead + Unpin + Send),
         dest: &str,
         mode: u32,
         timeout: Duration,
+        sent: &AtomicU64,
     ) -> Result<(), TransportError> {
         let temporary = super::temp_name::beside(dest);
         let created = AtomicBool::new(false);
@@ -420,7 +437,7 @@ impl Connection for SshConnection {
             reason,
         };
         let steps = async {
-            self.sftp_write(&temporary, data, mode, &created)
+            self.sftp_write(&temporary, source, mode, &created, sent)
                 .await
                 .map_err(failed)?;
             let finish = super::temp_name::move_into_place(&temporary, dest);

@@ -1,0 +1,521 @@
+//! Shipping an artifact to one host: skip it when the host already has the
+//! same content, otherwise stream it and land it atomically.
+//!
+//! - A file is compared with `sha256sum` and `stat` on the host (content and
+//!   mode); it is written beside `dest` and renamed into place, as the login
+//!   user over SFTP, or through a staging file under `become`.
+//! - A directory (sent as a tar stream built on the fly) or an archive is
+//!   staged as one file in the login user's home, then a shell (under sudo
+//!   with `become`) unpacks it into a new directory beside `dest`, with an
+//!   unpredictable name, writes the marker `.herd-sha256` into it, and swaps
+//!   it in: whatever was at `dest` is renamed aside, the new tree renamed to
+//!   `dest`, and the old one removed. Nothing half-written is ever at `dest`.
+//!
+//! The marker's first line names the artifact (its SHA-256 and the `mode`
+//! asked for); the second is a SHA-256 the host computes over the tree as
+//! unpacked: paths, types, modes, link targets, every file's content. The
+//! next run skips the transfer only when both still match, so a file
+//! changed on the host since brings the whole tree back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::artifact::{Artifact, Kind};
+use crate::event::Transfer;
+use crate::shell::{quote, wrap};
+use crate::transport::{temp_name, Connection, TransportError};
+
+/// The marker file in a directory herd unpacked.
+pub const MARKER: &str = ".herd-sha256";
+
+/// How long the clean-up after a cut-off install may take.
+const CLEAN_UP_LIMIT: Duration = Duration::from_secs(5);
+
+/// How a step runs on the host: as the login user, or through sudo.
+#[derive(Debug, Clone, Copy)]
+pub struct As<'a> {
+    pub become_: bool,
+    pub user: Option<&'a str>,
+}
+
+/// Ships `artifact` to `dest`, all of it within `timeout`; `sent` counts
+/// the bytes written to the host as they go.
+pub async fn ship<T: Connection>(
+    connection: &T,
+    artifact: &Artifact,
+    dest: &str,
+    mode: Option<u32>,
+    who: As<'_>,
+    timeout: Duration,
+    sent: &AtomicU64,
+) -> Result<Transfer, String> {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || {
+        TransportError::Timeout {
+            what: format!("uploading {dest}"),
+            after: timeout,
+        }
+        .to_string()
+    };
+    let remaining = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(timed_out())
+        } else {
+            Ok(left)
+        }
+    };
+    let sha256 = artifact.digest().await?;
+    let name = marker_name(artifact, &sha256, mode);
+    let check = match artifact.kind {
+        Kind::File => file_check(dest, &sha256, mode.unwrap_or(0o644)),
+        _ => tree_check(dest, &name),
+    };
+    let checked = connection
+        .exec(&wrap(&check, who.become_, who.user), remaining()?)
+        .await
+        .map_err(|e| match e {
+            TransportError::Timeout { .. } => timed_out(),
+            other => other.to_string(),
+        })?;
+    if checked.success() && String::from_utf8_lossy(&checked.stdout).trim() == "unchanged" {
+        return Ok(Transfer {
+            bytes: 0,
+            unchanged: true,
+            sha256,
+        });
+    }
+    let mut source = artifact.open().await?;
+    match artifact.kind {
+        Kind::File if who.become_ => {
+            let mode = mode.unwrap_or(0o644);
+            super::upload::upload_as(
+                connection,
+                &mut source,
+                dest,
+                mode,
+                who.user,
+                timeout,
+                deadline,
+                sent,
+            )
+            .await?
+        }
+        Kind::File => connection
+            .upload(&mut source, dest, mode.unwrap_or(0o644), remaining()?, sent)
+            .await
+            .map_err(|e| match e {
+                TransportError::Timeout { .. } => timed_out(),
+                other => other.to_string(),
+            })?,
+        Kind::Directory | Kind::Archive { .. } => {
+            // Relative: SFTP and the shell both start in the login user's home.
+            let staging = format!(".herd-upload-{}", temp_name::token());
+            connection
+                .upload(&mut source, &staging, 0o600, remaining()?, sent)
+                .await
+                .map_err(|e| match e {
+                    TransportError::Timeout { .. } => timed_out(),
+                    other => other.to_string(),
+                })?;
+            let gzip = matches!(artifact.kind, Kind::Archive { gzip: true });
+            let temporary = temp_name::beside(dest);
+            let install = tree_install(dest, &temporary, &name, mode, gzip);
+            let quoted_staging = quote(&staging);
+            // A shell of its own, so its `exit` leaves the staging file to
+            // be removed, and stdin is the staging file for all of it.
+            let unpack = match who.become_ {
+                true => wrap(&install, true, who.user),
+                false => format!("/bin/sh -c {}", quote(&install)),
+            };
+            let script = format!(
+                "{unpack} < {quoted_staging}; status=$?; rm -f -- {quoted_staging}; exit $status"
+            );
+            let placed = match remaining() {
+                Ok(left) => connection.exec(&script, left).await,
+                Err(_) => Err(TransportError::Timeout {
+                    what: String::new(),
+                    after: timeout,
+                }),
+            };
+            let output = match placed {
+                Ok(output) => output,
+                Err(error) => {
+                    // Cut off: the script's own clean-up may not have run.
+                    let clean = format!(
+                        "{}; rm -f -- {quoted_staging}",
+                        wrap(
+                            &format!("rm -rf -- {}", quote(&temporary)),
+                            who.become_,
+                            who.user
+                        )
+                    );
+                    let _ = connection.exec(&clean, CLEAN_UP_LIMIT.min(timeout)).await;
+                    return Err(match error {
+                        TransportError::Timeout { .. } => timed_out(),
+                        other => other.to_string(),
+                    });
+                }
+            };
+            if !output.success() {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                if let Some(refused) = super::host::become_refused(output.exit_code, &stderr) {
+                    return Err(refused);
+                }
+                return Err(format!("unpacking into {dest} failed: {}", stderr.trim()));
+            }
+        }
+    }
+    Ok(Transfer {
+        bytes: sent.load(Ordering::Relaxed),
+        unchanged: false,
+        sha256,
+    })
+}
+
+/// How often a running upload reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs `work`, calling `tell` with the bytes `sent` so far and the time
+/// since the start every [`PROGRESS_EVERY`] while the count moves.
+pub async fn with_progress<F: std::future::Future>(
+    work: F,
+    sent: &AtomicU64,
+    mut tell: impl FnMut(u64, Duration),
+) -> F::Output {
+    let started = Instant::now();
+    tokio::pin!(work);
+    let mut ticks = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut told = 0;
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = ticks.tick() => {
+                let bytes = sent.load(Ordering::Relaxed);
+                if bytes != told {
+                    told = bytes;
+                    tell(bytes, started.elapsed());
+                }
+            }
+        }
+    }
+}
+
+/// The marker's first line: what was asked for.
+fn marker_name(artifact: &Artifact, sha256: &str, mode: Option<u32>) -> String {
+    let kind = match artifact.kind {
+        Kind::File => "file",
+        Kind::Directory => "directory",
+        Kind::Archive { .. } => "archive",
+    };
+    match mode {
+        Some(mode) => format!("{kind} sha256:{sha256} mode:{mode:o}"),
+        None => format!("{kind} sha256:{sha256}"),
+    }
+}
+
+/// Shell text printing, on stdout, a listing of the tree in the current
+/// directory (the marker left out) that any change to a path, a type, a
+/// mode, a link target or a file's content changes.
+fn listing() -> String {
+    format!(
+        "{{ find . ! -path ./{MARKER} -printf '%y %m %p %l\\n' | LC_ALL=C sort; \
+         find . -type f ! -path ./{MARKER} -exec sha256sum -- {{}} + | LC_ALL=C sort; }}"
+    )
+}
+
+/// Prints `unchanged` when `dest` is a regular file with this SHA-256 and mode.
+fn file_check(dest: &str, sha256: &str, mode: u32) -> String {
+    let dest = quote(dest);
+    format!(
+        "[ -f {dest} ] && [ ! -L {dest} ] || exit 0\n\
+         [ \"$(stat -c %a -- {dest})\" = {mode:o} ] || exit 0\n\
+         sum=$(sha256sum < {dest}) && [ \"${{sum%% *}}\" = {sha256} ] && echo unchanged"
+    )
+}
+
+/// Prints `unchanged` when `dest` is a directory whose marker names this
+/// artifact and whose content still has the digest recorded next to it.
+fn tree_check(dest: &str, name: &str) -> String {
+    let marker = quote(&format!("{dest}/{MARKER}"));
+    let dest = quote(dest);
+    format!(
+        "[ -d {dest} ] && [ ! -L {dest} ] && [ -f {marker} ] || exit 0\n\
+         {{ IFS= read -r first; IFS= read -r second; }} < {marker} || exit 0\n\
+         [ \"$first\" = {name} ] || exit 0\n\
+         sum=$(cd {dest} && {listing} | sha256sum) && [ \"${{sum%% *}}\" = \"$second\" ] && echo unchanged",
+        name = quote(name),
+        listing = listing(),
+    )
+}
+
+/// Unpacks the tar stream on stdin into `temporary` (created here, so a
+/// name that exists is never used), writes the marker, and swaps the tree
+/// in at `dest`. On failure nothing is left behind and `dest` is as it was.
+fn tree_install(dest: &str, temporary: &str, name: &str, mode: Option<u32>, gzip: bool) -> String {
+    let old = format!("{temporary}-old");
+    let chmod = mode.map_or(String::new(), |m| format!("chmod {m:o} \"$tmp\" && "));
+    let z = if gzip { "-z " } else { "" };
+    format!(
+        "umask 022\n\
+         dest={dest}; tmp={tmp}; old={old}\n\
+         mkdir -- \"$tmp\" || exit 1\n\
+         fail() {{ rm -rf -- \"$tmp\"; exit 1; }}\n\
+         tar -x {z}-p --no-same-owner -f - -C \"$tmp\" || fail\n\
+         {chmod}sum=$(cd \"$tmp\" && {listing} | sha256sum) || fail\n\
+         printf '%s\\n%s\\n' {name} \"${{sum%% *}}\" > \"$tmp/{MARKER}\" || fail\n\
+         if [ -e \"$dest\" ] || [ -L \"$dest\" ]; then mv -T -- \"$dest\" \"$old\" || fail; fi\n\
+         if ! mv -T -- \"$tmp\" \"$dest\"; then\n\
+         \x20 if [ -e \"$old\" ] || [ -L \"$old\" ]; then mv -T -- \"$old\" \"$dest\"; fi\n\
+         \x20 fail\n\
+         fi\n\
+         rm -rf -- \"$old\"",
+        dest = quote(dest),
+        tmp = quote(temporary),
+        old = quote(&old),
+        name = quote(name),
+        listing = listing(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `script` with /bin/sh in `dir`, `stdin` from a file: exit code, stdout, stderr.
+    fn sh(
+        dir: &std::path::Path,
+        script: &str,
+        stdin: Option<&std::path::Path>,
+    ) -> (i32, String, String) {
+        let mut command = std::process::Command::new("/bin/sh");
+        command.arg("-c").arg(script).current_dir(dir);
+        if let Some(path) = stdin {
+            command.stdin(std::fs::File::open(path).unwrap());
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn tar_of(dir: &std::path::Path, out: &std::path::Path) {
+        let status = std::process::Command::new("tar")
+            .arg("-cf")
+            .arg(out)
+            .arg("-C")
+            .arg(dir)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn an_install_swaps_the_tree_whole_and_the_check_sees_tampering() {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        for (tree, content) in [("v1", "one"), ("v2", "two")] {
+            std::fs::create_dir(w.join(tree)).unwrap();
+            std::fs::write(w.join(tree).join("app.txt"), content).unwrap();
+            tar_of(&w.join(tree), &w.join(format!("{tree}.tar")));
+        }
+        std::fs::write(w.join("v1/only-in-v1"), "x").unwrap();
+        tar_of(&w.join("v1"), &w.join("v1.tar"));
+        let dest = w.join("dest").display().to_string();
+
+        let (code, _, stderr) = sh(w, &tree_check(&dest, "a"), None);
+        assert_eq!((code, stderr.as_str()), (0, ""), "absent: nothing printed");
+        for (tar, name) in [("v1.tar", "a"), ("v2.tar", "b")] {
+            let install = tree_install(&dest, &temp_name::beside(&dest), name, Some(0o750), false);
+            let (code, _, stderr) = sh(w, &install, Some(&w.join(tar)));
+            assert_eq!((code, stderr.as_str()), (0, ""), "{tar}");
+            let (_, stdout, _) = sh(w, &tree_check(&dest, name), None);
+            assert_eq!(stdout, "unchanged\n", "{tar}");
+        }
+        // Replaced whole: v1's extra file is gone, and nothing is left beside.
+        assert_eq!(
+            std::fs::read_to_string(w.join("dest/app.txt")).unwrap(),
+            "two"
+        );
+        assert!(!w.join("dest/only-in-v1").exists());
+        let mut names: Vec<_> = std::fs::read_dir(w)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["dest", "v1", "v1.tar", "v2", "v2.tar"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(w.join("dest"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o750);
+
+        // Another artifact name, or a file changed on the host: not unchanged.
+        let (_, stdout, _) = sh(w, &tree_check(&dest, "a"), None);
+        assert_eq!(stdout, "");
+        std::fs::write(w.join("dest/app.txt"), "tampered").unwrap();
+        let (_, stdout, _) = sh(w, &tree_check(&dest, "b"), None);
+        assert_eq!(stdout, "");
+    }
+
+    #[test]
+    fn a_broken_archive_leaves_dest_as_it_was() {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        std::fs::create_dir(w.join("dest")).unwrap();
+        std::fs::write(w.join("dest/keep"), "kept").unwrap();
+        std::fs::write(w.join("junk.tar"), "not a tar").unwrap();
+        let dest = w.join("dest").display().to_string();
+        let install = tree_install(&dest, &temp_name::beside(&dest), "a", None, false);
+        let (code, _, _) = sh(w, &install, Some(&w.join("junk.tar")));
+        assert_eq!(code, 1);
+        assert_eq!(
+            std::fs::read_to_string(w.join("dest/keep")).unwrap(),
+            "kept"
+        );
+        assert_eq!(
+            std::fs::read_dir(w).unwrap().count(),
+            2,
+            "no temporary left"
+        );
+    }
+
+    async fn connection(
+        fake: &crate::transport::fake::FakeConnector,
+    ) -> crate::transport::fake::FakeConnection {
+        use crate::transport::{Connector, Target};
+        let target = Target {
+            name: "web01".to_string(),
+            address: "web01".to_string(),
+            port: 22,
+            user: "deploy".to_string(),
+            identity_files: Vec::new(),
+            known_hosts: "known_hosts".into(),
+            jump: None,
+        };
+        fake.connect(&target).await.expect("the fake connects")
+    }
+
+    #[tokio::test]
+    async fn a_host_that_has_the_content_gets_nothing_sent() {
+        use crate::transport::fake::{FakeConnector, Rule};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.txt"), "v1").unwrap();
+        let artifact = Artifact::upload(dir.path()).unwrap();
+        let fake =
+            FakeConnector::default().rule("web01", Rule::new(MARKER, 0).stdout("unchanged\n"));
+        let connection = connection(&fake).await;
+        let sent = AtomicU64::new(0);
+        let who = As {
+            become_: true,
+            user: Some("app"),
+        };
+
+        let transfer = ship(
+            &connection,
+            &artifact,
+            "/srv/site",
+            None,
+            who,
+            Duration::from_secs(5),
+            &sent,
+        )
+        .await
+        .unwrap();
+
+        assert!(transfer.unchanged && transfer.bytes == 0, "{transfer:?}");
+        assert_eq!(transfer.sha256, artifact.digest().await.unwrap());
+        let commands = fake.commands("web01");
+        assert_eq!(commands.len(), 1, "only the check ran: {commands:?}");
+        assert!(
+            commands[0].starts_with("sudo -n -H -u app -- /bin/sh -c "),
+            "{commands:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tree_is_staged_then_unpacked_by_the_user_become() {
+        use crate::transport::fake::FakeConnector;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.txt"), "v1").unwrap();
+        let artifact = Artifact::upload(dir.path()).unwrap();
+        let fake = FakeConnector::default();
+        let connection = connection(&fake).await;
+        let sent = AtomicU64::new(0);
+        let who = As {
+            become_: true,
+            user: Some("app"),
+        };
+
+        let transfer = ship(
+            &connection,
+            &artifact,
+            "/srv/site",
+            Some(0o750),
+            who,
+            Duration::from_secs(5),
+            &sent,
+        )
+        .await
+        .unwrap();
+
+        assert!(!transfer.unchanged && transfer.bytes > 0, "{transfer:?}");
+        assert_eq!(transfer.bytes, sent.load(Ordering::Relaxed));
+        let commands = fake.commands("web01");
+        assert_eq!(commands.len(), 3, "{commands:?}");
+        assert!(
+            commands[1].starts_with("upload .herd-upload-"),
+            "{commands:?}"
+        );
+        let staging = &commands[1]["upload ".len()..];
+        assert!(
+            commands[2].starts_with("sudo -n -H -u app -- /bin/sh -c ")
+                && commands[2].ends_with(&format!(
+                    "< {staging}; status=$?; rm -f -- {staging}; exit $status"
+                )),
+            "{commands:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_is_told_while_the_count_moves_and_not_after() {
+        let sent = AtomicU64::new(0);
+        let work = async {
+            for _ in 0..3 {
+                sent.fetch_add(1000, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(600)).await;
+            }
+            // Stalled: no more reports while nothing moves.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "done"
+        };
+        let mut told = Vec::new();
+        let out = with_progress(work, &sent, |bytes, elapsed| {
+            told.push((bytes, elapsed.as_millis()))
+        })
+        .await;
+        assert_eq!(out, "done");
+        assert_eq!(told, [(1000, 500), (2000, 1000), (3000, 1500)]);
+    }
+
+    #[test]
+    fn a_file_check_compares_content_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let work = tempfile::tempdir().unwrap();
+        let path = work.path().join("f");
+        std::fs::write(&path, "abc").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let dest = path.display().to_string();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let said = |sha: &str, mode: u32| sh(work.path(), &file_check(&dest, sha, mode), None).1;
+        assert_eq!(said(abc, 0o640), "unchanged\n");
+        assert_eq!(said(abc, 0o644), "");
+        assert_eq!(said(&"0".repeat(64), 0o640), "");
+    }
+}
