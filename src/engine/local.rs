@@ -85,9 +85,15 @@ enum Stop {
     Cancelled,
 }
 
-/// Runs `script` with `/bin/sh -c` from `dir`, with `env` added to herd's
+/// Runs `script` with `/bin/sh` from `dir`, with `env` added to herd's
 /// own environment. It is stopped after `timeout`, or when `cancel` turns
 /// true (Ctrl-C); `None` means only the timeout stops it.
+///
+/// The script reaches the shell in its environment, not on its command
+/// line, so values rendered into it (secrets too) are not shown by `ps` to
+/// other users. The command is over when the shell exits: a background
+/// child it left may keep running, and what it prints after [`DRAIN`] is
+/// not waited for. Each stream keeps its first [`OUTPUT_LIMIT`] bytes.
 pub async fn run(
     script: &str,
     dir: &Path,
@@ -98,9 +104,10 @@ pub async fn run(
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
-        .arg(script)
+        .arg(SCRIPT_RUNNER)
         .current_dir(dir)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .env(SCRIPT_VAR, script)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -120,16 +127,10 @@ pub async fn run(
     };
     let group = child.id().and_then(|id| libc::pid_t::try_from(id).ok());
     let _registered = Registered::new(group);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let work = async {
-        let (status, stdout, stderr) =
-            tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
-        (status, stdout, stderr)
-    };
-    tokio::pin!(work);
+    let stdout = Collector::start(child.stdout.take());
+    let stderr = Collector::start(child.stderr.take());
     let stop = tokio::select! {
-        (status, stdout, stderr) = &mut work => {
+        status = child.wait() => {
             let (exit_code, error) = match status {
                 Ok(status) => match status.code() {
                     Some(code) => (u32::try_from(code).ok(), None),
@@ -137,7 +138,12 @@ pub async fn run(
                 },
                 Err(error) => (None, Some(format!("waiting for the command on the controller: {error}"))),
             };
-            return LocalOutput { exit_code, stdout, stderr, error };
+            return LocalOutput {
+                exit_code,
+                stdout: stdout.finish().await,
+                stderr: stderr.finish().await,
+                error,
+            };
         }
         _ = tokio::time::sleep(timeout) => Stop::Timeout,
         _ = cancelled(cancel) => Stop::Cancelled,
@@ -150,24 +156,73 @@ pub async fn run(
         .to_string(),
         Stop::Cancelled => "interrupted: the command on the controller was stopped".to_string(),
     };
-    let (stdout, stderr) = stop_group(group, &mut work).await;
+    stop_group(group, &mut child).await;
     LocalOutput {
         exit_code: None,
-        stdout,
-        stderr,
+        stdout: stdout.finish().await,
+        stderr: stderr.finish().await,
         error: Some(error),
     }
 }
 
-/// SIGTERM to the group, SIGKILL after [`GRACE`]; returns what the command
-/// printed, if it ended (with its pipes closed) in time.
-async fn stop_group<F, S>(
-    group: Option<libc::pid_t>,
-    work: &mut std::pin::Pin<&mut F>,
-) -> (Vec<u8>, Vec<u8>)
-where
-    F: std::future::Future<Output = (S, Vec<u8>, Vec<u8>)>,
-{
+/// The environment variable that carries the script, and the command line
+/// that runs it (the variable is gone before the script starts).
+const SCRIPT_VAR: &str = "HERD_LOCAL_SCRIPT";
+const SCRIPT_RUNNER: &str =
+    "herd_local_script=$HERD_LOCAL_SCRIPT; unset HERD_LOCAL_SCRIPT; eval \"$herd_local_script\"";
+
+/// How long the output of a command that exited is still read (a
+/// background child may hold its pipes open).
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// Output kept per stream, as for commands on hosts.
+const OUTPUT_LIMIT: usize = crate::transport::OUTPUT_LIMIT;
+
+/// Reads one stream in the background, keeping its first [`OUTPUT_LIMIT`]
+/// bytes and draining the rest.
+struct Collector {
+    bytes: std::sync::Arc<Mutex<Vec<u8>>>,
+    reading: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Collector {
+    fn start<R: tokio::io::AsyncRead + Unpin + Send + 'static>(stream: Option<R>) -> Collector {
+        let bytes = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let reading = stream.map(|mut stream| {
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                let mut chunk = vec![0u8; 16 * 1024];
+                while let Ok(read) = stream.read(&mut chunk).await {
+                    if read == 0 {
+                        break;
+                    }
+                    if let Ok(mut kept) = bytes.lock() {
+                        let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                        kept.extend_from_slice(&chunk[..read.min(room)]);
+                    }
+                }
+            })
+        });
+        Collector { bytes, reading }
+    }
+
+    /// What was read, once the stream ended or [`DRAIN`] passed.
+    async fn finish(mut self) -> Vec<u8> {
+        if let Some(reading) = self.reading.take() {
+            let abort = reading.abort_handle();
+            if tokio::time::timeout(DRAIN, reading).await.is_err() {
+                abort.abort();
+            }
+        }
+        self.bytes
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+    }
+}
+
+/// SIGTERM to the group, SIGKILL after [`GRACE`] if the shell is still there.
+async fn stop_group(group: Option<libc::pid_t>, child: &mut tokio::process::Child) {
     for signal in [libc::SIGTERM, libc::SIGKILL] {
         if let Some(group) = group {
             // SAFETY: killpg only sends a signal; the group is the child's own.
@@ -175,19 +230,19 @@ where
                 libc::killpg(group, signal);
             }
         }
-        if let Ok((_, stdout, stderr)) = tokio::time::timeout(GRACE, work.as_mut()).await {
-            return (stdout, stderr);
+        if tokio::time::timeout(GRACE, child.wait()).await.is_ok() {
+            if signal == libc::SIGTERM {
+                // The shell went; whatever else of its group ignored TERM goes now.
+                if let Some(group) = group {
+                    // SAFETY: as above.
+                    unsafe {
+                        libc::killpg(group, libc::SIGKILL);
+                    }
+                }
+            }
+            return;
         }
     }
-    (Vec::new(), Vec::new())
-}
-
-async fn read_all<R: tokio::io::AsyncRead + Unpin>(stream: Option<R>) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    if let Some(mut stream) = stream {
-        let _ = stream.read_to_end(&mut bytes).await;
-    }
-    bytes
 }
 
 /// Resolves when the run is cancelled; never without a cancel channel (or
@@ -212,6 +267,63 @@ fn signalled(status: std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The script is not on the shell's command line, where `ps` shows it
+    /// to every user, and its variable is gone before it runs.
+    #[tokio::test]
+    async fn the_script_is_kept_off_the_command_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = run(
+            "tr '\\0' ' ' < /proc/$$/cmdline; echo; echo \"${HERD_LOCAL_SCRIPT:-unset}\"; : s3cr3t-t0ken",
+            dir.path(),
+            &[],
+            Duration::from_secs(10),
+            None,
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.success(), "{out:?}");
+        assert!(
+            stdout.starts_with("/bin/sh -c herd_local_script="),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("s3cr3t"), "{stdout}");
+        assert!(stdout.ends_with("\nunset\n"), "{stdout}");
+    }
+
+    /// A command that leaves a background child is over when its shell
+    /// exits, and its output is kept up to the limit.
+    #[tokio::test]
+    async fn a_background_child_does_not_hold_the_command_and_output_is_bounded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let started = std::time::Instant::now();
+        let out = run(
+            "echo notified; sleep 30 &",
+            dir.path(),
+            &[],
+            Duration::from_secs(10),
+            None,
+        )
+        .await;
+        assert!(out.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "notified\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let big = run(
+            "head -c 20000000 /dev/zero",
+            dir.path(),
+            &[],
+            Duration::from_secs(30),
+            None,
+        )
+        .await;
+        assert!(big.success(), "{:?}", big.error);
+        assert_eq!(big.stdout.len(), OUTPUT_LIMIT);
+    }
 
     #[tokio::test]
     async fn runs_in_the_directory_with_the_environment() {

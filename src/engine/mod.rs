@@ -222,10 +222,15 @@ impl<C: Connector> Engine<C> {
                 .hook(HookKind::BeforeBatch, number, &names, slots)
                 .await
             {
-                if self.cancelled() {
-                    return None;
-                }
-                return Some(self.hook_failed_batch(slots, batch, number, &reason));
+                let stopped = if self.cancelled() {
+                    None
+                } else {
+                    Some(self.hook_failed_batch(slots, batch, number, &reason))
+                };
+                // It undoes what before_batch did (re-adds the hosts to the
+                // load balancer), also when that failed part-way.
+                let _ = self.hook(HookKind::AfterBatch, number, &names, slots).await;
+                return stopped;
             }
             let forks = Arc::new(Semaphore::new(self.settings.forks.max(1)));
             let runs = members.iter().map(|(index, connection)| {

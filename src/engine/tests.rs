@@ -661,7 +661,7 @@ async fn a_failed_host_makes_the_outcome_failed_and_runs_on_failure() {
 
 #[tokio::test]
 async fn a_failing_before_batch_hook_fails_its_batch_and_touches_none_of_its_hosts() {
-    let playbook = "hosts: web\nhooks:\n  before_batch: 'test $HERD_BATCH = 1 || { echo drain refused >&2; exit 4; }'\n  on_failure: echo \"$HERD_OUTCOME\" > outcome\nsteps:\n  - run: echo one\n";
+    let playbook = "hosts: web\nhooks:\n  before_batch: 'test $HERD_BATCH = 1 || { echo drain refused >&2; exit 4; }'\n  after_batch: echo \"$HERD_BATCH $HERD_OUTCOME\" >> after\n  on_failure: echo \"$HERD_OUTCOME\" > outcome\nsteps:\n  - run: echo one\n";
     let (plan, dir) = plan(3, playbook, Some("1"));
     let (report, events, fake) = run(plan, FakeConnector::default()).await;
     assert_eq!(
@@ -697,6 +697,11 @@ async fn a_failing_before_batch_hook_fails_its_batch_and_touches_none_of_its_hos
     assert_eq!(
         std::fs::read_to_string(dir.path().join("outcome")).unwrap(),
         "aborted\n"
+    );
+    // after_batch runs after the failed before_batch too, to undo it.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("after")).unwrap(),
+        "1 ok\n2 failed\n"
     );
 }
 
