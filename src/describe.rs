@@ -36,7 +36,11 @@ pub fn plan(plan: &Plan) -> String {
                     vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));
                 }
             }
-            for (label, steps) in [("", &plan.steps), ("rollback ", &plan.rollback)] {
+            for (label, steps) in [
+                ("", &plan.steps),
+                ("rollback ", &plan.rollback),
+                ("after a proven reload ", &plan.finish),
+            ] {
                 for (i, step) in steps.iter().enumerate() {
                     let rendered = match step.render_shown(&plan.renderer, &vars) {
                         Ok(Rendered::Run { command }) => command,
