@@ -357,40 +357,32 @@ fn hosts_only(targeting: Targeting, connecting: &Connecting) -> Result<Plan, App
 /// chooses the target; refuses (exit 1, no host touched) unless every host
 /// can go there; then runs the rollback as `herd run` runs a playbook.
 fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
+    let run = &args.run;
     if let Some(to) = &args.to {
         crate::release::check_id(to).map_err(|e| PlanError::Usage(format!("--to: {e}")))?;
     }
     let rollback_request = |target: String, current| PlanRequest {
-        extra_vars: args.extra_vars.clone(),
-        batch: args.batch.clone(),
+        extra_vars: run.extra_vars.clone(),
+        batch: run.batch.clone(),
         ..request(
             Job::Rollback {
-                playbook: args.playbook.clone(),
+                playbook: run.playbook.clone(),
                 target,
                 current,
             },
-            args.targeting.clone(),
-            Some(&args.connecting),
+            run.targeting.clone(),
+            Some(&run.connecting),
         )
     };
     // Bad input is found before any host is contacted, whatever the target.
     let stand_in = args.to.clone().unwrap_or_else(|| "previous".to_string());
     Plan::build(&rollback_request(stand_in, Default::default()))?;
-    let look = PlanRequest {
-        extra_vars: args.extra_vars.clone(),
-        ..request(
-            Job::Releases(args.playbook.clone()),
-            args.targeting.clone(),
-            Some(&args.connecting),
-        )
-    };
-    let plan = Plan::build(&look)?;
-    let connector = ssh_connector(&args.connecting);
-    let found = runtime()?.block_on(crate::releases::survey_all(
-        &plan,
-        &connector,
-        args.connecting.connect_timeout,
-    ));
+    let (plan, found) = read_releases(
+        &run.playbook,
+        &run.extra_vars,
+        &run.targeting,
+        &run.connecting,
+    )?;
     let target = match crate::releases::choose_target(&plan, &found, args.to.as_deref()) {
         Ok(target) => target,
         Err(refusal) => {
@@ -403,25 +395,23 @@ fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
         .iter()
         .zip(&found)
         .filter_map(|(host, found)| {
-            let link = found
-                .as_ref()
-                .ok()?
-                .current_link
-                .clone()
-                .unwrap_or_default();
-            Some((host.name.clone(), link))
+            let found = found.as_ref().ok()?;
+            Some((
+                host.name.clone(),
+                found.current_link.clone().unwrap_or_default(),
+            ))
         })
         .collect();
-    let playbook = args.playbook.display().to_string();
+    let playbook = run.playbook.display().to_string();
     let lock = LockSettings {
         owner: LockOwner::current(&playbook),
-        wait: args.lock_wait,
-        timeout: args.connecting.connect_timeout,
+        wait: run.lock_wait,
+        timeout: run.connecting.connect_timeout,
     };
-    let audit = AuditSettings::current("rollback", &playbook, args.connecting.connect_timeout);
+    let audit = AuditSettings::current("rollback", &playbook, run.connecting.connect_timeout);
     rollout(
         &rollback_request(target, current),
-        &args.connecting,
+        &run.connecting,
         Some(lock),
         Some(audit),
     )
@@ -430,21 +420,12 @@ fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
 /// `herd releases`: a row per host, drift flagged; exit 1 if a host could
 /// not be read.
 fn releases(args: crate::cli::ReleasesArgs) -> Result<ExitCode, AppError> {
-    let look = PlanRequest {
-        extra_vars: args.extra_vars,
-        ..request(
-            Job::Releases(args.playbook),
-            args.targeting,
-            Some(&args.connecting),
-        )
-    };
-    let plan = Plan::build(&look)?;
-    let connector = ssh_connector(&args.connecting);
-    let found = runtime()?.block_on(crate::releases::survey_all(
-        &plan,
-        &connector,
-        args.connecting.connect_timeout,
-    ));
+    let (plan, found) = read_releases(
+        &args.playbook,
+        &args.extra_vars,
+        &args.targeting,
+        &args.connecting,
+    )?;
     let json = args.connecting.output == Output::Json;
     let (text, failed) = crate::releases::render(&plan, &found, json);
     for (host, error) in &failed {
@@ -456,6 +437,31 @@ fn releases(args: crate::cli::ReleasesArgs) -> Result<ExitCode, AppError> {
     } else {
         exit::FAILED
     }))
+}
+
+/// Every targeted host's releases, read over SSH, changing nothing.
+fn read_releases(
+    playbook: &std::path::Path,
+    extra_vars: &[String],
+    targeting: &Targeting,
+    connecting: &Connecting,
+) -> Result<(Plan, Vec<crate::releases::Found>), AppError> {
+    let look = PlanRequest {
+        extra_vars: extra_vars.to_vec(),
+        ..request(
+            Job::Releases(playbook.to_path_buf()),
+            targeting.clone(),
+            Some(connecting),
+        )
+    };
+    let plan = Plan::build(&look)?;
+    let connector = ssh_connector(connecting);
+    let found = runtime()?.block_on(crate::releases::survey_all(
+        &plan,
+        &connector,
+        connecting.connect_timeout,
+    ));
+    Ok((plan, found))
 }
 
 /// `herd unlock`: removes every targeted host's deploy lock; exit 1 if a

@@ -164,25 +164,14 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// The playbook whose `release`, `reload`, `validate` and `rolling` to use.
-    pub playbook: PathBuf,
+    /// The playbook whose `release`, `reload`, `validate`, `rolling` and
+    /// `hooks` to use; `release` is the target whatever `-e` says.
+    #[command(flatten)]
+    pub run: RunArgs,
     /// The release to go back to (default: each host's previous release,
     /// which must be the same on every host).
     #[arg(long, value_name = "ID")]
     pub to: Option<String>,
-    #[command(flatten)]
-    pub targeting: Targeting,
-    #[command(flatten)]
-    pub connecting: Connecting,
-    /// Extra variable KEY=VALUE; `release` is the target whatever is given here.
-    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
-    pub extra_vars: Vec<String>,
-    /// Batch sizes, overriding the playbook's.
-    #[arg(long)]
-    pub batch: Option<String>,
-    /// How long to wait for another run's deploy lock (exit 3 after), e.g. 5m.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    pub lock_wait: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

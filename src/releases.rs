@@ -13,12 +13,15 @@ use crate::release::survey::{self, HostReleases};
 use crate::release::var;
 use crate::transport::{Connection, Connector};
 
+/// A host's releases, or why they could not be read.
+pub type Found = Result<HostReleases, String>;
+
 /// Each host's releases, in the plan's order, or why they could not be read.
 pub async fn survey_all<C: Connector>(
     plan: &Plan,
     connector: &C,
     timeout: std::time::Duration,
-) -> Vec<Result<HostReleases, String>> {
+) -> Vec<Found> {
     let release = plan.release.as_ref();
     join_all(plan.hosts.iter().map(|host| async move {
         let path = match host.vars.get(var::PATH) {
@@ -50,10 +53,7 @@ pub async fn survey_all<C: Connector>(
 }
 
 /// The release each host's `current` names, with the hosts on it.
-fn fleet_current<'a>(
-    plan: &'a Plan,
-    results: &'a [Result<HostReleases, String>],
-) -> BTreeMap<String, Vec<&'a str>> {
+fn fleet_current<'a>(plan: &'a Plan, results: &'a [Found]) -> BTreeMap<String, Vec<&'a str>> {
     let mut on: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (host, result) in plan.hosts.iter().zip(results) {
         if let Ok(found) = result {
@@ -65,11 +65,7 @@ fn fleet_current<'a>(
 }
 
 /// The table (or JSON) for stdout, and the hosts that could not be read.
-pub fn render(
-    plan: &Plan,
-    results: &[Result<HostReleases, String>],
-    json: bool,
-) -> (String, Vec<(String, String)>) {
+pub fn render(plan: &Plan, results: &[Found], json: bool) -> (String, Vec<(String, String)>) {
     let failed: Vec<(String, String)> = plan
         .hosts
         .iter()
@@ -200,11 +196,7 @@ pub fn render(
 /// The release `herd rollback` switches every host to: `to`, or the
 /// previous release, which must be the same on every host. Every host must
 /// have it; the error names each host that cannot go there, and why.
-pub fn choose_target(
-    plan: &Plan,
-    results: &[Result<HostReleases, String>],
-    to: Option<&str>,
-) -> Result<String, String> {
+pub fn choose_target(plan: &Plan, results: &[Found], to: Option<&str>) -> Result<String, String> {
     let mut problems = Vec::new();
     let mut previous: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (host, result) in plan.hosts.iter().zip(results) {
