@@ -1,14 +1,13 @@
 //! Turns a parsed command line into work, and the outcome into an exit code.
 
+mod hosts;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{
-    AuditArgs, CheckArgs, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output,
-    Targeting, UnlockArgs,
-};
+use crate::cli::{Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output, Targeting};
 use crate::describe;
 use crate::engine::audit::AuditSettings;
 use crate::engine::lock::LockOwner;
@@ -76,8 +75,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             );
             rollout(&request, &args.connecting, Some(lock), Some(audit))
         }
-        Command::Rollback(args) => rollback(args),
-        Command::Releases(args) => releases(args),
+        Command::Rollback(args) => hosts::rollback(args),
+        Command::Releases(args) => hosts::releases(args),
         Command::Reload(args) => {
             let lock = LockSettings {
                 owner: LockOwner::current("herd reload"),
@@ -150,9 +149,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             stdout(&describe::hosts(&plan, args.vars));
             Ok(ExitCode::from(exit::OK))
         }
-        Command::Check(args) => check(args),
-        Command::Unlock(args) => unlock(args),
-        Command::Audit(args) => audit(args),
+        Command::Check(args) => hosts::check(args),
+        Command::Unlock(args) => hosts::unlock(args),
+        Command::Audit(args) => hosts::audit(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -295,210 +294,12 @@ fn stdout(text: &str) {
     crate::report::write_out(&mut std::io::stdout().lock(), text);
 }
 
-/// `herd check`: a table of what a rollout would find; exit 1 if any host has a problem.
-fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
-    let job = match args.playbook {
-        Some(playbook) => Job::Playbook(playbook),
-        None => {
-            let (place, delivery) = place_of(&args.master, None)?;
-            Job::Reload(Box::new(ReloadPlan {
-                server: &crate::reload::server::GUNICORN,
-                place: Some(place),
-                delivery,
-                signal: Signal::Hup,
-                become_: false,
-                become_user: None,
-                preflight: None,
-                start: None,
-                timeout: args.connecting.timeout,
-                settle: std::time::Duration::ZERO,
-                http: None,
-                run: None,
-                command_timeout: args.connecting.timeout,
-            }))
-        }
-    };
-    let request = request(job, args.targeting, Some(&args.connecting));
-    let plan = Plan::build(&request)?;
-    let runtime = runtime()?;
-    let connector = Arc::new(ssh_connector(&args.connecting));
-    let checks = runtime.block_on(crate::check::check_all(&plan, connector, HANDSHAKES));
-    match args.connecting.output {
-        Output::Json => stdout(&format!(
-            "{}\n",
-            serde_json::to_string(&checks).unwrap_or_default()
-        )),
-        Output::Human => print!("{}", crate::check::render(&checks)),
-    }
-    let healthy = checks.iter().all(crate::check::HostCheck::healthy);
-    Ok(ExitCode::from(if healthy {
-        exit::OK
-    } else {
-        exit::FAILED
-    }))
-}
-
 /// The runtime every command that talks to hosts runs on.
 fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(AppError::Runtime)
-}
-
-/// The plan of a command that runs no playbook and no command: the
-/// targeted hosts and how to reach them (`unlock`, `audit`).
-fn hosts_only(targeting: Targeting, connecting: &Connecting) -> Result<Plan, AppError> {
-    let request = request(Job::Command(String::new()), targeting, Some(connecting));
-    Ok(Plan::build(&request)?)
-}
-
-/// `herd rollback`: checks the playbook, reads every host's releases and
-/// chooses the target; refuses (exit 1, no host touched) unless every host
-/// can go there; then runs the rollback as `herd run` runs a playbook.
-fn rollback(args: crate::cli::RollbackArgs) -> Result<ExitCode, AppError> {
-    let run = &args.run;
-    if let Some(to) = &args.to {
-        crate::release::check_id(to).map_err(|e| PlanError::Usage(format!("--to: {e}")))?;
-    }
-    let rollback_request = |target: String, current| PlanRequest {
-        extra_vars: run.extra_vars.clone(),
-        batch: run.batch.clone(),
-        ..request(
-            Job::Rollback {
-                playbook: run.playbook.clone(),
-                target,
-                current,
-            },
-            run.targeting.clone(),
-            Some(&run.connecting),
-        )
-    };
-    // Bad input is found before any host is contacted, whatever the target.
-    let stand_in = args.to.clone().unwrap_or_else(|| "previous".to_string());
-    Plan::build(&rollback_request(stand_in, Default::default()))?;
-    let (plan, found) = read_releases(
-        &run.playbook,
-        &run.extra_vars,
-        &run.targeting,
-        &run.connecting,
-    )?;
-    let target = match crate::releases::choose_target(&plan, &found, args.to.as_deref()) {
-        Ok(target) => target,
-        Err(refusal) => {
-            eprintln!("error: {refusal}");
-            return Ok(ExitCode::from(exit::FAILED));
-        }
-    };
-    let current = plan
-        .hosts
-        .iter()
-        .zip(&found)
-        .filter_map(|(host, found)| {
-            let found = found.as_ref().ok()?;
-            Some((
-                host.name.clone(),
-                found.current_link.clone().unwrap_or_default(),
-            ))
-        })
-        .collect();
-    let playbook = run.playbook.display().to_string();
-    let lock = LockSettings {
-        owner: LockOwner::current(&playbook),
-        wait: run.lock_wait,
-        timeout: run.connecting.connect_timeout,
-    };
-    let audit = AuditSettings::current("rollback", &playbook, run.connecting.connect_timeout);
-    rollout(
-        &rollback_request(target, current),
-        &run.connecting,
-        Some(lock),
-        Some(audit),
-    )
-}
-
-/// `herd releases`: a row per host, drift flagged; exit 1 if a host could
-/// not be read.
-fn releases(args: crate::cli::ReleasesArgs) -> Result<ExitCode, AppError> {
-    let (plan, found) = read_releases(
-        &args.playbook,
-        &args.extra_vars,
-        &args.targeting,
-        &args.connecting,
-    )?;
-    let json = args.connecting.output == Output::Json;
-    let (text, failed) = crate::releases::render(&plan, &found, json);
-    for (host, error) in &failed {
-        eprintln!("{host}: FAILED: {error}");
-    }
-    stdout(&text);
-    Ok(ExitCode::from(if failed.is_empty() {
-        exit::OK
-    } else {
-        exit::FAILED
-    }))
-}
-
-/// Every targeted host's releases, read over SSH, changing nothing.
-fn read_releases(
-    playbook: &std::path::Path,
-    extra_vars: &[String],
-    targeting: &Targeting,
-    connecting: &Connecting,
-) -> Result<(Plan, Vec<crate::releases::Found>), AppError> {
-    let look = PlanRequest {
-        extra_vars: extra_vars.to_vec(),
-        ..request(
-            Job::Releases(playbook.to_path_buf()),
-            targeting.clone(),
-            Some(connecting),
-        )
-    };
-    let plan = Plan::build(&look)?;
-    let connector = ssh_connector(connecting);
-    let found = runtime()?.block_on(crate::releases::survey_all(
-        &plan,
-        &connector,
-        connecting.connect_timeout,
-    ));
-    Ok((plan, found))
-}
-
-/// `herd unlock`: removes every targeted host's deploy lock; exit 1 if a
-/// host could not be reached or its lock not removed.
-fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
-    let plan = hosts_only(args.targeting, &args.connecting)?;
-    let runtime = runtime()?;
-    let connector = ssh_connector(&args.connecting);
-    let timeout = args.connecting.connect_timeout;
-    let outcomes = runtime.block_on(crate::unlock::unlock_all(&plan, &connector, timeout));
-    stdout(&crate::unlock::render(&outcomes));
-    let all_ok = outcomes.iter().all(|o| o.result.is_ok());
-    Ok(ExitCode::from(if all_ok { exit::OK } else { exit::FAILED }))
-}
-
-/// `herd audit`: the last `--last` lines of each targeted host's audit
-/// log, host name first; exit 1 if a host could not be reached or read.
-fn audit(args: AuditArgs) -> Result<ExitCode, AppError> {
-    let plan = hosts_only(args.targeting, &args.connecting)?;
-    let connector = ssh_connector(&args.connecting);
-    let results = runtime()?.block_on(crate::audit::read_all(
-        &plan,
-        &connector,
-        args.last,
-        args.connecting.connect_timeout,
-    ));
-    let json = args.connecting.output == Output::Json;
-    let (text, failed) = crate::audit::render(&plan, results, json);
-    for (host, error) in &failed {
-        eprintln!("{host}: FAILED: {error}");
-    }
-    stdout(&text);
-    Ok(ExitCode::from(if failed.is_empty() {
-        exit::OK
-    } else {
-        exit::FAILED
-    }))
 }
 
 fn ssh_connector(connecting: &Connecting) -> SshConnector {
