@@ -454,7 +454,7 @@ fn switching_the_user_become_ships_again_and_the_new_user_owns_it() {
     let shared = std::env::temp_dir().join(common::unique("herd-shared"));
     fs::create_dir(&shared).unwrap();
     set_mode(&shared, 0o777);
-    let steps = "steps:\n  - name: Site\n    upload: { src: site, dest: \"{{ shared }}/site\" }\n  - name: Settings\n    upload: { src: settings.ini, dest: \"{{ shared }}/settings.ini\" }\n";
+    let steps = "steps:\n  - name: Settings\n    upload: { src: settings.ini, dest: \"{{ shared }}/settings.ini\" }\n  - name: Site\n    upload: { src: site, dest: \"{{ shared }}/site\" }\n";
     let become_ = "    become: true\n    become_user: herd-lab-app\n";
     let plain = lab.write(
         "plain.yml",
@@ -465,7 +465,7 @@ fn switching_the_user_become_ships_again_and_the_new_user_owns_it() {
         &format!(
             "hosts: web\nvars:\n  shared: {}\n{}",
             shared.display(),
-            steps.replace("\n  - name: Settings", &format!("\n{become_}  - name: Settings"))
+            steps.replace("\n  - name: Site", &format!("\n{become_}  - name: Site"))
                 + become_
         ),
     );
@@ -487,4 +487,18 @@ fn switching_the_user_become_ships_again_and_the_new_user_owns_it() {
     }
     assert_eq!(owners.0.unwrap(), common::app_uid(), "{second}");
     assert_eq!(owners.1.unwrap(), common::app_uid(), "{second}");
+    // The login user's previous tree is not the new user's to remove: the
+    // step still succeeded, with a warning.
+    let site = second
+        .json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished" && e["name"] == "Site")
+        .unwrap();
+    assert!(
+        site["stderr"]
+            .as_str()
+            .unwrap()
+            .starts_with("warning: the previous tree could not be removed: "),
+        "{second}"
+    );
 }
