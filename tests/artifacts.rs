@@ -465,8 +465,7 @@ fn switching_the_user_become_ships_again_and_the_new_user_owns_it() {
         &format!(
             "hosts: web\nvars:\n  shared: {}\n{}",
             shared.display(),
-            steps.replace("\n  - name: Site", &format!("\n{become_}  - name: Site"))
-                + become_
+            steps.replace("\n  - name: Site", &format!("\n{become_}  - name: Site")) + become_
         ),
     );
 
@@ -483,7 +482,10 @@ fn switching_the_user_become_ships_again_and_the_new_user_owns_it() {
     second.assert_code(0);
     for step in ["Site", "Settings"] {
         let shipped = transfers(&second, step);
-        assert!(shipped[0].1 > 0 && !shipped[0].2, "{step}: {shipped:?}\n{second}");
+        assert!(
+            shipped[0].1 > 0 && !shipped[0].2,
+            "{step}: {shipped:?}\n{second}"
+        );
     }
     assert_eq!(owners.0.unwrap(), common::app_uid(), "{second}");
     assert_eq!(owners.1.unwrap(), common::app_uid(), "{second}");

@@ -1,8 +1,8 @@
 //! Shipping an artifact to one host: skip it when the host already has the
 //! same content, otherwise stream it and land it atomically.
 //!
-//! - A file is compared with `sha256sum` and `stat` on the host (content and
-//!   mode); it is written beside `dest` and renamed into place, as the login
+//! - A file is compared with `sha256sum` and `stat` on the host (content,
+//!   mode and owner); it is written beside `dest` and renamed into place, as the login
 //!   user over SFTP, or through a staging file under `become`.
 //! - A directory (sent as a tar stream built on the fly) or an archive is
 //!   staged as one file in the login user's home, then a shell (under sudo
@@ -12,7 +12,7 @@
 //!   `dest`, and the old one removed. Nothing half-written is ever at `dest`.
 //!
 //! The marker's first line names the artifact (its SHA-256 and the `mode`
-//! asked for); the second is a SHA-256 the host computes over the tree as
+//! asked for) and the user it was unpacked as; the second is a SHA-256 the host computes over the tree as
 //! unpacked: paths, types, modes, link targets, every file's content. The
 //! next run skips the transfer only when both still match, so a file
 //! changed on the host since brings the whole tree back.
@@ -678,6 +678,59 @@ mod tests {
                 )),
             "{commands:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_after_the_swap_is_a_success_with_a_warning() {
+        use crate::transport::fake::{FakeConnector, Rule};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.txt"), "v1").unwrap();
+        let artifact = Artifact::upload(dir.path()).unwrap();
+        let who = As {
+            become_: false,
+            user: None,
+        };
+        for (clean_up_says, ok) in [("swapped\n", true), ("", false)] {
+            let fake = FakeConnector::default()
+                .rule(
+                    "web01",
+                    Rule::new("tar -x", 0).delay(Duration::from_secs(60)),
+                )
+                .rule("web01", Rule::new("echo swapped", 0).stdout(clean_up_says));
+            let connection = connection(&fake).await;
+            let sent = AtomicU64::new(0);
+
+            let shipped = ship(
+                &connection,
+                &artifact,
+                "/srv/site",
+                None,
+                who,
+                Duration::from_secs(5),
+                &sent,
+            )
+            .await;
+
+            match shipped {
+                Ok((transfer, notes)) => {
+                    assert!(ok && !transfer.unchanged, "{transfer:?}");
+                    assert_eq!(
+                        notes,
+                        "warning: the time ran out after the new tree was in place at /srv/site; \
+                         the previous one is being removed in the background\n"
+                    );
+                }
+                Err(error) => {
+                    assert!(!ok, "{error}");
+                    assert_eq!(error, "uploading /srv/site timed out after 5s");
+                }
+            }
+            let commands = fake.commands("web01");
+            assert!(
+                commands.last().unwrap().contains("echo swapped"),
+                "{commands:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
