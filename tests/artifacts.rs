@@ -265,7 +265,23 @@ fn under_become_a_directory_lands_as_the_user_become() {
         vec![("host01".to_string(), 0, true)],
         "{again}"
     );
-    assert_eq!(staging(), staged_before, "a staging file was left\n{run}");
+    // Other tests share the login user's home: their staging files come
+    // and go, one of these runs' would stay.
+    let new = || -> Vec<String> {
+        staging()
+            .into_iter()
+            .filter(|name| !staged_before.contains(name))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !new().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        new(),
+        Vec::<String>::new(),
+        "a staging file was left\n{run}"
+    );
 }
 
 /// `herd run playbook.yml` in a directory whose one host is `fake`.
@@ -358,4 +374,149 @@ fn bad_artifacts_are_refused_at_their_place_before_any_host_is_contacted() {
     );
     assert_refused(&run, &fake, "cannot read upload source ");
     assert!(run.stderr().contains("  --> playbook.yml:3:20\n"), "{run}");
+}
+
+/// Names beside `dest` that herd's temporaries use.
+fn debris(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".herd-upload-"))
+        .collect()
+}
+
+#[test]
+fn a_marker_symlink_in_a_tarball_does_not_overwrite_what_it_points_to() {
+    let lab = Lab::up(1);
+    let app = lab.app_dir("host01").to_path_buf();
+    let victim = app.join("victim.conf");
+    fs::write(&victim, "precious\n").unwrap();
+    common::chown_to(lab.user(), &victim);
+    let tree = lab.dir().join("evil");
+    write_file(&tree, "app.py", "print('app')\n");
+    std::os::unix::fs::symlink(&victim, tree.join(".herd-sha256")).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(lab.dir().join("evil.tar"))
+        .arg("-C")
+        .arg(&tree)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let playbook = lab.write(
+        "evil.yml",
+        "hosts: web\nsteps:\n  - name: App\n    archive: { src: evil.tar, dest: \"{{ app_dir }}/app\" }\n",
+    );
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n", "{run}");
+    assert!(fs::symlink_metadata(app.join("app/.herd-sha256"))
+        .unwrap()
+        .file_type()
+        .is_file());
+    assert_eq!(
+        fs::read_to_string(app.join("app/app.py")).unwrap(),
+        "print('app')\n"
+    );
+}
+
+#[test]
+fn a_tree_with_a_read_only_directory_is_replaced_and_nothing_is_left_beside() {
+    let lab = Lab::up(1);
+    let src = lab.dir().join("locked-tree");
+    write_file(&src, "locked/data.txt", "v1\n");
+    set_mode(&src.join("locked"), 0o555);
+    let playbook = lab.write(
+        "locked.yml",
+        "hosts: web\nsteps:\n  - name: Tree\n    upload: { src: locked-tree, dest: \"{{ app_dir }}/tree\" }\n",
+    );
+    let first = lab.herd(["run"]).arg(&playbook).run();
+    set_mode(&src.join("locked"), 0o755);
+    fs::write(src.join("locked/data.txt"), "v2\n").unwrap();
+    set_mode(&src.join("locked"), 0o555);
+
+    let second = lab.herd(["run", "--output", "json"]).arg(&playbook).run();
+
+    let app = lab.app_dir("host01").to_path_buf();
+    let data = fs::read_to_string(app.join("tree/locked/data.txt"));
+    let left = debris(&app);
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&app)
+        .arg(&src)
+        .status();
+    first.assert_code(0);
+    second.assert_code(0);
+    assert_eq!(data.unwrap(), "v2\n", "{second}");
+    let tree = transfers(&second, "Tree");
+    assert!(tree[0].1 > 0 && !tree[0].2, "{tree:?}");
+    assert_eq!(left, Vec::<String>::new(), "{second}");
+}
+
+#[test]
+fn switching_the_user_become_ships_again_and_the_new_user_owns_it() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only a lab started as root has an account to become");
+        return;
+    }
+    let lab = Lab::up(1);
+    artifacts(&lab);
+    lab.write("settings.ini", "[app]\nworkers = 4\n");
+    // A directory both the login user and the user become may write into.
+    let shared = std::env::temp_dir().join(common::unique("herd-shared"));
+    fs::create_dir(&shared).unwrap();
+    set_mode(&shared, 0o777);
+    let steps = "steps:\n  - name: Settings\n    upload: { src: settings.ini, dest: \"{{ shared }}/settings.ini\" }\n  - name: Site\n    upload: { src: site, dest: \"{{ shared }}/site\" }\n";
+    let become_ = "    become: true\n    become_user: herd-lab-app\n";
+    let plain = lab.write(
+        "plain.yml",
+        &format!("hosts: web\nvars:\n  shared: {}\n{steps}", shared.display()),
+    );
+    let as_app = lab.write(
+        "as-app.yml",
+        &format!(
+            "hosts: web\nvars:\n  shared: {}\n{}",
+            shared.display(),
+            steps.replace("\n  - name: Site", &format!("\n{become_}  - name: Site")) + become_
+        ),
+    );
+
+    let first = lab.herd(["run"]).arg(&plain).run();
+    let second = lab.herd(["run", "--output", "json"]).arg(&as_app).run();
+    let uid = |p: &Path| fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    let owners = (
+        uid(&shared.join("site/bin/run")),
+        uid(&shared.join("settings.ini")),
+    );
+    let _ = fs::remove_dir_all(&shared);
+
+    first.assert_code(0);
+    second.assert_code(0);
+    for step in ["Site", "Settings"] {
+        let shipped = transfers(&second, step);
+        assert!(
+            shipped[0].1 > 0 && !shipped[0].2,
+            "{step}: {shipped:?}\n{second}"
+        );
+    }
+    assert_eq!(owners.0.unwrap(), common::app_uid(), "{second}");
+    assert_eq!(owners.1.unwrap(), common::app_uid(), "{second}");
+    // The login user's previous tree is not the new user's to remove: the
+    // step still succeeded, with a warning.
+    let site = second
+        .json_events()
+        .into_iter()
+        .find(|e| e["event"] == "step_finished" && e["name"] == "Site")
+        .unwrap();
+    assert!(
+        site["stderr"]
+            .as_str()
+            .unwrap()
+            .starts_with("warning: the previous tree could not be removed: "),
+        "{second}"
+    );
 }

@@ -32,9 +32,12 @@ pub fn file_digest(path: &Path) -> std::io::Result<String> {
 }
 
 /// The SHA-256 (hex) of a directory's canonical listing (see the module).
+/// A `root` that is a symlink is resolved first: the digest covers the
+/// directory it leads to, as the tar stream sent does.
 pub fn directory_digest(root: &Path) -> std::io::Result<String> {
+    let root = std::fs::canonicalize(root)?;
     let mut listing = Sha256::new();
-    list(root, Path::new("."), &mut listing)?;
+    list(&root, Path::new("."), &mut listing)?;
     Ok(hex(&listing.finalize()))
 }
 
@@ -165,6 +168,19 @@ mod tests {
             .unwrap();
         file.set_modified(std::time::UNIX_EPOCH).unwrap();
         assert_eq!(directory_digest(dir.path()).unwrap(), base);
+    }
+
+    #[test]
+    fn a_root_that_is_a_symlink_is_digested_through_the_link() {
+        let a = tree();
+        let links = tempfile::tempdir().unwrap();
+        let link = links.path().join("current");
+        symlink(a.path(), &link).unwrap();
+        let before = directory_digest(&link).unwrap();
+        assert_eq!(before, directory_digest(a.path()).unwrap());
+        // The same link, another content behind it: another digest.
+        std::fs::write(a.path().join("app.py"), "print('v2')\n").unwrap();
+        assert_ne!(directory_digest(&link).unwrap(), before);
     }
 
     #[test]

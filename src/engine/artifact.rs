@@ -1,8 +1,8 @@
 //! Shipping an artifact to one host: skip it when the host already has the
 //! same content, otherwise stream it and land it atomically.
 //!
-//! - A file is compared with `sha256sum` and `stat` on the host (content and
-//!   mode); it is written beside `dest` and renamed into place, as the login
+//! - A file is compared with `sha256sum` and `stat` on the host (content,
+//!   mode and owner); it is written beside `dest` and renamed into place, as the login
 //!   user over SFTP, or through a staging file under `become`.
 //! - A directory (sent as a tar stream built on the fly) or an archive is
 //!   staged as one file in the login user's home, then a shell (under sudo
@@ -12,7 +12,7 @@
 //!   `dest`, and the old one removed. Nothing half-written is ever at `dest`.
 //!
 //! The marker's first line names the artifact (its SHA-256 and the `mode`
-//! asked for); the second is a SHA-256 the host computes over the tree as
+//! asked for) and the user it was unpacked as; the second is a SHA-256 the host computes over the tree as
 //! unpacked: paths, types, modes, link targets, every file's content. The
 //! next run skips the transfer only when both still match, so a file
 //! changed on the host since brings the whole tree back.
@@ -41,7 +41,8 @@ pub struct As<'a> {
 }
 
 /// Ships `artifact` to `dest`, all of it within `timeout`; `sent` counts
-/// the bytes written to the host as they go.
+/// the bytes written to the host as they go. Besides the transfer, what
+/// the host said on the way (warnings) for the step's stderr.
 pub async fn ship<T: Connection>(
     connection: &T,
     artifact: &Artifact,
@@ -50,7 +51,8 @@ pub async fn ship<T: Connection>(
     who: As<'_>,
     timeout: Duration,
     sent: &AtomicU64,
-) -> Result<Transfer, String> {
+) -> Result<(Transfer, String), String> {
+    let mut notes = String::new();
     let deadline = Instant::now() + timeout;
     let timed_out = || {
         TransportError::Timeout {
@@ -81,11 +83,14 @@ pub async fn ship<T: Connection>(
             other => other.to_string(),
         })?;
     if checked.success() && String::from_utf8_lossy(&checked.stdout).trim() == "unchanged" {
-        return Ok(Transfer {
-            bytes: 0,
-            unchanged: true,
-            sha256,
-        });
+        return Ok((
+            Transfer {
+                bytes: 0,
+                unchanged: true,
+                sha256,
+            },
+            String::new(),
+        ));
     }
     let mut source = artifact.open().await?;
     match artifact.kind {
@@ -143,24 +148,37 @@ pub async fn ship<T: Connection>(
             let output = match placed {
                 Ok(output) => output,
                 Err(error) => {
-                    // Cut off: the script's own clean-up may not have run.
+                    // Cut off: the script's own clean-up may not have run,
+                    // and the new tree may already be in place.
                     let clean = format!(
                         "{}; rm -f -- {quoted_staging}",
-                        wrap(
-                            &format!("rm -rf -- {}", quote(&temporary)),
-                            who.become_,
-                            who.user
-                        )
+                        wrap(&tree_clean_up(dest, &temporary), who.become_, who.user)
                     );
-                    let _ = connection.exec(&clean, CLEAN_UP_LIMIT.min(timeout)).await;
-                    return Err(match error {
-                        TransportError::Timeout { .. } => timed_out(),
-                        other => other.to_string(),
+                    let cleaned = connection.exec(&clean, CLEAN_UP_LIMIT.min(timeout)).await;
+                    let swapped = cleaned.is_ok_and(|out| {
+                        String::from_utf8_lossy(&out.stdout)
+                            .lines()
+                            .any(|l| l == "swapped")
                     });
+                    if swapped {
+                        notes = format!(
+                            "warning: the time ran out after the new tree was in place at {dest}; \
+                             the previous one is being removed in the background\n"
+                        );
+                    } else {
+                        return Err(match error {
+                            TransportError::Timeout { .. } => timed_out(),
+                            other => other.to_string(),
+                        });
+                    }
+                    crate::transport::ExecOutput::default()
                 }
             };
-            if !output.success() {
-                let stderr = String::from_utf8_lossy(&output.stderr);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.success() || stdout.lines().any(|line| line == SWAPPED) {
+                notes.push_str(&stderr);
+            } else if notes.is_empty() {
                 if let Some(refused) = super::host::become_refused(output.exit_code, &stderr) {
                     return Err(refused);
                 }
@@ -168,11 +186,14 @@ pub async fn ship<T: Connection>(
             }
         }
     }
-    Ok(Transfer {
-        bytes: sent.load(Ordering::Relaxed),
-        unchanged: false,
-        sha256,
-    })
+    Ok((
+        Transfer {
+            bytes: sent.load(Ordering::Relaxed),
+            unchanged: false,
+            sha256,
+        },
+        notes,
+    ))
 }
 
 /// How often a running upload reports its progress.
@@ -226,57 +247,110 @@ fn listing() -> String {
     )
 }
 
-/// Prints `unchanged` when `dest` is a regular file with this SHA-256 and mode.
+/// Prints `unchanged` when `dest` is a regular file with this SHA-256 and
+/// mode, owned by the user the check runs as (the one the upload writes as).
 fn file_check(dest: &str, sha256: &str, mode: u32) -> String {
     let dest = quote(dest);
     format!(
         "[ -f {dest} ] && [ ! -L {dest} ] || exit 0\n\
          [ \"$(stat -c %a -- {dest})\" = {mode:o} ] || exit 0\n\
+         [ \"$(stat -c %U -- {dest})\" = \"$(id -un)\" ] || exit 0\n\
          sum=$(sha256sum < {dest}) && [ \"${{sum%% *}}\" = {sha256} ] && echo unchanged"
     )
 }
 
 /// Prints `unchanged` when `dest` is a directory whose marker names this
-/// artifact and whose content still has the digest recorded next to it.
+/// artifact and the user the check runs as (the one an install unpacks
+/// as), and whose content still has the digest recorded next to it.
 fn tree_check(dest: &str, name: &str) -> String {
     let marker = quote(&format!("{dest}/{MARKER}"));
     let dest = quote(dest);
     format!(
         "[ -d {dest} ] && [ ! -L {dest} ] && [ -f {marker} ] || exit 0\n\
          {{ IFS= read -r first; IFS= read -r second; }} < {marker} || exit 0\n\
-         [ \"$first\" = {name} ] || exit 0\n\
+         [ \"$first\" = {name}\" user:$(id -un)\" ] || exit 0\n\
          sum=$(cd {dest} && {listing} | sha256sum) && [ \"${{sum%% *}}\" = \"$second\" ] && echo unchanged",
         name = quote(name),
         listing = listing(),
     )
 }
 
+/// The line an install prints once the new tree is at `dest`.
+const SWAPPED: &str = "herd: swapped";
+
+/// Shell text: `dest`, `tmp`, `old` set, and `gone PATH`, which removes a
+/// tree even where it has read-only directories (a symlink is removed as
+/// a name, never followed).
+fn prelude(dest: &str, temporary: &str) -> String {
+    format!(
+        "dest={dest}; tmp={tmp}; old={old}\n\
+         gone() {{ if [ -d \"$1\" ] && [ ! -L \"$1\" ]; then chmod -R u+w -- \"$1\" 2>/dev/null; fi; rm -rf -- \"$1\"; }}\n\
+         there() {{ [ -e \"$1\" ] || [ -L \"$1\" ]; }}\n",
+        dest = quote(dest),
+        tmp = quote(temporary),
+        old = quote(&format!("{temporary}-old")),
+    )
+}
+
 /// Unpacks the tar stream on stdin into `temporary` (created here, so a
 /// name that exists is never used), writes the marker, and swaps the tree
 /// in at `dest`. On failure nothing is left behind and `dest` is as it was.
+///
+/// The archive is not trusted: a `.herd-sha256` in it is not extracted
+/// (and the marker is written as a new file renamed into place, so a
+/// symlink by that name is replaced, never written through), device
+/// nodes, fifos and sockets are refused, and setuid/setgid bits are
+/// cleared. The marker's first line ends with the user the tree was
+/// unpacked as, its owner. Once the swap is done the step has succeeded:
+/// a previous tree that cannot be removed is a warning on stderr.
 fn tree_install(dest: &str, temporary: &str, name: &str, mode: Option<u32>, gzip: bool) -> String {
-    let old = format!("{temporary}-old");
     let chmod = mode.map_or(String::new(), |m| format!("chmod {m:o} \"$tmp\" && "));
     let z = if gzip { "-z " } else { "" };
     format!(
         "umask 022\n\
-         dest={dest}; tmp={tmp}; old={old}\n\
+         {prelude}\
          mkdir -- \"$tmp\" || exit 1\n\
-         fail() {{ rm -rf -- \"$tmp\"; exit 1; }}\n\
-         tar -x {z}-p --no-same-owner -f - -C \"$tmp\" || fail\n\
+         fail() {{ gone \"$tmp\"; exit 1; }}\n\
+         tar -x {z}-p --no-same-owner --anchored --exclude=./{MARKER} --exclude={MARKER} --no-anchored -f - -C \"$tmp\" || fail\n\
+         special=$(find \"$tmp\" \\( -type b -o -type c -o -type p -o -type s \\) -print | head -n 1)\n\
+         if [ -n \"$special\" ]; then echo \"refused: ${{special#\"$tmp\"/}} is a device, a fifo or a socket\" >&2; fail; fi\n\
+         find \"$tmp\" ! -type l -perm /6000 -exec chmod ug-s -- {{}} + || fail\n\
          {chmod}sum=$(cd \"$tmp\" && {listing} | sha256sum) || fail\n\
-         printf '%s\\n%s\\n' {name} \"${{sum%% *}}\" > \"$tmp/{MARKER}\" || fail\n\
-         if [ -e \"$dest\" ] || [ -L \"$dest\" ]; then mv -T -- \"$dest\" \"$old\" || fail; fi\n\
+         rm -rf -- \"$tmp/{MARKER}\" && mark=$(mktemp -- \"$tmp/.herd-mark.XXXXXX\") || fail\n\
+         printf '%s user:%s\\n%s\\n' {name} \"$(id -un)\" \"${{sum%% *}}\" > \"$mark\" && chmod 644 -- \"$mark\" \\\n\
+         \x20 && mv -f -T -- \"$mark\" \"$tmp/{MARKER}\" || fail\n\
+         if there \"$dest\"; then mv -T -- \"$dest\" \"$old\" || fail; fi\n\
          if ! mv -T -- \"$tmp\" \"$dest\"; then\n\
-         \x20 if [ -e \"$old\" ] || [ -L \"$old\" ]; then mv -T -- \"$old\" \"$dest\"; fi\n\
+         \x20 if there \"$old\"; then mv -T -- \"$old\" \"$dest\"; fi\n\
          \x20 fail\n\
          fi\n\
-         rm -rf -- \"$old\"",
-        dest = quote(dest),
-        tmp = quote(temporary),
-        old = quote(&old),
+         echo '{SWAPPED}'\n\
+         if there \"$old\"; then gone \"$old\" 2>/dev/null; fi\n\
+         if there \"$old\"; then echo \"warning: the previous tree could not be removed: $old\" >&2; fi\n\
+         exit 0",
+        prelude = prelude(dest, temporary),
         name = quote(name),
         listing = listing(),
+    )
+}
+
+/// After an install was cut off: if the new tree never reached `dest`,
+/// the old one is put back where it was missing and the new one removed;
+/// if it did (`swapped` is printed), the old tree is removed in the
+/// background, detached, and the step counts as done.
+fn tree_clean_up(dest: &str, temporary: &str) -> String {
+    format!(
+        "{prelude}\
+         if there \"$tmp\"; then\n\
+         \x20 if ! there \"$dest\" && there \"$old\"; then mv -T -- \"$old\" \"$dest\"; fi\n\
+         \x20 gone \"$tmp\"\n\
+         elif there \"$old\"; then\n\
+         \x20 if there \"$dest\"; then\n\
+         \x20   echo swapped\n\
+         \x20   ( trap '' HUP; gone \"$old\" ) </dev/null >/dev/null 2>&1 &\n\
+         \x20 else mv -T -- \"$old\" \"$dest\"; fi\n\
+         fi",
+        prelude = prelude(dest, temporary),
     )
 }
 
@@ -386,6 +460,129 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_marker_symlink_in_the_archive_is_not_written_through() {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        let victim = w.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::create_dir(w.join("tree")).unwrap();
+        std::fs::write(w.join("tree/app.txt"), "app").unwrap();
+        std::os::unix::fs::symlink(&victim, w.join("tree").join(MARKER)).unwrap();
+        tar_of(&w.join("tree"), &w.join("evil.tar"));
+        let dest = w.join("dest").display().to_string();
+
+        let install = tree_install(&dest, &temp_name::beside(&dest), "a", None, false);
+        let (code, stdout, stderr) = sh(w, &install, Some(&w.join("evil.tar")));
+
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (0, "herd: swapped\n", "")
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let marker = std::fs::symlink_metadata(w.join("dest").join(MARKER)).unwrap();
+        assert!(marker.file_type().is_file(), "{marker:?}");
+        assert_eq!(sh(w, &tree_check(&dest, "a"), None).1, "unchanged\n");
+    }
+
+    #[test]
+    fn special_files_are_refused_and_setuid_bits_cleared() {
+        use std::os::unix::fs::PermissionsExt;
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        std::fs::create_dir(w.join("tree")).unwrap();
+        std::fs::write(w.join("tree/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(w.join("tree/tool"), std::fs::Permissions::from_mode(0o6755))
+            .unwrap();
+        tar_of(&w.join("tree"), &w.join("suid.tar"));
+        let status = std::process::Command::new("mkfifo")
+            .arg(w.join("tree/pipe"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tar_of(&w.join("tree"), &w.join("fifo.tar"));
+        let dest = w.join("dest").display().to_string();
+        let install = || tree_install(&dest, &temp_name::beside(&dest), "a", None, false);
+
+        let (code, _, stderr) = sh(w, &install(), Some(&w.join("fifo.tar")));
+        assert_eq!(
+            (code, stderr.as_str()),
+            (1, "refused: pipe is a device, a fifo or a socket\n")
+        );
+        assert!(!w.join("dest").exists());
+
+        let (code, _, stderr) = sh(w, &install(), Some(&w.join("suid.tar")));
+        assert_eq!((code, stderr.as_str()), (0, ""));
+        let mode = std::fs::metadata(w.join("dest/tool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
+        let mut names: Vec<_> = std::fs::read_dir(w)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["dest", "fifo.tar", "suid.tar", "tree"],
+            "nothing left beside"
+        );
+    }
+
+    #[test]
+    fn a_clean_up_puts_the_old_tree_back_or_reports_the_swap() {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        let dest = w.join("dest").display().to_string();
+        let temporary = temp_name::beside(&dest);
+        let old = format!("{temporary}-old");
+        let tree = |path: &str, content: &str| {
+            std::fs::create_dir_all(path).unwrap();
+            std::fs::write(format!("{path}/app.txt"), content).unwrap();
+        };
+        let listed = || {
+            let mut names: Vec<_> = std::fs::read_dir(w)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+
+        // Cut off between the two renames: dest is missing, both trees beside.
+        tree(&old, "old");
+        tree(&temporary, "new");
+        let (code, stdout, _) = sh(w, &tree_clean_up(&dest, &temporary), None);
+        assert_eq!((code, stdout.as_str()), (0, ""));
+        assert_eq!(listed(), ["dest"]);
+        assert_eq!(
+            std::fs::read_to_string(w.join("dest/app.txt")).unwrap(),
+            "old"
+        );
+
+        // Cut off while the old tree was being removed: the swap is done.
+        tree(&old, "old");
+        std::fs::create_dir(format!("{old}/locked")).unwrap();
+        let (code, stdout, _) = sh(w, &tree_clean_up(&dest, &temporary), None);
+        assert_eq!((code, stdout.as_str()), (0, "swapped\n"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while listed().len() > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(listed(), ["dest"]);
+
+        // Cut off during the unpack: the new tree goes, dest stays.
+        tree(&temporary, "new");
+        let (code, stdout, _) = sh(w, &tree_clean_up(&dest, &temporary), None);
+        assert_eq!((code, stdout.as_str()), (0, ""));
+        assert_eq!(listed(), ["dest"]);
+        assert_eq!(
+            std::fs::read_to_string(w.join("dest/app.txt")).unwrap(),
+            "old"
+        );
+    }
+
     async fn connection(
         fake: &crate::transport::fake::FakeConnector,
     ) -> crate::transport::fake::FakeConnection {
@@ -417,7 +614,7 @@ mod tests {
             user: Some("app"),
         };
 
-        let transfer = ship(
+        let (transfer, _) = ship(
             &connection,
             &artifact,
             "/srv/site",
@@ -453,7 +650,7 @@ mod tests {
             user: Some("app"),
         };
 
-        let transfer = ship(
+        let (transfer, _) = ship(
             &connection,
             &artifact,
             "/srv/site",
@@ -481,6 +678,59 @@ mod tests {
                 )),
             "{commands:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_after_the_swap_is_a_success_with_a_warning() {
+        use crate::transport::fake::{FakeConnector, Rule};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.txt"), "v1").unwrap();
+        let artifact = Artifact::upload(dir.path()).unwrap();
+        let who = As {
+            become_: false,
+            user: None,
+        };
+        for (clean_up_says, ok) in [("swapped\n", true), ("", false)] {
+            let fake = FakeConnector::default()
+                .rule(
+                    "web01",
+                    Rule::new("tar -x", 0).delay(Duration::from_secs(60)),
+                )
+                .rule("web01", Rule::new("echo swapped", 0).stdout(clean_up_says));
+            let connection = connection(&fake).await;
+            let sent = AtomicU64::new(0);
+
+            let shipped = ship(
+                &connection,
+                &artifact,
+                "/srv/site",
+                None,
+                who,
+                Duration::from_secs(5),
+                &sent,
+            )
+            .await;
+
+            match shipped {
+                Ok((transfer, notes)) => {
+                    assert!(ok && !transfer.unchanged, "{transfer:?}");
+                    assert_eq!(
+                        notes,
+                        "warning: the time ran out after the new tree was in place at /srv/site; \
+                         the previous one is being removed in the background\n"
+                    );
+                }
+                Err(error) => {
+                    assert!(!ok, "{error}");
+                    assert_eq!(error, "uploading /srv/site timed out after 5s");
+                }
+            }
+            let commands = fake.commands("web01");
+            assert!(
+                commands.last().unwrap().contains("echo swapped"),
+                "{commands:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -594,9 +594,10 @@ impl HostRun {
                 })
                 .await;
                 match shipped {
-                    Ok(transfer) => {
+                    Ok((transfer, notes)) => {
                         result.ok = true;
                         result.transfer = Some(transfer);
+                        result.stderr = notes;
                     }
                     Err(error) => result.error = Some(error),
                 }
