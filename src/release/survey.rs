@@ -144,9 +144,14 @@ impl HostReleases {
                     .into(),
             );
         }
-        self.previous
+        let previous = self
+            .previous
             .clone()
-            .ok_or_else(|| "no previous release is recorded".to_string())
+            .ok_or_else(|| "no previous release is recorded".to_string())?;
+        // The record is a file on the host: what it names is checked as any id.
+        super::check_id(&previous)
+            .map_err(|why| format!("its switch record is not herd's: {why}"))?;
+        Ok(previous)
     }
 }
 
@@ -180,6 +185,16 @@ mod tests {
             .rollback_target()
             .unwrap_err()
             .contains("outside herd"));
+    }
+
+    #[test]
+    fn a_tampered_record_names_no_rollback_target() {
+        let found = parse("current\treleases/v3\nswitch\tcurrent v3\nswitch\tprevious ../../etc\n");
+        let refused = found.rollback_target().unwrap_err();
+        assert!(
+            refused.starts_with("its switch record is not herd's: release id `../../etc`"),
+            "{refused}"
+        );
     }
 
     #[test]
