@@ -35,15 +35,25 @@ fn artifacts(lab: &Lab) {
     write_file(&tree, "app.py", "print('app v1')\n");
     write_file(&tree, "bin/serve", "#!/bin/sh\nexec python3 app.py\n");
     set_mode(&tree.join("bin/serve"), 0o755);
+    tar(&tree, &lab.dir().join("app.tar.gz"));
+}
+
+/// Packs `tree` into `archive` (gzip when its name ends in `.gz`).
+fn tar(tree: &std::path::Path, archive: &std::path::Path) {
+    let flags = if archive.extension().is_some_and(|e| e == "gz") {
+        "-czf"
+    } else {
+        "-cf"
+    };
     let status = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(lab.dir().join("app.tar.gz"))
+        .arg(flags)
+        .arg(archive)
         .arg("-C")
-        .arg(&tree)
+        .arg(tree)
         .arg(".")
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "tar {}", archive.display());
 }
 
 fn playbook(lab: &Lab) -> std::path::PathBuf {
@@ -395,15 +405,7 @@ fn a_marker_symlink_in_a_tarball_does_not_overwrite_what_it_points_to() {
     let tree = lab.dir().join("evil");
     write_file(&tree, "app.py", "print('app')\n");
     std::os::unix::fs::symlink(&victim, tree.join(".herd-sha256")).unwrap();
-    let status = std::process::Command::new("tar")
-        .arg("-cf")
-        .arg(lab.dir().join("evil.tar"))
-        .arg("-C")
-        .arg(&tree)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    tar(&tree, &lab.dir().join("evil.tar"));
     let playbook = lab.write(
         "evil.yml",
         "hosts: web\nsteps:\n  - name: App\n    archive: { src: evil.tar, dest: \"{{ app_dir }}/app\" }\n",

@@ -583,22 +583,6 @@ mod tests {
         );
     }
 
-    async fn connection(
-        fake: &crate::transport::fake::FakeConnector,
-    ) -> crate::transport::fake::FakeConnection {
-        use crate::transport::{Connector, Target};
-        let target = Target {
-            name: "web01".to_string(),
-            address: "web01".to_string(),
-            port: 22,
-            user: "deploy".to_string(),
-            identity_files: Vec::new(),
-            known_hosts: "known_hosts".into(),
-            jump: None,
-        };
-        fake.connect(&target).await.expect("the fake connects")
-    }
-
     #[tokio::test]
     async fn a_host_that_has_the_content_gets_nothing_sent() {
         use crate::transport::fake::{FakeConnector, Rule};
@@ -607,7 +591,7 @@ mod tests {
         let artifact = Artifact::upload(dir.path()).unwrap();
         let fake =
             FakeConnector::default().rule("web01", Rule::new(MARKER, 0).stdout("unchanged\n"));
-        let connection = connection(&fake).await;
+        let connection = fake.connection_to("web01").await;
         let sent = AtomicU64::new(0);
         let who = As {
             become_: true,
@@ -643,7 +627,7 @@ mod tests {
         std::fs::write(dir.path().join("app.txt"), "v1").unwrap();
         let artifact = Artifact::upload(dir.path()).unwrap();
         let fake = FakeConnector::default();
-        let connection = connection(&fake).await;
+        let connection = fake.connection_to("web01").await;
         let sent = AtomicU64::new(0);
         let who = As {
             become_: true,
@@ -697,7 +681,7 @@ mod tests {
                     Rule::new("tar -x", 0).delay(Duration::from_secs(60)),
                 )
                 .rule("web01", Rule::new("echo swapped", 0).stdout(clean_up_says));
-            let connection = connection(&fake).await;
+            let connection = fake.connection_to("web01").await;
             let sent = AtomicU64::new(0);
 
             let shipped = ship(

@@ -117,20 +117,6 @@ pub async fn upload_as<T: Connection>(
 mod tests {
     use super::*;
     use crate::transport::fake::{FakeConnector, Rule};
-    use crate::transport::{Connector, Target};
-
-    async fn connection(fake: &FakeConnector) -> crate::transport::fake::FakeConnection {
-        let target = Target {
-            name: "web01".to_string(),
-            address: "web01".to_string(),
-            port: 22,
-            user: "deploy".to_string(),
-            identity_files: Vec::new(),
-            known_hosts: "known_hosts".into(),
-            jump: None,
-        };
-        fake.connect(&target).await.expect("the fake connects")
-    }
 
     #[tokio::test(start_paused = true)]
     async fn the_staging_upload_and_the_move_share_the_step_timeout() {
@@ -144,7 +130,7 @@ mod tests {
                 "web01",
                 Rule::new("set -C", 0).delay(Duration::from_secs(3)),
             );
-        let connection = connection(&fake).await;
+        let connection = fake.connection_to("web01").await;
         let started = Instant::now();
 
         let result = upload_as(
@@ -175,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn under_become_the_move_is_the_one_that_refuses_a_directory() {
         let fake = FakeConnector::default();
-        let connection = connection(&fake).await;
+        let connection = fake.connection_to("web01").await;
 
         upload_as(
             &connection,

@@ -82,6 +82,23 @@ pub struct FakeConnector {
 }
 
 impl FakeConnector {
+    /// A connection to `host` (port 22, user `deploy`), for tests of what
+    /// runs over one connection.
+    pub async fn connection_to(&self, host: &str) -> FakeConnection {
+        let target = super::Target {
+            name: host.to_string(),
+            address: host.to_string(),
+            port: 22,
+            user: "deploy".to_string(),
+            identity_files: Vec::new(),
+            known_hosts: "known_hosts".into(),
+            jump: None,
+        };
+        super::Connector::connect(self, &target)
+            .await
+            .expect("the fake connects")
+    }
+
     pub fn rule(mut self, host: &str, rule: Rule) -> Self {
         self.hosts
             .entry(host.to_string())
