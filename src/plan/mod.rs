@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::artifact::Artifact;
 use crate::inventory::{Inventory, InventoryError, Vars};
 use crate::playbook::batch::{BatchSpec, FailLimit};
 use crate::playbook::{Playbook, PlaybookError};
@@ -27,7 +26,7 @@ use crate::template::Renderer;
 use crate::transport::Target;
 use release::{release_targets, release_vars, ReleaseId};
 use reload::ReloadPlan;
-use step::{Action, StepPlan};
+use step::{local_dir, step_plans, Action, StepPlan};
 use target::{target_for, TargetDefaults};
 use vars::{
     add_play_vars, mark_secrets, parse_extra_vars, read_ssh_config, secret_names, shown_vars,
@@ -134,19 +133,12 @@ pub enum PlanError {
 impl Plan {
     pub fn build(request: &PlanRequest) -> Result<Plan, PlanError> {
         let inventory = Inventory::load(&request.inventory)?;
-        let playbook = match request.job.playbook() {
-            Some(path) => Some(Playbook::load(path)?),
-            None => None,
-        };
+        let playbook = request.job.playbook().map(Playbook::load).transpose()?;
         let mut extra = parse_extra_vars(&request.extra_vars)?;
-        let release = match (&playbook, &request.job) {
-            (Some(p), _) => p
-                .spec
-                .release
-                .as_ref()
-                .map(|r| ReleasePlan::from_playbook(r, request.step_timeout)),
-            (None, _) => None,
-        };
+        let release = playbook
+            .as_ref()
+            .and_then(|p| p.spec.release.as_ref())
+            .map(|r| ReleasePlan::from_playbook(r, request.step_timeout));
         if let (Some(p), None, Job::Rollback { .. } | Job::Releases(_)) =
             (&playbook, &release, &request.job)
         {
@@ -410,77 +402,6 @@ fn select_in_playbook<'i>(
             .doc
             .error_at_offset(value + e.offset, format!("hosts: {}", e.message))
     })
-}
-
-/// Where local steps and hooks run: the playbook's directory (`.` for a
-/// playbook named without one).
-fn local_dir(base: &Path) -> PathBuf {
-    if base.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base.to_path_buf()
-    }
-}
-
-fn step_plans(
-    playbook: &Playbook,
-    section: &str,
-    base: &Path,
-    default_timeout: Duration,
-) -> Result<Vec<StepPlan>, SourceError> {
-    let steps = match section {
-        "steps" => &playbook.spec.steps,
-        _ => &playbook.spec.rollback,
-    };
-    steps
-        .iter()
-        .enumerate()
-        .map(|(index, step)| {
-            let action = match (&step.run, &step.upload, &step.archive) {
-                (Some(run), _, _) => Action::Run(run.clone()),
-                (None, Some(given), _) | (None, None, Some(given)) => {
-                    let key = if step.upload.is_some() {
-                        "upload"
-                    } else {
-                        "archive"
-                    };
-                    let src = target::resolve(&given.src, base);
-                    let at = [section, &index.to_string(), key, "src"];
-                    let artifact = match key {
-                        "upload" => Artifact::upload(&src),
-                        _ => Artifact::archive(&src),
-                    }
-                    .map_err(|message| playbook.error_in(&at, None, message))?;
-                    Action::Upload {
-                        artifact: Arc::new(artifact),
-                        dest: given.dest.clone(),
-                        mode: given
-                            .mode
-                            .as_deref()
-                            .and_then(|m| u32::from_str_radix(m, 8).ok()),
-                    }
-                }
-                (None, None, None) => unreachable!("the playbook check requires an action"),
-            };
-            Ok(StepPlan {
-                name: step.label(index),
-                action,
-                cwd: step.cwd.clone(),
-                env: step
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                timeout: step.timeout.map_or(default_timeout, |t| t.0),
-                become_: step.become_,
-                become_user: step.become_user.clone(),
-                once: step.once,
-                capture: step.capture.clone(),
-                ignore_errors: step.ignore_errors,
-                local: step.local.then(|| local_dir(base)),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
-//! A step ready to run: its templates, and how it renders on one host into
-//! the exact command line sent over SSH.
+//! A step ready to run: made from the playbook's, its templates, and how it
+//! renders on one host into the exact command line sent over SSH.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::artifact::Artifact;
 use crate::inventory::Vars;
+use crate::playbook::Playbook;
 use crate::shell::{quote as shell_quote, wrap};
+use crate::source::SourceError;
 use crate::template::{Kind, Renderer, TemplateError};
 
 /// One step of a plan, templates not yet rendered (they may use captures).
@@ -160,6 +162,79 @@ impl StepPlan {
             }
         }
     }
+}
+
+/// Where local steps and hooks run: the playbook's directory (`.` for a
+/// playbook named without one).
+pub(super) fn local_dir(base: &Path) -> PathBuf {
+    if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base.to_path_buf()
+    }
+}
+
+/// The steps of `section` (`steps` or `rollback`), their artifacts
+/// checked: a `src` herd cannot read is an error at its key.
+pub(super) fn step_plans(
+    playbook: &Playbook,
+    section: &str,
+    base: &Path,
+    default_timeout: Duration,
+) -> Result<Vec<StepPlan>, SourceError> {
+    let steps = match section {
+        "steps" => &playbook.spec.steps,
+        _ => &playbook.spec.rollback,
+    };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let action = match (&step.run, &step.upload, &step.archive) {
+                (Some(run), _, _) => Action::Run(run.clone()),
+                (None, Some(given), _) | (None, None, Some(given)) => {
+                    let key = if step.upload.is_some() {
+                        "upload"
+                    } else {
+                        "archive"
+                    };
+                    let src = super::target::resolve(&given.src, base);
+                    let at = [section, &index.to_string(), key, "src"];
+                    let artifact = match key {
+                        "upload" => Artifact::upload(&src),
+                        _ => Artifact::archive(&src),
+                    }
+                    .map_err(|message| playbook.error_in(&at, None, message))?;
+                    Action::Upload {
+                        artifact: Arc::new(artifact),
+                        dest: given.dest.clone(),
+                        mode: given
+                            .mode
+                            .as_deref()
+                            .and_then(|m| u32::from_str_radix(m, 8).ok()),
+                    }
+                }
+                (None, None, None) => unreachable!("the playbook check requires an action"),
+            };
+            Ok(StepPlan {
+                name: step.label(index),
+                action,
+                cwd: step.cwd.clone(),
+                env: step
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                timeout: step.timeout.map_or(default_timeout, |t| t.0),
+                become_: step.become_,
+                become_user: step.become_user.clone(),
+                once: step.once,
+                capture: step.capture.clone(),
+                ignore_errors: step.ignore_errors,
+                local: step.local.then(|| local_dir(base)),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
