@@ -74,33 +74,83 @@ impl<C: Connector> Engine<C> {
                             first_lock,
                         }
                     }
-                    Err(error) => {
-                        let reason = error.to_string();
-                        self.emit(Event::HostUnreachable {
-                            host: host.name.clone(),
-                            reason: reason.clone(),
-                        });
-                        let report = HostReport {
-                            host: host.name.clone(),
-                            state: HostState::Unreachable { reason },
-                            steps_ok: 0,
-                            steps_total: self.plan.steps.len(),
-                            duration: elapsed,
-                            reload: None,
-                        };
-                        self.emit(Event::HostFinished {
-                            report: report.clone(),
-                        });
-                        Slot {
-                            connection: None,
-                            report: Some(report),
-                            first_lock: None,
-                        }
-                    }
+                    Err(error) => self.unreachable(&host.name, &error, elapsed),
                 }
             }
         });
         join_all(attempts).await
+    }
+
+    /// `herd exec`: each host runs its command as soon as it is connected,
+    /// instead of waiting for the whole fleet (there is no lock to take and
+    /// no batch to hold back). Returns every host's slot, its report made.
+    pub(super) async fn connect_and_run(&self) -> Vec<Slot<C::Connection>> {
+        let handshakes = Arc::new(Semaphore::new(self.settings.handshakes.max(1)));
+        let forks = Arc::new(Semaphore::new(self.settings.forks.max(1)));
+        let once = Arc::new(super::once::OnceGates::new(self.plan.steps.len(), None));
+        let runs = self.plan.hosts.iter().enumerate().map(|(index, host)| {
+            let (handshakes, forks, once) = (handshakes.clone(), forks.clone(), once.clone());
+            async move {
+                let permit = handshakes.acquire_owned().await.ok();
+                let started = Instant::now();
+                let result = self.connector.connect(&host.target).await;
+                drop(permit);
+                let connection = match result {
+                    Ok(connection) => Arc::new(connection),
+                    Err(error) => return self.unreachable(&host.name, &error, started.elapsed()),
+                };
+                self.emit(Event::HostConnected {
+                    host: host.name.clone(),
+                    elapsed: started.elapsed(),
+                });
+                let _fork = forks.acquire_owned().await.ok();
+                let report = self
+                    .host_run(index, once)
+                    .run(connection.as_ref(), || async {
+                        self.connector.connect(&host.target).await
+                    })
+                    .await;
+                self.emit(Event::HostFinished {
+                    report: report.clone(),
+                });
+                Slot {
+                    connection: Some(connection),
+                    report: Some(report),
+                    first_lock: None,
+                }
+            }
+        });
+        join_all(runs).await
+    }
+
+    /// The slot of a host that could not be reached, its report sent.
+    fn unreachable(
+        &self,
+        host: &str,
+        error: &crate::transport::TransportError,
+        elapsed: Duration,
+    ) -> Slot<C::Connection> {
+        let reason = error.to_string();
+        self.emit(Event::HostUnreachable {
+            host: host.to_string(),
+            reason: reason.clone(),
+        });
+        let report = HostReport {
+            host: host.to_string(),
+            state: HostState::Unreachable { reason },
+            steps_ok: 0,
+            steps_total: self.plan.steps.len(),
+            duration: elapsed,
+            reload: None,
+        };
+        self.emit(Event::HostFinished {
+            report: report.clone(),
+        });
+        Slot {
+            connection: None,
+            report: Some(report),
+            first_lock: None,
+        }
     }
 
     async fn try_lock(

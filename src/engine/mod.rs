@@ -108,7 +108,24 @@ impl<C: Connector> Engine<C> {
                 .collect(),
         });
 
-        let mut slots = self.connect_all().await;
+        // `herd exec` (no lock, one batch, no fleet-wide condition to meet
+        // first) starts each host as soon as it is up. A rollout does not:
+        // no batch starts before every host is connected and locked.
+        let streaming = self.settings.lock.is_none()
+            && !self.settings.require_reachable
+            && plan.batches.len() == 1;
+        if streaming {
+            self.emit(Event::BatchStarted {
+                batch: 1,
+                of: 1,
+                hosts: plan.hosts.iter().map(|h| h.name.clone()).collect(),
+            });
+        }
+        let mut slots = if streaming {
+            self.connect_and_run().await
+        } else {
+            self.connect_all().await
+        };
         let unreachable = slots.iter().filter(|s| s.connection.is_none()).count();
         let mut aborted = None;
         if self.settings.require_reachable && unreachable > plan.max_fail {
@@ -132,7 +149,7 @@ impl<C: Connector> Engine<C> {
             _ => {}
         }
 
-        if aborted.is_none() && conflicts.is_empty() {
+        if aborted.is_none() && conflicts.is_empty() && !streaming {
             aborted = self.run_batches(&mut slots, unreachable).await;
         }
         if let Some(reason) = &aborted {
@@ -236,15 +253,7 @@ impl<C: Connector> Engine<C> {
             let runs = members.iter().map(|(index, connection)| {
                 let connection = connection.clone();
                 let forks = forks.clone();
-                let runner = host::HostRun {
-                    plan: plan.clone(),
-                    index: *index,
-                    events: self.events.clone(),
-                    cancel: self.cancel.clone(),
-                    once: once.clone(),
-                    captured: Default::default(),
-                    audit: self.settings.audit.clone(),
-                };
+                let runner = self.host_run(*index, once.clone());
                 let connector = self.connector.clone();
                 let target = plan.hosts[*index].target.clone();
                 // One new connection, for a host that dropped its own after its reload signal.
@@ -281,6 +290,19 @@ impl<C: Connector> Engine<C> {
             }
         }
         None
+    }
+
+    /// The run of one host's share of the plan.
+    fn host_run(&self, index: usize, once: Arc<once::OnceGates>) -> host::HostRun {
+        host::HostRun {
+            plan: self.plan.clone(),
+            index,
+            events: self.events.clone(),
+            cancel: self.cancel.clone(),
+            once,
+            captured: Default::default(),
+            audit: self.settings.audit.clone(),
+        }
     }
 
     /// Records on each host whose lock file could not be tried why, and

@@ -828,3 +828,79 @@ async fn a_local_step_masks_secrets_and_may_ignore_its_failure() {
         "only `echo next` reaches the host"
     );
 }
+
+/// The events of `job` on h1 and h2 (h2 slow to connect), as
+/// `(event, host)` for host connections and finished steps.
+async fn order_with_a_slow_host(exec: bool) -> Vec<(&'static str, String)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let inventory = "all:\n  children:\n    web:\n      hosts:\n        h1: {}\n        h2: {}\n";
+    std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write inventory");
+    std::fs::write(
+        dir.path().join("play.yml"),
+        "hosts: web\nsteps:\n  - run: uptime\n",
+    )
+    .expect("write playbook");
+    let job = if exec {
+        Job::Command("uptime".into())
+    } else {
+        Job::Playbook(dir.path().join("play.yml"))
+    };
+    let request = PlanRequest {
+        job,
+        inventory: dir.path().join("inventory.yml"),
+        limit: None,
+        extra_vars: Vec::new(),
+        batch: None,
+        known_hosts: Some(Path::new("/dev/null").to_path_buf()),
+        ssh_config: None,
+        step_timeout: Duration::from_secs(600),
+    };
+    let plan = Plan::build(&request).unwrap_or_else(|e| panic!("plan: {e}"));
+    let connector = FakeConnector::default().slow_to_connect("h2", Duration::from_secs(5));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_cancel_tx, cancel_rx) = watch::channel(false);
+    let settings = EngineSettings {
+        require_reachable: !exec,
+        ..settings(None)
+    };
+    Engine::new(Arc::new(plan), Arc::new(connector), settings, tx, cancel_rx)
+        .run()
+        .await;
+    let mut order = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        match event {
+            Event::HostConnected { host, .. } => order.push(("connected", host)),
+            Event::StepFinished { host, .. } => order.push(("step done", host)),
+            _ => {}
+        }
+    }
+    order
+}
+
+#[tokio::test(start_paused = true)]
+async fn exec_starts_on_a_host_as_soon_as_it_is_connected() {
+    let order = order_with_a_slow_host(true).await;
+    assert_eq!(
+        order,
+        [
+            ("connected", "h1".to_string()),
+            ("step done", "h1".to_string()),
+            ("connected", "h2".to_string()),
+            ("step done", "h2".to_string()),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_starts_no_batch_before_every_host_is_connected() {
+    let order = order_with_a_slow_host(false).await;
+    assert_eq!(
+        order,
+        [
+            ("connected", "h1".to_string()),
+            ("connected", "h2".to_string()),
+            ("step done", "h1".to_string()),
+            ("step done", "h2".to_string()),
+        ]
+    );
+}

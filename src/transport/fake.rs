@@ -71,6 +71,8 @@ pub struct FakeHost {
     pub rules: Vec<Rule>,
     /// The raw HTTP response a tunnel answers with; no tunnel when `None`.
     pub http: Option<String>,
+    /// How long connecting takes.
+    pub connect_delay: Duration,
 }
 
 /// Every host answers exit 0 with no output unless a rule says otherwise.
@@ -114,6 +116,15 @@ impl FakeConnector {
         self
     }
 
+    /// `host` takes `delay` to connect.
+    pub fn slow_to_connect(mut self, host: &str, delay: Duration) -> Self {
+        self.hosts
+            .entry(host.to_string())
+            .or_default()
+            .connect_delay = delay;
+        self
+    }
+
     pub fn unreachable(mut self, host: &str) -> Self {
         self.hosts.entry(host.to_string()).or_default().unreachable =
             Some(TransportError::Connect {
@@ -149,6 +160,7 @@ impl Connector for FakeConnector {
 
     async fn connect(&self, target: &Target) -> Result<FakeConnection, TransportError> {
         let script = self.hosts.get(&target.name).cloned().unwrap_or_default();
+        tokio::time::sleep(script.connect_delay).await;
         if let Some(error) = script.unreachable.clone() {
             return Err(error);
         }
