@@ -60,7 +60,7 @@ fn spec() -> ReloadSpec {
         start: None,
         validate: ValidateSpec {
             timeout: Duration::from_secs(30),
-            settle: Duration::from_secs(1),
+            settle: Some(Duration::from_secs(1)),
             poll: Duration::from_millis(200),
             http: Some(HttpCheck {
                 url: "http://127.0.0.1:8000/healthz".into(),
