@@ -56,7 +56,7 @@ impl BootProof {
     pub fn describe(&self) -> String {
         match self {
             BootProof::HeartbeatFile { prefix } => {
-                format!("each new worker's heartbeat file ({prefix}*) touched from its loop")
+                format!("each new worker touched its heartbeat file ({prefix}*) from its loop")
             }
         }
     }

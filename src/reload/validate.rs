@@ -141,7 +141,7 @@ pub(super) async fn after_hup<T: Connection>(
                 format!("{} of {wanted} new workers", report.new_workers.len())
             } else if !ready {
                 format!(
-                    "new workers {:?} did not prove they booted ({})",
+                    "new workers {:?} did not prove they booted (proof: {})",
                     report.new_workers,
                     spec.server
                         .boot_proof
