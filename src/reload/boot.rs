@@ -45,6 +45,7 @@ impl BootProof {
             "# {MARKER}\n\
              m={master}; i=0; bt=; pend=; dead=\n\
              while read -r x v; do [ \"$x\" = btime ] && {{ bt=$v; break; }}; done 2>/dev/null < /proc/stat\n\
+             command -v stat >/dev/null 2>&1 || bt=\n\
              for w in{workers}; do n=; s=; read -r s 2>/dev/null < \"/proc/$w/stat\"\n\
                case \"$s\" in {ENDED}) echo \"$w dead\"; dead=1; continue;; esac\n\
                l=$(ls -l \"/proc/$w/fd\" 2>/dev/null)\n\
