@@ -274,9 +274,10 @@ pub struct ReloadArgs {
     /// Limit on proving each host's reload, e.g. 60s.
     #[arg(long, default_value = "60s", value_parser = parse_limit)]
     pub validate_timeout: std::time::Duration,
-    /// How long the new workers must stay unchanged to count as settled.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub settle: std::time::Duration,
+    /// How long the new workers must stay unchanged once they booted
+    /// (default: 0s where the server proves each worker booted, else 2s).
+    #[arg(long, value_parser = parse_duration)]
+    pub settle: Option<std::time::Duration>,
     /// Signal (and, without --unit, read /proc) through `sudo -n`.
     #[arg(long = "become")]
     pub become_: bool,

@@ -66,6 +66,11 @@ pub fn plan(plan: &Plan) -> String {
                     (Some(_), Ok(spec)) => spec.describe(),
                 };
                 let _ = writeln!(out, "    reload: {said}");
+                if let (Some(_), Ok(spec)) =
+                    (&stage.place, stage.render(&plan.renderer, &host.shown_vars))
+                {
+                    let _ = writeln!(out, "    booted: {}", spec.boot_wait());
+                }
             }
         }
     }

@@ -1004,3 +1004,71 @@ fn a_master_whose_pid_is_reused_during_the_preflight_is_not_signalled_nor_is_the
     assert_eq!(read_pid(pidfile), Some(master), "{run}");
     assert!(lab.hosts_with_lock_file().is_empty(), "{run}");
 }
+
+/// Puts `prelude` before the app of `release` (the release `current` names).
+fn app_starting_with(host: &LabHost, release: &str, prelude: &str) {
+    let app = host.app_dir.join("releases").join(release).join("app.py");
+    let code = fs::read_to_string(&app).unwrap();
+    fs::write(&app, format!("{prelude}{code}")).unwrap();
+}
+
+#[test]
+fn a_reload_is_done_only_once_slow_workers_booted_and_fails_fast_when_they_cannot() {
+    let _one = one_at_a_time();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    // Each new worker takes 3 s to import the app: longer than the settle
+    // period a reload used to sleep instead of proving the boot.
+    switch_release(&lab, host, "v2");
+    app_starting_with(host, "v2", "import time\ntime.sleep(3)\n");
+
+    let started = std::time::Instant::now();
+    let run = lab
+        .herd(["reload", "--pidfile", PIDFILE, "--validate-timeout", "60s"])
+        .run();
+    let took = started.elapsed();
+    run.assert_code(0);
+    // Served at once: the workers were in their loops when herd said done
+    // (a worker still importing would keep the request 3 s).
+    let asked = std::time::Instant::now();
+    let answer = healthz(host);
+    let answered_in = asked.elapsed();
+    assert_eq!(answer, "ok v2", "{run}");
+    assert!(
+        answered_in < Duration::from_secs(1),
+        "the first request after the reload took {answered_in:?}\n{run}"
+    );
+    assert!(took >= Duration::from_secs(3), "done after {took:?}\n{run}");
+    assert_workers_replaced(host, &before, &run);
+
+    // A release whose workers crash while booting: the reload fails as soon
+    // as they die, far within its 60 s limit.
+    switch_release(&lab, host, "v3");
+    app_starting_with(
+        host,
+        "v3",
+        "import time\ntime.sleep(1)\nraise RuntimeError('release v3 cannot boot')\n",
+    );
+    let started = std::time::Instant::now();
+    let run = lab
+        .herd(["reload", "--pidfile", PIDFILE, "--validate-timeout", "60s"])
+        .run();
+    let took = started.elapsed();
+    run.assert_code(1);
+    assert!(
+        stderr_has_line(
+            &run,
+            &format!(
+                "host01: reload FAILED: proof `same_master`: the master {} exited after HUP",
+                before.master.pid
+            )
+        ),
+        "{run}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "failed after {took:?}\n{run}"
+    );
+    assert!(!alive(before.master.pid), "{run}");
+}

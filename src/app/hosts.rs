@@ -31,7 +31,7 @@ pub(super) fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
                 preflight: None,
                 start: None,
                 timeout: args.connecting.timeout,
-                settle: std::time::Duration::ZERO,
+                settle: Some(std::time::Duration::ZERO),
                 http: None,
                 run: None,
                 command_timeout: args.connecting.timeout,

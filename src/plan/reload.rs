@@ -14,7 +14,6 @@ use crate::template::{Kind, OutputMask, Renderer, TemplateError};
 
 /// Defaults when a playbook says nothing.
 pub const DEFAULT_VALIDATE_TIMEOUT: Duration = Duration::from_secs(60);
-pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(100);
 
 /// Checks that a rendered name names exactly one unit or container.
@@ -34,7 +33,8 @@ pub struct ReloadPlan {
     pub preflight: Option<String>,
     pub start: Option<String>,
     pub timeout: Duration,
-    pub settle: Duration,
+    /// Unset: the server's default (see [`crate::reload::ValidateSpec`]).
+    pub settle: Option<Duration>,
     pub http: Option<(String, u16, Option<String>)>,
     pub run: Option<String>,
     pub command_timeout: Duration,
@@ -94,9 +94,7 @@ impl ReloadPlan {
             timeout: validate
                 .and_then(|v| v.timeout)
                 .map_or(DEFAULT_VALIDATE_TIMEOUT, |t| t.0),
-            settle: validate
-                .and_then(|v| v.settle)
-                .map_or(DEFAULT_SETTLE, |t| t.0),
+            settle: validate.and_then(|v| v.settle).map(|t| t.0),
             http: validate
                 .and_then(|v| v.http.as_ref())
                 .map(|h| (h.url.clone(), h.status, h.contains.clone())),

@@ -4,6 +4,7 @@
 //! replaced, no churn, the health check serving the new release).
 //! See DESIGN.md "Reloading the app server".
 
+mod boot;
 mod compose;
 pub mod container;
 pub mod discover;
@@ -59,11 +60,16 @@ pub enum Signal {
     Usr2,
 }
 
+/// The settle period where no proof of boot is available.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone)]
 pub struct ValidateSpec {
     pub timeout: Duration,
-    /// How long the new worker set must stay unchanged.
-    pub settle: Duration,
+    /// How long the new worker set must stay unchanged, once its workers
+    /// proved they booted; unset: not at all when the server has a boot
+    /// proof, [`DEFAULT_SETTLE`] when not (or when it cannot be read).
+    pub settle: Option<Duration>,
     /// Time between two looks at the host.
     pub poll: Duration,
     pub http: Option<HttpCheck>,
@@ -169,6 +175,24 @@ fn fail(proof: Proof, message: impl Into<String>, report: &ReloadReport) -> Relo
 impl ReloadSpec {
     /// What the reload will do, for `herd plan`: where the master is found
     /// and how the signal is delivered.
+    /// How the reload tells the new workers booted, for the plan.
+    pub fn boot_wait(&self) -> String {
+        let settle = |default: Duration| {
+            format!("{}s", self.validate.settle.unwrap_or(default).as_secs_f64())
+        };
+        match (&self.server.boot_proof, self.signal) {
+            (Some(proof), Signal::Hup) => format!(
+                "once {} (then settle {})",
+                proof.describe(),
+                settle(Duration::ZERO)
+            ),
+            _ => format!(
+                "once the new workers stayed unchanged for settle {}",
+                settle(DEFAULT_SETTLE)
+            ),
+        }
+    }
+
     pub fn describe(&self) -> String {
         let server = self.server.display;
         let signal = match (self.signal, &self.server.upgrade) {

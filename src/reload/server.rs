@@ -32,6 +32,34 @@ pub struct AppServer {
     pub reload_signal: &'static str,
     /// The re-exec upgrade, when the server has one.
     pub upgrade: Option<Upgrade>,
+    /// How a new worker proves it booted (loaded the app and entered its
+    /// loop). Without one, a reload waits for the worker set to stay
+    /// unchanged for the settle period instead.
+    pub boot_proof: Option<BootProof>,
+}
+
+/// A sign, readable in `/proc`, that a worker has booted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BootProof {
+    /// The worker holds an unlinked heartbeat file, open as
+    /// `DIR/PREFIX… (deleted)`, that its master created before the fork
+    /// and that the worker touches from its request loop only, that is once
+    /// the app is loaded. Untouched, the file keeps the times and mode it
+    /// was created with. Touched, Gunicorn 22 and later set its modification
+    /// time to the monotonic clock (a time before the machine booted);
+    /// earlier versions switch its mode between 0 and 1.
+    HeartbeatFile { prefix: &'static str },
+}
+
+impl BootProof {
+    /// For messages and the plan: what the proof watches.
+    pub fn describe(&self) -> String {
+        match self {
+            BootProof::HeartbeatFile { prefix } => {
+                format!("each new worker touched its heartbeat file ({prefix}*) from its loop")
+            }
+        }
+    }
 }
 
 /// A re-exec upgrade: `signal` makes the master start a new master as its
@@ -60,6 +88,9 @@ pub const GUNICORN: AppServer = AppServer {
         signal: "USR2",
         retire: "TERM",
         pidfile_suffix: ".2",
+    }),
+    boot_proof: Some(BootProof::HeartbeatFile {
+        prefix: "wgunicorn-",
     }),
 };
 

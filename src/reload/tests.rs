@@ -60,7 +60,7 @@ fn spec() -> ReloadSpec {
         start: None,
         validate: ValidateSpec {
             timeout: Duration::from_secs(30),
-            settle: Duration::from_secs(1),
+            settle: Some(Duration::from_secs(1)),
             poll: Duration::from_millis(200),
             http: Some(HttpCheck {
                 url: "http://127.0.0.1:8000/healthz".into(),
@@ -577,4 +577,105 @@ async fn a_container_kept_through_the_reload_passes() {
     let report = result.expect("the reload works");
     assert_eq!(report.delivery, Some(Delivery::ContainerKill));
     assert_eq!(report.new_workers, vec![601, 602]);
+}
+
+/// What the host-side boot wait answers, for the workers it was given.
+fn boot_answer(answer: &str) -> Rule {
+    Rule::new(boot::MARKER, 0).stdout(answer)
+}
+
+/// After HUP: the old set, then the new one, which stays.
+fn replaced() -> Rule {
+    Rule::new("--herd procs", 0).sequence(vec![
+        procs(500, 500, &[501, 502]),
+        procs(500, 500, &[601, 602]),
+    ])
+}
+
+#[tokio::test(start_paused = true)]
+async fn workers_proven_booted_end_the_wait_with_no_settle_period() {
+    let fake = fake()
+        .rule("h1", replaced())
+        .rule("h1", boot_answer("601 booted\n602 booted\n"))
+        .http("h1", 200, "ok v2\n");
+    let mut spec = spec();
+    spec.validate.settle = None;
+    let started = tokio::time::Instant::now();
+    let (result, commands) = reload_with(fake, &spec).await;
+    let report = result.expect("the reload works");
+    assert_eq!(report.new_workers, vec![601, 602]);
+    let waits: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.contains(boot::MARKER))
+        .collect();
+    assert_eq!(waits.len(), 1, "{commands:?}");
+    assert!(waits[0].contains("for w in 601 602;"), "{}", waits[0]);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_dies_before_it_booted_fails_at_once() {
+    // The master outlives its worker: the worker is named.
+    let host = fake()
+        .rule("h1", replaced())
+        .rule("h1", boot_answer("601 booted\n602 dead\n"));
+    let mut spec = spec();
+    spec.validate.settle = None;
+    let started = tokio::time::Instant::now();
+    let (result, _) = reload_with(host, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Workers);
+    assert_eq!(
+        failure.message,
+        "the new worker 602 exited before it booted (does the new release boot?)"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The master exited with it (what Gunicorn does): the master is named.
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).sequence(vec![
+                procs(500, 500, &[501, 502]),
+                procs(500, 500, &[601, 602]),
+                procs(0, 0, &[]),
+            ]),
+        )
+        .rule("h1", boot_answer("601 dead\n602 waiting\n"));
+    let (result, _) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::SameMaster);
+    assert!(
+        failure.message.starts_with(
+            "the master 500 exited after HUP (its new worker 601 exited before it booted"
+        ),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_readable_proof_the_default_settle_period_stands_in() {
+    let fake = fake()
+        .rule("h1", replaced())
+        .rule("h1", boot_answer("601 booted\n602 unproven\n"))
+        .http("h1", 200, "ok v2\n");
+    let mut spec = spec();
+    spec.validate.settle = None;
+    let started = tokio::time::Instant::now();
+    let (result, _) = reload_with(fake, &spec).await;
+    result.expect("the reload works");
+    let waited = started.elapsed();
+    assert!(
+        waited >= DEFAULT_SETTLE && waited < DEFAULT_SETTLE + Duration::from_secs(1),
+        "{waited:?}"
+    );
 }

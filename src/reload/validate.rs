@@ -3,13 +3,18 @@
 //! worker gone, as many new workers as before, no churn for the settle
 //! period; then the health check and `validate.run`.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::container;
 use super::discover::{self, Master};
 use super::signal;
 use super::snapshot::{WaitFor, WAIT_INTERVAL};
-use super::{fail, http, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec};
+use super::{
+    boot, fail, http, snapshot, snapshot_after, Proof, ReloadFailure, ReloadReport, ReloadSpec,
+    DEFAULT_SETTLE,
+};
 use crate::template::{Cut, OutputMask};
 use crate::transport::Connection;
 
@@ -21,13 +26,7 @@ struct Settling {
 
 impl Settling {
     /// True once `workers` is complete and unchanged for `settle`.
-    fn observe(
-        &mut self,
-        workers: &[u32],
-        complete: bool,
-        spec: &ReloadSpec,
-        now: Instant,
-    ) -> bool {
+    fn observe(&mut self, workers: &[u32], complete: bool, settle: Duration, now: Instant) -> bool {
         if !complete {
             self.since = None;
             return false;
@@ -38,11 +37,12 @@ impl Settling {
         }
         self.since
             .as_ref()
-            .is_some_and(|(at, _)| now.duration_since(*at) >= spec.validate.settle)
+            .is_some_and(|(at, _)| now.duration_since(*at) >= settle)
     }
 }
 
-/// After HUP: same master, old workers gone, the same number of new ones, settled.
+/// After HUP: same master, old workers gone, the same number of new ones,
+/// each proven booted (where the server has a boot proof), then settled.
 pub(super) async fn after_hup<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
@@ -52,6 +52,10 @@ pub(super) async fn after_hup<T: Connection>(
     let deadline = Instant::now() + spec.validate.timeout;
     let wanted = master.workers.len().max(1);
     let mut settling = Settling { since: None };
+    // The worker set proven booted, and whether the proof could not be read
+    // (then the settle period stands in for it).
+    let mut booted: Vec<u32> = Vec::new();
+    let mut unproven = spec.server.boot_proof.is_none();
     loop {
         let looked = Instant::now();
         // Until the new workers are all there, the host waits for them itself
@@ -65,7 +69,6 @@ pub(super) async fn after_hup<T: Connection>(
         let snapshot = snapshot_after(connection, spec, wait.as_ref())
             .await
             .map_err(|e| fail(Proof::SameMaster, e.to_string(), report))?;
-        let now = Instant::now();
         let current = snapshot.processes.get(&master.pid);
         let same = current.is_some_and(|p| p.start_time == master.start_time && !p.is_zombie());
         if !same {
@@ -90,7 +93,45 @@ pub(super) async fn after_hup<T: Connection>(
             .filter(|w| !master.workers.contains(w))
             .collect();
         let complete = old_left.is_empty() && report.new_workers.len() == wanted;
-        if settling.observe(&report.new_workers, complete, spec, now) {
+        if complete && !unproven && booted != report.new_workers {
+            match wait_for_boot(connection, spec, master.pid, &report.new_workers, deadline).await {
+                BootWait::Booted => booted = report.new_workers.clone(),
+                BootWait::Unproven => unproven = true,
+                BootWait::Waiting => {}
+                // The next snapshot tells a master that exited with it
+                // (the host waited for that) from one that did not.
+                BootWait::Dead(worker) => {
+                    let snapshot = snapshot_after(connection, spec, None).await.ok();
+                    let master_left = snapshot.as_ref().is_some_and(|s| {
+                        s.processes
+                            .get(&master.pid)
+                            .is_some_and(|p| p.start_time == master.start_time && !p.is_zombie())
+                    });
+                    let message = if master_left {
+                        format!("the new worker {worker} exited before it booted (does the new release boot?)")
+                    } else {
+                        format!(
+                            "the master {} exited after HUP (its new worker {worker} exited before it booted: a release that fails to boot makes Gunicorn exit): the host is down until rollback",
+                            master.pid
+                        )
+                    };
+                    let proof = if master_left {
+                        Proof::Workers
+                    } else {
+                        Proof::SameMaster
+                    };
+                    return Err(fail(proof, message, report));
+                }
+            }
+        }
+        let ready = complete && (unproven || booted == report.new_workers);
+        let settle = match (unproven, spec.validate.settle) {
+            (_, Some(settle)) => settle,
+            (true, None) => DEFAULT_SETTLE,
+            (false, None) => Duration::ZERO,
+        };
+        let now = Instant::now();
+        if settling.observe(&report.new_workers, ready, settle, now) {
             return Ok(());
         }
         if now >= deadline {
@@ -98,6 +139,15 @@ pub(super) async fn after_hup<T: Connection>(
                 format!("old workers {old_left:?} still alive")
             } else if report.new_workers.len() != wanted {
                 format!("{} of {wanted} new workers", report.new_workers.len())
+            } else if !ready {
+                format!(
+                    "new workers {:?} did not prove they booted (proof: {})",
+                    report.new_workers,
+                    spec.server
+                        .boot_proof
+                        .as_ref()
+                        .map_or(String::new(), |proof| proof.describe())
+                )
             } else {
                 "workers kept changing (churn: new workers dying and being replaced)".to_string()
             };
@@ -119,6 +169,60 @@ pub(super) async fn after_hup<T: Connection>(
             spec.validate.poll.min(2 * WAIT_INTERVAL)
         };
         tokio::time::sleep(pause.saturating_sub(now.duration_since(looked))).await;
+    }
+}
+
+/// How a wait for new workers to boot ended.
+enum BootWait {
+    /// Every worker proved it booted.
+    Booted,
+    /// The proof cannot be read (on this host, for one of the workers).
+    Unproven,
+    /// Some had not booted yet when the wait ended.
+    Waiting,
+    /// This worker exited before it booted.
+    Dead(u32),
+}
+
+/// Waits on the host until `workers` proved they booted, one of them died,
+/// or the wait's looks ran out.
+async fn wait_for_boot<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    master: u32,
+    workers: &[u32],
+    deadline: Instant,
+) -> BootWait {
+    let Some(proof) = &spec.server.boot_proof else {
+        return BootWait::Unproven;
+    };
+    let script = proof.script(master, workers, looks_until(deadline, spec));
+    let command = if spec.reads_as_become() {
+        spec.wrap(&script)
+    } else {
+        script
+    };
+    let states = match connection.exec(&command, spec.command_timeout).await {
+        Ok(output) if output.success() => boot::parse(&String::from_utf8_lossy(&output.stdout)),
+        // A host that cannot run the wait falls back on the settle period.
+        _ => return BootWait::Unproven,
+    };
+    if let Some(dead) = workers
+        .iter()
+        .find(|w| states.get(w) == Some(&boot::Boot::Dead))
+    {
+        return BootWait::Dead(*dead);
+    }
+    let all = |state| workers.iter().all(|w| states.get(w) == Some(&state));
+    if all(boot::Boot::Booted) {
+        BootWait::Booted
+    } else if workers
+        .iter()
+        .any(|w| matches!(states.get(w), None | Some(boot::Boot::Unproven)))
+    {
+        BootWait::Unproven
+    } else {
+        BootWait::Waiting
     }
 }
 
@@ -163,7 +267,7 @@ pub(super) async fn usr2<T: Connection>(
             if settling.observe(
                 &report.new_workers,
                 report.new_workers.len() == wanted,
-                spec,
+                spec.validate.settle.unwrap_or(DEFAULT_SETTLE),
                 now,
             ) {
                 break child.pid;
@@ -327,7 +431,8 @@ pub(super) async fn master_appears<T: Connection>(
         match found? {
             Ok(master) => {
                 let complete = !master.workers.is_empty();
-                if settling.observe(&master.workers, complete, spec, now) {
+                let settle = spec.validate.settle.unwrap_or(DEFAULT_SETTLE);
+                if settling.observe(&master.workers, complete, settle, now) {
                     return Ok(master);
                 }
                 last = format!(
