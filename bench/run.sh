@@ -210,7 +210,7 @@ echo "herd benchmark ($(date -u +%Y-%m-%dT%H:%MZ), BENCH_SCALE=${BENCH_SCALE:-fu
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
 echo "herd: $("$herd" --version) ($herd); $(ssh -V 2>&1); gunicorn $("$HERD_LAB_VENV/bin/gunicorn" --version 2>/dev/null | awk '{print $NF}' | tr -d ')')"
 echo "lab up: ${lab_times:-none}total bench time $(since "$started")s"
-echo "runs: W1/W2 median of $runs, W3 $w3_runs; W1: validate settle 0s on both sides, no preflight;"
+echo "runs: W1/W2 median of $runs, W3 $w3_runs; W1: herd's default validate (every new worker proves it booted, no settle), no preflight;"
 echo "  after HUP the OpenSSH script polls every ${W1_POLL:-0.25}s, herd's host-side wait looks every 40ms"
 echo
 printf '%-16s %5s %4s %8s %8s %7s %8s %7s %8s %8s %8s  %s\n' \
