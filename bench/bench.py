@@ -245,7 +245,9 @@ def cmd_phases(events_file, wall=None):
     if connected:
         phases["connect_all"] = round(max(e["t"] for e in connected) - t0, 3)
         phases["connect_per_host"] = stats([e["elapsed"] for e in connected])
-    if batches and connected:
+    # `herd exec` starts each host once it is connected: its one batch opens
+    # before the connections, and there is no lock phase.
+    if batches and connected and batches[0]["t"] >= max(e["t"] for e in connected):
         phases["lock"] = round(batches[0]["t"] - max(e["t"] for e in connected), 3)
     if batches and finished:
         ends = [b["t"] for b in batches[1:]] + [finished[0]["t"]]
