@@ -25,9 +25,15 @@ fn plan_of(hosts: &str, playbook: &str, batch: Option<&str>) -> (Plan, tempfile:
     let inventory = format!("all:\n  children:\n    web:\n      hosts:\n{hosts}");
     std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write inventory");
     std::fs::write(dir.path().join("play.yml"), playbook).expect("write playbook");
+    let job = Job::Playbook(dir.path().join("play.yml"));
+    (plan_in(dir.path(), job, batch), dir)
+}
+
+/// The plan of `job` over `dir/inventory.yml`.
+fn plan_in(dir: &Path, job: Job, batch: Option<&str>) -> Plan {
     let request = PlanRequest {
-        job: Job::Playbook(dir.path().join("play.yml")),
-        inventory: dir.path().join("inventory.yml"),
+        job,
+        inventory: dir.join("inventory.yml"),
         limit: None,
         extra_vars: Vec::new(),
         batch: batch.map(str::to_string),
@@ -35,8 +41,7 @@ fn plan_of(hosts: &str, playbook: &str, batch: Option<&str>) -> (Plan, tempfile:
         ssh_config: None,
         step_timeout: Duration::from_secs(600),
     };
-    let plan = Plan::build(&request).unwrap_or_else(|e| panic!("plan: {e}"));
-    (plan, dir)
+    Plan::build(&request).unwrap_or_else(|e| panic!("plan: {e}"))
 }
 
 /// What the engine tests run with: 10 forks, 4 handshakes at once, every
@@ -832,30 +837,10 @@ async fn a_local_step_masks_secrets_and_may_ignore_its_failure() {
 /// The events of `job` on h1 and h2 (h2 slow to connect), as
 /// `(event, host)` for host connections and finished steps.
 async fn order_with_a_slow_host(exec: bool) -> Vec<(&'static str, String)> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let inventory = "all:\n  children:\n    web:\n      hosts:\n        h1: {}\n        h2: {}\n";
-    std::fs::write(dir.path().join("inventory.yml"), inventory).expect("write inventory");
-    std::fs::write(
-        dir.path().join("play.yml"),
-        "hosts: web\nsteps:\n  - run: uptime\n",
-    )
-    .expect("write playbook");
-    let job = if exec {
-        Job::Command("uptime".into())
-    } else {
-        Job::Playbook(dir.path().join("play.yml"))
-    };
-    let request = PlanRequest {
-        job,
-        inventory: dir.path().join("inventory.yml"),
-        limit: None,
-        extra_vars: Vec::new(),
-        batch: None,
-        known_hosts: Some(Path::new("/dev/null").to_path_buf()),
-        ssh_config: None,
-        step_timeout: Duration::from_secs(600),
-    };
-    let plan = Plan::build(&request).unwrap_or_else(|e| panic!("plan: {e}"));
+    let (mut plan, dir) = plan(2, "hosts: web\nsteps:\n  - run: uptime\n", None);
+    if exec {
+        plan = plan_in(dir.path(), Job::Command("uptime".into()), None);
+    }
     let connector = FakeConnector::default().slow_to_connect("h2", Duration::from_secs(5));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_cancel_tx, cancel_rx) = watch::channel(false);
