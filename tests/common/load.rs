@@ -158,11 +158,12 @@ pub fn under_load(lab: &Lab, herd: Herd) -> Run {
         failures.len(),
         &failures[..failures.len().min(10)]
     );
-    // Enough requests that each host was asked many times during its
-    // reload, however short the rollout: a steady rate, and many per host.
+    // A steady rate, however short the rollout: with every host answering
+    // both releases (above), traffic spanned each host's reload. A count per
+    // host would fail a rollout that got faster (a host reloads in ~0.2s).
     let hosts = lab.hosts().len();
     assert!(
-        requests as f64 >= 50.0 * lasted && requests >= 50 * hosts,
+        requests as f64 >= 50.0 * lasted && requests >= 10 * hosts,
         "only {requests} requests were sent in {lasted:.1}s to {hosts} hosts\n{run}"
     );
     run
