@@ -630,3 +630,29 @@ fn release_variables_and_paths_cannot_be_shared_or_steered() {
     );
     assert_eq!(fake.connections(), 0, "{run}");
 }
+
+/// A rollback runs no steps: a `validate` that reads a capture cannot be
+/// rendered, and that is found before any host is contacted.
+#[test]
+fn a_rollback_whose_validate_reads_a_capture_is_refused_before_any_host() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+    write_file(
+        dir.path(),
+        "playbook.yml",
+        "name: x\nhosts: web\nrelease: { path: /srv/app }\nsteps:\n  - run: cat VERSION\n    capture: built\nvalidate:\n  http: { url: \"http://127.0.0.1:8000/\", contains: \"{{ built }}\" }\n",
+    );
+    let run = Herd::new()
+        .current_dir(dir.path())
+        .args([
+            "rollback",
+            "playbook.yml",
+            "-i",
+            "inventory.yml",
+            "--to",
+            "v1",
+        ])
+        .run();
+    assert_refused(&run, &fake, "playbook.yml:8:56");
+    assert!(run.stderr().contains("undefined variable `built`"), "{run}");
+}
