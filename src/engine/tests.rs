@@ -57,9 +57,18 @@ fn settings(lock: Option<super::LockSettings>) -> EngineSettings {
 }
 
 async fn run(plan: Plan, connector: FakeConnector) -> (RunReport, Vec<Event>, FakeConnector) {
+    run_with(plan, connector, settings(None)).await
+}
+
+/// Runs `plan` to its end with `settings`; returns the report, the events
+/// and the fake.
+async fn run_with(
+    plan: Plan,
+    connector: FakeConnector,
+    settings: EngineSettings,
+) -> (RunReport, Vec<Event>, FakeConnector) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_cancel_tx, cancel_rx) = watch::channel(false);
-    let settings = settings(None);
     let connector = Arc::new(connector);
     let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
         .run()
@@ -267,17 +276,8 @@ fn locking() -> super::LockSettings {
 }
 
 async fn run_locked(plan: Plan, connector: FakeConnector) -> (RunReport, FakeConnector) {
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let (_cancel_tx, cancel_rx) = watch::channel(false);
-    let settings = settings(Some(locking()));
-    let connector = Arc::new(connector);
-    let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
-        .run()
-        .await;
-    (
-        report,
-        Arc::try_unwrap(connector).unwrap_or_else(|c| (*c).clone()),
-    )
+    let (report, _, fake) = run_with(plan, connector, settings(Some(locking()))).await;
+    (report, fake)
 }
 
 #[tokio::test(start_paused = true)]
@@ -522,8 +522,6 @@ async fn run_audited(
     plan: Plan,
     connector: FakeConnector,
 ) -> (RunReport, Vec<Event>, FakeConnector) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_cancel_tx, cancel_rx) = watch::channel(false);
     let settings = EngineSettings {
         audit: Some(super::audit::AuditSettings {
             command: "run".into(),
@@ -534,19 +532,7 @@ async fn run_audited(
         }),
         ..settings(None)
     };
-    let connector = Arc::new(connector);
-    let report = Engine::new(Arc::new(plan), connector.clone(), settings, tx, cancel_rx)
-        .run()
-        .await;
-    let mut events = Vec::new();
-    while let Ok(event) = rx.try_recv() {
-        events.push(event);
-    }
-    (
-        report,
-        events,
-        Arc::try_unwrap(connector).unwrap_or_else(|c| (*c).clone()),
-    )
+    run_with(plan, connector, settings).await
 }
 
 /// The audit commands sent to `host`.
@@ -842,17 +828,13 @@ async fn order_with_a_slow_host(exec: bool) -> Vec<(&'static str, String)> {
         plan = plan_in(dir.path(), Job::Command("uptime".into()), None);
     }
     let connector = FakeConnector::default().slow_to_connect("h2", Duration::from_secs(5));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_cancel_tx, cancel_rx) = watch::channel(false);
     let settings = EngineSettings {
         require_reachable: !exec,
         ..settings(None)
     };
-    Engine::new(Arc::new(plan), Arc::new(connector), settings, tx, cancel_rx)
-        .run()
-        .await;
+    let (_, events, _) = run_with(plan, connector, settings).await;
     let mut order = Vec::new();
-    while let Ok(event) = rx.try_recv() {
+    for event in events {
         match event {
             Event::HostConnected { host, .. } => order.push(("connected", host)),
             Event::StepFinished { host, .. } => order.push(("step done", host)),
