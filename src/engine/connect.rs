@@ -49,7 +49,7 @@ impl<C: Connector> Engine<C> {
             async move {
                 let permit = handshakes.acquire_owned().await.ok();
                 let started = Instant::now();
-                let result = self.connector.connect(&host.target).await;
+                let result = Box::pin(self.connector.connect(&host.target)).await;
                 drop(permit);
                 let elapsed = started.elapsed();
                 match result {
@@ -91,9 +91,11 @@ impl<C: Connector> Engine<C> {
         let runs = self.plan.hosts.iter().enumerate().map(|(index, host)| {
             let (handshakes, forks, once) = (handshakes.clone(), forks.clone(), once.clone());
             async move {
+                // Boxed: a host waiting for its turn holds a small future,
+                // not the state of a handshake and a whole run.
                 let permit = handshakes.acquire_owned().await.ok();
                 let started = Instant::now();
-                let result = self.connector.connect(&host.target).await;
+                let result = Box::pin(self.connector.connect(&host.target)).await;
                 drop(permit);
                 let connection = match result {
                     Ok(connection) => Arc::new(connection),
@@ -104,17 +106,26 @@ impl<C: Connector> Engine<C> {
                     elapsed: started.elapsed(),
                 });
                 let _fork = forks.acquire_owned().await.ok();
-                let report = self
-                    .host_run(index, once)
-                    .run(connection.as_ref(), || async {
-                        self.connector.connect(&host.target).await
-                    })
-                    .await;
+                let report = Box::pin(
+                    self.host_run(index, once)
+                        .run(connection.as_ref(), || async {
+                            self.connector.connect(&host.target).await
+                        }),
+                )
+                .await;
                 self.emit(Event::HostFinished {
                     report: report.clone(),
                 });
+                // Nothing else goes over this connection (no lock to give
+                // back, the host's audit line written by its run): closing
+                // it now bounds the sessions held at once by the handshakes
+                // and runs in flight, not by the fleet.
+                let keep = matches!(report.state, HostState::Untouched { .. });
+                if !keep {
+                    connection.close().await;
+                }
                 Slot {
-                    connection: Some(connection),
+                    connection: keep.then_some(connection),
                     report: Some(report),
                     first_lock: None,
                 }

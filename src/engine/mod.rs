@@ -126,7 +126,14 @@ impl<C: Connector> Engine<C> {
         } else {
             self.connect_all().await
         };
-        let unreachable = slots.iter().filter(|s| s.connection.is_none()).count();
+        let unreachable = slots
+            .iter()
+            .filter(|s| {
+                s.report
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.state, HostState::Unreachable { .. }))
+            })
+            .count();
         let mut aborted = None;
         if self.settings.require_reachable && unreachable > plan.max_fail {
             aborted = Some(format!(

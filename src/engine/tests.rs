@@ -871,3 +871,48 @@ async fn a_rollout_starts_no_batch_before_every_host_is_connected() {
         ]
     );
 }
+
+/// When each host's connection was closed, from the start of a run of
+/// `uptime` on h1 and h2 (h2 slow to connect by 5 s).
+async fn close_times_with_a_slow_host(exec: bool) -> Vec<(String, Duration)> {
+    let (mut plan, dir) = plan(2, "hosts: web\nsteps:\n  - run: uptime\n", None);
+    if exec {
+        plan = plan_in(dir.path(), Job::Command("uptime".into()), None);
+    }
+    let connector = FakeConnector::default().slow_to_connect("h2", Duration::from_secs(5));
+    let settings = EngineSettings {
+        require_reachable: !exec,
+        ..settings(None)
+    };
+    let started = tokio::time::Instant::now();
+    let (report, _, connector) = run_with(plan, connector, settings).await;
+    assert!(report.hosts.iter().all(|h| h.state.is_done()), "{report:?}");
+    let closed = connector.closed.lock().expect("close log").clone();
+    closed
+        .into_iter()
+        .map(|(host, at)| (host, at - started))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn exec_closes_a_hosts_connection_as_soon_as_its_command_is_done() {
+    let closed = close_times_with_a_slow_host(true).await;
+    let hosts: Vec<&str> = closed.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(hosts, ["h1", "h2"], "each connection closed once");
+    assert!(
+        closed[0].1 < Duration::from_secs(5),
+        "h1 closed before h2 connected: {closed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_holds_every_connection_until_the_end() {
+    let closed = close_times_with_a_slow_host(false).await;
+    let mut hosts: Vec<&str> = closed.iter().map(|(h, _)| h.as_str()).collect();
+    hosts.sort();
+    assert_eq!(hosts, ["h1", "h2"], "each connection closed once");
+    assert!(
+        closed.iter().all(|(_, at)| *at >= Duration::from_secs(5)),
+        "no connection closed before the whole fleet was done: {closed:?}"
+    );
+}

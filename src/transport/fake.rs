@@ -81,6 +81,8 @@ pub struct FakeConnector {
     pub hosts: HashMap<String, FakeHost>,
     /// (host, command or "upload DEST"), in the order they happened.
     pub log: Arc<Mutex<Vec<(String, String)>>>,
+    /// (host, when) of every connection closed, in the order they happened.
+    pub closed: Arc<Mutex<Vec<(String, tokio::time::Instant)>>>,
 }
 
 impl FakeConnector {
@@ -153,6 +155,7 @@ pub struct FakeConnection {
     host: String,
     script: FakeHost,
     log: Arc<Mutex<Vec<(String, String)>>>,
+    closed: Arc<Mutex<Vec<(String, tokio::time::Instant)>>>,
 }
 
 impl Connector for FakeConnector {
@@ -168,6 +171,7 @@ impl Connector for FakeConnector {
             host: target.name.clone(),
             script,
             log: self.log.clone(),
+            closed: self.closed.clone(),
         })
     }
 }
@@ -270,5 +274,9 @@ impl Connection for FakeConnection {
             })
     }
 
-    async fn close(&self) {}
+    async fn close(&self) {
+        if let Ok(mut closed) = self.closed.lock() {
+            closed.push((self.host.clone(), tokio::time::Instant::now()));
+        }
+    }
 }
