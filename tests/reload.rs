@@ -708,7 +708,15 @@ fn deploy_v2_losing_contact_after_the_hup(refuse_new: bool) -> (Lab, Generation,
     let lab = Lab::up(1);
     let host = lab.host("host01");
     let before = generation(host);
-    let playbook = lab.write("deploy.yml", &DEPLOY_V2.replace("PREFLIGHT", NO_PREFLIGHT));
+    // A settle period keeps herd watching the workers for 5 s after the HUP
+    // (a proven reload is over in a fraction of a second), so the cut
+    // always lands while herd looks.
+    let playbook = lab.write(
+        "deploy.yml",
+        &DEPLOY_V2
+            .replace("PREFLIGHT", NO_PREFLIGHT)
+            .replace("  timeout: 60s\n", "  timeout: 60s\n  settle: 5s\n"),
+    );
     let cut = cut_ssh_after_hup(host, refuse_new);
 
     let run = lab.herd(["run"]).arg(&playbook).run();

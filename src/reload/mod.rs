@@ -173,26 +173,26 @@ fn fail(proof: Proof, message: impl Into<String>, report: &ReloadReport) -> Relo
 }
 
 impl ReloadSpec {
-    /// What the reload will do, for `herd plan`: where the master is found
-    /// and how the signal is delivered.
     /// How the reload tells the new workers booted, for the plan.
     pub fn boot_wait(&self) -> String {
         let settle = |default: Duration| {
             format!("{}s", self.validate.settle.unwrap_or(default).as_secs_f64())
         };
-        match (&self.server.boot_proof, self.signal) {
-            (Some(proof), Signal::Hup) => format!(
+        match &self.server.boot_proof {
+            Some(proof) => format!(
                 "once {} (then settle {})",
                 proof.describe(),
                 settle(Duration::ZERO)
             ),
-            _ => format!(
+            None => format!(
                 "once the new workers stayed unchanged for settle {}",
                 settle(DEFAULT_SETTLE)
             ),
         }
     }
 
+    /// What the reload will do, for `herd plan`: where the master is found
+    /// and how the signal is delivered.
     pub fn describe(&self) -> String {
         let server = self.server.display;
         let signal = match (self.signal, &self.server.upgrade) {

@@ -238,8 +238,10 @@ async fn restore_starts_the_server_when_no_master_is_left() {
     assert!(signals(&fake.commands("h1")).is_empty());
 }
 
-#[tokio::test(start_paused = true)]
-async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
+/// After USR2: the old master 500 with workers 501-502, then `during`
+/// looks with the new master 800 (workers 801-802) beside it, then 800
+/// alone and promoted.
+fn usr2_snapshots(during_looks: usize) -> Vec<String> {
     let mut during = procs(500, 500, &[501, 502]);
     during.push_str(&stat(
         800,
@@ -282,18 +284,19 @@ async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
         ));
         after.push('\n');
     }
-    let snapshots = vec![
-        procs(500, 500, &[501, 502]),
-        during.clone(),
-        during.clone(),
-        during.clone(),
-        during.clone(),
-        during.clone(),
-        during,
-        after,
-    ];
+    let mut snapshots = vec![procs(500, 500, &[501, 502])];
+    snapshots.extend(std::iter::repeat_n(during, during_looks));
+    snapshots.push(after);
+    snapshots
+}
+
+#[tokio::test(start_paused = true)]
+async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
     let fake = fake()
-        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).sequence(usr2_snapshots(6)),
+        )
         .http("h1", 200, "ok v2\n");
     let mut spec = spec();
     spec.signal = Signal::Usr2;
@@ -302,6 +305,61 @@ async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
     assert_eq!(signals(&commands), vec!["USR2 500", "TERM 500"]);
     assert_eq!(report.new_master_pid, Some(800));
     assert_eq!(report.new_workers, vec![801, 802]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn usr2_ends_the_old_master_as_soon_as_the_new_workers_proved_they_booted() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).sequence(usr2_snapshots(1)),
+        )
+        .rule("h1", boot_answer("801 booted\n802 booted\n"))
+        .http("h1", 200, "ok v2\n");
+    let mut spec = spec();
+    spec.signal = Signal::Usr2;
+    spec.validate.settle = None;
+    let started = tokio::time::Instant::now();
+    let (result, commands) = reload_with(fake, &spec).await;
+    result.expect("USR2 works");
+    assert_eq!(signals(&commands), vec!["USR2 500", "TERM 500"]);
+    let wait = commands
+        .iter()
+        .find(|c| c.contains(boot::MARKER))
+        .expect("a wait for the new master's workers");
+    assert!(wait.contains("m=800;"), "{wait}");
+    assert!(wait.contains("for w in 801 802;"), "{wait}");
+    // Polls after TERM only, no settle period.
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn usr2_keeps_the_old_master_when_a_new_worker_dies_before_it_booted() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).sequence(usr2_snapshots(1)),
+        )
+        .rule("h1", boot_answer("801 booted\n802 dead\n"));
+    let mut spec = spec();
+    spec.signal = Signal::Usr2;
+    spec.validate.settle = None;
+    let (result, commands) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Workers);
+    assert_eq!(
+        failure.message,
+        "the new master 800's worker 802 exited before it booted (does the new release boot?); the old master 500 still serves"
+    );
+    assert_eq!(
+        signals(&commands),
+        vec!["USR2 500"],
+        "no TERM to the old master"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -677,5 +735,65 @@ async fn without_a_readable_proof_the_default_settle_period_stands_in() {
     assert!(
         waited >= DEFAULT_SETTLE && waited < DEFAULT_SETTLE + Duration::from_secs(1),
         "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_server_is_up_once_its_workers_proved_they_booted() {
+    let snapshots = vec![
+        procs(0, 0, &[]),
+        procs(0, 0, &[]),
+        procs(700, 700, &[701, 702]),
+    ];
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .rule("h1", boot_answer("701 booted\n702 booted\n"))
+        .http("h1", 200, "ok v1\n");
+    let mut spec = spec();
+    spec.start = Some("start-the-app".into());
+    spec.validate.settle = None;
+    let connection = fake.connect(&target()).await.expect("fake connects");
+    let started = tokio::time::Instant::now();
+    let report = restore(&connection, &spec).await.expect("started");
+    assert_eq!(report.master_pid, Some(700));
+    assert!(
+        fake.commands("h1")
+            .iter()
+            .any(|c| c.contains(boot::MARKER) && c.contains("m=700;")),
+        "{:?}",
+        fake.commands("h1")
+    );
+    assert!(
+        started.elapsed() < DEFAULT_SETTLE,
+        "no settle period once proven: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_server_whose_worker_dies_before_it_booted_fails_at_once() {
+    let snapshots = vec![
+        procs(0, 0, &[]),
+        procs(0, 0, &[]),
+        procs(700, 700, &[701, 702]),
+    ];
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .rule("h1", boot_answer("701 dead\n702 waiting\n"));
+    let mut spec = spec();
+    spec.start = Some("start-the-app".into());
+    spec.validate.settle = None;
+    let connection = fake.connect(&target()).await.expect("fake connects");
+    let started = tokio::time::Instant::now();
+    let failure = restore(&connection, &spec).await.unwrap_err();
+    assert_eq!(failure.proof, Proof::Start);
+    assert_eq!(
+        failure.message,
+        "reload.start ran but the worker 701 of master 700 exited before it booted (does the release boot?): the host is DOWN"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not the whole timeout: {:?}",
+        started.elapsed()
     );
 }

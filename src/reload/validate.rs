@@ -41,6 +41,54 @@ impl Settling {
     }
 }
 
+/// How far a worker set got in proving it booted: the workers proven, and
+/// whether the proof could not be read (the settle period then stands in
+/// for it). Shared by every path that waits for new workers.
+struct BootCheck {
+    booted: Vec<u32>,
+    unproven: bool,
+}
+
+impl BootCheck {
+    fn new(spec: &ReloadSpec) -> Self {
+        BootCheck {
+            booted: Vec::new(),
+            unproven: spec.server.boot_proof.is_none(),
+        }
+    }
+
+    /// Whether `workers` of `master`, a complete set, proved they booted
+    /// (waiting on the host for them); `Err(worker)` when one died first.
+    async fn ready<T: Connection>(
+        &mut self,
+        connection: &T,
+        spec: &ReloadSpec,
+        master: u32,
+        workers: &[u32],
+        deadline: Instant,
+    ) -> Result<bool, u32> {
+        if !self.unproven && self.booted != workers {
+            match wait_for_boot(connection, spec, master, workers, deadline).await {
+                BootWait::Booted => self.booted = workers.to_vec(),
+                BootWait::Unproven => self.unproven = true,
+                BootWait::Waiting => {}
+                BootWait::Dead(worker) => return Err(worker),
+            }
+        }
+        Ok(self.unproven || self.booted == workers)
+    }
+
+    /// How long the proven set must then stay unchanged: `settle` when set,
+    /// else nothing once proven, [`DEFAULT_SETTLE`] where it cannot be.
+    fn settle(&self, spec: &ReloadSpec) -> Duration {
+        match (self.unproven, spec.validate.settle) {
+            (_, Some(settle)) => settle,
+            (true, None) => DEFAULT_SETTLE,
+            (false, None) => Duration::ZERO,
+        }
+    }
+}
+
 /// After HUP: same master, old workers gone, the same number of new ones,
 /// each proven booted (where the server has a boot proof), then settled.
 pub(super) async fn after_hup<T: Connection>(
@@ -52,10 +100,7 @@ pub(super) async fn after_hup<T: Connection>(
     let deadline = Instant::now() + spec.validate.timeout;
     let wanted = master.workers.len().max(1);
     let mut settling = Settling { since: None };
-    // The worker set proven booted, and whether the proof could not be read
-    // (then the settle period stands in for it).
-    let mut booted: Vec<u32> = Vec::new();
-    let mut unproven = spec.server.boot_proof.is_none();
+    let mut boot = BootCheck::new(spec);
     loop {
         let looked = Instant::now();
         // Until the new workers are all there, the host waits for them itself
@@ -93,14 +138,15 @@ pub(super) async fn after_hup<T: Connection>(
             .filter(|w| !master.workers.contains(w))
             .collect();
         let complete = old_left.is_empty() && report.new_workers.len() == wanted;
-        if complete && !unproven && booted != report.new_workers {
-            match wait_for_boot(connection, spec, master.pid, &report.new_workers, deadline).await {
-                BootWait::Booted => booted = report.new_workers.clone(),
-                BootWait::Unproven => unproven = true,
-                BootWait::Waiting => {}
+        let ready = if complete {
+            match boot
+                .ready(connection, spec, master.pid, &report.new_workers, deadline)
+                .await
+            {
+                Ok(ready) => ready,
                 // The next snapshot tells a master that exited with it
                 // (the host waited for that) from one that did not.
-                BootWait::Dead(worker) => {
+                Err(worker) => {
                     let snapshot = snapshot_after(connection, spec, None).await.ok();
                     let master_left = snapshot.as_ref().is_some_and(|s| {
                         s.processes
@@ -123,13 +169,10 @@ pub(super) async fn after_hup<T: Connection>(
                     return Err(fail(proof, message, report));
                 }
             }
-        }
-        let ready = complete && (unproven || booted == report.new_workers);
-        let settle = match (unproven, spec.validate.settle) {
-            (_, Some(settle)) => settle,
-            (true, None) => DEFAULT_SETTLE,
-            (false, None) => Duration::ZERO,
+        } else {
+            false
         };
+        let settle = boot.settle(spec);
         let now = Instant::now();
         if settling.observe(&report.new_workers, ready, settle, now) {
             return Ok(());
@@ -248,6 +291,7 @@ pub(super) async fn usr2<T: Connection>(
     let deadline = Instant::now() + spec.validate.timeout;
     let wanted = old.workers.len().max(1);
     let mut settling = Settling { since: None };
+    let mut boot = BootCheck::new(spec);
     // The new master: a Gunicorn child of the old one that is not one of its workers.
     let new_master = loop {
         let now = Instant::now();
@@ -264,12 +308,21 @@ pub(super) async fn usr2<T: Connection>(
         if let Some(child) = child {
             report.new_master_pid = Some(child.pid);
             report.new_workers = discover::workers_of(spec.server, &snapshot, child.pid);
-            if settling.observe(
-                &report.new_workers,
-                report.new_workers.len() == wanted,
-                spec.validate.settle.unwrap_or(DEFAULT_SETTLE),
-                now,
-            ) {
+            let ready = report.new_workers.len() == wanted
+                && boot
+                    .ready(connection, spec, child.pid, &report.new_workers, deadline)
+                    .await
+                    .map_err(|worker| {
+                        fail(
+                            Proof::Workers,
+                            format!(
+                                "the new master {}'s worker {worker} exited before it booted (does the new release boot?); the old master {} still serves",
+                                child.pid, old.pid
+                            ),
+                            report,
+                        )
+                    })?;
+            if settling.observe(&report.new_workers, ready, boot.settle(spec), now) {
                 break child.pid;
             }
         } else if !is_alive(&snapshot, old) {
@@ -418,6 +471,7 @@ pub(super) async fn master_appears<T: Connection>(
 ) -> Result<Master, ReloadFailure> {
     let deadline = Instant::now() + spec.validate.timeout;
     let mut settling = Settling { since: None };
+    let mut boot = BootCheck::new(spec);
     let mut last;
     loop {
         let now = Instant::now();
@@ -430,9 +484,21 @@ pub(super) async fn master_appears<T: Connection>(
             });
         match found? {
             Ok(master) => {
-                let complete = !master.workers.is_empty();
-                let settle = spec.validate.settle.unwrap_or(DEFAULT_SETTLE);
-                if settling.observe(&master.workers, complete, settle, now) {
+                let ready = !master.workers.is_empty()
+                    && boot
+                        .ready(connection, spec, master.pid, &master.workers, deadline)
+                        .await
+                        .map_err(|worker| {
+                            fail(
+                                Proof::Start,
+                                format!(
+                                    "reload.start ran but the worker {worker} of master {} exited before it booted (does the release boot?): the host is DOWN",
+                                    master.pid
+                                ),
+                                report,
+                            )
+                        })?;
+                if settling.observe(&master.workers, ready, boot.settle(spec), now) {
                     return Ok(master);
                 }
                 last = format!(
