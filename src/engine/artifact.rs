@@ -262,21 +262,23 @@ fn listing() -> String {
 /// one file per destination named by the SHA-256 of its path.
 const RECORDS: &str = ".cache/herd/uploads";
 
-/// Shell text printing a file's identity: device, inode, size, and its
-/// modification and change times (to the nanosecond where the filesystem
-/// keeps them). Any write, rename onto it, `chmod` or `touch` changes it;
-/// the change time cannot be set back but by the clock.
+/// Shell text printing a file's mode and identity: permission bits,
+/// device, inode, size, and its modification and change times (to the
+/// nanosecond where the filesystem keeps them). Any write, rename onto it,
+/// `chmod` or `touch` changes it; the change time cannot be set back but by
+/// the clock.
 fn identity(quoted: &str) -> String {
-    format!("stat -c '%d %i %s %y %z' -- {quoted}")
+    format!("stat -c '%a %d %i %s %y %z' -- {quoted}")
 }
 
 /// Shell text setting `rec` to the record of `dest` (empty without a home).
 fn record_of(dest: &str) -> String {
-    format!(
-        "rec=; if [ -n \"${{HOME:-}}\" ]; then key=$(printf '%s' {dest} | sha256sum) \
-         && rec=\"$HOME/{RECORDS}/${{key%% *}}\"; fi\n",
-        dest = quote(dest)
-    )
+    use sha2::{Digest, Sha256};
+    let key: String = Sha256::digest(dest.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("rec=; [ -n \"${{HOME:-}}\" ] && rec=\"$HOME/{RECORDS}/{key}\"\n")
 }
 
 /// Shell text writing `SHA256 $id` to the record `rec`, quietly: a host
@@ -301,13 +303,11 @@ fn write_record(sha256: &str) -> String {
 fn file_check(dest: &str, sha256: &str, mode: u32) -> String {
     let quoted = quote(dest);
     format!(
-        "[ -f {quoted} ] && [ ! -L {quoted} ] || exit 0\n\
-         [ \"$(stat -c %a -- {quoted})\" = {mode:o} ] || exit 0\n\
-         [ \"$(stat -c %U -- {quoted})\" = \"$(id -un)\" ] || exit 0\n\
-         id=$({identity}) || exit 0\n\
+        "[ -f {quoted} ] && [ ! -L {quoted} ] && [ -O {quoted} ] || exit 0\n\
+         id=$({identity}) && [ \"${{id%% *}}\" = {mode:o} ] || exit 0\n\
          {record_of}\
-         if [ -n \"$rec\" ] && [ -f \"$rec\" ] && [ \"$(cat -- \"$rec\" 2>/dev/null)\" = \"{sha256} $id\" ]; then \
-         echo unchanged; exit 0; fi\n\
+         if [ -n \"$rec\" ] && [ -f \"$rec\" ] && IFS= read -r known < \"$rec\" \
+         && [ \"$known\" = \"{sha256} $id\" ]; then echo unchanged; exit 0; fi\n\
          sum=$(sha256sum < {quoted}) && [ \"${{sum%% *}}\" = {sha256} ] || exit 0\n\
          echo unchanged\n\
          {write}",
