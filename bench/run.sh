@@ -248,7 +248,7 @@ w4() {
         verified=FAIL
         details+=("W4 herd re-run: did not find the content on every host: $sent")
     fi
-    details+=("W4 re-run (same content on every host): $(python3 -c "import sys; r, f = float(sys.argv[1]), float(sys.argv[2]); print(f'{r:.2f}s = {100 * r / f:.1f}% of the run that sent it ({f:.2f}s), target < 5%')" "$rerun" "$first"); sent $sent; phases: $(bench phases "$work/w4-rerun.events" "$rerun")")
+    details+=("W4 re-run (same content on every host): $(python3 -c "import sys; r, f = float(sys.argv[1]), float(sys.argv[2]); print(f'{r:.2f}s = {100 * r / f:.1f}% of the run that sent it ({f:.2f}s; target at full size: < 5%)')" "$rerun" "$first"); sent $sent; phases: $(bench phases "$work/w4-rerun.events" "$rerun")")
     bench clear-w4 "$lab" "$name"
 
     say "W4 RSS: herd run with a $((4 * w4_mb)) MB tarball to $w4_hosts hosts"
