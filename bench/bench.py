@@ -17,11 +17,15 @@ Subcommands (all output on stdout, one result per line):
   verify-w1 LAB_DIR BEFORE.json REL   current -> REL, master kept, every worker replaced, /healthz serves REL
   verify-w2 LAB_DIR RUN_ID STEPS      every host has STEPS files holding RUN_ID
   verify-w3 HOSTS_FILE OUTPUT_DIR     OpenSSH W3: one file per host holding its name
+  verify-w4 LAB_DIR SRC NAME          every host's APP_DIR/NAME has SRC's SHA-256
+  clear-w4 LAB_DIR NAME               removes APP_DIR/NAME from every host (so the next run sends)
+  transfer JSON_EVENTS                herd's upload steps: hosts, bytes sent, hosts found unchanged
   exec-results LAB_DIR JSON_EVENTS    herd exec --output json: hosts done / failed / missing
   phases JSON_EVENTS                  where a herd run spent its time, from --output json events
   median FILE...                      median of the measure files, as one JSON object
 """
 
+import hashlib
 import json
 import os
 import statistics
@@ -183,6 +187,51 @@ def cmd_verify_w3(hosts_file, output_dir):
     return report(count, problems)
 
 
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cmd_verify_w4(lab_dir, src, name):
+    lab = load_lab(lab_dir)
+    want = sha256_of(src)
+    problems = []
+    for h in lab["hosts"]:
+        path = os.path.join(h["app_dir"], name)
+        try:
+            got = sha256_of(path)
+        except OSError as e:
+            problems.append(f"{h['name']}: {e}")
+            continue
+        if got != want:
+            problems.append(f"{h['name']}: {path} has sha256 {got[:12]}, not {want[:12]}")
+    return report(len(lab["hosts"]), problems)
+
+
+def cmd_clear_w4(lab_dir, name):
+    for h in load_lab(lab_dir)["hosts"]:
+        try:
+            os.remove(os.path.join(h["app_dir"], name))
+        except FileNotFoundError:
+            pass
+    return 0
+
+
+def cmd_transfer(events_file):
+    """The `transfer` of every upload step herd finished: how many hosts,
+    the bytes sent in all, how many hosts already had the content."""
+    done = [e for e in read_events(events_file) if e.get("event") == "step_finished" and "transfer" in e]
+    print(json.dumps({
+        "hosts": len(done),
+        "bytes": sum(e["transfer"]["bytes"] for e in done),
+        "unchanged": sum(1 for e in done if e["transfer"].get("unchanged")),
+    }))
+    return 0
+
+
 def cmd_exec_results(lab_dir, events_file):
     """herd exec: every host finished `done` and printed its own name."""
     names = [h["name"] for h in load_lab(lab_dir)["hosts"]]
@@ -300,6 +349,7 @@ def main(argv):
     table = {
         "hosts": cmd_hosts, "workers": cmd_workers, "verify-w1": cmd_verify_w1,
         "verify-w2": cmd_verify_w2, "verify-w3": cmd_verify_w3,
+        "verify-w4": cmd_verify_w4, "clear-w4": cmd_clear_w4, "transfer": cmd_transfer,
         "exec-results": cmd_exec_results, "phases": cmd_phases,
     }
     if command == "median":

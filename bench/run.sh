@@ -8,36 +8,44 @@
 #   W2 fan-out: 5 separate steps on every host at once (bench/w2-fanout.yml
 #      vs bench/openssh/w2-fanout.sh, ControlMaster reuse)
 #   W3 scale: one command on every host at once (herd exec vs bench/openssh/w3-scale.sh)
+#   W4 artifact fan-out: a tarball of random data shipped to every host at once
+#      (bench/w4-artifact.yml, an `upload` step, vs bench/openssh/w4-artifact.sh,
+#      one scp per host through xargs -P); the sha256 checked on every host.
+#      Also herd's peak RSS with a 4x bigger file, and a re-run that finds the
+#      content on every host (must send 0 bytes), against the run that sent it.
 #
 # Every run is checked on the hosts afterwards (files, master and worker PIDs,
 # HTTP answers) by bench/bench.py; a run that did not do the work is FAIL and
 # the script exits 1. Results table on stdout, progress on stderr.
 #
-#   bench/run.sh                      full size: W1 20 hosts, W2 200, W3 1000
-#   BENCH_SCALE=tiny bench/run.sh     CI size: W1 4 hosts, W2 10, W3 20, one run each
-# Knobs: BENCH_RUNS (W1/W2 runs, median taken; default 3), BENCH_W3_RUNS (1),
-# BENCH_ONLY="w1 w2 w3", BENCH_W1_HOSTS, BENCH_W1_BATCH, BENCH_W2_HOSTS,
-# BENCH_W3_HOSTS, BENCH_KEEP=1 (keep the work directory with every event log),
+#   bench/run.sh                      full size: W1 20 hosts, W2 200, W3 1000, W4 50 (50 MB)
+#   BENCH_SCALE=tiny bench/run.sh     CI size: W1 4 hosts, W2 10, W3 20, W4 4 (5 MB), one run each
+# Knobs: BENCH_RUNS (W1/W2/W4 runs, median taken; default 3), BENCH_W3_RUNS (1),
+# BENCH_ONLY="w1 w2 w3 w4", BENCH_W1_HOSTS, BENCH_W1_BATCH, BENCH_W2_HOSTS,
+# BENCH_W3_HOSTS, BENCH_W4_HOSTS, BENCH_W4_MB (the tarball; the RSS run ships 4x),
+# BENCH_KEEP=1 (keep the work directory with every event log),
 # W1_POLL (seconds between the OpenSSH script's looks after HUP; 0.25).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 
 case "${BENCH_SCALE:-full}" in
-full) w1_hosts=20 w1_batch=5 w2_hosts=200 w3_hosts=1000 runs=3 ;;
-tiny) w1_hosts=4 w1_batch=2 w2_hosts=10 w3_hosts=20 runs=1 ;;
+full) w1_hosts=20 w1_batch=5 w2_hosts=200 w3_hosts=1000 w4_hosts=50 w4_mb=50 runs=3 ;;
+tiny) w1_hosts=4 w1_batch=2 w2_hosts=10 w3_hosts=20 w4_hosts=4 w4_mb=5 runs=1 ;;
 *) echo "bench: BENCH_SCALE is full or tiny, not ${BENCH_SCALE}" >&2; exit 2 ;;
 esac
 w1_hosts=${BENCH_W1_HOSTS:-$w1_hosts} w1_batch=${BENCH_W1_BATCH:-$w1_batch}
 w2_hosts=${BENCH_W2_HOSTS:-$w2_hosts} w3_hosts=${BENCH_W3_HOSTS:-$w3_hosts}
+w4_hosts=${BENCH_W4_HOSTS:-$w4_hosts} w4_mb=${BENCH_W4_MB:-$w4_mb}
 runs=${BENCH_RUNS:-$runs} w3_runs=${BENCH_W3_RUNS:-1}
-only=" ${BENCH_ONLY:-w1 w2 w3} "
+only=" ${BENCH_ONLY:-w1 w2 w3 w4} "
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
 bench() { python3 "$repo/bench/bench.py" "$@"; }
 field() { python3 -c "import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+mib() { awk -v kb="$(field "$1" rss_kb)" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 
 scripts/setup.sh 2>&1 | sed 's/^/  /' >&2
 export HERD_LAB_VENV="${HERD_LAB_VENV:-$repo/.venv}"
@@ -186,6 +194,76 @@ w3() {
     record "W3 exec" "$w3_hosts" "$herd_files" "$ssh_files" "$verified"
 }
 
+# tarball DIR MB: DIR/w4-artifact.tar, a tar of MB of random data (which
+# gzip would not shrink), and the W4 playbook beside it.
+tarball() {
+    local dir=$1 mb=$2
+    mkdir -p "$dir/data"
+    head -c $((mb << 20)) /dev/urandom >"$dir/data/blob.bin"
+    tar -C "$dir/data" -cf "$dir/w4-artifact.tar" .
+    rm -rf "$dir/data"
+    cp bench/w4-artifact.yml "$dir/"
+}
+
+# w4_herd DIR LAB OUT: one herd run shipping DIR's tarball to every host.
+w4_herd() {
+    bench measure "$3.json" --events "$3.events" -- \
+        "$herd" run "$1/w4-artifact.yml" -i "$2/inventory.yml" \
+        --batch 100% --forks "$w4_hosts" --no-agent --output json 2>"$3.err"
+}
+
+# W4: one tarball to every host at once.
+w4() {
+    local lab="$work/w4" herd_files="" ssh_files="" verified="ok" run art="$work/w4-art" big="$work/w4-big"
+    local name=bench-w4.tar sent rerun first
+    lab_up "$lab" "$w4_hosts" --no-app
+    tarball "$art" "$w4_mb"
+    for ((run = 1; run <= runs; run++)); do
+        say "W4 run $run/$runs: OpenSSH, $w4_hosts scp at once (xargs -P), ${w4_mb} MB"
+        bench clear-w4 "$lab" "$name"
+        bench measure "$work/w4-ssh-$run.json" -- \
+            bench/openssh/w4-artifact.sh "$lab/hosts.txt" "$art/w4-artifact.tar" "$name" 2>"$work/w4-ssh-$run.err"
+        check "W4 OpenSSH" "$work/w4-ssh-$run.json" bench verify-w4 "$lab" "$art/w4-artifact.tar" "$name" || verified=FAIL
+        ssh_files+=" $work/w4-ssh-$run.json"
+
+        # The hosts must not hold the content already, or herd rightly sends nothing.
+        say "W4 run $run/$runs: herd run, upload to $w4_hosts hosts at once, ${w4_mb} MB"
+        bench clear-w4 "$lab" "$name"
+        w4_herd "$art" "$lab" "$work/w4-herd-$run"
+        check "W4 herd" "$work/w4-herd-$run.json" bench verify-w4 "$lab" "$art/w4-artifact.tar" "$name" || verified=FAIL
+        sent=$(bench transfer "$work/w4-herd-$run.events")
+        details+=("W4 herd run $run: sent $sent; phases: $(bench phases "$work/w4-herd-$run.events" "$(field "$work/w4-herd-$run.json" wall)")")
+        herd_files+=" $work/w4-herd-$run.json"
+    done
+
+    # The hosts hold what the last herd run sent: a re-run must send nothing.
+    say "W4 re-run: herd run again, every host has the tarball"
+    w4_herd "$art" "$lab" "$work/w4-rerun"
+    check "W4 herd re-run" "$work/w4-rerun.json" bench verify-w4 "$lab" "$art/w4-artifact.tar" "$name" || verified=FAIL
+    sent=$(bench transfer "$work/w4-rerun.events")
+    first=$(field "$work/w4-herd-$runs.json" wall)
+    rerun=$(field "$work/w4-rerun.json" wall)
+    if ! python3 -c "import json, sys; t = json.loads(sys.argv[1]); sys.exit(not (t['bytes'] == 0 and t['unchanged'] == t['hosts'] == int(sys.argv[2])))" "$sent" "$w4_hosts"; then
+        failures=$((failures + 1))
+        verified=FAIL
+        details+=("W4 herd re-run: did not find the content on every host: $sent")
+    fi
+    details+=("W4 re-run (same content on every host): $(python3 -c "import sys; r, f = float(sys.argv[1]), float(sys.argv[2]); print(f'{r:.2f}s = {100 * r / f:.1f}% of the run that sent it ({f:.2f}s; target at full size: < 5%)')" "$rerun" "$first"); sent $sent; phases: $(bench phases "$work/w4-rerun.events" "$rerun")")
+    bench clear-w4 "$lab" "$name"
+
+    say "W4 RSS: herd run with a $((4 * w4_mb)) MB tarball to $w4_hosts hosts"
+    tarball "$big" $((4 * w4_mb))
+    w4_herd "$big" "$lab" "$work/w4-big"
+    check "W4 herd $((4 * w4_mb)) MB" "$work/w4-big.json" bench verify-w4 "$lab" "$big/w4-artifact.tar" "$name" || verified=FAIL
+    # shellcheck disable=SC2086
+    bench median $herd_files >"$work/w4-herd-median.json"
+    details+=("W4 herd peak RSS against the file's size: ${w4_mb} MB $(mib "$work/w4-herd-median.json") MiB (median of $runs), $((4 * w4_mb)) MB $(mib "$work/w4-big.json") MiB (one run, $(field "$work/w4-big.json" wall | cut -c1-5)s)")
+    bench clear-w4 "$lab" "$name"
+    rm -rf "$big"
+    lab_down "$lab"
+    record "W4 upload ${w4_mb}MB" "$w4_hosts" "$herd_files" "$ssh_files" "$verified"
+}
+
 # check LABEL MEASURE_FILE VERIFY...: the command exited 0 and the hosts show the work.
 check() {
     local label=$1 measured=$2 rc verdict
@@ -202,7 +280,7 @@ check() {
 
 lab_times=""
 started=$(now)
-for workload in w1 w2 w3; do
+for workload in w1 w2 w3 w4; do
     case "$only" in *" $workload "*) "$workload" ;; esac
 done
 
@@ -210,7 +288,7 @@ echo "herd benchmark ($(date -u +%Y-%m-%dT%H:%MZ), BENCH_SCALE=${BENCH_SCALE:-fu
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
 echo "herd: $("$herd" --version) ($herd); $(ssh -V 2>&1); gunicorn $("$HERD_LAB_VENV/bin/gunicorn" --version 2>/dev/null | awk '{print $NF}' | tr -d ')')"
 echo "lab up: ${lab_times:-none}total bench time $(since "$started")s"
-echo "runs: W1/W2 median of $runs, W3 $w3_runs; W1: herd's default validate (every new worker proves it booted, no settle), no preflight;"
+echo "runs: W1/W2/W4 median of $runs, W3 $w3_runs; W1: herd's default validate (every new worker proves it booted, no settle), no preflight;"
 echo "  after HUP the OpenSSH script polls every ${W1_POLL:-0.25}s, herd's host-side wait looks every 40ms"
 echo
 printf '%-16s %5s %4s %8s %8s %7s %8s %7s %8s %8s %8s  %s\n' \

@@ -221,6 +221,20 @@ fn a_single_file_is_skipped_when_the_host_has_it_with_its_mode() {
         "{again}"
     );
 
+    // Changed on the host, same size: shipped again, though the run before
+    // recorded the file as holding the artifact.
+    fs::write(app.join("settings.ini"), "[app]\nworkers = 5\n").unwrap();
+    let after_edit = lab.herd(["run", "--output", "json"]).arg(&playbook).run();
+    assert_eq!(
+        transfers(&after_edit, "Settings"),
+        vec![("host01".to_string(), 18, false)],
+        "{after_edit}"
+    );
+    assert_eq!(
+        fs::read_to_string(app.join("settings.ini")).unwrap(),
+        "[app]\nworkers = 4\n"
+    );
+
     set_mode(&app.join("settings.ini"), 0o644);
     let after_chmod = lab.herd(["run", "--output", "json"]).arg(&playbook).run();
     assert_eq!(

@@ -30,6 +30,9 @@ use crate::transport::{temp_name, Connection, TransportError};
 /// The marker file in a directory herd unpacked.
 pub const MARKER: &str = ".herd-sha256";
 
+/// How long writing a file's record after its upload may take.
+const RECORD_LIMIT: Duration = Duration::from_secs(5);
+
 /// How long the clean-up after a cut-off install may take.
 const CLEAN_UP_LIMIT: Duration = Duration::from_secs(5);
 
@@ -186,6 +189,13 @@ pub async fn ship<T: Connection>(
             }
         }
     }
+    if artifact.kind == Kind::File {
+        // Best effort: without the record, the next check reads the file.
+        if let Ok(left) = remaining() {
+            let record = wrap(&file_record(dest, &sha256), who.become_, who.user);
+            let _ = connection.exec(&record, left.min(RECORD_LIMIT)).await;
+        }
+    }
     Ok((
         Transfer {
             bytes: sent.load(Ordering::Relaxed),
@@ -247,15 +257,75 @@ fn listing() -> String {
     )
 }
 
+/// Where a host keeps, per uploaded file, what herd knows of it: in the
+/// home of the user that owns it (the one the check and the upload run as),
+/// one file per destination named by the SHA-256 of its path.
+const RECORDS: &str = ".cache/herd/uploads";
+
+/// Shell text printing a file's mode and identity: permission bits,
+/// device, inode, size, and its modification and change times (to the
+/// nanosecond where the filesystem keeps them). Any write, rename onto it,
+/// `chmod` or `touch` changes it; the change time cannot be set back but by
+/// the clock.
+fn identity(quoted: &str) -> String {
+    format!("stat -c '%a %d %i %s %y %z' -- {quoted}")
+}
+
+/// Shell text setting `rec` to the record of `dest` (empty without a home).
+fn record_of(dest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let key: String = Sha256::digest(dest.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("rec=; [ -n \"${{HOME:-}}\" ] && rec=\"$HOME/{RECORDS}/{key}\"\n")
+}
+
+/// Shell text writing `SHA256 $id` to the record `rec`, quietly: a host
+/// where it cannot be written only loses the quick check.
+fn write_record(sha256: &str) -> String {
+    format!(
+        "[ -n \"$rec\" ] && {{ mkdir -p -- \"${{rec%/*}}\" && chmod 700 -- \"${{rec%/*}}\" \
+         && tmp=$(mktemp -- \"$rec.XXXXXX\") && printf '%s %s\\n' {sha256} \"$id\" > \"$tmp\" \
+         && mv -f -- \"$tmp\" \"$rec\"; }} >/dev/null 2>&1\n\
+         exit 0"
+    )
+}
+
 /// Prints `unchanged` when `dest` is a regular file with this SHA-256 and
 /// mode, owned by the user the check runs as (the one the upload writes as).
+///
+/// The content is known without reading it when the host's record says
+/// herd wrote (or hashed) this artifact there and the file's identity has
+/// not changed since; otherwise `sha256sum` reads it, and a match is
+/// recorded for the next run. The identity is taken before hashing, so a
+/// file changed while it is read is hashed again next time.
 fn file_check(dest: &str, sha256: &str, mode: u32) -> String {
-    let dest = quote(dest);
+    let quoted = quote(dest);
     format!(
-        "[ -f {dest} ] && [ ! -L {dest} ] || exit 0\n\
-         [ \"$(stat -c %a -- {dest})\" = {mode:o} ] || exit 0\n\
-         [ \"$(stat -c %U -- {dest})\" = \"$(id -un)\" ] || exit 0\n\
-         sum=$(sha256sum < {dest}) && [ \"${{sum%% *}}\" = {sha256} ] && echo unchanged"
+        "[ -f {quoted} ] && [ ! -L {quoted} ] && [ -O {quoted} ] || exit 0\n\
+         id=$({identity}) && [ \"${{id%% *}}\" = {mode:o} ] || exit 0\n\
+         {record_of}\
+         if [ -n \"$rec\" ] && [ -f \"$rec\" ] && IFS= read -r known < \"$rec\" \
+         && [ \"$known\" = \"{sha256} $id\" ]; then echo unchanged; exit 0; fi\n\
+         sum=$(sha256sum < {quoted}) && [ \"${{sum%% *}}\" = {sha256} ] || exit 0\n\
+         echo unchanged\n\
+         {write}",
+        identity = identity(&quoted),
+        record_of = record_of(dest),
+        write = write_record(sha256),
+    )
+}
+
+/// Records that `dest`, as it is now, holds the artifact `sha256`: run
+/// right after the upload put it there, so the next run's check needs no
+/// `sha256sum`.
+fn file_record(dest: &str, sha256: &str) -> String {
+    format!(
+        "id=$({identity}) || exit 0\n{record_of}{write}",
+        identity = identity(&quote(dest)),
+        record_of = record_of(dest),
+        write = write_record(sha256),
     )
 }
 
@@ -747,9 +817,63 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let dest = path.display().to_string();
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        let said = |sha: &str, mode: u32| sh(work.path(), &file_check(&dest, sha, mode), None).1;
+        let said = |sha: &str, mode: u32| sh_at_home(work.path(), &file_check(&dest, sha, mode));
         assert_eq!(said(abc, 0o640), "unchanged\n");
         assert_eq!(said(abc, 0o644), "");
         assert_eq!(said(&"0".repeat(64), 0o640), "");
+    }
+
+    /// Runs `script` with /bin/sh and HOME=`home`: its stdout.
+    fn sh_at_home(home: &std::path::Path, script: &str) -> String {
+        let output = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .env("HOME", home)
+            .output()
+            .unwrap();
+        assert!(output.stderr.is_empty(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    #[test]
+    fn a_recorded_file_is_known_unchanged_until_its_identity_changes() {
+        let work = tempfile::tempdir().unwrap();
+        let home = work.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let path = work.path().join("f");
+        std::fs::write(&path, "abc").unwrap();
+        let dest = path.display().to_string();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let check = |sha: &str| sh_at_home(&home, &file_check(&dest, sha, 0o644));
+
+        // Hashed, found equal, and recorded: one record, for this artifact.
+        assert_eq!(check(abc), "unchanged\n");
+        let records: Vec<_> = std::fs::read_dir(home.join(RECORDS))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert!(records[0].starts_with(&format!("{abc} ")), "{records:?}");
+
+        // The record is believed without reading the file: one that says
+        // another artifact makes the check say so while nothing changed.
+        let other = "0".repeat(64);
+        assert_eq!(sh_at_home(&home, &file_record(&dest, &other)), "");
+        assert_eq!(check(&other), "unchanged\n");
+        assert_eq!(check(abc), "unchanged\n", "hashed again, and recorded");
+
+        // Same size, modification time put back: the change time still
+        // differs, so the file is read again and found different.
+        assert_eq!(sh_at_home(&home, &file_record(&dest, abc)), "");
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, "abd").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert_eq!(check(abc), "");
     }
 }

@@ -43,6 +43,10 @@ impl SshConnector {
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_max: 3,
             nodelay: true,
+            preferred: russh::Preferred {
+                cipher: std::borrow::Cow::Borrowed(cipher_order(hardware_aes())),
+                ..russh::Preferred::DEFAULT
+            },
             ..Default::default()
         };
         SshConnector {
@@ -50,6 +54,51 @@ impl SshConnector {
             settings,
             bastions: Mutex::default(),
         }
+    }
+}
+
+/// The ciphers offered, best first. With AES instructions on this machine,
+/// AES-GCM costs both ends a fraction of ChaCha20-Poly1305 per byte (the
+/// host's sshd too, whose Poly1305 is plain C): it goes first, which is
+/// what makes an upload's throughput. Without them, russh's order, where
+/// ChaCha20-Poly1305 leads.
+fn cipher_order(hardware_aes: bool) -> &'static [russh::cipher::Name] {
+    use russh::cipher::{AES_128_CTR, AES_192_CTR, AES_256_CTR, AES_256_GCM, CHACHA20_POLY1305};
+    if hardware_aes {
+        &[
+            AES_256_GCM,
+            CHACHA20_POLY1305,
+            AES_256_CTR,
+            AES_192_CTR,
+            AES_128_CTR,
+        ]
+    } else {
+        &[
+            CHACHA20_POLY1305,
+            AES_256_GCM,
+            AES_256_CTR,
+            AES_192_CTR,
+            AES_128_CTR,
+        ]
+    }
+}
+
+/// Whether this CPU has AES and carry-less multiply instructions (what
+/// AES-GCM runs fast and in constant time on).
+fn hardware_aes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
     }
 }
 
@@ -469,5 +518,23 @@ impl Connection for SshConnection {
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aes_gcm_leads_only_with_aes_instructions_and_the_same_ciphers_are_offered() {
+        let with = cipher_order(true);
+        let without = cipher_order(false);
+        assert_eq!(with[0], russh::cipher::AES_256_GCM);
+        assert_eq!(without[0], russh::cipher::CHACHA20_POLY1305);
+        let mut a: Vec<_> = with.iter().map(|n| n.as_ref().to_string()).collect();
+        let mut b: Vec<_> = without.iter().map(|n| n.as_ref().to_string()).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
     }
 }
