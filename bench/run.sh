@@ -4,7 +4,8 @@
 #
 #   W1 rolling reload: Gunicorn hosts in batches, 3 deploy steps, HUP, prove
 #      every worker replaced and /healthz serving the release (bench/w1-reload.yml
-#      vs bench/openssh/w1-reload.sh)
+#      vs bench/openssh/w1-reload.sh); a row for herd's default path, then one
+#      with both sides tuned
 #   W2 fan-out: 5 separate steps on every host at once (bench/w2-fanout.yml
 #      vs bench/openssh/w2-fanout.sh, ControlMaster reuse)
 #   W3 scale: one command on every host at once (herd exec vs bench/openssh/w3-scale.sh)
@@ -24,7 +25,8 @@
 # BENCH_ONLY="w1 w2 w3 w4", BENCH_W1_HOSTS, BENCH_W1_BATCH, BENCH_W2_HOSTS,
 # BENCH_W3_HOSTS, BENCH_W4_HOSTS, BENCH_W4_MB (the tarball; the RSS run ships 4x),
 # BENCH_KEEP=1 (keep the work directory with every event log),
-# W1_POLL (seconds between the OpenSSH script's looks after HUP; 0.25).
+# W1_POLL (seconds between the OpenSSH script's looks after HUP in the default
+# W1 row; 0.25; the tuned row polls every 0.05).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
@@ -114,32 +116,44 @@ PY
 )")
 }
 
-# W1: rolling reload on Gunicorn hosts.
+# W1: rolling reload on Gunicorn hosts, twice on the same lab: herd's
+# default path against the OpenSSH script's careful poll, then both sides
+# at their fastest settings (herd `settle: 0s`, which its boot proof makes
+# its default anyway; the OpenSSH script polling every 50 ms).
 w1() {
-    local lab="$work/w1" herd_files="" ssh_files="" verified="ok" run rel
+    local lab="$work/w1"
     lab_up "$lab" "$w1_hosts"
-    for ((run = 1; run <= runs; run++)); do
-        rel=$(printf 'herd-r%02d' "$run")
-        say "W1 run $run/$runs: herd run --batch $w1_batch on $w1_hosts hosts (release $rel)"
-        bench workers "$lab" "$work/w1-before.json"
-        bench measure "$work/w1-herd-$run.json" --events "$work/w1-herd-$run.events" -- \
-            "$herd" run bench/w1-reload.yml -i "$lab/inventory.yml" -e "release=$rel" \
-            --batch "$w1_batch" --forks "$w1_hosts" --no-agent --output json 2>"$work/w1-herd-$run.err"
-        check "W1 herd" "$work/w1-herd-$run.json" bench verify-w1 "$lab" "$work/w1-before.json" "$rel" || verified=FAIL
-        details+=("W1 herd run $run phases: $(bench phases "$work/w1-herd-$run.events" "$(field "$work/w1-herd-$run.json" wall)")")
-        herd_files+=" $work/w1-herd-$run.json"
-
-        rel=$(printf 'ssh-r%02d' "$run")
-        say "W1 run $run/$runs: OpenSSH script, batches of $w1_batch (release $rel)"
-        bench workers "$lab" "$work/w1-before.json"
-        bench measure "$work/w1-ssh-$run.json" -- \
-            bench/openssh/w1-reload.sh "$lab/hosts.txt" "$rel" "$w1_batch" 2>"$work/w1-ssh-$run.err"
-        close_masters
-        check "W1 OpenSSH" "$work/w1-ssh-$run.json" bench verify-w1 "$lab" "$work/w1-before.json" "$rel" || verified=FAIL
-        ssh_files+=" $work/w1-ssh-$run.json"
-    done
+    w1_rows "W1 reload b=$w1_batch" default bench/w1-reload.yml "${W1_POLL:-0.25}"
+    sed 's/^  timeout: 60s$/  timeout: 60s\n  settle: 0s/' bench/w1-reload.yml >"$work/w1-tuned.yml"
+    grep -q '^  settle: 0s$' "$work/w1-tuned.yml" || { say "W1 tuned: no settle set"; exit 1; }
+    w1_rows "W1 tuned b=$w1_batch" tuned "$work/w1-tuned.yml" 0.05
     lab_down "$lab"
-    record "W1 reload b=$w1_batch" "$w1_hosts" "$herd_files" "$ssh_files" "$verified"
+}
+
+# w1_rows LABEL TAG PLAYBOOK POLL: the W1 runs of one variant, and its row.
+w1_rows() {
+    local label=$1 tag=$2 playbook=$3 poll=$4 lab="$work/w1" herd_files="" ssh_files="" verified="ok" run rel
+    for ((run = 1; run <= runs; run++)); do
+        rel=$(printf 'herd-%s-r%02d' "$tag" "$run")
+        say "W1 $tag run $run/$runs: herd run --batch $w1_batch on $w1_hosts hosts (release $rel)"
+        bench workers "$lab" "$work/w1-before.json"
+        bench measure "$work/w1-$tag-herd-$run.json" --events "$work/w1-$tag-herd-$run.events" -- \
+            "$herd" run "$playbook" -i "$lab/inventory.yml" -e "release=$rel" \
+            --batch "$w1_batch" --forks "$w1_hosts" --no-agent --output json 2>"$work/w1-$tag-herd-$run.err"
+        check "W1 $tag herd" "$work/w1-$tag-herd-$run.json" bench verify-w1 "$lab" "$work/w1-before.json" "$rel" || verified=FAIL
+        details+=("W1 $tag herd run $run phases: $(bench phases "$work/w1-$tag-herd-$run.events" "$(field "$work/w1-$tag-herd-$run.json" wall)")")
+        herd_files+=" $work/w1-$tag-herd-$run.json"
+
+        rel=$(printf 'ssh-%s-r%02d' "$tag" "$run")
+        say "W1 $tag run $run/$runs: OpenSSH script, batches of $w1_batch, polling every ${poll}s (release $rel)"
+        bench workers "$lab" "$work/w1-before.json"
+        W1_POLL=$poll bench measure "$work/w1-$tag-ssh-$run.json" -- \
+            bench/openssh/w1-reload.sh "$lab/hosts.txt" "$rel" "$w1_batch" 2>"$work/w1-$tag-ssh-$run.err"
+        close_masters
+        check "W1 $tag OpenSSH" "$work/w1-$tag-ssh-$run.json" bench verify-w1 "$lab" "$work/w1-before.json" "$rel" || verified=FAIL
+        ssh_files+=" $work/w1-$tag-ssh-$run.json"
+    done
+    record "$label" "$w1_hosts" "$herd_files" "$ssh_files" "$verified"
 }
 
 # W2: five steps on every host at once.
@@ -289,7 +303,8 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 104857
 echo "herd: $("$herd" --version) ($herd); $(ssh -V 2>&1); gunicorn $("$HERD_LAB_VENV/bin/gunicorn" --version 2>/dev/null | awk '{print $NF}' | tr -d ')')"
 echo "lab up: ${lab_times:-none}total bench time $(since "$started")s"
 echo "runs: W1/W2/W4 median of $runs, W3 $w3_runs; W1: herd's default validate (every new worker proves it booted, no settle), no preflight;"
-echo "  after HUP the OpenSSH script polls every ${W1_POLL:-0.25}s, herd's host-side wait looks every 40ms"
+echo "  after HUP the OpenSSH script polls every ${W1_POLL:-0.25}s, herd's host-side wait looks every 40ms;"
+echo "  W1 tuned: herd with settle: 0s (the same as its default), the OpenSSH script polling every 0.05s"
 echo
 printf '%-16s %5s %4s %8s %8s %7s %8s %7s %8s %8s %8s  %s\n' \
     workload hosts runs herd_s ssh_s ratio rss_MiB cpu_s KiB/host ms/host ssh_cpu verified
