@@ -283,12 +283,29 @@ fn record_of(dest: &str) -> String {
 
 /// Shell text writing `SHA256 $id` to the record `rec`, quietly: a host
 /// where it cannot be written only loses the quick check.
-fn write_record(sha256: &str) -> String {
+///
+/// A record is written only once the file's change time lies a clock tick
+/// in the past (the rule git applies to its index): a same-size write
+/// within the tick of the last change would keep the identity, so the
+/// record would vouch for content nobody read. Where the filesystem keeps
+/// nanoseconds, herd waits 20 ms and checks the identity again; where it
+/// keeps whole seconds, a file changed in the last 2 s gets no record (the
+/// next check reads it).
+fn write_record(dest: &str, sha256: &str) -> String {
+    let quoted = quote(dest);
     format!(
-        "[ -n \"$rec\" ] && {{ mkdir -p -- \"${{rec%/*}}\" && chmod 700 -- \"${{rec%/*}}\" \
-         && tmp=$(mktemp -- \"$rec.XXXXXX\") && printf '%s %s\\n' {sha256} \"$id\" > \"$tmp\" \
-         && mv -f -- \"$tmp\" \"$rec\"; }} >/dev/null 2>&1\n\
-         exit 0"
+        "[ -n \"$rec\" ] || exit 0\n\
+         z=$(stat -c '%Z %z' -- {quoted}) || exit 0\n\
+         f=${{z#*.}}; f=${{f%% *}}\n\
+         case \"$f\" in\n\
+           *[1-9]*) sleep 0.02 2>/dev/null && [ \"$({identity})\" = \"$id\" ] || exit 0 ;;\n\
+           *) now=$(date +%s) && [ $((now - ${{z%% *}})) -ge 2 ] || exit 0 ;;\n\
+         esac 2>/dev/null\n\
+         {{ mkdir -p -- \"${{rec%/*}}\" && chmod 700 -- \"${{rec%/*}}\" \
+         && tmp=$(mktemp -- \"$rec.XXXXXX\") && {{ printf '%s %s\\n' {sha256} \"$id\" > \"$tmp\" \
+         && mv -f -- \"$tmp\" \"$rec\" || rm -f -- \"$tmp\"; }}; }} >/dev/null 2>&1\n\
+         exit 0",
+        identity = identity(&quoted),
     )
 }
 
@@ -306,14 +323,14 @@ fn file_check(dest: &str, sha256: &str, mode: u32) -> String {
         "[ -f {quoted} ] && [ ! -L {quoted} ] && [ -O {quoted} ] || exit 0\n\
          id=$({identity}) && [ \"${{id%% *}}\" = {mode:o} ] || exit 0\n\
          {record_of}\
-         if [ -n \"$rec\" ] && [ -f \"$rec\" ] && IFS= read -r known < \"$rec\" \
+         if [ -n \"$rec\" ] && [ -f \"$rec\" ] && [ -O \"$rec\" ] && IFS= read -r known < \"$rec\" \
          && [ \"$known\" = \"{sha256} $id\" ]; then echo unchanged; exit 0; fi\n\
          sum=$(sha256sum < {quoted}) && [ \"${{sum%% *}}\" = {sha256} ] || exit 0\n\
          echo unchanged\n\
          {write}",
         identity = identity(&quoted),
         record_of = record_of(dest),
-        write = write_record(sha256),
+        write = write_record(dest, sha256),
     )
 }
 
@@ -325,7 +342,7 @@ fn file_record(dest: &str, sha256: &str) -> String {
         "id=$({identity}) || exit 0\n{record_of}{write}",
         identity = identity(&quote(dest)),
         record_of = record_of(dest),
-        write = write_record(sha256),
+        write = write_record(dest, sha256),
     )
 }
 
@@ -860,6 +877,19 @@ mod tests {
         let other = "0".repeat(64);
         assert_eq!(sh_at_home(&home, &file_record(&dest, &other)), "");
         assert_eq!(check(&other), "unchanged\n");
+        // A record another account owns is not believed (as root, which CI
+        // runs as, the test can hand it over).
+        if unsafe { libc::geteuid() } == 0 {
+            let record = std::fs::read_dir(home.join(RECORDS))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            std::os::unix::fs::chown(&record, Some(65534), Some(65534)).unwrap();
+            assert_eq!(check(&other), "", "a foreign record was believed");
+            std::os::unix::fs::chown(&record, Some(0), Some(0)).unwrap();
+        }
         assert_eq!(check(abc), "unchanged\n", "hashed again, and recorded");
 
         // Same size, modification time put back: the change time still

@@ -108,17 +108,6 @@ impl<C: Connector> Engine<C> {
                 .collect(),
         });
 
-        // Every host's upload starts by comparing the artifact's digest with
-        // what it has: compute it while the hosts connect, not after.
-        for step in &plan.steps {
-            if let crate::plan::step::Action::Upload { artifact, .. } = &step.action {
-                let artifact = artifact.clone();
-                tokio::spawn(async move {
-                    let _ = artifact.digest().await;
-                });
-            }
-        }
-
         // `herd exec` (no lock, one batch, no fleet-wide condition to meet
         // first) starts each host as soon as it is up. A rollout does not:
         // no batch starts before every host is connected and locked.

@@ -339,11 +339,13 @@ async fn usr2_ends_the_old_master_as_soon_as_the_new_workers_proved_they_booted(
 
 #[tokio::test(start_paused = true)]
 async fn usr2_keeps_the_old_master_when_a_new_worker_dies_before_it_booted() {
+    // The new master outlives its worker (a worker killed by a signal is
+    // replaced, not fatal): herd ends it, and then it is gone.
+    let mut snapshots = usr2_snapshots(1);
+    snapshots.pop();
+    snapshots.push(procs(500, 500, &[501, 502]));
     let fake = fake()
-        .rule(
-            "h1",
-            Rule::new("--herd procs", 0).sequence(usr2_snapshots(1)),
-        )
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .rule("h1", boot_answer("801 booted\n802 dead\n"));
     let mut spec = spec();
     spec.signal = Signal::Usr2;
@@ -353,13 +355,51 @@ async fn usr2_keeps_the_old_master_when_a_new_worker_dies_before_it_booted() {
     assert_eq!(failure.proof, Proof::Workers);
     assert_eq!(
         failure.message,
-        "the new master 800's worker 802 exited before it booted (does the new release boot?); the old master 500 still serves"
+        "the new master 800's worker 802 exited before it booted (does the new release boot?); the old master 500 still serves; the new master 800 was sent TERM and exited"
     );
     assert_eq!(
         signals(&commands),
-        vec!["USR2 500"],
-        "no TERM to the old master"
+        vec!["USR2 500", "TERM 800"],
+        "TERM to the new master only, never to the old one"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn usr2_that_times_out_ends_the_new_master_it_saw() {
+    // A new master whose workers never come up in full.
+    let mut during = procs(500, 500, &[501, 502]);
+    during.push_str(&stat(
+        800,
+        "gunicorn",
+        'S',
+        500,
+        3000,
+        "gunicorn: master [app.2]",
+    ));
+    during.push('\n');
+    during.push_str(&stat(
+        801,
+        "gunicorn",
+        'S',
+        800,
+        3001,
+        "gunicorn: worker [app.2]",
+    ));
+    during.push('\n');
+    let mut snapshots = vec![procs(500, 500, &[501, 502])];
+    snapshots.extend(std::iter::repeat_n(during, 40));
+    snapshots.push(procs(500, 500, &[501, 502]));
+    let fake = fake().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let mut spec = spec();
+    spec.signal = Signal::Usr2;
+    spec.validate.timeout = Duration::from_secs(5);
+    let (result, commands) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(
+        failure.message,
+        "no new master with 2 workers within 5s after USR2 (does the new release boot?); the old master 500 still serves; the new master 800 was sent TERM and exited"
+    );
+    assert_eq!(signals(&commands), vec!["USR2 500", "TERM 800"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -772,10 +812,12 @@ async fn a_started_server_is_up_once_its_workers_proved_they_booted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_started_server_whose_worker_dies_before_it_booted_fails_at_once() {
+    // The master exits with its worker, as Gunicorn's does.
     let snapshots = vec![
         procs(0, 0, &[]),
         procs(0, 0, &[]),
         procs(700, 700, &[701, 702]),
+        procs(0, 0, &[]),
     ];
     let fake = fake()
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
@@ -789,11 +831,40 @@ async fn a_started_server_whose_worker_dies_before_it_booted_fails_at_once() {
     assert_eq!(failure.proof, Proof::Start);
     assert_eq!(
         failure.message,
-        "reload.start ran but the worker 701 of master 700 exited before it booted (does the release boot?): the host is DOWN"
+        "reload.start ran but the master 700 exited after its worker 701 exited before it booted (does the release boot?): the host is DOWN"
     );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "not the whole timeout: {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_server_that_replaces_a_dead_worker_is_up_once_the_new_set_booted() {
+    let snapshots = vec![
+        procs(0, 0, &[]),
+        procs(0, 0, &[]),
+        procs(700, 700, &[701, 702]),
+        procs(700, 700, &[701, 702]),
+        procs(700, 700, &[702, 703]),
+    ];
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .rule(
+            "h1",
+            Rule::new(boot::MARKER, 0).sequence(vec![
+                "701 dead\n702 waiting\n".into(),
+                "702 booted\n703 booted\n".into(),
+            ]),
+        )
+        .http("h1", 200, "ok v1\n");
+    let mut spec = spec();
+    spec.start = Some("start-the-app".into());
+    spec.validate.settle = None;
+    let connection = fake.connect(&target()).await.expect("fake connects");
+    let report = restore(&connection, &spec)
+        .await
+        .expect("up once the replacement booted");
+    assert_eq!(report.master_pid, Some(700));
 }

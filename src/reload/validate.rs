@@ -292,9 +292,10 @@ pub(super) async fn usr2<T: Connection>(
     let wanted = old.workers.len().max(1);
     let mut settling = Settling { since: None };
     let mut boot = BootCheck::new(spec);
+    // The last new master seen, ended if the wait for it fails.
+    let mut seen: Option<Master> = None;
     // The new master: a Gunicorn child of the old one that is not one of its workers.
     let new_master = loop {
-        let now = Instant::now();
         let snapshot = snapshot(connection, spec)
             .await
             .map_err(|e| fail(Proof::SameMaster, e.to_string(), report))?;
@@ -308,22 +309,38 @@ pub(super) async fn usr2<T: Connection>(
         if let Some(child) = child {
             report.new_master_pid = Some(child.pid);
             report.new_workers = discover::workers_of(spec.server, &snapshot, child.pid);
-            let ready = report.new_workers.len() == wanted
-                && boot
-                    .ready(connection, spec, child.pid, &report.new_workers, deadline)
+            let new = Master {
+                pid: child.pid,
+                start_time: child.start_time,
+                cmdline: child.cmdline.clone(),
+                workers: report.new_workers.clone(),
+            };
+            seen = Some(new.clone());
+            let ready = if report.new_workers.len() == wanted {
+                match boot
+                    .ready(connection, spec, new.pid, &new.workers, deadline)
                     .await
-                    .map_err(|worker| {
-                        fail(
+                {
+                    Ok(ready) => ready,
+                    Err(worker) => {
+                        let ended = end_new_master(connection, spec, &new, report).await;
+                        return Err(fail(
                             Proof::Workers,
                             format!(
-                                "the new master {}'s worker {worker} exited before it booted (does the new release boot?); the old master {} still serves",
-                                child.pid, old.pid
+                                "the new master {}'s worker {worker} exited before it booted (does the new release boot?); the old master {} still serves{ended}",
+                                new.pid, old.pid
                             ),
                             report,
-                        )
-                    })?;
-            if settling.observe(&report.new_workers, ready, boot.settle(spec), now) {
-                break child.pid;
+                        ));
+                    }
+                }
+            } else {
+                false
+            };
+            // Read after the boot wait, which may have lasted: the settle
+            // period starts once the workers proved they booted.
+            if settling.observe(&new.workers, ready, boot.settle(spec), Instant::now()) {
+                break new.pid;
             }
         } else if !is_alive(&snapshot, old) {
             return Err(fail(
@@ -332,11 +349,15 @@ pub(super) async fn usr2<T: Connection>(
                 report,
             ));
         }
-        if now >= deadline {
+        if Instant::now() >= deadline {
+            let ended = match &seen {
+                Some(new) => end_new_master(connection, spec, new, report).await,
+                None => String::new(),
+            };
             return Err(fail(
                 Proof::Workers,
                 format!(
-                    "no new master with {wanted} workers within {}s after USR2 (does the new release boot?); the old master {} still serves",
+                    "no new master with {wanted} workers within {}s after USR2 (does the new release boot?); the old master {} still serves{ended}",
                     spec.validate.timeout.as_secs(),
                     old.pid
                 ),
@@ -393,6 +414,48 @@ pub(super) async fn usr2<T: Connection>(
                 },
                 report,
             ));
+        }
+        tokio::time::sleep(spec.validate.poll).await;
+    }
+}
+
+/// How long a failed USR2's new master is given to exit after its TERM.
+const NEW_MASTER_EXIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// After a failed USR2, while the old master still serves: TERM to the new
+/// master (checked by its start time), then a wait for it to exit, so that
+/// the failed release does not keep serving beside the old one, and a
+/// rollback's USR2 (which Gunicorn ignores while a child master exists)
+/// does not adopt it. Says what became of it, for the failure's message.
+async fn end_new_master<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    new: &Master,
+    report: &mut ReloadReport,
+) -> String {
+    match signal::send(connection, spec, "TERM", new, report).await {
+        Ok(signal::Outcome::Sent) => {}
+        Ok(signal::Outcome::Gone) => return format!("; the new master {} had exited", new.pid),
+        _ => {
+            return format!(
+                "; the new master {} could not be sent TERM: end it by hand",
+                new.pid
+            )
+        }
+    }
+    let until = Instant::now() + NEW_MASTER_EXIT;
+    loop {
+        if let Ok(snapshot) = snapshot(connection, spec).await {
+            if !is_alive(&snapshot, new) {
+                return format!("; the new master {} was sent TERM and exited", new.pid);
+            }
+        }
+        if Instant::now() >= until {
+            return format!(
+                "; the new master {} was sent TERM and still runs after {}s",
+                new.pid,
+                NEW_MASTER_EXIT.as_secs()
+            );
         }
         tokio::time::sleep(spec.validate.poll).await;
     }
@@ -484,21 +547,39 @@ pub(super) async fn master_appears<T: Connection>(
             });
         match found? {
             Ok(master) => {
-                let ready = !master.workers.is_empty()
-                    && boot
+                let ready = if master.workers.is_empty() {
+                    false
+                } else {
+                    match boot
                         .ready(connection, spec, master.pid, &master.workers, deadline)
                         .await
-                        .map_err(|worker| {
-                            fail(
-                                Proof::Start,
-                                format!(
-                                    "reload.start ran but the worker {worker} of master {} exited before it booted (does the release boot?): the host is DOWN",
-                                    master.pid
-                                ),
-                                report,
-                            )
-                        })?;
-                if settling.observe(&master.workers, ready, boot.settle(spec), now) {
+                    {
+                        Ok(ready) => ready,
+                        // The host waited for the master to exit with its
+                        // worker (what Gunicorn does when a worker cannot
+                        // boot); one that did not replaces it: watch again.
+                        Err(worker) => {
+                            let alive = snapshot(connection, spec)
+                                .await
+                                .is_ok_and(|s| is_alive(&s, &master));
+                            if !alive {
+                                report.master_pid = Some(master.pid);
+                                return Err(fail(
+                                    Proof::Start,
+                                    format!(
+                                        "reload.start ran but the master {} exited after its worker {worker} exited before it booted (does the release boot?): the host is DOWN",
+                                        master.pid
+                                    ),
+                                    report,
+                                ));
+                            }
+                            boot = BootCheck::new(spec);
+                            false
+                        }
+                    }
+                };
+                // Read after the boot wait, which may have lasted.
+                if settling.observe(&master.workers, ready, boot.settle(spec), Instant::now()) {
                     return Ok(master);
                 }
                 last = format!(
