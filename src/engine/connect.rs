@@ -105,7 +105,7 @@ impl<C: Connector> Engine<C> {
                     host: host.name.clone(),
                     elapsed: started.elapsed(),
                 });
-                let _fork = forks.acquire_owned().await.ok();
+                let fork = forks.acquire_owned().await.ok();
                 let report = Box::pin(
                     self.host_run(index, once)
                         .run(connection.as_ref(), || async {
@@ -120,12 +120,10 @@ impl<C: Connector> Engine<C> {
                 // back, the host's audit line written by its run): closing
                 // it now bounds the sessions held at once by the handshakes
                 // and runs in flight, not by the fleet.
-                let keep = matches!(report.state, HostState::Untouched { .. });
-                if !keep {
-                    connection.close().await;
-                }
+                drop(fork);
+                connection.close().await;
                 Slot {
-                    connection: keep.then_some(connection),
+                    connection: None,
                     report: Some(report),
                     first_lock: None,
                 }
