@@ -820,9 +820,12 @@ async fn a_local_step_masks_secrets_and_may_ignore_its_failure() {
     );
 }
 
-/// The events of `job` on h1 and h2 (h2 slow to connect), as
-/// `(event, host)` for host connections and finished steps.
-async fn order_with_a_slow_host(exec: bool) -> Vec<(&'static str, String)> {
+/// A run of `uptime` on h1 and h2, h2 slow to connect by 5 s: `herd exec`
+/// or a rollout. Returns the report, the events, the connector, and when
+/// the run started.
+async fn run_with_a_slow_host(
+    exec: bool,
+) -> (RunReport, Vec<Event>, FakeConnector, tokio::time::Instant) {
     let (mut plan, dir) = plan(2, "hosts: web\nsteps:\n  - run: uptime\n", None);
     if exec {
         plan = plan_in(dir.path(), Job::Command("uptime".into()), None);
@@ -832,7 +835,15 @@ async fn order_with_a_slow_host(exec: bool) -> Vec<(&'static str, String)> {
         require_reachable: !exec,
         ..settings(None)
     };
-    let (_, events, _) = run_with(plan, connector, settings).await;
+    let started = tokio::time::Instant::now();
+    let (report, events, connector) = run_with(plan, connector, settings).await;
+    (report, events, connector, started)
+}
+
+/// The events of that run, as `(event, host)` for host connections and
+/// finished steps.
+async fn order_with_a_slow_host(exec: bool) -> Vec<(&'static str, String)> {
+    let (_, events, _, _) = run_with_a_slow_host(exec).await;
     let mut order = Vec::new();
     for event in events {
         match event {
@@ -872,20 +883,9 @@ async fn a_rollout_starts_no_batch_before_every_host_is_connected() {
     );
 }
 
-/// When each host's connection was closed, from the start of a run of
-/// `uptime` on h1 and h2 (h2 slow to connect by 5 s).
+/// When each host's connection was closed in that run, from its start.
 async fn close_times_with_a_slow_host(exec: bool) -> Vec<(String, Duration)> {
-    let (mut plan, dir) = plan(2, "hosts: web\nsteps:\n  - run: uptime\n", None);
-    if exec {
-        plan = plan_in(dir.path(), Job::Command("uptime".into()), None);
-    }
-    let connector = FakeConnector::default().slow_to_connect("h2", Duration::from_secs(5));
-    let settings = EngineSettings {
-        require_reachable: !exec,
-        ..settings(None)
-    };
-    let started = tokio::time::Instant::now();
-    let (report, _, connector) = run_with(plan, connector, settings).await;
+    let (report, _, connector, started) = run_with_a_slow_host(exec).await;
     assert!(report.hosts.iter().all(|h| h.state.is_done()), "{report:?}");
     let closed = connector.closed.lock().expect("close log").clone();
     closed

@@ -778,93 +778,82 @@ async fn without_a_readable_proof_the_default_settle_period_stands_in() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_started_server_is_up_once_its_workers_proved_they_booted() {
-    let snapshots = vec![
-        procs(0, 0, &[]),
-        procs(0, 0, &[]),
-        procs(700, 700, &[701, 702]),
-    ];
+/// A restore that must start the server (no master, twice), seeing
+/// `snapshots` after that, with no settle period set and `boot` answering
+/// the boot wait. Returns the result, the commands, and how long it took.
+async fn start_with(
+    mut snapshots: Vec<String>,
+    boot: Rule,
+) -> (Result<ReloadReport, ReloadFailure>, Vec<String>, Duration) {
+    let mut looks = vec![procs(0, 0, &[]), procs(0, 0, &[])];
+    looks.append(&mut snapshots);
     let fake = fake()
-        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
-        .rule("h1", boot_answer("701 booted\n702 booted\n"))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(looks))
+        .rule("h1", boot)
         .http("h1", 200, "ok v1\n");
     let mut spec = spec();
     spec.start = Some("start-the-app".into());
     spec.validate.settle = None;
     let connection = fake.connect(&target()).await.expect("fake connects");
     let started = tokio::time::Instant::now();
-    let report = restore(&connection, &spec).await.expect("started");
-    assert_eq!(report.master_pid, Some(700));
+    let result = restore(&connection, &spec).await;
+    (result, fake.commands("h1"), started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_server_is_up_once_its_workers_proved_they_booted() {
+    let (result, commands, took) = start_with(
+        vec![procs(700, 700, &[701, 702])],
+        boot_answer("701 booted\n702 booted\n"),
+    )
+    .await;
+    assert_eq!(result.expect("started").master_pid, Some(700));
     assert!(
-        fake.commands("h1")
+        commands
             .iter()
             .any(|c| c.contains(boot::MARKER) && c.contains("m=700;")),
-        "{:?}",
-        fake.commands("h1")
+        "{commands:?}"
     );
     assert!(
-        started.elapsed() < DEFAULT_SETTLE,
-        "no settle period once proven: {:?}",
-        started.elapsed()
+        took < DEFAULT_SETTLE,
+        "no settle period once proven: {took:?}"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_started_server_whose_worker_dies_before_it_booted_fails_at_once() {
     // The master exits with its worker, as Gunicorn's does.
-    let snapshots = vec![
-        procs(0, 0, &[]),
-        procs(0, 0, &[]),
-        procs(700, 700, &[701, 702]),
-        procs(0, 0, &[]),
-    ];
-    let fake = fake()
-        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
-        .rule("h1", boot_answer("701 dead\n702 waiting\n"));
-    let mut spec = spec();
-    spec.start = Some("start-the-app".into());
-    spec.validate.settle = None;
-    let connection = fake.connect(&target()).await.expect("fake connects");
-    let started = tokio::time::Instant::now();
-    let failure = restore(&connection, &spec).await.unwrap_err();
+    let (result, _, took) = start_with(
+        vec![procs(700, 700, &[701, 702]), procs(0, 0, &[])],
+        boot_answer("701 dead\n702 waiting\n"),
+    )
+    .await;
+    let failure = result.unwrap_err();
     assert_eq!(failure.proof, Proof::Start);
     assert_eq!(
         failure.message,
         "reload.start ran but the master 700 exited after its worker 701 exited before it booted (does the release boot?): the host is DOWN"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "not the whole timeout: {:?}",
-        started.elapsed()
+        took < Duration::from_secs(5),
+        "not the whole timeout: {took:?}"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_started_server_that_replaces_a_dead_worker_is_up_once_the_new_set_booted() {
-    let snapshots = vec![
-        procs(0, 0, &[]),
-        procs(0, 0, &[]),
-        procs(700, 700, &[701, 702]),
-        procs(700, 700, &[701, 702]),
-        procs(700, 700, &[702, 703]),
-    ];
-    let fake = fake()
-        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
-        .rule(
-            "h1",
-            Rule::new(boot::MARKER, 0).sequence(vec![
-                "701 dead\n702 waiting\n".into(),
-                "702 booted\n703 booted\n".into(),
-            ]),
-        )
-        .http("h1", 200, "ok v1\n");
-    let mut spec = spec();
-    spec.start = Some("start-the-app".into());
-    spec.validate.settle = None;
-    let connection = fake.connect(&target()).await.expect("fake connects");
-    let report = restore(&connection, &spec)
-        .await
-        .expect("up once the replacement booted");
+    let (result, _, _) = start_with(
+        vec![
+            procs(700, 700, &[701, 702]),
+            procs(700, 700, &[701, 702]),
+            procs(700, 700, &[702, 703]),
+        ],
+        Rule::new(boot::MARKER, 0).sequence(vec![
+            "701 dead\n702 waiting\n".into(),
+            "702 booted\n703 booted\n".into(),
+        ]),
+    )
+    .await;
+    let report = result.expect("up once the replacement booted");
     assert_eq!(report.master_pid, Some(700));
 }
