@@ -238,12 +238,11 @@ async fn restore_starts_the_server_when_no_master_is_left() {
     assert!(signals(&fake.commands("h1")).is_empty());
 }
 
-/// After USR2: the old master 500 with workers 501-502, then `during`
-/// looks with the new master 800 (workers 801-802) beside it, then 800
-/// alone and promoted.
-fn usr2_snapshots(during_looks: usize) -> Vec<String> {
-    let mut during = procs(500, 500, &[501, 502]);
-    during.push_str(&stat(
+/// A look after USR2: the old master 500 with workers 501-502, and the new
+/// master 800, its child, with `workers`.
+fn beside_new_master(workers: &[u32]) -> String {
+    let mut look = procs(500, 500, &[501, 502]);
+    look.push_str(&stat(
         800,
         "gunicorn",
         'S',
@@ -251,9 +250,9 @@ fn usr2_snapshots(during_looks: usize) -> Vec<String> {
         3000,
         "gunicorn: master [app.2]",
     ));
-    during.push('\n');
-    for w in [801, 802] {
-        during.push_str(&stat(
+    look.push('\n');
+    for &w in workers {
+        look.push_str(&stat(
             w,
             "gunicorn",
             'S',
@@ -261,8 +260,16 @@ fn usr2_snapshots(during_looks: usize) -> Vec<String> {
             3001,
             "gunicorn: worker [app.2]",
         ));
-        during.push('\n');
+        look.push('\n');
     }
+    look
+}
+
+/// After USR2: the old master 500 with workers 501-502, then `during`
+/// looks with the new master 800 (workers 801-802) beside it, then 800
+/// alone and promoted.
+fn usr2_snapshots(during_looks: usize) -> Vec<String> {
+    let during = beside_new_master(&[801, 802]);
     let mut after = procs(800, 0, &[]);
     after.push_str(&stat(
         800,
@@ -367,25 +374,7 @@ async fn usr2_keeps_the_old_master_when_a_new_worker_dies_before_it_booted() {
 #[tokio::test(start_paused = true)]
 async fn usr2_that_times_out_ends_the_new_master_it_saw() {
     // A new master whose workers never come up in full.
-    let mut during = procs(500, 500, &[501, 502]);
-    during.push_str(&stat(
-        800,
-        "gunicorn",
-        'S',
-        500,
-        3000,
-        "gunicorn: master [app.2]",
-    ));
-    during.push('\n');
-    during.push_str(&stat(
-        801,
-        "gunicorn",
-        'S',
-        800,
-        3001,
-        "gunicorn: worker [app.2]",
-    ));
-    during.push('\n');
+    let during = beside_new_master(&[801]);
     let mut snapshots = vec![procs(500, 500, &[501, 502])];
     snapshots.extend(std::iter::repeat_n(during, 40));
     snapshots.push(procs(500, 500, &[501, 502]));
