@@ -850,8 +850,10 @@ impl Squatter {
         let mut taken_by = Vec::new();
         for _ in 0..TRIES {
             let _ = fs::remove_file(&ready);
-            if let Some(other) = proc_stat(pid) {
-                panic!("pid {pid} is not free: {other:?}");
+            // A process of another test may have taken it on the last
+            // try; such a one is short-lived.
+            if !wait_until(Duration::from_secs(10), || proc_stat(pid).is_none()) {
+                panic!("pid {pid} is not free: {:?}", proc_stat(pid));
             }
             fs::write(NS_LAST_PID, (pid - 1).to_string()).unwrap();
             let child = std::os::unix::process::CommandExt::gid(
