@@ -41,40 +41,29 @@ impl<C: Connector> Engine<C> {
     /// handshakes in flight, and tries the deploy lock on each as soon as it
     /// is up; unreachable hosts get their report now.
     pub(super) async fn connect_all(&self) -> Vec<Slot<C::Connection>> {
-        let handshakes = Arc::new(Semaphore::new(self.settings.handshakes.max(1)));
+        let handshakes = Semaphore::new(self.settings.handshakes.max(1));
         let claimed: Mutex<HashSet<LockKey>> = Mutex::new(HashSet::new());
         let attempts = self.plan.hosts.iter().map(|host| {
-            let handshakes = handshakes.clone();
-            let claimed = &claimed;
+            let (handshakes, claimed) = (&handshakes, &claimed);
             async move {
-                let permit = handshakes.acquire_owned().await.ok();
-                let started = Instant::now();
-                let result = Box::pin(self.connector.connect(&host.target)).await;
-                drop(permit);
-                let elapsed = started.elapsed();
-                match result {
-                    Ok(connection) => {
-                        self.emit(Event::HostConnected {
-                            host: host.name.clone(),
-                            elapsed,
-                        });
-                        let first = claimed
-                            .lock()
-                            .map(|mut keys| keys.insert(LockKey::new(&host.target, &host.vars)))
-                            .unwrap_or(true);
-                        let first_lock = match &self.settings.lock {
-                            Some(settings) if first => {
-                                Some(self.try_lock(&connection, &host.vars, settings).await)
-                            }
-                            _ => None,
-                        };
-                        Slot {
-                            connection: Some(Arc::new(connection)),
-                            report: None,
-                            first_lock,
-                        }
+                let connection = match self.connect_one(host, handshakes).await {
+                    Ok(connection) => connection,
+                    Err(unreachable) => return unreachable,
+                };
+                let first = claimed
+                    .lock()
+                    .map(|mut keys| keys.insert(LockKey::new(&host.target, &host.vars)))
+                    .unwrap_or(true);
+                let first_lock = match &self.settings.lock {
+                    Some(settings) if first => {
+                        Some(self.try_lock(&connection, &host.vars, settings).await)
                     }
-                    Err(error) => self.unreachable(&host.name, &error, elapsed),
+                    _ => None,
+                };
+                Slot {
+                    connection: Some(Arc::new(connection)),
+                    report: None,
+                    first_lock,
                 }
             }
         });
@@ -85,27 +74,20 @@ impl<C: Connector> Engine<C> {
     /// instead of waiting for the whole fleet (there is no lock to take and
     /// no batch to hold back). Returns every host's slot, its report made.
     pub(super) async fn connect_and_run(&self) -> Vec<Slot<C::Connection>> {
-        let handshakes = Arc::new(Semaphore::new(self.settings.handshakes.max(1)));
+        let handshakes = Semaphore::new(self.settings.handshakes.max(1));
         let forks = Arc::new(Semaphore::new(self.settings.forks.max(1)));
         let once = Arc::new(super::once::OnceGates::new(self.plan.steps.len(), None));
         let runs = self.plan.hosts.iter().enumerate().map(|(index, host)| {
-            let (handshakes, forks, once) = (handshakes.clone(), forks.clone(), once.clone());
+            let handshakes = &handshakes;
+            let (forks, once) = (forks.clone(), once.clone());
             async move {
-                // Boxed: a host waiting for its turn holds a small future,
-                // not the state of a handshake and a whole run.
-                let permit = handshakes.acquire_owned().await.ok();
-                let started = Instant::now();
-                let result = Box::pin(self.connector.connect(&host.target)).await;
-                drop(permit);
-                let connection = match result {
+                let connection = match self.connect_one(host, handshakes).await {
                     Ok(connection) => Arc::new(connection),
-                    Err(error) => return self.unreachable(&host.name, &error, started.elapsed()),
+                    Err(unreachable) => return unreachable,
                 };
-                self.emit(Event::HostConnected {
-                    host: host.name.clone(),
-                    elapsed: started.elapsed(),
-                });
                 let fork = forks.acquire_owned().await.ok();
+                // Boxed: a host waiting for its fork holds a small future,
+                // not the state of a whole run.
                 let report = Box::pin(
                     self.host_run(index, once)
                         .run(connection.as_ref(), || async {
@@ -130,6 +112,31 @@ impl<C: Connector> Engine<C> {
             }
         });
         join_all(runs).await
+    }
+
+    /// Connects `host` once one of the `handshakes` is free, and says so;
+    /// the slot of an unreachable host (its report sent) otherwise. Boxed:
+    /// a host waiting for its turn holds a small future, not a handshake's.
+    async fn connect_one(
+        &self,
+        host: &crate::plan::PlannedHost,
+        handshakes: &Semaphore,
+    ) -> Result<C::Connection, Slot<C::Connection>> {
+        let permit = handshakes.acquire().await.ok();
+        let started = Instant::now();
+        let result = Box::pin(self.connector.connect(&host.target)).await;
+        drop(permit);
+        let elapsed = started.elapsed();
+        match result {
+            Ok(connection) => {
+                self.emit(Event::HostConnected {
+                    host: host.name.clone(),
+                    elapsed,
+                });
+                Ok(connection)
+            }
+            Err(error) => Err(self.unreachable(&host.name, &error, elapsed)),
+        }
     }
 
     /// The slot of a host that could not be reached, its report sent.
