@@ -853,6 +853,31 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_destination_name_is_only_ever_a_name_in_the_check_and_the_record() {
+        let work = tempfile::tempdir().unwrap();
+        let home = work.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        // Run as commands, these would make HOME/PWNED (a name holds no `/`).
+        let pwned = home.join("PWNED");
+        let name = "it's $(cd; touch PWNED) `cd; touch PWNED` \"$HOME\" a\nfile";
+        let path = work.path().join(name);
+        std::fs::write(&path, "abc").unwrap();
+        let dest = path.display().to_string();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+        // Hashed and recorded, then known from the record; after an upload's
+        // record, the same.
+        let check = || sh_at_home(&home, &file_check(&dest, abc, 0o644));
+        assert_eq!(check(), "unchanged\n");
+        assert_eq!(check(), "unchanged\n");
+        assert_eq!(sh_at_home(&home, &file_record(&dest, abc)), "");
+        assert_eq!(check(), "unchanged\n");
+        assert_eq!(std::fs::read_dir(home.join(RECORDS)).unwrap().count(), 1);
+        assert!(!pwned.exists(), "the name ran as a command");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "abc");
+    }
+
+    #[test]
     fn a_recorded_file_is_known_unchanged_until_its_identity_changes() {
         let work = tempfile::tempdir().unwrap();
         let home = work.path().join("home");
