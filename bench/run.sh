@@ -263,6 +263,19 @@ w4() {
         details+=("W4 herd re-run: did not find the content on every host: $sent")
     fi
     details+=("W4 re-run (same content on every host): $(python3 -c "import sys; r, f = float(sys.argv[1]), float(sys.argv[2]); print(f'{r:.2f}s = {100 * r / f:.1f}% of the run that sent it ({f:.2f}s; target at full size: < 5%)')" "$rerun" "$first"); sent $sent; phases: $(bench phases "$work/w4-rerun.events" "$rerun")")
+    # What reaching these hosts at all costs, beside the re-run: one trivial
+    # command on every host, by herd and by OpenSSH (the W3 script). The
+    # host's sshd pays for each connection, so no re-run goes below these.
+    say "W4 floor: one trivial command on the same $w4_hosts hosts (herd exec, then OpenSSH)"
+    bench measure "$work/w4-floor-herd.json" --events "$work/w4-floor-herd.events" -- \
+        "$herd" exec -i "$lab/inventory.yml" --forks "$w4_hosts" --no-agent --output json \
+        -- 'echo {{ inventory_hostname }}' 2>"$work/w4-floor-herd.err"
+    check "W4 floor herd" "$work/w4-floor-herd.json" bench exec-results "$lab" "$work/w4-floor-herd.events" || verified=FAIL
+    mkdir -p "$work/w4-floor-ssh"
+    bench measure "$work/w4-floor-ssh.json" -- \
+        bench/openssh/w3-scale.sh "$lab/hosts.txt" "$work/w4-floor-ssh" 2>"$work/w4-floor-ssh.err"
+    check "W4 floor OpenSSH" "$work/w4-floor-ssh.json" bench verify-w3 "$lab/hosts.txt" "$work/w4-floor-ssh" || verified=FAIL
+    details+=("W4 floor (one trivial command on the same hosts, no upload): $(python3 -c "import sys; h, s, f = map(float, sys.argv[1:]); print(f'herd exec {h:.2f}s = {100 * h / f:.1f}%, OpenSSH {s:.2f}s = {100 * s / f:.1f}% of the run that sent it')" "$(field "$work/w4-floor-herd.json" wall)" "$(field "$work/w4-floor-ssh.json" wall)" "$first")")
     bench clear-w4 "$lab" "$name"
 
     say "W4 RSS: herd run with a $((4 * w4_mb)) MB tarball to $w4_hosts hosts"

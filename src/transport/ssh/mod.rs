@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 mod auth;
 mod host_key;
 mod known_hosts;
+mod quick_ack;
 mod shell;
 
 use super::{Connection, Connector, ExecOutput, Target, TransportError, OUTPUT_LIMIT};
@@ -135,7 +136,8 @@ impl SshConnector {
                 .map_err(|_| timed_out())?
                 .map_err(|e| connect_error(e.to_string()))?;
                 let _ = stream.set_nodelay(true);
-                self.handshake(target, stream).await?
+                self.handshake(target, quick_ack::QuickAck::new(stream))
+                    .await?
             }
             Some(bastion) => {
                 let open = bastion.channel_open_direct_tcpip(
