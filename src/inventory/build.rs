@@ -6,19 +6,19 @@ use std::path::Path;
 
 use super::range;
 use super::raw::{RawGroup, RawInventory, RawVars, Section};
-use super::{Host, Origins, SecretVars, Vars, SECRET_VARS};
+use super::{Group as BuiltGroup, Host, Origins, SecretVars, Vars, SECRET_VARS};
 use crate::source::SourceError;
 use crate::yaml::Spanned;
 
 const ALL: usize = 0;
 const UNGROUPED: usize = 1;
 
-/// Builds the hosts (declaration order) and the group names.
+/// Builds the hosts (declaration order) and the groups.
 pub fn build(
     file: &Path,
     text: &str,
     raw: RawInventory,
-) -> Result<(Vec<Host>, Vec<String>), SourceError> {
+) -> Result<(Vec<Host>, Vec<BuiltGroup>), SourceError> {
     let mut builder = Builder {
         file,
         text,
@@ -47,6 +47,8 @@ struct Group {
     name: String,
     parents: Vec<usize>,
     children: Vec<usize>,
+    /// Hosts listed in the group itself, in the order listed.
+    hosts: Vec<usize>,
     vars: Vars,
     origins: Origins,
     secret_vars: SecretVars,
@@ -82,6 +84,7 @@ impl Builder<'_> {
             name: name.to_string(),
             parents: Vec::new(),
             children: Vec::new(),
+            hosts: Vec::new(),
             vars: Vars::new(),
             origins: Origins::new(),
             secret_vars: SecretVars::new(),
@@ -157,6 +160,7 @@ impl Builder<'_> {
             }
             if !host.groups.contains(&group) {
                 host.groups.push(group);
+                self.groups[group].hosts.push(id);
             }
         }
         Ok(())
@@ -206,8 +210,16 @@ impl Builder<'_> {
         SourceError::at_offset(self.file, self.text, key.content + offset, message)
     }
 
-    fn finish(self) -> (Vec<Host>, Vec<String>) {
+    fn finish(mut self) -> (Vec<Host>, Vec<BuiltGroup>) {
         let depths = self.depths();
+        let ungrouped: Vec<usize> = (0..self.hosts.len())
+            .filter(|&id| self.hosts[id].groups.iter().all(|&g| g == ALL))
+            .collect();
+        for id in ungrouped {
+            if !self.groups[UNGROUPED].hosts.contains(&id) {
+                self.groups[UNGROUPED].hosts.push(id);
+            }
+        }
         let priorities: Vec<i64> = self.groups.iter().map(|g| priority(&g.vars)).collect();
         let hosts = self
             .hosts
@@ -245,8 +257,16 @@ impl Builder<'_> {
                 }
             })
             .collect();
-        let names = self.groups.into_iter().map(|g| g.name).collect();
-        (hosts, names)
+        let groups = self
+            .groups
+            .into_iter()
+            .map(|g| BuiltGroup {
+                name: g.name,
+                hosts: g.hosts,
+                children: g.children,
+            })
+            .collect();
+        (hosts, groups)
     }
 
     /// Each group's depth: the longest path to it from `all`, as Ansible

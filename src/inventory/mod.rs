@@ -39,8 +39,20 @@ pub struct Inventory {
     pub text: String,
     /// In declaration order, each host once.
     pub hosts: Vec<Host>,
-    /// Every group name, `all` and `ungrouped` first, then in declaration order.
-    groups: Vec<String>,
+    /// Every group, `all` and `ungrouped` first, then in order of first mention.
+    pub groups: Vec<Group>,
+}
+
+/// One group as the file builds it: its own hosts and its children.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    /// The hosts the group lists itself (positions in `Inventory::hosts`), in
+    /// the order it lists them, each once. `ungrouped` lists the hosts in no
+    /// other group.
+    pub hosts: Vec<usize>,
+    /// Child groups (positions in `Inventory::groups`), in the order written.
+    pub children: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +123,49 @@ impl Inventory {
             host.name_at.column,
             message,
         )
+    }
+
+    /// The group called `name`.
+    #[allow(dead_code)]
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The hosts of group `name` (positions in `hosts`) in Ansible's order:
+    /// the group's own hosts, then its children's, level by level. Within a
+    /// level, each group's children follow the groups of the level before in
+    /// order of first mention, each child in the order written. A host comes
+    /// once, where it is first reached.
+    #[allow(dead_code)]
+    pub fn group_hosts(&self, name: &str) -> Vec<usize> {
+        let Some(start) = self.groups.iter().position(|g| g.name == name) else {
+            return Vec::new();
+        };
+        let mut seen_group = vec![false; self.groups.len()];
+        let mut seen_host = vec![false; self.hosts.len()];
+        let mut order = Vec::new();
+        let mut level = vec![start];
+        seen_group[start] = true;
+        while !level.is_empty() {
+            for &id in &level {
+                for &host in &self.groups[id].hosts {
+                    if !std::mem::replace(&mut seen_host[host], true) {
+                        order.push(host);
+                    }
+                }
+            }
+            level.sort_unstable();
+            let mut next = Vec::new();
+            for &id in &level {
+                for &child in &self.groups[id].children {
+                    if !std::mem::replace(&mut seen_group[child], true) {
+                        next.push(child);
+                    }
+                }
+            }
+            level = next;
+        }
+        order
     }
 
     /// Hosts matching an Ansible pattern, in inventory order.
@@ -193,6 +248,41 @@ all:
             ]
         );
         assert_eq!(inventory.file, Path::new("inventory.yml"));
+    }
+
+    #[test]
+    fn a_groups_hosts_come_its_own_first_then_level_by_level() {
+        // The example of Ansible's inventory guide: `datacenter[0]` is a web
+        // server, not a leaf, though the leaves are written first.
+        let inventory = parse(
+            "leafs:\n  hosts:\n    leaf01:\n    leaf02:\nspines:\n  hosts:\n    spine01:\n    spine02:\n\
+             network:\n  children:\n    leafs:\n    spines:\n\
+             webservers:\n  hosts:\n    webserver01:\n    webserver02:\n\
+             datacenter:\n  children:\n    network:\n    webservers:\n  hosts:\n    spine02:\n\
+             loose:\n  hosts:\n    solo:\nall:\n  hosts:\n    solo:\n    stray:\n",
+        );
+        let names = |group: &str| -> Vec<&str> {
+            inventory
+                .group_hosts(group)
+                .into_iter()
+                .map(|id| inventory.hosts[id].name.as_str())
+                .collect()
+        };
+        assert_eq!(
+            names("datacenter"),
+            [
+                "spine02",
+                "webserver01",
+                "webserver02",
+                "leaf01",
+                "leaf02",
+                "spine01"
+            ]
+        );
+        assert_eq!(names("network"), ["leaf01", "leaf02", "spine01", "spine02"]);
+        assert_eq!(names("ungrouped"), ["stray"]);
+        assert_eq!(inventory.group("loose").unwrap().hosts.len(), 1);
+        assert!(names("nosuch").is_empty());
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn matching(inventory: &Inventory, term: &Term<'_>) -> Result<Vec<bool>, Pattern
         let groups: Vec<&str> = inventory
             .groups
             .iter()
-            .map(String::as_str)
+            .map(|g| g.name.as_str())
             .filter(|g| fits(g))
             .collect();
         let matched: Vec<bool> = hosts
@@ -242,6 +242,7 @@ fn suggestion<'i>(inventory: &'i Inventory, name: &str) -> Option<&'i str> {
     let names = inventory
         .groups
         .iter()
+        .map(|g| &g.name)
         .chain(inventory.hosts.iter().map(|h| &h.name));
     let mut best: Option<(usize, &str)> = None;
     let length = name.chars().count();
