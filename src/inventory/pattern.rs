@@ -316,14 +316,17 @@ fn apply_subscript(hosts: Vec<usize>, subscript: Subscript) -> Result<Vec<usize>
         return Ok(hosts);
     }
     let count = hosts.len() as i128;
+    let matches = if count == 1 {
+        "it matches 1 host".to_string()
+    } else {
+        format!("it matches {count} hosts")
+    };
     let pick = |n: i128| {
         let index = if n < 0 { count.saturating_add(n) } else { n };
         if (0..count).contains(&index) {
             Ok(vec![hosts[index as usize]])
         } else {
-            Err(format!(
-                "index {n} is out of range: it matches {count} hosts"
-            ))
+            Err(format!("index {n} is out of range: {matches}"))
         }
     };
     match subscript {
@@ -331,9 +334,7 @@ fn apply_subscript(hosts: Vec<usize>, subscript: Subscript) -> Result<Vec<usize>
         Subscript::Slice(start, end) => {
             let end = end.map_or(count, |end| end.saturating_add(1).min(count));
             if start >= end {
-                return Err(format!(
-                    "the range selects no host: it matches {count} hosts"
-                ));
+                return Err(format!("the range selects no host: {matches}"));
             }
             Ok(hosts[start as usize..end as usize].to_vec())
         }

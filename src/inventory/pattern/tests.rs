@@ -248,6 +248,10 @@ fn subscripts_out_of_range_are_errors() {
         error("web[2:1]").1,
         "in `web[2:1]`: the range selects no host: it matches 4 hosts"
     );
+    assert_eq!(
+        error("bastion[1:]").1,
+        "in `bastion[1:]`: the range selects no host: it matches 1 host"
+    );
 }
 
 #[test]
