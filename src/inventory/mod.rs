@@ -136,6 +136,10 @@ impl Inventory {
     /// level, each group's children follow the groups of the level before in
     /// order of first mention, each child in the order written. A host comes
     /// once, where it is first reached.
+    ///
+    /// From the grandchildren on, Ansible walks each level as a set of
+    /// groups, so where several groups of a level have children its order
+    /// there changes from one run to the next; herd's is first mention.
     pub fn group_hosts(&self, name: &str) -> Vec<usize> {
         let Some(start) = self.groups.iter().position(|g| g.name == name) else {
             return Vec::new();
