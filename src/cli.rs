@@ -87,7 +87,7 @@ pub struct Targeting {
         default_value = "inventory.yml"
     )]
     pub inventory: PathBuf,
-    /// Ansible host pattern: names, groups, globs, `a,b` union, `a:&b` intersection, `a:!b` exclusion.
+    /// Ansible host pattern: names, groups, globs, `~regex`, `web[0]`, `a,b` union, `a:&b` intersection, `a:!b` exclusion, `@file`.
     #[arg(short = 'l', long)]
     pub limit: Option<String>,
 }

@@ -169,6 +169,22 @@ fn unknown_group_in_limit() {
 }
 
 #[test]
+fn missing_limit_file() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+
+    let run = run_in(dir.path(), GOOD_PLAYBOOK, &["--limit", "web,@retry.txt"]);
+
+    assert_refused(&run, &fake, "--limit:1:5");
+    assert!(
+        run.stderr().starts_with(
+            "error: cannot read limit file `retry.txt`: No such file or directory (os error 2)\n"
+        ),
+        "{run}"
+    );
+}
+
+#[test]
 fn reversed_host_range_in_the_inventory() {
     let fake = FakeHost::new();
     let dir = workspace(&fake, "web[10:01]");

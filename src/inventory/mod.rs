@@ -136,7 +136,10 @@ impl Inventory {
     /// level, each group's children follow the groups of the level before in
     /// order of first mention, each child in the order written. A host comes
     /// once, where it is first reached.
-    #[allow(dead_code)]
+    ///
+    /// From the grandchildren on, Ansible walks each level as a set of
+    /// groups, so where several groups of a level have children its order
+    /// there changes from one run to the next; herd's is first mention.
     pub fn group_hosts(&self, name: &str) -> Vec<usize> {
         let Some(start) = self.groups.iter().position(|g| g.name == name) else {
             return Vec::new();
@@ -168,9 +171,15 @@ impl Inventory {
         order
     }
 
-    /// Hosts matching an Ansible pattern, in inventory order.
+    /// Hosts matching an Ansible pattern, in Ansible's order.
     pub fn select(&self, pattern: &str) -> Result<Vec<&Host>, PatternError> {
         pattern::select(self, pattern)
+    }
+
+    /// Hosts matching a `--limit` pattern, where `@path` reads terms from a
+    /// file, in Ansible's order.
+    pub fn select_limit(&self, limit: &str) -> Result<Vec<&Host>, PatternError> {
+        pattern::select_limit(self, limit)
     }
 }
 

@@ -1,17 +1,35 @@
-//! Ansible host patterns: what `--limit` and a playbook's `hosts:` select.
+//! Ansible host patterns: what `--limit` and a playbook's `hosts:` select,
+//! and in which order.
 //!
-//! A pattern is terms joined by `,` or `:`; a term is a host or group name,
-//! `all` or `*`, or a glob (`web*`, `db-?`, `web[ab]`), optionally followed by
-//! Ansible's subscript (`web[0]`, `web[-1]`, `web[1:3]`, `web[2:]`), and
-//! prefixed by `&` (intersection) or `!` (exclusion). As in Ansible, unions
-//! apply first, then intersections, then exclusions, whatever the order
-//! written; a pattern of only `&`/`!` terms starts from `all`. The hosts come
-//! back in inventory order.
+//! A pattern is terms cut as [`split`] says; a term is a host or group name,
+//! `all`, a glob (`web*`, `db-?`, `web[ab]`, matched as Python's `fnmatch`
+//! does) or a regular expression after `~` (matched at the start of a name),
+//! optionally followed by Ansible's subscript (`web[0]`, `web[-1]`,
+//! `web[1:3]`, `web[2:]`), and prefixed by `&` (intersection) or `!`
+//! (exclusion). `--limit` also takes `@file`: a file of terms, one a line.
 //!
-//! Unlike Ansible, a term that names nothing is an error rather than a
+//! The hosts come back in Ansible's order, which is the rollout's order: the
+//! union terms first, in the order written, each adding its hosts not yet
+//! selected; then the `&` terms, then the `!` terms, keeping or dropping
+//! hosts; a pattern of only `&`/`!` terms starts from `all`. A name or glob
+//! gives the hosts of each group it matches (a group's own hosts first,
+//! then its children's, see [`Inventory::group_hosts`]) and, when it matches
+//! no group or is a glob, the hosts it matches by name. A name that is both
+//! a host and a group is the host alone as a union term, the group after
+//! `&` or `!`. A subscript counts in that order.
+//!
+//! Unlike Ansible, a term that selects nothing is an error rather than a
 //! warning: a typo in `!web-canary` must not quietly deploy to the canary.
+//! So is a subscript range that selects nothing, and an empty `@file`.
 
+mod glob;
+mod split;
+
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use super::{Host, Inventory};
 
@@ -39,202 +57,288 @@ enum Op {
 
 /// One term: its text without the operator, and where that text starts.
 #[derive(Debug)]
-struct Term<'p> {
+struct Term {
     op: Op,
-    text: &'p str,
+    text: String,
     offset: usize,
+    /// For a term read from a `--limit @file`: the file and the line.
+    file: Option<(String, usize)>,
 }
 
+/// The hosts `pattern` selects, in Ansible's order.
 pub fn select<'i>(inventory: &'i Inventory, pattern: &str) -> Result<Vec<&'i Host>, PatternError> {
-    let terms = split(pattern)?;
-    let has_union = terms.iter().any(|t| t.op == Op::Union);
-    let mut selected = vec![!has_union; inventory.hosts.len()];
-    for op in [Op::Union, Op::Intersection, Op::Exclusion] {
-        for term in terms.iter().filter(|t| t.op == op) {
-            let matched = matching(inventory, term)?;
-            for (selected, matched) in selected.iter_mut().zip(matched) {
-                *selected = match op {
-                    Op::Union => *selected || matched,
-                    Op::Intersection => *selected && matched,
-                    Op::Exclusion => *selected && !matched,
-                };
-            }
-        }
-    }
-    Ok(inventory
-        .hosts
-        .iter()
-        .zip(selected)
-        .filter_map(|(host, selected)| selected.then_some(host))
-        .collect())
+    evaluate(inventory, &split::split(pattern)?)
 }
 
-/// Cuts the pattern at `,` and `:` outside brackets.
-fn split(pattern: &str) -> Result<Vec<Term<'_>>, PatternError> {
-    if pattern.trim().is_empty() {
-        return Err(error(0, "the host pattern is empty"));
-    }
+/// As [`select`], where a term `@path` stands for the terms in that file,
+/// one a line, as `--limit` reads them.
+pub fn select_limit<'i>(
+    inventory: &'i Inventory,
+    limit: &str,
+) -> Result<Vec<&'i Host>, PatternError> {
     let mut terms = Vec::new();
-    let mut start = 0;
-    let mut open: Option<usize> = None;
-    for (i, c) in pattern.char_indices() {
-        match c {
-            '[' if open.is_none() => open = Some(i),
-            ']' => open = None,
-            ',' | ':' if open.is_none() => {
-                terms.push(term(pattern, start, i)?);
-                start = i + 1;
-            }
-            _ => {}
+    for term in split::split(limit)? {
+        match term.text.strip_prefix('@').filter(|_| term.op == Op::Union) {
+            Some(path) => terms.extend(read_limit_file(path, term.offset)?),
+            None => terms.push(term),
         }
     }
-    if let Some(at) = open {
-        return Err(error(at, "unclosed `[` in host pattern"));
+    evaluate(inventory, &terms)
+}
+
+/// The terms of a limit file: each line, stripped, is one term (commas and
+/// colons in it do not cut it); blank lines are skipped.
+fn read_limit_file(path: &str, offset: usize) -> Result<Vec<Term>, PatternError> {
+    let text = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(error(
+                offset,
+                format!("limit file `{path}` is a directory, not a file"),
+            ))
+        }
+        _ => std::fs::read_to_string(path)
+            .map_err(|e| error(offset, format!("cannot read limit file `{path}`: {e}")))?,
+    };
+    let mut terms = Vec::new();
+    for (number, line) in text.split('\n').enumerate() {
+        let (_, line) = split::trimmed(0, line);
+        if line.is_empty() {
+            continue;
+        }
+        let mut term = split::term(offset, line).map_err(|e| {
+            error(
+                offset,
+                format!("{path}, line {}: {}", number + 1, e.message),
+            )
+        })?;
+        term.offset = offset;
+        term.file = Some((path.to_string(), number + 1));
+        terms.push(term);
     }
-    terms.push(term(pattern, start, pattern.len())?);
+    if terms.is_empty() {
+        return Err(error(
+            offset,
+            format!("limit file `{path}` names no host or group"),
+        ));
+    }
     Ok(terms)
 }
 
-fn term(pattern: &str, start: usize, end: usize) -> Result<Term<'_>, PatternError> {
-    let skip_space =
-        |at: usize| at + (pattern[at..end].len() - pattern[at..end].trim_start().len());
-    let mut offset = skip_space(start);
-    let op = match pattern[offset..end].chars().next() {
-        Some('&') => Op::Intersection,
-        Some('!') => Op::Exclusion,
-        _ => Op::Union,
-    };
-    if op != Op::Union {
-        offset = skip_space(offset + 1);
+/// Applies the terms: unions in the order written, then intersections,
+/// then exclusions.
+fn evaluate<'i>(inventory: &'i Inventory, terms: &[Term]) -> Result<Vec<&'i Host>, PatternError> {
+    let by_name: HashMap<&str, usize> = inventory
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name.as_str(), i))
+        .collect();
+    // Every term is resolved first, in the order written, so the first
+    // mistake written is the one reported.
+    let mut resolved = Vec::with_capacity(terms.len() + 1);
+    for term in terms {
+        let hosts = matching(inventory, &by_name, term).map_err(|mut e| {
+            if let Some((file, line)) = &term.file {
+                e.message = format!("{file}, line {line}: {}", e.message);
+            }
+            e
+        })?;
+        resolved.push((term.op, hosts));
     }
-    let text = pattern[offset..end].trim_end();
-    if text.is_empty() {
-        let message = match op {
-            Op::Union => "empty term in host pattern",
-            Op::Intersection => "`&` must be followed by a host or group",
-            Op::Exclusion => "`!` must be followed by a host or group",
+    if !resolved.iter().any(|(op, _)| *op == Op::Union) {
+        let all = Term {
+            op: Op::Union,
+            text: "all".into(),
+            offset: 0,
+            file: None,
         };
-        return Err(error(offset, message));
+        resolved.insert(0, (Op::Union, matching(inventory, &by_name, &all)?));
     }
-    Ok(Term { op, text, offset })
+    let mut selected: Vec<usize> = Vec::new();
+    let mut seen = vec![false; inventory.hosts.len()];
+    for op in [Op::Union, Op::Intersection, Op::Exclusion] {
+        for (_, hosts) in resolved.iter().filter(|(o, _)| *o == op) {
+            if op == Op::Union {
+                for &host in hosts {
+                    if !std::mem::replace(&mut seen[host], true) {
+                        selected.push(host);
+                    }
+                }
+                continue;
+            }
+            let mut in_term = vec![false; inventory.hosts.len()];
+            for &host in hosts {
+                in_term[host] = true;
+            }
+            let keep = op == Op::Intersection;
+            selected.retain(|&host| in_term[host] == keep);
+        }
+    }
+    Ok(selected.into_iter().map(|i| &inventory.hosts[i]).collect())
 }
 
-/// Which hosts (by inventory position) one term matches.
-fn matching(inventory: &Inventory, term: &Term<'_>) -> Result<Vec<bool>, PatternError> {
-    let (name, subscript) = split_subscript(term.text);
-    if name.starts_with('~') {
-        return Err(error(
-            term.offset,
-            "regular-expression patterns (`~`) are not supported; use a glob such as `web*`",
-        ));
-    }
-    let hosts = &inventory.hosts;
-    let mut matched = if name == "all" || name == "*" {
-        vec![true; hosts.len()]
-    } else {
-        let glob = name.contains(['*', '?', '[']);
-        let fits = |candidate: &str| {
-            if glob {
-                glob_match::glob_match(name, candidate)
-            } else {
-                candidate == name
-            }
-        };
-        let groups: Vec<&str> = inventory
-            .groups
-            .iter()
-            .map(|g| g.name.as_str())
-            .filter(|g| fits(g))
-            .collect();
-        let matched: Vec<bool> = hosts
-            .iter()
-            .map(|host| {
-                fits(&host.name) || host.groups.iter().any(|g| groups.contains(&g.as_str()))
-            })
-            .collect();
-        if groups.is_empty() && !matched.contains(&true) {
-            let mut message = format!("no host or group matches `{name}`");
-            if let Some(close) = (!glob).then(|| suggestion(inventory, name)).flatten() {
-                message += &format!("; did you mean `{close}`?");
-            }
-            return Err(error(term.offset, message));
+/// The hosts one term gives, in order, a host perhaps more than once (a
+/// subscript counts those repeats, as Ansible's does).
+fn matching(
+    inventory: &Inventory,
+    by_name: &HashMap<&str, usize>,
+    term: &Term,
+) -> Result<Vec<usize>, PatternError> {
+    if term.op == Op::Union {
+        if let Some(&host) = by_name.get(term.text.as_str()) {
+            return Ok(vec![host]);
         }
-        matched
-    };
-    if let Some((at, subscript)) = subscript {
-        apply_subscript(&mut matched, subscript)
-            .map_err(|message| error(term.offset + at, format!("in `{}`: {message}", term.text)))?;
     }
-    Ok(matched)
+    let (name, subscript) = split_subscript(&term.text);
+    let matcher = Matcher::new(name).map_err(|message| error(term.offset, message))?;
+    let mut hosts = Vec::new();
+    let mut any_group = false;
+    for group in inventory.groups.iter().filter(|g| matcher.fits(&g.name)) {
+        any_group = true;
+        hosts.extend(inventory.group_hosts(&group.name));
+    }
+    if !any_group || matcher.regex || name.contains(['.', '?', '*', '[']) {
+        hosts
+            .extend((0..inventory.hosts.len()).filter(|&i| matcher.fits(&inventory.hosts[i].name)));
+    }
+    if hosts.is_empty() && !any_group {
+        let mut message = format!("no host or group matches `{name}`");
+        let plain = !matcher.regex && !name.contains(['?', '*', '[']);
+        if let Some(close) = plain.then(|| suggestion(inventory, name)).flatten() {
+            message += &format!("; did you mean `{close}`?");
+        } else if name.rfind('[') > name.rfind(']') {
+            message += " (its `[` is not closed)";
+        }
+        return Err(error(term.offset, message));
+    }
+    match subscript {
+        Some((at, subscript)) => apply_subscript(hosts, subscript)
+            .map_err(|message| error(term.offset + at, format!("in `{}`: {message}", term.text))),
+        None => Ok(hosts),
+    }
+}
+
+/// A glob, or a regular expression for a `~` term.
+struct Matcher {
+    pattern: Regex,
+    regex: bool,
+}
+
+impl Matcher {
+    fn new(name: &str) -> Result<Matcher, String> {
+        match name.strip_prefix('~') {
+            Some(expression) => {
+                let pattern = Regex::new(expression).map_err(|e| {
+                    let why = e.to_string();
+                    let why = why
+                        .lines()
+                        .find_map(|l| l.strip_prefix("error: "))
+                        .unwrap_or("too large")
+                        .to_string();
+                    format!("invalid regular expression `{expression}`: {why}")
+                })?;
+                Ok(Matcher {
+                    pattern,
+                    regex: true,
+                })
+            }
+            None => {
+                let pattern = Regex::new(&glob::translate(name))
+                    .map_err(|_| format!("invalid host pattern `{name}`"))?;
+                Ok(Matcher {
+                    pattern,
+                    regex: false,
+                })
+            }
+        }
+    }
+
+    /// Whether `name` matches: a glob the whole name, a regular expression
+    /// from the name's start (Python's `re.match`).
+    fn fits(&self, name: &str) -> bool {
+        if self.regex {
+            self.pattern.find(name).is_some_and(|m| m.start() == 0)
+        } else {
+            self.pattern.is_match(name)
+        }
+    }
 }
 
 /// Ansible's subscript: `[n]` (negative counts from the end), `[a:b]` or
-/// `[a-b]` (both ends included), `[a:]`.
+/// `[a-b]` (both ends included; `[a:0]` is `[a]`), `[a:]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Subscript {
-    Index(i64),
-    Slice(usize, Option<usize>),
+    Index(i128),
+    Slice(i128, Option<i128>),
 }
+
+static SUBSCRIPTED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$").expect("valid regex")
+});
 
 /// Splits `web[1:3]` into `web` and its subscript, with the offset of `[`.
-/// Brackets that are not a subscript (`web[ab]`) stay part of the glob.
+/// Brackets that are not a subscript (`web[ab]`) stay part of the glob, and
+/// a regular expression has none.
 fn split_subscript(text: &str) -> (&str, Option<(usize, Subscript)>) {
-    let Some(inner) = text.strip_suffix(']') else {
+    if text.starts_with('~') {
         return (text, None);
-    };
-    let Some(open) = inner.rfind('[').filter(|&open| open > 0) else {
-        return (text, None);
-    };
-    let inside = &inner[open + 1..];
-    let number = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let subscript = if let Some(range) = inside.find([':', '-']).filter(|&at| at > 0) {
-        let (start, end) = (&inside[..range], &inside[range + 1..]);
-        match (number(start), end.is_empty(), number(end)) {
-            (Some(start), true, _) => Some(Subscript::Slice(start, None)),
-            (Some(start), false, Some(end)) => Some(Subscript::Slice(start, Some(end))),
-            _ => None,
-        }
-    } else {
-        let digits = inside.strip_prefix('-').unwrap_or(inside);
-        number(digits)
-            .and_then(|n: usize| i64::try_from(n).ok())
-            .map(|n| Subscript::Index(if inside.starts_with('-') { -n } else { n }))
-    };
-    match subscript {
-        Some(subscript) => (&text[..open], Some((open, subscript))),
-        None => (text, None),
     }
+    let Some(parts) = SUBSCRIPTED.captures(text) else {
+        return (text, None);
+    };
+    let name = parts.get(1).map_or("", |m| m.as_str());
+    let number = |i: usize| {
+        parts.get(i).map(|m| {
+            let digits = m.as_str();
+            digits
+                .parse::<i128>()
+                .unwrap_or(if digits.starts_with('-') {
+                    i128::MIN
+                } else {
+                    i128::MAX
+                })
+        })
+    };
+    let subscript = match (number(2), number(3)) {
+        (Some(index), _) => Subscript::Index(index),
+        (None, Some(start)) => {
+            let written = parts.get(5).is_some_and(|m| !m.as_str().is_empty());
+            Subscript::Slice(start, number(5).filter(|_| written))
+        }
+        (None, None) => return (text, None),
+    };
+    (name, Some((name.len(), subscript)))
 }
 
-/// Keeps only the subscripted hosts among those `matched`, counted in
-/// inventory order.
-fn apply_subscript(matched: &mut [bool], subscript: Subscript) -> Result<(), String> {
-    let positions: Vec<usize> = (0..matched.len()).filter(|&i| matched[i]).collect();
-    let count = positions.len();
-    let keep = match subscript {
-        Subscript::Index(n) => {
-            let index = if n < 0 { count as i64 + n } else { n };
-            if index < 0 || index >= count as i64 {
-                return Err(format!(
-                    "index {n} is out of range: it matches {count} hosts"
-                ));
-            }
-            index as usize..index as usize + 1
-        }
-        Subscript::Slice(start, end) => {
-            let end = end.map_or(count, |end| end.saturating_add(1).min(count));
-            start.min(end)..end
+/// Keeps the subscripted hosts among those a term gives, counted in order.
+fn apply_subscript(hosts: Vec<usize>, subscript: Subscript) -> Result<Vec<usize>, String> {
+    if hosts.is_empty() {
+        return Ok(hosts);
+    }
+    let count = hosts.len() as i128;
+    let matches = if count == 1 {
+        "it matches 1 host".to_string()
+    } else {
+        format!("it matches {count} hosts")
+    };
+    let pick = |n: i128| {
+        let index = if n < 0 { count.saturating_add(n) } else { n };
+        if (0..count).contains(&index) {
+            Ok(vec![hosts[index as usize]])
+        } else {
+            Err(format!("index {n} is out of range: {matches}"))
         }
     };
-    matched.fill(false);
-    for &position in &positions[keep] {
-        matched[position] = true;
+    match subscript {
+        Subscript::Index(n) | Subscript::Slice(n, Some(0)) => pick(n),
+        Subscript::Slice(start, end) => {
+            let end = end.map_or(count, |end| end.saturating_add(1).min(count));
+            if start >= end {
+                return Err(format!("the range selects no host: {matches}"));
+            }
+            Ok(hosts[start as usize..end as usize].to_vec())
+        }
     }
-    Ok(())
 }
 
 /// The group or host name closest to `name`, if within two edits.
@@ -283,179 +387,4 @@ fn error(offset: usize, message: impl Into<String>) -> PatternError {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-
-    const FLEET: &str = "\
-all:
-  hosts:
-    bastion:
-  children:
-    web:
-      hosts:
-        web[1:4].example.com:
-    canary:
-      hosts:
-        web4.example.com:
-    db:
-      hosts:
-        db[1:2].example.com:
-    prod:
-      children:
-        web:
-        db:
-";
-
-    fn inventory() -> Inventory {
-        Inventory::parse(Path::new("inventory.yml"), FLEET).unwrap()
-    }
-
-    fn names(pattern: &str) -> Vec<String> {
-        let inventory = inventory();
-        let hosts = inventory.select(pattern).unwrap();
-        hosts
-            .into_iter()
-            .map(|h| h.name.replace(".example.com", ""))
-            .collect()
-    }
-
-    fn error(pattern: &str) -> PatternError {
-        inventory().select(pattern).unwrap_err()
-    }
-
-    #[test]
-    fn names_groups_and_all() {
-        assert_eq!(names("web2.example.com"), ["web2"]);
-        assert_eq!(names("db"), ["db1", "db2"]);
-        assert_eq!(
-            names("prod"),
-            ["web1", "web2", "web3", "web4", "db1", "db2"]
-        );
-        assert_eq!(names("all").len(), 7);
-        assert_eq!(names("*").len(), 7);
-        assert_eq!(names("ungrouped"), ["bastion"]);
-    }
-
-    #[test]
-    fn globs_match_hosts_and_groups() {
-        assert_eq!(names("*.example.com").len(), 6);
-        assert_eq!(names("web?.example.com"), ["web1", "web2", "web3", "web4"]);
-        assert_eq!(names("d*"), ["db1", "db2"]);
-        assert_eq!(names("web[13].example.com"), ["web1", "web3"]);
-        assert_eq!(names("bas*"), ["bastion"]);
-    }
-
-    #[test]
-    fn unions_with_comma_or_colon_come_back_in_inventory_order() {
-        assert_eq!(names("db,bastion"), ["bastion", "db1", "db2"]);
-        assert_eq!(names("db:web1.example.com"), ["web1", "db1", "db2"]);
-        assert_eq!(names(" db , db1.example.com "), ["db1", "db2"]);
-    }
-
-    #[test]
-    fn intersections_and_exclusions() {
-        assert_eq!(names("prod:&web"), ["web1", "web2", "web3", "web4"]);
-        assert_eq!(names("web:!canary"), ["web1", "web2", "web3"]);
-        assert_eq!(names("all:!prod"), ["bastion"]);
-        assert_eq!(names("web:&canary"), ["web4"]);
-    }
-
-    #[test]
-    fn unions_then_intersections_then_exclusions_whatever_the_order() {
-        assert_eq!(names("!canary:web"), ["web1", "web2", "web3"]);
-        assert_eq!(names("&db:all:!db2.example.com"), ["db1"]);
-        assert_eq!(names("web:!canary:canary"), ["web1", "web2", "web3"]);
-    }
-
-    #[test]
-    fn only_intersections_and_exclusions_start_from_all() {
-        assert_eq!(names("!prod"), ["bastion"]);
-        assert_eq!(names("&db"), ["db1", "db2"]);
-    }
-
-    #[test]
-    fn subscripts_pick_among_a_terms_hosts() {
-        assert_eq!(names("web[0]"), ["web1"]);
-        assert_eq!(names("web[-1]"), ["web4"]);
-        assert_eq!(names("web[1:2]"), ["web2", "web3"]);
-        assert_eq!(names("web[1-2]"), ["web2", "web3"]);
-        assert_eq!(names("web[2:]"), ["web3", "web4"]);
-        assert_eq!(names("prod[4:9],bastion"), ["bastion", "db1", "db2"]);
-        let e = error("db,web[7]");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (
-                6,
-                "in `web[7]`: index 7 is out of range: it matches 4 hosts"
-            )
-        );
-    }
-
-    #[test]
-    fn unknown_terms_are_errors_at_their_offset() {
-        let e = error("web,webz:!canary");
-        assert_eq!(e.offset, 4);
-        assert_eq!(
-            e.to_string(),
-            "no host or group matches `webz`; did you mean `web`?"
-        );
-
-        let e = error("web:!canray");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (
-                5,
-                "no host or group matches `canray`; did you mean `canary`?"
-            )
-        );
-
-        let e = error("web:&zzz*");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (5, "no host or group matches `zzz*`")
-        );
-
-        let e = error("frontend");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (0, "no host or group matches `frontend`")
-        );
-    }
-
-    #[test]
-    fn malformed_patterns_are_errors_at_their_offset() {
-        assert_eq!(error("").message, "the host pattern is empty");
-        assert_eq!(error("   ").offset, 0);
-        let e = error("web,,db");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (4, "empty term in host pattern")
-        );
-        let e = error("web:& ");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (6, "`&` must be followed by a host or group")
-        );
-        let e = error("web:!");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (5, "`!` must be followed by a host or group")
-        );
-        let e = error("db,web[1:2");
-        assert_eq!(
-            (e.offset, e.message.as_str()),
-            (6, "unclosed `[` in host pattern")
-        );
-        assert_eq!(error("db:~web.*").offset, 3);
-    }
-
-    #[test]
-    fn edit_distance_counts_characters() {
-        assert_eq!(edit_distance("web", "webz"), 1);
-        assert_eq!(edit_distance("canary", "canray"), 2);
-        assert_eq!(edit_distance("", "ab"), 2);
-        assert_eq!(edit_distance("ünï", "uni"), 2);
-    }
-}
+mod tests;

@@ -151,22 +151,43 @@ impl Plan {
         }
         let default_id = crate::release::timestamp_id();
 
-        let mut selected = match &playbook {
-            Some(p) => select_in_playbook(&inventory, p)?,
-            None => inventory.hosts.iter().collect(),
+        // The hosts in Ansible's order, which the batches follow: the play's
+        // `hosts:` order kept by --limit; without a playbook, --limit's own
+        // order (as `ansible PATTERN`), or `all`'s.
+        let played = playbook
+            .as_ref()
+            .map(|p| select_in_playbook(&inventory, p))
+            .transpose()?;
+        let limited = request
+            .limit
+            .as_ref()
+            .map(|limit| {
+                inventory.select_limit(limit).map_err(|e| {
+                    SourceError::at(
+                        Path::new("--limit"),
+                        limit,
+                        1,
+                        limit[..e.offset.min(limit.len())].chars().count() + 1,
+                        e.message.clone(),
+                    )
+                })
+            })
+            .transpose()?;
+        let selected = match (played, limited) {
+            (Some(mut played), Some(limited)) => {
+                let limited: std::collections::HashSet<&str> =
+                    limited.iter().map(|h| h.name.as_str()).collect();
+                played.retain(|h| limited.contains(h.name.as_str()));
+                played
+            }
+            (Some(played), None) => played,
+            (None, Some(limited)) => limited,
+            (None, None) => inventory
+                .group_hosts("all")
+                .into_iter()
+                .map(|i| &inventory.hosts[i])
+                .collect(),
         };
-        if let Some(limit) = &request.limit {
-            let limited = inventory.select(limit).map_err(|e| {
-                SourceError::at(
-                    Path::new("--limit"),
-                    limit,
-                    1,
-                    limit[..e.offset.min(limit.len())].chars().count() + 1,
-                    e.message.clone(),
-                )
-            })?;
-            selected.retain(|h| limited.iter().any(|l| l.name == h.name));
-        }
         if selected.is_empty() {
             return Err(PlanError::Usage(
                 "no host matches: the playbook's `hosts` and --limit select nothing".into(),

@@ -410,3 +410,68 @@ fn names_ssh_refuses_stop_the_plan_at_their_inventory_position_before_any_shell(
     assert_eq!(plan.expect("plan").hosts.len(), 2);
     assert!(ran);
 }
+
+/// `web0` is written before `db1` but sits a level deeper, so Ansible's
+/// `all` gives it last.
+const NESTED: &str = "all:\n  hosts:\n    bastion:\n  children:\n    web:\n      hosts:\n        web1:\n        web2:\n      children:\n        canary:\n          hosts:\n            web0:\n    db:\n      hosts:\n        db1:\n";
+
+fn planned(job: Job, limit: Option<&str>) -> Result<(Vec<String>, Vec<Vec<usize>>), PlanError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("inventory.yml"), NESTED).expect("write");
+    let job = match job {
+        Job::Playbook(hosts) => {
+            let path = dir.path().join("play.yml");
+            let text = format!("hosts: \"{}\"\nsteps:\n  - run: true\n", hosts.display());
+            std::fs::write(&path, text).expect("write");
+            Job::Playbook(path)
+        }
+        other => other,
+    };
+    let plan = Plan::build(&PlanRequest {
+        job,
+        inventory: dir.path().join("inventory.yml"),
+        limit: limit.map(str::to_string),
+        extra_vars: Vec::new(),
+        batch: Some("1".into()),
+        known_hosts: Some(Path::new("/dev/null").to_path_buf()),
+        ssh_config: Some(Path::new("/dev/null").to_path_buf()),
+        step_timeout: Duration::from_secs(60),
+    })?;
+    let names = plan.hosts.iter().map(|h| h.name.clone()).collect();
+    Ok((names, plan.batches))
+}
+
+#[test]
+fn batches_follow_the_plays_pattern_in_ansibles_order() {
+    let (names, batches) = planned(Job::Playbook("db,web".into()), None).expect("plan");
+    assert_eq!(names, ["db1", "web1", "web2", "web0"]);
+    assert_eq!(batches, [[0], [1], [2], [3]]);
+    // --limit narrows the play's hosts and keeps their order.
+    let (names, _) = planned(Job::Playbook("web".into()), Some("web0,web1")).expect("plan");
+    assert_eq!(names, ["web1", "web0"]);
+    let (names, _) = planned(Job::Playbook("web[-1]".into()), None).expect("plan");
+    assert_eq!(names, ["web0"]);
+}
+
+#[test]
+fn without_a_playbook_hosts_come_in_the_limits_order_or_alls() {
+    let (names, _) = planned(Job::Command("true".into()), None).expect("plan");
+    assert_eq!(names, ["bastion", "web1", "web2", "db1", "web0"]);
+    let (names, _) = planned(Job::Command("true".into()), Some("web[-1],db")).expect("plan");
+    assert_eq!(names, ["web0", "db1"]);
+}
+
+#[test]
+fn a_missing_limit_file_points_into_the_argument() {
+    let Err(PlanError::Source(error)) =
+        planned(Job::Command("true".into()), Some("db,@/nonexistent/retry"))
+    else {
+        panic!("expected a source error");
+    };
+    assert_eq!(error.location.file, Path::new("--limit"));
+    assert_eq!(error.location.column, 4);
+    assert_eq!(
+        error.message,
+        "cannot read limit file `/nonexistent/retry`: No such file or directory (os error 2)"
+    );
+}
