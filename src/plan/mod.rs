@@ -4,6 +4,8 @@
 //! first connection, and points at its file, line and column.
 
 mod checks;
+mod fleet;
+mod when;
 pub mod hooks;
 mod release;
 pub mod reload;
@@ -173,7 +175,33 @@ impl Plan {
             ));
         }
 
+        // Batches are cut before the hosts' variables are made: templates
+        // see their batch (`ansible_play_batch`).
+        let rolling = match (&request.job, &playbook) {
+            (Job::Releases(_), _) | (_, None) => None,
+            (_, Some(p)) => Some(p.spec.rolling.clone()),
+        };
+        let spec = match &request.batch {
+            Some(text) => BatchSpec::parse(text)
+                .map_err(|e| PlanError::Usage(format!("--batch {text}: {e}")))?,
+            None => rolling
+                .as_ref()
+                .and_then(|r| r.batch.clone())
+                .unwrap_or_else(|| BatchSpec::parse("100%").expect("100% is a valid batch")),
+        };
+        let mut next = 0;
+        let batches: Vec<Vec<usize>> = spec
+            .cut(selected.len())
+            .into_iter()
+            .map(|size| {
+                let batch: Vec<usize> = (next..next + size).collect();
+                next += size;
+                batch
+            })
+            .collect();
+
         let renderer = Arc::new(Renderer::new());
+        renderer.set_fleet(fleet::of_run(&inventory, &selected, &batches));
         let defaults = TargetDefaults {
             ssh_config: read_ssh_config(request.ssh_config.as_deref())?,
             known_hosts: request.known_hosts.clone(),
@@ -235,12 +263,19 @@ impl Plan {
             }
             Some(hooks)
         });
-        let (title, steps, rollback, rolling, reload) = match (&request.job, &playbook) {
+        fleet::add_hostvars(
+            &inventory,
+            &hosts,
+            playbook.as_ref(),
+            &renderer,
+            &extra,
+        )?;
+
+        let (title, steps, rollback, reload) = match (&request.job, &playbook) {
             (Job::Releases(_), Some(p)) => (
                 p.file.display().to_string(),
                 Vec::new(),
                 Vec::new(),
-                None,
                 None,
             ),
             (_, Some(p)) => {
@@ -278,20 +313,18 @@ impl Plan {
                     request.step_timeout,
                 )
                 .map_err(|e| p.error_in(&["reload", e.key], None, e.message))?;
-                (title, steps, rollback, Some(p.spec.rolling.clone()), reload)
+                (title, steps, rollback, reload)
             }
             (Job::Command(command), None) => (
                 format!("exec: {command}"),
                 vec![StepPlan::command(command, request.step_timeout)],
                 Vec::new(),
                 None,
-                None,
             ),
             (Job::Reload(reload), None) => (
                 "reload".to_string(),
                 Vec::new(),
                 Vec::new(),
-                None,
                 Some((**reload).clone()),
             ),
             (Job::Playbook(_) | Job::Rollback { .. } | Job::Releases(_), None) => {
@@ -299,24 +332,6 @@ impl Plan {
             }
         };
 
-        let spec = match &request.batch {
-            Some(text) => BatchSpec::parse(text)
-                .map_err(|e| PlanError::Usage(format!("--batch {text}: {e}")))?,
-            None => rolling
-                .as_ref()
-                .and_then(|r| r.batch.clone())
-                .unwrap_or_else(|| BatchSpec::parse("100%").expect("100% is a valid batch")),
-        };
-        let mut next = 0;
-        let batches = spec
-            .cut(hosts.len())
-            .into_iter()
-            .map(|size| {
-                let batch: Vec<usize> = (next..next + size).collect();
-                next += size;
-                batch
-            })
-            .collect();
         let max_fail = rolling
             .as_ref()
             .and_then(|r| r.max_fail)
@@ -342,7 +357,10 @@ impl Plan {
             renderer,
         };
         match (&playbook, &request.job) {
-            (Some(playbook), _) => plan.check_templates(playbook)?,
+            (Some(playbook), _) => {
+                plan.decide_when(playbook)?;
+                plan.check_templates(playbook)?;
+            }
             (None, Job::Command(command)) => plan.check_command(command)?,
             (None, Job::Reload(_)) => plan.check_reload_flags()?,
             (None, _) => {}

@@ -125,6 +125,30 @@ pub struct Step {
     /// Run on the controller rather than on the host.
     #[serde(default)]
     pub local: bool,
+    /// Run only on the hosts where this holds (decided before the run).
+    #[serde(default)]
+    pub when: Option<Condition>,
+}
+
+/// `when:` a Jinja expression, a list of them (all must hold), or a
+/// plain `true`/`false`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Condition {
+    Fixed(bool),
+    One(String),
+    All(Vec<String>),
+}
+
+impl Condition {
+    /// Each expression to evaluate.
+    pub fn conditions(&self) -> Vec<String> {
+        match self {
+            Condition::Fixed(flag) => vec![flag.to_string()],
+            Condition::One(text) => vec![text.clone()],
+            Condition::All(list) => list.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,6 +359,7 @@ impl Playbook {
     /// release variables (a capture into one would steer herd's own steps).
     fn reserved(&self, name: &str) -> bool {
         RESERVED_VARS.contains(&name)
+            || crate::template::MAGIC_VARS.contains(&name)
             || (self.spec.release.is_some()
                 && (name == crate::release::var::DIR || name.starts_with("herd_release_")))
     }
