@@ -252,17 +252,7 @@ impl Renderer {
         let value = expression
             .eval(self.context(vars, false))
             .map_err(|error| {
-                if error.kind() == minijinja::ErrorKind::UndefinedError {
-                    let mut names: Vec<String> =
-                        expression.undeclared_variables(true).into_iter().collect();
-                    names.sort();
-                    if let Some(name) = names.into_iter().find(|n| !self.is_defined(n, vars)) {
-                        return TemplateError::Undefined { name };
-                    }
-                }
-                TemplateError::Invalid {
-                    message: describe(&error),
-                }
+                self.failed(&error, expression.undeclared_variables(true), vars)
             })?;
         match value.kind() {
             ValueKind::Bool => Ok(value.is_true()),
@@ -311,17 +301,7 @@ impl Renderer {
         let rendered = template.render(&context);
         let placeholders = PLACEHOLDERS.with(|p| p.borrow_mut().take());
         let rendered = rendered.map_err(|error| {
-            if error.kind() == minijinja::ErrorKind::UndefinedError {
-                let mut names: Vec<String> =
-                    template.undeclared_variables(true).into_iter().collect();
-                names.sort();
-                if let Some(name) = names.into_iter().find(|n| !self.is_defined(n, vars)) {
-                    return TemplateError::Undefined { name };
-                }
-            }
-            TemplateError::Invalid {
-                message: describe(&error),
-            }
+            self.failed(&error, template.undeclared_variables(true), vars)
         })?;
         match placeholders {
             Some(placeholders) => placeholders.fill(&rendered),
@@ -345,6 +325,29 @@ impl Renderer {
             }
         }
         Value::from(map)
+    }
+
+    /// Why a render failed: the first undefined name it reads, if one is.
+    fn failed(
+        &self,
+        error: &minijinja::Error,
+        names: std::collections::HashSet<String>,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> TemplateError {
+        if error.kind() != minijinja::ErrorKind::UndefinedError {
+            return TemplateError::Invalid {
+                message: describe(error),
+            };
+        }
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        match names.into_iter().find(|n| !self.is_defined(n, vars)) {
+            Some(name) => TemplateError::Undefined { name },
+            // A subscript: `groups['nope']`, `hostvars[host].nope`.
+            None => TemplateError::Invalid {
+                message: "undefined value: a key, host or group that does not exist".into(),
+            },
+        }
     }
 
     /// Whether a dotted name (`a`, `a.b`, `env.X`) resolves in `vars`.
