@@ -251,9 +251,7 @@ impl Renderer {
                 })?;
         let value = expression
             .eval(self.context(vars, false))
-            .map_err(|error| {
-                self.failed(&error, expression.undeclared_variables(true), vars)
-            })?;
+            .map_err(|error| self.failed(&error, expression.undeclared_variables(true), vars))?;
         match value.kind() {
             ValueKind::Bool => Ok(value.is_true()),
             _ => Err(TemplateError::NotBoolean {
@@ -300,9 +298,8 @@ impl Renderer {
         }
         let rendered = template.render(&context);
         let placeholders = PLACEHOLDERS.with(|p| p.borrow_mut().take());
-        let rendered = rendered.map_err(|error| {
-            self.failed(&error, template.undeclared_variables(true), vars)
-        })?;
+        let rendered = rendered
+            .map_err(|error| self.failed(&error, template.undeclared_variables(true), vars))?;
         match placeholders {
             Some(placeholders) => placeholders.fill(&rendered),
             None => Ok(rendered),

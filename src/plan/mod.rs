@@ -5,13 +5,13 @@
 
 mod checks;
 mod fleet;
-mod when;
 pub mod hooks;
 mod release;
 pub mod reload;
 pub mod step;
 pub mod target;
 mod vars;
+mod when;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -263,21 +263,12 @@ impl Plan {
             }
             Some(hooks)
         });
-        fleet::add_hostvars(
-            &inventory,
-            &hosts,
-            playbook.as_ref(),
-            &renderer,
-            &extra,
-        )?;
+        fleet::add_hostvars(&inventory, &hosts, playbook.as_ref(), &renderer, &extra)?;
 
         let (title, steps, rollback, reload) = match (&request.job, &playbook) {
-            (Job::Releases(_), Some(p)) => (
-                p.file.display().to_string(),
-                Vec::new(),
-                Vec::new(),
-                None,
-            ),
+            (Job::Releases(_), Some(p)) => {
+                (p.file.display().to_string(), Vec::new(), Vec::new(), None)
+            }
             (_, Some(p)) => {
                 let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
                 let (mut steps, rollback) = match &request.job {

@@ -257,7 +257,11 @@ pub(super) fn step_plans(
                 ignore_errors: step.ignore_errors,
                 local: step.local.then(|| local_dir(base)),
                 when: When {
-                    conditions: step.when.as_ref().map(|w| w.conditions()).unwrap_or_default(),
+                    conditions: step
+                        .when
+                        .as_ref()
+                        .map(|w| w.conditions())
+                        .unwrap_or_default(),
                     skip: Vec::new(),
                 },
             })

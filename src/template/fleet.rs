@@ -178,7 +178,12 @@ impl Object for Ordered {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.0.iter().map(|(name, _)| Value::from(name.as_str())).collect())
+        Enumerator::Values(
+            self.0
+                .iter()
+                .map(|(name, _)| Value::from(name.as_str()))
+                .collect(),
+        )
     }
 }
 
