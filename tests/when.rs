@@ -57,7 +57,10 @@ fn a_when_step_runs_on_its_groups_hosts_and_is_skipped_on_the_others() {
             .contains("step 3. Ask the vault: when inventory_hostname == groups['web'][0]: skipped on 2 of 3 host(s): host02 host03"),
         "{plan}"
     );
-    assert!(plan.stdout().contains("printf 'token=%s\\n' '***'"), "{plan}");
+    assert!(
+        plan.stdout().contains("printf 'token=%s\\n' '***'"),
+        "{plan}"
+    );
 
     let run = common::Herd::new()
         .args(["run", "-i"])
@@ -129,7 +132,10 @@ fn a_when_step_runs_on_its_groups_hosts_and_is_skipped_on_the_others() {
     assert_eq!(asked["stdout"], "token=***\n", "{asked}");
     assert_eq!(asked["stderr"], "***\n", "{asked}");
     for text in [plan.stdout(), plan.stderr(), run.stdout(), run.stderr()] {
-        assert!(!text.to_lowercase().contains(&SECRET.to_lowercase()), "{run}");
+        assert!(
+            !text.to_lowercase().contains(&SECRET.to_lowercase()),
+            "{run}"
+        );
     }
 }
 
@@ -155,6 +161,9 @@ fn skipped_steps_show_in_the_progress_lines_and_the_summary() {
     assert_eq!(run.summary_result("host01"), "done", "{run}");
     let row = run.summary_row("host01");
     assert!(row.contains("0/1"), "{row}\n{run}");
-    assert!(row.ends_with("1 step(s) skipped (when: false)"), "{row}\n{run}");
+    assert!(
+        row.ends_with("1 step(s) skipped (when: false)"),
+        "{row}\n{run}"
+    );
     assert!(run.summary_row("host02").contains("1/1"), "{run}");
 }

@@ -711,3 +711,17 @@ fn shell_and_template_text_in_a_when_string_is_only_data() {
     assert!(shown.contains("'{{ 7 * 7 }}' == '49'"), "{shown}");
     assert!(!marker.exists());
 }
+
+#[test]
+fn a_when_that_is_not_an_expression_is_refused_at_its_key() {
+    let playbook = "hosts: all\nsteps:\n  - run: echo x\n    when: 5\n";
+    let error = build(FLEET, playbook, None, &[])
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(
+        error.starts_with("steps[0].when: `when` takes an expression (a string), a list of them or true/false, not a number"),
+        "{error}"
+    );
+    assert!(error.contains("play.yml:4:11"), "{error}");
+}

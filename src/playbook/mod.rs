@@ -133,11 +133,40 @@ pub struct Step {
 /// `when:` a Jinja expression, a list of them (all must hold), or a
 /// plain `true`/`false`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "serde_json::Value")]
 pub enum Condition {
     Fixed(bool),
     One(String),
     All(Vec<String>),
+}
+
+impl TryFrom<serde_json::Value> for Condition {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, String> {
+        use serde_json::Value;
+        let wrong = |what: &str| {
+            format!(
+                "`when` takes an expression (a string), a list of them or true/false, not {what}"
+            )
+        };
+        match value {
+            Value::Bool(flag) => Ok(Condition::Fixed(flag)),
+            Value::String(text) => Ok(Condition::One(text)),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text),
+                    Value::Bool(flag) => Ok(flag.to_string()),
+                    _ => Err(wrong("a list holding something else")),
+                })
+                .collect::<Result<_, _>>()
+                .map(Condition::All),
+            Value::Null => Err(wrong("nothing")),
+            Value::Number(_) => Err(wrong("a number")),
+            Value::Object(_) => Err(wrong("a mapping")),
+        }
+    }
 }
 
 impl Condition {
