@@ -67,7 +67,7 @@ pub fn plan(plan: &Plan) -> String {
             let _ = writeln!(out, "  {}:", host.name);
             // Rendered over the shown variables: a secret appears as `***`
             // wherever and however a template uses it.
-            let mut vars = host.shown_vars.clone();
+            let mut vars = (*host.shown_vars).clone();
             for step in &plan.steps {
                 if let Some(name) = &step.capture {
                     vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));

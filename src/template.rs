@@ -21,7 +21,7 @@ mod shell_context;
 #[cfg(test)]
 mod tests;
 
-pub use fleet::{short as short_name, Fleet, MAGIC_VARS};
+pub use fleet::{Fleet, HostEntry, MAGIC_VARS};
 pub use mask::{leaf_texts, masked_value, Cut, OutputMask};
 pub use secrets::{Secrets, MASK};
 pub use shell_context::{find_unprotected, Place};

@@ -203,7 +203,7 @@ impl HostRun {
     /// The steps in order, until one fails or Ctrl-C.
     async fn run_steps<T: Connection>(&self, connection: &T) -> Steps {
         let plan = self.plan.clone();
-        let mut vars = plan.hosts[self.index].vars.clone();
+        let mut vars = (*plan.hosts[self.index].vars).clone();
         let total = plan.steps.len();
         let mut steps_ok = 0;
         let mut skipped = 0;

@@ -101,7 +101,7 @@ impl Plan {
             .filter_map(|s| s.capture.as_deref())
             .collect();
         for host in &self.hosts {
-            let mut vars = host.vars.clone();
+            let mut vars = (*host.vars).clone();
             for name in &captures {
                 vars.entry(name.to_string())
                     .or_insert_with(|| Value::String(format!("<{name}>")));

@@ -1,13 +1,15 @@
 //! What templates know of the fleet: the inventory's groups, this run's
 //! hosts and batches, and every host's variables (`hostvars`).
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::vars::{mark_secrets, secret_names, shown_vars};
 use super::{PlanError, PlannedHost};
 use crate::inventory::{Host, Inventory, Vars};
 use crate::playbook::Playbook;
-use crate::template::{short_name, Fleet, Renderer};
+use crate::template::{Fleet, HostEntry, Renderer};
 
 /// The groups (each with its hosts in Ansible's order), the run's hosts
 /// (`selected`, in order) and its batches (indexes into `selected`).
@@ -35,7 +37,8 @@ pub(super) fn of_run(inventory: &Inventory, selected: &[&Host], batches: &[Vec<u
 
 /// `hostvars`: every inventory host's variables. A host of this run has
 /// the variables its templates see; another host its inventory variables
-/// and `-e`. Each also has its `group_names` and `inventory_hostname_short`.
+/// and `-e`. Each also has its `group_names` and `inventory_hostname_short`
+/// (added as a template reads them).
 /// Their secret variables are marked and shown as `***`, as the run's own.
 pub(super) fn add_hostvars(
     inventory: &Inventory,
@@ -48,8 +51,9 @@ pub(super) fn add_hostvars(
     let planned: std::collections::HashMap<&str, &PlannedHost> =
         planned.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut table = Vec::with_capacity(inventory.hosts.len());
-    for (index, host) in inventory.hosts.iter().enumerate() {
-        let (mut vars, mut shown) = match planned.get(host.name.as_str()) {
+    for (host, names) in inventory.hosts.iter().zip(group_names) {
+        let (vars, shown) = match planned.get(host.name.as_str()) {
+            // Shared with the plan, not copied.
             Some(planned) => (planned.vars.clone(), planned.shown_vars.clone()),
             None => {
                 let mut vars = host.vars.clone();
@@ -61,21 +65,15 @@ pub(super) fn add_hostvars(
                 let secrets = secret_names(inventory, host, playbook, renderer, &vars, extra)?;
                 mark_secrets(&vars, &secrets, renderer.secrets());
                 let shown = shown_vars(None, renderer, &vars, &vars, &secrets, extra);
-                (vars, shown)
+                (Arc::new(vars), Arc::new(shown))
             }
         };
-        let magic = [
-            (
-                "inventory_hostname_short",
-                Value::String(short_name(&host.name).to_string()),
-            ),
-            ("group_names", Value::from(group_names[index].clone())),
-        ];
-        for (name, value) in magic {
-            vars.insert(name.to_string(), value.clone());
-            shown.insert(name.to_string(), value);
-        }
-        table.push((host.name.clone(), vars, shown));
+        table.push(HostEntry {
+            name: host.name.clone(),
+            vars,
+            shown,
+            group_names: names,
+        });
     }
     renderer.update_fleet(|fleet| fleet.set_hostvars(table));
     Ok(())

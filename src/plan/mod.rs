@@ -87,10 +87,11 @@ pub struct PlanRequest {
 pub struct PlannedHost {
     pub name: String,
     pub target: Target,
-    /// Inventory, playbook and `-e` variables, merged and rendered.
-    pub vars: Vars,
+    /// Inventory, playbook and `-e` variables, merged and rendered
+    /// (shared with `hostvars`, see [`crate::template::Fleet`]).
+    pub vars: Arc<Vars>,
     /// The same variables as herd shows them, secrets as `***`.
-    pub shown_vars: Vars,
+    pub shown_vars: Arc<Vars>,
     /// The variables named in `herd_secret_vars`: a capture into one is
     /// secret too.
     pub secret_names: Vec<String>,
@@ -249,8 +250,8 @@ impl Plan {
             hosts.push(PlannedHost {
                 name: host.name.clone(),
                 target,
-                vars,
-                shown_vars,
+                vars: Arc::new(vars),
+                shown_vars: Arc::new(shown_vars),
                 secret_names: secrets,
             });
         }

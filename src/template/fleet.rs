@@ -91,24 +91,14 @@ impl Fleet {
     }
 
     /// Every host's variables, real and as herd shows them (secrets as
-    /// `***`), by host name.
-    pub fn set_hostvars(&mut self, hosts: Vec<(String, Vars, Vars)>) {
-        let mut index = HashMap::with_capacity(hosts.len());
-        let mut names = Vec::with_capacity(hosts.len());
-        let mut real = Vec::with_capacity(hosts.len());
-        let mut shown = Vec::with_capacity(hosts.len());
-        for (name, vars, shown_vars) in hosts {
-            index.insert(name.clone(), names.len());
-            names.push(name);
-            real.push(vars);
-            shown.push(shown_vars);
-        }
-        let table = Arc::new(HostTable {
-            index,
-            names,
-            real,
-            shown,
-        });
+    /// `***`), shared, not copied.
+    pub fn set_hostvars(&mut self, hosts: Vec<HostEntry>) {
+        let index = hosts
+            .iter()
+            .enumerate()
+            .map(|(at, host)| (host.name.clone(), at))
+            .collect();
+        let table = Arc::new(HostTable { index, hosts });
         let view = |shown| {
             Value::from_object(HostVars {
                 table: table.clone(),
@@ -187,12 +177,21 @@ impl Object for Ordered {
     }
 }
 
+/// One host in `hostvars`.
+#[derive(Debug)]
+pub struct HostEntry {
+    pub name: String,
+    pub vars: Arc<Vars>,
+    /// `vars` as herd shows them, secrets as `***`.
+    pub shown: Arc<Vars>,
+    /// Its groups, sorted, without `all`.
+    pub group_names: Vec<String>,
+}
+
 #[derive(Debug)]
 struct HostTable {
     index: HashMap<String, usize>,
-    names: Vec<String>,
-    real: Vec<Vars>,
-    shown: Vec<Vars>,
+    hosts: Vec<HostEntry>,
 }
 
 /// `hostvars`: a host's variables, converted when a template asks for
@@ -206,29 +205,29 @@ struct HostVars {
 
 impl Object for HostVars {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let at = *self.table.index.get(key.as_str()?)?;
-        let vars = if self.shown {
-            &self.table.shown[at]
-        } else {
-            &self.table.real[at]
-        };
-        let map: std::collections::BTreeMap<&str, Value> = vars
+        let host = &self.table.hosts[*self.table.index.get(key.as_str()?)?];
+        let vars = if self.shown { &host.shown } else { &host.vars };
+        let mut map: std::collections::BTreeMap<Value, Value> = vars
             .iter()
-            .map(|(name, value)| (name.as_str(), Value::from_serialize(value)))
+            .map(|(name, value)| (Value::from(name.as_str()), Value::from_serialize(value)))
             .collect();
-        Some(Value::from(
-            map.into_iter()
-                .map(|(k, v)| (Value::from(k), v))
-                .collect::<std::collections::BTreeMap<Value, Value>>(),
-        ))
+        map.insert(
+            Value::from("inventory_hostname_short"),
+            Value::from(short(&host.name)),
+        );
+        map.insert(
+            Value::from("group_names"),
+            Value::from(host.group_names.clone()),
+        );
+        Some(Value::from(map))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Values(
             self.table
-                .names
+                .hosts
                 .iter()
-                .map(|name| Value::from(name.as_str()))
+                .map(|host| Value::from(host.name.as_str()))
                 .collect(),
         )
     }
