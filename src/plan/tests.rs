@@ -725,3 +725,22 @@ fn a_when_that_is_not_an_expression_is_refused_at_its_key() {
     );
     assert!(error.contains("play.yml:4:11"), "{error}");
 }
+
+#[test]
+fn a_steps_templates_are_checked_only_on_the_hosts_that_run_it() {
+    // `token` is d1's only: the guarded step renders there, and nowhere else.
+    let playbook = "hosts: all\nsteps:\n  - run: use {{ token }}\n    when: token is defined\n  - run: echo {{ missing | default('none') }}\n    when: \"missing is not defined\"\n";
+    let plan = build(FLEET, playbook, None, &[]).expect("plan");
+    let d1 = plan.hosts.iter().position(|h| h.name == "d1").expect("d1");
+    assert_eq!(skipped(&plan, 0).len(), plan.hosts.len() - 1);
+    assert!(!plan.steps[0].when.skips(d1));
+    assert!(skipped(&plan, 1).is_empty());
+    // Unguarded, the same step is an error on the first host without it.
+    let playbook =
+        "hosts: all\nsteps:\n  - run: use {{ token }}\n    when: inventory_hostname != 'w1'\n";
+    let error = source_error(FLEET, playbook, &[]);
+    assert_eq!(
+        error.message,
+        "undefined variable `token` in run of steps[0] on host lone.example.com"
+    );
+}
