@@ -131,10 +131,36 @@ fn a_when_step_runs_on_its_groups_hosts_and_is_skipped_on_the_others() {
         .unwrap();
     assert_eq!(asked["stdout"], "token=***\n", "{asked}");
     assert_eq!(asked["stderr"], "***\n", "{asked}");
-    for text in [plan.stdout(), plan.stderr(), run.stdout(), run.stderr()] {
+    // Again in human form, with a JUnit report.
+    let junit = lab.dir().join("when-report.xml");
+    let human = common::Herd::new()
+        .args(["run", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .arg("--report")
+        .arg(&junit)
+        .run();
+    human.assert_code(0);
+    let junit = fs::read_to_string(&junit).unwrap();
+    assert!(junit.contains("tests=\"3\" failures=\"0\""), "{junit}");
+    assert!(
+        human.stderr().contains(
+            "host03: [3] Ask the vault: skipped (when: inventory_hostname == groups['web'][0])"
+        ),
+        "{human}"
+    );
+    for text in [
+        plan.stdout(),
+        plan.stderr(),
+        run.stdout(),
+        run.stderr(),
+        human.stdout(),
+        human.stderr(),
+        &junit,
+    ] {
         assert!(
             !text.to_lowercase().contains(&SECRET.to_lowercase()),
-            "{run}"
+            "{text}"
         );
     }
 }
