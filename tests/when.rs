@@ -193,3 +193,60 @@ fn skipped_steps_show_in_the_progress_lines_and_the_summary() {
     );
     assert!(run.summary_row("host02").contains("1/1"), "{run}");
 }
+
+/// Logins each lab host's sshd has accepted so far.
+fn logins(lab: &Lab) -> Vec<usize> {
+    lab.hosts()
+        .iter()
+        .map(|h| {
+            fs::read_to_string(lab.sshd_log(&h.name))
+                .unwrap_or_default()
+                .matches("Accepted publickey")
+                .count()
+        })
+        .collect()
+}
+
+#[test]
+fn a_when_that_cannot_be_decided_stops_the_run_before_any_host_is_contacted() {
+    let lab = Lab::up(2);
+    let canary = lab.dir().join("when-canary");
+    let before = logins(&lab);
+    for (name, when, at) in [
+        ("undefined.yml", "relase == 'v2'".to_string(), ":5:12"),
+        ("string.yml", "'false'".to_string(), ":5:11"),
+        // Shell and template text in a string is data: compared, never run.
+        (
+            "hostile.yml",
+            format!(
+                "'$(touch {c})' in group_names or '{{{{ 7 * 7 }}}}' == 49",
+                c = canary.display()
+            ),
+            "",
+        ),
+    ] {
+        let playbook = lab.write(
+            name,
+            &format!("hosts: web\nsteps:\n  - run: touch {{{{ app_dir }}}}/ran\n    name: Mark\n    when: \"{when}\"\n"),
+        );
+        let run = lab.herd(["run"]).arg(&playbook).run();
+        if at.is_empty() {
+            // Decided: false everywhere, so nothing ran and all is done.
+            run.assert_code(0);
+            assert_eq!(run.summary_result("host01"), "done", "{run}");
+            // This run did log in: the count above would have seen one.
+            assert!(logins(&lab) > before, "{run}");
+        } else {
+            run.assert_code(2);
+            assert!(
+                run.stderr().contains(&format!("{name}{at}")),
+                "{name}: no position\n{run}"
+            );
+            assert_eq!(logins(&lab), before, "{name}: a host was contacted\n{run}");
+        }
+        for host in lab.hosts() {
+            assert!(!host.app_dir.join("ran").exists(), "{name}\n{run}");
+        }
+        assert!(!canary.exists(), "{name}\n{run}");
+    }
+}
