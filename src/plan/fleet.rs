@@ -68,12 +68,7 @@ pub(super) fn add_hostvars(
                 (Arc::new(vars), Arc::new(shown))
             }
         };
-        table.push(HostEntry {
-            name: host.name.clone(),
-            vars,
-            shown,
-            group_names: names,
-        });
+        table.push(HostEntry::new(host.name.clone(), vars, shown, names));
     }
     renderer.update_fleet(|fleet| fleet.set_hostvars(table));
     Ok(())

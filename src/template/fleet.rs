@@ -8,7 +8,7 @@
 //! template names it, so a thousand hosts do not each carry the fleet.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::{Enumerator, Object, Value};
 
@@ -180,12 +180,48 @@ impl Object for Ordered {
 /// One host in `hostvars`.
 #[derive(Debug)]
 pub struct HostEntry {
-    pub name: String,
-    pub vars: Arc<Vars>,
+    name: String,
+    vars: Arc<Vars>,
     /// `vars` as herd shows them, secrets as `***`.
-    pub shown: Arc<Vars>,
+    shown: Arc<Vars>,
     /// Its groups, sorted, without `all`.
-    pub group_names: Vec<String>,
+    group_names: Vec<String>,
+    /// `vars` and `shown` as templates read them, made at the first read:
+    /// a loop over every host's variables converts each host once.
+    converted: [OnceLock<Value>; 2],
+}
+
+impl HostEntry {
+    pub fn new(name: String, vars: Arc<Vars>, shown: Arc<Vars>, group_names: Vec<String>) -> Self {
+        HostEntry {
+            name,
+            vars,
+            shown,
+            group_names,
+            converted: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    fn value(&self, shown: bool) -> Value {
+        self.converted[usize::from(shown)]
+            .get_or_init(|| {
+                let vars = if shown { &self.shown } else { &self.vars };
+                let mut map: std::collections::BTreeMap<Value, Value> = vars
+                    .iter()
+                    .map(|(name, value)| (Value::from(name.as_str()), Value::from_serialize(value)))
+                    .collect();
+                map.insert(
+                    Value::from("inventory_hostname_short"),
+                    Value::from(short(&self.name)),
+                );
+                map.insert(
+                    Value::from("group_names"),
+                    Value::from(self.group_names.clone()),
+                );
+                Value::from(map)
+            })
+            .clone()
+    }
 }
 
 #[derive(Debug)]
@@ -194,9 +230,9 @@ struct HostTable {
     hosts: Vec<HostEntry>,
 }
 
-/// `hostvars`: a host's variables, converted when a template asks for
-/// them. The display view gives each host's shown variables, so a secret
-/// of another host is `***` in what herd prints.
+/// `hostvars`: a host's variables, converted when a template first asks
+/// for them. The display view gives each host's shown variables, so a
+/// secret of another host is `***` in what herd prints.
 #[derive(Debug)]
 struct HostVars {
     table: Arc<HostTable>,
@@ -206,20 +242,7 @@ struct HostVars {
 impl Object for HostVars {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let host = &self.table.hosts[*self.table.index.get(key.as_str()?)?];
-        let vars = if self.shown { &host.shown } else { &host.vars };
-        let mut map: std::collections::BTreeMap<Value, Value> = vars
-            .iter()
-            .map(|(name, value)| (Value::from(name.as_str()), Value::from_serialize(value)))
-            .collect();
-        map.insert(
-            Value::from("inventory_hostname_short"),
-            Value::from(short(&host.name)),
-        );
-        map.insert(
-            Value::from("group_names"),
-            Value::from(host.group_names.clone()),
-        );
-        Some(Value::from(map))
+        Some(host.value(self.shown))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
