@@ -12,6 +12,9 @@
 //! `env.NAME` reads the controller's environment; such values are secrets:
 //! they are recorded so what hosts print can be masked, and a second,
 //! display-only rendering shows them (and secret variables) as `***`.
+//! Besides a host's variables, templates see Ansible's magic variables
+//! (`groups`, `hostvars`, ...; see `fleet`), and `when:` conditions are
+//! Jinja expressions evaluated here ([`Renderer::condition`]).
 
 mod fleet;
 mod mask;
@@ -260,8 +263,8 @@ impl Renderer {
         }
     }
 
-    /// The names a `when:` expression reads (`a`, `a.b`), for the plan to
-    /// tell which it cannot know before the run.
+    /// The variables a `when:` expression reads (top-level names), for the
+    /// plan to tell which it cannot know before the run.
     pub fn condition_names(&self, source: &str) -> Vec<String> {
         let mut names: Vec<String> = self
             .env
