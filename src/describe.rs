@@ -16,6 +16,43 @@ pub fn plan(plan: &Plan) -> String {
         plan.batches.len(),
         plan.max_fail
     );
+    // Which hosts each conditional step skips.
+    for (label, steps) in [("step", &plan.steps), ("rollback step", &plan.rollback)] {
+        for (i, step) in steps.iter().enumerate() {
+            if step.when.conditions.is_empty() {
+                continue;
+            }
+            let skipped: Vec<&str> = plan
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| step.when.skips(*index))
+                .map(|(_, host)| host.name.as_str())
+                .collect();
+            let once = if step.once {
+                " (once: decided on the host that runs it)"
+            } else {
+                ""
+            };
+            let hosts = if skipped.is_empty() {
+                "no host".to_string()
+            } else {
+                format!(
+                    "{} of {} host(s): {}",
+                    skipped.len(),
+                    plan.hosts.len(),
+                    skipped.join(" ")
+                )
+            };
+            let _ = writeln!(
+                out,
+                "{label} {}. {}: when {}{once}: skipped on {hosts}",
+                i + 1,
+                plan.renderer.secrets().mask(&step.name),
+                plan.renderer.secrets().mask(&step.when.describe()),
+            );
+        }
+    }
     for (number, batch) in plan.batches.iter().enumerate() {
         let names: Vec<&str> = batch.iter().map(|&i| plan.hosts[i].name.as_str()).collect();
         let _ = writeln!(
@@ -30,7 +67,7 @@ pub fn plan(plan: &Plan) -> String {
             let _ = writeln!(out, "  {}:", host.name);
             // Rendered over the shown variables: a secret appears as `***`
             // wherever and however a template uses it.
-            let mut vars = host.shown_vars.clone();
+            let mut vars = (*host.shown_vars).clone();
             for step in &plan.steps {
                 if let Some(name) = &step.capture {
                     vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));
@@ -42,6 +79,15 @@ pub fn plan(plan: &Plan) -> String {
                 ("after a proven reload ", &plan.finish),
             ] {
                 for (i, step) in steps.iter().enumerate() {
+                    if step.when.skips(index) {
+                        let _ = writeln!(
+                            out,
+                            "    {label}{}. {} (skipped: when is false)",
+                            i + 1,
+                            step.name
+                        );
+                        continue;
+                    }
                     let rendered = match step.render_shown(&plan.renderer, &vars) {
                         Ok(Rendered::Run { command }) => command,
                         Ok(Rendered::Upload {

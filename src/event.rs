@@ -148,6 +148,8 @@ pub struct HostReport {
     pub state: HostState,
     /// Steps that ran to success.
     pub steps_ok: usize,
+    /// Steps skipped by their `when:` (not counted in `steps_ok`).
+    pub steps_skipped: usize,
     pub steps_total: usize,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
@@ -282,11 +284,15 @@ pub enum Event {
         #[serde(flatten)]
         outcome: ReloadOutcome,
     },
+    /// A step that did not run on this host: a `once` step that ran (or
+    /// was skipped) on another host, or a step whose `when:` is false here.
     StepSkipped {
         host: String,
         step: usize,
         name: String,
         reason: String,
+        /// A rollback step.
+        rollback: bool,
     },
     HostFinished {
         #[serde(flatten)]

@@ -12,7 +12,11 @@
 //! `env.NAME` reads the controller's environment; such values are secrets:
 //! they are recorded so what hosts print can be masked, and a second,
 //! display-only rendering shows them (and secret variables) as `***`.
+//! Besides a host's variables, templates see Ansible's magic variables
+//! (`groups`, `hostvars`, ...; see `fleet`), and `when:` conditions are
+//! Jinja expressions evaluated here ([`Renderer::condition`]).
 
+mod fleet;
 mod mask;
 mod placeholders;
 mod secrets;
@@ -20,6 +24,7 @@ mod shell_context;
 #[cfg(test)]
 mod tests;
 
+pub use fleet::{Fleet, HostEntry, MAGIC_VARS};
 pub use mask::{leaf_texts, masked_value, Cut, OutputMask};
 pub use secrets::{Secrets, MASK};
 pub use shell_context::{find_unprotected, Place};
@@ -27,9 +32,9 @@ pub use shell_context::{find_unprotected, Place};
 use placeholders::{Placeholders, PLACEHOLDERS};
 use secrets::{find_words, SHORT};
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use minijinja::value::{Enumerator, Object, Value};
+use minijinja::value::{Enumerator, Object, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Whether rendered values are quoted for the shell.
@@ -46,6 +51,9 @@ pub enum TemplateError {
     Undefined { name: String },
     #[error("template error: {message}")]
     Invalid { message: String },
+    /// A `when:` gave something other than true or false.
+    #[error("`when:` gave {kind}, not true or false: compare it (`x == 'yes'`) or convert it (`x | bool`)")]
+    NotBoolean { kind: String },
     /// The rendered command puts a value where quoting does not protect it.
     #[error("{}", place.rendered_message())]
     Unprotected { place: Place },
@@ -56,7 +64,9 @@ impl TemplateError {
     pub fn needle(&self) -> Option<&str> {
         match self {
             TemplateError::Undefined { name } => Some(name),
-            TemplateError::Invalid { .. } | TemplateError::Unprotected { .. } => None,
+            TemplateError::Invalid { .. }
+            | TemplateError::NotBoolean { .. }
+            | TemplateError::Unprotected { .. } => None,
         }
     }
 }
@@ -88,6 +98,8 @@ impl Object for ControllerEnv {
 pub struct Renderer {
     env: Environment<'static>,
     secrets: Secrets,
+    /// The groups, hosts and batches of the run (see [`Fleet`]).
+    fleet: RwLock<Arc<Fleet>>,
 }
 
 impl Default for Renderer {
@@ -151,10 +163,46 @@ impl Renderer {
                 minijinja::filters::escape(state, &value)
             });
         }
+        // Ansible's `bool`: the words a YAML 1.1 or INI file uses for a
+        // boolean; anything else is refused rather than guessed.
+        env.add_filter("bool", |value: Value| -> Result<bool, minijinja::Error> {
+            to_bool(&value).ok_or_else(|| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!(
+                        "`| bool` takes true/false, yes/no, on/off or 1/0, not {}",
+                        kind_of(&value)
+                    ),
+                )
+            })
+        });
         Renderer {
             env,
             secrets: Secrets::default(),
+            fleet: RwLock::new(Arc::new(Fleet::default())),
         }
+    }
+
+    /// What templates know of the run besides a host's own variables; set
+    /// as the plan learns it.
+    pub fn set_fleet(&self, fleet: Fleet) {
+        if let Ok(mut current) = self.fleet.write() {
+            *current = Arc::new(fleet);
+        }
+    }
+
+    /// Changes the run's [`Fleet`] in place.
+    pub fn update_fleet(&self, change: impl FnOnce(&mut Fleet)) {
+        if let Ok(mut current) = self.fleet.write() {
+            change(Arc::make_mut(&mut current));
+        }
+    }
+
+    fn fleet(&self) -> Arc<Fleet> {
+        self.fleet
+            .read()
+            .map(|f| f.clone())
+            .unwrap_or_else(|_| Arc::new(Fleet::default()))
     }
 
     pub fn secrets(&self) -> &Secrets {
@@ -184,6 +232,49 @@ impl Renderer {
         self.render_in(source, kind, shown, true)
     }
 
+    /// Evaluates `source`, a `when:` expression (Jinja, without `{{ }}`),
+    /// over a host's variables. Like Ansible's conditionals, it must give
+    /// true or false: a string (even `'false'`) or a number is an error.
+    pub fn condition(
+        &self,
+        source: &str,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, TemplateError> {
+        let trimmed = source.trim();
+        if trimmed.starts_with("{{") || trimmed.starts_with("{%") {
+            return Err(TemplateError::Invalid {
+                message: "`when:` is an expression already: write it without `{{ }}`".into(),
+            });
+        }
+        let expression =
+            self.env
+                .compile_expression(source)
+                .map_err(|e| TemplateError::Invalid {
+                    message: describe(&e),
+                })?;
+        let value = expression
+            .eval(self.context(vars, false))
+            .map_err(|error| self.failed(&error, expression.undeclared_variables(true), vars))?;
+        match value.kind() {
+            ValueKind::Bool => Ok(value.is_true()),
+            _ => Err(TemplateError::NotBoolean {
+                kind: kind_of(&value),
+            }),
+        }
+    }
+
+    /// The variables a `when:` expression reads (top-level names), for the
+    /// plan to tell which it cannot know before the run.
+    pub fn condition_names(&self, source: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .env
+            .compile_expression(source)
+            .map(|e| e.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     fn render_in(
         &self,
         source: &str,
@@ -210,19 +301,8 @@ impl Renderer {
         }
         let rendered = template.render(&context);
         let placeholders = PLACEHOLDERS.with(|p| p.borrow_mut().take());
-        let rendered = rendered.map_err(|error| {
-            if error.kind() == minijinja::ErrorKind::UndefinedError {
-                let mut names: Vec<String> =
-                    template.undeclared_variables(true).into_iter().collect();
-                names.sort();
-                if let Some(name) = names.into_iter().find(|n| !self.is_defined(n, vars)) {
-                    return TemplateError::Undefined { name };
-                }
-            }
-            TemplateError::Invalid {
-                message: describe(&error),
-            }
-        })?;
+        let rendered = rendered
+            .map_err(|error| self.failed(&error, template.undeclared_variables(true), vars))?;
         match placeholders {
             Some(placeholders) => placeholders.fill(&rendered),
             None => Ok(rendered),
@@ -239,7 +319,35 @@ impl Renderer {
             .map(|(k, v)| (k.clone(), Value::from_serialize(v)))
             .collect();
         map.insert("env".to_string(), env);
+        if let Some(name) = vars.get("inventory_hostname").and_then(|v| v.as_str()) {
+            for (magic, value) in self.fleet().vars_of(name, shown) {
+                map.insert(magic.to_string(), value);
+            }
+        }
         Value::from(map)
+    }
+
+    /// Why a render failed: the first undefined name it reads, if one is.
+    fn failed(
+        &self,
+        error: &minijinja::Error,
+        names: std::collections::HashSet<String>,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> TemplateError {
+        if error.kind() != minijinja::ErrorKind::UndefinedError {
+            return TemplateError::Invalid {
+                message: describe(error),
+            };
+        }
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        match names.into_iter().find(|n| !self.is_defined(n, vars)) {
+            Some(name) => TemplateError::Undefined { name },
+            // A subscript: `groups['nope']`, `hostvars[host].nope`.
+            None => TemplateError::Invalid {
+                message: "undefined value: a key, host or group that does not exist".into(),
+            },
+        }
     }
 
     /// Whether a dotted name (`a`, `a.b`, `env.X`) resolves in `vars`.
@@ -250,6 +358,10 @@ impl Renderer {
         };
         if first == "env" {
             return parts.next().is_none_or(|name| std::env::var(name).is_ok());
+        }
+        if MAGIC_VARS.contains(&first) && vars.contains_key("inventory_hostname") {
+            // Its keys are hosts and groups, looked up as the template runs.
+            return self.fleet().knows(first);
         }
         let mut current = match vars.get(first) {
             Some(value) => value,
@@ -263,6 +375,40 @@ impl Renderer {
         }
         true
     }
+}
+
+/// `| bool` as Ansible reads it; `None` for a value it does not know.
+fn to_bool(value: &Value) -> Option<bool> {
+    match value.kind() {
+        ValueKind::Bool => Some(value.is_true()),
+        ValueKind::Number => match i64::try_from(value.clone()).ok()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        },
+        ValueKind::String => match value.as_str()?.to_ascii_lowercase().as_str() {
+            "yes" | "on" | "true" | "1" => Some(true),
+            "no" | "off" | "false" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A value's kind in words, without its text (it may be a secret).
+fn kind_of(value: &Value) -> String {
+    match value.kind() {
+        ValueKind::Undefined => "an undefined value",
+        ValueKind::None => "none",
+        ValueKind::Bool => "a boolean",
+        ValueKind::Number => "a number",
+        ValueKind::String => "a string",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq | ValueKind::Iterable => "a list",
+        ValueKind::Map => "a mapping",
+        _ => "a value",
+    }
+    .to_string()
 }
 
 fn describe(error: &minijinja::Error) -> String {

@@ -100,7 +100,7 @@ fn unknown_key_in_a_step() {
     assert_eq!(
         run.stderr(),
         "\
-error: steps[0]: unknown key `colour`, expected one of `name`, `run`, `upload`, `archive`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`
+error: steps[0]: unknown key `colour`, expected one of `name`, `run`, `upload`, `archive`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`, `when`
   --> playbook.yml:5:5
   |
 5 |     colour: red

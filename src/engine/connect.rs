@@ -155,6 +155,7 @@ impl<C: Connector> Engine<C> {
             host: host.to_string(),
             state: HostState::Unreachable { reason },
             steps_ok: 0,
+            steps_skipped: 0,
             steps_total: self.plan.steps.len(),
             duration: elapsed,
             reload: None,

@@ -39,6 +39,8 @@ struct Steps {
     vars: Vars,
     /// Steps that succeeded (or were skipped as `once` steps done elsewhere).
     ok: usize,
+    /// Steps skipped by their `when:`.
+    skipped: usize,
     /// A step started on this host: it may have changed something.
     changed: bool,
     end: StepsEnd,
@@ -78,14 +80,16 @@ impl HostRun {
         let Steps {
             vars,
             ok: steps_ok,
+            skipped: steps_skipped,
             changed,
             end,
         } = self.run_steps(connection).await;
         let mut failure = match end {
             StepsEnd::Interrupted { next } => {
-                let report = self
+                let mut report = self
                     .interrupted(connection, &vars, changed, next, steps_ok, started)
                     .await;
+                report.steps_skipped = steps_skipped;
                 self.audit(connection, &report.state).await;
                 return report;
             }
@@ -99,7 +103,7 @@ impl HostRun {
         if let (None, Some(stage)) = (&failure, &plan.reload) {
             // Ctrl-C: no reload goes out that was not already sent.
             if *self.cancel.borrow() {
-                let report = self
+                let mut report = self
                     .interrupted(
                         connection,
                         &vars,
@@ -109,6 +113,7 @@ impl HostRun {
                         started,
                     )
                     .await;
+                report.steps_skipped = steps_skipped;
                 self.audit(connection, &report.state).await;
                 return report;
             }
@@ -173,6 +178,7 @@ impl HostRun {
             host: self.name().to_string(),
             state,
             steps_ok,
+            steps_skipped,
             steps_total: plan.steps.len(),
             duration: started.elapsed(),
             reload,
@@ -197,9 +203,10 @@ impl HostRun {
     /// The steps in order, until one fails or Ctrl-C.
     async fn run_steps<T: Connection>(&self, connection: &T) -> Steps {
         let plan = self.plan.clone();
-        let mut vars = plan.hosts[self.index].vars.clone();
+        let mut vars = (*plan.hosts[self.index].vars).clone();
         let total = plan.steps.len();
         let mut steps_ok = 0;
+        let mut skipped = 0;
         let mut changed = false;
         let runs_once = self.once.runner == Some(self.index);
         let mut end = StepsEnd::Done;
@@ -210,8 +217,13 @@ impl HostRun {
             }
             if step.once && !runs_once {
                 match self.wait_for_once(index, step).await {
-                    Ok(()) => {
+                    Ok(true) => {
                         steps_ok += 1;
+                        continue;
+                    }
+                    Ok(false) => {
+                        skipped += 1;
+                        self.skip_capture(step, &mut vars);
                         continue;
                     }
                     Err(stop) => {
@@ -219,6 +231,16 @@ impl HostRun {
                         break;
                     }
                 }
+            }
+            // `when:` is false here (for a once step: on the host that runs it).
+            if step.when.skips(self.index) {
+                self.emit_skipped(index, step, false);
+                if step.once {
+                    self.once.settle(index, OnceState::Skipped);
+                }
+                skipped += 1;
+                self.skip_capture(step, &mut vars);
+                continue;
             }
             changed = true;
             let (result, stdout) = self
@@ -268,14 +290,41 @@ impl HostRun {
         Steps {
             vars,
             ok: steps_ok,
+            skipped,
             changed,
             end,
         }
     }
 
+    /// Tells that `step` is skipped on this host because its `when:` is false.
+    fn emit_skipped(&self, index: usize, step: &StepPlan, rollback: bool) {
+        self.emit(Event::StepSkipped {
+            host: self.name().to_string(),
+            step: index + 1,
+            name: self.shown_name(step),
+            reason: format!(
+                "when: {}",
+                self.plan.renderer.secrets().mask(&step.when.describe())
+            ),
+            rollback,
+        });
+    }
+
+    /// A skipped step that captures leaves its variable empty, so later
+    /// steps render as the plan checked them.
+    fn skip_capture(&self, step: &StepPlan, vars: &mut Vars) {
+        if let Some(name) = &step.capture {
+            vars.insert(name.clone(), Value::String(String::new()));
+            if let Ok(mut captured) = self.captured.lock() {
+                captured.insert(name.clone(), Value::String(String::new()));
+            }
+        }
+    }
+
     /// A once step on a host that does not run it: wait until it ran on the
-    /// runner, then skip it; stop if it did not succeed there.
-    async fn wait_for_once(&self, index: usize, step: &StepPlan) -> Result<(), StepsEnd> {
+    /// runner, then skip it; stop if it did not succeed there. True when it
+    /// ran there, false when its `when:` skipped it there.
+    async fn wait_for_once(&self, index: usize, step: &StepPlan) -> Result<bool, StepsEnd> {
         let runner = self
             .once
             .runner
@@ -287,8 +336,22 @@ impl HostRun {
                     step: index + 1,
                     name: self.shown_name(step),
                     reason: format!("once: ran on {runner}"),
+                    rollback: false,
                 });
-                Ok(())
+                Ok(true)
+            }
+            OnceState::Skipped => {
+                self.emit(Event::StepSkipped {
+                    host: self.name().to_string(),
+                    step: index + 1,
+                    name: self.shown_name(step),
+                    reason: format!(
+                        "once: skipped on {runner}, when: {}",
+                        self.plan.renderer.secrets().mask(&step.when.describe())
+                    ),
+                    rollback: false,
+                });
+                Ok(false)
             }
             _ if *self.cancel.borrow() => Err(StepsEnd::Interrupted { next: index }),
             _ => Err(StepsEnd::Failed(Failure {
@@ -333,6 +396,7 @@ impl HostRun {
                 rollback_ok,
             },
             steps_ok,
+            steps_skipped: 0,
             steps_total: self.plan.steps.len(),
             duration: started.elapsed(),
             reload: None,
@@ -448,6 +512,10 @@ impl HostRun {
         let total = self.plan.rollback.len();
         let mut all_ok = true;
         for (index, step) in self.plan.rollback.iter().enumerate() {
+            if step.when.skips(self.index) {
+                self.emit_skipped(index, step, true);
+                continue;
+            }
             let result = self
                 .run_step(connection, step, index, total, vars, true)
                 .await

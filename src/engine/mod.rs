@@ -422,6 +422,7 @@ fn untouched(host: String, steps_total: usize, interrupted: bool, lock_held: boo
             reason: reason.to_string(),
         },
         steps_ok: 0,
+        steps_skipped: 0,
         steps_total,
         duration: Duration::ZERO,
         reload: None,

@@ -10,6 +10,8 @@ use tokio::sync::watch;
 pub enum OnceState {
     Pending,
     Succeeded,
+    /// Its `when:` is false on the runner: no host runs it.
+    Skipped,
     /// It failed, or its host stopped before running it.
     NotDone,
 }

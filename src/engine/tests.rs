@@ -916,3 +916,122 @@ async fn a_rollout_holds_every_connection_until_the_end() {
         "no connection closed before the whole fleet was done: {closed:?}"
     );
 }
+
+/// The skip events of `host`: (step, reason, rollback).
+fn skips(events: &[Event], host: &str) -> Vec<(usize, String, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepSkipped {
+                host: h,
+                step,
+                reason,
+                rollback,
+                ..
+            } if h == host => Some((*step, reason.clone(), *rollback)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn report_of<'r>(report: &'r RunReport, host: &str) -> &'r crate::event::HostReport {
+    report.hosts.iter().find(|h| h.host == host).expect("host")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_whose_when_is_false_is_skipped_there_and_its_capture_is_empty() {
+    let playbook = "hosts: web\nsteps:\n  - run: echo one\n  - run: readlink current\n    capture: previous\n    when: inventory_hostname == 'h2'\n  - run: deploy --from {{ previous }}\n  - run: fail-now\nrollback:\n  - run: undo-h1\n    when: inventory_hostname_short == 'h1'\n  - run: undo-all\n";
+    let (plan, _dir) = plan(2, playbook, None);
+    let fake = FakeConnector::default()
+        .rule("h2", Rule::new("readlink", 0).stdout("/srv/v1\n"))
+        .rule("h1", Rule::new("fail-now", 1))
+        .rule("h2", Rule::new("fail-now", 1));
+    let (report, events, fake) = run(plan, fake).await;
+    let h1 = fake.commands("h1");
+    assert!(!h1.iter().any(|c| c.contains("readlink")), "{h1:?}");
+    assert!(h1[1].contains("deploy --from ''"), "{h1:?}");
+    assert!(h1.iter().any(|c| c.contains("undo-h1")), "{h1:?}");
+    let h2 = fake.commands("h2");
+    assert!(h2[1].contains("readlink"), "{h2:?}");
+    assert!(h2[2].contains("deploy --from /srv/v1"), "{h2:?}");
+    assert!(!h2.iter().any(|c| c.contains("undo-h1")), "{h2:?}");
+    assert!(h2.iter().any(|c| c.contains("undo-all")), "{h2:?}");
+    assert_eq!(
+        skips(&events, "h1"),
+        [(2, "when: inventory_hostname == 'h2'".to_string(), false)]
+    );
+    assert_eq!(
+        skips(&events, "h2"),
+        [(
+            1,
+            "when: inventory_hostname_short == 'h1'".to_string(),
+            true
+        )]
+    );
+    // Not run, so not done: the report counts it apart.
+    assert_eq!(report_of(&report, "h1").steps_skipped, 1);
+    assert_eq!(report_of(&report, "h1").steps_ok, 2);
+    assert_eq!(report_of(&report, "h2").steps_skipped, 0);
+    assert_eq!(report_of(&report, "h2").steps_ok, 3);
+    let finished = events.iter().filter(|e| matches!(e, Event::StepFinished { host, step: 2, rollback: false, .. } if host == "h1")).count();
+    assert_eq!(finished, 0, "a skipped step has no step_finished");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_once_step_runs_if_its_when_holds_on_its_host_and_else_nowhere() {
+    let playbook = "hosts: web\nsteps:\n  - run: migrate\n    once: true\n    when: inventory_hostname == ansible_play_hosts[0]\n  - run: seed\n    once: true\n    when: inventory_hostname == 'h3'\n  - run: restart\n";
+    let (plan, _dir) = plan(3, playbook, Some("2"));
+    let (report, events, fake) = run(plan, FakeConnector::default()).await;
+    assert!(report.all_done(), "{report:?}");
+    let all: Vec<String> = ["h1", "h2", "h3"]
+        .iter()
+        .flat_map(|h| fake.commands(h))
+        .collect();
+    assert_eq!(all.iter().filter(|c| c.contains("migrate")).count(), 1);
+    assert!(!all.iter().any(|c| c.contains("seed")), "{all:?}");
+    assert_eq!(all.iter().filter(|c| c.contains("restart")).count(), 3);
+    let h3 = skips(&events, "h3");
+    assert_eq!(h3[0], (1, "once: ran on h1".to_string(), false));
+    assert_eq!(
+        h3[1],
+        (
+            2,
+            "once: skipped on h1, when: inventory_hostname == 'h3'".to_string(),
+            false
+        )
+    );
+    assert_eq!(report_of(&report, "h3").steps_skipped, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_secret_of_another_host_through_hostvars_never_reaches_events_or_reports() {
+    let hosts = "        h1: {}\n        h2: { token: Tok-of-h2, herd_secret_vars: token }\n";
+    let playbook = "hosts: web\nsteps:\n  - name: call h2 with {{ nothing }}\n    run: call {{ hostvars['h2'].token | lower }} {{ hostvars.h2.token }}\n    when: \"hostvars['h2'].token == 'Tok-of-h2' and inventory_hostname == 'h1'\"\n";
+    let playbook = playbook.replace(" with {{ nothing }}", "");
+    let (plan, _dir) = plan_of(hosts, &playbook, None);
+    let shown = crate::describe::plan(&plan);
+    let fake = FakeConnector::default().rule(
+        "h1",
+        Rule::new("call", 1)
+            .stdout("said tok-of-h2\n")
+            .stderr("bad token Tok-of-h2\n"),
+    );
+    let (report, events, fake) = run(plan, fake).await;
+    assert!(fake.commands("h1")[0].contains("call tok-of-h2 Tok-of-h2"));
+    assert!(fake.commands("h2").is_empty());
+    let json: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("json"))
+        .collect();
+    let text = format!(
+        "{shown}{events:?}{json:?}{report:?}{}{}",
+        crate::report::summary::render(&report),
+        crate::report::junit::render("t", &report)
+    );
+    assert!(!text.to_lowercase().contains("tok-of-h2"), "{text}");
+    assert!(text.contains("bad token ***"), "{text}");
+    assert!(
+        text.contains("when: hostvars['h2'].token == '***'"),
+        "{text}"
+    );
+}

@@ -100,14 +100,19 @@ impl Plan {
             .iter()
             .filter_map(|s| s.capture.as_deref())
             .collect();
-        for host in &self.hosts {
-            let mut vars = host.vars.clone();
+        for (host_index, host) in self.hosts.iter().enumerate() {
+            let mut vars = (*host.vars).clone();
             for name in &captures {
                 vars.entry(name.to_string())
                     .or_insert_with(|| Value::String(format!("<{name}>")));
             }
             for (section, steps) in [("steps", &self.steps), ("rollback", &self.rollback)] {
                 for (index, step) in steps.iter().enumerate() {
+                    // A step skipped here never renders here: its `when:`
+                    // may guard a variable only some hosts have.
+                    if step.when.skips(host_index) {
+                        continue;
+                    }
                     for (field, source) in step.templates() {
                         let kind = if field == "run" {
                             Kind::Shell

@@ -4,12 +4,14 @@
 //! first connection, and points at its file, line and column.
 
 mod checks;
+mod fleet;
 pub mod hooks;
 mod release;
 pub mod reload;
 pub mod step;
 pub mod target;
 mod vars;
+mod when;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,10 +87,11 @@ pub struct PlanRequest {
 pub struct PlannedHost {
     pub name: String,
     pub target: Target,
-    /// Inventory, playbook and `-e` variables, merged and rendered.
-    pub vars: Vars,
+    /// Inventory, playbook and `-e` variables, merged and rendered
+    /// (shared with `hostvars`, see [`crate::template::Fleet`]).
+    pub vars: Arc<Vars>,
     /// The same variables as herd shows them, secrets as `***`.
-    pub shown_vars: Vars,
+    pub shown_vars: Arc<Vars>,
     /// The variables named in `herd_secret_vars`: a capture into one is
     /// secret too.
     pub secret_names: Vec<String>,
@@ -194,7 +197,33 @@ impl Plan {
             ));
         }
 
+        // Batches are cut before the hosts' variables are made: templates
+        // see their batch (`ansible_play_batch`).
+        let rolling = match (&request.job, &playbook) {
+            (Job::Releases(_), _) | (_, None) => None,
+            (_, Some(p)) => Some(p.spec.rolling.clone()),
+        };
+        let spec = match &request.batch {
+            Some(text) => BatchSpec::parse(text)
+                .map_err(|e| PlanError::Usage(format!("--batch {text}: {e}")))?,
+            None => rolling
+                .as_ref()
+                .and_then(|r| r.batch.clone())
+                .unwrap_or_else(|| BatchSpec::parse("100%").expect("100% is a valid batch")),
+        };
+        let mut next = 0;
+        let batches: Vec<Vec<usize>> = spec
+            .cut(selected.len())
+            .into_iter()
+            .map(|size| {
+                let batch: Vec<usize> = (next..next + size).collect();
+                next += size;
+                batch
+            })
+            .collect();
+
         let renderer = Arc::new(Renderer::new());
+        renderer.set_fleet(fleet::of_run(&inventory, &selected, &batches));
         let defaults = TargetDefaults {
             ssh_config: read_ssh_config(request.ssh_config.as_deref())?,
             known_hosts: request.known_hosts.clone(),
@@ -242,8 +271,8 @@ impl Plan {
             hosts.push(PlannedHost {
                 name: host.name.clone(),
                 target,
-                vars,
-                shown_vars,
+                vars: Arc::new(vars),
+                shown_vars: Arc::new(shown_vars),
                 secret_names: secrets,
             });
         }
@@ -256,14 +285,12 @@ impl Plan {
             }
             Some(hooks)
         });
-        let (title, steps, rollback, rolling, reload) = match (&request.job, &playbook) {
-            (Job::Releases(_), Some(p)) => (
-                p.file.display().to_string(),
-                Vec::new(),
-                Vec::new(),
-                None,
-                None,
-            ),
+        fleet::add_hostvars(&inventory, &hosts, playbook.as_ref(), &renderer, &extra)?;
+
+        let (title, steps, rollback, reload) = match (&request.job, &playbook) {
+            (Job::Releases(_), Some(p)) => {
+                (p.file.display().to_string(), Vec::new(), Vec::new(), None)
+            }
             (_, Some(p)) => {
                 let base = p.file.parent().map(Path::to_path_buf).unwrap_or_default();
                 let (mut steps, rollback) = match &request.job {
@@ -299,20 +326,18 @@ impl Plan {
                     request.step_timeout,
                 )
                 .map_err(|e| p.error_in(&["reload", e.key], None, e.message))?;
-                (title, steps, rollback, Some(p.spec.rolling.clone()), reload)
+                (title, steps, rollback, reload)
             }
             (Job::Command(command), None) => (
                 format!("exec: {command}"),
                 vec![StepPlan::command(command, request.step_timeout)],
                 Vec::new(),
                 None,
-                None,
             ),
             (Job::Reload(reload), None) => (
                 "reload".to_string(),
                 Vec::new(),
                 Vec::new(),
-                None,
                 Some((**reload).clone()),
             ),
             (Job::Playbook(_) | Job::Rollback { .. } | Job::Releases(_), None) => {
@@ -320,24 +345,6 @@ impl Plan {
             }
         };
 
-        let spec = match &request.batch {
-            Some(text) => BatchSpec::parse(text)
-                .map_err(|e| PlanError::Usage(format!("--batch {text}: {e}")))?,
-            None => rolling
-                .as_ref()
-                .and_then(|r| r.batch.clone())
-                .unwrap_or_else(|| BatchSpec::parse("100%").expect("100% is a valid batch")),
-        };
-        let mut next = 0;
-        let batches = spec
-            .cut(hosts.len())
-            .into_iter()
-            .map(|size| {
-                let batch: Vec<usize> = (next..next + size).collect();
-                next += size;
-                batch
-            })
-            .collect();
         let max_fail = rolling
             .as_ref()
             .and_then(|r| r.max_fail)
@@ -363,7 +370,10 @@ impl Plan {
             renderer,
         };
         match (&playbook, &request.job) {
-            (Some(playbook), _) => plan.check_templates(playbook)?,
+            (Some(playbook), _) => {
+                plan.decide_when(playbook)?;
+                plan.check_templates(playbook)?;
+            }
             (None, Job::Command(command)) => plan.check_command(command)?,
             (None, Job::Reload(_)) => plan.check_reload_flags()?,
             (None, _) => {}

@@ -29,6 +29,29 @@ pub struct StepPlan {
     /// from this directory (the playbook's); a relative `cwd` is taken from
     /// there. The rendered command is the script itself (no `sudo`).
     pub local: Option<PathBuf>,
+    /// `when:`, decided for every host before the run.
+    pub when: When,
+}
+
+/// A step's `when:` conditions (all must hold) and, per host of the plan,
+/// whether the step is skipped there.
+#[derive(Debug, Clone, Default)]
+pub struct When {
+    pub conditions: Vec<String>,
+    /// By host index; empty until the plan decided it.
+    pub skip: Vec<bool>,
+}
+
+impl When {
+    /// Whether `when:` is false on the host `index` of the plan.
+    pub fn skips(&self, index: usize) -> bool {
+        self.skip.get(index).copied().unwrap_or(false)
+    }
+
+    /// The conditions as the playbook gives them, for messages.
+    pub fn describe(&self) -> String {
+        self.conditions.join(" and ")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +95,7 @@ impl StepPlan {
             capture: None,
             ignore_errors: false,
             local: None,
+            when: When::default(),
         }
     }
 
@@ -232,6 +256,14 @@ pub(super) fn step_plans(
                 capture: step.capture.clone(),
                 ignore_errors: step.ignore_errors,
                 local: step.local.then(|| local_dir(base)),
+                when: When {
+                    conditions: step
+                        .when
+                        .as_ref()
+                        .map(|w| w.conditions())
+                        .unwrap_or_default(),
+                    skip: Vec::new(),
+                },
             })
         })
         .collect()

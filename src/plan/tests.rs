@@ -475,3 +475,337 @@ fn a_missing_limit_file_points_into_the_argument() {
         "cannot read limit file `/nonexistent/retry`: No such file or directory (os error 2)"
     );
 }
+
+/// The inventory of Ansible's magic variable checks: hosts in `all` and in
+/// no group, a group with a child, a host with dots in its name.
+const FLEET: &str = "all:
+  hosts:
+    lone.example.com:
+    b1:
+  children:
+    web:
+      hosts:
+        w1:
+        w2.foo.bar:
+      children:
+        canary:
+          hosts:
+            c1:
+    db:
+      hosts:
+        d1:
+          token: s3cr3t-of-d1
+          herd_secret_vars: token
+";
+
+/// `source` rendered on the host `name` of `plan`.
+fn render_on(plan: &Plan, name: &str, source: &str) -> String {
+    let host = plan.hosts.iter().find(|h| h.name == name).expect("host");
+    plan.renderer
+        .render(source, crate::template::Kind::Plain, &host.vars)
+        .unwrap_or_else(|e| panic!("{source} on {name}: {e}"))
+}
+
+#[test]
+fn templates_see_ansibles_magic_variables() {
+    // Expected values as ansible-core 2.19 prints them for this inventory
+    // (`serial: 3`, lists joined with commas).
+    let playbook = "hosts: all\nrolling:\n  batch: 3\nsteps:\n  - run: 'true'\n";
+    let plan = build(FLEET, playbook, None, &[]).expect("plan");
+    let join = |source: &str| format!("{{{{ {source} | join(',') }}}}");
+    for (host, names, short) in [
+        ("lone.example.com", "ungrouped", "lone"),
+        ("b1", "ungrouped", "b1"),
+        ("w1", "web", "w1"),
+        ("w2.foo.bar", "web", "w2"),
+        ("c1", "canary,web", "c1"),
+        ("d1", "db", "d1"),
+    ] {
+        assert_eq!(render_on(&plan, host, &join("group_names")), names);
+        assert_eq!(
+            render_on(&plan, host, "{{ inventory_hostname_short }}"),
+            short
+        );
+    }
+    assert_eq!(
+        render_on(&plan, "b1", &join("groups['all']")),
+        "lone.example.com,b1,w1,w2.foo.bar,d1,c1"
+    );
+    assert_eq!(
+        render_on(&plan, "b1", &join("groups")),
+        "all,ungrouped,web,canary,db"
+    );
+    assert_eq!(
+        render_on(&plan, "b1", &join("groups['web']")),
+        "w1,w2.foo.bar,c1"
+    );
+    assert_eq!(
+        render_on(&plan, "b1", &join("groups['ungrouped']")),
+        "lone.example.com,b1"
+    );
+    // Another host's variables, its own magic ones included.
+    assert_eq!(
+        render_on(
+            &plan,
+            "w1",
+            "{{ hostvars['c1'].inventory_hostname }} {{ hostvars['c1']['group_names'] | join(',') }} {{ hostvars['w2.foo.bar'].inventory_hostname_short }}"
+        ),
+        "c1 canary,web w2"
+    );
+    assert_eq!(
+        render_on(
+            &plan,
+            "w1",
+            "{{ 'web' in hostvars }} {{ 'd1' in hostvars }}"
+        ),
+        "False True"
+    );
+    // The run's hosts in the plan's order, and each host's batch.
+    let order: Vec<&str> = plan.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        render_on(&plan, "d1", &join("ansible_play_hosts")),
+        order.join(",")
+    );
+    assert_eq!(
+        render_on(&plan, "d1", &join("ansible_play_hosts_all")),
+        order.join(",")
+    );
+    for (number, batch) in plan.batches.iter().enumerate() {
+        let names: Vec<&str> = batch.iter().map(|&i| order[i]).collect();
+        for name in &names {
+            assert_eq!(
+                render_on(&plan, name, &join("ansible_play_batch")),
+                names.join(","),
+                "batch {number}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostvars_reach_hosts_outside_the_run_and_a_limit_narrows_the_play_hosts() {
+    let playbook = "hosts: web\nsteps:\n  - run: echo {{ hostvars['b1'].inventory_hostname }}\n";
+    let plan = build(FLEET, playbook, Some("canary"), &[]).expect("plan");
+    assert_eq!(
+        render_on(
+            &plan,
+            "c1",
+            "{{ hostvars['lone.example.com'].inventory_hostname_short }}"
+        ),
+        "lone"
+    );
+    assert_eq!(
+        render_on(&plan, "c1", "{{ ansible_play_hosts | join(',') }}"),
+        "c1"
+    );
+    assert_eq!(
+        render_on(&plan, "c1", "{{ groups['web'] | join(',') }}"),
+        "w1,w2.foo.bar,c1"
+    );
+}
+
+#[test]
+fn magic_variables_cannot_be_set_by_the_playbook_or_e() {
+    let playbook = "hosts: all\nvars:\n  group_names: [x]\nsteps:\n  - run: 'true'\n";
+    let error = build(FLEET, playbook, None, &[])
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(
+        error.contains("`group_names` is a name herd sets itself"),
+        "{error}"
+    );
+    assert!(error.contains("play.yml:3:3"), "{error}");
+    let playbook = "hosts: all\nsteps:\n  - run: 'true'\n";
+    let Err(PlanError::Usage(message)) = build(FLEET, playbook, None, &["hostvars=x"]) else {
+        panic!("expected a usage error");
+    };
+    assert!(
+        message.contains("`hostvars` is a name herd sets itself"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_secret_of_another_host_reached_through_hostvars_is_masked_in_the_plan() {
+    let playbook = "hosts: web\nsteps:\n  - name: call d1\n    run: \"curl -H X-Token={{ hostvars[groups['db'][0]].token }} {{ hostvars.d1.token | upper }}\"\n    when: hostvars['d1'].token == 's3cr3t-of-d1'\n";
+    let plan = build(FLEET, playbook, None, &[]).expect("plan");
+    let shown = crate::describe::plan(&plan);
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(!shown.contains("S3CR3T"), "{shown}");
+    assert!(shown.contains("curl -H X-Token='***' '***'"), "{shown}");
+    assert!(
+        shown.contains("when hostvars['d1'].token == '***'"),
+        "{shown}"
+    );
+    // The host gets the real value, and what it prints is masked.
+    let host = &plan.hosts[0];
+    let step::Rendered::Run { command } = plan.steps[0]
+        .render(&plan.renderer, &host.vars)
+        .expect("renders")
+    else {
+        panic!("a command");
+    };
+    assert!(command.contains("s3cr3t-of-d1"), "{command}");
+    let uses = plan.steps[0].secret_uses(&plan.renderer, &host.vars, &host.shown_vars);
+    assert!(uses.contains(&"S3CR3T-OF-D1".to_string()), "{uses:?}");
+    assert_eq!(plan.renderer.secrets().mask("got s3cr3t-of-d1"), "got ***");
+}
+
+/// The hosts (by name) that skip step `index` of `plan`.
+fn skipped(plan: &Plan, index: usize) -> Vec<&str> {
+    plan.hosts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| plan.steps[index].when.skips(*i))
+        .map(|(_, h)| h.name.as_str())
+        .collect()
+}
+
+#[test]
+fn when_is_decided_per_host_and_herd_plan_names_who_skips() {
+    let playbook = "hosts: all\nsteps:\n  - name: canary only\n    run: echo canary\n    when: \"'canary' in group_names\"\n  - name: first web\n    run: echo first\n    when:\n      - inventory_hostname == groups['web'][0]\n      - ansible_play_hosts | length > 1\n  - run: echo always\n    when: true\n  - run: echo never\n    when: false\n";
+    let plan = build(FLEET, playbook, None, &[]).expect("plan");
+    let mut others: Vec<&str> = plan
+        .hosts
+        .iter()
+        .map(|h| h.name.as_str())
+        .filter(|h| *h != "c1")
+        .collect();
+    assert_eq!(skipped(&plan, 0), others);
+    others.retain(|h| *h != "w1");
+    others.push("c1");
+    others.sort();
+    let mut second = skipped(&plan, 1);
+    second.sort();
+    assert_eq!(second, others);
+    assert!(skipped(&plan, 2).is_empty());
+    assert_eq!(skipped(&plan, 3).len(), plan.hosts.len());
+    let shown = crate::describe::plan(&plan);
+    assert!(
+        shown.contains(
+            "step 1. canary only: when 'canary' in group_names: skipped on 5 of 6 host(s): "
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("step 3. echo always: when true: skipped on no host"),
+        "{shown}"
+    );
+    assert!(shown.contains("  c1:\n    1. canary only\n       echo canary\n    2. first web (skipped: when is false)\n"), "{shown}");
+}
+
+#[test]
+fn a_when_that_cannot_be_decided_stops_the_plan_at_its_place() {
+    let cases = [
+        // (when, message, line, column)
+        ("nope == 1", "undefined variable `nope` in when of steps[0] on host lone.example.com", 7, 12),
+        (
+            "'false'",
+            "`when:` gave a string, not true or false: compare it (`x == 'yes'`) or convert it (`x | bool`) in when of steps[0] on host lone.example.com",
+            7,
+            11,
+        ),
+        (
+            "flag",
+            "`when:` gave a string, not true or false: compare it (`x == 'yes'`) or convert it (`x | bool`) in when of steps[0] on host lone.example.com",
+            7,
+            11,
+        ),
+        (
+            "{{ flag }}",
+            "template error: `when:` is an expression already: write it without `{{ }}` in when of steps[0] on host lone.example.com",
+            7,
+            11,
+        ),
+        (
+            "inventory_hostname ==",
+            "template error: unexpected end of input, expected expression in when of steps[0] on host lone.example.com",
+            7,
+            11,
+        ),
+        (
+            "groups['nosuch'][0] == 'x'",
+            "template error: undefined value: a key, host or group that does not exist in when of steps[0] on host lone.example.com",
+            7,
+            11,
+        ),
+        (
+            "before == 'a'",
+            "`when:` of steps[0] reads `before`, which a step captures as the run goes: herd decides `when:` before the run, from the inventory and the playbook",
+            7,
+            12,
+        ),
+    ];
+    for (when, message, line, column) in cases {
+        let playbook = format!("hosts: all\nvars:\n  flag: 'false'\nsteps:\n  - run: echo x\n    capture: before\n    when: \"{when}\"\n");
+        let error = source_error(FLEET, &playbook, &[]);
+        assert_eq!(error.message, message, "{when}");
+        assert_eq!(
+            (error.location.line, error.location.column),
+            (line, column),
+            "{when}: {error}"
+        );
+    }
+    // `| bool` reads the words Ansible reads, and refuses others.
+    let playbook = "hosts: all\nvars:\n  flag: 'false'\n  on: 'Yes'\nsteps:\n  - run: echo x\n    when: flag | bool\n  - run: echo y\n    when: on | bool\n";
+    let plan = build(FLEET, playbook, None, &[]).expect("plan");
+    assert_eq!(skipped(&plan, 0).len(), plan.hosts.len());
+    assert!(skipped(&plan, 1).is_empty());
+    let playbook = "hosts: all\nsteps:\n  - run: echo x\n    when: \"'maybe' | bool\"\n";
+    let error = source_error(FLEET, playbook, &[]);
+    assert!(
+        error
+            .message
+            .contains("`| bool` takes true/false, yes/no, on/off or 1/0, not a string"),
+        "{error}"
+    );
+}
+
+#[test]
+fn shell_and_template_text_in_a_when_string_is_only_data() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("pwned");
+    let playbook = format!(
+        "hosts: all\nsteps:\n  - run: echo x\n    when: \"'$(touch {m})' in group_names or '{{{{ 7 * 7 }}}}' == '49' or inventory_hostname == '`touch {m}`'\"\n",
+        m = marker.display()
+    );
+    let plan = build(FLEET, &playbook, None, &[]).expect("plan");
+    assert_eq!(skipped(&plan, 0).len(), plan.hosts.len());
+    let shown = crate::describe::plan(&plan);
+    assert!(shown.contains("'{{ 7 * 7 }}' == '49'"), "{shown}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn a_when_that_is_not_an_expression_is_refused_at_its_key() {
+    let playbook = "hosts: all\nsteps:\n  - run: echo x\n    when: 5\n";
+    let error = build(FLEET, playbook, None, &[])
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(
+        error.starts_with("steps[0].when: `when` takes an expression (a string), a list of them or true/false, not a number"),
+        "{error}"
+    );
+    assert!(error.contains("play.yml:4:11"), "{error}");
+}
+
+#[test]
+fn a_steps_templates_are_checked_only_on_the_hosts_that_run_it() {
+    // `token` is d1's only: the guarded step renders there, and nowhere else.
+    let playbook = "hosts: all\nsteps:\n  - run: use {{ token }}\n    when: token is defined\n  - run: echo {{ missing | default('none') }}\n    when: \"missing is not defined\"\n";
+    let plan = build(FLEET, playbook, None, &[]).expect("plan");
+    let d1 = plan.hosts.iter().position(|h| h.name == "d1").expect("d1");
+    assert_eq!(skipped(&plan, 0).len(), plan.hosts.len() - 1);
+    assert!(!plan.steps[0].when.skips(d1));
+    assert!(skipped(&plan, 1).is_empty());
+    // Unguarded, the same step is an error on the first host without it.
+    let playbook =
+        "hosts: all\nsteps:\n  - run: use {{ token }}\n    when: inventory_hostname != 'w1'\n";
+    let error = source_error(FLEET, playbook, &[]);
+    assert_eq!(
+        error.message,
+        "undefined variable `token` in run of steps[0] on host lone.example.com"
+    );
+}

@@ -231,7 +231,9 @@ pub(super) fn parse_extra_vars(pairs: &[String]) -> Result<Vars, PlanError> {
                 "-e {pair}: `{name}` is not a valid variable name"
             )));
         }
-        if crate::playbook::RESERVED_VARS.contains(&name) {
+        if crate::playbook::RESERVED_VARS.contains(&name)
+            || crate::template::MAGIC_VARS.contains(&name)
+        {
             return Err(PlanError::Usage(format!(
                 "-e {pair}: `{name}` is a name herd sets itself and cannot be given"
             )));

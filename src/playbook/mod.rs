@@ -125,6 +125,59 @@ pub struct Step {
     /// Run on the controller rather than on the host.
     #[serde(default)]
     pub local: bool,
+    /// Run only on the hosts where this holds (decided before the run).
+    #[serde(default)]
+    pub when: Option<Condition>,
+}
+
+/// `when:` a Jinja expression, a list of them (all must hold), or a
+/// plain `true`/`false`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+pub enum Condition {
+    Fixed(bool),
+    One(String),
+    All(Vec<String>),
+}
+
+impl TryFrom<serde_json::Value> for Condition {
+    type Error = String;
+
+    fn try_from(value: serde_json::Value) -> Result<Self, String> {
+        use serde_json::Value;
+        let wrong = |what: &str| {
+            format!(
+                "`when` takes an expression (a string), a list of them or true/false, not {what}"
+            )
+        };
+        match value {
+            Value::Bool(flag) => Ok(Condition::Fixed(flag)),
+            Value::String(text) => Ok(Condition::One(text)),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text),
+                    Value::Bool(flag) => Ok(flag.to_string()),
+                    _ => Err(wrong("a list holding something else")),
+                })
+                .collect::<Result<_, _>>()
+                .map(Condition::All),
+            Value::Null => Err(wrong("nothing")),
+            Value::Number(_) => Err(wrong("a number")),
+            Value::Object(_) => Err(wrong("a mapping")),
+        }
+    }
+}
+
+impl Condition {
+    /// Each expression to evaluate.
+    pub fn conditions(&self) -> Vec<String> {
+        match self {
+            Condition::Fixed(flag) => vec![flag.to_string()],
+            Condition::One(text) => vec![text.clone()],
+            Condition::All(list) => list.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -335,6 +388,7 @@ impl Playbook {
     /// release variables (a capture into one would steer herd's own steps).
     fn reserved(&self, name: &str) -> bool {
         RESERVED_VARS.contains(&name)
+            || crate::template::MAGIC_VARS.contains(&name)
             || (self.spec.release.is_some()
                 && (name == crate::release::var::DIR || name.starts_with("herd_release_")))
     }

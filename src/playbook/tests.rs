@@ -52,7 +52,7 @@ fn unknown_key_in_a_step_is_pinned() {
     let error = parse(text).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `archive`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
+        "steps[0]: unknown key `cwdd`, expected one of `name`, `run`, `upload`, `archive`, `cwd`, `env`, `timeout`, `become`, `become_user`, `once`, `capture`, `ignore_errors`, `local`, `when`\n  --> deploy.yml:4:5\n  |\n4 |     cwdd: /tmp\n  |     ^"
     );
 }
 

@@ -157,6 +157,7 @@ impl ReleasePlan {
             capture: None,
             ignore_errors: false,
             local: None,
+            when: Default::default(),
         }
     }
 

@@ -169,6 +169,7 @@ mod tests {
             host: name.into(),
             state,
             steps_ok: 1,
+            steps_skipped: 0,
             steps_total: 2,
             duration: Duration::from_millis(1500),
             reload: None,

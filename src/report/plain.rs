@@ -157,8 +157,10 @@ pub fn describe(event: &Event, exec: bool) -> String {
             step,
             name,
             reason,
+            rollback,
         } => {
-            let _ = writeln!(line, "{host}: [{step}] {name}: skipped ({reason})");
+            let phase = if *rollback { "rollback " } else { "" };
+            let _ = writeln!(line, "{host}: {phase}[{step}] {name}: skipped ({reason})");
         }
         Event::HostFinished { report } => match report.state {
             HostState::RolledBack {

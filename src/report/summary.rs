@@ -53,6 +53,11 @@ pub fn render(report: &RunReport) -> String {
                 format!("stopped by Ctrl-C before step {next_step} \"{next_step_name}\"{rolled}")
             }
         };
+        let note = match (host.steps_skipped, note.is_empty()) {
+            (0, _) => note,
+            (n, true) => format!("{n} step(s) skipped (when: false)"),
+            (n, false) => format!("{note}; {n} step(s) skipped (when: false)"),
+        };
         let _ = writeln!(
             out,
             "{:width$}  {:15}  {:>5}  {:>8}  {:>9}  {:>8.2}s  {}",
