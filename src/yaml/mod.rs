@@ -38,6 +38,7 @@ pub struct Document {
 ///
 /// Syntax errors, duplicate keys, unknown keys (types use
 /// `deny_unknown_fields`) and wrong types all come back with their position.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, SourceError> {
     Document::load(file, text)?.deserialize()
 }
