@@ -146,7 +146,9 @@ fn is_ipv6(host: &str) -> bool {
             return false;
         };
         let mut parts = rest[open + 1..close].split(':');
-        let hex = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()));
+        let hex = |s: Option<&str>| {
+            s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
         let (start, end, step) = (parts.next(), parts.next(), parts.next());
         let step_ok = step.is_none_or(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
         if !(hex(start) && hex(end) && step_ok && parts.next().is_none()) {
@@ -170,7 +172,10 @@ mod tests {
 
     #[test]
     fn a_port_after_a_host_name_or_ipv4_is_split_off() {
-        assert_eq!(parts("badwolf.example.com:5309"), ("badwolf.example.com", Some("5309")));
+        assert_eq!(
+            parts("badwolf.example.com:5309"),
+            ("badwolf.example.com", Some("5309"))
+        );
         assert_eq!(parts("10.0.0.1:22"), ("10.0.0.1", Some("22")));
         assert_eq!(parts("web[01:03]:2222"), ("web[01:03]", Some("2222")));
         assert_eq!(parts("db-[a:C].dc:22"), ("db-[a:C].dc", Some("22")));
@@ -183,7 +188,10 @@ mod tests {
         assert_eq!(parts("2001:db8::1"), ("2001:db8::1", None));
         assert_eq!(parts("fe80::1:22"), ("fe80::1:22", None));
         assert_eq!(parts("::1"), ("::1", None));
-        assert_eq!(parts("[host.example.com]:22"), ("host.example.com", Some("22")));
+        assert_eq!(
+            parts("[host.example.com]:22"),
+            ("host.example.com", Some("22"))
+        );
         assert_eq!(parts("2001:db8::[1:3]"), ("2001:db8::[1:3]", None));
     }
 

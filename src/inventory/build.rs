@@ -4,8 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
-use super::{address, range};
 use super::raw::{RawGroup, RawInventory, RawVars, Section};
+use super::{address, range};
 use super::{Group as BuiltGroup, Host, Origins, SecretVars, Vars, SECRET_VARS};
 use crate::source::SourceError;
 use crate::yaml::Spanned;
@@ -152,9 +152,8 @@ impl Builder<'_> {
     ) -> Result<(), SourceError> {
         let address = address::split(&key.value);
         let host_offset = address.host.as_ptr() as usize - key.value.as_ptr() as usize;
-        let names = range::expand(address.host).map_err(|error| {
-            self.error_at(key, host_offset + error.offset, error.message)
-        })?;
+        let names = range::expand(address.host)
+            .map_err(|error| self.error_at(key, host_offset + error.offset, error.message))?;
         let port = address.port.and_then(port_value);
         for name in names {
             let id = match self.host_ids.get(&name) {
@@ -422,9 +421,8 @@ fn priority(value: &serde_json::Value) -> Result<Option<i64>, String> {
         Value::String(text) => {
             let text = text.trim();
             let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-            let underscores_ok = !digits.starts_with('_')
-                && !digits.ends_with('_')
-                && !digits.contains("__");
+            let underscores_ok =
+                !digits.starts_with('_') && !digits.ends_with('_') && !digits.contains("__");
             let cleaned = text.replace('_', "");
             match cleaned.parse::<i64>() {
                 Ok(n) if underscores_ok => Ok(Some(n)),

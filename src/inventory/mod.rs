@@ -1,9 +1,11 @@
 //! The fleet as written in an Ansible YAML inventory, and `--limit` patterns
 //! over it.
 //!
-//! Operators already keep these files, so herd reads them as Ansible does:
-//! groups nested to any depth, host ranges, vars at every level merged with
-//! Ansible's precedence, and Ansible's host patterns. What the connection
+//! Operators already keep these files, so herd reads them as Ansible's YAML
+//! inventory plugin does: plain scalars under YAML 1.1 (`yes` is true, `0755`
+//! is 493), `host:port` keys, groups nested to any depth, host ranges, vars
+//! at every level merged with Ansible's precedence, `all` and `ungrouped`
+//! reconciled as Ansible does, and Ansible's host patterns. What the connection
 //! variables (`ansible_host`, `ansible_port`, ...) mean is another layer's
 //! business; here they are vars like any other.
 
@@ -38,7 +40,9 @@ pub struct Inventory {
     pub file: PathBuf,
     /// The file's text, to point at a variable found wrong later.
     pub text: String,
-    /// In declaration order, each host once.
+    /// Each host once, in the order Ansible lists `all` (`ansible all
+    /// --list-hosts`): hosts written under `all`, then its children's,
+    /// level by level (see [`Inventory::group_hosts`]).
     pub hosts: Vec<Host>,
     /// Every group, `all` and `ungrouped` first, then in order of first mention.
     pub groups: Vec<Group>,
@@ -164,10 +168,11 @@ impl Inventory {
     }
 
     /// The hosts of group `name` (positions in `hosts`) in Ansible's order:
-    /// the group's own hosts, then its children's, level by level. Within a
-    /// level, each group's children follow the groups of the level before in
-    /// order of first mention, each child in the order written. A host comes
-    /// once, where it is first reached.
+    /// the group's own hosts, then its children's in the order written, then
+    /// level by level. Two or more levels down Ansible's order changes from
+    /// run to run (it walks a set); herd takes each group's children after
+    /// the groups of the level before in order of first mention, each child
+    /// in the order written. A host comes once, where it is first reached.
     #[allow(dead_code)]
     pub fn group_hosts(&self, name: &str) -> Vec<usize> {
         match self.groups.iter().position(|g| g.name == name) {
@@ -628,7 +633,9 @@ all:
     }
 
     fn names_of<'i>(inventory: &'i Inventory, ids: &[usize]) -> Vec<&'i str> {
-        ids.iter().map(|&id| inventory.hosts[id].name.as_str()).collect()
+        ids.iter()
+            .map(|&id| inventory.hosts[id].name.as_str())
+            .collect()
     }
 
     fn all_vars(inventory: &Inventory, name: &str) -> serde_json::Value {
@@ -703,11 +710,16 @@ all:
         assert!(error("g:\n  hosts:\n    1:30:\n").starts_with(
             "host name `1:30` reads as a number under YAML 1.1, as Ansible reads inventories; quote it\n  --> inventory.yml:3:5\n"
         ));
-        assert!(error("g:\n  children:\n    ~:\n").starts_with("group name `~` reads as nothing (null)"));
-        assert!(error("g:\n  hosts: 2024-01-01\n").starts_with("host name `2024-01-01` reads as a date"));
+        assert!(error("g:\n  children:\n    ~:\n")
+            .starts_with("group name `~` reads as nothing (null)"));
+        assert!(error("g:\n  hosts: 2024-01-01\n")
+            .starts_with("host name `2024-01-01` reads as a date"));
         let quoted = parse("'yes':\n  hosts: { '12': , \"on\": , '1:30': }\n");
         // Quoted, `1:30` is text, so a host `1` on port 30, as in Ansible.
-        assert_eq!(names_of(&quoted, &quoted.group_hosts("yes")), ["12", "on", "1"]);
+        assert_eq!(
+            names_of(&quoted, &quoted.group_hosts("yes")),
+            ["12", "on", "1"]
+        );
         assert_eq!(quoted.hosts[2].vars["ansible_port"], 30);
     }
 
@@ -735,7 +747,10 @@ prod:
         assert_eq!(port("2001:db8::1"), Some(json!(2222)));
         assert_eq!(port("fe80::1"), None);
         assert_eq!(port("pinned"), Some(json!(2300)));
-        assert_eq!((port("r1"), port("r2")), (Some(json!(2000)), Some(json!(2000))));
+        assert_eq!(
+            (port("r1"), port("r2")),
+            (Some(json!(2000)), Some(json!(2000)))
+        );
         // Not a host name before the colon: the key stays whole, as in Ansible.
         assert_eq!(port("bad_:22"), None);
         assert_eq!(port("zero"), None);
@@ -821,10 +836,19 @@ lone:
         assert_eq!(names, ["a1", "w1", "u1", "z1", "p1", "l1", "w2"]);
         assert_eq!(names_of(&inventory, &inventory.group_hosts("all")), names);
         let children = |name| -> Vec<&str> {
-            inventory.group(name).unwrap().children.iter().map(|&g| inventory.groups[g].name.as_str()).collect()
+            inventory
+                .group(name)
+                .unwrap()
+                .children
+                .iter()
+                .map(|&g| inventory.groups[g].name.as_str())
+                .collect()
         };
         assert_eq!(children("all"), ["ungrouped", "zz", "prod", "lone"]);
-        assert_eq!(names_of(&inventory, &inventory.group_hosts("prod")), ["p1", "w1", "w2"]);
+        assert_eq!(
+            names_of(&inventory, &inventory.group_hosts("prod")),
+            ["p1", "w1", "w2"]
+        );
     }
 
     #[test]
@@ -846,7 +870,10 @@ d:
         let inventory = parse(text);
         assert_eq!(all_vars(&inventory, "h1"), json!({"x": "a"}));
         // A host's own `ansible_group_priority` is an ordinary variable.
-        assert_eq!(all_vars(&inventory, "h2"), json!({"x": "a", "ansible_group_priority": 7}));
+        assert_eq!(
+            all_vars(&inventory, "h2"),
+            json!({"x": "a", "ansible_group_priority": 7})
+        );
         // 1.9 counts as 1, as Python's int() makes it: a tie, so by name.
         assert_eq!(all_vars(&inventory, "h3"), json!({"x": "d"}));
         assert_eq!(
@@ -870,17 +897,23 @@ c:
   hosts: 'x[a:c]'
 ";
         let inventory = parse(text);
-        assert_eq!(names_of(&inventory, &inventory.group_hosts("g")), ["h1", "xa", "xb", "xc"]);
+        assert_eq!(
+            names_of(&inventory, &inventory.group_hosts("g")),
+            ["h1", "xa", "xb", "xc"]
+        );
         assert_eq!(all_vars(&inventory, "xb"), json!({"v": null}));
         assert!(error("g:\n  hosts: 12\n").starts_with("host name `12` reads as a number"));
-        assert!(error("g:\n  vars: 12\n").starts_with("g.vars: invalid type: integer `12`, expected a mapping, or one name"));
+        assert!(error("g:\n  vars: 12\n")
+            .starts_with("g.vars: invalid type: integer `12`, expected a mapping, or one name"));
         assert!(error("g:\n  hosts: 'x[3:1]'\n").contains("--> inventory.yml:2:12\n"));
     }
 
     #[test]
     fn host_vars_go_to_a_group_of_the_same_name() {
         // Ansible sets a variable on the group when one has the name.
-        let inventory = parse("web:\n  hosts:\n    web: { x: 1 }\n    w2:\nlater:\n  hosts:\n    later2: { y: 2 }\n");
+        let inventory = parse(
+            "web:\n  hosts:\n    web: { x: 1 }\n    w2:\nlater:\n  hosts:\n    later2: { y: 2 }\n",
+        );
         assert_eq!(all_vars(&inventory, "w2"), json!({"x": 1}));
         assert_eq!(all_vars(&inventory, "later2"), json!({"y": 2}));
     }
@@ -925,6 +958,15 @@ c:
             "? ",
             "|",
             ">",
+            "yes",
+            "0755",
+            "1:30",
+            "2001-12-14 21:59:43.10 -5",
+            "h:22",
+            "[::1]:22",
+            ".inf",
+            "=",
+            "hosts: one",
         ];
 
         fn yamlish() -> impl Strategy<Value = String> {
@@ -950,7 +992,7 @@ c:
                 )
             };
             let host = prop_oneof![
-                8 => prop::sample::select(&["h1", "web[01:03]", "db-[a:c][1:2]", "h1: { v: host }"][..]),
+                8 => prop::sample::select(&["h1", "web[01:03]", "db-[a:c][1:2]", "h1: { v: host }", "h1:22", "'[::1]:2'", "x[y:B]"][..]),
                 1 => prop::sample::select(&["h[1:x]", "x[3:1]", "y[1:"][..]),
             ];
             let hosts = prop::collection::vec(host, 0..4);

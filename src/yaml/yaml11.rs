@@ -261,9 +261,7 @@ impl Big {
         match (negative, parsed) {
             (false, Some(n)) => Scalar::Unsigned(n),
             (true, Some(0)) => Scalar::Unsigned(0),
-            (true, Some(n)) if n <= i64::MAX as u64 + 1 => {
-                Scalar::Signed((-i128::from(n)) as i64)
-            }
+            (true, Some(n)) if n <= i64::MAX as u64 + 1 => Scalar::Signed((-i128::from(n)) as i64),
             (false, None) => Scalar::Converted(decimal),
             (true, _) => Scalar::Converted(format!("-{decimal}")),
         }
@@ -274,7 +272,10 @@ impl Big {
 /// Python's `isoformat()` gives it otherwise.
 fn timestamp(text: &str) -> Option<Result<String, Unreadable>> {
     let b = text.as_bytes();
-    let digits = |from: usize, to: usize| b.get(from..to).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits = |from: usize, to: usize| {
+        b.get(from..to)
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
     if !(digits(0, 4) && b.get(4) == Some(&b'-')) {
         return None;
     }
@@ -427,10 +428,14 @@ mod tests {
 
     #[test]
     fn booleans_are_the_yaml_1_1_words() {
-        for text in ["yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"] {
+        for text in [
+            "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE",
+        ] {
             assert_eq!(read(text), Scalar::Bool(true), "{text}");
         }
-        for text in ["no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"] {
+        for text in [
+            "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE",
+        ] {
             assert_eq!(read(text), Scalar::Bool(false), "{text}");
         }
         for text in ["yEs", "y", "n", "oN", "tRUE"] {
@@ -504,8 +509,17 @@ mod tests {
             "2002-12-14T21:59:43+00:00"
         );
         assert_eq!(converted("2001-1-2 3:04:05"), "2001-01-02T03:04:05");
-        assert_eq!(converted("2001-01-02T03:04:05.0 +5"), "2001-01-02T03:04:05+05:00");
-        for text in ["2001-1-2", "2001-01-02T", "2001-01-02x", "2001-01-02T3:4:05", "01-01-01"] {
+        assert_eq!(
+            converted("2001-01-02T03:04:05.0 +5"),
+            "2001-01-02T03:04:05+05:00"
+        );
+        for text in [
+            "2001-1-2",
+            "2001-01-02T",
+            "2001-01-02x",
+            "2001-01-02T3:4:05",
+            "01-01-01",
+        ] {
             assert_eq!(read(text), Scalar::Text, "{text}");
         }
         assert!(resolve("2001-02-29").is_err());
