@@ -15,7 +15,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use crate::source::SourceError;
-use crate::yaml::{resolve_yaml11, Document, Node, Scalar, Spanned, Style, Value};
+use crate::yaml::{resolve_yaml11, CoreTag, Document, Node, Scalar, Spanned, Style, Value};
 
 /// The whole file: top-level groups (an empty file has none).
 pub type RawInventory = Option<Entries<Option<RawGroup>>>;
@@ -214,14 +214,18 @@ fn check_group(document: &Document, name: &Node, body: &Node) -> Result<(), Sour
 }
 
 fn check_name(document: &Document, name: &Node, what: &str) -> Result<(), SourceError> {
-    let Value::Scalar {
-        text,
-        style: Style::Plain,
-    } = &name.value
-    else {
-        return Ok(());
+    let (text, plain) = match &name.value {
+        Value::Scalar { text, style } => (text, *style == Style::Plain),
+        _ => return Ok(()),
     };
-    let read_as = match resolve_yaml11(text) {
+    let read_as = match (name.tag, plain) {
+        (Some(CoreTag::Null), _) => Ok(Scalar::Null),
+        (Some(CoreTag::Bool), _) => Ok(Scalar::Bool(true)),
+        (Some(CoreTag::Int | CoreTag::Float), _) => Ok(Scalar::Unsigned(0)),
+        (None, true) => resolve_yaml11(text),
+        (None, false) => return Ok(()),
+    };
+    let read_as = match read_as {
         Ok(Scalar::Text) => return Ok(()),
         Ok(Scalar::Null) => "nothing (null)",
         Ok(Scalar::Bool(_)) => "a boolean",

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::tree::{Node, Pos, Style, Value};
+use super::tree::{CoreTag, Node, Pos, Style, Value};
 use super::yaml11::{self, Scalar, Unreadable};
 
 /// A deserialization error and, once known, where it is and the path to it.
@@ -188,6 +188,21 @@ impl<'a> NodeDe<'a> {
 
     fn any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.node.value {
+            Value::Scalar { text, .. }
+                if self.schema == Schema::Yaml11 && self.node.tag.is_some() =>
+            {
+                let tag = self.node.tag.unwrap_or(CoreTag::Null);
+                match yaml11::construct(tag, text) {
+                    Ok(Scalar::Null) => visitor.visit_unit(),
+                    Ok(Scalar::Bool(b)) => visitor.visit_bool(b),
+                    Ok(Scalar::Unsigned(n)) => visitor.visit_u64(n),
+                    Ok(Scalar::Signed(n)) => visitor.visit_i64(n),
+                    Ok(Scalar::Float(f)) => visitor.visit_f64(f),
+                    Ok(Scalar::Converted(s)) => visitor.visit_string(s),
+                    Ok(Scalar::Text) => visitor.visit_borrowed_str(text),
+                    Err(Unreadable(message)) => Err(de::Error::custom(message)),
+                }
+            }
             Value::Scalar {
                 text,
                 style: Style::Plain,

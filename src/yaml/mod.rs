@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::source::SourceError;
 
 pub use de::{Schema, Spanned};
-pub use tree::{Node, Pos, Style, Value};
+pub use tree::{CoreTag, Node, Pos, Style, Value};
 pub use yaml11::{resolve as resolve_yaml11, Scalar};
 
 /// A parsed file: its name, its text and the tree.

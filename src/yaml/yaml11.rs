@@ -8,6 +8,8 @@
 //! `inf`, `-inf`, `nan` (what Ansible's templates render), and timestamps the
 //! ISO 8601 text `ansible-inventory --list` prints.
 
+use super::tree::CoreTag;
+
 /// A plain scalar's meaning under YAML 1.1.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
@@ -55,6 +57,22 @@ pub fn resolve(text: &str) -> Result<Scalar, Unreadable> {
         return stamp.map(Scalar::Converted);
     }
     Ok(Scalar::Text)
+}
+
+/// The value a core tag (`!!int "12"`) builds from `text`, as PyYAML builds it.
+pub fn construct(tag: CoreTag, text: &str) -> Result<Scalar, Unreadable> {
+    match tag {
+        CoreTag::Null => Ok(Scalar::Null),
+        CoreTag::Int => int(text),
+        CoreTag::Float => float(text),
+        CoreTag::Bool => match text.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" => Ok(Scalar::Bool(true)),
+            "no" | "false" | "off" => Ok(Scalar::Bool(false)),
+            _ => Err(Unreadable(format!(
+                "`{text}` is tagged `!!bool` but is none of yes, no, true, false, on, off"
+            ))),
+        },
+    }
 }
 
 fn split_sign(text: &str) -> (bool, &str) {
@@ -525,6 +543,17 @@ mod tests {
         assert!(resolve("2001-02-29").is_err());
         assert!(resolve("2001-01-01 24:00:00").is_err());
         assert_eq!(converted("2000-02-29"), "2000-02-29");
+    }
+
+    #[test]
+    fn core_tags_build_their_type_whatever_the_style() {
+        assert_eq!(construct(CoreTag::Int, "12"), Ok(Scalar::Unsigned(12)));
+        assert_eq!(construct(CoreTag::Int, "0755"), Ok(Scalar::Unsigned(493)));
+        assert_eq!(construct(CoreTag::Float, "1"), Ok(Scalar::Float(1.0)));
+        assert_eq!(construct(CoreTag::Bool, "OfF"), Ok(Scalar::Bool(false)));
+        assert_eq!(construct(CoreTag::Null, "x"), Ok(Scalar::Null));
+        assert!(construct(CoreTag::Int, "twelve").is_err());
+        assert!(construct(CoreTag::Bool, "y").is_err());
     }
 
     #[test]
