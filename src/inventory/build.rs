@@ -13,7 +13,7 @@ use crate::yaml::Spanned;
 const ALL: usize = 0;
 const UNGROUPED: usize = 1;
 
-/// Builds the hosts (declaration order) and the groups.
+/// Builds the hosts (in Ansible's order for `all`) and the groups.
 pub fn build(
     file: &Path,
     text: &str,

@@ -912,12 +912,14 @@ c:
 
     #[test]
     fn host_vars_go_to_a_group_of_the_same_name() {
-        // Ansible sets a variable on the group when one has the name.
-        let inventory = parse(
-            "web:\n  hosts:\n    web: { x: 1 }\n    w2:\nlater:\n  hosts:\n    later2: { y: 2 }\n",
-        );
+        // Ansible sets a variable on the group when one has the name by
+        // then; `db` is a group only after its host vars are read.
+        let inventory =
+            parse("web:\n  hosts:\n    web: { x: 1 }\n    w2:\n    db: { y: 2 }\ndb:\n  hosts:\n    d1:\n");
         assert_eq!(all_vars(&inventory, "w2"), json!({"x": 1}));
-        assert_eq!(all_vars(&inventory, "later2"), json!({"y": 2}));
+        assert_eq!(all_vars(&inventory, "web"), json!({"x": 1}));
+        assert_eq!(all_vars(&inventory, "db"), json!({"x": 1, "y": 2}));
+        assert_eq!(all_vars(&inventory, "d1"), json!({}));
     }
 
     mod never_panics {
