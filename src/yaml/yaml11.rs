@@ -318,7 +318,7 @@ fn timestamp(text: &str) -> Option<Result<String, Unreadable>> {
         if short {
             return None;
         }
-        return Some(date(year, month, day).map(|d| d.to_string()));
+        return Some(date(text, year, month, day).map(|d| d.to_string()));
     }
     // The time: `T`, `t` or blanks, then H:MM:SS, a fraction, a zone.
     match b[at] {
@@ -375,7 +375,7 @@ fn timestamp(text: &str) -> Option<Result<String, Unreadable>> {
         }
         _ => return None,
     };
-    let day = match date(year, month, day) {
+    let day = match date(text, year, month, day) {
         Ok(day) => day,
         Err(error) => return Some(Err(error)),
     };
@@ -406,7 +406,7 @@ impl std::fmt::Display for Date {
     }
 }
 
-fn date(year: i32, month: u32, day: u32) -> Result<Date, Unreadable> {
+fn date(text: &str, year: i32, month: u32, day: u32) -> Result<Date, Unreadable> {
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -417,7 +417,7 @@ fn date(year: i32, month: u32, day: u32) -> Result<Date, Unreadable> {
     };
     if year < 1 || day < 1 || day > days {
         return Err(Unreadable(format!(
-            "`{year:04}-{month:02}-{day:02}` reads as a date under YAML 1.1, as Ansible reads inventories, but there is no such day; quote it"
+            "`{text}` reads as a date under YAML 1.1, as Ansible reads inventories, but there is no such day; quote it"
         )));
     }
     Ok(Date(year, month, day))
@@ -540,7 +540,10 @@ mod tests {
         ] {
             assert_eq!(read(text), Scalar::Text, "{text}");
         }
-        assert!(resolve("2001-02-29").is_err());
+        assert_eq!(
+            resolve("2001-2-29 1:00:00").unwrap_err().0,
+            "`2001-2-29 1:00:00` reads as a date under YAML 1.1, as Ansible reads inventories, but there is no such day; quote it"
+        );
         assert!(resolve("2001-01-01 24:00:00").is_err());
         assert_eq!(converted("2000-02-29"), "2000-02-29");
     }
