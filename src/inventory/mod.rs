@@ -1,12 +1,15 @@
 //! The fleet as written in an Ansible YAML inventory, and `--limit` patterns
 //! over it.
 //!
-//! Operators already keep these files, so herd reads them as Ansible does:
-//! groups nested to any depth, host ranges, vars at every level merged with
-//! Ansible's precedence, and Ansible's host patterns. What the connection
+//! Operators already keep these files, so herd reads them as Ansible's YAML
+//! inventory plugin does: plain scalars under YAML 1.1 (`yes` is true, `0755`
+//! is 493), `host:port` keys, groups nested to any depth, host ranges, vars
+//! at every level merged with Ansible's precedence, `all` and `ungrouped`
+//! reconciled as Ansible does, and Ansible's host patterns. What the connection
 //! variables (`ansible_host`, `ansible_port`, ...) mean is another layer's
 //! business; here they are vars like any other.
 
+mod address;
 mod build;
 mod pattern;
 mod range;
@@ -37,7 +40,9 @@ pub struct Inventory {
     pub file: PathBuf,
     /// The file's text, to point at a variable found wrong later.
     pub text: String,
-    /// In declaration order, each host once.
+    /// Each host once, in the order Ansible lists `all` (`ansible all
+    /// --list-hosts`): hosts written under `all`, then its children's,
+    /// level by level (see [`Inventory::group_hosts`]).
     pub hosts: Vec<Host>,
     /// Every group, `all` and `ungrouped` first, then in order of first mention.
     pub groups: Vec<Group>,
@@ -72,6 +77,35 @@ pub struct Host {
     pub groups: Vec<String>,
 }
 
+/// The hosts of group `start` in Ansible's order (see [`Inventory::group_hosts`]).
+fn hosts_in_order(groups: &[Group], start: usize, host_count: usize) -> Vec<usize> {
+    let mut seen_group = vec![false; groups.len()];
+    let mut seen_host = vec![false; host_count];
+    let mut order = Vec::new();
+    let mut level = vec![start];
+    seen_group[start] = true;
+    while !level.is_empty() {
+        for &id in &level {
+            for &host in &groups[id].hosts {
+                if !std::mem::replace(&mut seen_host[host], true) {
+                    order.push(host);
+                }
+            }
+        }
+        level.sort_unstable();
+        let mut next = Vec::new();
+        for &id in &level {
+            for &child in &groups[id].children {
+                if !std::mem::replace(&mut seen_group[child], true) {
+                    next.push(child);
+                }
+            }
+        }
+        level = next;
+    }
+    order
+}
+
 #[derive(thiserror::Error, Debug)]
 pub enum InventoryError {
     #[error("cannot read inventory {path}: {source}")]
@@ -95,7 +129,9 @@ impl Inventory {
 
     /// Parses `text`, the contents of the inventory file `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
-        let raw: raw::RawInventory = yaml::parse(path, text)?;
+        let document = yaml::Document::load(path, text)?;
+        raw::check_names(&document)?;
+        let raw: raw::RawInventory = document.deserialize_with(yaml::Schema::Yaml11)?;
         let (hosts, groups) = build::build(path, text, raw)?;
         Ok(Inventory {
             file: path.to_path_buf(),
@@ -126,49 +162,22 @@ impl Inventory {
     }
 
     /// The group called `name`.
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.name == name)
     }
 
     /// The hosts of group `name` (positions in `hosts`) in Ansible's order:
-    /// the group's own hosts, then its children's, level by level. Within a
-    /// level, each group's children follow the groups of the level before in
-    /// order of first mention, each child in the order written. A host comes
-    /// once, where it is first reached.
-    ///
-    /// From the grandchildren on, Ansible walks each level as a set of
-    /// groups, so where several groups of a level have children its order
-    /// there changes from one run to the next; herd's is first mention.
+    /// the group's own hosts, then its children's in the order written, then
+    /// level by level. Two or more levels down Ansible's order changes from
+    /// run to run (it walks a set); herd takes each group's children after
+    /// the groups of the level before in order of first mention, each child
+    /// in the order written. A host comes once, where it is first reached.
     pub fn group_hosts(&self, name: &str) -> Vec<usize> {
-        let Some(start) = self.groups.iter().position(|g| g.name == name) else {
-            return Vec::new();
-        };
-        let mut seen_group = vec![false; self.groups.len()];
-        let mut seen_host = vec![false; self.hosts.len()];
-        let mut order = Vec::new();
-        let mut level = vec![start];
-        seen_group[start] = true;
-        while !level.is_empty() {
-            for &id in &level {
-                for &host in &self.groups[id].hosts {
-                    if !std::mem::replace(&mut seen_host[host], true) {
-                        order.push(host);
-                    }
-                }
-            }
-            level.sort_unstable();
-            let mut next = Vec::new();
-            for &id in &level {
-                for &child in &self.groups[id].children {
-                    if !std::mem::replace(&mut seen_group[child], true) {
-                        next.push(child);
-                    }
-                }
-            }
-            level = next;
+        match self.groups.iter().position(|g| g.name == name) {
+            Some(start) => hosts_in_order(&self.groups, start, self.hosts.len()),
+            None => Vec::new(),
         }
-        order
     }
 
     /// Hosts matching an Ansible pattern, in Ansible's order.
@@ -290,7 +299,8 @@ all:
         );
         assert_eq!(names("network"), ["leaf01", "leaf02", "spine01", "spine02"]);
         assert_eq!(names("ungrouped"), ["stray"]);
-        assert_eq!(inventory.group("loose").unwrap().hosts.len(), 1);
+        let loose = inventory.groups.iter().find(|g| g.name == "loose").unwrap();
+        assert_eq!(loose.hosts.len(), 1);
         assert!(names("nosuch").is_empty());
     }
 
@@ -410,7 +420,7 @@ all:
     }
 
     #[test]
-    fn sections_count_in_the_order_written() {
+    fn hosts_come_in_the_order_ansible_lists_all() {
         let text = "\
 all:
   children:
@@ -420,8 +430,9 @@ all:
       hosts:
         second:
 ";
+        // `g`'s own host comes before its child's, though written after.
         let names: Vec<String> = parse(text).hosts.into_iter().map(|h| h.name).collect();
-        assert_eq!(names, ["first", "second"]);
+        assert_eq!(names, ["second", "first"]);
     }
 
     #[test]
@@ -604,7 +615,7 @@ all:
         let inventory =
             parse("all:\n  hosts:\n    h: { ansible_port: abc, ansible_become: yes }\n");
         assert_eq!(inventory.hosts[0].vars["ansible_port"], "abc");
-        assert_eq!(inventory.hosts[0].vars["ansible_become"], "yes");
+        assert_eq!(inventory.hosts[0].vars["ansible_become"], true);
     }
 
     #[test]
@@ -625,6 +636,296 @@ all:
         let inventory = Inventory::load(&path).unwrap();
         assert_eq!(inventory.hosts.len(), 7);
         assert_eq!(inventory.file, path);
+    }
+
+    fn names_of<'i>(inventory: &'i Inventory, ids: &[usize]) -> Vec<&'i str> {
+        ids.iter()
+            .map(|&id| inventory.hosts[id].name.as_str())
+            .collect()
+    }
+
+    fn all_vars(inventory: &Inventory, name: &str) -> serde_json::Value {
+        serde_json::Value::Object(host(inventory, name).vars.clone())
+    }
+
+    #[test]
+    fn plain_scalars_read_as_yaml_1_1_as_ansible_reads_them() {
+        let text = "\
+all:
+  hosts:
+    h1:
+      b: [yes, No, ON, off, TRUE, yEs, y]
+      mode: 0755
+      hex: 0x1F
+      big: 1_000
+      time: 1:30
+      strings: [1e3, 0o17, 09, 1.5e3, -.5]
+      floats: [1.5e+3, 1., .5, 1:30.5]
+      odd: [.inf, -.Inf, .NaN]
+      huge: [123456789012345678901234567890, -18446744073709551617]
+      dates: [2001-12-14, 2001-12-14t21:59:43.10-05:00, 2002-12-14 21:59:43Z]
+      quoted: ['yes', \"0755\", '1:30', !!str 0x1F]
+      tagged: [!!int \"12\", !!float 1, !!bool 'on', !!null x, !!int 0755]
+      nested: { deep: [on, { mode: 0644 }] }
+";
+        assert_eq!(
+            all_vars(&parse(text), "h1"),
+            json!({
+                "b": [true, false, true, false, true, "yEs", "y"],
+                "mode": 493,
+                "hex": 31,
+                "big": 1000,
+                "time": 90,
+                "strings": ["1e3", "0o17", "09", "1.5e3", "-.5"],
+                "floats": [1500.0, 1.0, 0.5, 90.5],
+                "odd": ["inf", "-inf", "nan"],
+                "huge": ["123456789012345678901234567890", "-18446744073709551617"],
+                "dates": ["2001-12-14", "2001-12-14T21:59:43.100000-05:00", "2002-12-14T21:59:43+00:00"],
+                "quoted": ["yes", "0755", "1:30", "0x1F"],
+                "tagged": [12, 1.0, true, null, 493],
+                "nested": { "deep": [true, { "mode": 420 }] },
+            })
+        );
+    }
+
+    #[test]
+    fn scalars_ansible_cannot_read_are_errors_where_written() {
+        assert_eq!(
+            error("all:\n  vars:\n    x: =\n"),
+            "all.vars.x: a plain `=` is YAML 1.1's value key, which Ansible cannot read; quote it
+  --> inventory.yml:3:8
+  |
+3 |     x: =
+  |        ^"
+        );
+        let date = error("g:\n  hosts:\n    h: { day: 2023-02-29 }\n");
+        assert!(
+            date.starts_with("g.hosts.h.day: `2023-02-29` reads as a date under YAML 1.1, as Ansible reads inventories, but there is no such day; quote it\n  --> inventory.yml:3:15\n"),
+            "{date}"
+        );
+    }
+
+    #[test]
+    fn names_yaml_1_1_reads_as_no_text_are_refused() {
+        assert_eq!(
+            error("yes:\n  hosts: { h: }\n"),
+            "group name `yes` reads as a boolean under YAML 1.1, as Ansible reads inventories; quote it
+  --> inventory.yml:1:1
+  |
+1 | yes:
+  | ^"
+        );
+        assert!(error("g:\n  hosts:\n    1:30:\n").starts_with(
+            "host name `1:30` reads as a number under YAML 1.1, as Ansible reads inventories; quote it\n  --> inventory.yml:3:5\n"
+        ));
+        assert!(error("g:\n  children:\n    ~:\n")
+            .starts_with("group name `~` reads as nothing (null)"));
+        assert!(error("g:\n  hosts: 2024-01-01\n")
+            .starts_with("host name `2024-01-01` reads as a date"));
+        let quoted = parse("'yes':\n  hosts: { '12': , \"on\": , '1:30': }\n");
+        // Quoted, `1:30` is text, so a host `1` on port 30, as in Ansible.
+        assert_eq!(
+            names_of(&quoted, &quoted.group_hosts("yes")),
+            ["12", "on", "1"]
+        );
+        assert_eq!(quoted.hosts[2].vars["ansible_port"], 30);
+    }
+
+    #[test]
+    fn a_port_in_a_host_key_is_its_ansible_port() {
+        let text = "\
+web:
+  hosts:
+    badwolf.example.com:5309:
+    '[2001:db8::1]:2222':
+    fe80::1:
+    pinned:2200: { ansible_port: 2300 }
+    r[1:2]:2000:
+    bad_:22:
+    zero:0:
+    before:
+prod:
+  hosts:
+    before:2500:
+    badwolf.example.com:2600:
+";
+        let inventory = parse(text);
+        let port = |name| host(&inventory, name).vars.get("ansible_port").cloned();
+        assert_eq!(port("badwolf.example.com"), Some(json!(5309)));
+        assert_eq!(port("2001:db8::1"), Some(json!(2222)));
+        assert_eq!(port("fe80::1"), None);
+        assert_eq!(port("pinned"), Some(json!(2300)));
+        assert_eq!(
+            (port("r1"), port("r2")),
+            (Some(json!(2000)), Some(json!(2000)))
+        );
+        // Not a host name before the colon: the key stays whole, as in Ansible.
+        assert_eq!(port("bad_:22"), None);
+        assert_eq!(port("zero"), None);
+        // A host that already exists keeps its port.
+        assert_eq!(port("before"), None);
+        assert_eq!(
+            names_of(&inventory, &inventory.group_hosts("prod")),
+            ["before", "badwolf.example.com"]
+        );
+        let origin = host(&inventory, "r2").origins["ansible_port"];
+        assert_eq!((origin.line, origin.column), (7, 5));
+        // A bad range behind a port is pointed at in the key.
+        assert!(
+            error("g:\n  hosts:\n    web[3:1]:22:\n").contains("--> inventory.yml:3:8\n"),
+            "{}",
+            error("g:\n  hosts:\n    web[3:1]:22:\n")
+        );
+    }
+
+    #[test]
+    fn ungrouped_keeps_its_groups_and_vars_and_loses_hosts_grouped_elsewhere() {
+        let text = "\
+web:
+  hosts:
+    w1:
+    d2:
+all:
+  hosts:
+    a1:
+    w1:
+ungrouped:
+  hosts:
+    u1:
+    w1:
+    d2:
+  children:
+    ug:
+      hosts:
+        g1:
+        d2:
+  vars:
+    uv: 1
+";
+        let inventory = parse(text);
+        // Checked against `ansible ungrouped --list-hosts` and `all`.
+        assert_eq!(
+            names_of(&inventory, &inventory.group_hosts("ungrouped")),
+            ["u1", "a1", "g1", "d2"]
+        );
+        let all: Vec<&str> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(all, ["a1", "w1", "u1", "d2", "g1"]);
+        assert_eq!(all_vars(&inventory, "g1"), json!({"uv": 1}));
+        assert_eq!(host(&inventory, "g1").groups, ["all", "ungrouped", "ug"]);
+        assert_eq!(all_vars(&inventory, "u1"), json!({"uv": 1}));
+        assert_eq!(all_vars(&inventory, "a1"), json!({"uv": 1}));
+        // Listed in `ungrouped` and elsewhere: out of `ungrouped`, even
+        // when also under a child of it (as Ansible does).
+        assert_eq!(host(&inventory, "w1").groups, ["all", "web"]);
+        assert_eq!(host(&inventory, "d2").groups, ["all", "web", "ug"]);
+        assert_eq!(all_vars(&inventory, "d2"), json!({}));
+    }
+
+    #[test]
+    fn all_lists_its_hosts_then_groups_without_another_parent() {
+        // Checked against `ansible all --list-hosts` (ansible-core 2.19).
+        let text = "\
+web:
+  hosts: { w1: , w2: }
+prod:
+  children: { web: }
+  hosts: { p1: }
+all:
+  hosts: { a1: , w1: }
+  children:
+    zz: { hosts: { z1: } }
+ungrouped:
+  hosts: { u1: }
+lone:
+  hosts: { l1: , a1: }
+";
+        let inventory = parse(text);
+        let names: Vec<&str> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["a1", "w1", "u1", "z1", "p1", "l1", "w2"]);
+        assert_eq!(names_of(&inventory, &inventory.group_hosts("all")), names);
+        let children = |name| -> Vec<&str> {
+            inventory
+                .group(name)
+                .unwrap()
+                .children
+                .iter()
+                .map(|&g| inventory.groups[g].name.as_str())
+                .collect()
+        };
+        assert_eq!(children("all"), ["ungrouped", "zz", "prod", "lone"]);
+        assert_eq!(
+            names_of(&inventory, &inventory.group_hosts("prod")),
+            ["p1", "w1", "w2"]
+        );
+    }
+
+    #[test]
+    fn group_priority_is_used_and_not_a_variable() {
+        let text = "\
+a:
+  hosts: { h1: , h2: { ansible_group_priority: 7 } }
+  vars: { x: a, ansible_group_priority: '10' }
+b:
+  hosts: { h1: , h2: }
+  vars: { x: b }
+c:
+  hosts: { h3: }
+  vars: { x: c, ansible_group_priority: 1.9 }
+d:
+  hosts: { h3: }
+  vars: { x: d }
+";
+        let inventory = parse(text);
+        assert_eq!(all_vars(&inventory, "h1"), json!({"x": "a"}));
+        // A host's own `ansible_group_priority` is an ordinary variable.
+        assert_eq!(
+            all_vars(&inventory, "h2"),
+            json!({"x": "a", "ansible_group_priority": 7})
+        );
+        // 1.9 counts as 1, as Python's int() makes it: a tie, so by name.
+        assert_eq!(all_vars(&inventory, "h3"), json!({"x": "d"}));
+        assert_eq!(
+            error("a:\n  vars:\n    ansible_group_priority: high\n"),
+            "ansible_group_priority must be a whole number, not \"high\"
+  --> inventory.yml:3:29
+  |
+3 |     ansible_group_priority: high
+  |                             ^"
+        );
+    }
+
+    #[test]
+    fn one_name_stands_for_a_mapping_of_it() {
+        let text = "\
+g:
+  hosts: h1
+  children: c
+  vars: v
+c:
+  hosts: 'x[a:c]'
+";
+        let inventory = parse(text);
+        assert_eq!(
+            names_of(&inventory, &inventory.group_hosts("g")),
+            ["h1", "xa", "xb", "xc"]
+        );
+        assert_eq!(all_vars(&inventory, "xb"), json!({"v": null}));
+        assert!(error("g:\n  hosts: 12\n").starts_with("host name `12` reads as a number"));
+        assert!(error("g:\n  vars: 12\n")
+            .starts_with("g.vars: invalid type: integer `12`, expected a mapping, or one name"));
+        assert!(error("g:\n  hosts: 'x[3:1]'\n").contains("--> inventory.yml:2:12\n"));
+    }
+
+    #[test]
+    fn host_vars_go_to_a_group_of_the_same_name() {
+        // Ansible sets a variable on the group when one has the name by
+        // then; `db` is a group only after its host vars are read.
+        let inventory =
+            parse("web:\n  hosts:\n    web: { x: 1 }\n    w2:\n    db: { y: 2 }\ndb:\n  hosts:\n    d1:\n");
+        assert_eq!(all_vars(&inventory, "w2"), json!({"x": 1}));
+        assert_eq!(all_vars(&inventory, "web"), json!({"x": 1}));
+        assert_eq!(all_vars(&inventory, "db"), json!({"x": 1, "y": 2}));
+        assert_eq!(all_vars(&inventory, "d1"), json!({}));
     }
 
     mod never_panics {
@@ -667,6 +968,15 @@ all:
             "? ",
             "|",
             ">",
+            "yes",
+            "0755",
+            "1:30",
+            "2001-12-14 21:59:43.10 -5",
+            "h:22",
+            "[::1]:22",
+            ".inf",
+            "=",
+            "hosts: one",
         ];
 
         fn yamlish() -> impl Strategy<Value = String> {
@@ -692,7 +1002,7 @@ all:
                 )
             };
             let host = prop_oneof![
-                8 => prop::sample::select(&["h1", "web[01:03]", "db-[a:c][1:2]", "h1: { v: host }"][..]),
+                8 => prop::sample::select(&["h1", "web[01:03]", "db-[a:c][1:2]", "h1: { v: host }", "h1:22", "'[::1]:2'", "x[y:B]"][..]),
                 1 => prop::sample::select(&["h[1:x]", "x[3:1]", "y[1:"][..]),
             ];
             let hosts = prop::collection::vec(host, 0..4);

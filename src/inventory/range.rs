@@ -1,6 +1,7 @@
 //! Host ranges in host names, as Ansible writes them: `web[01:12].example.com`
 //! (zero padding kept when the start is written with a leading zero),
-//! `db-[a:f]`, a stride in `[1:10:2]`, and several ranges in one name.
+//! `db-[a:f]` (letters run a..z then A..Z, so `[x:B]` crosses the case), a
+//! stride in `[1:10:2]`, and several ranges in one name.
 
 /// The most hosts one name may expand to; a typo such as `[1:100000]` should
 /// be an error, not a stalled run.
@@ -89,16 +90,12 @@ fn range_values(inner: &str) -> Result<Vec<String>, String> {
         },
     };
 
-    if let (Some(first), Some(last)) = (single_letter(start), single_letter(end)) {
-        if first.is_ascii_lowercase() != last.is_ascii_lowercase() {
-            return Err(format!(
-                "`{start}` and `{end}` must be letters of the same case"
-            ));
-        }
+    if let (Some(first), Some(last)) = (letter_index(start), letter_index(end)) {
         if first > last {
             return Err(format!("start `{start}` is after end `{end}`"));
         }
-        return Ok((first..=last)
+        return Ok(LETTERS[first..=last]
+            .chars()
             .step_by(step)
             .map(|c| c.to_string())
             .collect());
@@ -135,10 +132,15 @@ fn range_values(inner: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn single_letter(s: &str) -> Option<char> {
+/// Letters in Ansible's range order: lower case first, so `[x:B]` is x, y,
+/// z, A, B and `[B:x]` is backwards.
+const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// Where a single ASCII letter stands in [`LETTERS`].
+fn letter_index(s: &str) -> Option<usize> {
     let mut chars = s.chars();
     match (chars.next(), chars.next()) {
-        (Some(c), None) if c.is_ascii_alphabetic() => Some(c),
+        (Some(c), None) if c.is_ascii_alphabetic() => LETTERS.find(c),
         _ => None,
     }
 }
@@ -174,6 +176,18 @@ mod tests {
     fn letter_ranges() {
         assert_eq!(names("db-[a:d]"), ["db-a", "db-b", "db-c", "db-d"]);
         assert_eq!(names("db-[X:Z]"), ["db-X", "db-Y", "db-Z"]);
+    }
+
+    #[test]
+    fn letter_ranges_run_from_lower_to_upper_case() {
+        assert_eq!(names("h[x:B]"), ["hx", "hy", "hz", "hA", "hB"]);
+        assert_eq!(names("h[a:C]").len(), 29);
+        assert_eq!(names("h[A:C]"), ["hA", "hB", "hC"]);
+        assert_eq!(names("h[y:D:2]"), ["hy", "hA", "hC"]);
+        assert_eq!(
+            error("h[B:x]").message,
+            "bad host range `[B:x]` in `h[B:x]`: start `B` is after end `x`"
+        );
     }
 
     #[test]
@@ -220,9 +234,6 @@ mod tests {
         assert!(error("w[01:100]")
             .message
             .ends_with("must have the same width"));
-        assert!(error("w[a:C]")
-            .message
-            .ends_with("letters of the same case"));
         assert!(error("w[1:99999999999999999999999]")
             .message
             .ends_with("is too large"));

@@ -11,9 +11,11 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
-use crate::yaml::Spanned;
+use crate::source::SourceError;
+use crate::yaml::{resolve_yaml11, CoreTag, Document, Node, Scalar, Spanned, Style, Value};
 
 /// The whole file: top-level groups (an empty file has none).
 pub type RawInventory = Option<Entries<Option<RawGroup>>>;
@@ -61,6 +63,61 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
     }
 }
 
+/// A section as written: a mapping, or the shorthand of one name
+/// (`hosts: web1` for `hosts: { web1: }`), which Ansible accepts for
+/// `hosts`, `children` and `vars` alike.
+enum MapOrName<T> {
+    Map(Entries<T>),
+    Name(String),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOrName<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapOrNameVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for MapOrNameVisitor<T> {
+            type Value = MapOrName<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping, or one name")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(MapOrName::Name(name.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Entries::deserialize(MapAccessDeserializer::new(map)).map(MapOrName::Map)
+            }
+        }
+
+        deserializer.deserialize_any(MapOrNameVisitor(PhantomData))
+    }
+}
+
+/// The entries of a section; the shorthand name gets `empty` as its value.
+fn entries<T>(section: Spanned<MapOrName<T>>, empty: impl FnOnce(&Spanned<()>) -> T) -> Entries<T> {
+    match section.value {
+        MapOrName::Map(entries) => entries,
+        MapOrName::Name(name) => {
+            let at = Spanned {
+                value: (),
+                at: section.at,
+                content: section.content,
+            };
+            let value = empty(&at);
+            Entries(vec![(
+                Spanned {
+                    value: name,
+                    at: at.at,
+                    content: at.content,
+                },
+                value,
+            )])
+        }
+    }
+}
+
 /// The keys a group may have; anything else is a mistake worth reporting
 /// (`host:` for `hosts:` would otherwise silently drop hosts).
 #[derive(serde::Deserialize, Clone, Copy)]
@@ -94,9 +151,19 @@ impl<'de> Deserialize<'de> for RawGroup {
                     }
                     seen[slot] = true;
                     let section = match field {
-                        Field::Hosts => map.next_value::<Option<_>>()?.map(Section::Hosts),
-                        Field::Vars => map.next_value::<Option<_>>()?.map(Section::Vars),
-                        Field::Children => map.next_value::<Option<_>>()?.map(Section::Children),
+                        Field::Hosts => map
+                            .next_value::<Option<_>>()?
+                            .map(|s| Section::Hosts(entries(s, |_| None))),
+                        Field::Vars => map.next_value::<Option<_>>()?.map(|s| {
+                            Section::Vars(entries(s, |at| Spanned {
+                                value: serde_json::Value::Null,
+                                at: at.at,
+                                content: at.content,
+                            }))
+                        }),
+                        Field::Children => map
+                            .next_value::<Option<_>>()?
+                            .map(|s| Section::Children(entries(s, |_| None))),
                     };
                     sections.extend(section);
                 }
@@ -106,4 +173,71 @@ impl<'de> Deserialize<'de> for RawGroup {
 
         deserializer.deserialize_struct("RawGroup", FIELDS, GroupVisitor)
     }
+}
+
+/// Refuses group and host names that YAML 1.1 reads as something other than
+/// text (`yes:`, `1:30:`, `2024-01-01:`, `~:`): Ansible refuses them too,
+/// and quoting the name says what is meant.
+pub fn check_names(document: &Document) -> Result<(), SourceError> {
+    if let Value::Map(groups) = &document.root.value {
+        for (name, body) in groups {
+            check_group(document, name, body)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_group(document: &Document, name: &Node, body: &Node) -> Result<(), SourceError> {
+    check_name(document, name, "group")?;
+    let sections = [("hosts", "host"), ("children", "group")];
+    for (section, what) in sections {
+        match body.get(section).map(|node| &node.value) {
+            Some(Value::Map(entries)) => {
+                for (key, value) in entries {
+                    if what == "group" {
+                        check_group(document, key, value)?;
+                    } else {
+                        check_name(document, key, what)?;
+                    }
+                }
+            }
+            Some(Value::Scalar { .. }) => {
+                let node = body.get(section).filter(|node| !node.is_null());
+                if let Some(node) = node {
+                    check_name(document, node, what)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_name(document: &Document, name: &Node, what: &str) -> Result<(), SourceError> {
+    let (text, plain) = match &name.value {
+        Value::Scalar { text, style } => (text, *style == Style::Plain),
+        _ => return Ok(()),
+    };
+    let read_as = match (name.tag, plain) {
+        (Some(CoreTag::Null), _) => Ok(Scalar::Null),
+        (Some(CoreTag::Bool), _) => Ok(Scalar::Bool(true)),
+        (Some(CoreTag::Int | CoreTag::Float), _) => Ok(Scalar::Unsigned(0)),
+        (None, true) => resolve_yaml11(text),
+        (None, false) => return Ok(()),
+    };
+    let read_as = match read_as {
+        Ok(Scalar::Text) => return Ok(()),
+        Ok(Scalar::Null) => "nothing (null)",
+        Ok(Scalar::Bool(_)) => "a boolean",
+        Ok(Scalar::Unsigned(_) | Scalar::Signed(_) | Scalar::Float(_)) => "a number",
+        Ok(Scalar::Converted(_)) if text.contains('-') && !text.starts_with('-') => "a date",
+        Ok(Scalar::Converted(_)) => "a number",
+        Err(error) => return Err(document.error(name.at, error.0)),
+    };
+    Err(document.error(
+        name.at,
+        format!(
+            "{what} name `{text}` reads as {read_as} under YAML 1.1, as Ansible reads inventories; quote it"
+        ),
+    ))
 }

@@ -5,14 +5,17 @@
 //! Plain scalars are read as YAML 1.2's core schema reads them (as serde_yaml
 //! did): `~`/`null`/nothing, `true`/`false`, integers (also `0x`, `0o`,
 //! `0b`), floats; anything else, and anything quoted, is a string. A field
-//! that wants a string takes any scalar's text as written.
+//! that wants a string takes any scalar's text as written. Inventories are
+//! read with YAML 1.1's rules instead ([`Schema::Yaml11`]), as Ansible reads
+//! them; keys keep their text as written under both.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::tree::{Node, Pos, Style, Value};
+use super::tree::{CoreTag, Node, Pos, Style, Value};
+use super::yaml11::{self, Scalar, Unreadable};
 
 /// A deserialization error and, once known, where it is and the path to it.
 #[derive(Debug)]
@@ -94,6 +97,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
 pub struct NodeDe<'a> {
     pub node: &'a Node,
     pub path: String,
+    pub schema: Schema,
+}
+
+/// How plain scalars are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// YAML 1.2's core schema, for herd's own files.
+    Core,
+    /// YAML 1.1, as Ansible reads inventories (see [`super::yaml11`]).
+    Yaml11,
 }
 
 /// What a plain scalar means.
@@ -158,7 +171,11 @@ impl<'a> NodeDe<'a> {
             "." => part.to_string(),
             parent => format!("{parent}.{part}"),
         };
-        NodeDe { node, path }
+        NodeDe {
+            node,
+            path,
+            schema: self.schema,
+        }
     }
 
     /// An error that does not know its place yet gets this node's: the innermost node that failed.
@@ -171,6 +188,34 @@ impl<'a> NodeDe<'a> {
 
     fn any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.node.value {
+            Value::Scalar { text, .. }
+                if self.schema == Schema::Yaml11 && self.node.tag.is_some() =>
+            {
+                let tag = self.node.tag.unwrap_or(CoreTag::Null);
+                match yaml11::construct(tag, text) {
+                    Ok(Scalar::Null) => visitor.visit_unit(),
+                    Ok(Scalar::Bool(b)) => visitor.visit_bool(b),
+                    Ok(Scalar::Unsigned(n)) => visitor.visit_u64(n),
+                    Ok(Scalar::Signed(n)) => visitor.visit_i64(n),
+                    Ok(Scalar::Float(f)) => visitor.visit_f64(f),
+                    Ok(Scalar::Converted(s)) => visitor.visit_string(s),
+                    Ok(Scalar::Text) => visitor.visit_borrowed_str(text),
+                    Err(Unreadable(message)) => Err(de::Error::custom(message)),
+                }
+            }
+            Value::Scalar {
+                text,
+                style: Style::Plain,
+            } if self.schema == Schema::Yaml11 => match yaml11::resolve(text) {
+                Ok(Scalar::Null) => visitor.visit_unit(),
+                Ok(Scalar::Bool(b)) => visitor.visit_bool(b),
+                Ok(Scalar::Unsigned(n)) => visitor.visit_u64(n),
+                Ok(Scalar::Signed(n)) => visitor.visit_i64(n),
+                Ok(Scalar::Float(f)) => visitor.visit_f64(f),
+                Ok(Scalar::Converted(s)) => visitor.visit_string(s),
+                Ok(Scalar::Text) => visitor.visit_borrowed_str(text),
+                Err(Unreadable(message)) => Err(de::Error::custom(message)),
+            },
             Value::Scalar {
                 text,
                 style: Style::Plain,
@@ -186,6 +231,7 @@ impl<'a> NodeDe<'a> {
             Value::Seq(items) => visitor.visit_seq(SeqDe {
                 items: items.iter().enumerate(),
                 path: self.path.clone(),
+                schema: self.schema,
             }),
             Value::Map(entries) => visitor.visit_map(MapDe {
                 parent: self,
@@ -223,6 +269,7 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
             visitor.visit_seq(SeqDe {
                 items: [].iter().enumerate(),
                 path: path.clone(),
+                schema: self.schema,
             })
         } else {
             self.any(visitor)
@@ -347,6 +394,7 @@ impl<'a> de::Deserializer<'a> for NodeDe<'a> {
 struct SeqDe<'a> {
     items: std::iter::Enumerate<std::slice::Iter<'a, Node>>,
     path: String,
+    schema: Schema,
 }
 
 impl<'a> SeqAccess<'a> for SeqDe<'a> {
@@ -363,7 +411,8 @@ impl<'a> SeqAccess<'a> for SeqDe<'a> {
             "." => format!("[{index}]"),
             parent => format!("{parent}[{index}]"),
         };
-        seed.deserialize(NodeDe { node, path }).map(Some)
+        let schema = self.schema;
+        seed.deserialize(NodeDe { node, path, schema }).map(Some)
     }
 }
 
@@ -388,6 +437,7 @@ impl<'a> MapAccess<'a> for MapDe<'a> {
         let key = NodeDe {
             node: &entry.0,
             path: self.parent.path.clone(),
+            schema: self.parent.schema,
         };
         seed.deserialize(key).map(Some)
     }
@@ -448,6 +498,7 @@ mod tests {
         serde_json::Value::deserialize(NodeDe {
             node: &node,
             path: ".".into(),
+            schema: Schema::Core,
         })
         .unwrap()
     }
@@ -475,6 +526,7 @@ mod tests {
         let doc = Doc::deserialize(NodeDe {
             node: &node,
             path: ".".into(),
+            schema: Schema::Core,
         })
         .unwrap();
         assert!(doc.list.is_empty() && doc.map.is_empty());
@@ -487,6 +539,7 @@ mod tests {
         let map: indexmap::IndexMap<String, Spanned<String>> = Deserialize::deserialize(NodeDe {
             node: &node,
             path: ".".into(),
+            schema: Schema::Core,
         })
         .unwrap();
         let b = &map["b"];

@@ -13,6 +13,7 @@
 
 mod de;
 mod tree;
+mod yaml11;
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +22,9 @@ use serde::Deserialize;
 
 use crate::source::SourceError;
 
-pub use de::Spanned;
-pub use tree::{Node, Pos};
+pub use de::{Schema, Spanned};
+pub use tree::{CoreTag, Node, Pos, Style, Value};
+pub use yaml11::{resolve as resolve_yaml11, Scalar};
 
 /// A parsed file: its name, its text and the tree.
 #[derive(Debug, Clone)]
@@ -36,6 +38,7 @@ pub struct Document {
 ///
 /// Syntax errors, duplicate keys, unknown keys (types use
 /// `deny_unknown_fields`) and wrong types all come back with their position.
+#[cfg_attr(not(test), allow(dead_code))]
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, SourceError> {
     Document::load(file, text)?.deserialize()
 }
@@ -53,11 +56,17 @@ impl Document {
         })
     }
 
-    /// The tree as `T`.
+    /// The tree as `T`, plain scalars read as YAML 1.2's core schema reads them.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, SourceError> {
+        self.deserialize_with(Schema::Core)
+    }
+
+    /// The tree as `T`, plain scalars read under `schema`.
+    pub fn deserialize_with<T: DeserializeOwned>(&self, schema: Schema) -> Result<T, SourceError> {
         let node = de::NodeDe {
             node: &self.root,
             path: ".".to_string(),
+            schema,
         };
         T::deserialize(node).map_err(|error| {
             let (at, path) = error.at.unwrap_or((self.root.at, ".".to_string()));

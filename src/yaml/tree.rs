@@ -25,6 +25,18 @@ pub struct Node {
     pub at: Pos,
     /// The byte offset just past the node's text.
     pub end: usize,
+    /// A core tag written on a scalar (`!!int "12"`).
+    pub tag: Option<CoreTag>,
+}
+
+/// The core tags besides `!!str` (which makes a scalar quoted): YAML 1.1
+/// readers such as Ansible build the value they name, whatever the style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreTag {
+    Int,
+    Float,
+    Bool,
+    Null,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +210,7 @@ pub fn build(text: &str) -> Result<Node, TreeError> {
             offset: 0,
         },
         end: 0,
+        tag: None,
     }))
 }
 
@@ -268,12 +281,30 @@ impl<'t> Reader<'t> {
                     ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
                     ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
                 };
+                let tag = tag
+                    .as_ref()
+                    .filter(|t| t.is_yaml_core_schema())
+                    .and_then(|t| match t.suffix.as_str() {
+                        "int" => Some(CoreTag::Int),
+                        "float" => Some(CoreTag::Float),
+                        "bool" => Some(CoreTag::Bool),
+                        "null" => Some(CoreTag::Null),
+                        _ => None,
+                    });
                 let value = Value::Scalar {
                     text: text.into_owned(),
                     style,
                 };
                 let end = self.byte(span.end.index());
-                (Node { value, at, end }, anchor)
+                (
+                    Node {
+                        value,
+                        at,
+                        end,
+                        tag,
+                    },
+                    anchor,
+                )
             }
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
@@ -285,7 +316,15 @@ impl<'t> Reader<'t> {
                     items.push(self.node(event, span, depth + 1)?);
                 };
                 let value = Value::Seq(items);
-                (Node { value, at, end }, anchor)
+                (
+                    Node {
+                        value,
+                        at,
+                        end,
+                        tag: None,
+                    },
+                    anchor,
+                )
             }
             Event::MappingStart(anchor, _) => {
                 let mut pairs = Vec::new();
@@ -300,7 +339,15 @@ impl<'t> Reader<'t> {
                     pairs.push((key, value));
                 };
                 let value = Value::Map(merge(pairs)?);
-                (Node { value, at, end }, anchor)
+                (
+                    Node {
+                        value,
+                        at,
+                        end,
+                        tag: None,
+                    },
+                    anchor,
+                )
             }
             Event::Alias(id) => {
                 let Some(node) = self.anchors.get(&id) else {
