@@ -190,15 +190,24 @@ fn show_orders(orders: &[Vec<String>]) -> String {
         [one] => show_names(one),
         several => {
             let each: Vec<String> = several.iter().map(|o| show_names(o)).collect();
-            format!("one of {} (its order varies)", each.join(" or "))
+            format!(
+                "one of {} (Ansible's order varies from run to run here)",
+                each.join(" or ")
+            )
         }
     }
 }
 
 fn herd_hosts(inventory: &str, limit: Option<&str>) -> Herds {
-    let mut herd = Herd::new()
-        .current_dir(fixtures())
-        .args(["hosts", "--output", "json", "-i", inventory]);
+    let mut herd = Herd::new().current_dir(fixtures()).args([
+        "hosts",
+        "--output",
+        "json",
+        "-F",
+        "/dev/null",
+        "-i",
+        inventory,
+    ]);
     if let Some(limit) = limit {
         herd = herd.arg(format!("--limit={limit}"));
     }
@@ -212,7 +221,11 @@ fn herd_hosts(inventory: &str, limit: Option<&str>) -> Herds {
         },
         Some(2) => {
             let stderr = run.stderr();
-            let error = stderr.lines().next().unwrap_or("").trim_start_matches("error: ");
+            let error = stderr
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
             let at = stderr
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("--> "))
@@ -328,6 +341,27 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
         let empty = serde_json::Map::new();
         let herd_vars = herd_host["vars"].as_object().unwrap_or(&empty);
         let ansible_vars = ansible_host["vars"].as_object().unwrap_or(&empty);
+        // Where Ansible would connect: `ansible_host` or the name, and
+        // `ansible_port` or 22 (no ssh config: herd runs with -F /dev/null).
+        let connection = &herd_host["connection"];
+        let address = ansible_vars.get("ansible_host").cloned();
+        let port = ansible_vars.get("ansible_port").cloned();
+        for (field, expected) in [
+            (
+                "address",
+                address.unwrap_or_else(|| Value::from(host.as_str())),
+            ),
+            ("port", port.unwrap_or_else(|| Value::from(22))),
+        ] {
+            compared += 1;
+            if connection[field] != expected {
+                found.push(difference(
+                    format!("connection {field} of {host}"),
+                    connection[field].to_string(),
+                    expected.to_string(),
+                ));
+            }
+        }
         let mut keys: Vec<&String> = herd_vars.keys().chain(ansible_vars.keys()).collect();
         keys.sort();
         keys.dedup();
@@ -365,7 +399,10 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
         let ansible_hosts: Option<Vec<String>> = answer["hosts"]
             .as_array()
             .map(|hosts| hosts.iter().map(str_of).collect());
-        let unmatched = answer["unmatched"].as_bool().unwrap_or(false);
+        let unmatched: Vec<String> = answer["unmatched"]
+            .as_array()
+            .map(|terms| terms.iter().map(str_of).collect())
+            .unwrap_or_default();
         let ansible_orders = match answer.get("orders") {
             Some(several) => orders(several),
             None => ansible_hosts.iter().cloned().collect(),
@@ -378,19 +415,30 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
             }
             // Both refuse the pattern.
             (Herds::Refused(_), None) => continue,
-            (Herds::Refused(_), Some(_)) if unmatched => Some("unmatched-term"),
+            // herd refuses a term Ansible ignores, and says which.
+            (Herds::Refused(error), Some(_))
+                if unmatched.iter().any(|t| error.contains(&format!("`{t}`"))) =>
+            {
+                Some("unmatched-term")
+            }
             _ => None,
         };
         let ansible_said = match &ansible_hosts {
-            Some(_) if unmatched => {
-                format!("{} (a term matches nothing)", show_orders(&ansible_orders))
-            }
+            Some(_) if !unmatched.is_empty() => format!(
+                "{} (matching nothing: `{}`)",
+                show_orders(&ansible_orders),
+                unmatched.join("`, `")
+            ),
             Some(_) => show_orders(&ansible_orders),
             None => format!("error: {}", str_of(&answer["error"])),
         };
         found.push(Difference {
             kind,
-            ..difference(format!("--limit '{pattern}'"), herd.describe(), ansible_said)
+            ..difference(
+                format!("--limit '{pattern}'"),
+                herd.describe(),
+                ansible_said,
+            )
         });
     }
     compared

@@ -11,7 +11,7 @@ For each inventory it gives:
   - "patterns": for each line of INVENTORY.patterns, what
     `ansible -i INV PATTERN --list-hosts` selects (`ansible all --limit
     PATTERN` for a pattern naming an @file), in order, or its error, and
-    whether a term of it matched nothing (which Ansible only warns about).
+    the terms of it that match nothing (which Ansible only warns about).
 The patterns run in this one process through Ansible's InventoryManager, the
 code the `ansible` command runs; `ansible-inventory` runs once per inventory.
 
@@ -177,14 +177,26 @@ def select(manager, pattern):
 
 
 def unmatched(manager, pattern):
-    """Whether a term of the pattern matches no host and no group."""
+    """The terms of the pattern (without `&` or `!`) that match no host and
+    no group, which Ansible warns about and ignores."""
+    if any(term.startswith("@") for term in split_host_pattern(pattern)):
+        return []
     saved = C.HOST_PATTERN_MISMATCH
     C.HOST_PATTERN_MISMATCH = "error"
+    terms = []
     try:
-        select_error = select(manager, pattern).get("error", "")
+        for term in split_host_pattern(pattern):
+            bare = term[1:] if term[0] in "&!" else term
+            # The term as the whole pattern's evaluation sees it, not split again.
+            manager.clear_pattern_cache()
+            try:
+                manager._evaluate_patterns([bare])
+            except AnsibleError as error:
+                if str(error).startswith("Could not match supplied host pattern") and bare not in terms:
+                    terms.append(bare)
     finally:
         C.HOST_PATTERN_MISMATCH = saved
-    return select_error.startswith("Could not match supplied host pattern")
+    return terms
 
 
 def patterns_of(path):
