@@ -81,10 +81,10 @@ pub fn plan(plan: &Plan) -> String {
 }
 
 /// The positions in `plan.hosts` in the order `limit` selects the hosts
-/// (the inventory's order without one).
+/// (without one, the order of `all`, as Ansible lists them).
 pub fn selection_order(plan: &Plan, inventory: &Inventory, limit: Option<&str>) -> Vec<usize> {
     let mut order: Vec<usize> = (0..plan.hosts.len()).collect();
-    if let Some(Ok(selected)) = limit.map(|limit| inventory.select(limit)) {
+    if let Ok(selected) = inventory.select(limit.unwrap_or("all")) {
         let rank = |index: &usize| {
             let name = &plan.hosts[*index].name;
             selected.iter().position(|host| &host.name == name)
