@@ -117,9 +117,11 @@ pub fn hosts(plan: &Plan, order: &[usize], with_vars: bool) -> String {
 }
 
 /// The hosts as one JSON document: `{"hosts": [{"name", "groups",
-/// "connection": {"user", "address", "port"}, "vars"}]}`. `groups` are
-/// Ansible's `group_names` (sorted, without `all`); `vars` are the
-/// inventory's variables merged for the host, secrets as `***`.
+/// "connection": {"user", "address", "port"}, "vars"}], "groups": {NAME:
+/// [HOST]}}`. A host's `groups` are Ansible's `group_names` (sorted, without
+/// `all`); `vars` are the inventory's variables merged for the host, secrets
+/// as `***`. The top-level `groups` has every group of the inventory, with
+/// all its hosts whatever the limit, in Ansible's order.
 pub fn hosts_json(plan: &Plan, inventory: &Inventory, order: &[usize]) -> String {
     let hosts: Vec<Value> = order
         .iter()
@@ -141,7 +143,20 @@ pub fn hosts_json(plan: &Plan, inventory: &Inventory, order: &[usize]) -> String
             })
         })
         .collect();
-    format!("{}\n", json!({ "hosts": hosts }))
+    // Every group's hosts in Ansible's order, as its `groups` variable has them.
+    let groups: serde_json::Map<String, Value> = inventory
+        .groups
+        .iter()
+        .map(|group| {
+            let names: Vec<&str> = inventory
+                .group_hosts(&group.name)
+                .into_iter()
+                .map(|i| inventory.hosts[i].name.as_str())
+                .collect();
+            (group.name.clone(), json!(names))
+        })
+        .collect();
+    format!("{}\n", json!({ "hosts": hosts, "groups": groups }))
 }
 
 /// The groups host `at` belongs to, directly or through a child group,

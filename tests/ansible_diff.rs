@@ -148,7 +148,8 @@ fn ansible_answers(inventories: &[String]) -> Value {
 
 /// What `herd hosts` answered.
 enum Herds {
-    Hosts(Vec<Value>),
+    /// The hosts selected, and every group's hosts.
+    Hosts(Vec<Value>, Value),
     /// Exit 2: the error and where it points.
     Refused(String),
     Other(String),
@@ -157,14 +158,14 @@ enum Herds {
 impl Herds {
     fn names(&self) -> Option<Vec<String>> {
         match self {
-            Herds::Hosts(hosts) => Some(hosts.iter().map(|h| str_of(&h["name"])).collect()),
+            Herds::Hosts(hosts, _) => Some(hosts.iter().map(|h| str_of(&h["name"])).collect()),
             _ => None,
         }
     }
 
     fn describe(&self) -> String {
         match self {
-            Herds::Hosts(_) => show_names(&self.names().unwrap_or_default()),
+            Herds::Hosts(..) => show_names(&self.names().unwrap_or_default()),
             Herds::Refused(error) => format!("exits 2: {error}"),
             Herds::Other(what) => what.clone(),
         }
@@ -224,9 +225,10 @@ fn herd_hosts(inventory: &str, limit: Option<&str>) -> Herds {
     let run = herd.run();
     match run.code {
         Some(0) => match serde_json::from_str::<Value>(run.stdout()) {
-            Ok(doc) if doc["hosts"].is_array() => {
-                Herds::Hosts(doc["hosts"].as_array().cloned().unwrap_or_default())
-            }
+            Ok(doc) if doc["hosts"].is_array() => Herds::Hosts(
+                doc["hosts"].as_array().cloned().unwrap_or_default(),
+                doc["groups"].clone(),
+            ),
             _ => Herds::Other(format!("exits 0 without a JSON document: {run}")),
         },
         Some(2) => {
@@ -301,7 +303,7 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
 
     let herd = herd_hosts(name, None);
     let patterns = ansible["patterns"].as_array().cloned().unwrap_or_default();
-    let Herds::Hosts(herd_hosts_all) = &herd else {
+    let Herds::Hosts(herd_hosts_all, herd_doc_groups) = &herd else {
         let kind = match &herd {
             Herds::Refused(error) if same_duplicate_key(error, &warnings) => Some("duplicate-key"),
             _ => None,
@@ -330,6 +332,36 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
             show_names(&herd_names),
             show_orders(&all_orders),
         ));
+    }
+
+    // Every group's hosts, in order (Ansible's `groups` variable).
+    let empty = serde_json::Map::new();
+    let herd_groups = herd_doc_groups.as_object().unwrap_or(&empty);
+    let ansible_groups = ansible["groups"].as_object().unwrap_or(&empty);
+    let mut names: Vec<&String> = herd_groups.keys().chain(ansible_groups.keys()).collect();
+    names.sort();
+    names.dedup();
+    for group in names {
+        compared += 1;
+        let herd_hosts = herd_groups
+            .get(group)
+            .map(|hosts| orders(&Value::Array(vec![hosts.clone()])));
+        let ansible_orders = ansible_groups.get(group).map(orders);
+        let agree = match (&herd_hosts, &ansible_orders) {
+            (Some(herd), Some(ansible)) => herd.first().is_some_and(|h| ansible.contains(h)),
+            _ => false,
+        };
+        if !agree {
+            let show_side = |side: &Option<Vec<Vec<String>>>| match side {
+                Some(orders) => show_orders(orders),
+                None => "(no such group)".to_string(),
+            };
+            found.push(difference(
+                format!("hosts of group `{group}` (the `groups` variable)"),
+                show_side(&herd_hosts),
+                show_side(&ansible_orders),
+            ));
+        }
     }
 
     // Each host's groups and variables; a variable that differs the same way
@@ -418,7 +450,7 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
             None => ansible_hosts.iter().cloned().collect(),
         };
         let kind = match (&herd, &ansible_hosts) {
-            (Herds::Hosts(_), Some(_))
+            (Herds::Hosts(..), Some(_))
                 if herd.names().is_some_and(|h| ansible_orders.contains(&h)) =>
             {
                 continue

@@ -42,7 +42,7 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
-fn hosts_as_json_gives_each_host_its_groups_connection_and_masked_vars() {
+fn hosts_as_json_gives_each_host_its_groups_connection_and_masked_vars_and_each_group_its_hosts() {
     let dir = tempfile::tempdir().unwrap();
     let inventory = write(&dir, "inventory.yml", INVENTORY);
 
@@ -85,7 +85,13 @@ fn hosts_as_json_gives_each_host_its_groups_connection_and_masked_vars() {
                 "connection": { "user": "deploy", "address": "web2", "port": 22 },
                 "vars": common(json!({ "tier": "canary" })),
             },
-        ]}),
+        ],
+        "groups": {
+            "all": ["bastion", "web1", "web2"],
+            "ungrouped": ["bastion"],
+            "web": ["web1", "web2"],
+            "canary": ["web2"],
+        }}),
         "{run}"
     );
     assert!(!run.stdout().contains("s3cret"), "{run}");

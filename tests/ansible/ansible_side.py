@@ -7,6 +7,8 @@ For each inventory it gives:
     each order Ansible may give), each with its
     `group_names` and merged variables as `ansible-inventory -i INV --list`
     prints them (`_meta.hostvars`, group membership from the group tree);
+  - "groups": Ansible's `groups` variable, each group's hosts in its order
+    (each order Ansible may give);
   - "inventory_warnings": what ansible-inventory said on stderr;
   - "patterns": for each line of INVENTORY.patterns, what
     `ansible -i INV PATTERN --list-hosts` selects (`ansible all --limit
@@ -157,6 +159,28 @@ def select_every_way(manager, pattern):
     return answer
 
 
+def groups_every_way(manager):
+    """Ansible's `groups` variable (every group's hosts) under each walk:
+    for each group, every order seen."""
+    seen = {}
+    for walk in walks(manager):
+        Group._walk_relationship = walk
+        try:
+            for group in manager._inventory.groups.values():
+                group._hosts_cache = None
+            manager._inventory._groups_dict_cache = {}
+            for name, hosts in manager._inventory.get_groups_dict().items():
+                orders = seen.setdefault(name, [])
+                if hosts not in orders:
+                    orders.append(list(hosts))
+        finally:
+            Group._walk_relationship = ANSIBLES_WALK
+    for group in manager._inventory.groups.values():
+        group._hosts_cache = None
+    manager._inventory._groups_dict_cache = {}
+    return seen
+
+
 def select(manager, pattern):
     """What `ansible -i INV PATTERN --list-hosts` lists, or its error."""
     manager.clear_pattern_cache()
@@ -229,7 +253,8 @@ def main(paths):
             answer["pattern"] = pattern
             answer["unmatched"] = unmatched(manager, pattern)
             patterns.append(answer)
-        result[path] = {"hosts": hosts, "all_orders": every.get("orders", [order]), "inventory_warnings": warnings, "patterns": patterns}
+        result[path] = {"hosts": hosts, "all_orders": every.get("orders", [order]),
+                        "groups": groups_every_way(manager), "inventory_warnings": warnings, "patterns": patterns}
     json.dump(result, sys.stdout, allow_nan=False)
 
 
