@@ -277,115 +277,153 @@ fn same_duplicate_key(herd: &str, ansible_warnings: &str) -> bool {
             })
 }
 
-/// Every difference on one inventory; also how many comparisons were made.
+/// The differences found on one inventory, and how many things were compared.
+struct Findings<'a> {
+    inventory: &'a str,
+    found: &'a mut Vec<Difference>,
+    compared: usize,
+}
+
+impl Findings<'_> {
+    fn differ(&mut self, subject: String, herd: String, ansible: String) {
+        self.differ_as(None, subject, herd, ansible);
+    }
+
+    fn differ_as(
+        &mut self,
+        kind: Option<&'static str>,
+        subject: String,
+        herd: String,
+        ansible: String,
+    ) {
+        self.found.push(Difference {
+            inventory: self.inventory.to_string(),
+            subject,
+            herd,
+            ansible,
+            kind,
+        });
+    }
+}
+
+/// The keys of two maps, sorted, each once.
+fn all_keys<'m>(
+    a: &'m serde_json::Map<String, Value>,
+    b: &'m serde_json::Map<String, Value>,
+) -> Vec<&'m String> {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Every difference on one inventory; returns how many comparisons were made.
 fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -> usize {
-    let difference = |subject: String, herd: String, ansible: String| Difference {
-        inventory: name.to_string(),
-        subject,
-        herd,
-        ansible,
-        kind: None,
+    let mut findings = Findings {
+        inventory: name,
+        found,
+        compared: 1,
     };
-    let ansible_hosts: Vec<&Value> = ansible["hosts"]
-        .as_array()
-        .map(|h| h.iter().collect())
-        .unwrap_or_default();
-    let ansible_names: Vec<String> = ansible_hosts.iter().map(|h| str_of(&h["name"])).collect();
-    let warnings = str_of(&ansible["inventory_warnings"]);
     if let Some(error) = ansible.get("error") {
-        found.push(difference(
+        findings.differ(
             "the inventory".into(),
             "(not compared)".into(),
             format!("ansible-inventory fails: {error}"),
-        ));
-        return 1;
+        );
+        return findings.compared;
     }
-
-    let herd = herd_hosts(name, None);
     let patterns = ansible["patterns"].as_array().cloned().unwrap_or_default();
-    let Herds::Hosts(herd_hosts_all, herd_doc_groups) = &herd else {
+    let herd = herd_hosts(name, None);
+    let Herds::Hosts(herd_hosts, herd_groups) = &herd else {
+        let warnings = str_of(&ansible["inventory_warnings"]);
         let kind = match &herd {
             Herds::Refused(error) if same_duplicate_key(error, &warnings) => Some("duplicate-key"),
             _ => None,
         };
-        found.push(Difference {
+        let count = ansible["hosts"].as_array().map_or(0, Vec::len);
+        findings.differ_as(
             kind,
-            ..difference(
-                format!(
-                    "the inventory (its {} patterns not compared)",
-                    patterns.len()
-                ),
-                herd.describe(),
-                format!("reads {} hosts", ansible_names.len()),
-            )
-        });
-        return 1;
+            format!(
+                "the inventory (its {} patterns not compared)",
+                patterns.len()
+            ),
+            herd.describe(),
+            format!("reads {count} hosts"),
+        );
+        return findings.compared;
     };
-    let mut compared = 1;
 
     // The hosts, in order (one of Ansible's orders, where it has several).
     let herd_names = herd.names().unwrap_or_default();
     let all_orders = orders(&ansible["all_orders"]);
     if !all_orders.contains(&herd_names) {
-        found.push(difference(
+        findings.differ(
             "all hosts, in order (no --limit)".into(),
             show_names(&herd_names),
             show_orders(&all_orders),
-        ));
+        );
     }
+    compare_groups(&mut findings, herd_groups, &ansible["groups"]);
+    compare_hosts(&mut findings, herd_hosts, &ansible["hosts"]);
+    for answer in &patterns {
+        compare_pattern(&mut findings, answer);
+    }
+    findings.compared
+}
 
-    // Every group's hosts, in order (Ansible's `groups` variable).
+/// Every group's hosts, in order (Ansible's `groups` variable).
+fn compare_groups(findings: &mut Findings, herd: &Value, ansible: &Value) {
     let empty = serde_json::Map::new();
-    let herd_groups = herd_doc_groups.as_object().unwrap_or(&empty);
-    let ansible_groups = ansible["groups"].as_object().unwrap_or(&empty);
-    let mut names: Vec<&String> = herd_groups.keys().chain(ansible_groups.keys()).collect();
-    names.sort();
-    names.dedup();
-    for group in names {
-        compared += 1;
-        let herd_hosts = herd_groups
+    let (herd, ansible) = (
+        herd.as_object().unwrap_or(&empty),
+        ansible.as_object().unwrap_or(&empty),
+    );
+    for group in all_keys(herd, ansible) {
+        findings.compared += 1;
+        let herd_hosts: Option<Vec<String>> = herd
             .get(group)
-            .map(|hosts| orders(&Value::Array(vec![hosts.clone()])));
-        let ansible_orders = ansible_groups.get(group).map(orders);
+            .and_then(Value::as_array)
+            .map(|hosts| hosts.iter().map(str_of).collect());
+        let ansible_orders = ansible.get(group).map(orders);
         let agree = match (&herd_hosts, &ansible_orders) {
-            (Some(herd), Some(ansible)) => herd.first().is_some_and(|h| ansible.contains(h)),
+            (Some(herd), Some(ansible)) => ansible.contains(herd),
             _ => false,
         };
         if !agree {
-            let show_side = |side: &Option<Vec<Vec<String>>>| match side {
-                Some(orders) => show_orders(orders),
-                None => "(no such group)".to_string(),
-            };
-            found.push(difference(
+            let missing = || "(no such group)".to_string();
+            findings.differ(
                 format!("hosts of group `{group}` (the `groups` variable)"),
-                show_side(&herd_hosts),
-                show_side(&ansible_orders),
-            ));
+                herd_hosts.as_deref().map_or_else(missing, show_names),
+                ansible_orders.as_deref().map_or_else(missing, show_orders),
+            );
         }
     }
+}
 
-    // Each host's groups and variables; a variable that differs the same way
-    // on several hosts is one difference.
+/// Each host's groups, connection and variables. A variable that differs
+/// the same way on several hosts, or several variables that differ with
+/// the same values (one scalar written at several levels), are one
+/// difference.
+fn compare_hosts(findings: &mut Findings, herd: &[Value], ansible: &Value) {
     let mut vars: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    for ansible_host in &ansible_hosts {
+    for ansible_host in ansible.as_array().map(Vec::as_slice).unwrap_or_default() {
         let host = str_of(&ansible_host["name"]);
-        let Some(herd_host) = herd_hosts_all.iter().find(|h| h["name"] == host.as_str()) else {
+        let Some(herd_host) = herd.iter().find(|h| h["name"] == host.as_str()) else {
             continue;
         };
-        compared += 1;
+        findings.compared += 1;
         if herd_host["groups"] != ansible_host["groups"] {
-            found.push(difference(
+            findings.differ(
                 format!("groups of {host}"),
                 herd_host["groups"].to_string(),
                 ansible_host["groups"].to_string(),
-            ));
+            );
         }
         let empty = serde_json::Map::new();
         let herd_vars = herd_host["vars"].as_object().unwrap_or(&empty);
         let ansible_vars = ansible_host["vars"].as_object().unwrap_or(&empty);
         // Where Ansible would connect: `ansible_host` or the name, and
         // `ansible_port` or 22 (no ssh config: herd runs with -F /dev/null).
-        let connection = &herd_host["connection"];
         let address = ansible_vars.get("ansible_host").cloned();
         let port = ansible_vars.get("ansible_port").cloned();
         for (field, expected) in [
@@ -395,20 +433,18 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
             ),
             ("port", port.unwrap_or_else(|| Value::from(22))),
         ] {
-            compared += 1;
-            if connection[field] != expected {
-                found.push(difference(
+            findings.compared += 1;
+            let herd_value = &herd_host["connection"][field];
+            if *herd_value != expected {
+                findings.differ(
                     format!("connection {field} of {host}"),
-                    connection[field].to_string(),
+                    herd_value.to_string(),
                     expected.to_string(),
-                ));
+                );
             }
         }
-        let mut keys: Vec<&String> = herd_vars.keys().chain(ansible_vars.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        for key in keys {
-            compared += 1;
+        for key in all_keys(herd_vars, ansible_vars) {
+            findings.compared += 1;
             let (h, a) = (herd_vars.get(key), ansible_vars.get(key));
             if h != a {
                 vars.entry((key.clone(), show(h), show(a)))
@@ -417,8 +453,6 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
             }
         }
     }
-    // Variables that differ with the same values (the same scalar written at
-    // several levels) are one difference too.
     let mut same: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for ((key, herd, ansible), hosts) in vars {
         same.entry((herd, ansible))
@@ -426,64 +460,57 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
             .push(format!("`{key}` of {}", hosts.join(", ")));
     }
     for ((herd, ansible), where_) in same {
-        found.push(difference(
-            format!("variable {}", where_.join("; ")),
-            herd,
-            ansible,
-        ));
+        findings.differ(format!("variable {}", where_.join("; ")), herd, ansible);
     }
+}
 
-    // Each pattern.
-    for answer in &patterns {
-        compared += 1;
-        let pattern = str_of(&answer["pattern"]);
-        let herd = herd_hosts(name, Some(&pattern));
-        let ansible_hosts: Option<Vec<String>> = answer["hosts"]
-            .as_array()
-            .map(|hosts| hosts.iter().map(str_of).collect());
-        let unmatched: Vec<String> = answer["unmatched"]
-            .as_array()
-            .map(|terms| terms.iter().map(str_of).collect())
-            .unwrap_or_default();
-        let ansible_orders = match answer.get("orders") {
-            Some(several) => orders(several),
-            None => ansible_hosts.iter().cloned().collect(),
-        };
-        let kind = match (&herd, &ansible_hosts) {
-            (Herds::Hosts(..), Some(_))
-                if herd.names().is_some_and(|h| ansible_orders.contains(&h)) =>
-            {
-                continue
-            }
-            // Both refuse the pattern.
-            (Herds::Refused(_), None) => continue,
-            // herd refuses a term Ansible ignores, and says which.
-            (Herds::Refused(error), Some(_))
-                if unmatched.iter().any(|t| error.contains(&format!("`{t}`"))) =>
-            {
-                Some("unmatched-term")
-            }
-            _ => None,
-        };
-        let ansible_said = match &ansible_hosts {
-            Some(_) if !unmatched.is_empty() => format!(
-                "{} (matching nothing: `{}`)",
-                show_orders(&ansible_orders),
-                unmatched.join("`, `")
-            ),
-            Some(_) => show_orders(&ansible_orders),
-            None => format!("error: {}", str_of(&answer["error"])),
-        };
-        found.push(Difference {
-            kind,
-            ..difference(
-                format!("--limit '{pattern}'"),
-                herd.describe(),
-                ansible_said,
-            )
-        });
-    }
-    compared
+/// One `--limit` pattern: the same hosts in the same order (one of
+/// Ansible's, where it has several), or both refuse it.
+fn compare_pattern(findings: &mut Findings, answer: &Value) {
+    findings.compared += 1;
+    let pattern = str_of(&answer["pattern"]);
+    let herd = herd_hosts(findings.inventory, Some(&pattern));
+    let ansible_hosts: Option<Vec<String>> = answer["hosts"]
+        .as_array()
+        .map(|hosts| hosts.iter().map(str_of).collect());
+    let unmatched: Vec<String> = answer["unmatched"]
+        .as_array()
+        .map(|terms| terms.iter().map(str_of).collect())
+        .unwrap_or_default();
+    let ansible_orders = match answer.get("orders") {
+        Some(several) => orders(several),
+        None => ansible_hosts.iter().cloned().collect(),
+    };
+    let kind = match (&herd, &ansible_hosts) {
+        (Herds::Hosts(..), Some(_))
+            if herd.names().is_some_and(|h| ansible_orders.contains(&h)) =>
+        {
+            return
+        }
+        (Herds::Refused(_), None) => return,
+        // herd refuses a term Ansible ignores, and says which.
+        (Herds::Refused(error), Some(_))
+            if unmatched.iter().any(|t| error.contains(&format!("`{t}`"))) =>
+        {
+            Some("unmatched-term")
+        }
+        _ => None,
+    };
+    let ansible_said = match &ansible_hosts {
+        Some(_) if !unmatched.is_empty() => format!(
+            "{} (matching nothing: `{}`)",
+            show_orders(&ansible_orders),
+            unmatched.join("`, `")
+        ),
+        Some(_) => show_orders(&ansible_orders),
+        None => format!("error: {}", str_of(&answer["error"])),
+    };
+    findings.differ_as(
+        kind,
+        format!("--limit '{pattern}'"),
+        herd.describe(),
+        ansible_said,
+    );
 }
 
 #[test]
