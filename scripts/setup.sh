@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a machine for `herd lab`: OpenSSH (sshd, ssh-keygen) and a Python
-# venv at the repository root with Gunicorn in it. Idempotent: every step
+# venv at the repository root with Gunicorn (and ansible-core, which the
+# tests compare herd's inventories with) in it. Idempotent: every step
 # checks first and does nothing when it is already done. Runs as root or as a
 # plain user with sudo (Debian/Ubuntu, apt-get).
 set -euo pipefail
@@ -85,6 +86,19 @@ if [ -x "$venv/bin/gunicorn" ] && "$venv/bin/python" -c 'import setproctitle' >/
 else
     say "gunicorn, setproctitle: pip install into $venv"
     "$venv/bin/python" -m pip install -q gunicorn setproctitle >&2
+fi
+
+# ansible-core: tests/ansible_diff.rs reads its inventories and --limit
+# patterns with Ansible itself and compares. From PyPI, the only network CI has.
+ansible_ok() {
+    [ -x "$venv/bin/ansible-inventory" ] && [ -x "$venv/bin/ansible" ] &&
+        "$venv/bin/python" -c 'import sys, ansible.release as r; sys.exit(not r.__version__.startswith("2.19."))' >/dev/null 2>&1
+}
+if ansible_ok; then
+    say "ansible-core 2.19: already in $venv"
+else
+    say "ansible-core 2.19: pip install into $venv"
+    "$venv/bin/python" -m pip install -q 'ansible-core==2.19.*' >&2
 fi
 
 # Container hosts (`herd lab up --container-hosts N`, root only): the

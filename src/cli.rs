@@ -326,6 +326,10 @@ pub struct HostsArgs {
     /// Also print each host's merged variables.
     #[arg(long)]
     pub vars: bool,
+    /// `human` (a line per host) or `json` (one document on stdout: each
+    /// host's name, groups, connection and merged variables, in selection order).
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,9 @@
 
 use std::fmt::Write as _;
 
+use serde_json::{json, Value};
+
+use crate::inventory::Inventory;
 use crate::plan::step::Rendered;
 use crate::plan::Plan;
 
@@ -123,12 +126,26 @@ pub fn plan(plan: &Plan) -> String {
     out
 }
 
+/// The positions in `plan.hosts` in the order `limit` selects the hosts
+/// (without one, the order of `all`, as Ansible lists them).
+pub fn selection_order(plan: &Plan, inventory: &Inventory, limit: Option<&str>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..plan.hosts.len()).collect();
+    if let Ok(selected) = inventory.select(limit.unwrap_or("all")) {
+        let rank = |index: &usize| {
+            let name = &plan.hosts[*index].name;
+            selected.iter().position(|host| &host.name == name)
+        };
+        order.sort_by_key(rank);
+    }
+    order
+}
+
 /// Each host's login and address, and with `with_vars` its variables
 /// (secrets as `***`).
-pub fn hosts(plan: &Plan, with_vars: bool) -> String {
+pub fn hosts(plan: &Plan, order: &[usize], with_vars: bool) -> String {
     let mut out = String::new();
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
-    for host in &plan.hosts {
+    for host in order.iter().map(|&i| &plan.hosts[i]) {
         let t = &host.target;
         let _ = writeln!(
             out,
@@ -143,6 +160,75 @@ pub fn hosts(plan: &Plan, with_vars: bool) -> String {
         }
     }
     out
+}
+
+/// The hosts as one JSON document: `{"hosts": [{"name", "groups",
+/// "connection": {"user", "address", "port"}, "vars"}], "groups": {NAME:
+/// [HOST]}}`. A host's `groups` are Ansible's `group_names` (sorted, without
+/// `all`); `vars` are the inventory's variables merged for the host, secrets
+/// as `***`. The top-level `groups` has every group of the inventory, with
+/// all its hosts whatever the limit, in Ansible's order.
+pub fn hosts_json(plan: &Plan, inventory: &Inventory, order: &[usize]) -> String {
+    let hosts: Vec<Value> = order
+        .iter()
+        .map(|&i| {
+            let host = &plan.hosts[i];
+            let t = &host.target;
+            let (groups, vars) = match inventory.hosts.iter().position(|h| h.name == host.name) {
+                Some(at) => (
+                    group_names(inventory, at),
+                    shown_inventory_vars(&inventory.hosts[at].vars, &host.shown_vars),
+                ),
+                None => (Vec::new(), serde_json::Map::new()),
+            };
+            json!({
+                "name": host.name,
+                "groups": groups,
+                "connection": { "user": t.user, "address": t.address, "port": t.port },
+                "vars": vars,
+            })
+        })
+        .collect();
+    // Every group's hosts in Ansible's order, as its `groups` variable has them.
+    let groups: serde_json::Map<String, Value> = inventory
+        .groups
+        .iter()
+        .map(|group| {
+            let names: Vec<&str> = inventory
+                .group_hosts(&group.name)
+                .into_iter()
+                .map(|i| inventory.hosts[i].name.as_str())
+                .collect();
+            (group.name.clone(), json!(names))
+        })
+        .collect();
+    format!("{}\n", json!({ "hosts": hosts, "groups": groups }))
+}
+
+/// The groups host `at` belongs to, directly or through a child group,
+/// sorted, without `all`.
+fn group_names(inventory: &Inventory, at: usize) -> Vec<String> {
+    let mut names: Vec<String> = inventory
+        .groups
+        .iter()
+        .filter(|g| g.name != "all" && inventory.group_hosts(&g.name).contains(&at))
+        .map(|g| g.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The inventory's variables of a host, each as herd shows it (a secret
+/// as `***`); what herd adds for templates is left out.
+fn shown_inventory_vars(
+    inventory_vars: &crate::inventory::Vars,
+    shown: &crate::inventory::Vars,
+) -> crate::inventory::Vars {
+    inventory_vars
+        .iter()
+        .filter_map(|(name, _)| Some((name.clone(), shown.get(name)?.clone())))
+        .collect()
 }
 
 /// Each lab host and whether its sshd and app are up.

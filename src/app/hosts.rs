@@ -1,19 +1,43 @@
 //! The commands that read or act on hosts outside a rollout's playbook
-//! steps: `check`, `unlock`, `audit`, `releases`, and `rollback` (which
-//! reads every host's releases before it runs as a rollout).
+//! steps: `hosts`, `check`, `unlock`, `audit`, `releases`, and `rollback`
+//! (which reads every host's releases before it runs as a rollout).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::place_of;
 use super::{exit, request, rollout, runtime, ssh_connector, stdout, AppError, HANDSHAKES};
-use crate::cli::{AuditArgs, CheckArgs, Connecting, Output, Targeting, UnlockArgs};
+use crate::cli::{AuditArgs, CheckArgs, Connecting, HostsArgs, Output, Targeting, UnlockArgs};
+use crate::describe;
 use crate::engine::audit::AuditSettings;
 use crate::engine::lock::LockOwner;
 use crate::engine::LockSettings;
+use crate::inventory::Inventory;
 use crate::plan::reload::ReloadPlan;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
 use crate::reload::Signal;
+
+/// `herd hosts`: the targeted hosts in the order the pattern selects them,
+/// how herd reaches each, and (with `--vars` or `--output json`) their
+/// variables, secrets masked. Connects to nothing.
+pub(super) fn list(args: HostsArgs) -> Result<ExitCode, AppError> {
+    let path = args.targeting.inventory.clone();
+    let limit = args.targeting.limit.clone();
+    let request = PlanRequest {
+        ssh_config: args.ssh_config,
+        ..request(Job::Command(String::new()), args.targeting, None)
+    };
+    let plan = Plan::build(&request)?;
+    // The plan holds the selected hosts and their connections; the
+    // inventory, read again, their groups and the pattern's order.
+    let inventory = Inventory::load(&path).map_err(PlanError::from)?;
+    let order = describe::selection_order(&plan, &inventory, limit.as_deref());
+    match args.output {
+        Output::Human => stdout(&describe::hosts(&plan, &order, args.vars)),
+        Output::Json => stdout(&describe::hosts_json(&plan, &inventory, &order)),
+    }
+    Ok(ExitCode::from(exit::OK))
+}
 
 /// `herd check`: a table of what a rollout would find; exit 1 if any host has a problem.
 pub(super) fn check(args: CheckArgs) -> Result<ExitCode, AppError> {

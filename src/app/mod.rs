@@ -140,15 +140,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
             stdout(&describe::plan(&plan));
             Ok(ExitCode::from(exit::OK))
         }
-        Command::Hosts(args) => {
-            let request = PlanRequest {
-                ssh_config: args.ssh_config,
-                ..request(Job::Command(String::new()), args.targeting, None)
-            };
-            let plan = Plan::build(&request)?;
-            stdout(&describe::hosts(&plan, args.vars));
-            Ok(ExitCode::from(exit::OK))
-        }
+        Command::Hosts(args) => hosts::list(args),
         Command::Check(args) => hosts::check(args),
         Command::Unlock(args) => hosts::unlock(args),
         Command::Audit(args) => hosts::audit(args),
