@@ -163,6 +163,19 @@ impl Renderer {
                 minijinja::filters::escape(state, &value)
             });
         }
+        // Ansible's `to_json` (and Jinja's `tojson`): the value as JSON text.
+        // A plain string, so that a shell field quotes it like any value
+        // (minijinja's own `tojson` marks its output safe, unquoted).
+        for name in ["to_json", "tojson"] {
+            env.add_filter(name, |value: Value| -> Result<String, minijinja::Error> {
+                serde_json::to_string(&value).map_err(|e| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("cannot write this value as JSON: {e}"),
+                    )
+                })
+            });
+        }
         // Ansible's `bool`: the words a YAML 1.1 or INI file uses for a
         // boolean; anything else is refused rather than guessed.
         env.add_filter("bool", |value: Value| -> Result<bool, minijinja::Error> {

@@ -22,7 +22,12 @@ use common::Herd;
 
 /// The kinds of difference the test can recognise as intentional; which
 /// of them are accepted, and why, is up to `intentional.txt`.
-const KINDS: [&str; 2] = ["unmatched-term", "duplicate-key"];
+const KINDS: [&str; 4] = [
+    "unmatched-term",
+    "duplicate-key",
+    "not-json-number",
+    "key-text",
+];
 
 fn fixtures() -> PathBuf {
     common::repo().join("tests/ansible")
@@ -363,8 +368,14 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
             show_orders(&all_orders),
         );
     }
-    compare_groups(&mut findings, herd_groups, &ansible["groups"]);
+    compare_groups(
+        &mut findings,
+        "the `groups` variable",
+        herd_groups,
+        &ansible["groups"],
+    );
     compare_hosts(&mut findings, herd_hosts, &ansible["hosts"]);
+    compare_templates(&mut findings, name, ansible, &all_orders);
     for answer in &patterns {
         compare_pattern(&mut findings, answer);
     }
@@ -372,7 +383,7 @@ fn compare_inventory(name: &str, ansible: &Value, found: &mut Vec<Difference>) -
 }
 
 /// Every group's hosts, in order (Ansible's `groups` variable).
-fn compare_groups(findings: &mut Findings, herd: &Value, ansible: &Value) {
+fn compare_groups(findings: &mut Findings, what: &str, herd: &Value, ansible: &Value) {
     let empty = serde_json::Map::new();
     let (herd, ansible) = (
         herd.as_object().unwrap_or(&empty),
@@ -392,9 +403,128 @@ fn compare_groups(findings: &mut Findings, herd: &Value, ansible: &Value) {
         if !agree {
             let missing = || "(no such group)".to_string();
             findings.differ(
-                format!("hosts of group `{group}` (the `groups` variable)"),
+                format!("hosts of group `{group}` ({what})"),
                 herd_hosts.as_deref().map_or_else(missing, show_names),
                 ansible_orders.as_deref().map_or_else(missing, show_orders),
+            );
+        }
+    }
+}
+
+/// The step `herd plan` renders for every host of `inventory`: what its
+/// templates see of Ansible's variables, as JSON.
+const MAGIC: &str = "hosts: all\nsteps:\n  - name: magic\n    run: \"MAGIC {{ {'group_names': group_names, \
+'short': inventory_hostname_short, 'groups': groups, 'play_hosts_all': ansible_play_hosts_all} | to_json }}\"\n";
+
+/// Each host's rendered MAGIC step, by host, from `herd plan`'s text: a
+/// host's line `  NAME:`, then its step's rendered command, shell-quoted.
+fn herd_magic(inventory: &str) -> Result<BTreeMap<String, Value>, String> {
+    let dir = std::env::temp_dir().join(format!("herd-ansible-diff-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let playbook = dir.join(format!("{inventory}-magic.yml"));
+    fs::write(&playbook, MAGIC).map_err(|e| e.to_string())?;
+    let run = Herd::new()
+        .current_dir(fixtures())
+        .args(["plan", "-F", "/dev/null", "-i", inventory])
+        .arg(playbook.to_string_lossy().as_ref())
+        .run();
+    let _ = fs::remove_file(&playbook);
+    let _ = fs::remove_dir(&dir);
+    if run.code != Some(0) {
+        return Err(format!(
+            "herd plan exits {:?}: {}",
+            run.code,
+            run.stderr().trim()
+        ));
+    }
+    let mut found = BTreeMap::new();
+    let mut host = None;
+    for line in run.stdout().lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+            if !name.starts_with(' ') {
+                host = Some(name.to_string());
+            }
+        } else if let Some(quoted) = line.trim_start().strip_prefix("MAGIC ") {
+            let json = quoted
+                .strip_prefix('\'')
+                .and_then(|q| q.strip_suffix('\''))
+                .unwrap_or(quoted)
+                .replace("'\\''", "'");
+            let value = serde_json::from_str(&json).map_err(|e| format!("{e}: {line}"))?;
+            let name = host
+                .clone()
+                .ok_or_else(|| format!("a step before any host: {line}"))?;
+            found.insert(name, value);
+        }
+    }
+    Ok(found)
+}
+
+/// What templates see: each host's `group_names` and
+/// `inventory_hostname_short`, the `groups` variable and the play's hosts.
+fn compare_templates(
+    findings: &mut Findings,
+    inventory: &str,
+    ansible: &Value,
+    all_orders: &[Vec<String>],
+) {
+    let magic = match herd_magic(inventory) {
+        Ok(magic) => magic,
+        Err(error) => {
+            findings.differ("templates (herd plan)".into(), error, "renders them".into());
+            return;
+        }
+    };
+    let hosts = ansible["hosts"].as_array().cloned().unwrap_or_default();
+    findings.compared += 1;
+    if magic.len() != hosts.len() {
+        findings.differ(
+            "templates: hosts rendered".into(),
+            magic.len().to_string(),
+            hosts.len().to_string(),
+        );
+    }
+    let mut first = None;
+    for ansible_host in &hosts {
+        let name = str_of(&ansible_host["name"]);
+        let Some(seen) = magic.get(&name) else {
+            continue;
+        };
+        first.get_or_insert(seen);
+        findings.compared += 2;
+        if seen["group_names"] != ansible_host["groups"] {
+            findings.differ(
+                format!("template `group_names` of {name}"),
+                seen["group_names"].to_string(),
+                ansible_host["groups"].to_string(),
+            );
+        }
+        let short = name.split('.').next().unwrap_or_default();
+        if seen["short"] != short {
+            findings.differ(
+                format!("template `inventory_hostname_short` of {name}"),
+                seen["short"].to_string(),
+                short.to_string(),
+            );
+        }
+    }
+    if let Some(seen) = first {
+        compare_groups(
+            findings,
+            "templates' `groups`",
+            &seen["groups"],
+            &ansible["groups"],
+        );
+        findings.compared += 1;
+        let play: Vec<String> = seen["play_hosts_all"]
+            .as_array()
+            .map(|hosts| hosts.iter().map(str_of).collect())
+            .unwrap_or_default();
+        if !all_orders.contains(&play) {
+            findings.differ(
+                "template `ansible_play_hosts_all` for `hosts: all`".into(),
+                show_names(&play),
+                show_orders(all_orders),
             );
         }
     }
@@ -460,7 +590,116 @@ fn compare_hosts(findings: &mut Findings, herd: &[Value], ansible: &Value) {
             .push(format!("`{key}` of {}", hosts.join(", ")));
     }
     for ((herd, ansible), where_) in same {
-        findings.differ(format!("variable {}", where_.join("; ")), herd, ansible);
+        let kind = match (
+            serde_json::from_str::<Value>(&herd),
+            serde_json::from_str::<Value>(&ansible),
+        ) {
+            (Ok(h), Ok(a)) => intentional_value_kind(&h, &a),
+            _ => None,
+        };
+        findings.differ_as(
+            kind,
+            format!("variable {}", where_.join("; ")),
+            herd,
+            ansible,
+        );
+    }
+}
+
+/// Whether two values differ only in ways listed as intentional: a value
+/// JSON cannot carry (infinity, not-a-number, an integer past 64 bits),
+/// which herd gives as text (`inf`, `-inf`, `nan`, the digits) and the
+/// Ansible side tags (`<float inf>`, `<int N>`), or a mapping key YAML 1.1
+/// would read as a boolean, a number or null, which herd keeps as written.
+/// `not-json-number` wins when both occur.
+fn intentional_value_kind(herd: &Value, ansible: &Value) -> Option<&'static str> {
+    let mut kinds = Vec::new();
+    if !same_but_intentional(herd, ansible, &mut kinds) {
+        return None;
+    }
+    kinds.sort_unstable();
+    kinds.last().copied()
+}
+
+fn same_but_intentional(herd: &Value, ansible: &Value, kinds: &mut Vec<&'static str>) -> bool {
+    match (herd, ansible) {
+        (Value::String(h), Value::String(a)) if h != a => {
+            let untagged = a
+                .strip_prefix("<float ")
+                .or_else(|| a.strip_prefix("<int "))
+                .and_then(|rest| rest.strip_suffix('>'));
+            if untagged == Some(h.as_str()) {
+                kinds.push("not-json-number");
+                true
+            } else {
+                false
+            }
+        }
+        (Value::Array(h), Value::Array(a)) => {
+            h.len() == a.len()
+                && h.iter()
+                    .zip(a)
+                    .all(|(h, a)| same_but_intentional(h, a, kinds))
+        }
+        (Value::Object(h), Value::Object(a)) => {
+            if h.len() != a.len() {
+                return false;
+            }
+            h.iter().all(|(key, value)| {
+                let (read, as_ansible) = match a.get(key) {
+                    Some(found) => (found, false),
+                    None => match a.get(&yaml11_key(key)) {
+                        Some(found) => (found, true),
+                        None => return false,
+                    },
+                };
+                if as_ansible {
+                    kinds.push("key-text");
+                }
+                same_but_intentional(value, read, kinds)
+            })
+        }
+        _ => herd == ansible,
+    }
+}
+
+/// The JSON key Ansible gives a plain mapping key YAML 1.1 reads as a
+/// boolean, an integer or null; other keys as they are.
+fn yaml11_key(key: &str) -> String {
+    const TRUE: [&str; 11] = [
+        "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
+    ];
+    const FALSE: [&str; 11] = [
+        "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF",
+    ];
+    if TRUE.contains(&key) {
+        return "true".into();
+    }
+    if FALSE.contains(&key) {
+        return "false".into();
+    }
+    if ["~", "null", "Null", "NULL"].contains(&key) {
+        return "null".into();
+    }
+    let digits = key.replace('_', "");
+    let (sign, unsigned) = match digits.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", digits.strip_prefix('+').unwrap_or(&digits)),
+    };
+    let parsed = if let Some(hex) = unsigned.strip_prefix("0x") {
+        i128::from_str_radix(hex, 16).ok()
+    } else if let Some(binary) = unsigned.strip_prefix("0b") {
+        i128::from_str_radix(binary, 2).ok()
+    } else if unsigned.len() > 1 && unsigned.starts_with('0') {
+        i128::from_str_radix(&unsigned[1..], 8).ok()
+    } else if !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        unsigned.parse().ok()
+    } else {
+        None
+    };
+    match parsed {
+        Some(number) => format!("{sign}{number}"),
+        None => key.to_string(),
     }
 }
 

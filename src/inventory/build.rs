@@ -13,12 +13,12 @@ use crate::yaml::Spanned;
 const ALL: usize = 0;
 const UNGROUPED: usize = 1;
 
-/// Builds the hosts (in Ansible's order for `all`) and the groups.
-pub fn build(
-    file: &Path,
-    text: &str,
-    raw: RawInventory,
-) -> Result<(Vec<Host>, Vec<BuiltGroup>), SourceError> {
+/// What the file builds: the hosts (in Ansible's order for `all`), the
+/// groups, and the hosts' positions in the order the file first names them.
+pub type Built = (Vec<Host>, Vec<BuiltGroup>, Vec<usize>);
+
+/// Builds the hosts, the groups and the order of first mention.
+pub fn build(file: &Path, text: &str, raw: RawInventory) -> Result<Built, SourceError> {
     let mut builder = Builder {
         file,
         text,
@@ -286,7 +286,7 @@ impl Builder<'_> {
         member
     }
 
-    fn finish(self) -> (Vec<Host>, Vec<BuiltGroup>) {
+    fn finish(self) -> Built {
         let depths = self.depths();
         let hosts: Vec<Host> = self
             .hosts
@@ -366,8 +366,9 @@ impl Builder<'_> {
 }
 
 /// Orders the hosts as Ansible lists `all` (its own hosts, then its
-/// children's, level by level), renumbering the groups' host lists.
-fn in_ansible_order(hosts: Vec<Host>, mut groups: Vec<BuiltGroup>) -> (Vec<Host>, Vec<BuiltGroup>) {
+/// children's, level by level), renumbering the groups' host lists; the
+/// new positions in the order the hosts were first named come with them.
+fn in_ansible_order(hosts: Vec<Host>, mut groups: Vec<BuiltGroup>) -> Built {
     let mut order = super::hosts_in_order(&groups, ALL, hosts.len());
     let mut reached = vec![false; hosts.len()];
     for &id in &order {
@@ -385,7 +386,7 @@ fn in_ansible_order(hosts: Vec<Host>, mut groups: Vec<BuiltGroup>) -> (Vec<Host>
     }
     let mut slots: Vec<Option<Host>> = hosts.into_iter().map(Some).collect();
     let hosts = order.iter().filter_map(|&old| slots[old].take()).collect();
-    (hosts, groups)
+    (hosts, groups, new_id)
 }
 
 /// Adds `raw` to `vars`, remembering where each value is written. Every

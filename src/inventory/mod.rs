@@ -46,6 +46,9 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// Every group, `all` and `ungrouped` first, then in order of first mention.
     pub groups: Vec<Group>,
+    /// Positions in `hosts`, in the order the file first names the hosts:
+    /// the order in which a glob or a regular expression gives hosts by name.
+    pub declared: Vec<usize>,
 }
 
 /// One group as the file builds it: its own hosts and its children.
@@ -132,12 +135,13 @@ impl Inventory {
         let document = yaml::Document::load(path, text)?;
         raw::check_names(&document)?;
         let raw: raw::RawInventory = document.deserialize_with(yaml::Schema::Yaml11)?;
-        let (hosts, groups) = build::build(path, text, raw)?;
+        let (hosts, groups, declared) = build::build(path, text, raw)?;
         Ok(Inventory {
             file: path.to_path_buf(),
             text: text.to_string(),
             hosts,
             groups,
+            declared,
         })
     }
 

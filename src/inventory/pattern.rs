@@ -198,8 +198,13 @@ fn matching(
         hosts.extend(inventory.group_hosts(&group.name));
     }
     if !any_group || matcher.regex || name.contains(['.', '?', '*', '[']) {
-        hosts
-            .extend((0..inventory.hosts.len()).filter(|&i| matcher.fits(&inventory.hosts[i].name)));
+        hosts.extend(
+            inventory
+                .declared
+                .iter()
+                .copied()
+                .filter(|&i| matcher.fits(&inventory.hosts[i].name)),
+        );
     }
     if hosts.is_empty() && !any_group {
         let mut message = format!("no host or group matches `{name}`");

@@ -158,6 +158,30 @@ fn filters_that_mark_their_output_safe_still_quote_values() {
 }
 
 #[test]
+fn json_text_is_quoted_like_any_value() {
+    let renderer = Renderer::new();
+    let v = vars(json!({"y": "$(touch /tmp/pwn) \"`id`\" 'q'", "m": {"k": [1, true, null]}}));
+    assert_eq!(
+        renderer
+            .render("echo {{ y | to_json }}", Kind::Shell, &v)
+            .as_deref(),
+        Ok(r#"echo '"$(touch /tmp/pwn) \"`id`\" '\''q'\''"'"#)
+    );
+    assert_eq!(
+        renderer
+            .render("echo {{ m | tojson }}", Kind::Shell, &v)
+            .as_deref(),
+        Ok(r#"echo '{"k":[1,true,null]}'"#)
+    );
+    assert_eq!(
+        renderer
+            .render("{{ m | to_json }}", Kind::Plain, &v)
+            .as_deref(),
+        Ok(r#"{"k":[1,true,null]}"#)
+    );
+}
+
+#[test]
 fn html_escaping_is_refused_in_shell_fields() {
     let renderer = Renderer::new();
     let v = vars(json!({"v": "$(touch /tmp/pwn)"}));

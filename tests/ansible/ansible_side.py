@@ -11,8 +11,8 @@ For each inventory it gives:
     (each order Ansible may give);
   - "inventory_warnings": what ansible-inventory said on stderr;
   - "patterns": for each line of INVENTORY.patterns, what
-    `ansible -i INV PATTERN --list-hosts` selects (`ansible all --limit
-    PATTERN` for a pattern naming an @file), in order, or its error, and
+    `ansible -i INV PATTERN --list-hosts` selects (an @file's lines taken
+    as its terms, as `--limit @file` reads them), in order, or its error, and
     the terms of it that match nothing (which Ansible only warns about).
 The patterns run in this one process through Ansible's InventoryManager, the
 code the `ansible` command runs; `ansible-inventory` runs once per inventory.
@@ -181,16 +181,27 @@ def groups_every_way(manager):
     return seen
 
 
+def with_files_read(pattern):
+    """The pattern's terms, each `@file` replaced by the lines of the file
+    (the terms Ansible's `--limit @file` reads, in their order)."""
+    terms = []
+    for term in split_host_pattern(pattern):
+        if term.startswith("@"):
+            if not os.path.isfile(term[1:]):
+                raise AnsibleError("Unable to find limit file %s" % term[1:])
+            with open(term[1:], encoding="utf-8") as lines:
+                terms.extend(line.strip() for line in lines if line.strip())
+        else:
+            terms.append(term)
+    return terms
+
+
 def select(manager, pattern):
     """What `ansible -i INV PATTERN --list-hosts` lists, or its error."""
     manager.clear_pattern_cache()
     manager._hosts_patterns_cache = {}
     try:
-        if any(term.startswith("@") for term in split_host_pattern(pattern)):
-            manager.subset(pattern)
-            hosts = manager.list_hosts("all")
-        else:
-            hosts = manager.list_hosts(pattern)
+        hosts = manager.list_hosts(with_files_read(pattern))
     except AnsibleError as error:
         return {"error": str(error).splitlines()[0]}
     finally:
