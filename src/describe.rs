@@ -147,11 +147,14 @@ pub fn hosts(plan: &Plan, order: &[usize], with_vars: bool) -> String {
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     for host in order.iter().map(|&i| &plan.hosts[i]) {
         let t = &host.target;
-        let _ = writeln!(
-            out,
-            "{:width$}  {}@{}:{}",
-            host.name, t.user, t.address, t.port
-        );
+        // An IPv6 address in brackets, as ssh and URLs write it, so that its
+        // last group is not read as the port.
+        let address = if t.address.contains(':') {
+            format!("[{}]", t.address)
+        } else {
+            t.address.clone()
+        };
+        let _ = writeln!(out, "{:width$}  {}@{address}:{}", host.name, t.user, t.port);
         if with_vars {
             let vars = serde_json::to_string_pretty(&host.shown_vars).unwrap_or_default();
             for line in vars.lines() {

@@ -154,3 +154,30 @@ fn hosts_as_json_with_a_limit_matching_nothing_exits_2() {
         "{run}"
     );
 }
+
+#[test]
+fn the_text_listing_brackets_an_ipv6_address_before_its_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = write(
+        &dir,
+        "inventory.yml",
+        "all:\n  hosts:\n    \"[2001:db8::1]:2222\":\n    v4:\n      ansible_host: 10.0.0.9\n",
+    );
+
+    let run = Herd::new()
+        .args(["hosts", "-F", "/dev/null", "-i"])
+        .arg(&inventory)
+        .run();
+
+    run.assert_code(0);
+    let lines: Vec<&str> = run.stdout().lines().collect();
+    assert_eq!(lines.len(), 2, "{run}");
+    assert!(
+        lines[0].starts_with("2001:db8::1") && lines[0].ends_with("@[2001:db8::1]:2222"),
+        "{run}"
+    );
+    assert!(
+        lines[1].starts_with("v4") && lines[1].ends_with("@10.0.0.9:22"),
+        "{run}"
+    );
+}
