@@ -87,17 +87,35 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
     offset
 }
 
+/// Refuses a path that is not a regular file, or `/dev/null`, without
+/// opening it.
+pub fn regular_file(path: &Path) -> Result<(), ReadError> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() || path == Path::new("/dev/null") {
+        Ok(())
+    } else if meta.is_dir() {
+        Err(ReadError::NotAFile("a directory"))
+    } else {
+        Err(ReadError::NotAFile("not a regular file"))
+    }
+}
+
 /// Why a user file could not be read as text.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("it is {0}")]
+    NotAFile(&'static str),
     #[error("it is not UTF-8 text: the byte at offset {offset} (line {line}) is not valid UTF-8")]
     NotUtf8 { offset: usize, line: usize },
 }
 
-/// Reads a user file that must be UTF-8 text, naming where it is not.
+/// Reads a user file that must be UTF-8 text, naming where it is not. It
+/// must be a regular file (or `/dev/null`, an empty one): a fifo would
+/// block the run and a device such as `/dev/zero` never ends.
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
+    regular_file(path)?;
     let bytes = std::fs::read(path)?;
     String::from_utf8(bytes).map_err(|error| {
         let offset = error.utf8_error().valid_up_to();
@@ -155,6 +173,20 @@ mod tests {
         );
         std::fs::write(&path, "a: ü\n").unwrap();
         assert_eq!(read_text(&path).unwrap(), "a: ü\n");
+    }
+
+    #[test]
+    fn only_regular_files_and_dev_null_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_text(dir.path()).unwrap_err().to_string(),
+            "it is a directory"
+        );
+        assert_eq!(
+            read_text(Path::new("/dev/zero")).unwrap_err().to_string(),
+            "it is not a regular file"
+        );
+        assert_eq!(read_text(Path::new("/dev/null")).unwrap(), "");
     }
 
     #[test]

@@ -89,16 +89,8 @@ pub fn select_limit<'i>(
 /// The terms of a limit file: each line, stripped, is one term (commas and
 /// colons in it do not cut it); blank lines are skipped.
 fn read_limit_file(path: &str, offset: usize) -> Result<Vec<Term>, PatternError> {
-    let text = match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            return Err(error(
-                offset,
-                format!("limit file `{path}` is a directory, not a file"),
-            ))
-        }
-        _ => std::fs::read_to_string(path)
-            .map_err(|e| error(offset, format!("cannot read limit file `{path}`: {e}")))?,
-    };
+    let text = crate::source::read_text(std::path::Path::new(path))
+        .map_err(|e| error(offset, format!("cannot read limit file `{path}`: {e}")))?;
     let mut terms = Vec::new();
     for (number, line) in text.split('\n').enumerate() {
         let (_, line) = split::trimmed(0, line);

@@ -46,9 +46,19 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, SourceEr
 impl Document {
     /// Parses `text`, the contents of `file`, into a tree.
     pub fn load(file: &Path, text: &str) -> Result<Document, SourceError> {
+        // The tree first: it stops at the nesting limit, where libyaml's
+        // syntax check takes time growing with the cube of the depth (a
+        // 200 KB line of `[` kept it busy for a minute). Its other errors
+        // wait for libyaml's, whose messages say more.
+        let tree = tree::build(text);
+        let at =
+            |e: tree::TreeError| SourceError::at(file, text, e.at.line, e.at.column, e.message);
+        let tree = match tree {
+            Err(error) if error.too_deep => return Err(at(error)),
+            other => other,
+        };
         check_syntax(file, text)?;
-        let root = tree::build(text)
-            .map_err(|e| SourceError::at(file, text, e.at.line, e.at.column, e.message))?;
+        let root = tree.map_err(at)?;
         Ok(Document {
             file: file.to_path_buf(),
             text: text.to_string(),
@@ -157,6 +167,24 @@ mod tests {
     struct Doc {
         name: String,
         count: u32,
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused_before_the_syntax_check() {
+        // libyaml's check would take time growing with the cube of this depth.
+        for text in [
+            format!("x: {}{}", "[".repeat(20_000), "]".repeat(20_000)),
+            format!("x: {}1{}", "{a: ".repeat(20_000), "}".repeat(20_000)),
+        ] {
+            let error = Document::load(Path::new("deep.yml"), &text).unwrap_err();
+            assert_eq!(
+                error.message,
+                "lists and mappings nest deeper than 128 levels here",
+                "{}",
+                &text[..20]
+            );
+            assert_eq!(error.location.line, 1);
+        }
     }
 
     #[test]

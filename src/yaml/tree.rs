@@ -65,6 +65,8 @@ pub enum Style {
 pub struct TreeError {
     pub message: String,
     pub at: Pos,
+    /// Lists and mappings nest past `MAX_DEPTH` here.
+    pub too_deep: bool,
 }
 
 /// How many nodes aliases may add, so that a few lines of nested aliases
@@ -190,6 +192,7 @@ pub fn build(text: &str) -> Result<Node, TreeError> {
                     message: "a second YAML document starts here: herd reads one per file"
                         .to_string(),
                     at: reader.pos(&span),
+                    too_deep: false,
                 })
             }
             Event::DocumentStart(_) => {
@@ -228,13 +231,20 @@ impl<'t> Reader<'t> {
             Some(Ok(next)) => Ok(next),
             Some(Err(error)) => {
                 let mark = error.marker();
+                // The parser's own limit on flow nesting, met before ours.
+                let too_deep = error.info().contains("recursion limit");
                 Err(TreeError {
-                    message: error.info().to_string(),
+                    message: if too_deep {
+                        format!("lists and mappings nest deeper than {MAX_DEPTH} levels here")
+                    } else {
+                        error.info().to_string()
+                    },
                     at: Pos {
                         line: mark.line(),
                         column: mark.col() + 1,
                         offset: self.byte(mark.index()),
                     },
+                    too_deep,
                 })
             }
             None => Err(TreeError {
@@ -244,6 +254,7 @@ impl<'t> Reader<'t> {
                     column: 1,
                     offset: 0,
                 },
+                too_deep: false,
             }),
         }
     }
@@ -266,6 +277,7 @@ impl<'t> Reader<'t> {
             return Err(TreeError {
                 message: format!("lists and mappings nest deeper than {MAX_DEPTH} levels here"),
                 at,
+                too_deep: true,
             });
         }
         let (node, anchor) = match event {
@@ -354,6 +366,7 @@ impl<'t> Reader<'t> {
                     return Err(TreeError {
                         message: "unknown alias".to_string(),
                         at,
+                        too_deep: false,
                     });
                 };
                 let size = node.size();
@@ -361,6 +374,7 @@ impl<'t> Reader<'t> {
                     return Err(TreeError {
                         message: "aliases here expand to too large a document".to_string(),
                         at,
+                        too_deep: false,
                     });
                 }
                 self.budget -= size;
@@ -370,6 +384,7 @@ impl<'t> Reader<'t> {
                 return Err(TreeError {
                     message: "unexpected YAML event".to_string(),
                     at,
+                    too_deep: false,
                 })
             }
         };
@@ -404,6 +419,7 @@ fn merge(pairs: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, TreeError> {
                     first.at.line, first.at.column
                 ),
                 at: key.at,
+                too_deep: false,
             });
         }
     }
@@ -429,6 +445,7 @@ fn merge(pairs: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, TreeError> {
                     message: "`<<` merges a mapping or a list of mappings, like `<<: *base`"
                         .to_string(),
                     at: key.at,
+                    too_deep: false,
                 })
             }
         };

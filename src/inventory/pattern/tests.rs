@@ -470,10 +470,24 @@ mod limit_files {
         assert_eq!(
             limit(&format!("@{}", dir.path().display())).unwrap_err().1,
             format!(
-                "limit file `{}` is a directory, not a file",
+                "cannot read limit file `{}`: it is a directory",
                 dir.path().display()
             )
         );
+        // A device that never ends and a fifo that would block are refused
+        // unopened.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()));
+        for path in [std::path::Path::new("/dev/zero"), fifo.as_path()] {
+            assert_eq!(
+                limit(&format!("@{}", path.display())).unwrap_err().1,
+                format!(
+                    "cannot read limit file `{}`: it is not a regular file",
+                    path.display()
+                )
+            );
+        }
     }
 
     #[test]
