@@ -109,15 +109,19 @@ pub fn plan(plan: &Plan) -> String {
                 }
             }
             if let Some(stage) = &plan.reload {
-                let said = match (&stage.place, stage.render(&plan.renderer, &host.shown_vars)) {
+                let said = match (
+                    &stage.place,
+                    stage.render_shown(&plan.renderer, &host.shown_vars),
+                ) {
                     (_, Err(error)) => format!("<{error}>"),
                     (None, Ok(_)) => "none (validate only)".to_string(),
                     (Some(_), Ok(spec)) => spec.describe(),
                 };
                 let _ = writeln!(out, "    reload: {said}");
-                if let (Some(_), Ok(spec)) =
-                    (&stage.place, stage.render(&plan.renderer, &host.shown_vars))
-                {
+                if let (Some(_), Ok(spec)) = (
+                    &stage.place,
+                    stage.render_shown(&plan.renderer, &host.shown_vars),
+                ) {
                     let _ = writeln!(out, "    booted: {}", spec.boot_wait());
                 }
             }

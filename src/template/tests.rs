@@ -559,3 +559,50 @@ mod any_value {
         }
     }
 }
+
+#[test]
+fn a_template_error_never_quotes_a_secret_whatever_its_length() {
+    std::env::set_var("HERD_TEST_ERROR_TOKEN", "env-s3cr3t");
+    let renderer = Renderer::new();
+    renderer.secrets().record("DBSECRETXYZ");
+    renderer.secrets().record("987654321");
+    renderer.secrets().record("ab");
+    renderer.secrets().record("7");
+    let v = vars(json!({"pass": "DBSECRETXYZ", "pin": 987654321, "short": "ab", "one": "7"}));
+    let message = |source: &str, kind: Kind| match renderer.render(source, kind, &v) {
+        Err(TemplateError::Invalid { message }) => message,
+        other => panic!("{source} gave {other:?}"),
+    };
+    assert_eq!(
+        message("echo {% include pass %}", Kind::Shell),
+        "tried to include non-existing template \"***\""
+    );
+    assert_eq!(
+        message("{% include env.HERD_TEST_ERROR_TOKEN %}", Kind::Plain),
+        "tried to include non-existing template \"***\""
+    );
+    assert_eq!(
+        message("echo {{ pin ** 99 }}", Kind::Shell),
+        "unable to calculate *** ** 99"
+    );
+    // A short secret where the message quotes it, or a number standing alone.
+    assert_eq!(
+        message("echo {{ 'x' | indent(**{short: 1}) }}", Kind::Shell),
+        "unknown keyword argument '***'"
+    );
+    assert_eq!(
+        message("{{ (one | int) ** 999 }}", Kind::Plain),
+        "unable to calculate *** ** 999"
+    );
+    // Free text keeps a short secret that is a word of it ("ab" in "able").
+    assert_eq!(
+        message("{{ 'x' | indent(**{'tab': 1}) }}", Kind::Plain),
+        "unknown keyword argument 'tab'"
+    );
+    let Err(TemplateError::Invalid { message }) =
+        renderer.condition("'x' | indent(**{short: 1}) == 'x'", &v)
+    else {
+        panic!("the condition held");
+    };
+    assert_eq!(message, "unknown keyword argument '***'");
+}
