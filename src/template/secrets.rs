@@ -15,7 +15,9 @@ pub const MASK: &str = "***";
 /// is searched: a secret of three characters or more is masked wherever it
 /// appears, also in its shell-quoted forms; and each command's output masks
 /// what that command was given made from secrets, whatever its length (see
-/// [`Renderer::secret_uses`] and [`Secrets::mask_used`]).
+/// [`Renderer::secret_uses`] and [`Secrets::mask_used`]). A template's error
+/// may quote a value: a shorter secret is masked there too where it is quoted
+/// or is a number of its own (see [`Secrets::mask_message`]).
 #[derive(Debug, Clone, Default)]
 pub struct Secrets(pub(super) Arc<Mutex<BTreeSet<String>>>);
 

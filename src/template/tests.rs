@@ -599,6 +599,12 @@ fn a_template_error_never_quotes_a_secret_whatever_its_length() {
         message("{{ 'x' | indent(**{'tab': 1}) }}", Kind::Plain),
         "unknown keyword argument 'tab'"
     );
+    assert_eq!(
+        renderer
+            .secrets()
+            .mask_message("7 of 17, 1.7, x7, '7', \"ab\", `ab`, table, ab"),
+        "*** of 17, 1.7, x7, '***', \"***\", `***`, table, ab"
+    );
     let Err(TemplateError::Invalid { message }) =
         renderer.condition("'x' | indent(**{short: 1}) == 'x'", &v)
     else {
