@@ -51,7 +51,7 @@ pub fn plan(plan: &Plan) -> String {
                 out,
                 "{label} {}. {}: when {}{once}: skipped on {hosts}",
                 i + 1,
-                plan.renderer.secrets().mask(&step.name),
+                plan.renderer.secrets().mask_name(&step.name),
                 plan.renderer.secrets().mask(&step.when.describe()),
             );
         }
@@ -87,7 +87,7 @@ pub fn plan(plan: &Plan) -> String {
                             out,
                             "    {label}{}. {} (skipped: when is false)",
                             i + 1,
-                            step.name
+                            plan.renderer.secrets().mask_name(&step.name)
                         );
                         continue;
                     }
@@ -102,7 +102,8 @@ pub fn plan(plan: &Plan) -> String {
                     };
                     let once = if step.once { " (once)" } else { "" };
                     let local = if step.local.is_some() { " (local)" } else { "" };
-                    let _ = writeln!(out, "    {label}{}. {}{once}{local}", i + 1, step.name);
+                    let name = plan.renderer.secrets().mask_name(&step.name);
+                    let _ = writeln!(out, "    {label}{}. {name}{once}{local}", i + 1);
                     for line in rendered.lines() {
                         let _ = writeln!(out, "       {line}");
                     }

@@ -476,3 +476,43 @@ fn herd_plan_shows_the_reload_with_every_secret_masked_hostvars_and_dash_e_inclu
         assert_no_fleet_secret(&format!("herd plan with {reload}"), plan.stdout());
     }
 }
+
+#[test]
+fn herd_plan_masks_a_secret_in_a_step_name_also_where_the_name_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(dir.path(), "inv.yml", FLEET);
+    // The second step's label is its command's first 48 characters: the
+    // cut leaves `WEB1` of the secret.
+    let playbook = common::write_file(
+        dir.path(),
+        "p.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - name: rotate WEB1TOKEN now\n    run: echo hi\n  - run: echo {} WEB1TOKEN\n  - name: x WEB1TOKEN\n    run: echo\n    when: inventory_hostname == 'db1'\n",
+            "a".repeat(38)
+        ),
+    );
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+    plan.assert_code(0);
+    let out = plan.stdout();
+    assert!(out.contains("step 3. x ***: when"), "{plan}");
+    assert!(out.contains("    1. rotate *** now\n"), "{plan}");
+    assert!(
+        out.contains(&format!("    2. echo {} ***…\n", "a".repeat(38))),
+        "{plan}"
+    );
+    assert!(
+        out.contains("    3. x *** (skipped: when is false)\n"),
+        "{plan}"
+    );
+    // Only the command, a literal the playbook wrote, quotes it.
+    let quoting: Vec<&str> = out.lines().filter(|l| l.contains("WEB1")).collect();
+    assert_eq!(
+        quoting,
+        [format!("       echo {} WEB1TOKEN", "a".repeat(38))],
+        "{plan}"
+    );
+}

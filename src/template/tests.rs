@@ -612,3 +612,19 @@ fn a_template_error_never_quotes_a_secret_whatever_its_length() {
     };
     assert_eq!(message, "unknown keyword argument '***'");
 }
+
+#[test]
+fn a_name_cut_for_display_masks_the_piece_of_a_secret_left_at_the_cut() {
+    let secrets = Secrets::default();
+    secrets.record("HOST1TOKEN");
+    secrets.record("ab");
+    assert_eq!(secrets.mask_name("rotate HOST1TOKEN now"), "rotate *** now");
+    assert_eq!(secrets.mask_name("echo HOST1TOK…"), "echo ***…");
+    assert_eq!(
+        secrets.mask_name("echo HOST1TOKEN x HOS…"),
+        "echo *** x ***…"
+    );
+    // A piece under three characters, or a name not cut, is left.
+    assert_eq!(secrets.mask_name("echo HO…"), "echo HO…");
+    assert_eq!(secrets.mask_name("echo HOST1"), "echo HOST1");
+}
