@@ -435,11 +435,11 @@ fn a_template_error_before_the_run_never_shows_a_secret_of_any_host() {
                 .run();
             run.assert_code(2);
             assert!(
-                run.stderr().contains(&expected),
+                run.stderr().contains(expected),
                 "herd {command} with\n{text}\nsaid {run}"
             );
-            assert_no_fleet_secret(&format!("herd {command} with\n{text}"), &run.stderr());
-            assert_no_fleet_secret(&format!("herd {command} with\n{text}"), &run.stdout());
+            assert_no_fleet_secret(&format!("herd {command} with\n{text}"), run.stderr());
+            assert_no_fleet_secret(&format!("herd {command} with\n{text}"), run.stdout());
         }
     }
 }
