@@ -516,3 +516,27 @@ fn herd_plan_masks_a_secret_in_a_step_name_also_where_the_name_is_cut() {
         "{plan}"
     );
 }
+
+#[test]
+fn a_play_vars_template_error_never_shows_the_hosts_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(dir.path(), "inv.yml", FLEET);
+    let playbook = common::write_file(
+        dir.path(),
+        "p.yml",
+        "hosts: db\nvars: {x: \"{% include dbpass %}\"}\nsteps:\n  - run: echo hi\n",
+    );
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+    plan.assert_code(2);
+    assert!(
+        plan.stderr().contains(
+            "error: template error: tried to include non-existing template \"***\" in vars.x"
+        ),
+        "{plan}"
+    );
+    assert_no_fleet_secret("herd plan", plan.stderr());
+}
