@@ -51,7 +51,7 @@ pub fn plan(plan: &Plan) -> String {
                 out,
                 "{label} {}. {}: when {}{once}: skipped on {hosts}",
                 i + 1,
-                plan.renderer.secrets().mask(&step.name),
+                plan.renderer.secrets().mask_name(&step.name),
                 plan.renderer.secrets().mask(&step.when.describe()),
             );
         }
@@ -87,7 +87,7 @@ pub fn plan(plan: &Plan) -> String {
                             out,
                             "    {label}{}. {} (skipped: when is false)",
                             i + 1,
-                            step.name
+                            plan.renderer.secrets().mask_name(&step.name)
                         );
                         continue;
                     }
@@ -102,22 +102,27 @@ pub fn plan(plan: &Plan) -> String {
                     };
                     let once = if step.once { " (once)" } else { "" };
                     let local = if step.local.is_some() { " (local)" } else { "" };
-                    let _ = writeln!(out, "    {label}{}. {}{once}{local}", i + 1, step.name);
+                    let name = plan.renderer.secrets().mask_name(&step.name);
+                    let _ = writeln!(out, "    {label}{}. {name}{once}{local}", i + 1);
                     for line in rendered.lines() {
                         let _ = writeln!(out, "       {line}");
                     }
                 }
             }
             if let Some(stage) = &plan.reload {
-                let said = match (&stage.place, stage.render(&plan.renderer, &host.shown_vars)) {
+                let said = match (
+                    &stage.place,
+                    stage.render_shown(&plan.renderer, &host.shown_vars),
+                ) {
                     (_, Err(error)) => format!("<{error}>"),
                     (None, Ok(_)) => "none (validate only)".to_string(),
                     (Some(_), Ok(spec)) => spec.describe(),
                 };
                 let _ = writeln!(out, "    reload: {said}");
-                if let (Some(_), Ok(spec)) =
-                    (&stage.place, stage.render(&plan.renderer, &host.shown_vars))
-                {
+                if let (Some(_), Ok(spec)) = (
+                    &stage.place,
+                    stage.render_shown(&plan.renderer, &host.shown_vars),
+                ) {
                     let _ = writeln!(out, "    booted: {}", spec.boot_wait());
                 }
             }

@@ -259,12 +259,10 @@ impl Renderer {
                 message: "`when:` is an expression already: write it without `{{ }}`".into(),
             });
         }
-        let expression =
-            self.env
-                .compile_expression(source)
-                .map_err(|e| TemplateError::Invalid {
-                    message: describe(&e),
-                })?;
+        let expression = self
+            .env
+            .compile_expression(source)
+            .map_err(|e| self.invalid(&e))?;
         let value = expression
             .eval(self.context(vars, false))
             .map_err(|error| self.failed(&error, expression.undeclared_variables(true), vars))?;
@@ -305,9 +303,7 @@ impl Renderer {
         let template = self
             .env
             .template_from_named_str(name, source)
-            .map_err(|e| TemplateError::Invalid {
-                message: describe(&e),
-            })?;
+            .map_err(|e| self.invalid(&e))?;
         let context = self.context(vars, shown);
         if kind == Kind::Shell {
             PLACEHOLDERS.with(|p| *p.borrow_mut() = Some(Placeholders::new()));
@@ -348,9 +344,7 @@ impl Renderer {
         vars: &serde_json::Map<String, serde_json::Value>,
     ) -> TemplateError {
         if error.kind() != minijinja::ErrorKind::UndefinedError {
-            return TemplateError::Invalid {
-                message: describe(error),
-            };
+            return self.invalid(error);
         }
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
@@ -360,6 +354,18 @@ impl Renderer {
             None => TemplateError::Invalid {
                 message: "undefined value: a key, host or group that does not exist".into(),
             },
+        }
+    }
+
+    /// A template's error as herd may show it. Its message may quote a
+    /// value (`tried to include non-existing template "..."`, `unable to
+    /// calculate 12 ** 99`), of this host, of another read through
+    /// `hostvars`, or of `env`: every template, whatever its field, fails
+    /// through here, so the secrets are masked here (see
+    /// [`Secrets::mask_message`]).
+    fn invalid(&self, error: &minijinja::Error) -> TemplateError {
+        TemplateError::Invalid {
+            message: self.secrets.mask_message(&describe(error)),
         }
     }
 

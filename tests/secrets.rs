@@ -349,3 +349,194 @@ fn a_secret_written_in_a_step_name_is_masked_in_every_report_of_it() {
     assert!(plain.stderr().contains("\"rotate ***\""), "{plain}");
     assert_none_in(&plain, &json, &junit, &[]);
 }
+
+/// Two hosts that are never contacted, with secrets of every length: their
+/// own, declared for all hosts or for one group.
+const FLEET: &str = "all:
+  vars: {herd_secret_vars: [tok, short]}
+  children:
+    web: {hosts: {web1: {tok: WEB1TOKEN}}}
+    db:
+      vars: {herd_secret_vars: [dbpass, pin, tok]}
+      hosts: {db1: {dbpass: DBSECRETXYZ, pin: 987654321, short: ab}}
+";
+
+/// Fails the test if a value of [`FLEET`] (or `ENVSECRET123`, `EXTRASECRET`) is in `text`.
+fn assert_no_fleet_secret(what: &str, text: &str) {
+    for leaked in [
+        "WEB1TOKEN",
+        "DBSECRETXYZ",
+        "987654321",
+        "'ab'",
+        "\"ab\"",
+        "ENVSECRET123",
+        "EXTRASECRET",
+    ] {
+        assert!(
+            !text.contains(leaked),
+            "`{leaked}` leaked into {what}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_template_error_before_the_run_never_shows_a_secret_of_any_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(dir.path(), "inv.yml", FLEET);
+    let include = "tried to include non-existing template \"***\"";
+    let cases = [
+        (
+            "  - run: echo {% include hostvars['db1'].dbpass %}\n",
+            include,
+        ),
+        (
+            "  - run: \"echo {{ 'x' | indent(**{tok: 1}) }}\"\n",
+            "unknown keyword argument '***'",
+        ),
+        (
+            "  - run: echo {{ hostvars['db1'].pin ** 99 }}\n",
+            "unable to calculate *** ** 99",
+        ),
+        ("  - run: echo {% include env.MYTOKEN %}\n", include),
+        (
+            "  - run: \"echo {{ 'x' | indent(**{hostvars['db1'].short: 1}) }}\"\n",
+            "unknown keyword argument '***'",
+        ),
+        (
+            "  - run: echo hi\n    when: \"'x' | indent(**{hostvars['db1'].short: 1}) == 'x'\"\n",
+            "unknown keyword argument '***'",
+        ),
+        (
+            "  - run: echo hi\n    cwd: \"{% include hostvars['db1'].dbpass %}\"\n",
+            include,
+        ),
+        (
+            "  - run: echo hi\n    env: {X: \"{% include env.MYTOKEN %}\"}\n",
+            include,
+        ),
+        (
+            "  - upload: {src: inv.yml, dest: \"/tmp/{{ hostvars['db1'].pin ** 99 }}\"}\n",
+            "unable to calculate *** ** 99",
+        ),
+        (
+            "  - run: echo hi\nreload: {pidfile: \"{% include hostvars['db1'].dbpass %}\"}\n",
+            include,
+        ),
+    ];
+    for (steps, expected) in cases {
+        let text = format!("hosts: all\nsteps:\n{steps}");
+        let playbook = common::write_file(dir.path(), "p.yml", &text);
+        for command in ["plan", "run"] {
+            let run = common::Herd::new()
+                .args([command, "-i"])
+                .arg(&inventory)
+                .arg(&playbook)
+                .env("MYTOKEN", "ENVSECRET123")
+                .run();
+            run.assert_code(2);
+            assert!(
+                run.stderr().contains(expected),
+                "herd {command} with\n{text}\nsaid {run}"
+            );
+            assert_no_fleet_secret(&format!("herd {command} with\n{text}"), run.stderr());
+            assert_no_fleet_secret(&format!("herd {command} with\n{text}"), run.stdout());
+        }
+    }
+}
+
+#[test]
+fn herd_plan_shows_the_reload_with_every_secret_masked_hostvars_and_dash_e_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(dir.path(), "inv.yml", FLEET);
+    for (reload, expected) in [
+        (
+            "{pidfile: \"/run/{{ hostvars['db1'].dbpass }}-{{ hostvars[inventory_hostname].tok }}.pid\"}",
+            "/run/***-***.pid",
+        ),
+        ("{name: \"{{ hostvars['db1'].tok2 }}\"}", "named ***"),
+        ("{unit: \"{{ hostvars['db1'].dbpass }}.service\"}", "***.service"),
+        ("{container: \"{{ hostvars['web1'].tok }}\"}", "***"),
+    ] {
+        let text = format!("hosts: web\nsteps:\n  - run: echo hi\nreload: {reload}\n");
+        let playbook = common::write_file(dir.path(), "p.yml", &text);
+        let plan = common::Herd::new()
+            .args(["plan", "-i"])
+            .arg(&inventory)
+            .arg(&playbook)
+            .args(["-e", "tok2=EXTRASECRET", "-e", "herd_secret_vars=tok2"])
+            .run();
+        plan.assert_code(0);
+        let lines: Vec<&str> = plan
+            .stdout()
+            .lines()
+            .filter(|l| l.trim_start().starts_with("reload:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{plan}");
+        assert!(lines[0].contains(expected), "{reload}: {}", lines[0]);
+        assert_no_fleet_secret(&format!("herd plan with {reload}"), plan.stdout());
+    }
+}
+
+#[test]
+fn herd_plan_masks_a_secret_in_a_step_name_also_where_the_name_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(dir.path(), "inv.yml", FLEET);
+    // The second step's label is its command's first 48 characters: the
+    // cut leaves `WEB1` of the secret.
+    let playbook = common::write_file(
+        dir.path(),
+        "p.yml",
+        &format!(
+            "hosts: web\nsteps:\n  - name: rotate WEB1TOKEN now\n    run: echo hi\n  - run: echo {} WEB1TOKEN\n  - name: x WEB1TOKEN\n    run: echo\n    when: inventory_hostname == 'db1'\n",
+            "a".repeat(38)
+        ),
+    );
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+    plan.assert_code(0);
+    let out = plan.stdout();
+    assert!(out.contains("step 3. x ***: when"), "{plan}");
+    assert!(out.contains("    1. rotate *** now\n"), "{plan}");
+    assert!(
+        out.contains(&format!("    2. echo {} ***…\n", "a".repeat(38))),
+        "{plan}"
+    );
+    assert!(
+        out.contains("    3. x *** (skipped: when is false)\n"),
+        "{plan}"
+    );
+    // Only the command, a literal the playbook wrote, quotes it.
+    let quoting: Vec<&str> = out.lines().filter(|l| l.contains("WEB1")).collect();
+    assert_eq!(
+        quoting,
+        [format!("       echo {} WEB1TOKEN", "a".repeat(38))],
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_play_vars_template_error_never_shows_the_hosts_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(dir.path(), "inv.yml", FLEET);
+    let playbook = common::write_file(
+        dir.path(),
+        "p.yml",
+        "hosts: db\nvars: {x: \"{% include dbpass %}\"}\nsteps:\n  - run: echo hi\n",
+    );
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+    plan.assert_code(2);
+    assert!(
+        plan.stderr().contains(
+            "error: template error: tried to include non-existing template \"***\" in vars.x"
+        ),
+        "{plan}"
+    );
+    assert_no_fleet_secret("herd plan", plan.stderr());
+}

@@ -527,7 +527,7 @@ impl HostRun {
 
     /// A step's name as herd prints it: a secret written in it is masked.
     fn shown_name(&self, step: &StepPlan) -> String {
-        self.plan.renderer.secrets().mask(&step.name)
+        self.plan.renderer.secrets().mask_name(&step.name)
     }
 
     /// `vars` (the host's variables, captures included) as herd shows

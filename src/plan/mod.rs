@@ -242,6 +242,20 @@ impl Plan {
             );
             vars.extend(extra.clone());
             let base = vars.clone();
+            // The host's secrets are known before the play vars are made,
+            // so a template error there masks them; a fault in how they
+            // are declared is told below.
+            let known = secret_names(
+                &inventory,
+                host,
+                playbook.as_ref(),
+                &renderer,
+                &vars,
+                &extra,
+            )
+            .or_else(|_| secret_names(&inventory, host, None, &renderer, &vars, &extra))
+            .unwrap_or_default();
+            mark_secrets(&vars, &known, renderer.secrets());
             if let Some(playbook) = &playbook {
                 add_play_vars(playbook, &renderer, &mut vars, &extra)?;
             }

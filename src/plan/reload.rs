@@ -239,12 +239,27 @@ impl ReloadPlan {
 
     /// The reload of one host.
     pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<ReloadSpec, TemplateError> {
-        let plain = |t: &str| renderer.render(t, Kind::Plain, vars);
-        let shell = |t: &Option<String>| {
-            t.as_deref()
-                .map(|t| renderer.render(t, Kind::Shell, vars))
-                .transpose()
-        };
+        self.render_as(renderer, |t, kind| renderer.render(t, kind, vars))
+    }
+
+    /// The reload of one host as herd shows it (`herd plan`): `shown` are
+    /// its variables as herd shows them, and every secret a template reads
+    /// (another host's through `hostvars`, `env.NAME`) is `***`.
+    pub fn render_shown(
+        &self,
+        renderer: &Renderer,
+        shown: &Vars,
+    ) -> Result<ReloadSpec, TemplateError> {
+        self.render_as(renderer, |t, kind| renderer.render_shown(t, kind, shown))
+    }
+
+    fn render_as(
+        &self,
+        renderer: &Renderer,
+        render: impl Fn(&str, Kind) -> Result<String, TemplateError>,
+    ) -> Result<ReloadSpec, TemplateError> {
+        let plain = |t: &str| render(t, Kind::Plain);
+        let shell = |t: &Option<String>| t.as_deref().map(|t| render(t, Kind::Shell)).transpose();
         let place = match &self.place {
             Some(place) => place.try_map(|t| plain(t))?,
             None => Place::Host(crate::reload::place::OnHost::Only),

@@ -68,11 +68,11 @@ impl Plan {
                                     format!("when of {section}[{index}] on host {}", host.name);
                                 let path = path(i);
                                 let path: Vec<&str> = path.iter().map(String::as_str).collect();
-                                let mut error =
-                                    template_error(playbook, &path, condition, &error, &what);
-                                // A condition may read secrets; no message shows one.
-                                error.message = self.renderer.secrets().mask(&error.message);
-                                return Err(error);
+                                // Its message has its secrets masked already
+                                // (see `Renderer::condition`).
+                                return Err(template_error(
+                                    playbook, &path, condition, &error, &what,
+                                ));
                             }
                         }
                     }

@@ -124,6 +124,16 @@ impl Secrets {
         mask_edge(&kept, &long, at_end)
     }
 
+    /// A step's name as herd prints it: every secret masked. A name cut
+    /// for display (a command's first line, ending in `…`) may end in a
+    /// piece of a secret: that piece is masked too (see [`Secrets::mask_cut`]).
+    pub fn mask_name(&self, name: &str) -> String {
+        match name.strip_suffix('…') {
+            Some(head) => format!("{}…", self.mask_cut(head, &[], Cut::Ended)),
+            None => self.mask(name),
+        }
+    }
+
     /// The texts to mask: those masked wherever they appear (each secret of
     /// three characters or more and each use, as is and shell-quoted),
     /// longest first, so a secret that contains another is masked whole;

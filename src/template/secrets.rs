@@ -15,7 +15,9 @@ pub const MASK: &str = "***";
 /// is searched: a secret of three characters or more is masked wherever it
 /// appears, also in its shell-quoted forms; and each command's output masks
 /// what that command was given made from secrets, whatever its length (see
-/// [`Renderer::secret_uses`] and [`Secrets::mask_used`]).
+/// [`Renderer::secret_uses`] and [`Secrets::mask_used`]). A template's error
+/// may quote a value: a shorter secret is masked there too where it is quoted
+/// or is a number of its own (see [`Secrets::mask_message`]).
 #[derive(Debug, Clone, Default)]
 pub struct Secrets(pub(super) Arc<Mutex<BTreeSet<String>>>);
 
@@ -35,6 +37,49 @@ impl Secrets {
     /// Replaces every secret value in `text` with `***`.
     pub fn mask(&self, text: &str) -> String {
         self.mask_used(text, &[])
+    }
+
+    /// Masks `text`, a message that may quote a value (why a template
+    /// failed): every secret as [`Secrets::mask`] does, and one shorter than
+    /// three characters where the message quotes it (`'ab'`, `"ab"`,
+    /// `` `ab` ``) or, made of digits, where it stands as a number of its own.
+    pub fn mask_message(&self, text: &str) -> String {
+        let masked = self.mask(text);
+        let short: Vec<String> = match self.0.lock() {
+            Ok(set) => set
+                .iter()
+                .filter(|s| s.chars().count() < SHORT)
+                .cloned()
+                .collect(),
+            Err(_) => return masked,
+        };
+        short.iter().fold(masked, |acc, secret| {
+            let quoted = ['\'', '"', '`'].iter().fold(acc, |acc, quote| {
+                acc.replace(
+                    &format!("{quote}{secret}{quote}"),
+                    &format!("{quote}{MASK}{quote}"),
+                )
+            });
+            if !secret.chars().all(|c| c.is_ascii_digit()) {
+                return quoted;
+            }
+            let mut out = String::with_capacity(quoted.len());
+            let mut last = 0;
+            for at in find_words(&quoted, secret) {
+                // `1.5` holds no number `1` of its own.
+                let joined = |c: Option<char>| c == Some('.');
+                if joined(quoted[..at].chars().next_back())
+                    || joined(quoted[at + secret.len()..].chars().next())
+                {
+                    continue;
+                }
+                out.push_str(&quoted[last..at]);
+                out.push_str(MASK);
+                last = at + secret.len();
+            }
+            out.push_str(&quoted[last..]);
+            out
+        })
     }
 }
 

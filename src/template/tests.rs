@@ -559,3 +559,72 @@ mod any_value {
         }
     }
 }
+
+#[test]
+fn a_template_error_never_quotes_a_secret_whatever_its_length() {
+    std::env::set_var("HERD_TEST_ERROR_TOKEN", "env-s3cr3t");
+    let renderer = Renderer::new();
+    renderer.secrets().record("DBSECRETXYZ");
+    renderer.secrets().record("987654321");
+    renderer.secrets().record("ab");
+    renderer.secrets().record("7");
+    let v = vars(json!({"pass": "DBSECRETXYZ", "pin": 987654321, "short": "ab", "one": "7"}));
+    let message = |source: &str, kind: Kind| match renderer.render(source, kind, &v) {
+        Err(TemplateError::Invalid { message }) => message,
+        other => panic!("{source} gave {other:?}"),
+    };
+    assert_eq!(
+        message("echo {% include pass %}", Kind::Shell),
+        "tried to include non-existing template \"***\""
+    );
+    assert_eq!(
+        message("{% include env.HERD_TEST_ERROR_TOKEN %}", Kind::Plain),
+        "tried to include non-existing template \"***\""
+    );
+    assert_eq!(
+        message("echo {{ pin ** 99 }}", Kind::Shell),
+        "unable to calculate *** ** 99"
+    );
+    // A short secret where the message quotes it, or a number standing alone.
+    assert_eq!(
+        message("echo {{ 'x' | indent(**{short: 1}) }}", Kind::Shell),
+        "unknown keyword argument '***'"
+    );
+    assert_eq!(
+        message("{{ (one | int) ** 999 }}", Kind::Plain),
+        "unable to calculate *** ** 999"
+    );
+    // Free text keeps a short secret that is a word of it ("ab" in "able").
+    assert_eq!(
+        message("{{ 'x' | indent(**{'tab': 1}) }}", Kind::Plain),
+        "unknown keyword argument 'tab'"
+    );
+    assert_eq!(
+        renderer
+            .secrets()
+            .mask_message("7 of 17, 1.7, x7, '7', \"ab\", `ab`, table, ab"),
+        "*** of 17, 1.7, x7, '***', \"***\", `***`, table, ab"
+    );
+    let Err(TemplateError::Invalid { message }) =
+        renderer.condition("'x' | indent(**{short: 1}) == 'x'", &v)
+    else {
+        panic!("the condition held");
+    };
+    assert_eq!(message, "unknown keyword argument '***'");
+}
+
+#[test]
+fn a_name_cut_for_display_masks_the_piece_of_a_secret_left_at_the_cut() {
+    let secrets = Secrets::default();
+    secrets.record("HOST1TOKEN");
+    secrets.record("ab");
+    assert_eq!(secrets.mask_name("rotate HOST1TOKEN now"), "rotate *** now");
+    assert_eq!(secrets.mask_name("echo HOST1TOK…"), "echo ***…");
+    assert_eq!(
+        secrets.mask_name("echo HOST1TOKEN x HOS…"),
+        "echo *** x ***…"
+    );
+    // A piece under three characters, or a name not cut, is left.
+    assert_eq!(secrets.mask_name("echo HO…"), "echo HO…");
+    assert_eq!(secrets.mask_name("echo HOST1"), "echo HOST1");
+}
