@@ -268,6 +268,18 @@ impl Renderer {
             .map_err(|error| self.failed(&error, expression.undeclared_variables(true), vars))?;
         match value.kind() {
             ValueKind::Bool => Ok(value.is_true()),
+            // A bare name that is not defined (`when: relase_ok`) is named.
+            ValueKind::Undefined => {
+                let mut names: Vec<String> =
+                    expression.undeclared_variables(true).into_iter().collect();
+                names.sort();
+                match names.into_iter().find(|n| !self.is_defined(n, vars)) {
+                    Some(name) => Err(TemplateError::Undefined { name }),
+                    None => Err(TemplateError::NotBoolean {
+                        kind: kind_of(&value),
+                    }),
+                }
+            }
             _ => Err(TemplateError::NotBoolean {
                 kind: kind_of(&value),
             }),

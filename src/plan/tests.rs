@@ -700,6 +700,8 @@ fn a_when_that_cannot_be_decided_stops_the_plan_at_its_place() {
     let cases = [
         // (when, message, line, column)
         ("nope == 1", "undefined variable `nope` in when of steps[0] on host lone.example.com", 7, 12),
+        ("relase_ok", "undefined variable `relase_ok` in when of steps[0] on host lone.example.com", 7, 12),
+        ("not relase_ok", "undefined variable `relase_ok` in when of steps[0] on host lone.example.com", 7, 16),
         (
             "'false'",
             "`when:` gave a string, not true or false: compare it (`x == 'yes'`) or convert it (`x | bool`) in when of steps[0] on host lone.example.com",
