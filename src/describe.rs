@@ -97,6 +97,7 @@ pub fn plan(plan: &Plan) -> String {
                             artifact,
                             dest,
                             mode,
+                            ..
                         }) => crate::artifact::describe(&artifact, &dest, mode),
                         Err(error) => format!("<{error}>"),
                     };

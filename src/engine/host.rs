@@ -636,10 +636,11 @@ impl HostRun {
                 artifact,
                 dest,
                 mode,
+                become_user,
             }) => {
                 let who = super::artifact::As {
                     become_: step.become_,
-                    user: step.become_user.as_deref(),
+                    user: become_user.as_deref(),
                 };
                 let sent = std::sync::atomic::AtomicU64::new(0);
                 let shipping = super::artifact::ship(

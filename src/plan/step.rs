@@ -77,6 +77,8 @@ pub enum Rendered {
         artifact: Arc<Artifact>,
         dest: String,
         mode: Option<u32>,
+        /// Whom the files belong to under `become` (rendered `become_user`).
+        become_user: Option<String>,
     },
 }
 
@@ -121,6 +123,9 @@ impl StepPlan {
             all.push(("cwd", cwd.as_str()));
         }
         all.extend(self.env.iter().map(|(_, v)| ("env", v.as_str())));
+        if let Some(user) = &self.become_user {
+            all.push(("become_user", user.as_str()));
+        }
         all
     }
 
@@ -159,6 +164,11 @@ impl StepPlan {
         &self,
         render: impl Fn(&str, Kind) -> Result<String, TemplateError>,
     ) -> Result<Rendered, TemplateError> {
+        let become_user = self
+            .become_user
+            .as_deref()
+            .map(|user| render(user, Kind::Plain))
+            .transpose()?;
         match &self.action {
             Action::Upload {
                 artifact,
@@ -168,6 +178,7 @@ impl StepPlan {
                 artifact: artifact.clone(),
                 dest: render(dest, Kind::Plain)?,
                 mode: *mode,
+                become_user,
             }),
             Action::Run(command) => {
                 let mut script = String::new();
@@ -181,7 +192,7 @@ impl StepPlan {
                 }
                 script.push_str(&render(command, Kind::Shell)?);
                 Ok(Rendered::Run {
-                    command: wrap(&script, self.become_, self.become_user.as_deref()),
+                    command: wrap(&script, self.become_, become_user.as_deref()),
                 })
             }
         }

@@ -811,3 +811,30 @@ fn a_steps_templates_are_checked_only_on_the_hosts_that_run_it() {
         "undefined variable `token` in run of steps[0] on host lone.example.com"
     );
 }
+
+#[test]
+fn a_steps_become_user_is_a_template_like_its_other_fields() {
+    let inventory = "all:\n  vars:\n    app_user: deploy\n  hosts:\n    web1:\n";
+    let playbook = "hosts: all\nsteps:\n  - run: whoami\n    become: true\n    become_user: \"{{ app_user }}\"\n";
+    let plan = build(inventory, playbook, None, &[]).expect("plan");
+    let step::Rendered::Run { command } = plan.steps[0]
+        .render(&plan.renderer, &plan.hosts[0].vars)
+        .expect("renders")
+    else {
+        panic!("a command");
+    };
+    assert!(command.contains("-u deploy"), "{command}");
+    assert!(!command.contains("{{"), "{command}");
+
+    // Undefined there, the plan stops at the field, before any host.
+    let playbook = "hosts: all\nsteps:\n  - run: whoami\n    become: true\n    become_user: \"{{ app_usr }}\"\n";
+    let error = source_error(inventory, playbook, &[]);
+    assert!(
+        error
+            .message
+            .starts_with("undefined variable `app_usr` in become_user of steps[0]"),
+        "{}",
+        error.message
+    );
+    assert_eq!(error.location.line, 5);
+}
