@@ -152,15 +152,15 @@ pub fn hosts(plan: &Plan, order: &[usize], with_vars: bool) -> String {
     let mut out = String::new();
     let width = plan.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     for host in order.iter().map(|&i| &plan.hosts[i]) {
-        let t = &host.target;
+        let (user, address, port) = connection(host);
         // An IPv6 address in brackets, as ssh and URLs write it, so that its
         // last group is not read as the port.
-        let address = if t.address.contains(':') {
-            format!("[{}]", t.address)
+        let address = if address.contains(':') {
+            format!("[{address}]")
         } else {
-            t.address.clone()
+            address
         };
-        let _ = writeln!(out, "{:width$}  {}@{address}:{}", host.name, t.user, t.port);
+        let _ = writeln!(out, "{:width$}  {user}@{address}:{port}", host.name);
         if with_vars {
             let vars = serde_json::to_string_pretty(&host.shown_vars).unwrap_or_default();
             for line in vars.lines() {
@@ -169,6 +169,25 @@ pub fn hosts(plan: &Plan, order: &[usize], with_vars: bool) -> String {
         }
     }
     out
+}
+
+/// Where herd logs in: user, address and port, each `***` when the
+/// variable that sets it (`ansible_user`, `ansible_host`, `ansible_port`)
+/// is secret.
+fn connection(host: &crate::plan::PlannedHost) -> (String, String, String) {
+    let t = &host.target;
+    let shown = |var: &str, value: String| {
+        if host.shown_vars.get(var) != host.vars.get(var) {
+            "***".to_string()
+        } else {
+            value
+        }
+    };
+    (
+        shown("ansible_user", t.user.clone()),
+        shown("ansible_host", t.address.clone()),
+        shown("ansible_port", t.port.to_string()),
+    )
 }
 
 /// The hosts as one JSON document: `{"hosts": [{"name", "groups",
@@ -182,7 +201,6 @@ pub fn hosts_json(plan: &Plan, inventory: &Inventory, order: &[usize]) -> String
         .iter()
         .map(|&i| {
             let host = &plan.hosts[i];
-            let t = &host.target;
             let (groups, vars) = match inventory.hosts.iter().position(|h| h.name == host.name) {
                 Some(at) => (
                     group_names(inventory, at),
@@ -190,10 +208,12 @@ pub fn hosts_json(plan: &Plan, inventory: &Inventory, order: &[usize]) -> String
                 ),
                 None => (Vec::new(), serde_json::Map::new()),
             };
+            let (user, address, port) = connection(host);
+            let port = port.parse::<u16>().map_or(Value::from(port), Value::from);
             json!({
                 "name": host.name,
                 "groups": groups,
-                "connection": { "user": t.user, "address": t.address, "port": t.port },
+                "connection": { "user": user, "address": address, "port": port },
                 "vars": vars,
             })
         })

@@ -181,3 +181,40 @@ fn the_text_listing_brackets_an_ipv6_address_before_its_port() {
         "{run}"
     );
 }
+
+#[test]
+fn a_connection_set_by_a_secret_variable_is_masked_in_both_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = write(
+        &dir,
+        "inventory.yml",
+        "all:\n  hosts:\n    bastion:\n      herd_secret_vars: [ansible_host, ansible_user, ansible_port]\n      \
+         ansible_host: secret-bastion.internal.example\n      ansible_user: secretuser\n      \
+         ansible_port: 4422\n    open:\n      ansible_host: 10.0.0.7\n",
+    );
+
+    let text = Herd::new()
+        .args(["hosts", "-F", "/dev/null", "-i"])
+        .arg(&inventory)
+        .run();
+    let json = Herd::new()
+        .args(["hosts", "--output", "json", "-F", "/dev/null", "-i"])
+        .arg(&inventory)
+        .run();
+
+    text.assert_code(0);
+    json.assert_code(0);
+    for run in [&text, &json] {
+        for secret in ["secret-bastion", "secretuser", "4422"] {
+            assert!(!run.stdout().contains(secret), "{secret} shown: {run}");
+        }
+    }
+    assert!(text.stdout().contains("bastion  ***@***:***"), "{text}");
+    let doc: serde_json::Value = serde_json::from_str(json.stdout()).unwrap();
+    assert_eq!(
+        doc["hosts"][0]["connection"],
+        json!({"user": "***", "address": "***", "port": "***"})
+    );
+    assert_eq!(doc["hosts"][1]["connection"]["address"], "10.0.0.7");
+    assert_eq!(doc["hosts"][1]["connection"]["port"], 22);
+}
