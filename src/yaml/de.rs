@@ -165,6 +165,24 @@ fn resolve(text: &str) -> Plain {
     }
 }
 
+/// Gives `visitor` a scalar `text` as YAML 1.1 read it.
+fn visit_yaml11<'a, V: Visitor<'a>>(
+    visitor: V,
+    text: &'a str,
+    read: Result<Scalar, Unreadable>,
+) -> Result<V::Value, Error> {
+    match read {
+        Ok(Scalar::Null) => visitor.visit_unit(),
+        Ok(Scalar::Bool(b)) => visitor.visit_bool(b),
+        Ok(Scalar::Unsigned(n)) => visitor.visit_u64(n),
+        Ok(Scalar::Signed(n)) => visitor.visit_i64(n),
+        Ok(Scalar::Float(f)) => visitor.visit_f64(f),
+        Ok(Scalar::Converted(s)) => visitor.visit_string(s),
+        Ok(Scalar::Text) => visitor.visit_borrowed_str(text),
+        Err(Unreadable(message)) => Err(de::Error::custom(message)),
+    }
+}
+
 impl<'a> NodeDe<'a> {
     fn child(&self, node: &'a Node, part: &str) -> NodeDe<'a> {
         let path = match self.path.as_str() {
@@ -192,30 +210,14 @@ impl<'a> NodeDe<'a> {
                 if self.schema == Schema::Yaml11 && self.node.tag.is_some() =>
             {
                 let tag = self.node.tag.unwrap_or(CoreTag::Null);
-                match yaml11::construct(tag, text) {
-                    Ok(Scalar::Null) => visitor.visit_unit(),
-                    Ok(Scalar::Bool(b)) => visitor.visit_bool(b),
-                    Ok(Scalar::Unsigned(n)) => visitor.visit_u64(n),
-                    Ok(Scalar::Signed(n)) => visitor.visit_i64(n),
-                    Ok(Scalar::Float(f)) => visitor.visit_f64(f),
-                    Ok(Scalar::Converted(s)) => visitor.visit_string(s),
-                    Ok(Scalar::Text) => visitor.visit_borrowed_str(text),
-                    Err(Unreadable(message)) => Err(de::Error::custom(message)),
-                }
+                visit_yaml11(visitor, text, yaml11::construct(tag, text))
             }
             Value::Scalar {
                 text,
                 style: Style::Plain,
-            } if self.schema == Schema::Yaml11 => match yaml11::resolve(text) {
-                Ok(Scalar::Null) => visitor.visit_unit(),
-                Ok(Scalar::Bool(b)) => visitor.visit_bool(b),
-                Ok(Scalar::Unsigned(n)) => visitor.visit_u64(n),
-                Ok(Scalar::Signed(n)) => visitor.visit_i64(n),
-                Ok(Scalar::Float(f)) => visitor.visit_f64(f),
-                Ok(Scalar::Converted(s)) => visitor.visit_string(s),
-                Ok(Scalar::Text) => visitor.visit_borrowed_str(text),
-                Err(Unreadable(message)) => Err(de::Error::custom(message)),
-            },
+            } if self.schema == Schema::Yaml11 => {
+                visit_yaml11(visitor, text, yaml11::resolve(text))
+            }
             Value::Scalar {
                 text,
                 style: Style::Plain,
