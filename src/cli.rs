@@ -219,6 +219,9 @@ pub struct CheckArgs {
     pub targeting: Targeting,
     #[command(flatten)]
     pub connecting: Connecting,
+    /// The app server: gunicorn, uwsgi, unicorn, puma or nginx.
+    #[arg(long, default_value = "gunicorn", conflicts_with = "playbook")]
+    pub server: String,
     #[command(flatten)]
     pub master: MasterArgs,
     /// Take the master's whereabouts from this playbook's `reload` section.
@@ -251,14 +254,16 @@ pub struct ReloadArgs {
     pub targeting: Targeting,
     #[command(flatten)]
     pub connecting: Connecting,
-    /// The app server.
+    /// The app server: gunicorn, uwsgi, unicorn, puma or nginx.
     #[arg(long, default_value = "gunicorn")]
     pub server: String,
     #[command(flatten)]
     pub master: MasterArgs,
-    /// HUP (graceful reload) or USR2 (re-exec, for apps started with --preload).
-    #[arg(long, default_value = "HUP", value_parser = ["HUP", "USR2"])]
-    pub signal: String,
+    /// The signal: the server's graceful reload when not given (HUP; USR1
+    /// for Puma), or its upgrade (USR2). `herd plan` and the README list
+    /// what each server takes.
+    #[arg(long)]
+    pub signal: Option<String>,
     /// A command that must pass before any signal, e.g. 'gunicorn --check-config app:app'.
     #[arg(long)]
     pub preflight: Option<String>,

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::place_of;
 use super::{exit, request, rollout, runtime, ssh_connector, stdout, AppError, HANDSHAKES};
+use super::{place_of, server_of};
 use crate::cli::{AuditArgs, CheckArgs, Connecting, HostsArgs, Output, Targeting, UnlockArgs};
 use crate::describe;
 use crate::engine::audit::AuditSettings;
@@ -15,7 +15,6 @@ use crate::engine::LockSettings;
 use crate::inventory::Inventory;
 use crate::plan::reload::ReloadPlan;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
-use crate::reload::Signal;
 
 /// `herd hosts`: the targeted hosts in the order the pattern selects them,
 /// how herd reaches each, and (with `--vars` or `--output json`) their
@@ -44,12 +43,13 @@ pub(super) fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     let job = match args.playbook {
         Some(playbook) => Job::Playbook(playbook),
         None => {
+            let server = server_of(&args.server)?;
             let (place, delivery) = place_of(&args.master, None)?;
             Job::Reload(Box::new(ReloadPlan {
-                server: &crate::reload::server::GUNICORN,
+                server,
                 place: Some(place),
                 delivery,
-                signal: Signal::Hup,
+                signal: &server.signals[0],
                 become_: false,
                 become_user: None,
                 preflight: None,

@@ -15,7 +15,7 @@ use crate::engine::{Engine, EngineSettings, LockSettings};
 use crate::plan::reload::ReloadPlan;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
 use crate::reload::place::{Delivery, Keys, Place};
-use crate::reload::Signal;
+use crate::reload::server::{AppServer, SignalUse};
 use crate::report::junit::JunitReporter;
 use crate::report::ledger::Ledger;
 use crate::report::progress::ProgressReporter;
@@ -83,23 +83,16 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 wait: args.lock_wait,
                 timeout: args.connecting.connect_timeout,
             };
-            let (place, delivery) = place_of(&args.master, Some(&args.signal))?;
-            let server = crate::reload::server::by_name(&args.server).ok_or_else(|| {
-                PlanError::Usage(format!(
-                    "--server {}: unknown server, herd reloads {}",
-                    args.server,
-                    crate::reload::server::names()
-                ))
-            })?;
+            let server = server_of(&args.server)?;
+            let signal = server
+                .signal(args.signal.as_deref())
+                .map_err(|message| PlanError::Usage(format!("--signal: {message}")))?;
+            let (place, delivery) = place_of(&args.master, Some(signal))?;
             let reload = ReloadPlan {
                 server,
                 place: Some(place),
                 delivery,
-                signal: if args.signal == "USR2" {
-                    Signal::Usr2
-                } else {
-                    Signal::Hup
-                },
+                signal,
                 become_: args.become_,
                 become_user: args.become_user,
                 preflight: args.preflight,
@@ -234,11 +227,21 @@ fn check_report_path(path: &std::path::Path) -> Result<(), PlanError> {
         })
 }
 
+/// The server `--server` names.
+fn server_of(name: &str) -> Result<&'static AppServer, PlanError> {
+    crate::reload::server::by_name(name).ok_or_else(|| {
+        PlanError::Usage(format!(
+            "--server {name}: unknown server, herd reloads {}",
+            crate::reload::server::names()
+        ))
+    })
+}
+
 /// Where the master lives and how it is signalled, from the flags; the
 /// same rules as a playbook's `reload` keys, with the flag named.
 fn place_of(
     master: &MasterArgs,
-    signal: Option<&str>,
+    signal: Option<&'static SignalUse>,
 ) -> Result<(Place<String>, Delivery), PlanError> {
     Keys {
         pidfile: master.pidfile.as_deref(),

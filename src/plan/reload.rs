@@ -8,8 +8,9 @@ use crate::playbook::{Reload, Validate};
 use crate::reload::place::{
     check_container_name, check_unit_name, Delivery, KeyError, Keys, Place,
 };
+use crate::reload::server::SignalUse;
 use crate::reload::server::{self, AppServer};
-use crate::reload::{HttpCheck, ReloadSpec, Signal, ValidateSpec};
+use crate::reload::{HttpCheck, ReloadSpec, ValidateSpec};
 use crate::template::{Kind, OutputMask, Renderer, TemplateError};
 
 /// Defaults when a playbook says nothing.
@@ -26,7 +27,7 @@ pub struct ReloadPlan {
     /// only validates (no signal is sent).
     pub place: Option<Place<String>>,
     pub delivery: Delivery,
-    pub signal: Signal,
+    pub signal: &'static SignalUse,
     pub become_: bool,
     /// A template.
     pub become_user: Option<String>,
@@ -49,7 +50,9 @@ impl Reload {
             unit: self.unit.as_deref(),
             scope: self.scope.as_deref(),
             delivery: self.delivery.as_deref(),
-            signal: self.signal.as_deref(),
+            // An unknown signal is refused with the server (see `check_reload`).
+            signal: server::by_name(&self.server)
+                .and_then(|server| server.signal(self.signal.as_deref()).ok()),
             container: self.container.as_deref(),
             engine: self.engine.as_deref(),
             compose: self
@@ -83,10 +86,12 @@ impl ReloadPlan {
             server,
             place: chosen.as_ref().map(|(place, _)| place.clone()),
             delivery: chosen.map_or(Delivery::Kill, |(_, delivery)| delivery),
-            signal: match reload.and_then(|r| r.signal.as_deref()) {
-                Some("USR2") => Signal::Usr2,
-                _ => Signal::Hup,
-            },
+            signal: server
+                .signal(reload.and_then(|r| r.signal.as_deref()))
+                .map_err(|message| KeyError {
+                    key: "signal",
+                    message,
+                })?,
             become_: reload.is_some_and(|r| r.become_),
             become_user: reload.and_then(|r| r.become_user.clone()),
             preflight: reload.and_then(|r| r.preflight.clone()),

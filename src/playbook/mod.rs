@@ -517,7 +517,7 @@ impl Playbook {
     }
 
     fn check_reload(&self, reload: &Reload) -> Result<(), SourceError> {
-        if crate::reload::server::by_name(&reload.server).is_none() {
+        let Some(server) = crate::reload::server::by_name(&reload.server) else {
             return Err(self.error_in(
                 &["reload", "server"],
                 None,
@@ -527,15 +527,9 @@ impl Playbook {
                     crate::reload::server::names()
                 ),
             ));
-        }
-        if let Some(signal) = &reload.signal {
-            if signal != "HUP" && signal != "USR2" {
-                return Err(self.error_in(
-                    &["reload", "signal"],
-                    None,
-                    format!("unknown signal `{signal}`: use HUP or USR2"),
-                ));
-            }
+        };
+        if let Err(message) = server.signal(reload.signal.as_deref()) {
+            return Err(self.error_in(&["reload", "signal"], None, message));
         }
         if reload.become_user.is_some() && !reload.become_ {
             return Err(self.error_in(

@@ -25,7 +25,7 @@ use crate::template::OutputMask;
 use crate::transport::{Connection, TransportError};
 use discover::{DiscoveryError, Found, Master};
 use place::{unit_name, Delivery, Place, Scope};
-use server::AppServer;
+use server::{AppServer, Effect, SignalUse};
 use signal::{Outcome, SignalRecord};
 use snapshot::{Look, Snapshot};
 
@@ -37,7 +37,8 @@ pub struct ReloadSpec {
     pub place: Place<String>,
     /// How its signal gets there.
     pub delivery: Delivery,
-    pub signal: Signal,
+    /// The signal and what proves it worked.
+    pub signal: &'static SignalUse,
     /// Preflight, start, and the signal run through sudo, as `become_user`
     /// (root when not given).
     pub become_: bool,
@@ -50,14 +51,6 @@ pub struct ReloadSpec {
     pub command_timeout: Duration,
     /// Masks what the host says that herd quotes in a message.
     pub mask: OutputMask,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// Graceful reload: same master, new workers.
-    Hup,
-    /// Re-exec for `--preload` apps: a new master, then the old one ends.
-    Usr2,
 }
 
 /// The settle period where no proof of boot is available.
@@ -195,10 +188,7 @@ impl ReloadSpec {
     /// and how the signal is delivered.
     pub fn describe(&self) -> String {
         let server = self.server.display;
-        let signal = match (self.signal, &self.server.upgrade) {
-            (Signal::Usr2, Some(upgrade)) => upgrade.signal,
-            _ => self.server.reload_signal,
-        };
+        let signal = self.signal.name;
         let kill = match (self.become_, &self.become_user) {
             (false, _) => format!("kill -{signal}"),
             (true, user) => format!(
@@ -476,8 +466,8 @@ async fn reload_one<T: Connection>(
     };
     // The old master's exit ends the container where it is PID 1, and
     // where an init runs it (the init exits with its only child).
-    if let (Signal::Usr2, Some(inside), Place::Container { name, .. }) =
-        (spec.signal, &found.container, &spec.place)
+    if let (Effect::NewMaster(_), Some(inside), Place::Container { name, .. }) =
+        (&spec.signal.effect, &found.container, &spec.place)
     {
         let why = match inside.pid1 {
             container::Pid1::Master => "its PID 1 is the master",
@@ -485,7 +475,7 @@ async fn reload_one<T: Connection>(
         };
         return Err(fail(
             Proof::Master,
-            format!("`signal: USR2` is refused in the container {name}: {why}, and when the old master exits the container stops; nothing was signalled"),
+            format!("`signal: {}` is refused in the container {name}: {why}, and when the old master exits the container stops; nothing was signalled", spec.signal.name),
             &report,
         ));
     }
@@ -533,16 +523,15 @@ async fn signal_and_prove<T: Connection>(
     report: &mut ReloadReport,
 ) -> Result<(), ReloadFailure> {
     let master = &found.master;
-    let name = match (spec.signal, &spec.server.upgrade) {
-        (Signal::Usr2, Some(upgrade)) => upgrade.signal,
-        _ => spec.server.reload_signal,
-    };
+    let name = spec.signal.name;
     if signal::deliver(connection, spec, name, found, report).await? != Outcome::Sent {
         return master_gone(connection, spec, master, name, report).await;
     }
-    match spec.signal {
-        Signal::Hup => validate::after_hup(connection, spec, master, report).await?,
-        Signal::Usr2 => validate::usr2(connection, spec, master, report).await?,
+    match &spec.signal.effect {
+        Effect::NewWorkers => validate::after_hup(connection, spec, master, report).await?,
+        Effect::NewMaster(upgrade) => {
+            validate::usr2(connection, spec, upgrade, master, report).await?
+        }
     }
     if let (Some(inside), Place::Container { name, .. }) = (&found.container, &spec.place) {
         validate::container_kept(connection, spec, name, &inside.seen, report).await?;

@@ -4,6 +4,7 @@
 //! the choice with templates ([`Place<String>`] holding `{{ }}`), the host
 //! gets it rendered.
 
+use super::server::{Effect, SignalUse};
 use serde::Serialize;
 
 /// Where the master is found.
@@ -141,7 +142,8 @@ pub struct Keys<'a> {
     pub unit: Option<&'a str>,
     pub scope: Option<&'a str>,
     pub delivery: Option<&'a str>,
-    pub signal: Option<&'a str>,
+    /// The signal, when the playbook names one.
+    pub signal: Option<&'static SignalUse>,
     pub container: Option<&'a str>,
     pub engine: Option<&'a str>,
     /// `compose`'s project and service.
@@ -245,10 +247,13 @@ impl Keys<'_> {
                 )),
             };
         };
-        if self.signal.is_some_and(|signal| signal != "HUP") {
+        if let Some(signal) = self
+            .signal
+            .filter(|signal| matches!(signal.effect, Effect::NewMaster(_)))
+        {
             return Err(refuse(
                 "signal",
-                "`signal: USR2` cannot be used with `unit`: the new master is the old one's child, and systemd stops the service when the old master exits",
+                format!("`signal: {}` cannot be used with `unit`: the new master is the old one's child, and systemd stops the service when the old master exits", signal.name),
             ));
         }
         let delivery = delivery.unwrap_or(Delivery::Auto);
@@ -583,7 +588,7 @@ mod tests {
         assert_eq!(error.key, "pidfile");
         let error = refused(Keys {
             unit: Some("a"),
-            signal: Some("USR2"),
+            signal: Some(&crate::reload::server::GUNICORN.signals[1]),
             ..Keys::default()
         });
         assert_eq!(error.key, "signal");

@@ -28,14 +28,46 @@ pub struct AppServer {
     /// Process names (`comm`, the kernel's 15-character name) the server's
     /// processes may have; the snapshot reads the command lines of these only.
     pub comms: &'static [&'static str],
-    /// The graceful reload: same master, every worker replaced.
-    pub reload_signal: &'static str,
-    /// The re-exec upgrade, when the server has one.
-    pub upgrade: Option<Upgrade>,
+    /// The signals herd sends this server, the default first.
+    pub signals: &'static [SignalUse],
+    /// Signals operators send that do not do what they expect: refused,
+    /// naming the one to use.
+    pub refused: &'static [Refused],
     /// How a new worker proves it booted (loaded the app and entered its
     /// loop). Without one, a reload waits for the worker set to stay
     /// unchanged for the settle period instead.
     pub boot_proof: Option<BootProof>,
+}
+
+/// A signal herd sends a server, and what proves it worked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SignalUse {
+    pub name: &'static str,
+    /// What it does, for the plan: `graceful reload`, `phased restart`.
+    pub what: &'static str,
+    pub effect: Effect,
+    /// Refused when the master preloads the app: why, and the signal to use.
+    pub unless_preloaded: Option<Refused>,
+}
+
+/// What a signal does to the master and its workers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The master stays (same pid and start time, also where it
+    /// re-executes itself in place) and every worker is replaced.
+    NewWorkers,
+    /// The master starts a new master as its child; once that serves
+    /// with a full set of workers, the old one is ended.
+    NewMaster(Upgrade),
+}
+
+/// A signal refused, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub signal: &'static str,
+    pub why: &'static str,
+    /// The signal to send instead.
+    pub instead: &'static str,
 }
 
 /// A sign, readable in `/proc`, that a worker has booted.
@@ -62,18 +94,27 @@ impl BootProof {
     }
 }
 
-/// A re-exec upgrade: `signal` makes the master start a new master as its
-/// child; once that serves, `retire` ends the old one.
+/// A re-exec upgrade: the signal makes the master start a new master as
+/// its child; once that serves, `retire` ends the old one.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Upgrade {
-    pub signal: &'static str,
     pub retire: &'static str,
-    /// The new master writes its pid to the pidfile with this suffix, and
-    /// takes over the pidfile itself once the old master is gone.
-    pub pidfile_suffix: &'static str,
+    /// Where the pids go meanwhile; once the old master is gone, the
+    /// pidfile holds the new master's pid.
+    pub pidfile: UpgradePidfile,
 }
 
-pub const GUNICORN: AppServer = AppServer {
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpgradePidfile {
+    /// The new master writes `PIDFILE<suffix>`, and renames it to the
+    /// pidfile once the old master is gone (Gunicorn's `.2`).
+    NewMasterAside(&'static str),
+    /// The old master renames its pidfile to `PIDFILE<suffix>` and the new
+    /// master writes the pidfile (Unicorn's and nginx's `.oldbin`).
+    OldMasterAside(&'static str),
+}
+
+pub static GUNICORN: AppServer = AppServer {
     name: "gunicorn",
     display: "Gunicorn",
     program: "gunicorn",
@@ -83,23 +124,75 @@ pub const GUNICORN: AppServer = AppServer {
     name_in_title: ("gunicorn: master [", "]"),
     name_options: &["--name", "-n"],
     comms: &["gunicorn", "python", "pypy"],
-    reload_signal: "HUP",
-    upgrade: Some(Upgrade {
-        signal: "USR2",
-        retire: "TERM",
-        pidfile_suffix: ".2",
-    }),
+    signals: &[
+        SignalUse {
+            name: "HUP",
+            what: "graceful reload",
+            effect: Effect::NewWorkers,
+            unless_preloaded: None,
+        },
+        SignalUse {
+            name: "USR2",
+            what: "re-exec of a new master (for apps started with --preload)",
+            effect: Effect::NewMaster(Upgrade {
+                retire: "TERM",
+                pidfile: UpgradePidfile::NewMasterAside(".2"),
+            }),
+            unless_preloaded: None,
+        },
+    ],
+    refused: &[],
     boot_proof: Some(BootProof::HeartbeatFile {
         prefix: "wgunicorn-",
     }),
 };
 
 /// Every server herd knows.
-pub const SERVERS: &[&AppServer] = &[&GUNICORN];
+pub static SERVERS: &[&AppServer] = &[&GUNICORN];
 
 /// The server named `name` in a playbook or on the command line.
 pub fn by_name(name: &str) -> Option<&'static AppServer> {
     SERVERS.iter().copied().find(|server| server.name == name)
+}
+
+impl AppServer {
+    /// The signal named `name`; `None` for the default. A refused or
+    /// unknown signal is an error that says what to send instead.
+    pub fn signal(&self, name: Option<&str>) -> Result<&'static SignalUse, String> {
+        let Some(name) = name else {
+            return Ok(&self.signals[0]);
+        };
+        if let Some(found) = self.signals.iter().find(|s| s.name == name) {
+            return Ok(found);
+        }
+        if let Some(refused) = self.refused.iter().find(|r| r.signal == name) {
+            return Err(refused.message(self.display));
+        }
+        Err(format!(
+            "{} takes {}, not `{name}`",
+            self.display,
+            self.signal_names()
+        ))
+    }
+
+    /// `HUP or USR2`: the signals this server takes, for messages.
+    pub fn signal_names(&self) -> String {
+        let names: Vec<&str> = self.signals.iter().map(|s| s.name).collect();
+        match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}
+
+impl Refused {
+    pub fn message(&self, server: &str) -> String {
+        format!(
+            "{} to {server} is refused: {}; use {}",
+            self.signal, self.why, self.instead
+        )
+    }
 }
 
 /// `gunicorn`, or `gunicorn, uwsgi`: for messages.

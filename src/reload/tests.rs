@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::snapshot::fixtures::{bystanders, stat};
 use super::*;
+use crate::reload::server::GUNICORN;
 use crate::transport::fake::{FakeConnector, Rule};
 use crate::transport::{Connector, Target};
 
@@ -53,7 +54,7 @@ fn spec() -> ReloadSpec {
         server: &server::GUNICORN,
         place: Place::Host(place::OnHost::Pidfile("/srv/app/gunicorn.pid".into())),
         delivery: Delivery::Kill,
-        signal: Signal::Hup,
+        signal: &crate::reload::server::GUNICORN.signals[0],
         become_: false,
         become_user: None,
         preflight: None,
@@ -306,7 +307,7 @@ async fn usr2_brings_up_a_new_master_then_ends_the_old_one() {
         )
         .http("h1", 200, "ok v2\n");
     let mut spec = spec();
-    spec.signal = Signal::Usr2;
+    spec.signal = &GUNICORN.signals[1];
     let (result, commands) = reload_with(fake, &spec).await;
     let report = result.expect("USR2 works");
     assert_eq!(signals(&commands), vec!["USR2 500", "TERM 500"]);
@@ -324,7 +325,7 @@ async fn usr2_ends_the_old_master_as_soon_as_the_new_workers_proved_they_booted(
         .rule("h1", boot_answer("801 booted\n802 booted\n"))
         .http("h1", 200, "ok v2\n");
     let mut spec = spec();
-    spec.signal = Signal::Usr2;
+    spec.signal = &GUNICORN.signals[1];
     spec.validate.settle = None;
     let started = tokio::time::Instant::now();
     let (result, commands) = reload_with(fake, &spec).await;
@@ -355,7 +356,7 @@ async fn usr2_keeps_the_old_master_when_a_new_worker_dies_before_it_booted() {
         .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
         .rule("h1", boot_answer("801 booted\n802 dead\n"));
     let mut spec = spec();
-    spec.signal = Signal::Usr2;
+    spec.signal = &GUNICORN.signals[1];
     spec.validate.settle = None;
     let (result, commands) = reload_with(fake, &spec).await;
     let failure = result.unwrap_err();
@@ -380,7 +381,7 @@ async fn usr2_that_times_out_ends_the_new_master_it_saw() {
     snapshots.push(procs(500, 500, &[501, 502]));
     let fake = fake().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
     let mut spec = spec();
-    spec.signal = Signal::Usr2;
+    spec.signal = &GUNICORN.signals[1];
     spec.validate.timeout = Duration::from_secs(5);
     let (result, commands) = reload_with(fake, &spec).await;
     let failure = result.unwrap_err();

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::container;
 use super::discover::{self, Master};
+use super::server::Upgrade;
 use super::signal;
 use super::snapshot::{WaitFor, WAIT_INTERVAL};
 use super::{
@@ -120,8 +121,8 @@ pub(super) async fn after_hup<T: Connection>(
             return Err(fail(
                 Proof::SameMaster,
                 format!(
-                    "the master {} exited after HUP (a release that fails to boot makes Gunicorn exit): the host is down until rollback",
-                    master.pid
+                    "the master {} exited after {} (a release that fails to boot makes {} exit): the host is down until rollback",
+                    master.pid, spec.signal.name, spec.server.display
                 ),
                 report,
             ));
@@ -157,8 +158,8 @@ pub(super) async fn after_hup<T: Connection>(
                         format!("the new worker {worker} exited before it booted (does the new release boot?)")
                     } else {
                         format!(
-                            "the master {} exited after HUP (its new worker {worker} exited before it booted: a release that fails to boot makes Gunicorn exit): the host is down until rollback",
-                            master.pid
+                            "the master {} exited after {} (its new worker {worker} exited before it booted: a release that fails to boot makes {} exit): the host is down until rollback",
+                            master.pid, spec.signal.name, spec.server.display
                         )
                     };
                     let proof = if master_left {
@@ -279,12 +280,13 @@ fn looks_until(deadline: Instant, spec: &ReloadSpec) -> u32 {
     (left.as_millis() / WAIT_INTERVAL.as_millis()).max(1) as u32
 }
 
-/// After USR2, for `--preload` apps: a new master (a child of the old one)
-/// with a full set of workers, then TERM to the old master, then the new
-/// master alone and promoted.
+/// After an upgrade signal (USR2): a new master (a child of the old one)
+/// with a full set of workers, then the upgrade's `retire` signal to the
+/// old master, then the new master alone and promoted.
 pub(super) async fn usr2<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
+    upgrade: &Upgrade,
     old: &Master,
     report: &mut ReloadReport,
 ) -> Result<(), ReloadFailure> {
@@ -345,7 +347,7 @@ pub(super) async fn usr2<T: Connection>(
         } else if !is_alive(&snapshot, old) {
             return Err(fail(
                 Proof::SameMaster,
-                format!("the master {} exited after USR2", old.pid),
+                format!("the master {} exited after {}", old.pid, spec.signal.name),
                 report,
             ));
         }
@@ -357,8 +359,9 @@ pub(super) async fn usr2<T: Connection>(
             return Err(fail(
                 Proof::Workers,
                 format!(
-                    "no new master with {wanted} workers within {}s after USR2 (does the new release boot?); the old master {} still serves{ended}",
+                    "no new master with {wanted} workers within {}s after {} (does the new release boot?); the old master {} still serves{ended}",
                     spec.validate.timeout.as_secs(),
+                    spec.signal.name,
                     old.pid
                 ),
                 report,
@@ -368,7 +371,7 @@ pub(super) async fn usr2<T: Connection>(
     };
     // The old master may have exited meanwhile; TERM is then not sent, and
     // the new master takes over all the same.
-    let retire = spec.server.upgrade.as_ref().map_or("TERM", |u| u.retire);
+    let retire = upgrade.retire;
     signal::send(connection, spec, retire, old, report).await?;
     loop {
         let snapshot = snapshot(connection, spec)
@@ -390,8 +393,9 @@ pub(super) async fn usr2<T: Connection>(
                 report,
             ));
         };
-        // Promotion: the new master notices its parent is gone and, with a
-        // pidfile, renames PIDFILE.2 to PIDFILE; until then the pidfile is missing.
+        // Promotion: the new master is no longer the old one's child and,
+        // with a pidfile, the pidfile names it (Gunicorn renames PIDFILE.2
+        // to PIDFILE once its parent is gone; Unicorn wrote it at once).
         let promoted = new.ppid != old.pid
             && match spec.place.pidfile() {
                 Some(_) => {
@@ -410,7 +414,7 @@ pub(super) async fn usr2<T: Connection>(
                 if old_gone {
                     format!("the new master {new_master} was not promoted (pidfile not taken over)")
                 } else {
-                    format!("the old master {} did not exit after TERM", old.pid)
+                    format!("the old master {} did not exit after {retire}", old.pid)
                 },
                 report,
             ));
