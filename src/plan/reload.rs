@@ -285,6 +285,7 @@ impl ReloadPlan {
             become_: self.become_,
             become_user: self.become_user.as_deref().map(plain).transpose()?,
             preflight: shell(&self.preflight)?,
+            preload: None,
             start: shell(&self.start)?,
             validate: ValidateSpec {
                 timeout: self.timeout,

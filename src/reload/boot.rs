@@ -34,44 +34,96 @@ const ENDED: &str = "''|*') Z '*|*') X '*";
 impl BootProof {
     /// The host-side wait: `workers` of `master`, up to `looks` looks
     /// [`WAIT_INTERVAL`] apart. Prints one `PID STATE` line per worker.
-    /// After a worker died, it waits up to a second for the master to
-    /// exit too (Gunicorn's master exits when a worker cannot boot), so
-    /// the snapshot that follows tells which of the two failed.
     pub fn script(&self, master: u32, workers: &[u32], looks: u32) -> String {
-        let BootProof::HeartbeatFile { prefix } = self;
-        let workers: String = workers.iter().map(|w| format!(" {w}")).collect();
-        let interval = WAIT_INTERVAL.as_secs_f64();
-        format!(
-            "# {MARKER}\n\
-             m={master}; i=0; bt=; pend=; dead=\n\
-             while read -r x v; do [ \"$x\" = btime ] && {{ bt=$v; break; }}; done 2>/dev/null < /proc/stat\n\
-             command -v stat >/dev/null 2>&1 || bt=\n\
-             for w in{workers}; do n=; s=; read -r s 2>/dev/null < \"/proc/$w/stat\"\n\
-               case \"$s\" in {ENDED}) echo \"$w dead\"; dead=1; continue;; esac\n\
-               l=$(ls -l \"/proc/$w/fd\" 2>/dev/null)\n\
-               while IFS= read -r x; do case \"$x\" in *' -> '*'/{prefix}'*' (deleted)') n=${{x%% -> *}}; n=${{n##* }}; break;; esac; done <<HERD_EOF\n$l\nHERD_EOF\n\
-               if [ -n \"$n\" ] && [ -n \"$bt\" ]; then pend=\"$pend /proc/$w/fd/$n\"; else echo \"$w unproven\"; fi\n\
-             done\n\
-             while [ -n \"$pend\" ] && [ -z \"$dead\" ]; do\n\
-               r=$(stat -L -c '%a %Y %n' $pend 2>/dev/null); rest=\n\
-               for f in $pend; do w=${{f#/proc/}}; w=${{w%%/*}}; up=\n\
-                 while read -r a y g; do [ \"$g\" = \"$f\" ] || continue; {HEARTBEAT_TOUCHED} && up=1; break; done <<HERD_EOF\n$r\nHERD_EOF\n\
-                 if [ -n \"$up\" ]; then echo \"$w booted\"; continue; fi\n\
-                 s=; read -r s 2>/dev/null < \"/proc/$w/stat\"\n\
-                 case \"$s\" in {ENDED}) echo \"$w dead\"; dead=1; continue;; esac\n\
-                 rest=\"$rest $f\"\n\
-               done\n\
-               pend=$rest; [ -n \"$pend\" ] && [ -z \"$dead\" ] || break\n\
-               s=; read -r s 2>/dev/null < \"/proc/$m/stat\"; case \"$s\" in {ENDED}) break;; esac\n\
-               [ $i -lt {looks} ] || break\n\
-               sleep {interval} 2>/dev/null || break; i=$((i+1))\n\
-             done\n\
-             for f in $pend; do w=${{f#/proc/}}; echo \"${{w%%/*}} waiting\"; done\n\
-             if [ -n \"$dead\" ]; then j=0; while [ $j -lt 25 ]; do \
-               s=; read -r s 2>/dev/null < \"/proc/$m/stat\"; case \"$s\" in {ENDED}) break;; esac; \
-               sleep {interval} 2>/dev/null || break; j=$((j+1)); done; fi\n"
-        )
+        let test = match self {
+            BootProof::HeartbeatFile { prefix } => {
+                return heartbeat_script(prefix, master, workers, looks)
+            }
+            // An fd list the account may not read proves nothing either way.
+            BootProof::EventLoop => "l=$(ls -l \"/proc/$w/fd\" 2>/dev/null) || { echo \"$w unproven\"; continue; }\n\
+                 case \"$l\" in *'anon_inode:[eventpoll]'*) echo \"$w booted\"; continue;; esac"
+                .to_string(),
+            BootProof::Thread { name } => format!(
+                "up=; for t in /proc/$w/task/*/comm; do c=; read -r c 2>/dev/null < \"$t\"; [ \"$c\" = {name} ] && {{ up=1; break; }}; done\n\
+                 if [ -n \"$up\" ]; then echo \"$w booted\"; continue; fi",
+                name = crate::shell::quote(name)
+            ),
+        };
+        presence_script(&test, master, workers, looks)
     }
+}
+
+/// Tail of every wait: the workers still pending, and after a worker died,
+/// up to a second's wait for the master to exit too (Gunicorn's and uWSGI's
+/// masters exit when a worker cannot load the app), so the snapshot that
+/// follows tells which of the two failed.
+fn wait_tail() -> String {
+    let interval = WAIT_INTERVAL.as_secs_f64();
+    format!(
+        "for f in $pend; do w=${{f#/proc/}}; echo \"${{w%%/*}} waiting\"; done\n\
+         if [ -n \"$dead\" ]; then j=0; while [ $j -lt 25 ]; do \
+           s=; read -r s 2>/dev/null < \"/proc/$m/stat\"; case \"$s\" in {ENDED}) break;; esac; \
+           sleep {interval} 2>/dev/null || break; j=$((j+1)); done; fi\n"
+    )
+}
+
+/// A wait on a sign that appears in `/proc` once a worker booted: `test`
+/// is shell that, for worker `$w`, says `booted` or `unproven` and
+/// `continue`s, or falls through while the worker has not booted yet.
+fn presence_script(test: &str, master: u32, workers: &[u32], looks: u32) -> String {
+    let workers: String = workers.iter().map(|w| format!(" {w}")).collect();
+    let interval = WAIT_INTERVAL.as_secs_f64();
+    format!(
+        "# {MARKER}\n\
+         m={master}; i=0; pend='{workers}'; dead=\n\
+         while [ -n \"$pend\" ]; do rest=\n\
+           for w in $pend; do s=; read -r s 2>/dev/null < \"/proc/$w/stat\"\n\
+             case \"$s\" in {ENDED}) echo \"$w dead\"; dead=1; continue;; esac\n\
+             {test}\n\
+             rest=\"$rest $w\"\n\
+           done\n\
+           pend=$rest; [ -n \"$pend\" ] && [ -z \"$dead\" ] || break\n\
+           s=; read -r s 2>/dev/null < \"/proc/$m/stat\"; case \"$s\" in {ENDED}) break;; esac\n\
+           [ $i -lt {looks} ] || break\n\
+           sleep {interval} 2>/dev/null || break; i=$((i+1))\n\
+         done\n{tail}",
+        tail = wait_tail()
+    )
+}
+
+/// The heartbeat wait: finds each worker's heartbeat file among its fds,
+/// then watches the files' times and modes with one `stat` per look.
+fn heartbeat_script(prefix: &str, master: u32, workers: &[u32], looks: u32) -> String {
+    let workers: String = workers.iter().map(|w| format!(" {w}")).collect();
+    let interval = WAIT_INTERVAL.as_secs_f64();
+    format!(
+        "# {MARKER}\n\
+         m={master}; i=0; bt=; pend=; dead=\n\
+         while read -r x v; do [ \"$x\" = btime ] && {{ bt=$v; break; }}; done 2>/dev/null < /proc/stat\n\
+         command -v stat >/dev/null 2>&1 || bt=\n\
+         for w in{workers}; do n=; s=; read -r s 2>/dev/null < \"/proc/$w/stat\"\n\
+           case \"$s\" in {ENDED}) echo \"$w dead\"; dead=1; continue;; esac\n\
+           l=$(ls -l \"/proc/$w/fd\" 2>/dev/null)\n\
+           while IFS= read -r x; do case \"$x\" in *' -> '*'/{prefix}'*' (deleted)') n=${{x%% -> *}}; n=${{n##* }}; break;; esac; done <<HERD_EOF\n$l\nHERD_EOF\n\
+           if [ -n \"$n\" ] && [ -n \"$bt\" ]; then pend=\"$pend /proc/$w/fd/$n\"; else echo \"$w unproven\"; fi\n\
+         done\n\
+         while [ -n \"$pend\" ] && [ -z \"$dead\" ]; do\n\
+           r=$(stat -L -c '%a %Y %n' $pend 2>/dev/null); rest=\n\
+           for f in $pend; do w=${{f#/proc/}}; w=${{w%%/*}}; up=\n\
+             while read -r a y g; do [ \"$g\" = \"$f\" ] || continue; {HEARTBEAT_TOUCHED} && up=1; break; done <<HERD_EOF\n$r\nHERD_EOF\n\
+             if [ -n \"$up\" ]; then echo \"$w booted\"; continue; fi\n\
+             s=; read -r s 2>/dev/null < \"/proc/$w/stat\"\n\
+             case \"$s\" in {ENDED}) echo \"$w dead\"; dead=1; continue;; esac\n\
+             rest=\"$rest $f\"\n\
+           done\n\
+           pend=$rest; [ -n \"$pend\" ] && [ -z \"$dead\" ] || break\n\
+           s=; read -r s 2>/dev/null < \"/proc/$m/stat\"; case \"$s\" in {ENDED}) break;; esac\n\
+           [ $i -lt {looks} ] || break\n\
+           sleep {interval} 2>/dev/null || break; i=$((i+1))\n\
+         done\n\
+         {tail}",
+        tail = wait_tail()
+    )
 }
 
 /// Parses the wait's answer; lines that do not parse are skipped.

@@ -111,8 +111,9 @@ pub fn workers_of(server: &AppServer, snapshot: &Snapshot, pid: u32) -> Vec<u32>
         .processes
         .values()
         .filter(|p| p.ppid == pid && !p.is_zombie() && server.runs(&p.cmdline))
-        // An upgrade's new master is a child too, but not a worker.
-        .filter(|p| server.titled_master(&p.cmdline) != Some(true))
+        // An upgrade's new master is a child too, but not a worker; nor is
+        // a router or cache manager the server titles as such.
+        .filter(|p| server.may_be_worker(&p.cmdline))
         .map(|p| p.pid)
         .collect()
 }

@@ -10,6 +10,7 @@ pub mod container;
 pub mod discover;
 pub mod http;
 pub mod place;
+pub mod preload;
 pub mod server;
 pub mod signal;
 pub mod snapshot;
@@ -44,6 +45,9 @@ pub struct ReloadSpec {
     pub become_: bool,
     pub become_user: Option<String>,
     pub preflight: Option<String>,
+    /// Whether the master preloads the app, as the playbook says; unset:
+    /// herd reads it on the host where the signal depends on it.
+    pub preload: Option<bool>,
     /// Starts the server when a rollback finds no master to signal.
     pub start: Option<String>,
     pub validate: ValidateSpec,
@@ -479,7 +483,24 @@ async fn reload_one<T: Connection>(
             &report,
         ));
     }
-    if let Some(preflight) = &spec.preflight {
+    refuse_if_preloaded(connection, spec, &found.master, &report).await?;
+    let preflight = match (&spec.preflight, &spec.server.preflight) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some(default)) => Some(
+            preload::default_preflight(default, &found.master).map_err(|why| {
+                fail(
+                    Proof::Preflight,
+                    format!(
+                        "no {} configuration check can be made for master {}: {why}; nothing was signalled",
+                        spec.server.display, found.master.pid
+                    ),
+                    &report,
+                )
+            })?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(preflight) = &preflight {
         let output = connection
             .exec(&spec.wrap(preflight), spec.command_timeout)
             .await
@@ -513,6 +534,65 @@ async fn reload_one<T: Connection>(
         }
         other => other.map(|()| report),
     }
+}
+
+/// Refuses a signal that does not do what it says when the master preloads
+/// the app (see [`server::SignalUse::unless_preloaded`]), before anything
+/// is signalled: when the master preloads, or when that cannot be told.
+async fn refuse_if_preloaded<T: Connection>(
+    connection: &T,
+    spec: &ReloadSpec,
+    master: &Master,
+    report: &ReloadReport,
+) -> Result<(), ReloadFailure> {
+    let (Some(trap), Some(detect)) = (&spec.signal.unless_preloaded, &spec.server.preload) else {
+        return Ok(());
+    };
+    let server = spec.server.display;
+    let preloads = match spec.preload {
+        Some(said) => preload::Preloads::Known(said, "`reload.preload` says so".to_string()),
+        None => match preload::plan(spec.server, detect, master) {
+            preload::Plan::Settled(preloads) => preloads,
+            preload::Plan::Read(files) => {
+                let script = preload::script(master.pid, &files);
+                let command = if spec.reads_as_become() {
+                    spec.wrap(&script)
+                } else {
+                    script
+                };
+                match connection.exec(&command, spec.command_timeout).await {
+                    Ok(output) if output.success() => preload::judge(
+                        spec.server,
+                        detect,
+                        &spec.mask.output(&String::from_utf8_lossy(&output.stdout)),
+                    ),
+                    Ok(output) => preload::Preloads::Unknown(format!(
+                        "reading its config failed: {}",
+                        tail(
+                            &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
+                            3
+                        )
+                    )),
+                    Err(error) => {
+                        preload::Preloads::Unknown(format!("reading its config: {error}"))
+                    }
+                }
+            }
+        },
+    };
+    let message = match preloads {
+        preload::Preloads::Known(false, _) => return Ok(()),
+        preload::Preloads::Known(true, why) => format!(
+            "{} ({server} master {} preloads the app: {why}); nothing was signalled",
+            trap.message(server),
+            master.pid
+        ),
+        preload::Preloads::Unknown(why) => format!(
+            "{} to {server} needs a master that does not preload the app, and herd cannot tell whether master {} does ({why}): say `preload: true` or `preload: false` under `reload` (`--preload`/`--no-preload`), or use {}; nothing was signalled",
+            trap.signal, master.pid, trap.instead
+        ),
+    };
+    Err(fail(Proof::Preflight, message, report))
 }
 
 /// The signal, guarded against pid reuse, and the proofs that it worked.

@@ -58,6 +58,7 @@ fn spec() -> ReloadSpec {
         become_: false,
         become_user: None,
         preflight: None,
+        preload: None,
         start: None,
         validate: ValidateSpec {
             timeout: Duration::from_secs(30),
