@@ -672,3 +672,47 @@ fn a_rollback_whose_validate_reads_a_capture_is_refused_before_any_host() {
     assert_refused(&run, &fake, "playbook.yml:8:56");
     assert!(run.stderr().contains("undefined variable `built`"), "{run}");
 }
+
+#[test]
+fn a_templated_server_unknown_on_one_host_is_refused_before_any_host() {
+    let first = FakeHost::new();
+    let second = FakeHost::new();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "inventory.yml",
+        &format!(
+            "web:\n  hosts:\n    web1: {{ ansible_host: 127.0.0.1, ansible_port: {}, app_server: gunicorn }}\n    web2: {{ ansible_host: 127.0.0.1, ansible_port: {}, app_server: gunicron }}\n",
+            first.port(),
+            second.port()
+        ),
+    );
+
+    let run = run_in(
+        dir.path(),
+        "name: x\nhosts: web\nreload:\n  server: \"{{ app_server }}\"\n  pidfile: /run/app.pid\n",
+        &[],
+    );
+
+    assert_refused(&run, &first, "playbook.yml:4:12");
+    assert_eq!(second.connections(), 0, "{run}");
+    let herd_reloads = run
+        .stderr()
+        .split("herd reloads ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (reload.server").next())
+        .unwrap_or_default();
+    assert!(herd_reloads.contains("`gunicorn`"), "{run}");
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "\
+error: unknown server `gunicron`: herd reloads {herd_reloads} (reload.server on host web2)
+  --> playbook.yml:4:12
+  |
+4 |   server: \"{{{{ app_server }}}}\"
+  |            ^
+"
+        )
+    );
+}

@@ -1082,3 +1082,65 @@ fn a_reload_is_done_only_once_slow_workers_booted_and_fails_fast_when_they_canno
     );
     assert!(!alive(before.master.pid), "{run}");
 }
+
+/// The server is a template: each host names its own (here Gunicorn on
+/// every host, given with `-e`).
+const TEMPLATED_SERVER: &str = r#"
+name: Each host's own server
+hosts: web
+reload:
+  server: "{{ app_server }}"
+  pidfile: "{{ gunicorn_pidfile }}"
+validate:
+  timeout: 60s
+  http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", status: 200, contains: v2 }
+"#;
+
+#[test]
+fn a_templated_server_reloads_each_host_as_the_server_it_names() {
+    let _one = one_at_a_time();
+    let lab = Lab::up(2);
+    let playbook = lab.write("templated.yml", TEMPLATED_SERVER);
+    let before: Vec<Generation> = lab.hosts().iter().map(generation).collect();
+    for host in lab.hosts() {
+        switch_release(&lab, host, "v2");
+    }
+
+    let plan = lab
+        .herd(["plan"])
+        .arg(&playbook)
+        .args(["-e", "app_server=gunicorn"])
+        .run();
+    plan.assert_code(0);
+    let reload_lines: Vec<&str> = plan
+        .stdout()
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("reload: "))
+        .collect();
+    assert_eq!(reload_lines.len(), 2, "{plan}");
+    for line in reload_lines {
+        assert!(
+            line.starts_with("reload: kill -HUP to the Gunicorn master"),
+            "{plan}"
+        );
+    }
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["-e", "app_server=gunicorn"])
+        .run();
+
+    run.assert_code(0);
+    for (host, before) in lab.hosts().iter().zip(&before) {
+        assert_workers_replaced(host, before, &run);
+        assert_eq!(
+            healthz(host),
+            "ok v2",
+            "{} after the reload\n{run}",
+            host.name
+        );
+        assert_eq!(run.summary_result(&host.name), "done", "{run}");
+    }
+}

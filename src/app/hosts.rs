@@ -46,10 +46,10 @@ pub(super) fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
             let server = server_of(&args.server)?;
             let (place, delivery) = place_of(&args.master, None)?;
             Job::Reload(Box::new(ReloadPlan {
-                server,
+                server: server.name.to_string(),
                 place: Some(place),
                 delivery,
-                signal: &server.signals[0],
+                signal: None,
                 become_: false,
                 become_user: None,
                 preflight: None,

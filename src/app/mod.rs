@@ -89,10 +89,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 .map_err(|message| PlanError::Usage(format!("--signal: {message}")))?;
             let (place, delivery) = place_of(&args.master, Some(signal))?;
             let reload = ReloadPlan {
-                server,
+                server: server.name.to_string(),
                 place: Some(place),
                 delivery,
-                signal,
+                signal: args.signal,
                 become_: args.become_,
                 become_user: args.become_user,
                 preflight: args.preflight,

@@ -562,7 +562,7 @@ impl HostRun {
         &self,
         stage: &ReloadPlan,
         vars: &Vars,
-    ) -> Result<reload::ReloadSpec, crate::template::TemplateError> {
+    ) -> Result<reload::ReloadSpec, crate::plan::reload::RenderError> {
         let mut spec = stage.render(&self.plan.renderer, vars)?;
         spec.mask.uses = stage.secret_uses(&self.plan.renderer, vars, &self.shown(vars));
         Ok(spec)

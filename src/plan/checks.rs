@@ -67,6 +67,16 @@ impl Plan {
                     ));
                 }
             }
+            if let Err((key, template, problem)) =
+                reload.check_server(&self.renderer, &host.vars, &host.shown_vars)
+            {
+                return Err(SourceError::at_offset(
+                    Path::new(&format!("--{key}")),
+                    &template,
+                    0,
+                    format!("{problem} (on host {})", host.name),
+                ));
+            }
             if let Err((url, problem)) =
                 reload.check_url(&self.renderer, &host.vars, &host.shown_vars)
             {
@@ -145,6 +155,15 @@ impl Plan {
                 }
             }
             if let Some(reload) = &self.reload {
+                if let Err((key, template, problem)) =
+                    reload.check_server(&self.renderer, &vars, &host.shown_vars)
+                {
+                    return Err(playbook.error_in(
+                        &["reload", key],
+                        Some(&template),
+                        format!("{problem} (reload.{key} on host {})", host.name),
+                    ));
+                }
                 if let Err((url, problem)) =
                     reload.check_url(&self.renderer, &vars, &host.shown_vars)
                 {

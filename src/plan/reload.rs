@@ -6,10 +6,9 @@ use std::time::Duration;
 use crate::inventory::Vars;
 use crate::playbook::{Reload, Validate};
 use crate::reload::place::{
-    check_container_name, check_unit_name, Delivery, KeyError, Keys, Place,
+    check_container_name, check_unit_name, under_unit, Delivery, KeyError, Keys, Place,
 };
-use crate::reload::server::SignalUse;
-use crate::reload::server::{self, AppServer};
+use crate::reload::server::{self, AppServer, SignalUse};
 use crate::reload::{HttpCheck, ReloadSpec, ValidateSpec};
 use crate::template::{Kind, OutputMask, Renderer, TemplateError};
 
@@ -17,17 +16,31 @@ use crate::template::{Kind, OutputMask, Renderer, TemplateError};
 pub const DEFAULT_VALIDATE_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
+/// Why a host's reload cannot be made from the plan.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The server or signal rendered for the host is one herd cannot use
+    /// there; `key` is `server` or `signal`.
+    #[error("{0}")]
+    Key(KeyError),
+}
+
 /// Checks that a rendered name names exactly one unit or container.
 type NameCheck = fn(&str) -> Result<(), String>;
 
 #[derive(Debug, Clone)]
 pub struct ReloadPlan {
-    pub server: &'static AppServer,
+    /// The server's name, a template: each host may run its own. Resolved
+    /// per host (see [`ReloadPlan::render`]).
+    pub server: String,
     /// Where the master lives, its texts templates; `None`: the playbook
     /// only validates (no signal is sent).
     pub place: Option<Place<String>>,
     pub delivery: Delivery,
-    pub signal: &'static SignalUse,
+    /// The signal's name, a template; `None`: the server's default.
+    pub signal: Option<String>,
     pub become_: bool,
     /// A template.
     pub become_user: Option<String>,
@@ -50,7 +63,8 @@ impl Reload {
             unit: self.unit.as_deref(),
             scope: self.scope.as_deref(),
             delivery: self.delivery.as_deref(),
-            // An unknown signal is refused with the server (see `check_reload`).
+            // An unknown signal is refused with the server (see `check_reload`);
+            // a templated one, on each host (see `ReloadPlan::check_server`).
             signal: server::by_name(&self.server)
                 .and_then(|server| server.signal(self.signal.as_deref()).ok()),
             container: self.container.as_deref(),
@@ -75,23 +89,11 @@ impl ReloadPlan {
             return Ok(None);
         }
         let chosen = reload.map(|r| r.keys().choose()).transpose()?;
-        let server = match reload.map(|r| r.server.as_str()) {
-            None => &server::GUNICORN,
-            Some(name) => server::by_name(name).ok_or_else(|| KeyError {
-                key: "server",
-                message: format!("unknown server `{name}`: herd reloads {}", server::names()),
-            })?,
-        };
         Ok(Some(ReloadPlan {
-            server,
+            server: reload.map_or_else(|| server::GUNICORN.name.to_string(), |r| r.server.clone()),
             place: chosen.as_ref().map(|(place, _)| place.clone()),
             delivery: chosen.map_or(Delivery::Kill, |(_, delivery)| delivery),
-            signal: server
-                .signal(reload.and_then(|r| r.signal.as_deref()))
-                .map_err(|message| KeyError {
-                    key: "signal",
-                    message,
-                })?,
+            signal: reload.and_then(|r| r.signal.clone()),
             become_: reload.is_some_and(|r| r.become_),
             become_user: reload.and_then(|r| r.become_user.clone()),
             preflight: reload.and_then(|r| r.preflight.clone()),
@@ -116,6 +118,10 @@ impl ReloadPlan {
             .flat_map(Place::texts)
             .map(|(field, text)| (field, text.as_str(), Kind::Plain))
             .collect();
+        all.push(("reload.server", self.server.as_str(), Kind::Plain));
+        if let Some(signal) = &self.signal {
+            all.push(("reload.signal", signal.as_str(), Kind::Plain));
+        }
         if let Some(user) = &self.become_user {
             all.push(("reload.become_user", user.as_str(), Kind::Plain));
         }
@@ -164,6 +170,73 @@ impl ReloadPlan {
                 };
                 (url.clone(), renderer.secrets().mask(&problem))
             })
+    }
+
+    /// The server and signal that rendered names give, and whether they go
+    /// together and with the place: the checks a playbook's literal names
+    /// pass at load time.
+    fn resolve(
+        &self,
+        server: &str,
+        signal: Option<&str>,
+    ) -> Result<(&'static AppServer, &'static SignalUse), KeyError> {
+        let found = server::by_name(server).ok_or_else(|| KeyError {
+            key: "server",
+            message: format!(
+                "unknown server `{server}`: herd reloads {}",
+                server::names()
+            ),
+        })?;
+        let signal = found.signal(signal).map_err(|message| KeyError {
+            key: "signal",
+            message,
+        })?;
+        if let Some(Place::Unit { .. }) = &self.place {
+            under_unit(signal)?;
+        }
+        Ok((found, signal))
+    }
+
+    /// Whether the server and signal, rendered for one host, are ones herd
+    /// can use there; if not, the key at fault, its template as written and
+    /// what is wrong, as herd may show it. Templates must render (checked
+    /// before this).
+    pub fn check_server(
+        &self,
+        renderer: &Renderer,
+        vars: &Vars,
+        shown: &Vars,
+    ) -> Result<(), (&'static str, String, String)> {
+        let Ok(server) = renderer.render(&self.server, Kind::Plain, vars) else {
+            return Ok(());
+        };
+        let signal = match &self.signal {
+            None => None,
+            Some(template) => match renderer.render(template, Kind::Plain, vars) {
+                Ok(rendered) => Some((template, rendered)),
+                Err(_) => return Ok(()),
+            },
+        };
+        let Err(error) = self.resolve(&server, signal.as_ref().map(|(_, s)| s.as_str())) else {
+            return Ok(());
+        };
+        let mut problem = error.message;
+        for (template, rendered) in [(&self.server, &server)]
+            .into_iter()
+            .chain(signal.as_ref().map(|(t, s)| (*t, s)))
+        {
+            if let Ok(display) = renderer.render_shown(template, Kind::Plain, shown) {
+                if !rendered.is_empty() && display != *rendered {
+                    problem = problem.replace(rendered.as_str(), &display);
+                }
+            }
+        }
+        // A server's default signal that cannot be used is the server's fault.
+        let (key, template) = match (error.key, &self.signal) {
+            ("signal", Some(signal)) => ("signal", signal),
+            _ => ("server", &self.server),
+        };
+        Err((key, template.clone(), renderer.secrets().mask(&problem)))
     }
 
     /// Whether the unit or container, rendered for one host, names exactly
@@ -243,7 +316,7 @@ impl ReloadPlan {
     }
 
     /// The reload of one host.
-    pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<ReloadSpec, TemplateError> {
+    pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<ReloadSpec, RenderError> {
         self.render_as(renderer, |t, kind| renderer.render(t, kind, vars))
     }
 
@@ -254,7 +327,7 @@ impl ReloadPlan {
         &self,
         renderer: &Renderer,
         shown: &Vars,
-    ) -> Result<ReloadSpec, TemplateError> {
+    ) -> Result<ReloadSpec, RenderError> {
         self.render_as(renderer, |t, kind| renderer.render_shown(t, kind, shown))
     }
 
@@ -262,8 +335,14 @@ impl ReloadPlan {
         &self,
         renderer: &Renderer,
         render: impl Fn(&str, Kind) -> Result<String, TemplateError>,
-    ) -> Result<ReloadSpec, TemplateError> {
+    ) -> Result<ReloadSpec, RenderError> {
         let plain = |t: &str| render(t, Kind::Plain);
+        let (server, signal) = self
+            .resolve(
+                &plain(&self.server)?,
+                self.signal.as_deref().map(plain).transpose()?.as_deref(),
+            )
+            .map_err(RenderError::Key)?;
         let shell = |t: &Option<String>| t.as_deref().map(|t| render(t, Kind::Shell)).transpose();
         let place = match &self.place {
             Some(place) => place.try_map(|t| plain(t))?,
@@ -278,10 +357,10 @@ impl ReloadPlan {
             None => None,
         };
         Ok(ReloadSpec {
-            server: self.server,
+            server,
             place,
             delivery: self.delivery,
-            signal: self.signal,
+            signal,
             become_: self.become_,
             become_user: self.become_user.as_deref().map(plain).transpose()?,
             preflight: shell(&self.preflight)?,

@@ -838,3 +838,119 @@ fn a_steps_become_user_is_a_template_like_its_other_fields() {
     );
     assert_eq!(error.location.line, 5);
 }
+
+/// Two hosts running different servers: `web2` runs the last server herd
+/// knows (Gunicorn while it is the only one), each with its own signal.
+fn fleet_inventory(web2_server: &str, web2_signal: &str) -> String {
+    format!("all:\n  children:\n    web:\n      hosts:\n        web1: {{ app_server: gunicorn, app_signal: HUP }}\n        web2: {{ app_server: {web2_server}, app_signal: {web2_signal} }}\n")
+}
+
+const FLEET_PLAY: &str =
+    "hosts: web\nreload:\n  server: \"{{ app_server }}\"\n  pidfile: /run/app.pid\n";
+
+#[test]
+fn a_templated_server_and_signal_resolve_on_each_host() {
+    let other = crate::reload::server::SERVERS
+        .last()
+        .copied()
+        .expect("a server");
+    let inventory = fleet_inventory(other.name, other.signals[0].name);
+    let plan = build(&inventory, FLEET_PLAY, None, &[]).expect("plan");
+    let stage = plan.reload.as_ref().expect("a reload stage");
+    assert_eq!(stage.server, "{{ app_server }}");
+    let servers: Vec<_> = plan
+        .hosts
+        .iter()
+        .map(|host| {
+            let spec = stage.render(&plan.renderer, &host.vars).expect("renders");
+            (spec.server.name, spec.signal.name)
+        })
+        .collect();
+    assert_eq!(
+        servers,
+        [("gunicorn", "HUP"), (other.name, other.signals[0].name)]
+    );
+    // `herd plan` names each host's server.
+    let shown = crate::describe::plan(&plan);
+    assert!(
+        shown.contains(&format!(
+            "reload: kill -{} to the {} master",
+            other.signals[0].name, other.display
+        )),
+        "{shown}"
+    );
+
+    // The signal, a template too: USR2 re-executes Gunicorn on web2 only.
+    let play = FLEET_PLAY.replace("  pidfile", "  signal: \"{{ app_signal }}\"\n  pidfile");
+    let plan = build(&fleet_inventory("gunicorn", "USR2"), &play, None, &[]).expect("plan");
+    let stage = plan.reload.as_ref().expect("a reload stage");
+    let signals: Vec<&str> = plan
+        .hosts
+        .iter()
+        .map(|host| {
+            stage
+                .render(&plan.renderer, &host.vars)
+                .expect("renders")
+                .signal
+                .name
+        })
+        .collect();
+    assert_eq!(signals, ["HUP", "USR2"]);
+    let shown = crate::describe::plan(&plan);
+    assert!(
+        shown.contains("reload: kill -HUP to the Gunicorn master"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("reload: kill -USR2 to the Gunicorn master"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_templated_server_unknown_on_one_host_is_refused_naming_it() {
+    let error = source_error(&fleet_inventory("gunicron", "HUP"), FLEET_PLAY, &[]);
+    assert_eq!(
+        error.message,
+        format!(
+            "unknown server `gunicron`: herd reloads {} (reload.server on host web2)",
+            crate::reload::server::names()
+        )
+    );
+    assert_eq!((error.location.line, error.location.column), (3, 12));
+
+    // Undefined on one host: like any other template.
+    let inventory = "all:\n  children:\n    web:\n      hosts:\n        web1: { app_server: gunicorn }\n        web2:\n";
+    let error = source_error(inventory, FLEET_PLAY, &[]);
+    assert_eq!(
+        error.message,
+        "undefined variable `app_server` in reload.server on host web2"
+    );
+    assert_eq!((error.location.line, error.location.column), (3, 15));
+}
+
+#[test]
+fn a_templated_signal_refused_on_one_host_is_refused_naming_it() {
+    let play = FLEET_PLAY.replace("  pidfile", "  signal: \"{{ app_signal }}\"\n  pidfile");
+    let error = source_error(&fleet_inventory("gunicorn", "TERM"), &play, &[]);
+    assert_eq!(
+        error.message,
+        format!(
+            "{} (reload.signal on host web2)",
+            crate::reload::server::GUNICORN
+                .signal(Some("TERM"))
+                .expect_err("TERM is refused")
+        )
+    );
+    assert_eq!((error.location.line, error.location.column), (4, 12));
+
+    // A new master under systemd, on the one host whose signal makes one.
+    let play = "hosts: web\nreload:\n  server: \"{{ app_server }}\"\n  signal: \"{{ app_signal }}\"\n  unit: app.service\n";
+    let error = source_error(&fleet_inventory("gunicorn", "USR2"), play, &[]);
+    assert_eq!(
+        error.message,
+        "`signal: USR2` cannot be used with `unit`: the new master is the old one's child, \
+         and systemd stops the service when the old master exits (reload.signal on host web2)"
+    );
+    assert_eq!((error.location.line, error.location.column), (4, 12));
+}

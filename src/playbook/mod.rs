@@ -517,19 +517,25 @@ impl Playbook {
     }
 
     fn check_reload(&self, reload: &Reload) -> Result<(), SourceError> {
-        let Some(server) = crate::reload::server::by_name(&reload.server) else {
-            return Err(self.error_in(
-                &["reload", "server"],
-                None,
-                format!(
-                    "unknown server `{}`: herd reloads {}",
-                    reload.server,
-                    crate::reload::server::names()
-                ),
-            ));
-        };
-        if let Err(message) = server.signal(reload.signal.as_deref()) {
-            return Err(self.error_in(&["reload", "signal"], None, message));
+        // A template names each host's server or signal: checked on each
+        // host when the plan is built.
+        if !is_template(&reload.server) {
+            let Some(server) = crate::reload::server::by_name(&reload.server) else {
+                return Err(self.error_in(
+                    &["reload", "server"],
+                    None,
+                    format!(
+                        "unknown server `{}`: herd reloads {}",
+                        reload.server,
+                        crate::reload::server::names()
+                    ),
+                ));
+            };
+            if let Some(signal) = reload.signal.as_deref().filter(|s| !is_template(s)) {
+                if let Err(message) = server.signal(Some(signal)) {
+                    return Err(self.error_in(&["reload", "signal"], None, message));
+                }
+            }
         }
         if reload.become_user.is_some() && !reload.become_ {
             return Err(self.error_in(
@@ -544,6 +550,12 @@ impl Playbook {
             .map(drop)
             .map_err(|e| self.error_in(&["reload", e.key], None, e.message))
     }
+}
+
+/// Whether a playbook's text is a template (rendered per host) rather than
+/// a literal value.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
 }
 
 pub fn is_identifier(name: &str) -> bool {

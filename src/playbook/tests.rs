@@ -230,3 +230,25 @@ fn unknown_and_empty_hooks_are_pinned() {
         "hook `on_failure` is empty: give it a command or leave it out\n  --> deploy.yml:3:15\n  |\n3 |   on_failure: \"\"\n  |               ^"
     );
 }
+
+#[test]
+fn a_literal_server_or_signal_is_refused_at_load_a_template_later() {
+    let error = parse("hosts: web\nreload:\n  server: gunicron\n").unwrap_err();
+    assert!(
+        error
+            .message
+            .starts_with("unknown server `gunicron`: herd reloads "),
+        "{error}"
+    );
+    assert_eq!((error.location.line, error.location.column), (3, 11));
+    let error = parse("hosts: web\nreload:\n  signal: TERM\n").unwrap_err();
+    assert!(error.message.ends_with("not `TERM`"), "{error}");
+    assert_eq!((error.location.line, error.location.column), (3, 11));
+    // Each host's own, checked when the plan is built.
+    for text in [
+        "hosts: web\nreload:\n  server: \"{{ app_server }}\"\n  signal: TERM\n",
+        "hosts: web\nreload:\n  signal: \"{{ app_signal }}\"\n  unit: app.service\n",
+    ] {
+        parse(text).unwrap();
+    }
+}

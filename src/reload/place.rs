@@ -247,14 +247,8 @@ impl Keys<'_> {
                 )),
             };
         };
-        if let Some(signal) = self
-            .signal
-            .filter(|signal| matches!(signal.effect, Effect::NewMaster(_)))
-        {
-            return Err(refuse(
-                "signal",
-                format!("`signal: {}` cannot be used with `unit`: the new master is the old one's child, and systemd stops the service when the old master exits", signal.name),
-            ));
+        if let Some(signal) = self.signal {
+            under_unit(signal)?;
         }
         let delivery = delivery.unwrap_or(Delivery::Auto);
         if delivery != Delivery::Auto && on_host != OnHost::Only {
@@ -280,6 +274,18 @@ impl Keys<'_> {
             delivery,
         ))
     }
+}
+
+/// Whether `signal` can go to the master of a systemd unit: not one that
+/// starts a new master.
+pub fn under_unit(signal: &SignalUse) -> Result<(), KeyError> {
+    if matches!(signal.effect, Effect::NewMaster(_)) {
+        return Err(refuse(
+            "signal",
+            format!("`signal: {}` cannot be used with `unit`: the new master is the old one's child, and systemd stops the service when the old master exits", signal.name),
+        ));
+    }
+    Ok(())
 }
 
 impl Keys<'_> {
