@@ -267,6 +267,14 @@ pub struct ReloadArgs {
     /// A command that must pass before any signal, e.g. 'gunicorn --check-config app:app'.
     #[arg(long)]
     pub preflight: Option<String>,
+    /// The master preloads the app (Unicorn `preload_app true`, Puma
+    /// `preload_app!`): herd then refuses the signals that would not reload
+    /// it. Without this flag or --no-preload, herd reads the master's config.
+    #[arg(long, conflicts_with = "no_preload")]
+    pub preload: bool,
+    /// The master does not preload the app.
+    #[arg(long)]
+    pub no_preload: bool,
     /// Health check URL as the host sees it, fetched through the SSH connection.
     #[arg(long)]
     pub http: Option<String>,

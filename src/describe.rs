@@ -124,7 +124,9 @@ pub fn plan(plan: &Plan) -> String {
                     &stage.place,
                     stage.render_shown(&plan.renderer, &host.shown_vars),
                 ) {
+                    let _ = writeln!(out, "    signal: {}", spec.signal_line());
                     let _ = writeln!(out, "    booted: {}", spec.boot_wait());
+                    let _ = writeln!(out, "    proofs: {}", spec.proofs());
                 }
             }
         }

@@ -53,6 +53,7 @@ pub(super) fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
                 become_: false,
                 become_user: None,
                 preflight: None,
+                preload: None,
                 start: None,
                 timeout: args.connecting.timeout,
                 settle: Some(std::time::Duration::ZERO),

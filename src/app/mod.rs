@@ -96,6 +96,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 become_: args.become_,
                 become_user: args.become_user,
                 preflight: args.preflight,
+                preload: match (args.preload, args.no_preload) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
                 start: None,
                 timeout: args.validate_timeout,
                 settle: args.settle,

@@ -45,6 +45,7 @@ pub struct ReloadPlan {
     /// A template.
     pub become_user: Option<String>,
     pub preflight: Option<String>,
+    pub preload: Option<bool>,
     pub start: Option<String>,
     pub timeout: Duration,
     /// Unset: the server's default (see [`crate::reload::ValidateSpec`]).
@@ -97,6 +98,7 @@ impl ReloadPlan {
             become_: reload.is_some_and(|r| r.become_),
             become_user: reload.and_then(|r| r.become_user.clone()),
             preflight: reload.and_then(|r| r.preflight.clone()),
+            preload: reload.and_then(|r| r.preload),
             start: reload.and_then(|r| r.start.clone()),
             timeout: validate
                 .and_then(|v| v.timeout)
@@ -363,8 +365,10 @@ impl ReloadPlan {
             signal,
             become_: self.become_,
             become_user: self.become_user.as_deref().map(plain).transpose()?,
-            preflight: shell(&self.preflight)?,
-            preload: None,
+            // One that renders empty on a host is none: the server's own
+            // check (nginx's) runs there.
+            preflight: shell(&self.preflight)?.filter(|p| !p.trim().is_empty()),
+            preload: self.preload,
             start: shell(&self.start)?,
             validate: ValidateSpec {
                 timeout: self.timeout,

@@ -217,6 +217,10 @@ pub struct Reload {
     pub compose: Option<Compose>,
     #[serde(default)]
     pub preflight: Option<String>,
+    /// Whether the master preloads the app (Unicorn, Puma); unset: read
+    /// on the host where a signal depends on it.
+    #[serde(default)]
+    pub preload: Option<bool>,
     #[serde(default)]
     pub start: Option<String>,
     #[serde(default)]

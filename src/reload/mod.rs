@@ -188,6 +188,64 @@ impl ReloadSpec {
         }
     }
 
+    /// The signal and what it does, for `herd plan`: `USR1 (phased restart)`.
+    pub fn signal_line(&self) -> String {
+        let mut line = format!("{} ({})", self.signal.name, self.signal.what);
+        if let Some(trap) = &self.signal.unless_preloaded {
+            let how = match self.preload {
+                Some(true) => "and `reload.preload: true` says it does: this reload will be refused".to_string(),
+                Some(false) => "and `reload.preload: false` says it does not".to_string(),
+                None => "read from its command line and config file before the signal".to_string(),
+            };
+            line.push_str(&format!(
+                "; refused if the master preloads the app (use {} then), {how}",
+                trap.instead
+            ));
+        }
+        line
+    }
+
+    /// What must hold for the reload to pass, in order, for `herd plan`.
+    pub fn proofs(&self) -> String {
+        let mut proofs = vec!["master found and proven".to_string()];
+        match (&self.preflight, &self.server.preflight) {
+            (Some(_), _) => proofs.push("preflight passes".to_string()),
+            (None, Some(default)) => proofs.push(format!(
+                "`{} {}` passes (with the master's {})",
+                default.program,
+                default.check.join(" "),
+                default.carry.join(", ")
+            )),
+            (None, None) => {}
+        }
+        match &self.signal.effect {
+            Effect::NewWorkers => {
+                proofs.push("same master (pid and start time)".to_string());
+                proofs.push("every worker replaced".to_string());
+            }
+            Effect::NewMaster(upgrade) => {
+                proofs.push("a new master with a full set of workers".to_string());
+                proofs.push(format!(
+                    "{} to the old master, which exits with its workers",
+                    upgrade.retire
+                ));
+                proofs.push("the new master promoted".to_string());
+            }
+        }
+        proofs.push("new workers booted".to_string());
+        if let Some(http) = &self.validate.http {
+            let contains = http
+                .contains
+                .as_ref()
+                .map_or(String::new(), |c| format!(" containing `{c}`"));
+            proofs.push(format!("{} answers {}{contains}", http.url, http.status));
+        }
+        if self.validate.run.is_some() {
+            proofs.push("validate.run passes".to_string());
+        }
+        proofs.join(", ")
+    }
+
     /// What the reload will do, for `herd plan`: where the master is found
     /// and how the signal is delivered.
     pub fn describe(&self) -> String {

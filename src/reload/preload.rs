@@ -130,11 +130,16 @@ pub fn judge(server: &AppServer, preload: &Preload, answer: &str) -> Preloads {
             Some(line) if line.starts_with("== ") => break line[3..].to_string(),
             Some(_) => {}
             None => {
+                let hidden = if preload.args_in_title {
+                    ""
+                } else {
+                    "its title hides the config file it was started with, and "
+                };
                 return Preloads::Unknown(format!(
-                    "no config file found where {} looks ({})",
+                    "{hidden}no config file is where {} looks by default, in its working directory ({})",
                     server.display,
                     missing.join(", ")
-                ))
+                ));
             }
         }
     };

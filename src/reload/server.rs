@@ -219,7 +219,7 @@ pub static GUNICORN: AppServer = AppServer {
         },
         SignalUse {
             name: "USR2",
-            what: "re-exec of a new master (for apps started with --preload)",
+            what: "re-exec of a new master, for apps started with --preload",
             effect: Effect::NewMaster(Upgrade {
                 retire: "TERM",
                 pidfile: UpgradePidfile::NewMasterAside(".2"),
@@ -250,7 +250,7 @@ pub static UWSGI: AppServer = AppServer {
     comms: &["uwsgi"],
     signals: &[SignalUse {
         name: "HUP",
-        what: "graceful reload (the master re-executes itself in place)",
+        what: "graceful reload; the master re-executes itself in place",
         effect: Effect::NewWorkers,
         unless_preloaded: None,
     }],
@@ -280,7 +280,7 @@ pub static UNICORN: AppServer = AppServer {
     signals: &[
         SignalUse {
             name: "HUP",
-            what: "graceful reload of the config and config.ru (workers replaced)",
+            what: "graceful reload of the config and config.ru, every worker replaced",
             effect: Effect::NewWorkers,
             unless_preloaded: Some(Refused {
                 signal: "HUP",
@@ -328,7 +328,7 @@ pub static PUMA: AppServer = AppServer {
     signals: &[
         SignalUse {
             name: "USR1",
-            what: "phased restart (one worker at a time)",
+            what: "phased restart, one worker at a time",
             effect: Effect::NewWorkers,
             unless_preloaded: Some(Refused {
                 signal: "USR1",
@@ -338,7 +338,7 @@ pub static PUMA: AppServer = AppServer {
         },
         SignalUse {
             name: "USR2",
-            what: "hot restart (the master re-executes itself in place)",
+            what: "hot restart; the master re-executes itself in place",
             effect: Effect::NewWorkers,
             unless_preloaded: None,
         },
@@ -374,7 +374,7 @@ pub static NGINX: AppServer = AppServer {
     comms: &["nginx"],
     signals: &[SignalUse {
         name: "HUP",
-        what: "configuration reload (new workers, the master stays)",
+        what: "configuration reload; new workers, the master stays",
         effect: Effect::NewWorkers,
         unless_preloaded: None,
     }],
