@@ -193,7 +193,10 @@ impl ReloadSpec {
         let mut line = format!("{} ({})", self.signal.name, self.signal.what);
         if let Some(trap) = &self.signal.unless_preloaded {
             let how = match self.preload {
-                Some(true) => "and `reload.preload: true` says it does: this reload will be refused".to_string(),
+                Some(true) => {
+                    "and `reload.preload: true` says it does: this reload will be refused"
+                        .to_string()
+                }
                 Some(false) => "and `reload.preload: false` says it does not".to_string(),
                 None => "read from its command line and config file before the signal".to_string(),
             };

@@ -39,6 +39,9 @@ pub struct AppServer {
     /// The preflight run when the playbook gives none: the master's own
     /// program checking its configuration.
     pub preflight: Option<Preflight>,
+    /// What it means when, after the signal, the master keeps every old
+    /// worker and starts none.
+    pub kept_old_workers: Option<&'static str>,
 }
 
 /// Where a server's preloading is set: in a config file, named on the
@@ -233,6 +236,7 @@ pub static GUNICORN: AppServer = AppServer {
     }),
     preload: None,
     preflight: None,
+    kept_old_workers: None,
 };
 
 pub static UWSGI: AppServer = AppServer {
@@ -262,6 +266,7 @@ pub static UWSGI: AppServer = AppServer {
     boot_proof: Some(BootProof::EventLoop),
     preload: None,
     preflight: None,
+    kept_old_workers: None,
 };
 
 pub static UNICORN: AppServer = AppServer {
@@ -310,6 +315,7 @@ pub static UNICORN: AppServer = AppServer {
         args_in_title: true,
     }),
     preflight: None,
+    kept_old_workers: None,
 };
 
 pub static PUMA: AppServer = AppServer {
@@ -357,6 +363,7 @@ pub static PUMA: AppServer = AppServer {
         args_in_title: false,
     }),
     preflight: None,
+    kept_old_workers: None,
 };
 
 pub static NGINX: AppServer = AppServer {
@@ -387,6 +394,9 @@ pub static NGINX: AppServer = AppServer {
         carry: &["-c", "-p", "-e"],
         opaque: &["-g"],
     }),
+    kept_old_workers: Some(
+        "nginx rejected the reload and kept its old configuration: see its error_log (`nginx -t` does not catch everything, e.g. a listen address it cannot bind)",
+    ),
 };
 
 /// `preload_app true` in a Unicorn config file.

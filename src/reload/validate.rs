@@ -179,7 +179,13 @@ pub(super) async fn after_hup<T: Connection>(
             return Ok(());
         }
         if now >= deadline {
-            let why = if !old_left.is_empty() {
+            let why = if old_left.len() == master.workers.len() && report.new_workers.is_empty() {
+                let meaning = spec
+                    .server
+                    .kept_old_workers
+                    .map_or(String::new(), |m| format!(": {m}"));
+                format!("the master kept its old workers {old_left:?} and started none{meaning}")
+            } else if !old_left.is_empty() {
                 format!("old workers {old_left:?} still alive")
             } else if report.new_workers.len() != wanted {
                 format!("{} of {wanted} new workers", report.new_workers.len())
