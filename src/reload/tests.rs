@@ -848,3 +848,146 @@ async fn a_started_server_that_replaces_a_dead_worker_is_up_once_the_new_set_boo
     let report = result.expect("up once the replacement booted");
     assert_eq!(report.master_pid, Some(700));
 }
+
+/// A /proc dump of another server: a pidfile naming `master`, which runs
+/// with `comm` and `master_title`, and its workers titled `worker_title`.
+fn titled_procs(comm: &str, master_title: &str, worker_title: &str, workers: &[u32]) -> String {
+    let mut text = format!("--herd pidfile\n500\n\n--herd procs\n{}", bystanders());
+    text.push_str(&stat(500, comm, 'S', 1, 1000, master_title));
+    text.push('\n');
+    for &w in workers {
+        text.push_str(&stat(w, comm, 'S', 500, 1000 + u64::from(w), worker_title));
+        text.push('\n');
+    }
+    text
+}
+
+fn puma_procs(workers: &[u32]) -> String {
+    titled_procs(
+        "puma",
+        "puma 5.6.5 (tcp://127.0.0.1:9292) [web]",
+        "puma: cluster worker 0: 500 [web]",
+        workers,
+    )
+}
+
+fn server_spec(server: &'static server::AppServer) -> ReloadSpec {
+    ReloadSpec {
+        server,
+        signal: &server.signals[0],
+        ..spec()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn usr1_to_a_puma_whose_config_preloads_is_refused_and_nothing_is_signalled() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&puma_procs(&[501, 502])),
+        )
+        .rule(
+            "h1",
+            Rule::new(preload::MARKER, 0).stdout(
+                "-- config/puma/development.rb\n== config/puma.rb\nworkers 2\npreload_app!\n",
+            ),
+        );
+    let (result, commands) = reload_with(fake, &server_spec(&server::PUMA)).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Preflight);
+    assert_eq!(
+        failure.message,
+        "USR1 to Puma is refused: Puma turns a phased restart of a preloaded app into a hot restart of every worker at once; use USR2 (hot restart) (Puma master 500 preloads the app: its config file config/puma.rb turns preloading on); nothing was signalled"
+    );
+    assert!(signals(&commands).is_empty(), "{commands:?}");
+    // The config is read from the master's own directory.
+    assert!(commands.iter().any(|c| c.contains("cd /proc/500/cwd")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn usr1_to_a_puma_that_cannot_be_read_is_refused_unless_the_playbook_says() {
+    let fake = || {
+        fake()
+            .rule(
+                "h1",
+                Rule::new("--herd procs", 0).sequence(vec![
+                    puma_procs(&[501, 502]),
+                    puma_procs(&[502, 601]),
+                    puma_procs(&[601, 602]),
+                ]),
+            )
+            .rule(
+                "h1",
+                Rule::new(preload::MARKER, 0)
+                    .stdout("-- config/puma/production.rb\n-- config/puma.rb\n"),
+            )
+            .http("h1", 200, "ok v2\n")
+    };
+    let (result, commands) = reload_with(fake(), &server_spec(&server::PUMA)).await;
+    let failure = result.unwrap_err();
+    assert!(
+        failure.message.contains("herd cannot tell whether master 500 does (its title hides the config file it was started with, and no config file is where Puma looks by default, in its working directory (config/puma/production.rb, config/puma.rb)): say `preload: true` or `preload: false` under `reload`"),
+        "{}",
+        failure.message
+    );
+    assert!(signals(&commands).is_empty(), "{commands:?}");
+    let mut spec = server_spec(&server::PUMA);
+    spec.preload = Some(false);
+    spec.validate.settle = Some(Duration::ZERO);
+    let (result, commands) = reload_with(fake(), &spec).await;
+    let report = result.expect("a phased restart the playbook allows");
+    assert_eq!(signals(&commands), vec!["USR1 500"]);
+    assert_eq!(report.new_workers, vec![601, 602]);
+    assert!(!commands.iter().any(|c| c.contains(preload::MARKER)));
+}
+
+fn nginx_procs(workers: &[u32]) -> String {
+    titled_procs(
+        "nginx",
+        "nginx: master process /usr/sbin/nginx -c /srv/app/nginx.conf -p /srv/app/",
+        "nginx: worker process",
+        workers,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn nginx_checks_its_masters_config_before_hup_and_a_rejected_one_signals_nothing() {
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).stdout(&nginx_procs(&[501, 502])))
+        .rule(
+            "h1",
+            Rule::new("/usr/sbin/nginx -t -q -c /srv/app/nginx.conf -p /srv/app/", 1).stderr(
+                "nginx: [emerg] unexpected end of file in /srv/app/current/release.conf:2\nnginx: configuration file /srv/app/nginx.conf test failed\n",
+            ),
+        );
+    let (result, commands) = reload_with(fake, &server_spec(&server::NGINX)).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Preflight);
+    assert!(
+        failure.message.contains("unexpected end of file"),
+        "{}",
+        failure.message
+    );
+    assert!(signals(&commands).is_empty(), "{commands:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_nginx_that_keeps_its_old_workers_rejected_the_reload() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&nginx_procs(&[501, 502])),
+        )
+        .rule("h1", Rule::new("nginx -t", 0));
+    let mut spec = server_spec(&server::NGINX);
+    spec.validate.timeout = Duration::from_secs(3);
+    let (result, commands) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Workers);
+    assert!(
+        failure.message.contains("the master kept its old workers [501, 502] and started none: nginx rejected the reload"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(signals(&commands), vec!["HUP 500"]);
+}
