@@ -59,9 +59,9 @@ pub enum Plan {
 pub fn plan(server: &AppServer, preload: &Preload, master: &Master) -> Plan {
     let Some(words) = arguments(server, preload, &master.cmdline) else {
         if preload.default_configs.is_empty() {
-            return Plan::Settled(Preloads::Unknown(format!(
-                "its title hides its command line, where its config file is named"
-            )));
+            return Plan::Settled(Preloads::Unknown(
+                "its title hides its command line, where its config file is named".to_string(),
+            ));
         }
         return Plan::Read(defaults(preload));
     };
@@ -150,7 +150,7 @@ pub fn judge(server: &AppServer, preload: &Preload, answer: &str) -> Preloads {
     let said = text
         .iter()
         .filter_map(|line| (preload.in_config)(line))
-        .last()
+        .next_back()
         .unwrap_or(false);
     let how = if said {
         "turns preloading on"
