@@ -189,6 +189,8 @@ impl ReloadPlan {
                 server::names()
             ),
         })?;
+        // A signal that renders empty on a host is none: the server's default.
+        let signal = signal.filter(|s| !s.trim().is_empty());
         let signal = found.signal(signal).map_err(|message| KeyError {
             key: "signal",
             message,
