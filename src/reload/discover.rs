@@ -94,7 +94,7 @@ pub enum DiscoveryError {
 /// it is the server and its parent is not.
 fn is_master(server: &AppServer, snapshot: &Snapshot, process: &Process) -> bool {
     if let Some(master) = server.titled_master(&process.cmdline) {
-        return master;
+        return master && !fresh_fork(server, snapshot, process);
     }
     if !server.runs(&process.cmdline) {
         return false;
@@ -103,6 +103,22 @@ fn is_master(server: &AppServer, snapshot: &Snapshot, process: &Process) -> bool
         .processes
         .get(&process.ppid)
         .is_some_and(|parent| server.runs(&parent.cmdline))
+}
+
+/// Whether a process titled as a master is a worker its master forked a
+/// moment ago, which still bears the master's title (Unicorn's for some
+/// 15 ms, Puma's and nginx's for a few): a master's child with no child
+/// of its own.
+fn fresh_fork(server: &AppServer, snapshot: &Snapshot, process: &Process) -> bool {
+    let parent_is_master = snapshot
+        .processes
+        .get(&process.ppid)
+        .is_some_and(|parent| server.titled_master(&parent.cmdline) == Some(true));
+    parent_is_master
+        && !snapshot
+            .processes
+            .values()
+            .any(|p| p.ppid == process.pid && !p.is_zombie())
 }
 
 /// The live children of `pid` that run the server, sorted.

@@ -653,3 +653,30 @@ fn a_container_that_is_not_there_or_not_running_or_ambiguous_says_so() {
         "{denied}"
     );
 }
+
+/// nginx, Puma and Unicorn fork a worker under the master's own title and
+/// rename it a moment later: that child is no second master.
+#[test]
+fn a_worker_forked_a_moment_ago_under_the_masters_title_is_no_second_master() {
+    use crate::reload::server::NGINX;
+    let title = "nginx: master process /usr/sbin/nginx -c /srv/nginx.conf";
+    let lines = vec![
+        stat(500, "nginx", 'S', 1, 1000, title),
+        stat(501, "nginx", 'S', 500, 1001, "nginx: worker process"),
+        stat(502, "nginx", 'S', 500, 1002, title),
+    ];
+    let snapshot = host(&lines);
+    let master = on_host_master(&snapshot, &NGINX, &OnHost::Only, &OutputMask::default()).unwrap();
+    assert_eq!(master.pid, 500);
+    // Not a worker yet either: the next look counts it once renamed.
+    assert_eq!(master.workers, vec![501]);
+    // A child master with workers of its own (an upgrade) is a master.
+    let mut lines = lines;
+    lines.push(stat(503, "nginx", 'S', 502, 1003, "nginx: worker process"));
+    let error =
+        on_host_master(&host(&lines), &NGINX, &OnHost::Only, &OutputMask::default()).unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::Ambiguous { count: 2, .. }),
+        "{error:?}"
+    );
+}
