@@ -368,6 +368,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
             no_app,
             unit_hosts,
             container_hosts,
+            servers,
         } => {
             let options = lab::LabOptions {
                 dir,
@@ -376,6 +377,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
                 gunicorn: !no_app,
                 unit_hosts,
                 container_hosts,
+                servers,
             };
             let info = lab::up(&options)?;
             stdout(&describe::lab(&info));

@@ -20,6 +20,8 @@ mod layout;
 mod process;
 mod ready;
 mod render;
+mod server;
+mod server_files;
 mod start;
 mod systemd;
 
@@ -31,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use account::LAB_APP_ACCOUNT;
 pub use error::LabError;
+pub use server::AppServer;
 
 /// sshd refuses to run from a relative path, so the lab names it absolutely.
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -58,6 +61,10 @@ pub struct LabOptions {
     /// How many hosts, just before the unit hosts, run their Gunicorn in a
     /// rootful Podman container (root only); see [`container`].
     pub container_hosts: usize,
+    /// The app servers of the plain hosts (neither unit nor container
+    /// hosts, which run Gunicorn), given in turn: host01 the first, host02
+    /// the second, and round again. Names as [`AppServer::name`].
+    pub servers: Vec<String>,
 }
 
 impl LabOptions {
@@ -71,6 +78,7 @@ impl LabOptions {
             gunicorn: true,
             unit_hosts: 0,
             container_hosts: 0,
+            servers: vec![AppServer::Gunicorn.name().to_string()],
         }
     }
 }
@@ -103,17 +111,25 @@ pub struct LabHost {
     pub http_port: u16,
     /// `<dir>/hosts/<name>`: the host's sshd files and its app directory.
     pub host_dir: PathBuf,
-    /// `<host_dir>/app`: `releases/`, `current`, `shared/`, Gunicorn's pidfile and log.
+    /// `<host_dir>/app`: `releases/`, `current`, `shared/`, the app server's
+    /// config, pidfile and log.
     pub app_dir: PathBuf,
-    /// Gunicorn's pidfile (under `run/` on a unit host, where the app
-    /// account may write).
+    /// The app server this host runs (unit and container hosts: Gunicorn).
+    #[serde(default)]
+    pub server: AppServer,
+    /// The app server's pidfile, named after it (`app/uwsgi.pid`; under
+    /// `run/` on a unit host, where the app account may write).
     pub pidfile: PathBuf,
     pub sshd_pid: Option<u32>,
+    /// The app server's master, whichever the server (the name is older
+    /// than the other servers).
     pub gunicorn_pid: Option<u32>,
     pub sshd_alive: bool,
     pub gunicorn_alive: bool,
-    /// Whether Gunicorn sets process titles (setproctitle) on this host:
-    /// odd hosts do, even hosts do not, so both ways of finding a master run.
+    /// Whether the app server sets process titles on this host. Gunicorn
+    /// (setproctitle) and uWSGI (`auto-procname`): odd hosts do, even hosts
+    /// do not, so both ways of finding a master run. Unicorn, Puma and nginx
+    /// always do.
     #[serde(default = "titles_by_default")]
     pub proc_titles: bool,
     /// The systemd user unit that runs this host's Gunicorn, on a unit host.
@@ -180,7 +196,9 @@ impl LabHost {
         }
         match self.unit {
             Some(_) => self.app_dir.join("start-unit.sh"),
-            None => self.app_dir.join("start-gunicorn.sh"),
+            None => self
+                .app_dir
+                .join(format!("start-{}.sh", self.server.name())),
         }
     }
     /// Where a unit host's Gunicorn writes (pidfile, log, control socket):
@@ -200,11 +218,16 @@ impl LabHost {
     pub fn host_key(&self) -> PathBuf {
         self.host_dir.join("ssh_host_ed25519_key")
     }
-    pub fn gunicorn_log(&self) -> PathBuf {
+    /// The app server's log (nginx: its error log).
+    pub fn app_log(&self) -> PathBuf {
         match self.unit {
             Some(_) => self.run_dir().join("gunicorn.log"),
-            None => self.app_dir.join("gunicorn.log"),
+            None => self.server.log(&self.app_dir),
         }
+    }
+    /// The app server's config file (Gunicorn's `gunicorn.conf.py`).
+    pub fn app_conf(&self) -> PathBuf {
+        self.server.conf(&self.app_dir)
     }
     /// The URL of the app's health check, from the controller.
     pub fn healthz_url(&self) -> String {
@@ -268,7 +291,11 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
             return Err(LabError::PodmanMissing(container::PODMAN.into()));
         }
     }
-    let tools = start::Tools::find(opts)?;
+    let servers = parse_servers(&opts.servers)?;
+    if !opts.gunicorn && servers != [AppServer::Gunicorn] {
+        return Err(LabError::ServersNeedApp);
+    }
+    let tools = start::Tools::find(opts, &servers)?;
     fs::create_dir_all(&opts.dir)
         .map_err(LabError::io(&opts.dir, "cannot create the lab directory"))?;
     let dir = fs::canonicalize(&opts.dir)
@@ -292,6 +319,7 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
         opts.hosts,
         opts.unit_hosts,
         opts.container_hosts,
+        &servers,
         &user.name,
     )?;
     if opts.container_hosts > 0 {
@@ -320,6 +348,17 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
     Ok(info)
 }
 
+/// The servers `--servers` names, in order; at least one.
+fn parse_servers(names: &[String]) -> Result<Vec<AppServer>, LabError> {
+    if names.is_empty() {
+        return Ok(vec![AppServer::Gunicorn]);
+    }
+    names
+        .iter()
+        .map(|name| AppServer::parse(name).ok_or_else(|| LabError::UnknownServer(name.to_string())))
+        .collect()
+}
+
 /// Stops every process of the lab in `dir`: the sshd listeners and Gunicorn
 /// masters it recorded, then anything else that belongs to it (see
 /// [`process`]). Idempotent: a lab already down gives `stopped: 0`. A
@@ -339,12 +378,19 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
     }
     // Rescanned: a master may fork a worker between the snapshot and its TERM.
     for _ in 0..3 {
-        let mut targets = named_pids(&info);
+        let named = named_pids(&info);
+        let mut targets = named.clone();
         let procs = process::snapshot();
         let exclude = process::self_and_ancestors(&procs);
+        // The named masters' workers too: titled ones (`NAME uWSGI worker 1`,
+        // `puma: cluster worker 0: ...`) do not name the lab directory.
         targets.extend(process::select_lab_processes(
             &procs,
-            |entry| entry.cmdline.contains(&prefix) || started_by_session(&info, entry.pid),
+            |entry| {
+                named.contains(&entry.pid)
+                    || entry.cmdline.contains(&prefix)
+                    || started_by_session(&info, entry.pid)
+            },
             &exclude,
         ));
         targets.sort_unstable();
@@ -373,8 +419,10 @@ pub fn status(dir: &Path) -> Result<LabInfo, LabError> {
     Ok(info)
 }
 
-/// The sshd and Gunicorn master PIDs of the lab, from lab.json and the
-/// pidfiles, that still look like what they were (a PID may have been reused).
+/// The sshd and app server master PIDs of the lab, from lab.json and the
+/// pidfiles (with those of an upgrade under way: Gunicorn's `PIDFILE.2`,
+/// Unicorn's and nginx's `PIDFILE.oldbin`), that still look like what they
+/// were (a PID may have been reused).
 fn named_pids(info: &LabInfo) -> Vec<u32> {
     let mut pids = Vec::new();
     for host in &info.hosts {
@@ -384,29 +432,46 @@ fn named_pids(info: &LabInfo) -> Vec<u32> {
                 .flatten()
                 .filter(|pid| looks_like(*pid, "sshd", &info.dir)),
         );
-        let upgraded = PathBuf::from(format!("{}.2", host.pidfile.display()));
-        let gunicorn = [
+        let upgraded = |suffix: &str| {
+            read_pidfile(&PathBuf::from(format!(
+                "{}{suffix}",
+                host.pidfile.display()
+            )))
+        };
+        let masters = [
             host.gunicorn_pid,
             read_pidfile(&host.pidfile),
-            read_pidfile(&upgraded),
+            upgraded(".2"),
+            upgraded(".oldbin"),
         ];
         pids.extend(
-            gunicorn
+            masters
                 .into_iter()
                 .flatten()
-                .filter(|pid| looks_like(*pid, "gunicorn", &info.dir)),
+                .filter(|pid| looks_like_app(*pid, host, &info.dir)),
         );
     }
     pids
 }
 
 /// A live process whose command line names the lab directory or, with
-/// setproctitle rewriting it, at least the program.
+/// a process title rewriting it, at least the program.
 fn looks_like(pid: u32, program: &str, dir: &Path) -> bool {
+    looks_like_one_of(pid, &[program], dir)
+}
+
+/// A live process that looks like `host`'s app server (see
+/// [`AppServer::title_words`]).
+fn looks_like_app(pid: u32, host: &LabHost, dir: &Path) -> bool {
+    looks_like_one_of(pid, host.server.title_words(), dir)
+}
+
+fn looks_like_one_of(pid: u32, programs: &[&str], dir: &Path) -> bool {
     let prefix = format!("{}/", dir.display());
     process::is_alive(pid)
-        && process::read_entry(pid)
-            .is_some_and(|e| e.cmdline.contains(&prefix) || e.cmdline.contains(program))
+        && process::read_entry(pid).is_some_and(|e| {
+            e.cmdline.contains(&prefix) || programs.iter().any(|p| e.cmdline.contains(p))
+        })
 }
 
 /// True if `pid` runs in (or was started by) an SSH session to a lab host.
@@ -435,7 +500,7 @@ fn refresh(info: &mut LabInfo) {
             host.sshd_pid = Some(pid);
         }
         if let Some(pid) =
-            read_pidfile(&host.pidfile).filter(|pid| looks_like(*pid, "gunicorn", &dir))
+            read_pidfile(&host.pidfile).filter(|pid| looks_like_app(*pid, host, &dir))
         {
             host.gunicorn_pid = Some(pid);
         }
@@ -444,7 +509,7 @@ fn refresh(info: &mut LabInfo) {
             .is_some_and(|pid| looks_like(pid, "sshd", &dir));
         host.gunicorn_alive = host
             .gunicorn_pid
-            .is_some_and(|pid| looks_like(pid, "gunicorn", &dir));
+            .is_some_and(|pid| looks_like_app(pid, host, &dir));
     }
 }
 

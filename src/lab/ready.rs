@@ -1,4 +1,4 @@
-//! Waiting for a lab host to come up: sshd's banner, Gunicorn's workers and
+//! Waiting for a lab host to come up: sshd's banner, the app server's workers and
 //! its health check, with the tail of the right log when it does not.
 
 use std::fs;
@@ -41,9 +41,9 @@ pub(super) fn wait_ready(
             if let (Some(pid), None) = (previous, gunicorn_pid) {
                 return Err(start_failed(
                     host,
-                    "gunicorn",
+                    host.server.name(),
                     &format!("its master {pid} exited with its container"),
-                    &host.gunicorn_log(),
+                    &host.app_log(),
                 ));
             }
             app_ready = gunicorn_pid.is_some_and(|pid| process::children(pid).len() >= WORKERS)
@@ -55,9 +55,9 @@ pub(super) fn wait_ready(
         if let Some(pid) = gunicorn_pid.filter(|pid| !process::is_alive(*pid)) {
             return Err(start_failed(
                 host,
-                "gunicorn",
+                host.server.name(),
                 &format!("its master {pid} exited"),
-                &host.gunicorn_log(),
+                &host.app_log(),
             ));
         }
         if Instant::now() >= deadline {
@@ -70,7 +70,7 @@ pub(super) fn wait_ready(
                 )
             } else {
                 let reason = format!("{} did not answer in time", host.healthz_url());
-                start_failed(host, "gunicorn", &reason, &host.gunicorn_log())
+                start_failed(host, host.server.name(), &reason, &host.app_log())
             });
         }
         std::thread::sleep(Duration::from_millis(50));
