@@ -589,4 +589,107 @@ mod tests {
             .all(|h| !h.sshd_alive && !h.gunicorn_alive));
         assert_eq!(down(dir.path()).unwrap(), LabDown::default());
     }
+
+    /// Every server of `--servers` on real sshd, with titled and untitled
+    /// uWSGI: each answers its release with two workers, its master carries
+    /// the title the lab promises, and `down` leaves no process behind.
+    #[test]
+    fn up_status_down_round_trip_with_every_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = LabOptions::new(dir.path(), 7);
+        opts.servers = "gunicorn,uwsgi,unicorn,puma,nginx"
+            .split(',')
+            .map(String::from)
+            .collect();
+        let info = up(&opts).unwrap();
+        let servers: Vec<&str> = info.hosts.iter().map(|h| h.server.name()).collect();
+        assert_eq!(
+            servers,
+            ["gunicorn", "uwsgi", "unicorn", "puma", "nginx", "gunicorn", "uwsgi"]
+        );
+        let mut all = Vec::new();
+        for host in &info.hosts {
+            assert!(host.sshd_alive && host.gunicorn_alive, "{host:?}");
+            assert_eq!(ready::healthz(host).as_deref(), Some("ok v1"), "{host:?}");
+            let master = host.gunicorn_pid.unwrap();
+            assert_eq!(read_pidfile(&host.pidfile), Some(master));
+            let workers = process::children(master);
+            assert_eq!(workers.len(), 2, "{}: {workers:?}", host.name);
+            let title = |pid: u32| process::read_entry(pid).unwrap().cmdline;
+            let (app, name) = (host.app_dir.display(), host.proc_name());
+            let (want_master, want_worker) = match host.name.as_str() {
+                // Without setproctitle: the venv's python running gunicorn.
+                "host06" => (
+                    format!("{}/bin/gunicorn --chdir {app}/current", opts.venv.display()),
+                    format!("{}/bin/gunicorn --chdir {app}/current", opts.venv.display()),
+                ),
+                "host01" => (
+                    format!("gunicorn: master [{name}]"),
+                    format!("gunicorn: worker [{name}]"),
+                ),
+                "host02" => (
+                    format!("/usr/bin/uwsgi --ini {app}/uwsgi.ini"),
+                    format!("/usr/bin/uwsgi --ini {app}/uwsgi.ini"),
+                ),
+                "host03" => (
+                    format!("unicorn master -D -c {app}/unicorn.rb {app}/current/config.ru"),
+                    format!("unicorn worker[0] -D -c {app}/unicorn.rb {app}/current/config.ru"),
+                ),
+                "host04" => (
+                    format!(
+                        "puma 5.6.5 (tcp://{}:{}) [{name}]",
+                        host.address, host.http_port
+                    ),
+                    format!("puma: cluster worker 0: {master} [{name}]"),
+                ),
+                "host05" => (
+                    format!("nginx: master process /usr/sbin/nginx -c {app}/nginx.conf -p {app}/"),
+                    "nginx: worker process".to_string(),
+                ),
+                _ => (
+                    format!("{name} uWSGI master"),
+                    format!("{name} uWSGI worker 1"),
+                ),
+            };
+            let mut worker_titles: Vec<String> = workers.iter().map(|w| title(*w)).collect();
+            worker_titles.sort();
+            if host.name == "host06" {
+                assert!(title(master).contains(&want_master), "{}", title(master));
+                assert!(worker_titles[0].contains(&want_worker), "{worker_titles:?}");
+            } else {
+                assert_eq!(title(master), want_master);
+                assert_eq!(worker_titles[0], want_worker, "{}", host.name);
+            }
+            all.push(master);
+            all.extend(workers);
+        }
+        assert!(status(dir.path())
+            .unwrap()
+            .hosts
+            .iter()
+            .all(|h| h.sshd_alive && h.gunicorn_alive));
+
+        let stopped = down(dir.path()).unwrap();
+        assert!(stopped.stopped >= 7 * 4, "{stopped:?}");
+        let left: Vec<u32> = all.into_iter().filter(|p| process::is_alive(*p)).collect();
+        assert_eq!(left, [] as [u32; 0]);
+        assert!(status(dir.path())
+            .unwrap()
+            .hosts
+            .iter()
+            .all(|h| !h.sshd_alive && !h.gunicorn_alive));
+    }
+
+    #[test]
+    fn an_unknown_server_is_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = LabOptions::new(dir.path(), 1);
+        opts.servers = vec!["apache".into()];
+        let error = up(&opts).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown app server `apache` in --servers: choose from gunicorn, uwsgi, unicorn, puma, nginx"
+        );
+        assert!(!dir.path().join(STATE_FILE).exists());
+    }
 }
