@@ -3,7 +3,8 @@
 //!
 //! `up` starts one real OpenSSH `sshd` per host on its own loopback address
 //! (127.0.0.2, 127.0.0.3...) and free ports, each host with a real Gunicorn
-//! app laid out the way deploys expect (`releases/v1`, a `current` symlink,
+//! app (or, as `servers` asks, uWSGI, Unicorn, Puma or nginx; see [`server`])
+//! laid out the way deploys expect (`releases/v1`, a `current` symlink,
 //! `shared/`), and writes the key, known_hosts and inventory that herd reads.
 //! Its state goes to `<dir>/lab.json` so that `down`, `status` and tests find
 //! the processes again. Nothing here writes to the terminal; callers get data.
@@ -53,7 +54,7 @@ pub struct LabOptions {
     pub hosts: usize,
     /// A Python venv with Gunicorn in it (see [`default_venv`]).
     pub venv: PathBuf,
-    /// Start a Gunicorn app on every host (the default).
+    /// Start an app server on every host (the default; false: sshd only).
     pub gunicorn: bool,
     /// How many hosts, the last ones, run their Gunicorn as a systemd user
     /// unit of [`LAB_APP_ACCOUNT`] instead of as a daemon (root only).

@@ -421,7 +421,8 @@ impl Drop for LabDir {
     }
 }
 
-/// A running lab of real sshd + Gunicorn hosts, stopped when dropped.
+/// A running lab of real sshd + app server (Gunicorn unless asked) hosts,
+/// stopped when dropped.
 pub struct Lab {
     state: LabState,
     // Last field: dropped after everything else, stops the processes, then
