@@ -117,5 +117,34 @@ elif ! (apt_install "${container_missing[@]}"); then
     say "could not install ${container_missing[*]}: the lab runs no container hosts here"
 fi
 
+# The other app servers (`herd lab up --servers gunicorn,uwsgi,unicorn,puma,nginx`):
+# Debian's uWSGI with its Python 3 plugin, Unicorn, Puma and nginx-light, which
+# the lab runs as its login user on its own addresses. The system's nginx
+# service is neither needed nor started: while the packages install, a
+# policy-rc.d (unless the machine has one) keeps their maintainer scripts from
+# starting services, and on a machine booted with systemd the nginx unit they
+# enable is disabled again.
+server_missing=()
+for tool in uwsgi-core:/usr/bin/uwsgi-core uwsgi-plugin-python3:/usr/lib/uwsgi/plugins/python3_plugin.so \
+    unicorn:/usr/bin/unicorn puma:/usr/bin/puma nginx-light:/usr/sbin/nginx; do
+    [ -e "${tool#*:}" ] || server_missing+=("${tool%%:*}")
+done
+if [ ${#server_missing[@]} -eq 0 ]; then
+    say "uwsgi, unicorn, puma, nginx: already installed"
+else
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# herd setup: no service starts while app servers install\nexit 101\n' |
+            "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        trap '"${sudo[@]}" rm -f "$policy"' EXIT
+    fi
+    apt_install "${server_missing[@]}"
+    if [[ " ${server_missing[*]} " == *" nginx-light "* ]] && [ -d /run/systemd/system ]; then
+        say "systemctl disable nginx (the lab runs its own)"
+        "${sudo[@]}" systemctl disable --now nginx >&2 || true
+    fi
+fi
+
 say "ready: herd lab up --hosts 3"
 

@@ -369,6 +369,10 @@ pub enum LabCommand {
         /// init, shell).
         #[arg(long, value_name = "N", default_value_t = 0)]
         container_hosts: usize,
+        /// The app servers of the other hosts, given in turn (host01 the
+        /// first, host02 the second, ...): gunicorn, uwsgi, unicorn, puma, nginx.
+        #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = parse_server, default_value = "gunicorn")]
+        servers: Vec<String>,
     },
     /// Stop every process the lab started.
     Down {
@@ -380,6 +384,17 @@ pub enum LabCommand {
         #[arg(long, env = "HERD_LAB_DIR", default_value = ".herd-lab")]
         dir: PathBuf,
     },
+}
+
+/// One name of `--servers`, refused (exit 2) unless the lab knows it.
+fn parse_server(text: &str) -> Result<String, String> {
+    match crate::lab::AppServer::parse(text) {
+        Some(server) => Ok(server.name().to_string()),
+        None => Err(format!(
+            "unknown app server `{text}`: choose from {}",
+            crate::lab::AppServer::names()
+        )),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -278,6 +278,10 @@ pub fn lab(info: &crate::lab::LabInfo) -> String {
             }
             _ => unit,
         };
+        let unit = match host.server {
+            crate::lab::AppServer::Gunicorn => unit,
+            server => format!("{unit}  {server}"),
+        };
         let _ = writeln!(
             out,
             "{}  ssh {}:{} ({})  http {}:{} ({}){unit}",

@@ -373,6 +373,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
             no_app,
             unit_hosts,
             container_hosts,
+            servers,
         } => {
             let options = lab::LabOptions {
                 dir,
@@ -381,6 +382,7 @@ fn lab(command: LabCommand) -> Result<ExitCode, AppError> {
                 gunicorn: !no_app,
                 unit_hosts,
                 container_hosts,
+                servers,
             };
             let info = lab::up(&options)?;
             stdout(&describe::lab(&info));

@@ -277,7 +277,7 @@ pub fn run_args(host: &LabHost, pid1: Pid1, workers: usize) -> Vec<String> {
         "--name",
         &name,
         "--log-file",
-        &host.gunicorn_log().to_string_lossy(),
+        &host.app_log().to_string_lossy(),
         "--config",
         &format!("{app}/gunicorn.conf.py"),
         "app:application",
@@ -489,7 +489,7 @@ mod tests {
     }
 
     fn host() -> LabHost {
-        let host = super::super::start::plan(Path::new("/tmp/lab"), 1, 0, 1, "herd-lab")
+        let host = super::super::start::plan(Path::new("/tmp/lab"), 1, 0, 1, &[], "herd-lab")
             .unwrap()
             .hosts
             .remove(0);

@@ -13,6 +13,15 @@ pub enum LabError {
     #[error("gunicorn not found at {}: run scripts/setup.sh (or set HERD_LAB_VENV to a venv with gunicorn)", .0.display())]
     GunicornMissing(PathBuf),
 
+    #[error("unknown app server `{0}` in --servers: choose from {names}", names = crate::lab::AppServer::names())]
+    UnknownServer(String),
+
+    #[error("--servers runs app servers and cannot go with --no-app")]
+    ServersNeedApp,
+
+    #[error("{server} not found at {}: run scripts/setup.sh", .path.display())]
+    ServerMissing { server: &'static str, path: PathBuf },
+
     #[error("a lab needs at least one host")]
     NoHosts,
 

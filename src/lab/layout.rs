@@ -9,8 +9,9 @@ use std::process::{Command, Stdio};
 
 use super::account::{self, LoginUser};
 use super::render::{self, InventoryVars, SshdSettings};
+use super::server_files;
 use super::start::{parallel, Tools, START_WIDTH};
-use super::{systemd, LabError, LabHost, LabInfo};
+use super::{systemd, AppServer, LabError, LabHost, LabInfo};
 
 /// Writes everything the daemons need: keys, known_hosts, authorized_keys,
 /// sshd configs, the app layout and the inventory. Replaces the files of a
@@ -108,7 +109,10 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
                     let app = account::app_user()?;
                     render::unit_start_script(host, unit, &systemd::runtime_dir(app.uid))
                 }
-                (None, None) => render::start_script(host, gunicorn, dir),
+                (None, None) => match server_files::start_script(host) {
+                    Some(script) => script,
+                    None => render::start_script(host, gunicorn, dir),
+                },
             };
             write_file(&host.start_script(), &script, 0o755)?;
             if user.switch_to {
@@ -137,8 +141,10 @@ pub fn prepare(info: &LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), La
     )
 }
 
-/// `releases/v1/{app.py,RELEASE}`, `current -> releases/v1`, `shared/` and an
-/// empty Gunicorn log, all owned by the login user (who deploys there). On a
+/// `releases/v1/{app.py,config.ru,release.conf,RELEASE}` (every server's app,
+/// so one deploy step that copies a release works on every host),
+/// `current -> releases/v1`, `shared/`, the server's config and an empty
+/// log, all owned by the login user (who deploys there). On a
 /// unit host, `run/` (pidfile, log, control socket) belongs to the app
 /// account. With a deploy account, the directories a deploy writes are
 /// group-writable and setgid, so it deploys through the login user's group.
@@ -153,6 +159,12 @@ fn lay_out_app(host: &LabHost, user: &LoginUser, shared_group: bool) -> Result<(
         make_dir(dir)?;
     }
     write_file(&release.join("app.py"), render::APP_PY, 0o644)?;
+    write_file(&release.join("config.ru"), server_files::CONFIG_RU, 0o644)?;
+    write_file(
+        &release.join("release.conf"),
+        &server_files::release_conf(render::FIRST_RELEASE),
+        0o644,
+    )?;
     write_file(
         &release.join("RELEASE"),
         &format!("{}\n", render::FIRST_RELEASE),
@@ -164,12 +176,14 @@ fn lay_out_app(host: &LabHost, user: &LoginUser, shared_group: bool) -> Result<(
     if host.unit.is_some() {
         make_dir(&host.run_dir())?;
     }
-    write_file(&host.gunicorn_log(), "", 0o644)?;
-    write_file(
-        &host.app_dir.join("gunicorn.conf.py"),
-        &render::gunicorn_conf(host),
-        0o644,
-    )?;
+    write_file(&host.app_log(), "", 0o644)?;
+    match server_files::config(host) {
+        Some(config) => write_file(&host.app_conf(), &config, 0o644)?,
+        None => write_file(&host.app_conf(), &render::gunicorn_conf(host), 0o644)?,
+    }
+    if host.server == AppServer::Nginx {
+        make_dir(&host.app_dir.join(server_files::NGINX_TEMP_DIR))?;
+    }
     if user.switch_to {
         give_tree(&host.app_dir, user)?;
     }

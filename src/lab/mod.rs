@@ -3,7 +3,8 @@
 //!
 //! `up` starts one real OpenSSH `sshd` per host on its own loopback address
 //! (127.0.0.2, 127.0.0.3...) and free ports, each host with a real Gunicorn
-//! app laid out the way deploys expect (`releases/v1`, a `current` symlink,
+//! app (or, as `servers` asks, uWSGI, Unicorn, Puma or nginx; see [`server`])
+//! laid out the way deploys expect (`releases/v1`, a `current` symlink,
 //! `shared/`), and writes the key, known_hosts and inventory that herd reads.
 //! Its state goes to `<dir>/lab.json` so that `down`, `status` and tests find
 //! the processes again. Nothing here writes to the terminal; callers get data.
@@ -20,6 +21,8 @@ mod layout;
 mod process;
 mod ready;
 mod render;
+mod server;
+mod server_files;
 mod start;
 mod systemd;
 
@@ -31,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use account::LAB_APP_ACCOUNT;
 pub use error::LabError;
+pub use server::AppServer;
 
 /// sshd refuses to run from a relative path, so the lab names it absolutely.
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -50,7 +54,7 @@ pub struct LabOptions {
     pub hosts: usize,
     /// A Python venv with Gunicorn in it (see [`default_venv`]).
     pub venv: PathBuf,
-    /// Start a Gunicorn app on every host (the default).
+    /// Start an app server on every host (the default; false: sshd only).
     pub gunicorn: bool,
     /// How many hosts, the last ones, run their Gunicorn as a systemd user
     /// unit of [`LAB_APP_ACCOUNT`] instead of as a daemon (root only).
@@ -58,6 +62,10 @@ pub struct LabOptions {
     /// How many hosts, just before the unit hosts, run their Gunicorn in a
     /// rootful Podman container (root only); see [`container`].
     pub container_hosts: usize,
+    /// The app servers of the plain hosts (neither unit nor container
+    /// hosts, which run Gunicorn), given in turn: host01 the first, host02
+    /// the second, and round again. Names as [`AppServer::name`].
+    pub servers: Vec<String>,
 }
 
 impl LabOptions {
@@ -71,6 +79,7 @@ impl LabOptions {
             gunicorn: true,
             unit_hosts: 0,
             container_hosts: 0,
+            servers: vec![AppServer::Gunicorn.name().to_string()],
         }
     }
 }
@@ -103,17 +112,25 @@ pub struct LabHost {
     pub http_port: u16,
     /// `<dir>/hosts/<name>`: the host's sshd files and its app directory.
     pub host_dir: PathBuf,
-    /// `<host_dir>/app`: `releases/`, `current`, `shared/`, Gunicorn's pidfile and log.
+    /// `<host_dir>/app`: `releases/`, `current`, `shared/`, the app server's
+    /// config, pidfile and log.
     pub app_dir: PathBuf,
-    /// Gunicorn's pidfile (under `run/` on a unit host, where the app
-    /// account may write).
+    /// The app server this host runs (unit and container hosts: Gunicorn).
+    #[serde(default)]
+    pub server: AppServer,
+    /// The app server's pidfile, named after it (`app/uwsgi.pid`; under
+    /// `run/` on a unit host, where the app account may write).
     pub pidfile: PathBuf,
     pub sshd_pid: Option<u32>,
+    /// The app server's master, whichever the server (the name is older
+    /// than the other servers).
     pub gunicorn_pid: Option<u32>,
     pub sshd_alive: bool,
     pub gunicorn_alive: bool,
-    /// Whether Gunicorn sets process titles (setproctitle) on this host:
-    /// odd hosts do, even hosts do not, so both ways of finding a master run.
+    /// Whether the app server sets process titles on this host. Gunicorn
+    /// (setproctitle) and uWSGI (`auto-procname`): odd hosts do, even hosts
+    /// do not, so both ways of finding a master run. Unicorn, Puma and nginx
+    /// always do.
     #[serde(default = "titles_by_default")]
     pub proc_titles: bool,
     /// The systemd user unit that runs this host's Gunicorn, on a unit host.
@@ -180,7 +197,9 @@ impl LabHost {
         }
         match self.unit {
             Some(_) => self.app_dir.join("start-unit.sh"),
-            None => self.app_dir.join("start-gunicorn.sh"),
+            None => self
+                .app_dir
+                .join(format!("start-{}.sh", self.server.name())),
         }
     }
     /// Where a unit host's Gunicorn writes (pidfile, log, control socket):
@@ -200,11 +219,16 @@ impl LabHost {
     pub fn host_key(&self) -> PathBuf {
         self.host_dir.join("ssh_host_ed25519_key")
     }
-    pub fn gunicorn_log(&self) -> PathBuf {
+    /// The app server's log (nginx: its error log).
+    pub fn app_log(&self) -> PathBuf {
         match self.unit {
             Some(_) => self.run_dir().join("gunicorn.log"),
-            None => self.app_dir.join("gunicorn.log"),
+            None => self.server.log(&self.app_dir),
         }
+    }
+    /// The app server's config file (Gunicorn's `gunicorn.conf.py`).
+    pub fn app_conf(&self) -> PathBuf {
+        self.server.conf(&self.app_dir)
     }
     /// The URL of the app's health check, from the controller.
     pub fn healthz_url(&self) -> String {
@@ -268,7 +292,11 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
             return Err(LabError::PodmanMissing(container::PODMAN.into()));
         }
     }
-    let tools = start::Tools::find(opts)?;
+    let servers = parse_servers(&opts.servers)?;
+    if !opts.gunicorn && servers != [AppServer::Gunicorn] {
+        return Err(LabError::ServersNeedApp);
+    }
+    let tools = start::Tools::find(opts, &servers)?;
     fs::create_dir_all(&opts.dir)
         .map_err(LabError::io(&opts.dir, "cannot create the lab directory"))?;
     let dir = fs::canonicalize(&opts.dir)
@@ -292,6 +320,7 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
         opts.hosts,
         opts.unit_hosts,
         opts.container_hosts,
+        &servers,
         &user.name,
     )?;
     if opts.container_hosts > 0 {
@@ -320,6 +349,17 @@ pub fn up(opts: &LabOptions) -> Result<LabInfo, LabError> {
     Ok(info)
 }
 
+/// The servers `--servers` names, in order; at least one.
+fn parse_servers(names: &[String]) -> Result<Vec<AppServer>, LabError> {
+    if names.is_empty() {
+        return Ok(vec![AppServer::Gunicorn]);
+    }
+    names
+        .iter()
+        .map(|name| AppServer::parse(name).ok_or_else(|| LabError::UnknownServer(name.to_string())))
+        .collect()
+}
+
 /// Stops every process of the lab in `dir`: the sshd listeners and Gunicorn
 /// masters it recorded, then anything else that belongs to it (see
 /// [`process`]). Idempotent: a lab already down gives `stopped: 0`. A
@@ -339,12 +379,19 @@ pub fn down(dir: &Path) -> Result<LabDown, LabError> {
     }
     // Rescanned: a master may fork a worker between the snapshot and its TERM.
     for _ in 0..3 {
-        let mut targets = named_pids(&info);
+        let named = named_pids(&info);
+        let mut targets = named.clone();
         let procs = process::snapshot();
         let exclude = process::self_and_ancestors(&procs);
+        // The named masters' workers too: titled ones (`NAME uWSGI worker 1`,
+        // `puma: cluster worker 0: ...`) do not name the lab directory.
         targets.extend(process::select_lab_processes(
             &procs,
-            |entry| entry.cmdline.contains(&prefix) || started_by_session(&info, entry.pid),
+            |entry| {
+                named.contains(&entry.pid)
+                    || entry.cmdline.contains(&prefix)
+                    || started_by_session(&info, entry.pid)
+            },
             &exclude,
         ));
         targets.sort_unstable();
@@ -373,8 +420,10 @@ pub fn status(dir: &Path) -> Result<LabInfo, LabError> {
     Ok(info)
 }
 
-/// The sshd and Gunicorn master PIDs of the lab, from lab.json and the
-/// pidfiles, that still look like what they were (a PID may have been reused).
+/// The sshd and app server master PIDs of the lab, from lab.json and the
+/// pidfiles (with those of an upgrade under way: Gunicorn's `PIDFILE.2`,
+/// Unicorn's and nginx's `PIDFILE.oldbin`), that still look like what they
+/// were (a PID may have been reused).
 fn named_pids(info: &LabInfo) -> Vec<u32> {
     let mut pids = Vec::new();
     for host in &info.hosts {
@@ -384,29 +433,46 @@ fn named_pids(info: &LabInfo) -> Vec<u32> {
                 .flatten()
                 .filter(|pid| looks_like(*pid, "sshd", &info.dir)),
         );
-        let upgraded = PathBuf::from(format!("{}.2", host.pidfile.display()));
-        let gunicorn = [
+        let upgraded = |suffix: &str| {
+            read_pidfile(&PathBuf::from(format!(
+                "{}{suffix}",
+                host.pidfile.display()
+            )))
+        };
+        let masters = [
             host.gunicorn_pid,
             read_pidfile(&host.pidfile),
-            read_pidfile(&upgraded),
+            upgraded(".2"),
+            upgraded(".oldbin"),
         ];
         pids.extend(
-            gunicorn
+            masters
                 .into_iter()
                 .flatten()
-                .filter(|pid| looks_like(*pid, "gunicorn", &info.dir)),
+                .filter(|pid| looks_like_app(*pid, host, &info.dir)),
         );
     }
     pids
 }
 
 /// A live process whose command line names the lab directory or, with
-/// setproctitle rewriting it, at least the program.
+/// a process title rewriting it, at least the program.
 fn looks_like(pid: u32, program: &str, dir: &Path) -> bool {
+    looks_like_one_of(pid, &[program], dir)
+}
+
+/// A live process that looks like `host`'s app server (see
+/// [`AppServer::title_words`]).
+fn looks_like_app(pid: u32, host: &LabHost, dir: &Path) -> bool {
+    looks_like_one_of(pid, host.server.title_words(), dir)
+}
+
+fn looks_like_one_of(pid: u32, programs: &[&str], dir: &Path) -> bool {
     let prefix = format!("{}/", dir.display());
     process::is_alive(pid)
-        && process::read_entry(pid)
-            .is_some_and(|e| e.cmdline.contains(&prefix) || e.cmdline.contains(program))
+        && process::read_entry(pid).is_some_and(|e| {
+            e.cmdline.contains(&prefix) || programs.iter().any(|p| e.cmdline.contains(p))
+        })
 }
 
 /// True if `pid` runs in (or was started by) an SSH session to a lab host.
@@ -435,7 +501,7 @@ fn refresh(info: &mut LabInfo) {
             host.sshd_pid = Some(pid);
         }
         if let Some(pid) =
-            read_pidfile(&host.pidfile).filter(|pid| looks_like(*pid, "gunicorn", &dir))
+            read_pidfile(&host.pidfile).filter(|pid| looks_like_app(*pid, host, &dir))
         {
             host.gunicorn_pid = Some(pid);
         }
@@ -444,7 +510,7 @@ fn refresh(info: &mut LabInfo) {
             .is_some_and(|pid| looks_like(pid, "sshd", &dir));
         host.gunicorn_alive = host
             .gunicorn_pid
-            .is_some_and(|pid| looks_like(pid, "gunicorn", &dir));
+            .is_some_and(|pid| looks_like_app(pid, host, &dir));
     }
 }
 
@@ -523,5 +589,108 @@ mod tests {
             .iter()
             .all(|h| !h.sshd_alive && !h.gunicorn_alive));
         assert_eq!(down(dir.path()).unwrap(), LabDown::default());
+    }
+
+    /// Every server of `--servers` on real sshd, with titled and untitled
+    /// uWSGI: each answers its release with two workers, its master carries
+    /// the title the lab promises, and `down` leaves no process behind.
+    #[test]
+    fn up_status_down_round_trip_with_every_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = LabOptions::new(dir.path(), 7);
+        opts.servers = "gunicorn,uwsgi,unicorn,puma,nginx"
+            .split(',')
+            .map(String::from)
+            .collect();
+        let info = up(&opts).unwrap();
+        let servers: Vec<&str> = info.hosts.iter().map(|h| h.server.name()).collect();
+        assert_eq!(
+            servers,
+            ["gunicorn", "uwsgi", "unicorn", "puma", "nginx", "gunicorn", "uwsgi"]
+        );
+        let mut all = Vec::new();
+        for host in &info.hosts {
+            assert!(host.sshd_alive && host.gunicorn_alive, "{host:?}");
+            assert_eq!(ready::healthz(host).as_deref(), Some("ok v1"), "{host:?}");
+            let master = host.gunicorn_pid.unwrap();
+            assert_eq!(read_pidfile(&host.pidfile), Some(master));
+            let workers = process::children(master);
+            assert_eq!(workers.len(), 2, "{}: {workers:?}", host.name);
+            let title = |pid: u32| process::read_entry(pid).unwrap().cmdline;
+            let (app, name) = (host.app_dir.display(), host.proc_name());
+            let (want_master, want_worker) = match host.name.as_str() {
+                // Without setproctitle: the venv's python running gunicorn.
+                "host06" => (
+                    format!("{}/bin/gunicorn --chdir {app}/current", opts.venv.display()),
+                    format!("{}/bin/gunicorn --chdir {app}/current", opts.venv.display()),
+                ),
+                "host01" => (
+                    format!("gunicorn: master [{name}]"),
+                    format!("gunicorn: worker [{name}]"),
+                ),
+                "host02" => (
+                    format!("/usr/bin/uwsgi --ini {app}/uwsgi.ini"),
+                    format!("/usr/bin/uwsgi --ini {app}/uwsgi.ini"),
+                ),
+                "host03" => (
+                    format!("unicorn master -D -c {app}/unicorn.rb {app}/current/config.ru"),
+                    format!("unicorn worker[0] -D -c {app}/unicorn.rb {app}/current/config.ru"),
+                ),
+                "host04" => (
+                    format!(
+                        "puma 5.6.5 (tcp://{}:{}) [{name}]",
+                        host.address, host.http_port
+                    ),
+                    format!("puma: cluster worker 0: {master} [{name}]"),
+                ),
+                "host05" => (
+                    format!("nginx: master process /usr/sbin/nginx -c {app}/nginx.conf -p {app}/"),
+                    "nginx: worker process".to_string(),
+                ),
+                _ => (
+                    format!("{name} uWSGI master"),
+                    format!("{name} uWSGI worker 1"),
+                ),
+            };
+            let mut worker_titles: Vec<String> = workers.iter().map(|w| title(*w)).collect();
+            worker_titles.sort();
+            if host.name == "host06" {
+                assert!(title(master).contains(&want_master), "{}", title(master));
+                assert!(worker_titles[0].contains(&want_worker), "{worker_titles:?}");
+            } else {
+                assert_eq!(title(master), want_master);
+                assert_eq!(worker_titles[0], want_worker, "{}", host.name);
+            }
+            all.push(master);
+            all.extend(workers);
+        }
+        assert!(status(dir.path())
+            .unwrap()
+            .hosts
+            .iter()
+            .all(|h| h.sshd_alive && h.gunicorn_alive));
+
+        let stopped = down(dir.path()).unwrap();
+        assert!(stopped.stopped >= 7 * 4, "{stopped:?}");
+        let left: Vec<u32> = all.into_iter().filter(|p| process::is_alive(*p)).collect();
+        assert_eq!(left, [] as [u32; 0]);
+        assert!(status(dir.path())
+            .unwrap()
+            .hosts
+            .iter()
+            .all(|h| !h.sshd_alive && !h.gunicorn_alive));
+    }
+
+    #[test]
+    fn an_unknown_server_is_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = LabOptions::new(dir.path(), 1);
+        opts.servers = vec!["apache".into()];
+        let error = up(&opts).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown app server `apache` in --servers: choose from gunicorn, uwsgi, unicorn, puma, nginx"
+        );
+        assert!(!dir.path().join(STATE_FILE).exists());
     }
 }

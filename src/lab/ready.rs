@@ -1,4 +1,4 @@
-//! Waiting for a lab host to come up: sshd's banner, Gunicorn's workers and
+//! Waiting for a lab host to come up: sshd's banner, the app server's workers and
 //! its health check, with the tail of the right log when it does not.
 
 use std::fs;
@@ -41,9 +41,9 @@ pub(super) fn wait_ready(
             if let (Some(pid), None) = (previous, gunicorn_pid) {
                 return Err(start_failed(
                     host,
-                    "gunicorn",
+                    host.server.name(),
                     &format!("its master {pid} exited with its container"),
-                    &host.gunicorn_log(),
+                    &host.app_log(),
                 ));
             }
             app_ready = gunicorn_pid.is_some_and(|pid| process::children(pid).len() >= WORKERS)
@@ -55,9 +55,9 @@ pub(super) fn wait_ready(
         if let Some(pid) = gunicorn_pid.filter(|pid| !process::is_alive(*pid)) {
             return Err(start_failed(
                 host,
-                "gunicorn",
+                host.server.name(),
                 &format!("its master {pid} exited"),
-                &host.gunicorn_log(),
+                &host.app_log(),
             ));
         }
         if Instant::now() >= deadline {
@@ -70,7 +70,7 @@ pub(super) fn wait_ready(
                 )
             } else {
                 let reason = format!("{} did not answer in time", host.healthz_url());
-                start_failed(host, "gunicorn", &reason, &host.gunicorn_log())
+                start_failed(host, host.server.name(), &reason, &host.app_log())
             });
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -99,27 +99,31 @@ fn ssh_greets(address: &str, port: u16) -> bool {
 
 /// True once `GET /healthz` answers 200 with `ok ...`.
 fn http_healthy(address: &str, port: u16) -> bool {
-    let Some(mut stream) = connect(address, port) else {
-        return false;
-    };
+    healthz_body(address, port).is_some_and(|body| body.starts_with("ok "))
+}
+
+/// What a host's app answers on `/healthz` (`ok v1`), when it answers 200.
+#[cfg(test)]
+pub(super) fn healthz(host: &LabHost) -> Option<String> {
+    healthz_body(&host.address, host.http_port).map(|body| body.trim().to_string())
+}
+
+/// The body of a 200 answer to `GET /healthz`.
+fn healthz_body(address: &str, port: u16) -> Option<String> {
+    let mut stream = connect(address, port)?;
     let request = format!("GET /healthz HTTP/1.0\r\nHost: {address}:{port}\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = Vec::new();
-    if stream.read_to_end(&mut response).is_err() {
-        return false;
-    }
+    stream.read_to_end(&mut response).ok()?;
     let response = String::from_utf8_lossy(&response);
     let status_ok = response
         .lines()
         .next()
         .is_some_and(|line| line.split_whitespace().nth(1) == Some("200"));
-    status_ok
-        && response
-            .split("\r\n\r\n")
-            .nth(1)
-            .is_some_and(|body| body.starts_with("ok "))
+    if !status_ok {
+        return None;
+    }
+    response.split("\r\n\r\n").nth(1).map(str::to_string)
 }
 
 pub(super) fn start_failed(

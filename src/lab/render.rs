@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::LabHost;
+use super::{AppServer, LabHost};
 
 /// Loopback addresses hosts are spread over; 127.0.0.1 stays free for
 /// whatever else runs on the machine.
@@ -106,7 +106,7 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, proc_titles: {}, app_unit: {}, app_container: {}, app_engine: podman, app_user: {}, herd_audit_log: {}, herd_lock_file: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, app_server: {}, app_pidfile: {}, app_conf: {}, app_preflight: {}, proc_titles: {}, app_unit: {}, app_container: {}, app_engine: podman, app_user: {}, herd_audit_log: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
@@ -115,6 +115,10 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
             path(&host.pidfile),
             scalar(&host.proc_name()),
             path(&host.start_script()),
+            host.server.name(),
+            path(&host.pidfile),
+            path(&host.app_conf()),
+            scalar_or_empty(&preflight(host, vars.gunicorn)),
             host.proc_titles,
             // On a plain host, a unit that does not exist: one playbook
             // works on every host.
@@ -130,6 +134,29 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
         );
     }
     out
+}
+
+/// The shell command that checks a host's new release before its server is
+/// signalled: Gunicorn's `--check-config` of the app in `current`. Empty for
+/// the other servers (herd knows nginx's `nginx -t`; the others have none
+/// that loads the app without serving it).
+fn preflight(host: &LabHost, gunicorn: Option<&Path>) -> String {
+    match (host.server, gunicorn) {
+        (AppServer::Gunicorn, Some(gunicorn)) => format!(
+            "{} --check-config --chdir {} app:application",
+            crate::shell::quote(&gunicorn.to_string_lossy()),
+            crate::shell::quote(&host.app_dir.join("current").to_string_lossy()),
+        ),
+        _ => String::new(),
+    }
+}
+
+fn scalar_or_empty(value: &str) -> String {
+    if value.is_empty() {
+        "\"\"".to_string()
+    } else {
+        scalar(value)
+    }
 }
 
 fn path(path: &Path) -> String {
@@ -211,7 +238,7 @@ pub fn start_script(host: &LabHost, gunicorn: &Path, lab_dir: &Path) -> String {
         port = host.http_port,
         workers = super::start::WORKERS,
         pidfile = quote(&host.pidfile),
-        log = quote(&host.gunicorn_log()),
+        log = quote(&host.app_log()),
         conf = quote(&host.app_dir.join("gunicorn.conf.py")),
     )
 }
@@ -238,7 +265,7 @@ pub fn unit_file(host: &LabHost, gunicorn: &Path, lab_dir: &Path) -> String {
     } else {
         ""
     };
-    let log = host.gunicorn_log();
+    let log = host.app_log();
     format!(
         "# herd lab: {name}'s Gunicorn\n\
          # herd lab dir: {lab}\n\
@@ -378,6 +405,7 @@ mod tests {
             host_dir: app_dir.parent().unwrap().to_path_buf(),
             pidfile: app_dir.join("gunicorn.pid"),
             app_dir,
+            server: AppServer::Gunicorn,
             sshd_pid: None,
             gunicorn_pid: None,
             sshd_alive: false,
@@ -476,10 +504,13 @@ mod tests {
 
     #[test]
     fn inventory_renders_ansible_yaml_with_absolute_paths() {
+        let mut nginx = host(2);
+        nginx.server = AppServer::Nginx;
+        nginx.pidfile = AppServer::Nginx.pidfile(&nginx.app_dir);
         let text = inventory(
-            &[host(1), host(2)],
+            &[host(1), nginx],
             &InventoryVars {
-                gunicorn: None,
+                gunicorn: Some(Path::new("/venv/bin/gunicorn")),
                 user: "herd-lab",
                 private_key: Path::new("/tmp/lab/id_ed25519"),
                 known_hosts: Path::new("/tmp/lab/known_hosts"),
@@ -492,11 +523,12 @@ all:
     ansible_user: herd-lab
     ansible_ssh_private_key_file: /tmp/lab/id_ed25519
     herd_known_hosts: /tmp/lab/known_hosts
+    gunicorn_bin: /venv/bin/gunicorn
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, proc_titles: true, app_unit: lab-e29b93-host01.service, app_container: lab-e29b93-host01, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host01/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/gunicorn.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-gunicorn.sh, proc_titles: false, app_unit: lab-e29b93-host02.service, app_container: lab-e29b93-host02, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host02/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, app_server: gunicorn, app_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, app_conf: /tmp/lab/hosts/host01/app/gunicorn.conf.py, app_preflight: \"/venv/bin/gunicorn --check-config --chdir /tmp/lab/hosts/host01/app/current app:application\", proc_titles: true, app_unit: lab-e29b93-host01.service, app_container: lab-e29b93-host01, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host01/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/nginx.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-nginx.sh, app_server: nginx, app_pidfile: /tmp/lab/hosts/host02/app/nginx.pid, app_conf: /tmp/lab/hosts/host02/app/nginx.conf, app_preflight: \"\", proc_titles: false, app_unit: lab-e29b93-host02.service, app_container: lab-e29b93-host02, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host02/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =
@@ -504,6 +536,9 @@ all:
         let host01 = &parsed["all"]["children"]["web"]["hosts"]["host01"];
         assert_eq!(host01["ansible_port"], 40001);
         assert_eq!(host01["ansible_host"], "127.0.0.2");
+        let host02 = &parsed["all"]["children"]["web"]["hosts"]["host02"];
+        assert_eq!(host02["app_preflight"], "");
+        assert_eq!(host02["app_server"], "nginx");
     }
 
     fn unit_host(index: usize, reload: bool) -> LabHost {

@@ -1,5 +1,5 @@
-//! Starting a lab's daemons: choosing ports, then every sshd and Gunicorn,
-//! then the wait until all of them answer.
+//! Starting a lab's daemons: choosing ports, then every sshd and app
+//! server, then the wait until all of them answer.
 
 use std::fs;
 use std::net::TcpListener;
@@ -14,7 +14,9 @@ use super::account::LoginUser;
 use super::account::{LAB_APP_ACCOUNT, LAB_DEPLOY_ACCOUNT};
 use super::layout::append;
 use super::ready::{start_failed, wait_ready};
-use super::{container, read_pidfile, render, systemd, LabError, LabHost, LabInfo, SSHD};
+use super::{
+    container, read_pidfile, render, systemd, AppServer, LabError, LabHost, LabInfo, SSHD,
+};
 
 /// How long every host gets to come up, plus a little per host: starting
 /// Gunicorn is CPU-bound, so a big lab on a small machine takes longer.
@@ -23,7 +25,7 @@ const READY_PER_HOST: Duration = Duration::from_millis(100);
 
 /// Processes started at once; more only queue up for the same CPUs.
 pub(super) const START_WIDTH: usize = 8;
-/// Gunicorn workers per host.
+/// Workers per host, whichever the app server.
 pub(super) const WORKERS: usize = 2;
 
 /// Hosts polled at once while waiting for them.
@@ -39,9 +41,23 @@ pub struct Tools {
 }
 
 impl Tools {
-    pub fn find(opts: &super::LabOptions) -> Result<Tools, LabError> {
+    pub fn find(opts: &super::LabOptions, servers: &[AppServer]) -> Result<Tools, LabError> {
         if !Path::new(SSHD).is_file() {
             return Err(LabError::SshdMissing(SSHD.into()));
+        }
+        if opts.gunicorn {
+            for server in servers {
+                if let Some(missing) = server
+                    .system_files()
+                    .iter()
+                    .find(|file| !Path::new(file).is_file())
+                {
+                    return Err(LabError::ServerMissing {
+                        server: server.name(),
+                        path: PathBuf::from(missing),
+                    });
+                }
+            }
         }
         let ssh_keygen = find_on_path("ssh-keygen").ok_or(LabError::SshKeygenMissing)?;
         let (gunicorn, python) = if opts.gunicorn {
@@ -78,12 +94,14 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
 /// both kinds of unit are there to deploy to. The `container_hosts` hosts
 /// just before the unit hosts run their Gunicorn in a container, PID 1 cases
 /// in turn exec, init, shell (see [`container::Pid1`]); their Gunicorn sets
-/// process titles (the image has setproctitle) and writes no pidfile.
+/// process titles (the image has setproctitle) and writes no pidfile. The
+/// hosts before them get `servers` in turn (Gunicorn when none).
 pub fn plan(
     dir: &Path,
     count: usize,
     unit_hosts: usize,
     container_hosts: usize,
+    servers: &[AppServer],
     user: &str,
 ) -> Result<LabInfo, LabError> {
     let first_unit = count - unit_hosts.min(count);
@@ -98,19 +116,25 @@ pub fn plan(
             let name = render::host_name(i + 1);
             let host_dir = dir.join("hosts").join(&name);
             let app_dir = host_dir.join("app");
+            let server = match servers {
+                _ if i >= first_container => AppServer::Gunicorn,
+                [] => AppServer::Gunicorn,
+                servers => servers[i % servers.len()],
+            };
             let mut host = LabHost {
                 name,
                 address,
                 ssh_port,
                 http_port,
-                pidfile: app_dir.join("gunicorn.pid"),
+                pidfile: server.pidfile(&app_dir),
                 host_dir,
                 app_dir,
+                server,
                 sshd_pid: None,
                 gunicorn_pid: None,
                 sshd_alive: false,
                 gunicorn_alive: false,
-                proc_titles: i % 2 == 0,
+                proc_titles: i % 2 == 0 || server.always_titled(),
                 unit: None,
                 unit_reload: false,
                 app_user: user.to_string(),
@@ -178,7 +202,7 @@ fn allocate_ports(addresses: &[String]) -> Result<Vec<(u16, u16)>, LabError> {
     Ok(ports)
 }
 
-/// Starts every sshd and Gunicorn, then waits until each sshd greets and each
+/// Starts every sshd and app server, then waits until each sshd greets and each
 /// app answers `/healthz`. Records PIDs in `info` as they become known, so a
 /// failure can be cleaned up by the caller.
 pub fn launch(info: &mut LabInfo, user: &LoginUser, tools: &Tools) -> Result<(), LabError> {
@@ -187,7 +211,7 @@ pub fn launch(info: &mut LabInfo, user: &LoginUser, tools: &Tools) -> Result<(),
         start_sshd(host)?;
         match &tools.gunicorn {
             Some(_) if host.container.is_some() => container::start(host),
-            Some(_) if host.unit.is_none() => start_gunicorn(host, user),
+            Some(_) if host.unit.is_none() => start_app(host, user),
             _ => Ok(()),
         }
     });
@@ -240,8 +264,11 @@ fn start_sshd(host: &LabHost) -> Result<(), LabError> {
     }
 }
 
-fn start_gunicorn(host: &LabHost, user: &LoginUser) -> Result<(), LabError> {
-    let log = host.gunicorn_log();
+/// Runs the host's start script as the login user: the server daemonises
+/// (Puma, which cannot, is put in the background by the script).
+fn start_app(host: &LabHost, user: &LoginUser) -> Result<(), LabError> {
+    let log = host.app_log();
+    let what = host.server.name();
     let mut command = Command::new("/bin/sh");
     command
         .arg(host.start_script())
@@ -259,8 +286,8 @@ fn start_gunicorn(host: &LabHost, user: &LoginUser) -> Result<(), LabError> {
     }
     match command.status() {
         Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(start_failed(host, "gunicorn", &status.to_string(), &log)),
-        Err(error) => Err(start_failed(host, "gunicorn", &error.to_string(), &log)),
+        Ok(status) => Err(start_failed(host, what, &status.to_string(), &log)),
+        Err(error) => Err(start_failed(host, what, &error.to_string(), &log)),
     }
 }
 
@@ -302,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_last_hosts_are_unit_hosts_and_the_very_last_has_no_reload() {
-        let info = plan(Path::new("/tmp/lab"), 4, 2, 0, "herd-lab").unwrap();
+        let info = plan(Path::new("/tmp/lab"), 4, 2, 0, &[], "herd-lab").unwrap();
         let kinds: Vec<(Option<&str>, bool, &str)> = info
             .hosts
             .iter()
@@ -335,9 +362,9 @@ mod tests {
 
     #[test]
     fn one_unit_host_can_reload_and_no_unit_host_means_no_deploy_account() {
-        let one = plan(Path::new("/tmp/lab"), 2, 1, 0, "herd-lab").unwrap();
+        let one = plan(Path::new("/tmp/lab"), 2, 1, 0, &[], "herd-lab").unwrap();
         assert!(one.hosts[1].unit.is_some() && one.hosts[1].unit_reload);
-        let none = plan(Path::new("/tmp/lab"), 2, 0, 0, "herd-lab").unwrap();
+        let none = plan(Path::new("/tmp/lab"), 2, 0, 0, &[], "herd-lab").unwrap();
         assert!(none
             .hosts
             .iter()
@@ -347,7 +374,15 @@ mod tests {
 
     #[test]
     fn container_hosts_come_just_before_the_unit_hosts() {
-        let info = plan(Path::new("/tmp/lab"), 6, 1, 4, "herd-lab").unwrap();
+        let info = plan(
+            Path::new("/tmp/lab"),
+            6,
+            1,
+            4,
+            &[AppServer::Nginx],
+            "herd-lab",
+        )
+        .unwrap();
         let kinds: Vec<(Option<&str>, bool)> = info
             .hosts
             .iter()
@@ -373,9 +408,46 @@ mod tests {
             info.hosts[1].pidfile,
             info.hosts[1].app_dir.join("no-pidfile-in-container")
         );
-        let none = plan(Path::new("/tmp/lab"), 2, 0, 2, "herd-lab").unwrap();
+        let none = plan(Path::new("/tmp/lab"), 2, 0, 2, &[], "herd-lab").unwrap();
         assert_eq!(none.hosts[0].pid1.as_deref(), Some("exec"));
         assert_eq!(none.hosts[1].pid1.as_deref(), Some("init"));
+    }
+
+    #[test]
+    fn plain_hosts_get_the_servers_in_turn_and_the_others_gunicorn() {
+        let servers = [AppServer::Uwsgi, AppServer::Puma];
+        let info = plan(Path::new("/tmp/lab"), 5, 1, 1, &servers, "herd-lab").unwrap();
+        let kinds: Vec<(AppServer, bool, &Path)> = info
+            .hosts
+            .iter()
+            .map(|h| (h.server, h.proc_titles, h.pidfile.as_path()))
+            .collect();
+        let app = |n: usize| info.hosts[n].app_dir.clone();
+        let (a0, a1, a2) = (app(0), app(1), app(2));
+        assert_eq!(
+            kinds[..3],
+            [
+                (AppServer::Uwsgi, true, a0.join("uwsgi.pid").as_path()),
+                (AppServer::Puma, true, a1.join("puma.pid").as_path()),
+                (AppServer::Uwsgi, true, a2.join("uwsgi.pid").as_path()),
+            ]
+        );
+        assert_eq!(kinds[3].0, AppServer::Gunicorn); // container host
+        assert_eq!(kinds[4].0, AppServer::Gunicorn); // unit host
+        assert_eq!(
+            info.hosts[1].start_script(),
+            info.hosts[1].app_dir.join("start-puma.sh")
+        );
+        let two = plan(
+            Path::new("/tmp/lab"),
+            2,
+            0,
+            0,
+            &[AppServer::Uwsgi],
+            "herd-lab",
+        )
+        .unwrap();
+        assert!(two.hosts[0].proc_titles && !two.hosts[1].proc_titles);
     }
 
     fn lab_tag_of(info: &LabInfo) -> String {

@@ -70,12 +70,7 @@ pub fn start_units(info: &LabInfo, gunicorn: &Path) -> Result<(), LabError> {
         let mut start = vec!["start"];
         start.extend(&names);
         systemctl_ok(&app, &start).map_err(|error| {
-            start_failed(
-                first,
-                "gunicorn unit",
-                &error.to_string(),
-                &first.gunicorn_log(),
-            )
+            start_failed(first, "gunicorn unit", &error.to_string(), &first.app_log())
         })
     })
 }

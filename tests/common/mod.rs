@@ -321,6 +321,10 @@ pub struct LabHost {
     pub ssh_port: u16,
     pub http_port: u16,
     pub app_dir: PathBuf,
+    /// The app server: gunicorn, uwsgi, unicorn, puma or nginx.
+    #[serde(default = "gunicorn")]
+    pub server: String,
+    /// The app server's pidfile (`app/<server>.pid`).
     pub pidfile: PathBuf,
     pub sshd_pid: Option<u32>,
     pub gunicorn_pid: Option<u32>,
@@ -341,6 +345,10 @@ pub struct LabHost {
     /// That container's PID 1 case: "exec", "init" or "shell".
     #[serde(default)]
     pub pid1: Option<String>,
+}
+
+fn gunicorn() -> String {
+    "gunicorn".into()
 }
 
 impl LabHost {
@@ -413,7 +421,8 @@ impl Drop for LabDir {
     }
 }
 
-/// A running lab of real sshd + Gunicorn hosts, stopped when dropped.
+/// A running lab of real sshd + app server (Gunicorn unless asked) hosts,
+/// stopped when dropped.
 pub struct Lab {
     state: LabState,
     // Last field: dropped after everything else, stops the processes, then
@@ -442,6 +451,16 @@ impl Lab {
     /// A lab with `units` unit hosts last and `containers` container hosts
     /// just before them.
     pub fn up_with(hosts: usize, units: usize, containers: usize) -> Lab {
+        Lab::up_full(hosts, units, containers, &["gunicorn"])
+    }
+
+    /// A lab whose hosts run `servers` in turn (host01 the first, ...):
+    /// gunicorn, uwsgi, unicorn, puma, nginx.
+    pub fn up_with_servers(hosts: usize, servers: &[&str]) -> Lab {
+        Lab::up_full(hosts, 0, 0, servers)
+    }
+
+    fn up_full(hosts: usize, units: usize, containers: usize, servers: &[&str]) -> Lab {
         let dir = LabDir {
             dir: tempfile::Builder::new()
                 .prefix("herd-test-lab")
@@ -459,6 +478,7 @@ impl Lab {
             .arg(&venv)
             .args(["--unit-hosts", &units.to_string()])
             .args(["--container-hosts", &containers.to_string()])
+            .args(["--servers", &servers.join(",")])
             .run();
         assert_eq!(up.code, Some(0), "herd lab up failed\n{up}");
         let text = fs::read_to_string(dir.dir.path().join("lab.json")).expect("lab.json");
@@ -941,17 +961,64 @@ pub fn chown_to(user: &str, path: &Path) {
 }
 
 /// Builds `releases/RELEASE` on `host` as a copy of `releases/v1` that says
-/// `release`, and points `current` at it (atomically, as a deploy would).
+/// `release` (every server's app: app.py, config.ru, and RELEASE and
+/// release.conf naming the release), and points `current` at it
+/// (atomically, as a deploy would).
 pub fn switch_release(lab: &Lab, host: &LabHost, release: &str) {
+    build_release(host, release);
+    point_current(lab, host, release);
+}
+
+/// Like [`switch_release`], but the release is broken for the host's
+/// server: app.py raises at import (gunicorn, uwsgi), config.ru raises when
+/// loaded (unicorn, puma), release.conf has a syntax error (nginx, whose
+/// `nginx -t` then fails).
+pub fn switch_to_broken_release(lab: &Lab, host: &LabHost, release: &str) {
+    let dir = build_release(host, release);
+    match host.server.as_str() {
+        "gunicorn" | "uwsgi" => prepend(
+            &dir.join("app.py"),
+            "raise RuntimeError(\"broken release\")\n",
+        ),
+        "unicorn" | "puma" => prepend(&dir.join("config.ru"), "raise \"broken release\"\n"),
+        "nginx" => fs::write(
+            dir.join("release.conf"),
+            format!("set $release {release}\n"),
+        )
+        .unwrap(),
+        other => panic!("{}: no broken release for server {other:?}", host.name),
+    }
+    point_current(lab, host, release);
+}
+
+fn prepend(path: &Path, line: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    fs::write(path, format!("{line}{text}")).unwrap();
+}
+
+/// `releases/RELEASE` as a copy of `releases/v1`'s apps naming `release`.
+fn build_release(host: &LabHost, release: &str) -> PathBuf {
     let app = &host.app_dir;
     let dir = app.join("releases").join(release);
     fs::create_dir_all(&dir).unwrap();
-    fs::copy(app.join("releases/v1/app.py"), dir.join("app.py")).unwrap();
+    for file in ["app.py", "config.ru"] {
+        fs::copy(app.join("releases/v1").join(file), dir.join(file)).unwrap();
+    }
     fs::write(dir.join("RELEASE"), format!("{release}\n")).unwrap();
+    fs::write(
+        dir.join("release.conf"),
+        format!("set $release {release};\n"),
+    )
+    .unwrap();
+    dir
+}
+
+fn point_current(lab: &Lab, host: &LabHost, release: &str) {
+    let app = &host.app_dir;
     let next = app.join("current.next");
     let _ = fs::remove_file(&next);
     std::os::unix::fs::symlink(format!("releases/{release}"), &next).unwrap();
-    chown_to(lab.user(), &dir);
+    chown_to(lab.user(), &app.join("releases").join(release));
     chown_to(lab.user(), &next);
     fs::rename(&next, app.join("current")).unwrap();
 }
