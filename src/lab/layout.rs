@@ -177,6 +177,9 @@ fn lay_out_app(host: &LabHost, user: &LoginUser, shared_group: bool) -> Result<(
         make_dir(&host.run_dir())?;
     }
     write_file(&host.app_log(), "", 0o644)?;
+    if let Some(dir) = host.app_conf().parent().filter(|d| *d != host.app_dir) {
+        make_dir(dir)?;
+    }
     match server_files::config(host) {
         Some(config) => write_file(&host.app_conf(), &config, 0o644)?,
         None => write_file(&host.app_conf(), &render::gunicorn_conf(host), 0o644)?,

@@ -96,13 +96,15 @@ impl AppServer {
         }
     }
 
-    /// The server's config file in the app directory.
+    /// The server's config file in the app directory. Puma's is where Puma
+    /// looks when started without `-C` (as a Rails app has it), so herd
+    /// can read whether it preloads: Puma's title hides `-C`.
     pub fn conf(self, app_dir: &Path) -> PathBuf {
         app_dir.join(match self {
             AppServer::Gunicorn => "gunicorn.conf.py",
             AppServer::Uwsgi => "uwsgi.ini",
             AppServer::Unicorn => "unicorn.rb",
-            AppServer::Puma => "puma.rb",
+            AppServer::Puma => "config/puma.rb",
             AppServer::Nginx => "nginx.conf",
         })
     }
@@ -141,7 +143,10 @@ mod tests {
             AppServer::Nginx.log(app),
             Path::new("/lab/app/nginx-error.log")
         );
-        assert_eq!(AppServer::Puma.conf(app), Path::new("/lab/app/puma.rb"));
+        assert_eq!(
+            AppServer::Puma.conf(app),
+            Path::new("/lab/app/config/puma.rb")
+        );
         assert_eq!(
             serde_json::to_string(&AppServer::Unicorn).unwrap(),
             "\"unicorn\""

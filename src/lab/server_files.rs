@@ -94,9 +94,11 @@ fn unicorn_rb(host: &LabHost) -> String {
     )
 }
 
-/// Puma in cluster mode without `preload_app!`. `stdout_redirect` makes a
-/// HUP reopen the log rather than stop Puma; `tag` the proc_name, which
-/// otherwise is the launch directory's name and changes on a hot restart.
+/// Puma in cluster mode without `preload_app!`, run from the app directory
+/// (no `directory`: the master stays there, where its config is, and each
+/// worker loads the rackup file through `current`). `stdout_redirect` makes
+/// a HUP reopen the log rather than stop Puma; `tag` the proc_name, which
+/// otherwise is the launch directory's name.
 fn puma_rb(host: &LabHost) -> String {
     format!(
         "# herd lab: {name}'s Puma\n\
@@ -104,7 +106,6 @@ fn puma_rb(host: &LabHost) -> String {
          threads 1, 2\n\
          bind \"tcp://{address}:{port}\"\n\
          pidfile {pidfile}\n\
-         directory {current}\n\
          rackup {rackup}\n\
          stdout_redirect {log}, {log}, true\n\
          tag \"{tag}\"\n",
@@ -113,7 +114,6 @@ fn puma_rb(host: &LabHost) -> String {
         address = host.address,
         port = host.http_port,
         pidfile = string(&host.pidfile),
-        current = string(&host.app_dir.join("current")),
         rackup = string(&host.app_dir.join("current").join("config.ru")),
         log = string(&host.app_log()),
         tag = host.proc_name(),
@@ -181,7 +181,7 @@ pub fn start_script(host: &LabHost) -> Option<String> {
             rackup = quote(&host.app_dir.join("current").join("config.ru"))
         ),
         AppServer::Puma => format!(
-            "setsid -f {PUMA} -C {conf} </dev/null >>{log} 2>&1 || exit 1\n\
+            "setsid -f {PUMA} </dev/null >>{log} 2>&1 || exit 1\n\
              # Up to 10 s for the master to write its pidfile.\n\
              i=0\n\
              while [ ! -s {pidfile} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done\n\
@@ -283,7 +283,7 @@ mod tests {
         ));
         let puma = script(AppServer::Puma);
         assert!(puma.contains(
-            "setsid -f /usr/bin/puma -C /tmp/lab/hosts/host02/app/puma.rb </dev/null >>/tmp/lab/hosts/host02/app/puma.log 2>&1 || exit 1\n"
+            "setsid -f /usr/bin/puma </dev/null >>/tmp/lab/hosts/host02/app/puma.log 2>&1 || exit 1\n"
         ));
         assert!(puma.starts_with(
             "#!/bin/sh\n# herd lab: starts host02's puma as a daemon\ncd /tmp/lab/hosts/host02/app || exit 1\nexport HERD_LAB_HOST=host02 PYTHONDONTWRITEBYTECODE=1\n"
@@ -309,7 +309,10 @@ mod tests {
     #[test]
     fn puma_and_unicorn_serve_the_current_release_without_preloading() {
         let puma = puma_rb(&host(AppServer::Puma, true));
-        assert!(puma.contains("directory \"/tmp/lab/hosts/host02/app/current\"\n"));
+        assert!(
+            !puma.contains("directory"),
+            "the master stays by its config"
+        );
         assert!(puma.contains("tag \"lab-e29b93-host02\"\n"));
         assert!(!puma.contains("preload"));
         let unicorn = unicorn_rb(&host(AppServer::Unicorn, true));

@@ -367,9 +367,13 @@ impl ReloadPlan {
             signal,
             become_: self.become_,
             become_user: self.become_user.as_deref().map(plain).transpose()?,
-            // One that renders empty on a host is none: the server's own
-            // check (nginx's) runs there.
-            preflight: shell(&self.preflight)?.filter(|p| !p.trim().is_empty()),
+            // One that renders empty on a host (read as text: in a shell
+            // field an empty value renders quoted, `''`) is none: the
+            // server's own check (nginx's) runs there.
+            preflight: match &self.preflight {
+                Some(p) if plain(p)?.trim().is_empty() => None,
+                other => shell(other)?,
+            },
             preload: self.preload,
             start: shell(&self.start)?,
             validate: ValidateSpec {
