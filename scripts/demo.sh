@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo: start a local lab fleet of 6 hosts (real sshd + Gunicorn on
-# 127.0.0.x, two of them under a real systemd user manager), show what herd would do, roll release v2 onto every host in
-# batches (steps, then a proven Gunicorn reload), then v3, show which release
+# The demo: start a local lab fleet of 7 hosts (real sshd on 127.0.0.x, each
+# with an app server: Gunicorn, uWSGI, Unicorn, Puma, nginx, and two more
+# Gunicorns under a real systemd user manager), show what herd would do, roll
+# release v2 onto every host in batches (steps, then each server's proven
+# reload), then v3, show which release
 # each host runs, roll the fleet back to v2, show the result on the hosts, and
 # stop the lab again.
 set -euo pipefail
@@ -18,8 +20,8 @@ step() { printf '\n== %s\n' "$*" >&2; }
 "$herd" lab down --dir "$lab" >/dev/null 2>&1 || true
 trap '"$herd" lab down --dir "$lab" >/dev/null 2>&1 || true' EXIT
 
-step "herd lab up --hosts 6 --unit-hosts 2: host05 and host06 run Gunicorn as a systemd user unit"
-"$herd" lab up --hosts 6 --unit-hosts 2 --dir "$lab"
+step "herd lab up: host01-05 run Gunicorn, uWSGI, Unicorn, Puma and nginx; host06 and host07 Gunicorn as a systemd user unit"
+"$herd" lab up --hosts 7 --unit-hosts 2 --servers gunicorn,uwsgi,unicorn,puma,nginx --dir "$lab"
 
 step "herd hosts: the inventory the lab wrote"
 "$herd" hosts -i "$lab/inventory.yml"
@@ -28,7 +30,7 @@ step "herd hosts on an Ansible inventory with groups and ranges: web but not the
 "$herd" hosts -i inventories/example.yml -l 'web:!canary'
 
 step "herd plan: batches and the exact commands, nothing contacted"
-"$herd" plan playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2 -l host01,host05
+"$herd" plan playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2 -l host04,host05,host06
 
 step "herd run: roll release v2 across the fleet"
 "$herd" run playbooks/deploy.yml -i "$lab/inventory.yml" -e release=v2
@@ -45,7 +47,7 @@ step "herd rollback: every host back to its previous release (v2), reloaded and 
 step "herd releases: the fleet is on v2 again"
 "$herd" releases playbooks/deploy.yml -i "$lab/inventory.yml"
 
-step "herd check: every host reachable, and the Gunicorn master a reload would signal"
+step "herd check: every host reachable, and the master a reload would signal"
 "$herd" check -i "$lab/inventory.yml" --playbook playbooks/deploy.yml || true
 
 step "herd exec: the release each host's current symlink now points at"
