@@ -33,7 +33,7 @@ pub enum Command {
     ///
     /// Example: herd releases playbooks/deploy.yml -i .herd-lab/inventory.yml --output json
     Releases(ReleasesArgs),
-    /// Reload Gunicorn across the fleet in rolling batches, proving each reload
+    /// Reload the app server (Gunicorn, uWSGI, Unicorn, Puma, nginx) across the fleet in rolling batches, proving each reload
     /// (same master, every worker replaced, health check), no playbook needed.
     ///
     /// Example: herd reload -i inventory.yml --pidfile '{{ app_dir }}/gunicorn.pid' --http 'http://127.0.0.1:8000/healthz' --batch 25%
@@ -47,7 +47,7 @@ pub enum Command {
     /// Example: herd plan playbooks/deploy.yml -i inventory.yml -e release=v2
     Plan(PlanArgs),
     /// Check every targeted host without changing anything: reachable, host key,
-    /// login, sudo, and the Gunicorn master a reload would signal.
+    /// login, sudo, and the app server master a reload would signal.
     ///
     /// Example: herd check -i inventory.yml --pidfile '{{ app_dir }}/gunicorn.pid'
     Check(CheckArgs),
@@ -72,7 +72,7 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Start, stop or inspect a throwaway local fleet (sshd + Gunicorn on 127.0.0.x).
+    /// Start, stop or inspect a throwaway local fleet (sshd + an app server on 127.0.0.x).
     #[command(subcommand)]
     Lab(LabCommand),
 }
@@ -199,7 +199,7 @@ pub struct MasterArgs {
     /// The systemd manager that runs --unit: system or user.
     #[arg(long, requires = "unit")]
     pub scope: Option<String>,
-    /// Find the master by its proc_name (`gunicorn: master [NAME]`).
+    /// Find the master by the name in its title (`gunicorn: master [NAME]`, `NAME uWSGI master`, `puma ... [NAME]`) or its `--name` option.
     #[arg(long)]
     pub name: Option<String>,
     /// How the signal gets there: kill, systemctl, systemctl-kill or auto (the default with --unit).
@@ -347,7 +347,7 @@ pub struct HostsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Start N hosts, each an sshd and a Gunicorn app on its own 127.0.0.x address.
+    /// Start N hosts, each an sshd and an app server on its own 127.0.0.x address.
     Up {
         #[arg(long, default_value_t = 6)]
         hosts: usize,
@@ -357,7 +357,7 @@ pub enum LabCommand {
         /// Python virtualenv holding Gunicorn (default: ./.venv, or $HERD_LAB_VENV).
         #[arg(long)]
         venv: Option<PathBuf>,
-        /// Start only sshd, no Gunicorn app.
+        /// Start only sshd, no app server.
         #[arg(long)]
         no_app: bool,
         /// Run the last N hosts' Gunicorn as a systemd user unit of the app

@@ -27,6 +27,7 @@ reload:
   preflight: "{{ app_preflight | raw }}"
   start: "{{ app_start }}"
   signal: "{{ signal | default('') }}"
+  preload: "{{ preload | default(app_preload) }}"
 validate: { timeout: 20s, http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", contains: "{{ release }}" } }
 "#;
 
@@ -43,6 +44,7 @@ reload:
   pidfile: "{{ app_pidfile }}"
   preflight: "{{ app_preflight | raw }}"
   start: "{{ app_start }}"
+  preload: "{{ app_preload }}"
 validate: { timeout: 8s, http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", contains: "{{ release }}" } }
 "#;
 
@@ -249,8 +251,9 @@ fn a_preloading_puma_is_refused_usr1_and_hot_restarted_with_usr2() {
     preload(host, "puma");
     let before = generation(host);
     // Puma's title hides its command line; herd reads the config where
-    // Puma looks by default, in the master's working directory.
-    let refused = run(&lab, DEPLOY, &["-e", "release=v2"]);
+    // Puma looks by default, in the master's working directory, when the
+    // playbook does not say (the lab's inventory does: `preload=` unsays it).
+    let refused = run(&lab, DEPLOY, &["-e", "release=v2", "-e", "preload="]);
     refused.assert_code(1);
     assert!(
         refused.stderr().contains("USR1 to Puma is refused: Puma turns a phased restart of a preloaded app into a hot restart of every worker at once; use USR2 (hot restart)"),
@@ -284,7 +287,7 @@ fn a_rolling_reload_across_all_five_servers_fails_no_request() {
         r#"name: Reload every server
 hosts: web
 rolling: { batch: 1, max_fail: 0 }
-reload: { server: "{{ app_server }}", pidfile: "{{ app_pidfile }}", preflight: "{{ app_preflight | raw }}" }
+reload: { server: "{{ app_server }}", pidfile: "{{ app_pidfile }}", preflight: "{{ app_preflight | raw }}", preload: "{{ app_preload }}" }
 validate: { timeout: 30s, http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", contains: v2 } }
 "#,
     );
@@ -344,4 +347,96 @@ fn check_and_reload_take_every_server_by_flag() {
         assert_workers_replaced(host, &before, &reload);
         assert_eq!(healthz(host), "ok v2", "{reload}");
     }
+}
+
+/// A process that merely titles itself like an nginx master, named by the
+/// pidfile: herd's own `nginx -t` runs the master's real program only, so
+/// the program its title names is never run.
+#[test]
+fn a_forged_nginx_title_gets_no_program_of_its_naming_run() {
+    let _one = one_at_a_time();
+    let lab = Lab::up_with_servers(1, &["nginx"]);
+    let host = &lab.hosts()[0];
+    let evil_dir = tempfile::tempdir().unwrap();
+    let marker = evil_dir.path().join("ran");
+    let evil = evil_dir.path().join("nginx");
+    fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let title = format!(
+        "nginx: master process {} -c /etc/nginx/nginx.conf",
+        evil.display()
+    );
+    let mut fake = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec -a '{title}' cat"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pidfile = evil_dir.path().join("nginx.pid");
+    fs::write(&pidfile, format!("{}\n", fake.id())).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || common::cmdline(
+        fake.id()
+    )
+    .starts_with("nginx: master")));
+    let run = Herd::new()
+        .args(["reload", "--server", "nginx", "-i"])
+        .arg(lab.inventory())
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .run();
+    fake.kill().unwrap();
+    fake.wait().unwrap();
+    run.assert_code(1);
+    assert!(
+        !marker.exists(),
+        "the program the title names was run\n{run}"
+    );
+    assert!(
+        run.stderr()
+            .contains("preflight failed (exit code 97), nothing was signalled: herd: "),
+        "{run}"
+    );
+}
+
+/// A Unicorn upgrade left half-done (USR2 sent, the old master never
+/// ended): both masters serve, and herd refuses to signal either.
+#[test]
+fn a_half_done_unicorn_upgrade_is_refused_not_signalled() {
+    let _one = one_at_a_time();
+    let lab = Lab::up_with_servers(1, &["unicorn"]);
+    let host = &lab.hosts()[0];
+    let old = generation(host);
+    // SAFETY: kill with a pid the lab recorded; no memory is involved.
+    unsafe { libc::kill(old.master.pid as i32, libc::SIGUSR2) };
+    let oldbin = host.app_dir.join("unicorn.pid.oldbin");
+    assert!(
+        wait_until(Duration::from_secs(20), || read_pid(&host.pidfile)
+            .is_some_and(
+                |new| new != old.master.pid && common::children(new).len() == 2
+            )),
+        "no new master came up"
+    );
+    assert!(oldbin.exists());
+    let new = generation(host);
+    let run = Herd::new()
+        .args(["reload", "--server", "unicorn", "--no-preload", "-i"])
+        .arg(lab.inventory())
+        .arg("--pidfile")
+        .arg(&host.pidfile)
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "Unicorn master {} has a master of its own as its parent {}: an upgrade (USR2) was left half-done",
+            new.master.pid, old.master.pid
+        )),
+        "{run}"
+    );
+    assert_untouched(host, &new, &run);
+    assert!(alive(old.master.pid));
+    // Finish it as the message says: QUIT to the old master.
+    unsafe { libc::kill(old.master.pid as i32, libc::SIGQUIT) };
+    assert!(wait_until(Duration::from_secs(20), || !alive(
+        old.master.pid
+    )));
 }

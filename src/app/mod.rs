@@ -97,8 +97,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, AppError> {
                 become_user: args.become_user,
                 preflight: args.preflight,
                 preload: match (args.preload, args.no_preload) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
+                    (true, _) => Some("true".to_string()),
+                    (_, true) => Some("false".to_string()),
                     _ => None,
                 },
                 start: None,

@@ -106,7 +106,7 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
     for host in hosts {
         let _ = writeln!(
             out,
-            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, app_server: {}, app_pidfile: {}, app_conf: {}, app_preflight: {}, proc_titles: {}, app_unit: {}, app_container: {}, app_engine: podman, app_user: {}, herd_audit_log: {}, herd_lock_file: {} }}",
+            "        {}: {{ ansible_host: {}, ansible_port: {}, app_dir: {}, http_port: {}, gunicorn_pidfile: {}, gunicorn_name: {}, app_start: {}, app_server: {}, app_pidfile: {}, app_conf: {}, app_preflight: {}, app_preload: {}, proc_titles: {}, app_unit: {}, app_container: {}, app_engine: podman, app_user: {}, herd_audit_log: {}, herd_lock_file: {} }}",
             scalar(&host.name),
             scalar(&host.address),
             host.ssh_port,
@@ -119,6 +119,9 @@ pub fn inventory(hosts: &[LabHost], vars: &InventoryVars) -> String {
             path(&host.pidfile),
             path(&host.app_conf()),
             scalar_or_empty(&preflight(host, vars.gunicorn)),
+            // Puma's title hides the config file it read, so herd cannot
+            // tell whether it preloads: the lab, which wrote it, says.
+            if host.server == AppServer::Puma { "\"false\"" } else { "\"\"" },
             host.proc_titles,
             // On a plain host, a unit that does not exist: one playbook
             // works on every host.
@@ -527,8 +530,8 @@ all:
   children:
     web:
       hosts:
-        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, app_server: gunicorn, app_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, app_conf: /tmp/lab/hosts/host01/app/gunicorn.conf.py, app_preflight: \"/venv/bin/gunicorn --check-config --chdir /tmp/lab/hosts/host01/app/current app:application\", proc_titles: true, app_unit: lab-e29b93-host01.service, app_container: lab-e29b93-host01, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host01/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
-        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/nginx.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-nginx.sh, app_server: nginx, app_pidfile: /tmp/lab/hosts/host02/app/nginx.pid, app_conf: /tmp/lab/hosts/host02/app/nginx.conf, app_preflight: \"\", proc_titles: false, app_unit: lab-e29b93-host02.service, app_container: lab-e29b93-host02, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host02/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
+        host01: { ansible_host: 127.0.0.2, ansible_port: 40001, app_dir: /tmp/lab/hosts/host01/app, http_port: 41001, gunicorn_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, gunicorn_name: lab-e29b93-host01, app_start: /tmp/lab/hosts/host01/app/start-gunicorn.sh, app_server: gunicorn, app_pidfile: /tmp/lab/hosts/host01/app/gunicorn.pid, app_conf: /tmp/lab/hosts/host01/app/gunicorn.conf.py, app_preflight: \"/venv/bin/gunicorn --check-config --chdir /tmp/lab/hosts/host01/app/current app:application\", app_preload: \"\", proc_titles: true, app_unit: lab-e29b93-host01.service, app_container: lab-e29b93-host01, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host01/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host01/app/.herd-deploy.lock }
+        host02: { ansible_host: 127.0.0.3, ansible_port: 40002, app_dir: /tmp/lab/hosts/host02/app, http_port: 41002, gunicorn_pidfile: /tmp/lab/hosts/host02/app/nginx.pid, gunicorn_name: lab-e29b93-host02, app_start: /tmp/lab/hosts/host02/app/start-nginx.sh, app_server: nginx, app_pidfile: /tmp/lab/hosts/host02/app/nginx.pid, app_conf: /tmp/lab/hosts/host02/app/nginx.conf, app_preflight: \"\", app_preload: \"\", proc_titles: false, app_unit: lab-e29b93-host02.service, app_container: lab-e29b93-host02, app_engine: podman, app_user: herd-lab, herd_audit_log: /tmp/lab/hosts/host02/app/.herd-audit.log, herd_lock_file: /tmp/lab/hosts/host02/app/.herd-deploy.lock }
 ";
         assert_eq!(text, expected);
         let parsed: serde_json::Value =

@@ -164,6 +164,13 @@ impl Plan {
                         format!("{problem} (reload.{key} on host {})", host.name),
                     ));
                 }
+                if let Err((template, problem)) = reload.check_preload(&self.renderer, &vars) {
+                    return Err(playbook.error_in(
+                        &["reload", "preload"],
+                        Some(&template),
+                        format!("{problem} (reload.preload on host {})", host.name),
+                    ));
+                }
                 if let Err((url, problem)) =
                     reload.check_url(&self.renderer, &vars, &host.shown_vars)
                 {

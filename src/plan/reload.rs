@@ -45,7 +45,8 @@ pub struct ReloadPlan {
     /// A template.
     pub become_user: Option<String>,
     pub preflight: Option<String>,
-    pub preload: Option<bool>,
+    /// Whether the master preloads, a template (`true`, `false`, or empty).
+    pub preload: Option<String>,
     pub start: Option<String>,
     pub timeout: Duration,
     /// Unset: the server's default (see [`crate::reload::ValidateSpec`]).
@@ -98,7 +99,7 @@ impl ReloadPlan {
             become_: reload.is_some_and(|r| r.become_),
             become_user: reload.and_then(|r| r.become_user.clone()),
             preflight: reload.and_then(|r| r.preflight.clone()),
-            preload: reload.and_then(|r| r.preload),
+            preload: reload.and_then(|r| r.preload.as_ref()).map(|p| p.text()),
             start: reload.and_then(|r| r.start.clone()),
             timeout: validate
                 .and_then(|v| v.timeout)
@@ -123,6 +124,9 @@ impl ReloadPlan {
         all.push(("reload.server", self.server.as_str(), Kind::Plain));
         if let Some(signal) = &self.signal {
             all.push(("reload.signal", signal.as_str(), Kind::Plain));
+        }
+        if let Some(preload) = &self.preload {
+            all.push(("reload.preload", preload.as_str(), Kind::Plain));
         }
         if let Some(user) = &self.become_user {
             all.push(("reload.become_user", user.as_str(), Kind::Plain));
@@ -172,6 +176,20 @@ impl ReloadPlan {
                 };
                 (url.clone(), renderer.secrets().mask(&problem))
             })
+    }
+
+    /// Whether `reload.preload`, rendered for one host, is a yes, a no or
+    /// nothing; if not, the template as written and what is wrong.
+    pub fn check_preload(&self, renderer: &Renderer, vars: &Vars) -> Result<(), (String, String)> {
+        let Some(template) = &self.preload else {
+            return Ok(());
+        };
+        let Ok(rendered) = renderer.render(template, Kind::Plain, vars) else {
+            return Ok(());
+        };
+        preload_value(&rendered)
+            .map(drop)
+            .map_err(|problem| (template.clone(), renderer.secrets().mask(&problem)))
     }
 
     /// The server and signal that rendered names give, and whether they go
@@ -374,7 +392,11 @@ impl ReloadPlan {
                 Some(p) if plain(p)?.trim().is_empty() => None,
                 other => shell(other)?,
             },
-            preload: self.preload,
+            preload: match &self.preload {
+                Some(template) => preload_value(&plain(template)?)
+                    .map_err(|message| TemplateError::Invalid { message })?,
+                None => None,
+            },
             start: shell(&self.start)?,
             validate: ValidateSpec {
                 timeout: self.timeout,
@@ -390,5 +412,18 @@ impl ReloadPlan {
                 uses: Vec::new(),
             },
         })
+    }
+}
+
+/// `reload.preload` as rendered: `true`/`false` (YAML's spellings too),
+/// or nothing (herd reads it on the host).
+fn preload_value(rendered: &str) -> Result<Option<bool>, String> {
+    match rendered.trim() {
+        "" => Ok(None),
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "on" => Ok(Some(true)),
+        "false" | "False" | "FALSE" | "no" | "No" | "off" => Ok(Some(false)),
+        other => Err(format!(
+            "`preload` gave `{other}`: use true, false, or nothing (herd then reads it on the host)"
+        )),
     }
 }

@@ -217,10 +217,11 @@ pub struct Reload {
     pub compose: Option<Compose>,
     #[serde(default)]
     pub preflight: Option<String>,
-    /// Whether the master preloads the app (Unicorn, Puma); unset: read
-    /// on the host where a signal depends on it.
+    /// Whether the master preloads the app (Unicorn, Puma): `true`,
+    /// `false`, or a template giving one of them (or nothing) per host;
+    /// unset or empty: read on the host where a signal depends on it.
     #[serde(default)]
-    pub preload: Option<bool>,
+    pub preload: Option<BoolOrText>,
     #[serde(default)]
     pub start: Option<String>,
     #[serde(default)]
@@ -237,6 +238,24 @@ pub struct Reload {
 pub struct Compose {
     pub project: String,
     pub service: String,
+}
+
+/// A YAML boolean, or text (a template) to render into one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BoolOrText {
+    Bool(bool),
+    Text(String),
+}
+
+impl BoolOrText {
+    /// As template text: `true`, `false`, or the text.
+    pub fn text(&self) -> String {
+        match self {
+            BoolOrText::Bool(value) => value.to_string(),
+            BoolOrText::Text(text) => text.clone(),
+        }
+    }
 }
 
 fn default_server() -> String {

@@ -50,6 +50,15 @@ pub enum DiscoveryError {
         pid: u32,
         cmdline: String,
     },
+    /// Two masters of one server, parent and child: an upgrade (USR2) that
+    /// was not finished. A signal to either would leave the other serving.
+    #[error("{server} master {pid} has a master of its own as {relation} {other}: an upgrade (USR2) was left half-done, and both serve; end the one that should not serve (QUIT to the old master, or TERM to the new one), then reload: nothing was signalled")]
+    UpgradeUnfinished {
+        server: &'static str,
+        pid: u32,
+        relation: &'static str,
+        other: u32,
+    },
     #[error("pid {pid} is a zombie: the master is exiting")]
     Zombie { pid: u32 },
     #[error("the pidfile {path} does not hold a pid: `{content}`")]
@@ -675,12 +684,50 @@ fn prove(
             cmdline: process.cmdline.clone(),
         });
     }
+    if let Some((relation, other)) = unfinished_upgrade(server, snapshot, process) {
+        return Err(DiscoveryError::UpgradeUnfinished {
+            server: server.display,
+            pid,
+            relation,
+            other,
+        });
+    }
     Ok(Master {
         pid,
         start_time: process.start_time,
         cmdline: process.cmdline.clone(),
         workers: workers_of(server, snapshot, pid),
     })
+}
+
+/// Another master of the same server as the parent of `master` (titled a
+/// master) or as its child (a server process with server children of its
+/// own): what an upgrade leaves until the old master is gone.
+fn unfinished_upgrade(
+    server: &AppServer,
+    snapshot: &Snapshot,
+    master: &Process,
+) -> Option<(&'static str, u32)> {
+    let live = |p: &&Process| !p.is_zombie() && server.runs(&p.cmdline);
+    if let Some(parent) = snapshot.processes.get(&master.ppid).filter(live) {
+        if server.titled_master(&parent.cmdline) == Some(true) {
+            return Some(("its parent", parent.pid));
+        }
+    }
+    snapshot
+        .processes
+        .values()
+        .filter(live)
+        .filter(|child| child.ppid == master.pid)
+        .find(|child| {
+            server.titled_master(&child.cmdline) != Some(false)
+                && snapshot
+                    .processes
+                    .values()
+                    .filter(live)
+                    .any(|grandchild| grandchild.ppid == child.pid)
+        })
+        .map(|child| ("its child", child.pid))
 }
 
 #[cfg(test)]

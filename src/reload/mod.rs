@@ -198,7 +198,10 @@ impl ReloadSpec {
                         .to_string()
                 }
                 Some(false) => "and `reload.preload: false` says it does not".to_string(),
-                None => "read from its command line and config file before the signal".to_string(),
+                None => match &self.server.preload {
+                    Some(p) if !p.args_in_title => "read before the signal from the config file where it looks by default (its title hides its command line): refused unless that file turns preloading on, or `reload.preload` says".to_string(),
+                    _ => "read from its command line and config file before the signal".to_string(),
+                },
             };
             line.push_str(&format!(
                 "; refused if the master preloads the app (use {} then), {how}",
@@ -235,7 +238,10 @@ impl ReloadSpec {
                 proofs.push("the new master promoted".to_string());
             }
         }
-        proofs.push("new workers booted".to_string());
+        proofs.push(match &self.server.boot_proof {
+            Some(_) => "new workers booted".to_string(),
+            None => "new workers unchanged for the settle period (no boot proof)".to_string(),
+        });
         if let Some(http) = &self.validate.http {
             let contains = http
                 .contains
@@ -547,6 +553,21 @@ async fn reload_one<T: Connection>(
     refuse_if_preloaded(connection, spec, &found.master, &report).await?;
     let preflight = match (&spec.preflight, &spec.server.preflight) {
         (Some(given), _) => Some(given.clone()),
+        // The check would run on the host, not in the container.
+        (None, Some(default)) if matches!(spec.place, Place::Container { .. } | Place::Compose { .. }) => {
+            return Err(fail(
+                Proof::Preflight,
+                format!(
+                    "{}'s own configuration check (`{} {}`) would run on the host, not in the container: give `reload.preflight` (e.g. `docker exec NAME {} {}`); nothing was signalled",
+                    spec.server.display,
+                    default.program,
+                    default.check.join(" "),
+                    default.program,
+                    default.check.join(" ")
+                ),
+                &report,
+            ))
+        }
         (None, Some(default)) => Some(
             preload::default_preflight(default, &found.master).map_err(|why| {
                 fail(
@@ -614,7 +635,14 @@ async fn refuse_if_preloaded<T: Connection>(
         Some(said) => preload::Preloads::Known(said, "`reload.preload` says so".to_string()),
         None => match preload::plan(spec.server, detect, master) {
             preload::Plan::Settled(preloads) => preloads,
-            preload::Plan::Read(files) => {
+            preload::Plan::Read(files) | preload::Plan::Guess(files) if files.is_empty() => {
+                preload::Preloads::Unknown("no config file to read".to_string())
+            }
+            plan @ (preload::Plan::Read(_) | preload::Plan::Guess(_)) => {
+                let guess = matches!(plan, preload::Plan::Guess(_));
+                let (preload::Plan::Read(files) | preload::Plan::Guess(files)) = plan else {
+                    return Ok(());
+                };
                 let script = preload::script(master.pid, &files);
                 let command = if spec.reads_as_become() {
                     spec.wrap(&script)
@@ -626,6 +654,7 @@ async fn refuse_if_preloaded<T: Connection>(
                         spec.server,
                         detect,
                         &spec.mask.output(&String::from_utf8_lossy(&output.stdout)),
+                        guess,
                     ),
                     Ok(output) => preload::Preloads::Unknown(format!(
                         "reading its config failed: {}",

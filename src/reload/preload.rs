@@ -6,7 +6,7 @@
 //! relative to the master's working directory.
 
 use super::discover::Master;
-use super::server::{AppServer, Preflight, Preload};
+use super::server::{AppServer, Preflight, Preload, Said};
 use crate::shell::quote;
 
 /// What herd found out about a master's preloading.
@@ -17,6 +17,9 @@ pub enum Preloads {
     /// It cannot be told, and why.
     Unknown(String),
 }
+
+/// The largest config file herd reads.
+const MAX_CONFIG: u64 = 1 << 20;
 
 /// Marks the config read among the commands herd runs.
 pub const MARKER: &str = "herd: read the master's config file";
@@ -54,6 +57,10 @@ fn option_value<'w>(words: &[&'w str], options: &[&str]) -> Option<&'w str> {
 pub enum Plan {
     Settled(Preloads),
     Read(Vec<String>),
+    /// The files the server reads by default, where the command line that
+    /// could have named another one cannot be read: a file there that turns
+    /// preloading on settles it, one that does not may not be the file read.
+    Guess(Vec<String>),
 }
 
 pub fn plan(server: &AppServer, preload: &Preload, master: &Master) -> Plan {
@@ -63,7 +70,7 @@ pub fn plan(server: &AppServer, preload: &Preload, master: &Master) -> Plan {
                 "its title hides its command line, where its config file is named".to_string(),
             ));
         }
-        return Plan::Read(defaults(preload));
+        return Plan::Guess(defaults(preload));
     };
     if let Some(flag) = words.iter().find(|w| preload.flags.contains(w)) {
         return Plan::Settled(Preloads::Known(
@@ -111,14 +118,17 @@ pub fn script(master: u32, files: &[String]) -> String {
             .collect::<Vec<_>>()
             .join("\"$env\"");
         out.push_str(&format!(
-            "f={path}; if [ -f \"$f\" ]; then echo \"== $f\"; cat -- \"$f\" || echo '!! cannot read it'; exit 0; fi; echo \"-- $f\"\n"
+            "f={path}; if [ -f \"$f\" ]; then echo \"== $f\"; \
+             n=$(wc -c < \"$f\" 2>/dev/null) || n=0; [ \"$n\" -le {MAX_CONFIG} ] || {{ echo '!! its config file is larger than {MAX_CONFIG} bytes'; exit 0; }}; \
+             cat -- \"$f\" || echo '!! cannot read it'; exit 0; fi; echo \"-- $f\"\n"
         ));
     }
     out
 }
 
-/// Reads the script's answer.
-pub fn judge(server: &AppServer, preload: &Preload, answer: &str) -> Preloads {
+/// Reads the script's answer; `guess`: the files were the server's default
+/// ones, read without knowing whether it was told another (see [`Plan::Guess`]).
+pub fn judge(server: &AppServer, preload: &Preload, answer: &str, guess: bool) -> Preloads {
     let mut lines = answer.lines();
     let mut missing = Vec::new();
     let file = loop {
@@ -144,24 +154,50 @@ pub fn judge(server: &AppServer, preload: &Preload, answer: &str) -> Preloads {
         }
     };
     let text: Vec<&str> = lines.collect();
+    if let Some(why) = text.first().and_then(|line| line.strip_prefix("!! ")) {
+        return Preloads::Unknown(why.to_string());
+    }
     if text.last() == Some(&"!! cannot read it") {
         return Preloads::Unknown(format!("its config file {file} cannot be read"));
     }
-    let said = text
-        .iter()
-        .filter_map(|line| (preload.in_config)(line))
-        .next_back()
-        .unwrap_or(false);
-    let how = if said {
-        "turns preloading on"
-    } else {
-        "does not preload"
-    };
-    Preloads::Known(said, format!("its config file {file} {how}"))
+    let mut said = Said::Off;
+    for (number, line) in text.iter().enumerate() {
+        match (preload.in_config)(line) {
+            Some(Said::Unclear) => {
+                return Preloads::Unknown(format!(
+                "line {} of its config file {file} may set preloading in a way herd cannot read",
+                number + 1
+            ))
+            }
+            Some(now) => said = now,
+            None => {}
+        }
+    }
+    match (said, guess) {
+        (Said::On, _) => Preloads::Known(
+            true,
+            format!("its config file {file} turns preloading on"),
+        ),
+        (_, false) => Preloads::Known(false, format!("its config file {file} does not preload")),
+        (_, true) => Preloads::Unknown(format!(
+            "its title hides whether it was started with another config file than {file}, which does not preload"
+        )),
+    }
 }
 
-/// The default preflight for `master`, built from its command line; an
-/// error says why it cannot be.
+/// Marks the default preflight among the commands herd runs.
+pub const PREFLIGHT_MARKER: &str = "herd: check the configuration the master runs with";
+
+/// The exit status of the default preflight when the master's program is
+/// not the host's own server program.
+pub const NOT_THE_PROGRAM: i32 = 97;
+
+/// The default preflight for `master`: the program it runs, checking the
+/// configuration its command line names. The program is never taken from
+/// the command line, which any process can set: it is the master's
+/// executable (`/proc/PID/exe`), and only when that is the host's own
+/// `program` (found on the PATH), so a process merely titled like the
+/// server gets nothing run. An error says why none can be built.
 pub fn default_preflight(preflight: &Preflight, master: &Master) -> Result<String, String> {
     // `nginx: master process /usr/sbin/nginx -c /etc/nginx/nginx.conf`
     let args = master
@@ -177,25 +213,39 @@ pub fn default_preflight(preflight: &Preflight, master: &Master) -> Result<Strin
             "its command line has `{option}`, which herd cannot carry over to a check of its configuration: give `reload.preflight`"
         ));
     }
-    let program = match words.first() {
-        Some(first) if first.rsplit('/').next() == Some(preflight.program) => *first,
-        _ => preflight.program,
-    };
-    let mut command = vec![quote(program)];
-    command.extend(preflight.check.iter().map(|word| word.to_string()));
+    let mut carried = Vec::new();
     let mut rest = words.iter().skip(1);
     while let Some(word) = rest.next() {
         if preflight.carry.contains(word) {
             let Some(value) = rest.next() else { break };
-            command.push(word.to_string());
-            command.push(quote(value));
+            if carried.iter().any(|(o, _)| o == word) {
+                return Err(format!(
+                    "its command line has `{word}` twice, so herd cannot tell which configuration it runs: give `reload.preflight`"
+                ));
+            }
+            carried.push((*word, *value));
         } else if !word.starts_with('-') {
             return Err(format!(
                 "its command line has `{word}` where herd expects an option (a path with a space?), so herd cannot tell which configuration it runs: give `reload.preflight`"
             ));
         }
     }
-    Ok(command.join(" "))
+    let mut check: Vec<String> = preflight.check.iter().map(|w| w.to_string()).collect();
+    for (option, value) in carried {
+        check.push(option.to_string());
+        check.push(quote(value));
+    }
+    let pid = master.pid;
+    let program = quote(preflight.program);
+    Ok(format!(
+        "# {PREFLIGHT_MARKER}\n\
+         e=$(readlink /proc/{pid}/exe 2>/dev/null); e=${{e% (deleted)}}\n\
+         b=$(PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" command -v {program} 2>/dev/null) && b=$(readlink -f \"$b\")\n\
+         if [ -z \"$e\" ]; then echo \"herd: which program master {pid} runs cannot be read (/proc/{pid}/exe): reload with become, or give reload.preflight\" >&2; exit {NOT_THE_PROGRAM}; fi\n\
+         if [ \"$e\" != \"$b\" ]; then echo \"herd: master {pid} runs $e, not this host's {program} (${{b:-none on the PATH or in the sbin directories}}): give reload.preflight\" >&2; exit {NOT_THE_PROGRAM}; fi\n\
+         exec \"$e\" {check}\n",
+        check = check.join(" ")
+    ))
 }
 
 #[cfg(test)]
@@ -216,7 +266,7 @@ mod tests {
     fn read(server: &AppServer, cmdline: &str) -> Result<Preloads, Vec<String>> {
         match plan(server, server.preload.as_ref().unwrap(), &master(cmdline)) {
             Plan::Settled(preloads) => Ok(preloads),
-            Plan::Read(files) => Err(files),
+            Plan::Read(files) | Plan::Guess(files) => Err(files),
         }
     }
 
@@ -238,13 +288,10 @@ mod tests {
             Ok(Preloads::Known(false, _))
         ));
         // Puma's title hides its arguments: only the default places remain.
-        assert_eq!(
-            read(&PUMA, "puma 5.6.5 (tcp://127.0.0.1:9292) [app]"),
-            Err(vec![
-                "config/puma/{env}.rb".to_string(),
-                "config/puma.rb".to_string()
-            ])
-        );
+        assert!(matches!(
+            plan(&PUMA, PUMA.preload.as_ref().unwrap(), &master("puma 5.6.5 (tcp://127.0.0.1:9292) [app]")),
+            Plan::Guess(files) if files == ["config/puma/{env}.rb", "config/puma.rb"]
+        ));
         // Before its title is set, its command line says it all.
         assert!(matches!(
             read(&PUMA, "ruby3.1 /usr/bin/puma --preload -w 2"),
@@ -257,18 +304,28 @@ mod tests {
     }
 
     #[test]
-    fn config_lines_that_turn_preloading_on_and_off() {
+    fn config_lines_that_turn_preloading_on_and_off_and_those_herd_cannot_read() {
+        use Said::{Off, On, Unclear};
         let unicorn = UNICORN.preload.as_ref().unwrap().in_config;
-        assert_eq!(unicorn("preload_app true"), Some(true));
-        assert_eq!(unicorn("  preload_app(true) # copy on write"), Some(true));
-        assert_eq!(unicorn("preload_app false"), Some(false));
+        assert_eq!(unicorn("preload_app true"), Some(On));
+        assert_eq!(unicorn("  preload_app(true) # copy on write"), Some(On));
+        assert_eq!(unicorn("preload_app true;"), Some(On));
+        assert_eq!(unicorn("preload_app\ttrue"), Some(On));
+        assert_eq!(unicorn("preload_app false"), Some(Off));
+        assert_eq!(unicorn("preload_app ENV['PRELOAD'] == '1'"), Some(Unclear));
+        assert_eq!(
+            unicorn("instance_eval(File.read('/srv/shared.rb'))"),
+            Some(Unclear)
+        );
         assert_eq!(unicorn("# preload_app true"), None);
         assert_eq!(unicorn("preload_apps true"), None);
         let puma = PUMA.preload.as_ref().unwrap().in_config;
-        assert_eq!(puma("preload_app!"), Some(true));
-        assert_eq!(puma("preload_app! # fast boot"), Some(true));
-        assert_eq!(puma("preload_app!(false)"), Some(false));
-        assert_eq!(puma("preload_app! false"), Some(false));
+        assert_eq!(puma("preload_app!"), Some(On));
+        assert_eq!(puma("preload_app! # fast boot"), Some(On));
+        assert_eq!(puma("preload_app!;"), Some(On));
+        assert_eq!(puma("preload_app!(false)"), Some(Off));
+        assert_eq!(puma("preload_app! false"), Some(Off));
+        assert_eq!(puma("preload_app! ENV.key?('X')"), Some(Unclear));
         assert_eq!(puma("#preload_app!"), None);
     }
 
@@ -303,7 +360,7 @@ mod tests {
         };
         let preload = PUMA.preload.as_ref().unwrap();
         assert_eq!(
-            judge(&PUMA, preload, &run(&files)),
+            judge(&PUMA, preload, &run(&files), true),
             Preloads::Known(
                 true,
                 "its config file config/puma.rb turns preloading on".into()
@@ -312,13 +369,19 @@ mod tests {
         // The environment's file comes first: `development` without one set.
         std::fs::write(dir.path().join("config/puma/development.rb"), "workers 2\n").unwrap();
         assert!(matches!(
-            judge(&PUMA, preload, &run(&files)),
+            judge(&PUMA, preload, &run(&files), false),
             Preloads::Known(false, said) if said.contains("config/puma/development.rb")
+        ));
+        // Found where Puma looks by default, a file that does not preload
+        // may not be the one a hidden `-C` named.
+        assert!(matches!(
+            judge(&PUMA, preload, &run(&files), true),
+            Preloads::Unknown(why) if why.contains("hides whether it was started with another config file")
         ));
         // A name with quotes and `$(...)` is a file name, never run.
         let hostile = vec!["x'$(touch pwned)'.rb".to_string()];
         assert!(matches!(
-            judge(&PUMA, preload, &run(&hostile)),
+            judge(&PUMA, preload, &run(&hostile), false),
             Preloads::Unknown(why) if why.contains("x'$(touch pwned)'.rb")
         ));
         assert!(!dir.path().join("pwned").exists());
@@ -326,7 +389,7 @@ mod tests {
         child.wait().unwrap();
         // Gone: its directory cannot be read.
         assert!(matches!(
-            judge(&PUMA, preload, &run(&files)),
+            judge(&PUMA, preload, &run(&files), false),
             Preloads::Unknown(why) if why.contains("working directory")
         ));
     }
@@ -334,18 +397,26 @@ mod tests {
     #[test]
     fn nginx_checks_the_config_its_master_was_started_with() {
         let preflight = NGINX.preflight.as_ref().unwrap();
-        assert_eq!(
-            default_preflight(
-                preflight,
-                &master(
-                    "nginx: master process /usr/sbin/nginx -c /srv/app/nginx.conf -p /srv/app/"
-                )
-            ),
-            Ok("/usr/sbin/nginx -t -q -c /srv/app/nginx.conf -p /srv/app/".to_string())
+        let built = default_preflight(
+            preflight,
+            &master("nginx: master process /usr/sbin/nginx -c /srv/app/nginx.conf -p /srv/app/"),
+        )
+        .unwrap();
+        assert!(
+            built.ends_with("exec \"$e\" -t -q -c /srv/app/nginx.conf -p /srv/app/\n"),
+            "{built}"
         );
-        assert_eq!(
-            default_preflight(preflight, &master("nginx: master process nginx")),
-            Ok("nginx -t -q".to_string())
+        // The program named in the title is never what runs.
+        let forged = default_preflight(
+            preflight,
+            &master("nginx: master process /tmp/evil/nginx -c /srv/app/nginx.conf"),
+        )
+        .unwrap();
+        assert!(!forged.contains("/tmp/evil"), "{forged}");
+        assert!(
+            default_preflight(preflight, &master("nginx: master process nginx"))
+                .unwrap()
+                .ends_with("exec \"$e\" -t -q\n")
         );
         assert_eq!(
             default_preflight(
@@ -354,18 +425,66 @@ mod tests {
             ),
             Err("its command line has `$(id).conf` where herd expects an option (a path with a space?), so herd cannot tell which configuration it runs: give `reload.preflight`".to_string()),
         );
-        assert_eq!(
-            default_preflight(
-                preflight,
-                &master("nginx: master process /usr/sbin/nginx -c /srv/x'y$(id).conf")
-            ),
-            Ok("/usr/sbin/nginx -t -q -c '/srv/x'\\''y$(id).conf'".to_string())
-        );
-        let refused = default_preflight(
+        assert!(default_preflight(
             preflight,
-            &master("nginx: master process /usr/sbin/nginx -g daemon off;"),
+            &master("nginx: master process /usr/sbin/nginx -c /srv/x'y$(id).conf")
         )
-        .unwrap_err();
-        assert!(refused.contains("`-g`"), "{refused}");
+        .unwrap()
+        .contains("-c '/srv/x'\\''y$(id).conf'"));
+        for title in [
+            "nginx: master process /usr/sbin/nginx -g daemon off;",
+            "nginx: master process /usr/sbin/nginx -c /etc/shadow -c /srv/nginx.conf",
+        ] {
+            assert!(
+                default_preflight(preflight, &master(title)).is_err(),
+                "{title}"
+            );
+        }
+    }
+
+    /// On this machine: the check runs only the master's own program, and
+    /// only when that is the host's program of that name.
+    #[test]
+    fn the_check_runs_nothing_for_a_process_that_only_looks_like_the_server() {
+        let preflight = Preflight {
+            program: "sleep",
+            check: &["0"],
+            carry: &[],
+            opaque: &[],
+        };
+        let run = |pid: u32| {
+            let script = default_preflight(
+                &preflight,
+                &Master {
+                    pid,
+                    ..master("sleep: master process /tmp/evil/sleep")
+                },
+            )
+            .unwrap();
+            Command::new("sh").arg("-c").arg(script).output().unwrap()
+        };
+        let mut real = Command::new("sleep").arg("30").spawn().unwrap();
+        let output = run(real.id());
+        assert!(output.status.success(), "{output:?}");
+        real.kill().unwrap();
+        real.wait().unwrap();
+        // A program of the same name elsewhere is not the host's.
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("sleep");
+        std::fs::copy("/bin/sh", &fake).unwrap();
+        let mut other = Command::new(&fake)
+            .arg("-c")
+            .arg("read x")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = run(other.id());
+        assert_eq!(output.status.code(), Some(NOT_THE_PROGRAM), "{output:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("not this host's sleep"),
+            "{output:?}"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 }

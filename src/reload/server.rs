@@ -55,11 +55,21 @@ pub struct Preload {
     pub default_configs: &'static [&'static str],
     /// Options on the command line that turn preloading on.
     pub flags: &'static [&'static str],
-    /// What a config file's line says: `Some(true)` turns preloading on.
-    pub in_config: fn(&str) -> Option<bool>,
+    /// What a config file's line says about preloading, if anything.
+    pub in_config: fn(&str) -> Option<Said>,
     /// Whether the master's title keeps its arguments (Unicorn's does,
     /// Puma's does not: then the config file named cannot be known).
     pub args_in_title: bool,
+}
+
+/// What a config line says about preloading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Said {
+    On,
+    Off,
+    /// Something herd cannot read for sure (an expression, or code loaded
+    /// from elsewhere that may set it).
+    Unclear,
 }
 
 /// The default preflight: the master's program, run with `check` and the
@@ -399,42 +409,66 @@ pub static NGINX: AppServer = AppServer {
     ),
 };
 
-/// `preload_app true` in a Unicorn config file.
-fn unicorn_preloads(line: &str) -> Option<bool> {
-    let rest = ruby_call(line, "preload_app")?;
-    match rest
-        .trim_start_matches(['(', ' '])
-        .split([')', ' ', '#'])
-        .next()
-    {
-        Some("true") => Some(true),
-        Some("false" | "nil") => Some(false),
-        _ => None,
+/// `preload_app true` in a Unicorn config file; an expression instead of
+/// `true`/`false`, or code loaded from elsewhere, is unclear.
+fn unicorn_preloads(line: &str) -> Option<Said> {
+    if loads_code(line) {
+        return Some(Said::Unclear);
+    }
+    match ruby_argument(line, "preload_app")? {
+        Some("true") => Some(Said::On),
+        Some("false" | "nil") => Some(Said::Off),
+        _ => Some(Said::Unclear),
     }
 }
 
 /// `preload_app!` (or `preload_app! true`) in a Puma config file;
 /// `preload_app! false` turns it off.
-fn puma_preloads(line: &str) -> Option<bool> {
-    let rest = ruby_call(line, "preload_app!")?;
-    match rest
-        .trim_start_matches(['(', ' '])
-        .split([')', ' ', '#'])
-        .next()
-    {
-        Some("false" | "nil") => Some(false),
-        _ => Some(true),
+fn puma_preloads(line: &str) -> Option<Said> {
+    if loads_code(line) {
+        return Some(Said::Unclear);
+    }
+    match ruby_argument(line, "preload_app!")? {
+        None | Some("true") => Some(Said::On),
+        Some("false" | "nil") => Some(Said::Off),
+        Some(_) => Some(Said::Unclear),
     }
 }
 
-/// What follows a call of `method` that a config line makes, not in a
-/// comment: `preload_app true # x` gives ` true # x`.
-fn ruby_call<'l>(line: &'l str, method: &str) -> Option<&'l str> {
+/// A config line that runs code from elsewhere, which may set anything.
+fn loads_code(line: &str) -> bool {
+    let line = line.trim_start();
+    [
+        "instance_eval",
+        "eval",
+        "load ",
+        "load(",
+        "class_eval",
+        "send ",
+        "send(",
+    ]
+    .iter()
+    .any(|call| line.starts_with(call))
+}
+
+/// The argument a config line gives `method`, not in a comment:
+/// `preload_app true; x` and `preload_app(true)` give `true`, a bare call
+/// `None`; `None` overall when the line does not call it.
+fn ruby_argument<'l>(line: &'l str, method: &str) -> Option<Option<&'l str>> {
     let rest = line.trim_start().strip_prefix(method)?;
-    rest.chars()
+    if !rest
+        .chars()
         .next()
-        .is_none_or(|c| c == ' ' || c == '(' || c == '#' || c == '\t')
-        .then_some(rest)
+        .is_none_or(|c| c.is_whitespace() || matches!(c, '(' | '#' | ';'))
+    {
+        return None;
+    }
+    let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ')' | ';' | '#'))
+        .unwrap_or(rest.len());
+    let argument = &rest[..end];
+    Some((!argument.is_empty()).then_some(argument))
 }
 
 /// Every server herd knows.

@@ -956,7 +956,7 @@ async fn nginx_checks_its_masters_config_before_hup_and_a_rejected_one_signals_n
         .rule("h1", Rule::new("--herd procs", 0).stdout(&nginx_procs(&[501, 502])))
         .rule(
             "h1",
-            Rule::new("/usr/sbin/nginx -t -q -c /srv/app/nginx.conf -p /srv/app/", 1).stderr(
+            Rule::new("exec \"$e\" -t -q -c /srv/app/nginx.conf -p /srv/app/", 1).stderr(
                 "nginx: [emerg] unexpected end of file in /srv/app/current/release.conf:2\nnginx: configuration file /srv/app/nginx.conf test failed\n",
             ),
         );
@@ -978,7 +978,7 @@ async fn an_nginx_that_keeps_its_old_workers_rejected_the_reload() {
             "h1",
             Rule::new("--herd procs", 0).stdout(&nginx_procs(&[501, 502])),
         )
-        .rule("h1", Rule::new("nginx -t", 0));
+        .rule("h1", Rule::new(preload::PREFLIGHT_MARKER, 0));
     let mut spec = server_spec(&server::NGINX);
     spec.validate.timeout = Duration::from_secs(3);
     let (result, commands) = reload_with(fake, &spec).await;
@@ -990,4 +990,29 @@ async fn an_nginx_that_keeps_its_old_workers_rejected_the_reload() {
         failure.message
     );
     assert_eq!(signals(&commands), vec!["HUP 500"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_nginx_that_started_no_worker_fails_long_before_the_timeout() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&nginx_procs(&[501, 502])),
+        )
+        .rule("h1", Rule::new(preload::PREFLIGHT_MARKER, 0));
+    let mut spec = server_spec(&server::NGINX);
+    spec.validate.timeout = Duration::from_secs(60);
+    let started = tokio::time::Instant::now();
+    let (result, _) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert!(
+        failure.message.starts_with("no new worker within 5s: the master kept its old workers [501, 502] and started none: nginx rejected the reload"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -98,7 +98,8 @@ pub(super) async fn after_hup<T: Connection>(
     master: &Master,
     report: &mut ReloadReport,
 ) -> Result<(), ReloadFailure> {
-    let deadline = Instant::now() + spec.validate.timeout;
+    let signalled = Instant::now();
+    let deadline = signalled + spec.validate.timeout;
     let wanted = master.workers.len().max(1);
     let mut settling = Settling { since: None };
     let mut boot = BootCheck::new(spec);
@@ -178,6 +179,24 @@ pub(super) async fn after_hup<T: Connection>(
         if settling.observe(&report.new_workers, ready, settle, now) {
             return Ok(());
         }
+        // A server that says what keeping every old worker means (nginx
+        // rejecting the reload) has said it once it started none by now.
+        let kept_all = report.new_workers.is_empty() && old_left.len() == master.workers.len();
+        let rejected = spec.server.kept_old_workers.is_some()
+            && kept_all
+            && now.duration_since(signalled) >= KEPT_OLD_WORKERS
+            && now < deadline;
+        if rejected {
+            return Err(fail(
+                Proof::Workers,
+                format!(
+                    "no new worker within {}s: the master kept its old workers {old_left:?} and started none: {}",
+                    KEPT_OLD_WORKERS.as_secs(),
+                    spec.server.kept_old_workers.unwrap_or_default()
+                ),
+                report,
+            ));
+        }
         if now >= deadline {
             let why = if old_left.len() == master.workers.len() && report.new_workers.is_empty() {
                 let meaning = spec
@@ -221,6 +240,11 @@ pub(super) async fn after_hup<T: Connection>(
         tokio::time::sleep(pause.saturating_sub(now.duration_since(looked))).await;
     }
 }
+
+/// How long a server with [`super::server::AppServer::kept_old_workers`]
+/// gets to start a first new worker (nginx starts them within milliseconds,
+/// or retries a busy address for 2.5s before it gives up).
+const KEPT_OLD_WORKERS: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How a wait for new workers to boot ended.
 enum BootWait {

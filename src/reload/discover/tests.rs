@@ -680,3 +680,67 @@ fn a_worker_forked_a_moment_ago_under_the_masters_title_is_no_second_master() {
         "{error:?}"
     );
 }
+
+/// An interrupted USR2 leaves two masters, the new one the old one's child:
+/// whichever the pidfile names, herd refuses to signal either.
+#[test]
+fn a_half_done_upgrade_is_refused_whichever_master_is_named() {
+    use crate::reload::server::UNICORN;
+    let old = "unicorn master (old) -c /srv/u.rb -D";
+    let new = "unicorn master -c /srv/u.rb -D";
+    let worker = "unicorn worker[0] -c /srv/u.rb -D";
+    let lines = vec![
+        stat(500, "unicorn", 'S', 1, 1000, old),
+        stat(501, "unicorn", 'S', 500, 1001, worker),
+        stat(600, "unicorn", 'S', 500, 2000, new),
+        stat(601, "unicorn", 'S', 600, 2001, worker),
+    ];
+    let snapshot = host(&lines);
+    for (pid, relation, other) in [(600, "its parent", 500), (500, "its child", 600)] {
+        let mut snapshot = snapshot.clone();
+        snapshot.pidfile = Some(pid.to_string());
+        let error = on_host_master(
+            &snapshot,
+            &UNICORN,
+            &OnHost::Pidfile("/srv/unicorn.pid".into()),
+            &OutputMask::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            DiscoveryError::UpgradeUnfinished {
+                server: "Unicorn",
+                pid,
+                relation,
+                other
+            }
+        );
+    }
+    // Untitled Gunicorn: the new master is a Gunicorn child with Gunicorn children.
+    let cmd = "/srv/venv/bin/python3 /srv/venv/bin/gunicorn app:app";
+    let lines = vec![
+        stat(700, "python3", 'S', 1, 1000, cmd),
+        stat(701, "python3", 'S', 700, 1001, cmd),
+        stat(800, "python3", 'S', 700, 2000, cmd),
+        stat(801, "python3", 'S', 800, 2001, cmd),
+    ];
+    let mut snapshot = host(&lines);
+    snapshot.pidfile = Some("700".into());
+    let error = discover(
+        &snapshot,
+        &OnHost::Pidfile("/srv/gunicorn.pid".into()),
+        &OutputMask::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DiscoveryError::UpgradeUnfinished {
+                pid: 700,
+                other: 800,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
