@@ -356,7 +356,6 @@ fn check_and_reload_take_every_server_by_flag() {
 fn a_forged_nginx_title_gets_no_program_of_its_naming_run() {
     let _one = one_at_a_time();
     let lab = Lab::up_with_servers(1, &["nginx"]);
-    let host = &lab.hosts()[0];
     let evil_dir = tempfile::tempdir().unwrap();
     let marker = evil_dir.path().join("ran");
     let evil = evil_dir.path().join("nginx");
