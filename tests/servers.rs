@@ -45,7 +45,7 @@ reload:
   preflight: "{{ app_preflight | raw }}"
   start: "{{ app_start }}"
   preload: "{{ app_preload }}"
-validate: { timeout: 8s, http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", contains: "{{ release }}" } }
+validate: { timeout: 15s, http: { url: "http://{{ ansible_host }}:{{ http_port }}/healthz", contains: "{{ release }}" } }
 "#;
 
 fn run(lab: &Lab, playbook: &str, extra: &[&str]) -> common::Run {
@@ -137,7 +137,7 @@ fn puma_whose_phased_restart_cannot_boot_a_worker_is_rolled_back() {
     // the other old worker keeps serving the old release.
     rolls_back_a_broken_release(
         "puma",
-        "proof `workers` failed: workers not replaced within 8s: old workers",
+        "proof `workers` failed: workers not replaced within 15s: old workers",
     );
 }
 
