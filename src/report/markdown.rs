@@ -21,7 +21,8 @@ pub fn render(title: &str, report: &RunReport) -> String {
         exit::INTERRUPTED => "interrupted",
         _ => "the rollout failed",
     };
-    let _ = writeln!(out, "### herd: {}\n", inline(title));
+    // A blank line first: what the file held may end in a paragraph.
+    let _ = writeln!(out, "\n### herd: {}\n", inline(title));
     let _ = writeln!(
         out,
         "**{outcome}** (exit code {code}): {} host(s) in {:.2}s: {}\n",
@@ -179,7 +180,7 @@ mod tests {
         let markdown = render("Deploy v2", &report);
         assert_eq!(
             markdown,
-            "### herd: Deploy v2\n\n\
+            "\n### herd: Deploy v2\n\n\
              **the rollout failed** (exit code 1): 2 host(s) in 3.00s: 1 done, 1 rolled back\n\n\
              Rollout aborted: 1 host(s) failed\n\n\
              | Host | Result | Steps | Master | Workers | Duration | Note |\n\
