@@ -127,6 +127,21 @@ pub struct Connecting {
     /// Also write the run as JUnit XML (one test case per host) to this file, for CI test views.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// A CI's own markers beside the log lines on stderr: `github` (an
+    /// `::error` per failed host, a group per batch, the summary appended to
+    /// $GITHUB_STEP_SUMMARY), `gitlab` (a collapsible section per batch),
+    /// `none`, or `auto`: github when GITHUB_ACTIONS=true, gitlab when
+    /// GITLAB_CI=true, else none.
+    #[arg(long, value_enum, env = "HERD_CI_FORMAT", default_value_t = CiFormat::Auto)]
+    pub ci_format: CiFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CiFormat {
+    Auto,
+    Github,
+    Gitlab,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

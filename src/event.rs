@@ -216,6 +216,20 @@ impl RunReport {
             && self.hosts.iter().all(|h| h.state.is_done())
     }
 
+    /// The documented exit code this run ends herd with.
+    pub fn exit_code(&self) -> u8 {
+        use crate::app::exit;
+        if self.interrupted {
+            exit::INTERRUPTED
+        } else if !self.lock_held.is_empty() {
+            exit::LOCKED
+        } else if self.all_done() {
+            exit::OK
+        } else {
+            exit::FAILED
+        }
+    }
+
     pub fn count(&self, label: &str) -> usize {
         self.hosts
             .iter()

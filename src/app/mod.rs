@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output, Targeting};
+use crate::cli::{
+    CiFormat, Cli, Color, Command, Connecting, LabCommand, MasterArgs, Output, Targeting,
+};
 use crate::describe;
 use crate::engine::audit::AuditSettings;
 use crate::engine::lock::LockOwner;
@@ -16,6 +18,9 @@ use crate::plan::reload::ReloadPlan;
 use crate::plan::{Job, Plan, PlanError, PlanRequest};
 use crate::reload::place::{Delivery, Keys, Place};
 use crate::reload::server::{AppServer, SignalUse};
+use crate::report::ci::Ci;
+use crate::report::github::GithubReporter;
+use crate::report::gitlab::GitlabReporter;
 use crate::report::junit::JunitReporter;
 use crate::report::ledger::Ledger;
 use crate::report::progress::ProgressReporter;
@@ -170,7 +175,18 @@ fn rollout(
     let runtime = runtime()?;
     let report = runtime.block_on(async {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let mut reporters = vec![main_reporter(connecting, exec)];
+        let ci = ci_of(connecting.ci_format);
+        // The CI's markers come first: a batch's group opens before its lines.
+        let mut reporters: Vec<Box<dyn Reporter>> = match ci {
+            Some(Ci::Github) => vec![Box::new(GithubReporter::new(
+                std::env::var_os("GITHUB_STEP_SUMMARY")
+                    .filter(|path| !path.is_empty())
+                    .map(std::path::PathBuf::from),
+            ))],
+            Some(Ci::Gitlab) => vec![Box::new(GitlabReporter::default())],
+            None => Vec::new(),
+        };
+        reporters.push(main_reporter(connecting, exec, ci.is_some()));
         if let Some(path) = &connecting.report {
             reporters.push(Box::new(JunitReporter {
                 path: path.clone(),
@@ -203,16 +219,7 @@ fn rollout(
             return Ok(ExitCode::from(exit::FAILED));
         }
     }
-    let code = if report.interrupted {
-        exit::INTERRUPTED
-    } else if !report.lock_held.is_empty() {
-        exit::LOCKED
-    } else if report.all_done() {
-        exit::OK
-    } else {
-        exit::FAILED
-    };
-    Ok(ExitCode::from(code))
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 /// The JUnit report is written when the run ends; a path it cannot be
@@ -314,8 +321,20 @@ fn ssh_connector(connecting: &Connecting) -> SshConnector {
 /// per target, and enough to connect hundreds of hosts in a few seconds.
 const HANDSHAKES: usize = 64;
 
-/// Progress bars on a terminal, plain lines elsewhere, or JSON.
-fn main_reporter(connecting: &Connecting, exec: bool) -> Box<dyn Reporter> {
+/// The CI whose markers to add: the one `--ci-format` names, or with
+/// `auto` the one the environment says herd runs in.
+fn ci_of(format: CiFormat) -> Option<Ci> {
+    match format {
+        CiFormat::Auto => Ci::detect(|name| std::env::var(name).ok()),
+        CiFormat::Github => Some(Ci::Github),
+        CiFormat::Gitlab => Some(Ci::Gitlab),
+        CiFormat::None => None,
+    }
+}
+
+/// Progress bars on a terminal, plain lines elsewhere (and always beside a
+/// CI's markers, which bars would redraw over), or JSON.
+fn main_reporter(connecting: &Connecting, exec: bool, ci: bool) -> Box<dyn Reporter> {
     use std::io::IsTerminal;
     let terminal =
         std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb");
@@ -326,7 +345,7 @@ fn main_reporter(connecting: &Connecting, exec: bool) -> Box<dyn Reporter> {
     };
     match connecting.output {
         Output::Json => Box::new(JsonReporter),
-        Output::Human if terminal => Box::new(ProgressReporter::new(exec, colour)),
+        Output::Human if terminal && !ci => Box::new(ProgressReporter::new(exec, colour)),
         Output::Human => Box::new(PlainReporter { exec, colour }),
     }
 }

@@ -3,11 +3,16 @@
 //! Each reporter consumes the engine's [`Event`]s. `plain` writes one line per
 //! event to stderr (and, for `herd exec`, each host's output to stdout);
 //! `json` writes one JSON object per event to stdout; `summary` renders the
-//! final table both share.
+//! final table both share; `github` and `gitlab` add a CI's own markers
+//! (annotations, groups, sections, the job summary in `markdown`) to stderr.
 
+pub mod ci;
+pub mod github;
+pub mod gitlab;
 pub mod json;
 pub mod junit;
 pub mod ledger;
+pub mod markdown;
 pub mod plain;
 pub mod progress;
 pub mod summary;

@@ -19,45 +19,6 @@ pub fn render(report: &RunReport) -> String {
         "HOST", "RESULT", "STEPS", "MASTER", "WORKERS", "DURATION"
     );
     for host in &report.hosts {
-        let note = match &host.state {
-            HostState::Done => String::new(),
-            HostState::Failed { failure } => format!(
-                "step {} \"{}\": {}",
-                failure.step, failure.step_name, failure.reason
-            ),
-            HostState::RolledBack {
-                failure,
-                rollback_ok,
-            } => format!(
-                "step {} \"{}\": {}; rollback {}",
-                failure.step,
-                failure.step_name,
-                failure.reason,
-                if *rollback_ok { "ok" } else { "FAILED" }
-            ),
-            HostState::ContactLost { failure } => format!(
-                "step {} \"{}\": {}; host state UNKNOWN, no rollback ran",
-                failure.step, failure.step_name, failure.reason
-            ),
-            HostState::Unreachable { reason } | HostState::Untouched { reason } => reason.clone(),
-            HostState::Interrupted {
-                next_step,
-                next_step_name,
-                rollback_ok,
-            } => {
-                let rolled = match rollback_ok {
-                    None => "",
-                    Some(true) => "; interrupted, rolled back",
-                    Some(false) => "; interrupted, ROLLBACK FAILED",
-                };
-                format!("stopped by Ctrl-C before step {next_step} \"{next_step_name}\"{rolled}")
-            }
-        };
-        let note = match (host.steps_skipped, note.is_empty()) {
-            (0, _) => note,
-            (n, true) => format!("{n} step(s) skipped (when: false)"),
-            (n, false) => format!("{note}; {n} step(s) skipped (when: false)"),
-        };
         let _ = writeln!(
             out,
             "{:width$}  {:15}  {:>5}  {:>8}  {:>9}  {:>8.2}s  {}",
@@ -67,7 +28,7 @@ pub fn render(report: &RunReport) -> String {
             master_column(host),
             workers_column(host),
             host.duration.as_secs_f64(),
-            note
+            note(host)
         );
     }
     for host in &report.hosts {
@@ -90,27 +51,12 @@ pub fn render(report: &RunReport) -> String {
             let _ = writeln!(out, "    {line}");
         }
     }
-    let counts: Vec<String> = [
-        "done",
-        "failed",
-        "rolled back",
-        "rollback failed",
-        "contact lost",
-        "unreachable",
-        "untouched",
-        "interrupted",
-    ]
-    .iter()
-    .map(|label| (label, report.count(label)))
-    .filter(|(_, n)| *n > 0)
-    .map(|(label, n)| format!("{n} {label}"))
-    .collect();
     let _ = writeln!(
         out,
         "\n{} host(s) in {:.2}s: {}",
         report.hosts.len(),
         report.duration.as_secs_f64(),
-        counts.join(", ")
+        counts(report)
     );
     if let Some(reason) = &report.aborted {
         let _ = writeln!(out, "rollout aborted: {reason}");
@@ -131,8 +77,72 @@ pub fn render(report: &RunReport) -> String {
     out
 }
 
+/// What the NOTE column says of a host: why it failed or did not run, and
+/// the steps its `when:` skipped.
+pub(crate) fn note(host: &HostReport) -> String {
+    let note = match &host.state {
+        HostState::Done => String::new(),
+        HostState::Failed { failure } => format!(
+            "step {} \"{}\": {}",
+            failure.step, failure.step_name, failure.reason
+        ),
+        HostState::RolledBack {
+            failure,
+            rollback_ok,
+        } => format!(
+            "step {} \"{}\": {}; rollback {}",
+            failure.step,
+            failure.step_name,
+            failure.reason,
+            if *rollback_ok { "ok" } else { "FAILED" }
+        ),
+        HostState::ContactLost { failure } => format!(
+            "step {} \"{}\": {}; host state UNKNOWN, no rollback ran",
+            failure.step, failure.step_name, failure.reason
+        ),
+        HostState::Unreachable { reason } | HostState::Untouched { reason } => reason.clone(),
+        HostState::Interrupted {
+            next_step,
+            next_step_name,
+            rollback_ok,
+        } => {
+            let rolled = match rollback_ok {
+                None => "",
+                Some(true) => "; interrupted, rolled back",
+                Some(false) => "; interrupted, ROLLBACK FAILED",
+            };
+            format!("stopped by Ctrl-C before step {next_step} \"{next_step_name}\"{rolled}")
+        }
+    };
+    match (host.steps_skipped, note.is_empty()) {
+        (0, _) => note,
+        (n, true) => format!("{n} step(s) skipped (when: false)"),
+        (n, false) => format!("{note}; {n} step(s) skipped (when: false)"),
+    }
+}
+
+/// How many hosts ended each way: `1 done, 1 rolled back`.
+pub(crate) fn counts(report: &RunReport) -> String {
+    let counts: Vec<String> = [
+        "done",
+        "failed",
+        "rolled back",
+        "rollback failed",
+        "contact lost",
+        "unreachable",
+        "untouched",
+        "interrupted",
+    ]
+    .iter()
+    .map(|label| (label, report.count(label)))
+    .filter(|(_, n)| *n > 0)
+    .map(|(label, n)| format!("{n} {label}"))
+    .collect();
+    counts.join(", ")
+}
+
 /// The master that serves at the end (the new one after USR2), or `-`.
-fn master_column(host: &HostReport) -> String {
+pub(crate) fn master_column(host: &HostReport) -> String {
     host.reload
         .as_ref()
         .and_then(|r| r.report.new_master_pid.or(r.report.master_pid))
@@ -141,7 +151,7 @@ fn master_column(host: &HostReport) -> String {
 
 /// Workers before and after the reload: `2 -> 2`; `2` when nothing was
 /// signalled (the workers are as they were); `-` without a master.
-fn workers_column(host: &HostReport) -> String {
+pub(crate) fn workers_column(host: &HostReport) -> String {
     match &host.reload {
         Some(r)
             if r.report.master_pid.is_some()

@@ -32,7 +32,8 @@ pub fn repo() -> PathBuf {
 /// A `herd` invocation: `Herd::new().args([...]).env(..).run()`.
 ///
 /// The ssh-agent is never used (`SSH_AUTH_SOCK` cleared), and no `HERD_*`
-/// variable of the caller's environment leaks into the test.
+/// variable of the caller's environment leaks into the test, nor the
+/// variables by which a CI runner would add its markers to what herd prints.
 pub struct Herd {
     command: Command,
     shown: Vec<String>,
@@ -52,6 +53,10 @@ impl Herd {
             .env_remove("HERD_INVENTORY")
             .env_remove("HERD_LAB_DIR")
             .env_remove("HERD_LAB_VENV")
+            .env_remove("HERD_CI_FORMAT")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITLAB_CI")
             .stdin(Stdio::null());
         Herd {
             command,
