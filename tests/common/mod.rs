@@ -52,6 +52,9 @@ impl Herd {
             .env_remove("HERD_INVENTORY")
             .env_remove("HERD_LAB_DIR")
             .env_remove("HERD_LAB_VENV")
+            .env_remove("HERD_SSH_KEY")
+            .env_remove("HERD_SSH_KEY_PASSPHRASE")
+            .env_remove("HERD_KNOWN_HOSTS")
             .stdin(Stdio::null());
         Herd {
             command,
