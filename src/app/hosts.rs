@@ -65,8 +65,8 @@ pub(super) fn check(args: CheckArgs) -> Result<ExitCode, AppError> {
     };
     let request = request(job, args.targeting, Some(&args.connecting));
     let plan = Plan::build(&request)?;
+    let connector = Arc::new(ssh_connector(&args.connecting, &plan)?);
     let runtime = runtime()?;
-    let connector = Arc::new(ssh_connector(&args.connecting));
     let checks = runtime.block_on(crate::check::check_all(&plan, connector, HANDSHAKES));
     match args.connecting.output {
         Output::Json => stdout(&format!(
@@ -199,7 +199,7 @@ fn read_releases(
         )
     };
     let plan = Plan::build(&look)?;
-    let connector = ssh_connector(connecting);
+    let connector = ssh_connector(connecting, &plan)?;
     let found = runtime()?.block_on(crate::releases::survey_all(
         &plan,
         &connector,
@@ -212,8 +212,8 @@ fn read_releases(
 /// host could not be reached or its lock not removed.
 pub(super) fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
     let plan = hosts_only(args.targeting, &args.connecting)?;
+    let connector = ssh_connector(&args.connecting, &plan)?;
     let runtime = runtime()?;
-    let connector = ssh_connector(&args.connecting);
     let timeout = args.connecting.connect_timeout;
     let outcomes = runtime.block_on(crate::unlock::unlock_all(&plan, &connector, timeout));
     stdout(&crate::unlock::render(&outcomes));
@@ -225,7 +225,7 @@ pub(super) fn unlock(args: UnlockArgs) -> Result<ExitCode, AppError> {
 /// log, host name first; exit 1 if a host could not be reached or read.
 pub(super) fn audit(args: AuditArgs) -> Result<ExitCode, AppError> {
     let plan = hosts_only(args.targeting, &args.connecting)?;
-    let connector = ssh_connector(&args.connecting);
+    let connector = ssh_connector(&args.connecting, &plan)?;
     let results = runtime()?.block_on(crate::audit::read_all(
         &plan,
         &connector,

@@ -25,6 +25,7 @@ use crate::report::junit::JunitReporter;
 use crate::report::ledger::Ledger;
 use crate::report::progress::ProgressReporter;
 use crate::report::{self, json::JsonReporter, plain::PlainReporter, Reporter};
+use crate::transport::ssh::env_credentials::{CredentialError, EnvCredentials};
 use crate::transport::ssh::{SshConnector, SshSettings};
 
 /// The documented exit codes.
@@ -42,6 +43,8 @@ pub enum AppError {
     #[error("{0}")]
     Plan(#[from] PlanError),
     #[error("{0}")]
+    Credentials(#[from] CredentialError),
+    #[error("{0}")]
     Lab(#[from] crate::lab::LabError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -50,7 +53,7 @@ pub enum AppError {
 impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Plan(_) => exit::BAD_INPUT,
+            AppError::Plan(_) | AppError::Credentials(_) => exit::BAD_INPUT,
             AppError::Lab(_) | AppError::Runtime(_) => exit::FAILED,
         }
     }
@@ -172,6 +175,7 @@ fn rollout(
     if let Some(path) = &connecting.report {
         check_report_path(path)?;
     }
+    let connector = Arc::new(ssh_connector(connecting, &plan)?);
     let runtime = runtime()?;
     let report = runtime.block_on(async {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -199,7 +203,6 @@ fn rollout(
         let reporting = tokio::spawn(report::drain(events_rx, reporters));
         let (cancel_tx, cancel_rx) = watch::channel(false);
         tokio::spawn(cancel_on_signals(cancel_tx, ledger));
-        let connector = Arc::new(ssh_connector(connecting));
         let settings = EngineSettings {
             forks: connecting.forks,
             handshakes: HANDSHAKES,
@@ -309,12 +312,24 @@ fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
         .map_err(AppError::Runtime)
 }
 
-fn ssh_connector(connecting: &Connecting) -> SshConnector {
-    SshConnector::new(SshSettings {
+/// The SSH connector for `plan`'s hosts, with the credentials of the
+/// environment (`HERD_SSH_KEY`, `HERD_KNOWN_HOSTS`): read before any host
+/// is contacted (a key that cannot be used is bad input) and masked in
+/// every output from now on. `--known-hosts` wins over `HERD_KNOWN_HOSTS`.
+fn ssh_connector(connecting: &Connecting, plan: &Plan) -> Result<SshConnector, AppError> {
+    let mut env = EnvCredentials::from_env()?;
+    for secret in &env.secrets {
+        plan.renderer.secrets().record(secret);
+    }
+    if connecting.known_hosts.is_some() {
+        env.known_hosts = None;
+    }
+    Ok(SshConnector::new(SshSettings {
         connect_timeout: connecting.connect_timeout,
         accept_new_host_keys: connecting.accept_new_host_keys,
         use_agent: !connecting.no_agent,
-    })
+        env,
+    }))
 }
 
 /// SSH handshakes in flight at once: far below a default sshd's MaxStartups

@@ -99,7 +99,8 @@ impl<C: Connector> Engine<C> {
         let started = Instant::now();
         let plan = self.plan.clone();
         self.emit(Event::RunStarted {
-            title: plan.title.clone(),
+            // `herd exec`'s title is its command, which may quote a secret.
+            title: plan.renderer.secrets().mask(&plan.title),
             hosts: plan.hosts.iter().map(|h| h.name.clone()).collect(),
             batches: plan
                 .batches

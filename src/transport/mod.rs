@@ -62,30 +62,27 @@ pub enum TransportError {
     #[error("{what} timed out after {}", humantime(*after))]
     Timeout { what: String, after: Duration },
     #[error("host key for {host} is not in {known_hosts} (use --accept-new-host-keys to trust it on first use)")]
-    UnknownHostKey { host: String, known_hosts: PathBuf },
+    UnknownHostKey { host: String, known_hosts: String },
     #[error("HOST KEY CHANGED for {host}: it does not match line {line} of {known_hosts}; refusing to connect (possible man-in-the-middle)")]
     ChangedHostKey {
         host: String,
         line: usize,
-        known_hosts: PathBuf,
+        known_hosts: String,
     },
     #[error("HOST KEY REVOKED for {host}: line {line} of {known_hosts} marks its key @revoked; refusing to connect")]
     RevokedHostKey {
         host: String,
         line: usize,
-        known_hosts: PathBuf,
+        known_hosts: String,
     },
-    #[error("{}:{line}: @cert-authority for {host}: herd does not support host certificates; list the host's own key in known_hosts", known_hosts.display())]
+    #[error("{known_hosts}:{line}: @cert-authority for {host}: herd does not support host certificates; list the host's own key in known_hosts")]
     HostCertificate {
         host: String,
         line: usize,
-        known_hosts: PathBuf,
+        known_hosts: String,
     },
     #[error("cannot read known hosts {known_hosts}: {reason}")]
-    KnownHosts {
-        known_hosts: PathBuf,
-        reason: String,
-    },
+    KnownHosts { known_hosts: String, reason: String },
     #[error("authentication failed for {user}@{host}: {reason}")]
     Auth {
         user: String,

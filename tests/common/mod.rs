@@ -57,6 +57,9 @@ impl Herd {
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_STEP_SUMMARY")
             .env_remove("GITLAB_CI")
+            .env_remove("HERD_SSH_KEY")
+            .env_remove("HERD_SSH_KEY_PASSPHRASE")
+            .env_remove("HERD_KNOWN_HOSTS")
             .stdin(Stdio::null());
         Herd {
             command,

@@ -1,5 +1,6 @@
-//! Logging in: the ssh-agent's keys first, then each identity file; RSA keys
-//! sign with SHA-2 when the server supports it.
+//! Logging in: the key from `HERD_SSH_KEY` first (a CI job's credential,
+//! offered to every host), then the ssh-agent's keys, then each identity
+//! file; RSA keys sign with SHA-2 when the server supports it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,13 +10,16 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::{self, PrivateKeyWithHashAlg, PublicKey};
 
 use super::describe;
+use super::env_credentials::KEY_VAR;
 use super::host_key::HostKeyCheck;
 use crate::transport::{Target, TransportError};
 
-/// Tries the ssh-agent's keys, then each identity file, until one is accepted.
+/// Tries the environment's key, the ssh-agent's keys, then each identity
+/// file, until one is accepted.
 pub(super) async fn authenticate(
     handle: &mut Handle<HostKeyCheck>,
     target: &Target,
+    env_key: Option<&Arc<keys::PrivateKey>>,
     use_agent: bool,
 ) -> Result<(), TransportError> {
     let fail = |reason: String| TransportError::Auth {
@@ -24,6 +28,17 @@ pub(super) async fn authenticate(
         reason,
     };
     let mut tried = Vec::new();
+    if let Some(key) = env_key {
+        let hash = rsa_hash(handle, key.public_key()).await;
+        let key = PrivateKeyWithHashAlg::new(key.clone(), hash);
+        match handle.authenticate_publickey(&target.user, key).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(AuthResult::Failure { .. }) => {
+                tried.push(format!("the key in {KEY_VAR} was refused"))
+            }
+            Err(e) => return Err(fail(describe(&e))),
+        }
+    }
     if use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
         if let Ok(mut agent) = AgentClient::connect_env().await {
             let identities = agent.request_identities().await.unwrap_or_default();
@@ -45,7 +60,7 @@ pub(super) async fn authenticate(
         let key = match load_key(path) {
             Ok(key) => key,
             Err(reason) => {
-                if target.identity_files.len() == 1 {
+                if target.identity_files.len() == 1 && env_key.is_none() {
                     return Err(fail(reason));
                 }
                 tried.push(reason);
@@ -62,8 +77,7 @@ pub(super) async fn authenticate(
     }
     if tried.is_empty() {
         return Err(fail(
-            "no key to offer: set ansible_ssh_private_key_file or load a key into ssh-agent"
-                .to_string(),
+            format!("no key to offer: set ansible_ssh_private_key_file or {KEY_VAR}, or load a key into ssh-agent"),
         ));
     }
     Err(fail(tried.join("; ")))

@@ -2,21 +2,23 @@
 //! a known key passes, an unknown key is refused (or learned with
 //! `--accept-new-host-keys`), a changed or `@revoked` key is always refused,
 //! and a host vouched for only by `@cert-authority` is refused by name.
+//! known_hosts text from the environment is checked by the same rules; an
+//! unknown key accepted with `--accept-new-host-keys` is then trusted for
+//! this run only, as there is no file to learn it into.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use russh::client;
 use russh::keys::{self, PublicKey};
 
-use super::known_hosts::{self, Verdict};
+use super::known_hosts::{self, Source, Verdict};
 use crate::transport::TransportError;
 
 /// Checks the server's key against known_hosts during the handshake.
 pub(super) struct HostKeyCheck {
     pub address: String,
     pub port: u16,
-    pub known_hosts: PathBuf,
+    pub known_hosts: Source,
     pub accept_new: bool,
     pub problem: Arc<Mutex<Option<TransportError>>>,
 }
@@ -32,37 +34,38 @@ impl HostKeyCheck {
 
     fn verdict(&self, key: &PublicKey) -> Result<(), TransportError> {
         let host = self.host_label();
+        let name = self.known_hosts.name();
         let unreadable = |reason: String| TransportError::KnownHosts {
-            known_hosts: self.known_hosts.clone(),
+            known_hosts: name.clone(),
             reason,
         };
         match known_hosts::check(&self.known_hosts, &host, key).map_err(unreadable)? {
             Verdict::Known => Ok(()),
-            Verdict::Unknown if self.accept_new => keys::known_hosts::learn_known_hosts_path(
-                &self.address,
-                self.port,
-                key,
-                &self.known_hosts,
-            )
-            .map_err(|e| unreadable(e.to_string())),
+            Verdict::Unknown if self.accept_new => match &self.known_hosts {
+                Source::File(path) => {
+                    keys::known_hosts::learn_known_hosts_path(&self.address, self.port, key, path)
+                        .map_err(|e| unreadable(e.to_string()))
+                }
+                Source::Text(_) => Ok(()),
+            },
             Verdict::Unknown => Err(TransportError::UnknownHostKey {
                 host,
-                known_hosts: self.known_hosts.clone(),
+                known_hosts: name.clone(),
             }),
             Verdict::Changed { line } => Err(TransportError::ChangedHostKey {
                 host,
                 line,
-                known_hosts: self.known_hosts.clone(),
+                known_hosts: name.clone(),
             }),
             Verdict::Revoked { line } => Err(TransportError::RevokedHostKey {
                 host,
                 line,
-                known_hosts: self.known_hosts.clone(),
+                known_hosts: name.clone(),
             }),
             Verdict::CertAuthority { line } => Err(TransportError::HostCertificate {
                 host,
                 line,
-                known_hosts: self.known_hosts.clone(),
+                known_hosts: name.clone(),
             }),
         }
     }

@@ -4,7 +4,8 @@
 //! file says, and `@cert-authority` lines named rather than ignored (herd
 //! does not verify host certificates).
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use data_encoding::BASE64;
 use hmac::{Hmac, KeyInit, Mac};
@@ -35,16 +36,40 @@ enum Marker {
     CertAuthority,
 }
 
+/// Where the known_hosts lines come from: a file, or text given in the
+/// environment (`HERD_KNOWN_HOSTS`), which is read by the same rules.
+/// (No `Debug`: the text is a secret.)
+#[derive(Clone)]
+pub(super) enum Source {
+    File(PathBuf),
+    Text(Arc<str>),
+}
+
+impl Source {
+    /// How messages name it: the file's path, or the variable.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Text(_) => super::env_credentials::KNOWN_HOSTS_VAR.to_string(),
+        }
+    }
+}
+
 /// Checks `key` for `host` (`[address]:port` unless the port is 22) against
-/// the file at `path`; a missing file knows no host. The error names the
-/// line of a marker herd does not know.
-pub(super) fn check(path: &Path, host: &str, key: &PublicKey) -> Result<Verdict, String> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Unknown),
-        Err(e) => return Err(e.to_string()),
-    };
-    check_text(&text, host, key)
+/// `source`; a missing file knows no host. The error names the line of a
+/// marker herd does not know.
+pub(super) fn check(source: &Source, host: &str, key: &PublicKey) -> Result<Verdict, String> {
+    match source {
+        Source::File(path) => {
+            let text = match std::fs::read(path) {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Unknown),
+                Err(e) => return Err(e.to_string()),
+            };
+            check_text(&text, host, key)
+        }
+        Source::Text(text) => check_text(text, host, key),
+    }
 }
 
 fn check_text(text: &str, host: &str, key: &PublicKey) -> Result<Verdict, String> {

@@ -1,5 +1,5 @@
 //! The SSH transport, on russh: host keys checked against known_hosts,
-//! ssh-agent and key-file authentication, one connection per host whose
+//! authentication with a key from the environment, ssh-agent keys and key files, one connection per host whose
 //! commands run in one long-lived shell (`shell`), SFTP uploads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 mod auth;
+pub mod env_credentials;
 mod host_key;
 mod known_hosts;
 mod quick_ack;
@@ -29,6 +30,8 @@ pub struct SshSettings {
     pub connect_timeout: Duration,
     pub accept_new_host_keys: bool,
     pub use_agent: bool,
+    /// `HERD_SSH_KEY` and `HERD_KNOWN_HOSTS`, for every host and bastion.
+    pub env: env_credentials::EnvCredentials,
 }
 
 pub struct SshConnector {
@@ -155,7 +158,12 @@ impl SshConnector {
                 self.handshake(target, channel.into_stream()).await?
             }
         };
-        let auth = authenticate(&mut handle, target, self.settings.use_agent);
+        let auth = authenticate(
+            &mut handle,
+            target,
+            self.settings.env.key.as_ref(),
+            self.settings.use_agent,
+        );
         match tokio::time::timeout(limit, auth).await {
             Err(_) => Err(TransportError::Timeout {
                 what: format!("authenticating as {} on {}", target.user, target.name),
@@ -179,7 +187,10 @@ impl SshConnector {
         let handler = HostKeyCheck {
             address: target.address.clone(),
             port: target.port,
-            known_hosts: target.known_hosts.clone(),
+            known_hosts: match &self.settings.env.known_hosts {
+                Some(text) => known_hosts::Source::Text(text.clone()),
+                None => known_hosts::Source::File(target.known_hosts.clone()),
+            },
             accept_new: self.settings.accept_new_host_keys,
             problem: problem.clone(),
         };
