@@ -47,12 +47,13 @@ impl Default for Herd {
 impl Herd {
     pub fn new() -> Self {
         let mut command = Command::new(herd_bin());
-        command
-            .env_remove("SSH_AUTH_SOCK")
-            .env_remove("HERD_INVENTORY")
-            .env_remove("HERD_LAB_DIR")
-            .env_remove("HERD_LAB_VENV")
-            .stdin(Stdio::null());
+        command.env_remove("SSH_AUTH_SOCK").stdin(Stdio::null());
+        // Every option also reads a HERD_* variable: none of the caller's counts.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HERD_") {
+                command.env_remove(key);
+            }
+        }
         Herd {
             command,
             shown: vec!["herd".into()],
