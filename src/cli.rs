@@ -375,7 +375,8 @@ pub enum LabCommand {
         #[arg(long, env = "HERD_LAB_DIR", default_value = ".herd-lab")]
         dir: PathBuf,
         /// Python virtualenv holding Gunicorn (default: ./.venv, or $HERD_LAB_VENV).
-        #[arg(long, env = "HERD_LAB_VENV")]
+        // $HERD_LAB_VENV is read by the lab itself, where empty means unset.
+        #[arg(long)]
         venv: Option<PathBuf>,
         /// Start only sshd, no Gunicorn app.
         #[arg(long, env = "HERD_LAB_NO_APP", value_parser = boolish())]

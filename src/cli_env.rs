@@ -82,6 +82,62 @@ fn mentions(text: &str, long: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    /// Options whose variable is not `HERD_` + the long name, and why.
+    const NAMED_OTHERWISE: [(&str, &str); 3] = [
+        // HERD_KNOWN_HOSTS holds known_hosts text, not a path.
+        ("known-hosts", "HERD_KNOWN_HOSTS_FILE"),
+        // HERD_PLAYBOOK is what hooks get: a `herd check` in a hook must not read it.
+        ("playbook", "HERD_CHECK_PLAYBOOK"),
+        // HERD_HOSTS is what hooks get; the lab's options are HERD_LAB_*.
+        ("hosts", "HERD_LAB_HOSTS"),
+    ];
+
+    /// Options with no variable: repeatable `-e` (no separator is safe in a
+    /// value; playbooks read `{{ env.NAME }}`), and `lab up --venv`, whose
+    /// HERD_LAB_VENV the lab reads itself (empty meaning unset).
+    const WITHOUT_VARIABLE: [&str; 2] = ["extra-vars", "venv"];
+
+    fn expected(command: &Command, long: &str) -> String {
+        if let Some((_, variable)) = NAMED_OTHERWISE.iter().find(|(name, _)| *name == long) {
+            return variable.to_string();
+        }
+        let lab = command.get_bin_name().unwrap_or("").contains(" lab ");
+        let prefix = if lab { "HERD_LAB_" } else { "HERD_" };
+        format!("{prefix}{}", long.to_uppercase().replace('-', "_"))
+    }
+
+    fn every_command(command: &Command, out: &mut Vec<Command>) {
+        out.push(command.clone());
+        for sub in command.get_subcommands() {
+            every_command(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_option_has_its_variable() {
+        let mut root = crate::cli::Cli::command();
+        root.build();
+        root.clone().debug_assert();
+        let mut commands = Vec::new();
+        every_command(&root, &mut commands);
+        for command in &commands {
+            for arg in command.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if ["help", "version"].contains(&long) || WITHOUT_VARIABLE.contains(&long) {
+                    continue;
+                }
+                let variable = arg.get_env().map(|v| v.to_string_lossy().into_owned());
+                assert_eq!(
+                    variable,
+                    Some(expected(command, long)),
+                    "`{}` --{long}: give it `env = ...` (and a row in the README's table)",
+                    command.get_bin_name().unwrap_or(command.get_name())
+                );
+            }
+        }
+    }
 
     #[test]
     fn mentions_the_option_and_not_a_longer_one() {
