@@ -346,14 +346,19 @@ fn github_actions_example_is_safe_and_herd_accepts_its_command_lines() {
     assert!(doc["on"].get("workflow_dispatch").is_some());
     assert!(text(doc["concurrency"].get("group")).is_some());
     assert_eq!(doc["concurrency"]["cancel-in-progress"], Value::Bool(false));
-    assert_eq!(
-        text(doc["env"].get("HERD_SSH_KEY")).as_deref(),
-        Some("${{ secrets.HERD_SSH_KEY }}")
-    );
-    assert_eq!(
-        text(doc["env"].get("HERD_KNOWN_HOSTS")).as_deref(),
-        Some("${{ secrets.HERD_KNOWN_HOSTS }}")
-    );
+    // The credentials reach the steps that run herd, and no other (a
+    // build's code never sees them).
+    for (name, job) in doc["jobs"].as_mapping().unwrap() {
+        for step in job["steps"].as_sequence().unwrap() {
+            let runs_herd = !herd_lines(&text(step.get("run")).unwrap_or_default()).is_empty();
+            for secret in ["HERD_SSH_KEY", "HERD_KNOWN_HOSTS"] {
+                let value = step.get("env").and_then(|env| text(env.get(secret)));
+                let expected = runs_herd.then(|| format!("${{{{ secrets.{secret} }}}}"));
+                assert_eq!(value, expected, "{name:?}: {step:?}");
+            }
+        }
+    }
+    assert!(doc["env"].get("HERD_SSH_KEY").is_none());
     let report = text(doc["env"].get("HERD_REPORT")).expect("HERD_REPORT");
     for (name, job) in doc["jobs"].as_mapping().unwrap() {
         let uploads: Vec<&Value> = job["steps"]
@@ -383,6 +388,13 @@ fn github_actions_example_is_safe_and_herd_accepts_its_command_lines() {
 fn gitlab_ci_example_is_safe_and_herd_accepts_its_command_lines() {
     let doc = load("gitlab-ci.yml");
     let template = &doc[".herd"];
+    // The credentials are scoped to the environment: the build has none.
+    assert_eq!(
+        text(template.get("environment")).as_deref(),
+        Some("production")
+    );
+    assert!(doc["build-herd"].get("environment").is_none());
+    assert_eq!(strings(template.get("needs")), ["build-herd"]);
     for job in ["deploy", "rollback"] {
         assert_eq!(strings(doc[job].get("extends")), [".herd"], "{job}");
     }
