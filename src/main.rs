@@ -5,6 +5,7 @@ mod artifact;
 mod audit;
 mod check;
 mod cli;
+mod cli_env;
 mod describe;
 mod engine;
 mod event;
@@ -26,11 +27,14 @@ mod yaml;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     raise_open_file_limit();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => usage_error(error),
+    };
     match app::run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -38,6 +42,17 @@ fn main() -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// Help and version as clap prints them; a usage error (exit 2) also names
+/// the `HERD_*` variable an option's bad value came from.
+fn usage_error(error: clap::Error) -> ! {
+    if !error.use_stderr() {
+        error.exit();
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    eprint!("{}", cli_env::explain(&error, &cli::Cli::command(), &args));
+    std::process::exit(error.exit_code());
 }
 
 /// One connection per host means one socket per host: lift the soft limit on

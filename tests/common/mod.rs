@@ -50,17 +50,17 @@ impl Herd {
         let mut command = Command::new(herd_bin());
         command
             .env_remove("SSH_AUTH_SOCK")
-            .env_remove("HERD_INVENTORY")
-            .env_remove("HERD_LAB_DIR")
-            .env_remove("HERD_LAB_VENV")
-            .env_remove("HERD_CI_FORMAT")
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_STEP_SUMMARY")
             .env_remove("GITLAB_CI")
-            .env_remove("HERD_SSH_KEY")
-            .env_remove("HERD_SSH_KEY_PASSPHRASE")
-            .env_remove("HERD_KNOWN_HOSTS")
             .stdin(Stdio::null());
+        // Every option also reads a HERD_* variable (and credentials come
+        // from HERD_SSH_KEY...): none of the caller's counts.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("HERD_") {
+                command.env_remove(key);
+            }
+        }
         Herd {
             command,
             shown: vec!["herd".into()],
