@@ -439,3 +439,40 @@ fn a_half_done_unicorn_upgrade_is_refused_not_signalled() {
         old.master.pid
     )));
 }
+
+/// `herd plan` says, per host, which signal its server gets and what will
+/// be proven, without contacting any host.
+#[test]
+fn plan_shows_each_hosts_signal_and_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(
+        dir.path(),
+        "inventory.yml",
+        "all:\n  hosts:\n    u1: { ansible_host: 127.0.0.9, app_server: unicorn }\n    p1: { ansible_host: 127.0.0.9, app_server: puma }\n    n1: { ansible_host: 127.0.0.9, app_server: nginx }\n    w1: { ansible_host: 127.0.0.9, app_server: uwsgi }\n",
+    );
+    let playbook = common::write_file(
+        dir.path(),
+        "playbook.yml",
+        "name: plan\nhosts: all\nreload: { server: \"{{ app_server }}\", pidfile: /srv/app.pid }\nvalidate: { http: { url: \"http://127.0.0.1:8000/healthz\" } }\n",
+    );
+    let run = Herd::new()
+        .arg("plan")
+        .arg(&playbook)
+        .arg("-i")
+        .arg(&inventory)
+        .run();
+    run.assert_code(0);
+    let out = run.stdout();
+    for expected in [
+        "    reload: kill -HUP to the Unicorn master (pidfile /srv/app.pid)",
+        "    signal: HUP (graceful reload of the config and config.ru, every worker replaced); refused if the master preloads the app (use USR2 (a new master, then QUIT to the old one) then), read from its command line and config file before the signal",
+        "new workers unchanged for the settle period (no boot proof)",
+        "    reload: kill -USR1 to the Puma master (pidfile /srv/app.pid)",
+        "    booted: once each new worker started its `puma srv` thread (after loading the app) (then settle 0s)",
+        "`nginx -t -q` passes (with the master's -c, -p, -e), same master (pid and start time), every worker replaced",
+        "    signal: HUP (graceful reload; the master re-executes itself in place)",
+        "    booted: once each new worker entered its event loop (holds an epoll instance) (then settle 0s)",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}
