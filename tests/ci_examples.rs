@@ -377,8 +377,12 @@ fn github_actions_example_is_safe_and_herd_accepts_its_command_lines() {
     let rollback = &doc["jobs"]["rollback"];
     assert_eq!(
         text(rollback.get("if")).as_deref(),
-        Some("github.event_name == 'workflow_dispatch'")
+        Some("github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/main'")
     );
+    // Deploys and rollbacks wait in groups of their own: GitHub keeps one
+    // waiting run per group, and a push must not drop a rollback.
+    assert!(text(doc["concurrency"].get("group"))
+        .is_some_and(|group| group.contains("${{ github.event_name }}")));
 
     let commands = check_herd_lines("github-actions.yml", &github_scripts(&doc));
     assert_eq!(commands, ["run", "rollback", "rollback"]);

@@ -77,14 +77,35 @@ fn line_starting(run: &Run, start: &str) -> usize {
         .unwrap_or_else(|| panic!("no line starts with {start:?}\n{run}"))
 }
 
-/// Lines that start with `::` (GitHub workflow commands) on either stream.
+/// The workflow commands GitHub's runner would act on in herd's output,
+/// read as the runner reads it: a line ends at LF or a lone CR, leading
+/// blanks are skipped, `::stop-commands::TOKEN` turns every command off
+/// until `::TOKEN::`, and the legacy `##[...]` form counts anywhere in a
+/// line. herd's own stop and resume are left out.
 fn workflow_commands(run: &Run) -> Vec<String> {
-    run.stdout()
-        .lines()
-        .chain(run.stderr().lines())
-        .filter(|l| l.starts_with("::"))
-        .map(str::to_string)
-        .collect()
+    let mut acted = Vec::new();
+    let mut stopped: Option<String> = None;
+    let text = format!("{}\n{}", run.stdout(), run.stderr());
+    for line in text.split(['\n', '\r']).map(str::trim_start) {
+        if let Some(token) = &stopped {
+            if line == format!("::{token}::") {
+                stopped = None;
+            }
+            continue;
+        }
+        if let Some(token) = line.strip_prefix("::stop-commands::") {
+            stopped = Some(token.to_string());
+            continue;
+        }
+        if line.starts_with("::") || line.contains("##[") {
+            acted.push(line.to_string());
+        }
+    }
+    assert!(
+        stopped.is_none(),
+        "commands are left stopped after the run\n{run}"
+    );
+    acted
 }
 
 fn assert_no_secret(what: &str, text: &str) {
@@ -314,4 +335,42 @@ fn a_job_summary_that_cannot_be_written_is_a_warning_and_the_run_stands() {
         );
         assert_eq!(run.summary_result("host01"), "done", "{run}");
     }
+}
+
+/// A host's output that looks like workflow commands, at the start of a
+/// line, after a CR, indented in the closing summary, or in the legacy
+/// `##[...]` form anywhere: GitHub acts on none of it, only on herd's own.
+#[test]
+fn on_github_no_host_output_is_taken_for_a_workflow_command() {
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "inject.yml",
+        "name: Inject\nhosts: web\nsteps:\n  - run: printf '::error::forged\\n::add-mask::host01\\nx\\r::warning::after a CR\\n##[error]legacy\\n::stop-commands::abc\\n' >&2; exit 3\n",
+    );
+    let run = Herd::new()
+        .arg("run")
+        .arg(&playbook)
+        .arg("-i")
+        .arg(lab.inventory())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", lab.dir().join("summary.md"))
+        .run();
+    run.assert_code(1);
+    // The forged lines are in the log, as text.
+    assert!(run.stderr().contains("::error::forged"), "{run}");
+    let acted = workflow_commands(&run);
+    assert_eq!(acted.len(), 4, "{acted:#?}\n{run}");
+    assert!(acted[0].starts_with("::group::batch 1/1"), "{acted:#?}");
+    // herd's own annotation quotes the forged lines, escaped onto one line.
+    assert!(
+        acted[1].starts_with("::error title=herd%3A host01::step 1/1")
+            && acted[1]
+                .contains("%0A::error::forged%0A::add-mask::host01%0Ax%0D::warning::after a CR"),
+        "{acted:#?}"
+    );
+    assert_eq!(acted[2], "::endgroup::");
+    assert!(
+        acted[3].starts_with("::error title=herd::rollout aborted"),
+        "{acted:#?}"
+    );
 }

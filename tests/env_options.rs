@@ -209,3 +209,42 @@ fn help_names_the_variables_and_hides_values_that_may_be_secret() {
     assert!(run.stdout().contains("[env: HERD_PREFLIGHT]"), "{run}");
     assert!(!run.stdout().contains("s3cret-t0ken"), "{run}");
 }
+
+/// `HERD_HTTP` may hold a token (its value is hidden in `--help`): given
+/// that way, it is masked in every output, the report file included.
+#[test]
+fn a_health_check_url_from_the_environment_is_masked_everywhere() {
+    let lab = common::Lab::up(1);
+    let report = lab.dir().join("report.xml");
+    let run = common::Herd::new()
+        .args(["reload", "-i"])
+        .arg(lab.inventory())
+        .args([
+            "--pidfile",
+            "{{ gunicorn_pidfile }}",
+            "--validate-timeout",
+            "3s",
+            "--output",
+            "json",
+            "--report",
+        ])
+        .arg(&report)
+        .env(
+            "HERD_HTTP",
+            "http://127.0.0.1:1/healthz?token=Http5ecretTok",
+        )
+        .run();
+    run.assert_code(1);
+    let junit = std::fs::read_to_string(&report).unwrap();
+    for (what, text) in [
+        ("stdout", run.stdout()),
+        ("stderr", run.stderr()),
+        ("report", junit.as_str()),
+    ] {
+        assert!(
+            !text.contains("Http5ecretTok"),
+            "the token leaked into {what}:\n{text}"
+        );
+    }
+    assert!(run.stdout().contains("***"), "{run}");
+}

@@ -321,6 +321,13 @@ fn ssh_connector(connecting: &Connecting, plan: &Plan) -> Result<SshConnector, A
     for secret in &env.secrets {
         plan.renderer.secrets().record(secret);
     }
+    // Options whose variables may hold a token (their values are hidden in
+    // `--help`): given that way, they are secrets in every output too.
+    for variable in ["HERD_HTTP", "HERD_PREFLIGHT"] {
+        if let Some(value) = std::env::var_os(variable) {
+            plan.renderer.secrets().record(&value.to_string_lossy());
+        }
+    }
     if connecting.known_hosts.is_some() {
         env.known_hosts = None;
     }

@@ -18,6 +18,13 @@ const TAIL_LINES: usize = 5;
 pub struct GithubReporter {
     /// The job summary file (`$GITHUB_STEP_SUMMARY`), `None` when unset.
     step_summary: Option<PathBuf>,
+    /// Between herd's own commands, the runner processes none
+    /// (`::stop-commands::TOKEN` ... `::TOKEN::`): whatever a host prints,
+    /// at the start of a line, after a CR or as `##[...]` anywhere, is text.
+    /// The token is random, so no host output can resume them.
+    token: String,
+    /// Commands are stopped.
+    stopped: bool,
     title: String,
     /// A `::group::` is open.
     grouped: bool,
@@ -27,6 +34,8 @@ impl GithubReporter {
     pub fn new(step_summary: Option<PathBuf>) -> Self {
         GithubReporter {
             step_summary,
+            token: random_token(),
+            stopped: false,
             title: String::new(),
             grouped: false,
         }
@@ -94,10 +103,51 @@ impl Reporter for GithubReporter {
             }
             _ => {}
         }
+        let token = &self.token;
+        let mut text = String::new();
         if !out.is_empty() {
-            write_out(&mut std::io::stderr().lock(), &out);
+            if self.stopped {
+                text.push_str(&format!("::{token}::\n"));
+            }
+            text.push_str(&out);
+            self.stopped = false;
+        }
+        // Stopped again before any line a host wrote is printed.
+        if !self.stopped {
+            text.push_str(&format!("::stop-commands::{token}\n"));
+            self.stopped = true;
+        }
+        write_out(&mut std::io::stderr().lock(), &text);
+    }
+}
+
+/// Once the run's lines are all out, later steps of the job get their
+/// workflow commands back.
+impl Drop for GithubReporter {
+    fn drop(&mut self) {
+        if self.stopped {
+            write_out(
+                &mut std::io::stderr().lock(),
+                &format!("::{}::\n", self.token),
+            );
         }
     }
+}
+
+/// 32 hex digits from the kernel's random source (the time and pid where
+/// it cannot be read).
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if read.is_err() {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            ^ u128::from(std::process::id()) << 64;
+        bytes = seed.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The annotation of a host that did not end done (nothing for a host the

@@ -110,12 +110,14 @@ pub fn inline(text: &str) -> String {
 
 /// `text` in a fenced code block whose fence no line of it can close.
 fn fenced(text: &str) -> String {
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest.max(2) + 1);
+    // The fence is measured on the text as written out: a control
+    // character dropped between two runs of backticks joins them.
     let body: String = text
         .chars()
         .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
         .collect();
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
     format!("{fence}text\n{body}\n{fence}\n")
 }
 
@@ -190,5 +192,11 @@ mod tests {
              \n**web2**: step 2 \"Migrate \\| db\" failed (exit code 3), stderr ends with:\n\n\
              ```text\nline 4\nline 5\nline 6\nline 7\nline 8\n```\n\n"
         );
+    }
+
+    #[test]
+    fn a_control_character_between_backticks_cannot_close_the_fence() {
+        let fenced = fenced("``\u{1}``\n# HEADING INJECTED");
+        assert_eq!(fenced, "`````text\n````\n# HEADING INJECTED\n`````\n");
     }
 }
