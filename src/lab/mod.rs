@@ -554,9 +554,20 @@ mod tests {
 
     /// The whole round trip on real sshd and Gunicorn. It
     /// needs OpenSSH and `.venv` (scripts/setup.sh, which scripts/test.sh runs first).
+    /// Stops the lab in a directory when a test ends, also when it fails
+    /// (before the directory goes).
+    struct DownOnDrop<'a>(&'a Path);
+
+    impl Drop for DownOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = down(self.0);
+        }
+    }
+
     #[test]
     fn up_status_down_round_trip() {
         let dir = tempfile::tempdir().unwrap();
+        let _down = DownOnDrop(dir.path());
         let info = up(&LabOptions::new(dir.path(), 2)).unwrap();
         assert!(info.hosts.iter().all(|h| h.sshd_alive && h.gunicorn_alive));
         assert!(matches!(
@@ -597,6 +608,7 @@ mod tests {
     #[test]
     fn up_status_down_round_trip_with_every_server() {
         let dir = tempfile::tempdir().unwrap();
+        let _down = DownOnDrop(dir.path());
         let mut opts = LabOptions::new(dir.path(), 7);
         opts.servers = "gunicorn,uwsgi,unicorn,puma,nginx"
             .split(',')
