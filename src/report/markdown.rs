@@ -5,9 +5,9 @@
 
 use std::fmt::Write;
 
-use super::summary::{counts, master_column, note, workers_column};
+use super::summary::{counts, failed_with_stderr, master_column, note, workers_column};
 use crate::app::exit;
-use crate::event::{HostState, RunReport};
+use crate::event::RunReport;
 
 /// Lines of a failed step's stderr shown under the table.
 const TAIL_LINES: usize = 5;
@@ -62,17 +62,7 @@ pub fn render(title: &str, report: &RunReport) -> String {
         let row: Vec<String> = cells.iter().map(|cell| inline(cell)).collect();
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
-    for host in &report.hosts {
-        let failure = match &host.state {
-            HostState::Failed { failure } | HostState::RolledBack { failure, .. } => failure,
-            _ => continue,
-        };
-        if failure.stderr_tail.is_empty() {
-            continue;
-        }
-        let code = failure
-            .exit_code
-            .map_or("none".to_string(), |c| c.to_string());
+    for (host, failure, code) in failed_with_stderr(report) {
         let _ = writeln!(
             out,
             "\n**{}**: step {} \"{}\" failed (exit code {code}), stderr ends with:\n",
@@ -126,7 +116,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::event::{Failure, HostReport};
+    use crate::event::{Failure, HostReport, HostState};
 
     fn host(name: &str, state: HostState) -> HostReport {
         HostReport {

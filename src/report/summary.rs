@@ -2,7 +2,24 @@
 
 use std::fmt::Write;
 
-use crate::event::{HostReport, HostState, RunReport};
+use crate::event::{Failure, HostReport, HostState, RunReport};
+
+/// Each host whose step failed with something on stderr: the host, the
+/// failure and its exit code as text (`none` without one).
+pub fn failed_with_stderr(
+    report: &RunReport,
+) -> impl Iterator<Item = (&HostReport, &Failure, String)> {
+    report.hosts.iter().filter_map(|host| {
+        let failure = match &host.state {
+            HostState::Failed { failure } | HostState::RolledBack { failure, .. } => failure,
+            _ => return None,
+        };
+        let code = failure
+            .exit_code
+            .map_or("none".to_string(), |c| c.to_string());
+        (!failure.stderr_tail.is_empty()).then_some((host, failure, code))
+    })
+}
 
 pub fn render(report: &RunReport) -> String {
     let mut out = String::new();
@@ -31,17 +48,7 @@ pub fn render(report: &RunReport) -> String {
             note(host)
         );
     }
-    for host in &report.hosts {
-        let failure = match &host.state {
-            HostState::Failed { failure } | HostState::RolledBack { failure, .. } => failure,
-            _ => continue,
-        };
-        if failure.stderr_tail.is_empty() {
-            continue;
-        }
-        let code = failure
-            .exit_code
-            .map_or("none".to_string(), |c| c.to_string());
+    for (host, failure, code) in failed_with_stderr(report) {
         let _ = writeln!(
             out,
             "\n{}: step {} \"{}\" failed (exit code {code}), stderr ends with:",
