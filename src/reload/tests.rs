@@ -1016,3 +1016,18 @@ async fn an_nginx_that_started_no_worker_fails_long_before_the_timeout() {
         started.elapsed()
     );
 }
+
+/// A restore after a broken release may find the master with fewer workers
+/// than it runs (the others crash-looping at that moment): the full set of
+/// new workers that follows is what a reload wants, not a failure.
+#[tokio::test(start_paused = true)]
+async fn more_new_workers_than_the_master_showed_before_the_signal_is_a_full_set() {
+    let snapshots = vec![procs(500, 500, &[501]), procs(500, 500, &[601, 602])];
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v2\n");
+    let (result, commands) = reload_with(fake, &spec()).await;
+    let report = result.expect("the reload works");
+    assert_eq!(report.new_workers, vec![601, 602]);
+    assert_eq!(signals(&commands), vec!["HUP 500"]);
+}

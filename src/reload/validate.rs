@@ -139,7 +139,9 @@ pub(super) async fn after_hup<T: Connection>(
             .copied()
             .filter(|w| !master.workers.contains(w))
             .collect();
-        let complete = old_left.is_empty() && report.new_workers.len() == wanted;
+        // At least as many as before: a master whose workers crash-looped
+        // (a restore after a broken release) may have shown fewer then.
+        let complete = old_left.is_empty() && report.new_workers.len() >= wanted;
         let ready = if complete {
             match boot
                 .ready(connection, spec, master.pid, &report.new_workers, deadline)
@@ -206,7 +208,7 @@ pub(super) async fn after_hup<T: Connection>(
                 format!("the master kept its old workers {old_left:?} and started none{meaning}")
             } else if !old_left.is_empty() {
                 format!("old workers {old_left:?} still alive")
-            } else if report.new_workers.len() != wanted {
+            } else if report.new_workers.len() < wanted {
                 format!("{} of {wanted} new workers", report.new_workers.len())
             } else if !ready {
                 format!(
@@ -348,7 +350,7 @@ pub(super) async fn usr2<T: Connection>(
                 workers: report.new_workers.clone(),
             };
             seen = Some(new.clone());
-            let ready = if report.new_workers.len() == wanted {
+            let ready = if report.new_workers.len() >= wanted {
                 match boot
                     .ready(connection, spec, new.pid, &new.workers, deadline)
                     .await
