@@ -140,6 +140,20 @@ pub fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A host's report for tests of the reports: one of two steps done, 1.5s.
+#[cfg(test)]
+pub fn host_report(name: &str, state: HostState) -> HostReport {
+    HostReport {
+        host: name.into(),
+        state,
+        steps_ok: 1,
+        steps_skipped: 0,
+        steps_total: 2,
+        duration: std::time::Duration::from_millis(1500),
+        reload: None,
+    }
+}
+
 /// One host's line in the final report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostReport {

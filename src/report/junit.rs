@@ -165,15 +165,7 @@ mod tests {
     use crate::event::{Failure, HostReport};
 
     fn host(name: &str, state: HostState) -> HostReport {
-        HostReport {
-            host: name.into(),
-            state,
-            steps_ok: 1,
-            steps_skipped: 0,
-            steps_total: 2,
-            duration: Duration::from_millis(1500),
-            reload: None,
-        }
+        crate::event::host_report(name, state)
     }
 
     #[test]
