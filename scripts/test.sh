@@ -16,6 +16,6 @@ cargo fmt --check
 echo "test: cargo clippy" >&2
 cargo clippy --all-targets --quiet -- -D warnings
 echo "test: cargo test" >&2
-cargo test --quiet
+cargo test --quiet --no-fail-fast
 echo "test: the benchmark runs (tiny size; timings are not checked)" >&2
 BENCH_SCALE=tiny bench/run.sh >/dev/null

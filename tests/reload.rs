@@ -678,6 +678,10 @@ fn cut_ssh_after_hup(host: &LabHost, refuse_new: bool) -> JoinHandle<bool> {
         if !wait_until(Duration::from_secs(60), || hup_lines(&host) > hups) {
             return false;
         }
+        // The master logs the HUP before herd's `kill` has reported back:
+        // give the report a second to arrive (herd then watches for 5 s),
+        // so the cut lands after the signal, not while it is being sent.
+        std::thread::sleep(Duration::from_secs(1));
         let sshd = host.sshd_pid.expect("the lab knows its sshd");
         // Each session is a privileged monitor, its network-facing child and
         // the shell under that: all of them go.
