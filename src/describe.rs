@@ -105,6 +105,9 @@ pub fn plan(plan: &Plan) -> String {
                     let local = if step.local.is_some() { " (local)" } else { "" };
                     let name = plan.renderer.secrets().mask_name(&step.name);
                     let _ = writeln!(out, "    {label}{}. {name}{once}{local}", i + 1);
+                    // A secret's value written out in the playbook itself
+                    // (not through a variable) is masked too.
+                    let rendered = plan.renderer.secrets().mask(&rendered);
                     for line in rendered.lines() {
                         let _ = writeln!(out, "       {line}");
                     }
@@ -119,6 +122,7 @@ pub fn plan(plan: &Plan) -> String {
                     (None, Ok(_)) => "none (validate only)".to_string(),
                     (Some(_), Ok(spec)) => spec.describe(),
                 };
+                let said = plan.renderer.secrets().mask(&said);
                 let _ = writeln!(out, "    reload: {said}");
                 if let (Some(_), Ok(spec)) = (
                     &stage.place,

@@ -508,13 +508,38 @@ fn herd_plan_masks_a_secret_in_a_step_name_also_where_the_name_is_cut() {
         out.contains("    3. x *** (skipped: when is false)\n"),
         "{plan}"
     );
-    // Only the command, a literal the playbook wrote, quotes it.
-    let quoting: Vec<&str> = out.lines().filter(|l| l.contains("WEB1")).collect();
-    assert_eq!(
-        quoting,
-        [format!("       echo {} WEB1TOKEN", "a".repeat(38))],
+    // The command, where the playbook wrote the secret out, masks it too.
+    assert!(
+        out.contains(&format!("       echo {} ***\n", "a".repeat(38))),
         "{plan}"
     );
+    assert!(!out.contains("WEB1"), "{plan}");
+}
+
+#[test]
+fn herd_plan_masks_a_secret_the_playbook_writes_out_in_a_command_or_the_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(dir.path(), "inv.yml", FLEET);
+    let playbook = common::write_file(
+        dir.path(),
+        "p.yml",
+        "hosts: all\nsteps:\n  - run: |\n      curl -H 'X-Token: WEB1TOKEN' https://example.invalid/\n      echo \"$(printf %s DBSECRETXYZ)\"\nreload: {pidfile: /run/DBSECRETXYZ.pid}\n",
+    );
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .env("MYTOKEN", "ENVSECRET123")
+        .run();
+    plan.assert_code(0);
+    let out = plan.stdout();
+    assert!(
+        out.contains("       curl -H 'X-Token: ***' https://example.invalid/\n"),
+        "{plan}"
+    );
+    assert!(out.contains("       echo \"$(printf %s ***)\"\n"), "{plan}");
+    assert!(out.contains("/run/***.pid"), "{plan}");
+    assert_no_fleet_secret("herd plan", out);
 }
 
 #[test]
