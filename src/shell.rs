@@ -1,6 +1,6 @@
 //! The shell herd speaks to hosts: quoting a word, running a script as
-//! another account through `sudo`, and quoting the tail of what a command
-//! said. A leaf: it uses nothing else in herd, so every layer (plan, engine,
+//! another account through `sudo`, quoting the tail of what a command
+//! said, and keeping a name to one line. A leaf: it uses nothing else in herd, so every layer (plan, engine,
 //! reload, lab) may use it.
 
 /// Quotes `text` for a POSIX shell, leaving plainly safe words as they are.
@@ -32,6 +32,17 @@ pub fn wrap(script: &str, become_: bool, become_user: Option<&str>) -> String {
     }
 }
 
+/// `text` as one line of a log: each control character (a newline, a
+/// carriage return, an escape) a space, and no space at either end, so a
+/// name cannot end herd's line early and start one herd did not write.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
@@ -41,6 +52,15 @@ pub fn tail(text: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_leaves_no_control_character() {
+        assert_eq!(
+            one_line("deploy\nhost02: reload: ok\r\x1b[2K\n"),
+            "deploy host02: reload: ok  [2K"
+        );
+        assert_eq!(one_line("plain name"), "plain name");
+    }
 
     #[test]
     fn quotes_only_what_needs_it() {

@@ -96,6 +96,54 @@ fn piped_output_has_no_escape_codes_unless_colour_is_forced() {
     assert!(!no_color.stderr().contains('\u{1b}'), "{no_color}");
 }
 
+/// A playbook and a step whose names hold a newline, a carriage return
+/// and an escape, each followed by a line herd could have written.
+const FORGING_NAMES: &str = "name: \"Deploy\\nherd: ROLLOUT DONE\"\nhosts: web\nsteps:\n  - name: \"Check\\nhost02: reload: ok\\r\\e[2K\"\n    run: test {{ inventory_hostname }} != host02\n";
+
+#[test]
+fn a_name_with_a_newline_or_an_escape_stays_on_herds_own_line() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("forge.yml", FORGING_NAMES);
+
+    for ci_format in ["none", "github", "gitlab"] {
+        let run = lab
+            .herd(["run"])
+            .arg(&playbook)
+            .args(["--ci-format", ci_format])
+            .run();
+        run.assert_code(1);
+        // GitLab's section markers are herd's own escapes: the only ones.
+        let text = format!("{}{}", run.stderr(), run.stdout())
+            .replace("\u{1b}[0Ksection_", "section_")
+            .replace("\r\u{1b}[0K", " ");
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{run}");
+        for line in text.lines() {
+            assert!(
+                !line.starts_with("host02: reload") && !line.starts_with("herd: ROLLOUT DONE"),
+                "a forged line {line:?}\n{run}"
+            );
+        }
+        assert!(
+            run.stderr().lines().any(|l| l
+                .starts_with("host02: [1/1] Check host02: reload: ok  [2K: FAILED: exit code 1 (")),
+            "{run}"
+        );
+        assert!(
+            run.stderr()
+                .contains("Deploy herd: ROLLOUT DONE: 2 host(s)"),
+            "{run}"
+        );
+    }
+    let json = lab.herd(["run", "--output", "json"]).arg(&playbook).run();
+    let names: Vec<String> = json
+        .json_events()
+        .into_iter()
+        .filter(|e| e["event"] == "step_finished")
+        .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["Check host02: reload: ok  [2K"; 2], "{json}");
+}
+
 #[test]
 fn a_secret_from_the_environment_appears_in_no_output_even_when_its_step_fails() {
     let lab = Lab::up(2);

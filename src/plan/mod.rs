@@ -326,11 +326,12 @@ impl Plan {
                         }
                     }
                 }
-                let mut title = p
-                    .spec
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| p.file.display().to_string());
+                let mut title = crate::shell::one_line(
+                    &p.spec
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| p.file.display().to_string()),
+                );
                 if let Job::Rollback { target, .. } = &request.job {
                     title = format!("rollback to {target}: {title}");
                 }
@@ -343,7 +344,7 @@ impl Plan {
                 (title, steps, rollback, reload)
             }
             (Job::Command(command), None) => (
-                format!("exec: {command}"),
+                crate::shell::one_line(&format!("exec: {command}")),
                 vec![StepPlan::command(command, request.step_timeout)],
                 Vec::new(),
                 None,

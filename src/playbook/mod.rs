@@ -303,8 +303,12 @@ pub enum PlaybookError {
 }
 
 impl Step {
-    /// A short label for progress lines and reports.
+    /// A short label for progress lines and reports, on one line.
     pub fn label(&self, index: usize) -> String {
+        crate::shell::one_line(&self.long_label(index))
+    }
+
+    fn long_label(&self, index: usize) -> String {
         if let Some(name) = &self.name {
             return name.clone();
         }

@@ -46,10 +46,7 @@ pub fn ends_batch(event: &Event) -> bool {
 /// The header of a batch's group or section: `batch 2/4: host03 host04`,
 /// without control characters (a host name cannot end the line early).
 pub fn batch_header(batch: usize, of: usize, hosts: &[String]) -> String {
-    format!("batch {batch}/{of}: {}", hosts.join(" "))
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    crate::shell::one_line(&format!("batch {batch}/{of}: {}", hosts.join(" ")))
 }
 
 #[cfg(test)]
