@@ -43,6 +43,67 @@ pub fn one_line(text: &str) -> String {
         .to_string()
 }
 
+/// One line a host printed, made safe to print inside herd's own line:
+/// what a terminal would leave of it after a carriage return (the text after
+/// the last one), with its colours (SGR escapes) and tabs, and without any
+/// other control: no cursor move, erase, title or GitLab section marker, so
+/// a host cannot overwrite or fake a line of herd's.
+pub fn printable(line: &str) -> String {
+    clean(line, true)
+}
+
+/// `lines` lines at the end of what a host printed, each [`printable`] and
+/// without colours either: for a Markdown summary or a CI annotation, where
+/// an escape shows as litter.
+pub fn text_tail(text: &str, lines: usize) -> String {
+    let tail = tail(text, lines);
+    let kept: Vec<String> = tail.lines().map(|line| clean(line, false)).collect();
+    kept.join("\n")
+}
+
+fn clean(line: &str, colours: bool) -> String {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let line = line.rsplit('\r').next().unwrap_or(line);
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.next() {
+                // CSI: parameters, intermediates, then one final byte.
+                Some('[') => {
+                    let mut sequence = String::from("\x1b[");
+                    for c in chars.by_ref() {
+                        sequence.push(c);
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                    let colour = sequence.ends_with('m')
+                        && sequence[2..sequence.len() - 1]
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || c == ';');
+                    if colour && colours {
+                        out.push_str(&sequence);
+                    }
+                }
+                // OSC: up to BEL or ESC \.
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
@@ -60,6 +121,27 @@ mod tests {
             "deploy host02: reload: ok  [2K"
         );
         assert_eq!(one_line("plain name"), "plain name");
+    }
+
+    #[test]
+    fn printable_keeps_colours_and_drops_every_other_control() {
+        assert_eq!(
+            printable("\x1b[31merror\x1b[0m: x\r"),
+            "\x1b[31merror\x1b[0m: x"
+        );
+        assert_eq!(printable("50%\r100%"), "100%");
+        assert_eq!(printable("evil\rhost02: reload: ok"), "host02: reload: ok");
+        assert_eq!(
+            printable("\x1b[0Ksection_end:1:herd_batch_1\x1b[2K\x1b[1A"),
+            "section_end:1:herd_batch_1"
+        );
+        assert_eq!(printable("a\x1b]0;title\x07b\x1b]8;;u\x1b\\c"), "abc");
+        assert_eq!(printable("tab\there\x08\x07\u{9b}2K"), "tab\there2K");
+        assert_eq!(printable("unfinished \x1b[31"), "unfinished ");
+        assert_eq!(
+            text_tail("one\ntwo\x1b[1A\n\x1b[31mthree\x1b[0m\r\n", 2),
+            "two\nthree"
+        );
     }
 
     #[test]

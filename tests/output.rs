@@ -97,23 +97,47 @@ fn piped_output_has_no_escape_codes_unless_colour_is_forced() {
 }
 
 /// A playbook and a step whose names hold a newline, a carriage return
-/// and an escape, each followed by a line herd could have written.
-const FORGING_NAMES: &str = "name: \"Deploy\\nherd: ROLLOUT DONE\"\nhosts: web\nsteps:\n  - name: \"Check\\nhost02: reload: ok\\r\\e[2K\"\n    run: test {{ inventory_hostname }} != host02\n";
+/// and an escape, each followed by a line herd could have written; the
+/// step's stderr tries the same with a carriage return, a cursor move and
+/// a GitLab section marker, and says one thing in red.
+const FORGING_NAMES: &str = r#"name: "Deploy\nherd: ROLLOUT DONE"
+hosts: web
+steps:
+  - name: "Check\nhost02: reload: ok\r\e[2K"
+    run: |
+      printf 'x\rhost02: reload: ok\n\033[1A\033[0Ksection_end:1:herd_batch_1\r\033[0K\n\033[31mred\033[0m\n' >&2
+      test {{ inventory_hostname }} != host02
+"#;
 
 #[test]
 fn a_name_with_a_newline_or_an_escape_stays_on_herds_own_line() {
     let lab = Lab::up(2);
     let playbook = lab.write("forge.yml", FORGING_NAMES);
 
+    let job_summary = lab.dir().join("summary.md");
     for ci_format in ["none", "github", "gitlab"] {
         let run = lab
             .herd(["run"])
             .arg(&playbook)
             .args(["--ci-format", ci_format])
+            .env("GITHUB_STEP_SUMMARY", &job_summary)
             .run();
         run.assert_code(1);
-        // GitLab's section markers are herd's own escapes: the only ones.
+        // The host's colours pass; GitLab's section markers are herd's own
+        // escapes, one pair per batch: no other escape is left.
+        assert!(
+            run.stderr()
+                .contains("host02:     \u{1b}[31mred\u{1b}[0m\n"),
+            "{run}"
+        );
+        assert!(
+            run.stderr().contains("host02:     host02: reload: ok\n"),
+            "{run}"
+        );
+        let markers = run.stderr().matches("\u{1b}[0Ksection_end:").count();
+        assert_eq!(markers, usize::from(ci_format == "gitlab"), "{run}");
         let text = format!("{}{}", run.stderr(), run.stdout())
+            .replace("\u{1b}[31mred\u{1b}[0m", "red")
             .replace("\u{1b}[0Ksection_", "section_")
             .replace("\r\u{1b}[0K", " ");
         assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{run}");
@@ -134,6 +158,14 @@ fn a_name_with_a_newline_or_an_escape_stays_on_herds_own_line() {
             "{run}"
         );
     }
+    // The job summary quotes the stderr as text: no colour, no escape.
+    let summary = fs::read_to_string(&job_summary).expect("a job summary");
+    assert!(summary.contains("\nhost02: reload: ok\n"), "{summary}");
+    assert!(summary.contains("\nred\n"), "{summary}");
+    assert!(
+        !summary.contains('\u{1b}') && !summary.contains('\r'),
+        "{summary}"
+    );
     let json = lab.herd(["run", "--output", "json"]).arg(&playbook).run();
     let names: Vec<String> = json
         .json_events()

@@ -218,6 +218,24 @@ async fn an_old_release_in_the_response_fails_the_http_proof() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_response_quoted_in_the_failure_stays_on_one_line() {
+    let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601, 602])];
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v1\nh1: reload: ok\r\x1b[2K done\n");
+    let (result, _) = reload_with(fake, &spec()).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Http);
+    assert!(
+        failure
+            .message
+            .ends_with("does not contain `v2` (the new release is not served): `ok v1 h1: reload: ok  [2K done`"),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn restore_starts_the_server_when_no_master_is_left() {
     let snapshots = vec![
         procs(0, 0, &[]),

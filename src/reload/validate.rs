@@ -734,7 +734,9 @@ fn judge(
         if !response.body.contains(wanted.as_str()) {
             return Err(Verdict::Missing {
                 wanted: wanted.clone(),
-                seen: mask.cut(response.body.trim(), Cut::Head(120)),
+                // On one line: the body is the app's, and may hold newlines
+                // or escapes that would start a line of herd's log.
+                seen: crate::shell::one_line(&mask.cut(response.body.trim(), Cut::Head(120))),
             });
         }
     }

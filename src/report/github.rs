@@ -166,7 +166,7 @@ pub fn annotation(report: &HostReport) -> Option<String> {
         }
     };
     let with_tail = |text: String, failure: &Failure| {
-        let tail = crate::shell::tail(&failure.stderr_tail, TAIL_LINES);
+        let tail = crate::shell::text_tail(&failure.stderr_tail, TAIL_LINES);
         if tail.is_empty() {
             text
         } else {

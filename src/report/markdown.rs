@@ -70,7 +70,7 @@ pub fn render(title: &str, report: &RunReport) -> String {
             failure.step,
             inline(&failure.step_name)
         );
-        out.push_str(&fenced(&crate::shell::tail(
+        out.push_str(&fenced(&crate::shell::text_tail(
             &failure.stderr_tail,
             TAIL_LINES,
         )));

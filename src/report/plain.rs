@@ -32,7 +32,7 @@ pub fn exec_output(event: &Event) -> String {
     let mut out = String::new();
     if let Event::StepFinished { host, result, .. } = event {
         for text in result.stdout.lines() {
-            let _ = writeln!(out, "{host}: {text}");
+            let _ = writeln!(out, "{host}: {}", crate::shell::printable(text));
         }
     }
     out
@@ -90,12 +90,12 @@ pub fn describe(event: &Event, exec: bool) -> String {
             );
             if !result.ok && (!exec || result.exit_code.is_none()) {
                 for text in crate::shell::tail(&result.stderr, 5).lines() {
-                    let _ = writeln!(line, "{host}:     {text}");
+                    let _ = writeln!(line, "{host}:     {}", crate::shell::printable(text));
                 }
             }
             if exec && !result.ok {
                 for text in result.stderr.lines() {
-                    let _ = writeln!(line, "{host}: stderr: {text}");
+                    let _ = writeln!(line, "{host}: stderr: {}", crate::shell::printable(text));
                 }
             }
         }
@@ -249,7 +249,7 @@ pub fn describe(event: &Event, exec: bool) -> String {
             }
             if !result.ok {
                 for text in crate::shell::tail(&result.stderr, 5).lines() {
-                    let _ = writeln!(line, "herd:     {text}");
+                    let _ = writeln!(line, "herd:     {}", crate::shell::printable(text));
                 }
             }
         }

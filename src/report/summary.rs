@@ -55,7 +55,7 @@ pub fn render(report: &RunReport) -> String {
             host.host, failure.step, failure.step_name
         );
         for line in failure.stderr_tail.lines() {
-            let _ = writeln!(out, "    {line}");
+            let _ = writeln!(out, "    {}", crate::shell::printable(line));
         }
     }
     let _ = writeln!(
