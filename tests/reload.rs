@@ -74,8 +74,8 @@ fn a_rolling_hup_in_batches_of_2_keeps_every_master_and_replaces_every_worker() 
         );
         // What herd reports is what the host shows.
         let line = format!(
-            "{}: reload: ok (master {}, workers {:?} -> {:?})",
-            host.name, before.master.pid, before.workers, workers
+            "{}: reload: ok (master {}, workers {:?} -> {:?}, HUP to {})",
+            host.name, before.master.pid, before.workers, workers, before.master.pid
         );
         assert!(stderr_has_line(&run, &line), "no line {line:?}\n{run}");
         assert_eq!(run.summary_result(&host.name), "done", "{run}");

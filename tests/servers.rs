@@ -271,6 +271,15 @@ fn a_preloading_puma_is_refused_usr1_and_hot_restarted_with_usr2() {
     restarted.assert_code(0);
     assert_workers_replaced(host, &before, &restarted);
     assert_eq!(healthz(host), "ok v3");
+    // The reload line names the signal the master got.
+    let master = before.master.pid;
+    assert!(
+        restarted.stderr().lines().any(|l| l.starts_with(&format!(
+            "{}: reload: ok (master {master}, workers ",
+            host.name
+        )) && l.ends_with(&format!(", USR2 to {master})"))),
+        "{restarted}"
+    );
 }
 
 /// Zero downtime across every server herd knows: one rolling reload, one

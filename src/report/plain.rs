@@ -122,11 +122,10 @@ pub fn describe(event: &Event, exec: bool) -> String {
             } else {
                 format!("workers {:?}", r.old_workers)
             };
+            // Every signal, in the order sent: with five servers and their
+            // upgrades, which one a host got is worth a glance.
             let mut started = String::new();
-            for signal in r.signals.iter().filter(|s| {
-                s.outcome != crate::reload::signal::Outcome::Sent
-                    || s.via != crate::reload::place::Delivery::Kill
-            }) {
+            for signal in &r.signals {
                 started.push_str(&format!(", {}", signal.describe()));
             }
             if r.started {
