@@ -10,26 +10,46 @@ use clap::{Arg, Command};
 /// took its value from the environment (and not from `args`).
 pub fn explain(error: &clap::Error, command: &Command, args: &[OsString]) -> String {
     let text = error.render().to_string();
-    let notes: Vec<String> = from_environment(command, args)
-        .into_iter()
-        .filter(|(long, _)| mentions(&text, long))
-        .map(|(long, variable)| {
-            format!("  note: --{long} comes from the environment variable {variable}")
-        })
-        .collect();
+    let notes = notes(&text, command, args);
     if notes.is_empty() {
         return text;
     }
-    let notes = notes.join("\n");
     match text.find("\n\n") {
         Some(end) => format!("{}\n{notes}{}", &text[..end], &text[end..]),
         None => format!("{}\n{notes}\n", text.trim_end()),
     }
 }
 
-/// `(long name, variable)` of each option of the subcommand in `args` whose
-/// variable is set while the option itself is not on the command line.
-fn from_environment(command: &Command, args: &[OsString]) -> Vec<(String, String)> {
+/// For an error in the input found once the command line was read (`--limit`
+/// matching no host, an inventory that is a directory): a note line for each
+/// option that took its value from the environment and that `text` names
+/// (`--limit`) or quotes (its value, three characters or more); empty when
+/// there is none.
+pub fn input_notes(text: &str, command: &Command, args: &[OsString]) -> String {
+    let notes = notes(text, command, args);
+    if notes.is_empty() {
+        notes
+    } else {
+        notes + "\n"
+    }
+}
+
+fn notes(text: &str, command: &Command, args: &[OsString]) -> String {
+    let notes: Vec<String> = from_environment(command, args)
+        .into_iter()
+        .filter(|(long, _, value)| {
+            mentions(text, long) || (value.chars().count() >= 3 && text.contains(value.as_str()))
+        })
+        .map(|(long, variable, _)| {
+            format!("  note: --{long} comes from the environment variable {variable}")
+        })
+        .collect();
+    notes.join("\n")
+}
+
+/// `(long name, variable, value)` of each option of the subcommand in `args`
+/// whose variable is set while the option itself is not on the command line.
+fn from_environment(command: &Command, args: &[OsString]) -> Vec<(String, String, String)> {
     let words: Vec<String> = args
         .iter()
         .skip(1)
@@ -47,9 +67,14 @@ fn from_environment(command: &Command, args: &[OsString]) -> Vec<(String, String
         .filter_map(|arg| {
             let variable = arg.get_env()?;
             let long = arg.get_long()?;
-            std::env::var_os(variable)?;
-            (!given(arg, long, &words))
-                .then(|| (long.to_string(), variable.to_string_lossy().into_owned()))
+            let value = std::env::var_os(variable)?;
+            (!given(arg, long, &words)).then(|| {
+                (
+                    long.to_string(),
+                    variable.to_string_lossy().into_owned(),
+                    value.to_string_lossy().into_owned(),
+                )
+            })
         })
         .collect()
 }

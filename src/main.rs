@@ -38,7 +38,15 @@ fn main() -> ExitCode {
     match app::run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
+            let text = format!("error: {error}");
+            eprintln!("{text}");
+            if error.exit_code() == 2 {
+                let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+                eprint!(
+                    "{}",
+                    cli_env::input_notes(&text, &cli::Cli::command(), &args)
+                );
+            }
             ExitCode::from(error.exit_code())
         }
     }

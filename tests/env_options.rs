@@ -124,6 +124,46 @@ fn the_same_bad_value_on_the_command_line_has_no_note() {
 }
 
 #[test]
+fn an_input_error_found_after_parsing_names_the_variable_it_came_from() {
+    let dir = workspace();
+    let run = plan(&dir).env("HERD_LIMIT", "nomatch").run();
+    run.assert_code(2);
+    assert!(
+        run.stderr()
+            .starts_with("error: no host or group matches `nomatch`\n"),
+        "{run}"
+    );
+    assert!(
+        run.stderr()
+            .ends_with("\n  note: --limit comes from the environment variable HERD_LIMIT\n"),
+        "{run}"
+    );
+
+    let inventory = dir.path().join("inventories");
+    std::fs::create_dir(&inventory).unwrap();
+    let run = plan(&dir).env("HERD_INVENTORY", &inventory).run();
+    run.assert_code(2);
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: cannot read inventory {}: it is a directory\n  \
+             note: --inventory comes from the environment variable HERD_INVENTORY\n",
+            inventory.display()
+        )
+    );
+
+    // Typed on the command line, the same values get no note; nor does a
+    // variable the error has nothing to do with.
+    let run = plan(&dir)
+        .args(["--limit", "nomatch"])
+        .env("HERD_LIMIT", "nomatch")
+        .env("HERD_BATCH", "50%")
+        .run();
+    run.assert_code(2);
+    assert!(!run.stderr().contains("note:"), "{run}");
+}
+
+#[test]
 fn an_empty_herd_limit_is_refused_not_taken_as_every_host() {
     let dir = workspace();
     let run = plan(&dir).env("HERD_LIMIT", "").run();
