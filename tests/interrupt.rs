@@ -28,24 +28,30 @@ const BATCH_1: [&str; 2] = ["host01", "host02"];
 /// Starts the playbook on 6 hosts in batches of 2 and returns once batch 1
 /// is inside its `sleep` (its first marker is written, the nap has begun).
 fn start_in_nap(lab: &Lab, nap: &str) -> common::Running {
+    start_in_nap_with(lab, nap, &[])
+}
+
+/// [`start_in_nap`], with `extra` on herd's command line.
+fn start_in_nap_with(lab: &Lab, nap: &str, extra: &[&str]) -> common::Running {
     // The first mark is written just before the nap starts.
     start_batches_of_2(
         lab,
         ("slow.yml", SLOW_MIDDLE),
-        nap,
+        (nap, extra),
         |h| lab.app_dir(h).join("first").exists(),
         "batch 1 never ran its first step",
     )
 }
 
-/// Starts `playbook` (`(file name, text)`) in batches of 2 with `nap` set,
+/// Starts `playbook` (`(file name, text)`) in batches of 2 with `nap` set
+/// and `extra` on the command line,
 /// and returns once every host of batch 1 is `ready` (the step just before
 /// the nap is done; `not_ready` is the failure when that takes over 20s),
 /// after giving the nap time to begin, well inside its length.
 fn start_batches_of_2(
     lab: &Lab,
     (name, playbook): (&str, &str),
-    nap: &str,
+    (nap, extra): (&str, &[&str]),
     ready: impl Fn(&str) -> bool,
     not_ready: &str,
 ) -> common::Running {
@@ -55,6 +61,7 @@ fn start_batches_of_2(
         .arg(&playbook)
         .args(["--batch", "2", "-e"])
         .arg(format!("nap={nap}"))
+        .args(extra)
         .spawn();
     assert!(
         wait_until(Duration::from_secs(20), || BATCH_1.iter().all(|h| ready(h))),
@@ -220,7 +227,7 @@ fn start_switched(lab: &Lab, playbook: &str, nap: &str) -> common::Running {
     start_batches_of_2(
         lab,
         ("switch.yml", playbook),
-        nap,
+        (nap, &[]),
         |h| current(lab, h) == "releases/v2",
         "batch 1 never switched current",
     )
@@ -309,6 +316,30 @@ fn a_second_sigint_skips_the_rollback_and_says_so() {
             "{name}\n{run}"
         );
     }
+}
+
+#[test]
+fn a_second_sigint_under_github_actions_gives_workflow_commands_back() {
+    let lab = Lab::up(4);
+    let running = start_in_nap_with(&lab, "20", &["--ci-format", "github"]);
+
+    let run = ctrl_c_twice(running);
+
+    // Host output stayed text while herd ran; the job's later steps get
+    // their commands back, as the last line says.
+    let stderr = run.stderr();
+    let token = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("::stop-commands::"))
+        .unwrap_or_else(|| panic!("commands were never stopped\n{run}"));
+    assert_eq!(
+        stderr.lines().last(),
+        Some(format!("::{token}::").as_str()),
+        "{run}"
+    );
+    // The last words come before it, while commands are still stopped.
+    let half_done = "herd: host01: HALF-DONE: stopped during step 2/3 \"Nap\", no rollback ran: check this host by hand";
+    assert!(stderr.lines().any(|l| l == half_done), "{run}");
 }
 
 #[test]

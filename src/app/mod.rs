@@ -401,6 +401,9 @@ async fn cancel_on_signals(cancel: watch::Sender<bool>, ledger: Ledger) {
          (hosts may be half-done: check them), deploy locks are left to go stale\n{}",
         ledger.last_words()
     );
+    // With `--ci-format github`, the job's later steps get their workflow
+    // commands back (the reporter that would have said so is not dropped).
+    eprint!("{}", crate::report::github::resume_line());
     std::process::exit(i32::from(exit::INTERRUPTED));
 }
 

@@ -7,6 +7,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use super::ci::{batch_header, ends_batch};
 use super::{markdown, write_out, Reporter};
@@ -117,7 +118,28 @@ impl Reporter for GithubReporter {
             text.push_str(&format!("::stop-commands::{token}\n"));
             self.stopped = true;
         }
+        set_stopped(Some(token));
         write_out(&mut std::io::stderr().lock(), &text);
+    }
+}
+
+/// The token that stops workflow commands now, for a herd that ends without
+/// dropping its reporter (a second Ctrl-C): see [`resume_line`].
+static STOPPED: Mutex<Option<String>> = Mutex::new(None);
+
+fn set_stopped(token: Option<&str>) {
+    if let Ok(mut stopped) = STOPPED.lock() {
+        *stopped = token.map(str::to_string);
+    }
+}
+
+/// The line that gives the job's later steps their workflow commands back,
+/// when herd stopped them; empty otherwise. Said once: the commands stay
+/// on after it.
+pub fn resume_line() -> String {
+    match STOPPED.lock().ok().and_then(|mut stopped| stopped.take()) {
+        Some(token) => format!("::{token}::\n"),
+        None => String::new(),
     }
 }
 
@@ -126,6 +148,7 @@ impl Reporter for GithubReporter {
 impl Drop for GithubReporter {
     fn drop(&mut self) {
         if self.stopped {
+            set_stopped(None);
             write_out(
                 &mut std::io::stderr().lock(),
                 &format!("::{}::\n", self.token),
