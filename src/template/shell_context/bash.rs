@@ -37,8 +37,12 @@ impl Place {
                 "move it out of the [...]",
             ),
             Place::Name => (
-                "is where bash reads a variable name (after unset, read, declare, or printf, test or [ with -v), whose array subscript it evaluates where a value could run",
+                "is where bash reads a variable name (after unset, read, getopts, declare and the like, printf, test or [ with -v, or wait with -p; also after `command`, `builtin`, an assignment, or a quoted name such as `\\declare`), whose array subscript it evaluates where a value could run",
                 "pass the value as data, not as a name",
+            ),
+            Place::Nameref => (
+                "follows a `declare -n` (or `typeset`, `local` with -n), which makes the variable a reference to the name assigned, whose array subscript bash evaluates where a value could run",
+                "drop the -n",
             ),
             Place::Integer => (
                 "follows a `declare -i` (or `typeset`, `local`, `export`, `readonly` with -i), after which bash evaluates what is assigned as arithmetic where a value could run",

@@ -62,6 +62,19 @@ pub(super) fn step(
     };
     match context {
         Context::Words(words) => {
+            if words.prefix && starts_word(bytes, i) && !matches!(c, b' ' | b'\t') {
+                // The command's name, or (after `command` or `builtin`) an
+                // option of theirs; an assignment sets `prefix` again.
+                words.prefix = c == b'-';
+                words.command = true;
+            }
+            if words.command && starts_word(bytes, i) {
+                if let Some((name, end)) = quoted_name(bytes, i) {
+                    // `\declare`, `'unset'`, `de"clare"`: the builtin still.
+                    words.bare_word(name.as_bytes());
+                    return end;
+                }
+            }
             let opened = match c {
                 b'\\' => {
                     words.word();
@@ -139,13 +152,28 @@ pub(super) fn step(
                     words.test = false;
                     return i + 2;
                 }
-                b'-' if words.v_option && next == Some(b'v') && two_byte_word(bytes, i) => {
+                b'-' if words.name_option.is_some() && starts_word(bytes, i) => {
+                    let end = (i..bytes.len())
+                        .find(|&j| is_delimiter(bytes[j]))
+                        .unwrap_or(bytes.len());
+                    let flags = &bytes[i + 1..end];
+                    // Letters only: a value in the word is looked at as the
+                    // lexer goes, not skipped.
+                    if !flags.is_empty() && flags.iter().all(u8::is_ascii_alphabetic) {
+                        let takes = match words.name_option {
+                            // `wait -n -p NAME`, also grouped: `-np NAME`.
+                            Some(b'p') => flags.contains(&b'p'),
+                            _ => flags == b"v",
+                        };
+                        words.word();
+                        words.name_next = takes;
+                        return end;
+                    }
                     words.word();
-                    words.name_next = true;
-                    return i + 2;
+                    return i + 1;
                 }
                 b'[' if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) => {
-                    words.v_option = true;
+                    words.name_option = Some(b'v');
                     words.command = false;
                     return i + 1;
                 }
@@ -155,6 +183,9 @@ pub(super) fn step(
                         .unwrap_or(bytes.len());
                     if bytes[i..end].contains(&b'i') {
                         note.get_or_insert(Place::Integer);
+                    }
+                    if bytes[i..end].contains(&b'n') {
+                        note.get_or_insert(Place::Nameref);
                     }
                     words.word();
                     return i + 1;
@@ -182,6 +213,13 @@ pub(super) fn step(
                         // `NAME[...]=`: an array element's assignment.
                         words.word();
                         stack.push(Context::Subscript);
+                        return name + 1;
+                    }
+                    if words.command && bytes.get(name) == Some(&b'=') {
+                        // `NAME=value` before a command: the next word
+                        // names the command.
+                        words.word();
+                        words.prefix = true;
                         return name + 1;
                     }
                     let end = (i..bytes.len())
@@ -302,6 +340,45 @@ pub(super) fn expansion(bytes: &[u8], i: usize, stack: &mut Vec<Context>) -> usi
         }
         _ => i + 1,
     }
+}
+
+/// A command's name written with quotes or backslashes (`\\declare`,
+/// `'unset'`, `de"clare"`), as bash reads it, and where it ends; `None`
+/// for a plain word (the lexer reads it as it goes) or one with anything
+/// but letters, `_`, quotes and backslashes in it.
+fn quoted_name(bytes: &[u8], i: usize) -> Option<(String, usize)> {
+    let mut name = String::new();
+    let mut quoted = false;
+    let mut j = i;
+    while j < bytes.len() && !is_delimiter(bytes[j]) {
+        match bytes[j] {
+            b'\\' => {
+                let next = *bytes.get(j + 1)?;
+                if !(next.is_ascii_alphabetic() || next == b'_') {
+                    return None;
+                }
+                name.push(char::from(next));
+                quoted = true;
+                j += 2;
+            }
+            quote @ (b'\'' | b'"') => {
+                let close = (j + 1..bytes.len()).find(|&k| bytes[k] == quote)?;
+                let inside = &bytes[j + 1..close];
+                if !inside.iter().all(|b| b.is_ascii_alphabetic() || *b == b'_') {
+                    return None;
+                }
+                name.push_str(std::str::from_utf8(inside).ok()?);
+                quoted = true;
+                j = close + 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                name.push(char::from(c));
+                j += 1;
+            }
+            _ => return None,
+        }
+    }
+    (quoted && !name.is_empty()).then_some((name, j))
 }
 
 /// Bytes that end a word.

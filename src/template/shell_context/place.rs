@@ -48,6 +48,9 @@ pub enum Place {
     /// After `declare -i` (or `typeset`, `local`, `export`, `readonly`):
     /// bash evaluates what is assigned to an integer variable.
     Integer,
+    /// After `declare -n` (or `typeset`, `local`): the value assigned is the
+    /// name a reference stands for, whose array subscript bash evaluates.
+    Nameref,
     /// Where bash reads a variable name, and evaluates an array subscript in
     /// it: the arguments of `unset` and `read`, a word of `declare` and the
     /// like, the word after `-v` of `printf`, `test` and `[`.

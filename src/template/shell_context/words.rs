@@ -18,10 +18,16 @@ pub(super) struct Words {
     /// In the arguments of `declare`, `typeset`, `local`, `export` or
     /// `readonly`.
     pub(super) declaring: bool,
-    /// In the arguments of `unset`, `read`, `mapfile` or `readarray`.
+    /// In the arguments of `unset`, `read`, `mapfile`, `readarray` or
+    /// `getopts`.
     pub(super) names: bool,
-    /// In a command whose `-v` takes a variable name: `printf`, `test`, `[`.
-    pub(super) v_option: bool,
+    /// In a command whose option takes a variable name: `-v` of `printf`,
+    /// `test` and `[`, `-p` of `wait`.
+    pub(super) name_option: Option<u8>,
+    /// Words before the command's name: after `command` or `builtin` (and
+    /// their options) or an assignment (`X=1 declare ...`), the next word
+    /// still names the command.
+    pub(super) prefix: bool,
     /// The next word is the name after such a `-v`.
     pub(super) name_next: bool,
 }
@@ -36,8 +42,9 @@ impl Words {
             arithmetic: false,
             declaring: false,
             names: false,
-            v_option: false,
+            name_option: None,
             name_next: false,
+            prefix: false,
         }
     }
 
@@ -47,8 +54,9 @@ impl Words {
         self.arithmetic = false;
         self.declaring = false;
         self.names = false;
-        self.v_option = false;
+        self.name_option = None;
         self.name_next = false;
+        self.prefix = false;
     }
 
     /// Where a value at the start of a word is a name bash may evaluate.
@@ -87,13 +95,22 @@ impl Words {
                 if self.command && word == b"let" {
                     self.arithmetic = true;
                     self.command = false;
+                } else if self.command && matches!(word, b"command" | b"builtin") {
+                    // `command declare ...` is `declare ...`.
+                    self.prefix = true;
                 } else if self.command
-                    && matches!(word, b"unset" | b"read" | b"mapfile" | b"readarray")
+                    && matches!(
+                        word,
+                        b"unset" | b"read" | b"mapfile" | b"readarray" | b"getopts"
+                    )
                 {
                     self.names = true;
                     self.command = false;
                 } else if self.command && matches!(word, b"printf" | b"test") {
-                    self.v_option = true;
+                    self.name_option = Some(b'v');
+                    self.command = false;
+                } else if self.command && word == b"wait" {
+                    self.name_option = Some(b'p');
                     self.command = false;
                 } else if self.command
                     && matches!(
