@@ -176,6 +176,65 @@ fn a_name_with_a_newline_or_an_escape_stays_on_herds_own_line() {
     assert_eq!(names, ["Check host02: reload: ok  [2K"; 2], "{json}");
 }
 
+/// A health command that fails saying what a hostile host would: a line
+/// of herd's after a carriage return and a GitLab section marker.
+const FORGING_VALIDATE: &str = r#"hosts: web
+steps:
+  - run: "true"
+validate:
+  run: "printf 'x\\n\\033[0Ksection_start:1:evil[collapsed=true]\\r\\033[0Kherd: all hosts done\\n' >&2; exit 1"
+"#;
+
+#[test]
+fn what_a_failed_health_command_said_is_quoted_under_the_hosts_name() {
+    let lab = Lab::up(1);
+    let playbook = lab.write("validate.yml", FORGING_VALIDATE);
+    let report = lab.dir().join("junit.xml");
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--ci-format", "gitlab", "--report"])
+        .arg(&report)
+        .run();
+
+    run.assert_code(1);
+    // herd's own section markers, and no other escape or carriage return.
+    let own = run
+        .stderr()
+        .replace("\u{1b}[0Ksection_start:", "")
+        .replace("\u{1b}[0Ksection_end:", "")
+        .replace("\r\u{1b}[0K", "");
+    assert!(!own.contains('\u{1b}') && !own.contains('\r'), "{run}");
+    assert!(!run.stderr().contains("evil"), "{run}");
+    for line in run.stderr().lines() {
+        assert!(!line.starts_with("herd: all hosts done"), "{line:?}\n{run}");
+    }
+    assert!(
+        run.stderr().lines().any(
+            |l| l == "host01: reload FAILED: proof `run`: validate.run failed (exit code 1): x"
+        ),
+        "{run}"
+    );
+    assert!(
+        run.stderr()
+            .lines()
+            .any(|l| l.starts_with("host01:     herd: all hosts done")),
+        "{run}"
+    );
+    // The summary's note is one cell on one line.
+    assert!(
+        run.summary_row("host01")
+            .contains("validate.run failed (exit code 1): x / herd: all hosts done"),
+        "{run}"
+    );
+    let junit = fs::read_to_string(&report).unwrap();
+    assert!(
+        !junit.contains('\u{1b}') && !junit.contains("evil"),
+        "{junit}"
+    );
+}
+
 #[test]
 fn a_secret_from_the_environment_appears_in_no_output_even_when_its_step_fails() {
     let lab = Lab::up(2);

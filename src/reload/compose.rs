@@ -53,7 +53,7 @@ pub(super) async fn each<T: Connection>(
                 "`{} ps` failed (exit code {}): {}",
                 engine.name(),
                 exit_code.map_or("none".to_string(), |c| c.to_string()),
-                crate::shell::tail(&spec.mask.output(&said), 3)
+                crate::shell::text_tail(&spec.mask.output(&said), 3)
             )))
         }
     };

@@ -308,7 +308,7 @@ fn in_container(
             exit_code,
             said,
         } => {
-            let said = crate::shell::tail(&mask.output(said.trim()), 3);
+            let said = crate::shell::text_tail(&mask.output(said.trim()), 3);
             return Err(if said.to_lowercase().contains("no such") {
                 DiscoveryError::NotRunning {
                     server: server.display,
@@ -547,7 +547,8 @@ pub fn on_host_master(
                 .parse::<u32>()
                 .map_err(|_| DiscoveryError::BadPidfile {
                     path: path.clone(),
-                    content: content.clone(),
+                    // The host's text, quoted on one line and cut short.
+                    content: crate::shell::one_line(&content.chars().take(80).collect::<String>()),
                 })?;
             prove(snapshot, server, pid, &Source::Pidfile(path))
         }

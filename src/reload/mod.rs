@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::shell::{quote, tail, wrap};
+use crate::shell::{quote, text_tail, wrap};
 use crate::template::OutputMask;
 use crate::transport::{Connection, TransportError};
 use discover::{DiscoveryError, Found, Master};
@@ -590,7 +590,7 @@ async fn reload_one<T: Connection>(
         if !output.success() {
             let stderr = spec.mask.output(&String::from_utf8_lossy(&output.stderr));
             let stdout = spec.mask.output(&String::from_utf8_lossy(&output.stdout));
-            let said = tail(
+            let said = text_tail(
                 if stderr.trim().is_empty() {
                     &stdout
                 } else {
@@ -658,7 +658,7 @@ async fn refuse_if_preloaded<T: Connection>(
                     ),
                     Ok(output) => preload::Preloads::Unknown(format!(
                         "reading its config failed: {}",
-                        tail(
+                        text_tail(
                             &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
                             3
                         )
@@ -977,7 +977,7 @@ async fn start<T: Connection>(
                 output
                     .exit_code
                     .map_or("none".to_string(), |c| c.to_string()),
-                tail(
+                text_tail(
                     &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
                     5
                 )

@@ -254,7 +254,7 @@ async fn through_engine<T: Connection>(
                     output
                         .exit_code
                         .map_or("none".to_string(), |c| c.to_string()),
-                    crate::shell::tail(
+                    crate::shell::text_tail(
                         &spec
                             .mask
                             .output(String::from_utf8_lossy(&output.stderr).trim()),

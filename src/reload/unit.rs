@@ -104,7 +104,7 @@ impl Systemctl<'_> {
             None => format!(
                 "systemctl failed (exit code {}): {}",
                 exit_code.map_or("none".to_string(), |c| c.to_string()),
-                crate::shell::tail(said, 3)
+                crate::shell::text_tail(said, 3)
             ),
         }
     }

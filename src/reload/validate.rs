@@ -523,7 +523,7 @@ pub(super) async fn container_kept<T: Connection>(
                 format!(
                     "after the signal, the engine could not be asked about the container {name} (exit code {}): {}",
                     exit_code.map_or("none".to_string(), |c| c.to_string()),
-                    crate::shell::tail(&spec.mask.output(&said), 3)
+                    crate::shell::text_tail(&spec.mask.output(&said), 3)
                 ),
                 report,
             ))
@@ -687,7 +687,7 @@ pub(super) async fn serving<T: Connection>(
                     output
                         .exit_code
                         .map_or("none".to_string(), |c| c.to_string()),
-                    crate::shell::tail(
+                    crate::shell::text_tail(
                         &spec.mask.output(&String::from_utf8_lossy(&output.stderr)),
                         5
                     )

@@ -38,6 +38,13 @@ pub fn exec_output(event: &Event) -> String {
     out
 }
 
+/// `text` (a message that may quote several lines a host printed) with
+/// each line after the first indented under `host`'s name, so every line
+/// says whose it is.
+fn continued(host: &str, text: &str) -> String {
+    text.replace('\n', &format!("\n{host}:     "))
+}
+
 /// The plain lines for one event (empty for events that get none).
 pub fn describe(event: &Event, exec: bool) -> String {
     let mut line = String::new();
@@ -56,7 +63,7 @@ pub fn describe(event: &Event, exec: bool) -> String {
         }
         Event::HostConnected { .. } | Event::StepStarted { .. } | Event::UploadProgress { .. } => {}
         Event::HostUnreachable { host, reason } => {
-            let _ = writeln!(line, "{host}: UNREACHABLE: {reason}");
+            let _ = writeln!(line, "{host}: UNREACHABLE: {}", continued(host, reason));
         }
         Event::BatchStarted { batch, of, hosts } => {
             if *of > 1 {
@@ -78,7 +85,7 @@ pub fn describe(event: &Event, exec: bool) -> String {
                 (false, false) => "FAILED".to_string(),
             };
             let detail = match (&result.error, result.exit_code, &result.transfer) {
-                (Some(error), _, _) => format!(": {error}"),
+                (Some(error), _, _) => format!(": {}", continued(host, error)),
                 (None, Some(code), _) if !result.ok => format!(": exit code {code}"),
                 (None, _, Some(transfer)) => format!(": {}", transfer.describe(result.duration)),
                 _ => String::new(),
@@ -131,7 +138,8 @@ pub fn describe(event: &Event, exec: bool) -> String {
             if r.started {
                 started.push_str(", started with reload.start");
             }
-            match (&outcome.proof, &outcome.message) {
+            let message = outcome.message.as_deref().map(|m| continued(host, m));
+            match (&outcome.proof, &message) {
                 (None, None) => {
                     let _ = writeln!(line, "{host}: {what}: ok ({master}, {workers}{started})");
                 }

@@ -121,6 +121,9 @@ pub(crate) fn note(host: &HostReport) -> String {
             format!("stopped by Ctrl-C before step {next_step} \"{next_step_name}\"{rolled}")
         }
     };
+    // A table cell: the lines of a message that quotes a host's output
+    // run on, ` / ` between them.
+    let note = note.trim_end().replace('\n', " / ");
     match (host.steps_skipped, note.is_empty()) {
         (0, _) => note,
         (n, true) => format!("{n} step(s) skipped (when: false)"),
