@@ -44,7 +44,9 @@ pub fn render(
                     if json {
                         text.push_str(&audit::show_json(&host.name, &line));
                     } else {
-                        text.push_str(&format!("{}: {}", host.name, audit::show(&line)));
+                        // The log is the host's text: one line, no escapes.
+                        let shown = crate::shell::one_line(&audit::show(&line));
+                        text.push_str(&format!("{}: {shown}", host.name));
                     }
                     text.push('\n');
                 }

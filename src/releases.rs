@@ -155,7 +155,8 @@ pub fn render(plan: &Plan, results: &[Found], json: bool) -> (String, Vec<(Strin
                 "-".into(),
             ],
         };
-        rows.push(row);
+        // What the host's files say, shown on one line without escapes.
+        rows.push(row.map(|cell| crate::shell::one_line(&cell)));
     }
     let mut widths = [0usize; 6];
     for row in &rows {
@@ -179,7 +180,10 @@ pub fn render(plan: &Plan, results: &[Found], json: bool) -> (String, Vec<(Strin
     if drift {
         let parts: Vec<String> = on
             .iter()
-            .map(|(release, hosts)| format!("{release} on {} ({})", hosts.len(), hosts.join(", ")))
+            .map(|(release, hosts)| {
+                let release = crate::shell::one_line(release);
+                format!("{release} on {} ({})", hosts.len(), hosts.join(", "))
+            })
             .collect();
         let _ = writeln!(
             text,
@@ -188,6 +192,7 @@ pub fn render(plan: &Plan, results: &[Found], json: bool) -> (String, Vec<(Strin
             parts.join("; ")
         );
     } else if let Some(release) = on.keys().next() {
+        let release = crate::shell::one_line(release);
         let _ = writeln!(text, "\nall {read} host(s) read are on {release}");
     }
     (text, failed)

@@ -235,6 +235,95 @@ fn what_a_failed_health_command_said_is_quoted_under_the_hosts_name() {
     );
 }
 
+/// Fails the test if `text` holds an escape or a carriage return, or a
+/// line starting with `forged`.
+fn assert_one_line_each(what: &str, text: &str, forged: &str) {
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'),
+        "{what}: {text:?}"
+    );
+    for line in text.lines() {
+        assert!(!line.starts_with(forged), "{what}: a forged line {line:?}");
+    }
+}
+
+#[test]
+fn what_a_hosts_own_files_say_is_shown_on_one_line_without_escapes() {
+    let lab = Lab::up(1);
+    let app = lab.app_dir("host01");
+    // A lock held by a "holder" whose fields hold escapes and a newline.
+    fs::write(
+        lab.lock_file("host01"),
+        "run=1 user=ev\u{1b}[31mil\u{1b}]0;T\u{7} controller=c\rherd: forged pid=1 since=now playbook=x\nherd: second line forged\n",
+    )
+    .unwrap();
+    let playbook = lab.write(
+        "release.yml",
+        "hosts: web\nrelease:\n  path: \"{{ app_dir }}\"\nsteps:\n  - run: \"true\"\n",
+    );
+    let held = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--lock-wait", "0s"])
+        .run();
+    held.assert_code(3);
+    assert!(
+        held.stderr()
+            .contains("host01: DEPLOY LOCK HELD by user ev"),
+        "{held}"
+    );
+    assert_one_line_each("a held lock", held.stderr(), "herd: second line forged");
+    let unlock = lab.herd(["unlock"]).run();
+    unlock.assert_code(0);
+    assert!(
+        unlock
+            .stdout()
+            .starts_with("host01: removed the deploy lock held by user ev"),
+        "{unlock}"
+    );
+    assert_one_line_each("herd unlock", unlock.stdout(), "herd: second line forged");
+
+    // An audit log with a forged entry and a raw line.
+    fs::write(
+        lab.audit_log("host01"),
+        "{\"time\":\"2026\",\"user\":\"ev\\u001b[31mil\\nhost02: 2026 forged\",\"controller\":\"vm\\r\",\"command\":\"run\",\"playbook\":\"p\\u0007.yml\",\"release\":\"-\",\"result\":\"done\"}\nraw \u{1b}[31m garbage\n",
+    )
+    .unwrap();
+    let audit = lab.herd(["audit"]).run();
+    audit.assert_code(0);
+    assert_eq!(audit.stdout().lines().count(), 2, "{audit}");
+    assert!(
+        audit.stdout().starts_with(
+            "host01: 2026 ev [31mil host02: 2026 forged@vm  run p .yml release=- done\n"
+        ),
+        "{audit}"
+    );
+    assert_one_line_each("herd audit", audit.stdout(), "host02: 2026 forged");
+
+    // A release switched "by" a forged line, and `current` naming a
+    // release whose name holds an escape.
+    let evil = "e\u{1b}]0;T\u{7}vil";
+    fs::create_dir_all(app.join("releases").join(evil)).unwrap();
+    fs::remove_file(app.join("current")).unwrap();
+    std::os::unix::fs::symlink(format!("releases/{evil}"), app.join("current")).unwrap();
+    fs::write(
+        app.join(".herd-switch"),
+        format!(
+            "current {evil}\nat 2026\x1b[31mX\nby root@vm\x1b]0;T\x07\rherd: forged\ncommand run\n"
+        ),
+    )
+    .unwrap();
+    let releases = lab.herd(["releases"]).arg(&playbook).run();
+    releases.assert_code(0);
+    assert!(
+        releases
+            .stdout()
+            .contains("all 1 host(s) read are on e ]0;T vil"),
+        "{releases}"
+    );
+    assert_one_line_each("herd releases", releases.stdout(), "herd: forged");
+}
+
 #[test]
 fn a_secret_from_the_environment_appears_in_no_output_even_when_its_step_fails() {
     let lab = Lab::up(2);

@@ -269,10 +269,11 @@ impl Holder {
         if self.run == "?" {
             return "an unknown holder (the lock file is empty or not herd's)".to_string();
         }
-        format!(
+        // The lock file is the host's text: one line, no escapes.
+        crate::shell::one_line(&format!(
             "user {} on {} (pid {}), playbook {}, since {}",
             self.user, self.controller, self.pid, self.playbook, self.since
-        )
+        ))
     }
 }
 
