@@ -745,13 +745,17 @@ fn spaced_subshells_and_continued_lines_run_with_the_value_as_data() {
 
 #[test]
 fn a_value_where_bash_reads_a_variable_name_is_refused() {
+    let name = bash_place(
+        "is where bash reads a variable name (after unset, read, getopts, declare and the like, printf, test or [ with -v, \
+         or wait with -p; also after `command`, `builtin`, an assignment, or a quoted name such as `\\declare`), \
+         whose array subscript it evaluates where a value could run: pass the value as data, not as a name",
+    );
+    assert_refused_before_any_host("herd-bash-name", "a=(1); unset {{ w }}", &name, (5, 7));
+    // The same builtin behind `command` or an assignment, or quoted.
     assert_refused_before_any_host(
-        "herd-bash-name",
-        "a=(1); unset {{ w }}",
-        &bash_place(
-            "is where bash reads a variable name (after unset, read, declare, or printf, test or [ with -v), \
-             whose array subscript it evaluates where a value could run: pass the value as data, not as a name",
-        ),
+        "herd-bash-name-2",
+        "echo hi\nX=1 command \\declare {{ w }}",
+        &name,
         (5, 7),
     );
 }

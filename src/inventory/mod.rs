@@ -499,6 +499,48 @@ all:
     }
 
     #[test]
+    fn a_name_that_would_split_or_forge_a_line_is_refused_where_it_is() {
+        let why = "herd prints names at the start of its lines and passes them to hooks separated by spaces";
+        for (text, said, at) in [
+            (
+                "all:\n  hosts:\n    \"web2 --drain\": {}\n",
+                "host name `web2 --drain` holds whitespace",
+                "3:5",
+            ),
+            (
+                "all:\n  hosts:\n    \"h1\\nherd: done\": {}\n",
+                "host name `h1\\nherd: done` holds a control character (\\n)",
+                "3:5",
+            ),
+            (
+                "all:\n  children:\n    web:\n      hosts: { ok: , \"w\\e[2K\": }\n",
+                "host name `w\\u{1b}[2K` holds a control character (\\u{1b})",
+                "4:22",
+            ),
+            (
+                "all:\n  hosts: \"web*\"\n",
+                "host name `web*` holds a `*`",
+                "2:10",
+            ),
+            (
+                "all:\n  children:\n    \"a b\": { hosts: { h: } }\n",
+                "group name `a b` holds whitespace",
+                "3:5",
+            ),
+        ] {
+            let error = error(text);
+            assert!(
+                error.starts_with(&format!("{said}: {why}")),
+                "{text:?}: {error}"
+            );
+            assert!(
+                error.contains(&format!("--> inventory.yml:{at}\n")),
+                "{text:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_key_in_a_group_is_pinned() {
         let text = "\
 all:

@@ -218,6 +218,32 @@ fn check_name(document: &Document, name: &Node, what: &str) -> Result<(), Source
         Value::Scalar { text, style } => (text, *style == Style::Plain),
         _ => return Ok(()),
     };
+    // A name starts herd's log lines and goes to hooks space-separated
+    // (`$HERD_BATCH_HOSTS`): a space would split it, a `*` or `?` glob, a
+    // control character end or rewrite the line.
+    if let Some(bad) = text
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?'))
+    {
+        let said = match bad {
+            '*' | '?' => format!("a `{bad}`"),
+            c if c.is_control() => format!("a control character ({})", c.escape_default()),
+            _ => "whitespace".to_string(),
+        };
+        let shown: String = text
+            .chars()
+            .map(|c| match c.is_control() {
+                true => c.escape_default().to_string(),
+                false => c.to_string(),
+            })
+            .collect();
+        return Err(document.error(
+            name.at,
+            format!(
+                "{what} name `{shown}` holds {said}: herd prints names at the start of its lines and passes them to hooks separated by spaces; name it with letters, digits and `-._:[]@`"
+            ),
+        ));
+    }
     let read_as = match (name.tag, plain) {
         (Some(CoreTag::Null), _) => Ok(Scalar::Null),
         (Some(CoreTag::Bool), _) => Ok(Scalar::Bool(true)),

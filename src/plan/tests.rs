@@ -363,12 +363,15 @@ fn build_with_logging_exec(inventory: &str) -> (Result<Plan, PlanError>, bool) {
 fn names_ssh_refuses_stop_the_plan_at_their_inventory_position_before_any_shell() {
     let canary = tempfile::tempdir().expect("temp dir");
     let touch = format!("touch {}", canary.path().join("p").display());
+    // A host's name holds no space (the inventory refuses one before ssh's
+    // rules are looked at): `${IFS}` stands for it.
+    let name_touch = format!("touch${{IFS}}{}", canary.path().join("p").display());
     for (inventory, line, column, message) in [
         (
-            format!("all:\n  hosts:\n    \"evil$({touch})\":\n"),
+            format!("all:\n  hosts:\n    \"evil$({name_touch})\":\n"),
             3,
             5,
-            format!("host evil$({touch}): hostname `evil$({touch})` contains invalid characters: it has `$`; ssh refuses it too"),
+            format!("host evil$({name_touch}): hostname `evil$({name_touch})` contains invalid characters: it has `$`; ssh refuses it too"),
         ),
         (
             format!("all:\n  hosts:\n    semi:\n      ansible_host: \"h;{touch};\"\n"),
