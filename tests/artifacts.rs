@@ -174,6 +174,27 @@ fn a_directory_and_a_tarball_land_whole_and_a_rerun_sends_nothing() {
 }
 
 #[test]
+fn a_tree_lands_where_dest_holds_a_backslash_and_a_dash() {
+    let lab = Lab::up(1);
+    artifacts(&lab);
+    let playbook = lab.write(
+        "odd.yml",
+        "hosts: web\nsteps:\n  - name: Site\n    upload: { src: site, dest: \"{{ app_dir }}/-s\\\\ite\\\\n\" }\n",
+    );
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    let landed = lab.app_dir("host01").join("-s\\ite\\n");
+    assert_eq!(
+        fs::read_to_string(landed.join("index.html")).unwrap(),
+        "<h1>v1</h1>\n",
+        "{run}"
+    );
+    assert!(landed.join("static/css/app.css").exists(), "{run}");
+}
+
+#[test]
 fn a_file_changed_on_the_host_brings_the_tree_back() {
     let lab = Lab::up(1);
     artifacts(&lab);

@@ -398,7 +398,7 @@ fn tree_install(dest: &str, temporary: &str, name: &str, mode: Option<u32>, gzip
          {prelude}\
          mkdir -- \"$tmp\" || exit 1\n\
          fail() {{ gone \"$tmp\"; exit 1; }}\n\
-         tar -x {z}-p --no-same-owner --anchored --exclude=./{MARKER} --exclude={MARKER} --no-anchored -f - -C \"$tmp\" || fail\n\
+         (CDPATH= cd -- \"$tmp\" && tar -x {z}-p --no-same-owner --anchored --exclude=./{MARKER} --exclude={MARKER} --no-anchored -f -) || fail\n\
          special=$(find \"$tmp\" \\( -type b -o -type c -o -type p -o -type s \\) -print | head -n 1)\n\
          if [ -n \"$special\" ]; then echo \"refused: ${{special#\"$tmp\"/}} is a device, a fifo or a socket\" >&2; fail; fi\n\
          find \"$tmp\" ! -type l -perm /6000 -exec chmod ug-s -- {{}} + || fail\n\
