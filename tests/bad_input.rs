@@ -134,6 +134,38 @@ error: steps[0].timeout: invalid duration `soon`: expected a number with a unit,
 }
 
 #[test]
+fn a_zero_time_limit_in_a_playbook_is_refused_where_it_is() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+    for (text, at, key) in [
+        (
+            "hosts: web\nsteps:\n  - run: sleep 3\n    timeout: 0s\n",
+            "4:14",
+            "steps[0].timeout",
+        ),
+        (
+            "hosts: web\nhooks: {timeout: 0}\nsteps:\n  - run: echo hi\n",
+            "2:18",
+            "hooks.timeout",
+        ),
+        (
+            "hosts: web\nsteps:\n  - run: echo hi\nvalidate: {timeout: 0ms, run: 'true'}\n",
+            "4:21",
+            "validate.timeout",
+        ),
+    ] {
+        let run = run_in(dir.path(), text, &[]);
+        assert_refused(&run, &fake, &format!("playbook.yml:{at}"));
+        assert!(
+            run.stderr().starts_with(&format!(
+                "error: {key}: a limit of 0 leaves no time at all: give more than 0\n"
+            )),
+            "{text}\n{run}"
+        );
+    }
+}
+
+#[test]
 fn undefined_template_variable() {
     let fake = FakeHost::new();
     let dir = workspace(&fake, "target");

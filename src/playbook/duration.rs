@@ -62,6 +62,23 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+/// A time limit read from a playbook (a step's, a hook's, the
+/// validation's `timeout`): a [`Span`] of more than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Duration);
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Span(duration) = Span::deserialize(deserializer)?;
+        if duration.is_zero() {
+            return Err(de::Error::custom(
+                "a limit of 0 leaves no time at all: give more than 0",
+            ));
+        }
+        Ok(Limit(duration))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

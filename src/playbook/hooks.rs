@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::duration::Span;
+use super::duration::Limit;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +20,7 @@ pub struct Hooks {
     pub on_failure: Option<String>,
     /// Limit on each hook; five minutes when not set.
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Limit>,
 }
 
 impl Hooks {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::source::SourceError;
 use crate::yaml;
 use batch::BatchSpec;
-use duration::Span;
+use duration::{Limit, Span};
 
 /// A parsed playbook and its tree (to point at faults later).
 #[derive(Debug, Clone)]
@@ -111,7 +111,7 @@ pub struct Step {
     #[serde(default)]
     pub env: IndexMap<String, String>,
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Limit>,
     #[serde(default, rename = "become")]
     pub become_: bool,
     #[serde(default)]
@@ -266,7 +266,7 @@ fn default_server() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Validate {
     #[serde(default)]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Limit>,
     #[serde(default)]
     pub settle: Option<Span>,
     #[serde(default)]
