@@ -91,7 +91,8 @@ pub fn plan(plan: &Plan) -> String {
                         );
                         continue;
                     }
-                    let rendered = match step.render_shown(&plan.renderer, &vars) {
+                    let uses = step.secret_uses(&plan.renderer, &host.vars, &host.shown_vars);
+                    let rendered = match step.render_shown(&plan.renderer, &vars, &uses) {
                         Ok(Rendered::Run { command }) => command,
                         Ok(Rendered::Upload {
                             artifact,

@@ -32,6 +32,21 @@ pub fn wrap(script: &str, become_: bool, become_user: Option<&str>) -> String {
     }
 }
 
+/// `script` run as `become_user` (root when not given) through `sudo -n`
+/// without being on any command line: the login shell's `printf` (a
+/// builtin, no process of its own) pipes it to a `/bin/sh` under sudo that
+/// reads it and evaluates it, so neither `ps` nor sudo's log shows it. For
+/// a script that holds a secret; its commands read no stdin (as with
+/// [`wrap`], whose commands get `/dev/null`).
+pub fn wrap_hidden(script: &str, become_user: Option<&str>) -> String {
+    let user = become_user.unwrap_or("root");
+    format!(
+        "printf '%s\\n' {} | sudo -n -H -u {} -- /bin/sh -c 'eval \"$(cat)\"'",
+        quote(script),
+        quote(user)
+    )
+}
+
 /// `text` as one line of a log: each control character (a newline, a
 /// carriage return, an escape) a space, and no space at either end, so a
 /// name cannot end herd's line early and start one herd did not write.

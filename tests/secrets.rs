@@ -565,3 +565,53 @@ fn a_play_vars_template_error_never_shows_the_hosts_secret() {
     );
     assert_no_fleet_secret("herd plan", plan.stderr());
 }
+
+/// Every process's command line on this machine (the lab's hosts are
+/// local), joined.
+fn command_lines() -> String {
+    let mut all = String::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(bytes) = fs::read(entry.path().join("cmdline")) {
+            all.push_str(&String::from_utf8_lossy(&bytes).replace('\0', " "));
+            all.push('\n');
+        }
+    }
+    all
+}
+
+#[test]
+fn a_become_step_holding_a_secret_keeps_it_off_every_command_line() {
+    let lab = Lab::up(1);
+    let inventory = lab.inventory_with_vars("    herd_secret_vars: [tok]\n    tok: Wh1sperXYZ\n");
+    // The secret is in the command; `cat` gets no input; the exit code and
+    // the output come back as for any step.
+    let playbook = lab.write(
+        "become.yml",
+        "hosts: web\nsteps:\n  - name: Rotate\n    run: |\n      sleep 2\n      id -un\n      test {{ tok }} = Wh1sperXYZ && echo same\n      cat\n      exit 3\n    become: true\n    become_user: herd-lab-app\n    ignore_errors: true\n",
+    );
+
+    let running = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .spawn();
+    let mut seen = false;
+    let mut looked = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(1800) {
+        let lines = command_lines();
+        if lines.contains("sleep 2") || lines.contains("sudo -n") {
+            looked += 1;
+        }
+        seen |= lines.contains("Wh1sperXYZ");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = running.wait();
+
+    run.assert_code(0);
+    assert!(looked > 0, "the step was never seen running\n{run}");
+    assert!(!seen, "the secret was on a command line\n{run}");
+    let step = finished(&run, 1);
+    assert_eq!(step["exit_code"], 3, "{run}");
+    assert_eq!(step["stdout"], "herd-lab-app\nsame\n", "{run}");
+}

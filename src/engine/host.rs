@@ -604,10 +604,10 @@ impl HostRun {
             duration: Default::default(),
             transfer: None,
         };
-        let rendered = step.render(&self.plan.renderer, vars);
         // The values the step was given made from secrets, masked in
         // whatever it prints, whatever their length.
         let mut uses = step.secret_uses(&self.plan.renderer, vars, &self.shown(vars));
+        let rendered = step.render_to_run(&self.plan.renderer, vars, &uses);
         match rendered {
             Err(error) => result.error = Some(error.to_string()),
             Ok(Rendered::Run { command }) if step.local.is_some() => {

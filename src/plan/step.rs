@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::artifact::Artifact;
 use crate::inventory::Vars;
 use crate::playbook::Playbook;
-use crate::shell::{quote as shell_quote, wrap};
+use crate::shell::{quote as shell_quote, wrap, wrap_hidden};
 use crate::source::SourceError;
 use crate::template::{Kind, Renderer, TemplateError};
 
@@ -129,19 +129,36 @@ impl StepPlan {
         all
     }
 
-    /// Renders this step with a host's variables (captures included).
-    pub fn render(&self, renderer: &Renderer, vars: &Vars) -> Result<Rendered, TemplateError> {
-        self.render_with(|source, kind| renderer.render(source, kind, vars))
+    /// Renders this step with a host's variables (captures included) to
+    /// run, given `uses`, what its templates made from
+    /// secrets: a command under `become` that holds one goes to sudo's shell
+    /// on its stdin, not on sudo's command line, where every user of the
+    /// host (`ps`) and sudo's log would see it.
+    pub fn render_to_run(
+        &self,
+        renderer: &Renderer,
+        vars: &Vars,
+        uses: &[String],
+    ) -> Result<Rendered, TemplateError> {
+        let hidden = self.become_ && !uses.is_empty();
+        self.render_with(|source, kind| renderer.render(source, kind, vars), hidden)
     }
 
-    /// Renders this step for display: `shown` are the host's variables with
-    /// secrets as `***`, so no secret appears in the command, in any form.
+    /// Renders this step for display, in the form it runs in given `uses`
+    /// (see [`StepPlan::render_to_run`]): `shown` are the host's variables
+    /// with secrets as `***`, so no secret appears in the command, in any
+    /// form.
     pub fn render_shown(
         &self,
         renderer: &Renderer,
         shown: &Vars,
+        uses: &[String],
     ) -> Result<Rendered, TemplateError> {
-        self.render_with(|source, kind| renderer.render_shown(source, kind, shown))
+        let hidden = self.become_ && !uses.is_empty();
+        self.render_with(
+            |source, kind| renderer.render_shown(source, kind, shown),
+            hidden,
+        )
     }
 
     /// The real texts of the values this step's templates made from
@@ -163,6 +180,7 @@ impl StepPlan {
     fn render_with(
         &self,
         render: impl Fn(&str, Kind) -> Result<String, TemplateError>,
+        hidden: bool,
     ) -> Result<Rendered, TemplateError> {
         let become_user = self
             .become_user
@@ -191,9 +209,11 @@ impl StepPlan {
                     script.push_str(&format!("export {name}={}\n", shell_quote(&value)));
                 }
                 script.push_str(&render(command, Kind::Shell)?);
-                Ok(Rendered::Run {
-                    command: wrap(&script, self.become_, become_user.as_deref()),
-                })
+                let command = match hidden {
+                    true => wrap_hidden(&script, become_user.as_deref()),
+                    false => wrap(&script, self.become_, become_user.as_deref()),
+                };
+                Ok(Rendered::Run { command })
             }
         }
     }
@@ -292,7 +312,8 @@ mod tests {
         step.env = vec![("MODE".into(), "fast lane".into())];
         step.become_ = true;
         let vars = json!({"dir": "/srv/a b"}).as_object().cloned().unwrap();
-        let Rendered::Run { command } = step.render(&Renderer::new(), &vars).unwrap() else {
+        let Rendered::Run { command } = step.render_to_run(&Renderer::new(), &vars, &[]).unwrap()
+        else {
             panic!("expected a command");
         };
         assert_eq!(
@@ -300,6 +321,19 @@ mod tests {
             r#"sudo -n -H -u root -- /bin/sh -c 'cd '\''/srv/a b'\'' || exit 1
 export MODE='\''fast lane'\''
 ls '\''/srv/a b'\'''"#
+        );
+        // Made from a secret: the script goes to sudo's shell on stdin.
+        let Rendered::Run { command } = step
+            .render_to_run(&Renderer::new(), &vars, &["/srv/a b".to_string()])
+            .unwrap()
+        else {
+            panic!("expected a command");
+        };
+        assert_eq!(
+            command,
+            r#"printf '%s\n' 'cd '\''/srv/a b'\'' || exit 1
+export MODE='\''fast lane'\''
+ls '\''/srv/a b'\''' | sudo -n -H -u root -- /bin/sh -c 'eval "$(cat)"'"#
         );
     }
 }

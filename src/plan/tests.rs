@@ -204,7 +204,7 @@ fn a_secret_given_as_one_name_is_shown_masked_wherever_it_is_used() {
     assert_eq!(host.shown_vars["password"], "***");
     assert_eq!(host.shown_vars["dsn"], "db://app:***@db?pin=***");
     let shown = plan.steps[0]
-        .render_shown(&plan.renderer, &host.shown_vars)
+        .render_shown(&plan.renderer, &host.shown_vars, &[])
         .expect("renders");
     assert_eq!(
         shown,
@@ -294,7 +294,7 @@ fn a_mapping_or_boolean_secret_keeps_its_shape_when_shown() {
         serde_json::json!({"user": "***", "pass": "***", "n": "***"})
     );
     let shown = plan.steps[0]
-        .render_shown(&plan.renderer, &host.shown_vars)
+        .render_shown(&plan.renderer, &host.shown_vars, &[])
         .expect("renders");
     assert_eq!(
         shown,
@@ -644,7 +644,7 @@ fn a_secret_of_another_host_reached_through_hostvars_is_masked_in_the_plan() {
     // The host gets the real value, and what it prints is masked.
     let host = &plan.hosts[0];
     let step::Rendered::Run { command } = plan.steps[0]
-        .render(&plan.renderer, &host.vars)
+        .render_to_run(&plan.renderer, &host.vars, &[])
         .expect("renders")
     else {
         panic!("a command");
@@ -821,7 +821,7 @@ fn a_steps_become_user_is_a_template_like_its_other_fields() {
     let playbook = "hosts: all\nsteps:\n  - run: whoami\n    become: true\n    become_user: \"{{ app_user }}\"\n";
     let plan = build(inventory, playbook, None, &[]).expect("plan");
     let step::Rendered::Run { command } = plan.steps[0]
-        .render(&plan.renderer, &plan.hosts[0].vars)
+        .render_to_run(&plan.renderer, &plan.hosts[0].vars, &[])
         .expect("renders")
     else {
         panic!("a command");
