@@ -358,3 +358,96 @@ fn hashed_host_names_are_recognised() {
     run.assert_code(0);
     assert_eq!(known_hosts_text(&lab), hashed);
 }
+
+/// A fresh RSA key pair made with ssh-keygen at `path` (and `path.pub`);
+/// returns the public key's blob.
+fn rsa_key(path: &std::path::Path) -> String {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "rsa", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    key_blob(&fs::read_to_string(path.with_extension("pub")).unwrap())
+}
+
+/// Puts `line` in place of `host`'s line in known_hosts.
+fn replace_line(lab: &Lab, host: &LabHost, line: &str) {
+    let original = known_line(lab, host);
+    let text = known_hosts_text(lab).replace(&original, line);
+    fs::write(lab.known_hosts(), text).unwrap();
+}
+
+#[test]
+fn a_recorded_key_of_another_type_is_a_changed_key_even_with_accept_new_host_keys() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("marker.yml", MARKER_PLAYBOOK);
+    // host02's sshd has only its Ed25519 key; known_hosts pins an RSA key
+    // it does not hold: a server that changed, not a new one.
+    let host = lab.host("host02");
+    let rsa = rsa_key(&lab.dir().join("impostor_rsa"));
+    replace_line(
+        &lab,
+        host,
+        &format!("{} ssh-rsa {rsa}", host.known_hosts_name()),
+    );
+    let before = known_hosts_text(&lab);
+
+    let run = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .arg("--accept-new-host-keys")
+        .run();
+
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("host02: UNREACHABLE: HOST KEY CHANGED"),
+        "{run}"
+    );
+    assert!(!lab.app_dir("host02").join("marker").exists(), "{run}");
+    assert!(lab.app_dir("host01").join("marker").exists(), "{run}");
+    assert_eq!(known_hosts_text(&lab), before, "known_hosts was rewritten");
+}
+
+#[test]
+fn a_host_pinned_by_its_rsa_key_is_asked_for_that_key_first() {
+    let lab = Lab::up(1);
+    let playbook = lab.write("marker.yml", MARKER_PLAYBOOK);
+    let host = lab.host("host01");
+    // host01's sshd gets an RSA host key beside its Ed25519 one, and
+    // known_hosts records only the RSA one.
+    let host_dir = host.app_dir.parent().unwrap().to_path_buf();
+    let rsa = rsa_key(&host_dir.join("ssh_host_rsa_key"));
+    let config = host_dir.join("sshd_config");
+    let text = fs::read_to_string(&config).unwrap();
+    let with_rsa = format!(
+        "{text}HostKey {}\n",
+        host_dir.join("ssh_host_rsa_key").display()
+    );
+    fs::write(&config, with_rsa).unwrap();
+    host.kill_sshd();
+    common::wait_until(std::time::Duration::from_secs(10), || !host.ssh_listening());
+    let status = Command::new("/usr/sbin/sshd")
+        .arg("-f")
+        .arg(&config)
+        .status()
+        .expect("sshd starts");
+    assert!(status.success());
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || host.ssh_listening()),
+        "sshd did not come back"
+    );
+    replace_line(
+        &lab,
+        host,
+        &format!("{} ssh-rsa {rsa}", host.known_hosts_name()),
+    );
+    let before = known_hosts_text(&lab);
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    assert!(lab.app_dir("host01").join("marker").exists(), "{run}");
+    assert_eq!(known_hosts_text(&lab), before, "known_hosts was rewritten");
+}

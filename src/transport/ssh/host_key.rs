@@ -24,7 +24,8 @@ pub(super) struct HostKeyCheck {
 }
 
 impl HostKeyCheck {
-    fn host_label(&self) -> String {
+    /// How known_hosts names the host: `[address]:port` unless the port is 22.
+    pub(super) fn host_label(&self) -> String {
         if self.port == 22 {
             self.address.clone()
         } else {

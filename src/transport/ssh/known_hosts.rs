@@ -19,9 +19,10 @@ use crate::ssh_config::pattern;
 pub(super) enum Verdict {
     /// A line for this host holds this key.
     Known,
-    /// No line for this host holds a key of this type.
+    /// No line for this host holds a key.
     Unknown,
-    /// Lines for this host hold another key of this type; `line` is the first.
+    /// Lines for this host hold other keys (of this type or another);
+    /// `line` is the first.
     Changed { line: usize },
     /// An `@revoked` line holds this key.
     Revoked { line: usize },
@@ -55,28 +56,56 @@ impl Source {
     }
 }
 
+/// The text of `source`; `None` for a missing file (it knows no host).
+fn read(source: &Source) -> Result<Option<String>, String> {
+    match source {
+        Source::File(path) => match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+        Source::Text(text) => Ok(Some(text.to_string())),
+    }
+}
+
 /// Checks `key` for `host` (`[address]:port` unless the port is 22) against
 /// `source`; a missing file knows no host. The error names the line of a
 /// marker herd does not know.
 pub(super) fn check(source: &Source, host: &str, key: &PublicKey) -> Result<Verdict, String> {
-    match source {
-        Source::File(path) => {
-            let text = match std::fs::read(path) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Unknown),
-                Err(e) => return Err(e.to_string()),
-            };
-            check_text(&text, host, key)
-        }
-        Source::Text(text) => check_text(text, host, key),
+    match read(source)? {
+        Some(text) => check_text(&text, host, key),
+        None => Ok(Verdict::Unknown),
     }
 }
 
-fn check_text(text: &str, host: &str, key: &PublicKey) -> Result<Verdict, String> {
+/// The key types the lines for `host` hold (not `@revoked` nor
+/// `@cert-authority` ones), in the order written: herd asks the server for
+/// these first, as OpenSSH does, so a host pinned by its RSA key is checked
+/// against that key even when it also has an Ed25519 one. Empty when the
+/// source cannot be read (the check says why).
+pub(super) fn recorded_algorithms(source: &Source, host: &str) -> Vec<keys::Algorithm> {
+    let Ok(Some(text)) = read(source) else {
+        return Vec::new();
+    };
+    let mut found: Vec<keys::Algorithm> = Vec::new();
+    let _ = for_host(&text, host, |_, marker, recorded| {
+        if let (Marker::None, Some(key)) = (marker, recorded) {
+            if !found.contains(&key.algorithm()) {
+                found.push(key.algorithm());
+            }
+        }
+    });
+    found
+}
+
+/// Calls `each` with the number, marker and key (`None` when herd cannot
+/// read it) of every line of `text` for `host`.
+fn for_host(
+    text: &str,
+    host: &str,
+    mut each: impl FnMut(usize, Marker, Option<PublicKey>),
+) -> Result<(), String> {
     let host = host.to_lowercase();
-    let mut known = false;
-    let mut changed = None;
-    let mut authority = None;
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         let mut fields = line.split_whitespace();
@@ -109,29 +138,42 @@ fn check_text(text: &str, host: &str, key: &PublicKey) -> Result<Verdict, String
             (Some(_), Some(blob)) => keys::parse_public_key_base64(blob).ok(),
             _ => None,
         };
-        match marker {
-            Marker::Revoked => {
-                if recorded.is_some_and(|r| r.key_data() == key.key_data()) {
-                    return Ok(Verdict::Revoked { line: number });
-                }
-            }
-            Marker::CertAuthority => {
-                authority.get_or_insert(number);
-            }
-            Marker::None => match recorded {
-                Some(r) if r.key_data() == key.key_data() => known = true,
-                Some(r) if r.algorithm() == key.algorithm() => {
-                    changed.get_or_insert(number);
-                }
-                _ => {}
-            },
-        }
+        each(number, marker, recorded);
     }
-    Ok(match (known, changed, authority) {
-        (true, _, _) => Verdict::Known,
-        (false, Some(line), _) => Verdict::Changed { line },
-        (false, None, Some(line)) => Verdict::CertAuthority { line },
-        (false, None, None) => Verdict::Unknown,
+    Ok(())
+}
+
+fn check_text(text: &str, host: &str, key: &PublicKey) -> Result<Verdict, String> {
+    let mut known = false;
+    let mut changed = None;
+    let mut authority = None;
+    let mut revoked = None;
+    for_host(text, host, |number, marker, recorded| match marker {
+        Marker::Revoked => {
+            if recorded.is_some_and(|r| r.key_data() == key.key_data()) {
+                revoked.get_or_insert(number);
+            }
+        }
+        Marker::CertAuthority => {
+            authority.get_or_insert(number);
+        }
+        // A key of another type counts as changed too (as OpenSSH has it):
+        // the server would have shown that key, had it still held it, since
+        // herd asks for the recorded types first.
+        Marker::None => match recorded {
+            Some(r) if r.key_data() == key.key_data() => known = true,
+            Some(_) => {
+                changed.get_or_insert(number);
+            }
+            None => {}
+        },
+    })?;
+    Ok(match (revoked, known, changed, authority) {
+        (Some(line), _, _, _) => Verdict::Revoked { line },
+        (None, true, _, _) => Verdict::Known,
+        (None, false, Some(line), _) => Verdict::Changed { line },
+        (None, false, None, Some(line)) => Verdict::CertAuthority { line },
+        (None, false, None, None) => Verdict::Unknown,
     })
 }
 
@@ -169,6 +211,8 @@ mod tests {
     const KEY_A: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
     const KEY_B: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIA6rWI3G1sz07DnfFlrouTcysQlj2P+jpNSOEWD9OJ3X";
 
+    const KEY_ECDSA: &str = "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBC9QwZf38NN1f2pGQ95Op02KS3kW9RTx1fccBG0aR2o9mOQ+019JBJpvTfLV0xlxzW+aPdGBYnZZexSqy4g7yPU=";
+
     fn key(blob: &str) -> PublicKey {
         keys::parse_public_key_base64(blob).unwrap()
     }
@@ -184,6 +228,20 @@ mod tests {
         let text = format!("# old\n\nweb1 ssh-ed25519 {KEY_B}\n");
         assert_eq!(verdict(&text, "web1"), Verdict::Changed { line: 3 });
         assert_eq!(verdict(&text, "web2"), Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_recorded_key_of_another_type_is_a_changed_key_and_asked_for_first() {
+        let text = format!("web1 ecdsa-sha2-nistp256 {KEY_ECDSA}\n");
+        assert_eq!(verdict(&text, "web1"), Verdict::Changed { line: 1 });
+        let both = format!("{text}web1 ssh-ed25519 {KEY_A}\n");
+        assert_eq!(verdict(&both, "web1"), Verdict::Known);
+        let source = Source::Text(both.into());
+        assert_eq!(
+            recorded_algorithms(&source, "web1"),
+            [key(KEY_ECDSA).algorithm(), key(KEY_A).algorithm()]
+        );
+        assert!(recorded_algorithms(&source, "web2").is_empty());
     }
 
     #[test]

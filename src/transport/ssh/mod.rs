@@ -42,23 +42,65 @@ pub struct SshConnector {
 
 impl SshConnector {
     pub fn new(settings: SshSettings) -> Self {
-        let config = client::Config {
-            // A dead peer is noticed even while no command runs.
-            keepalive_interval: Some(Duration::from_secs(15)),
-            keepalive_max: 3,
-            nodelay: true,
-            preferred: russh::Preferred {
-                cipher: std::borrow::Cow::Borrowed(cipher_order(hardware_aes())),
-                ..russh::Preferred::DEFAULT
-            },
-            ..Default::default()
-        };
         SshConnector {
-            config: Arc::new(config),
+            config: Arc::new(client_config(russh::Preferred::DEFAULT.key)),
             settings,
             bastions: Mutex::default(),
         }
     }
+}
+
+/// The client's settings, asking for host keys of the types in `keys`
+/// first.
+fn client_config(keys: std::borrow::Cow<'static, [russh::keys::Algorithm]>) -> client::Config {
+    client::Config {
+        // A dead peer is noticed even while no command runs.
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        nodelay: true,
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(cipher_order(hardware_aes())),
+            key: keys,
+            ..russh::Preferred::DEFAULT
+        },
+        ..Default::default()
+    }
+}
+
+/// The host key types to ask a server for: those known_hosts records for
+/// it first (an RSA key as its SHA-2 signatures before SHA-1), then the
+/// rest of russh's order; `None` when it records none.
+fn host_key_order(recorded: &[russh::keys::Algorithm]) -> Option<Vec<russh::keys::Algorithm>> {
+    use russh::keys::{Algorithm, HashAlg};
+    if recorded.is_empty() {
+        return None;
+    }
+    let mut order: Vec<Algorithm> = Vec::new();
+    for algorithm in recorded {
+        let wanted = match algorithm {
+            Algorithm::Rsa { .. } => vec![
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha256),
+                },
+                Algorithm::Rsa { hash: None },
+            ],
+            other => vec![other.clone()],
+        };
+        for algorithm in wanted {
+            if !order.contains(&algorithm) {
+                order.push(algorithm);
+            }
+        }
+    }
+    for algorithm in russh::Preferred::DEFAULT.key.iter() {
+        if !order.contains(algorithm) {
+            order.push(algorithm.clone());
+        }
+    }
+    Some(order)
 }
 
 /// The ciphers offered, best first. With AES instructions on this machine,
@@ -194,12 +236,14 @@ impl SshConnector {
             accept_new: self.settings.accept_new_host_keys,
             problem: problem.clone(),
         };
-        match tokio::time::timeout(
-            limit,
-            client::connect_stream(self.config.clone(), stream, handler),
-        )
-        .await
-        {
+        // Ask for the key types known_hosts records for this host first.
+        let recorded =
+            known_hosts::recorded_algorithms(&handler.known_hosts, &handler.host_label());
+        let config = match host_key_order(&recorded) {
+            Some(order) => Arc::new(client_config(order.into())),
+            None => self.config.clone(),
+        };
+        match tokio::time::timeout(limit, client::connect_stream(config, stream, handler)).await {
             Err(_) => Err(TransportError::Timeout {
                 what: format!("the SSH handshake with {}:{}", target.address, target.port),
                 after: limit,
@@ -537,6 +581,28 @@ impl Connection for SshConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_host_key_types_are_asked_for_first_rsa_with_sha2() {
+        use russh::keys::{Algorithm, HashAlg};
+        assert_eq!(host_key_order(&[]), None);
+        let order = host_key_order(&[Algorithm::Rsa { hash: None }]).unwrap();
+        assert_eq!(
+            order[..4],
+            [
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512)
+                },
+                Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha256)
+                },
+                Algorithm::Rsa { hash: None },
+                Algorithm::Ed25519,
+            ]
+        );
+        // Every type russh knows is still offered, once.
+        assert_eq!(order.len(), russh::Preferred::DEFAULT.key.len());
+    }
 
     #[test]
     fn aes_gcm_leads_only_with_aes_instructions_and_the_same_ciphers_are_offered() {
