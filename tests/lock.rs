@@ -187,6 +187,19 @@ fn with_lock_wait_the_second_run_waits_for_the_first_and_then_runs() {
 }
 
 /// A pid that no process has: a child that has exited and been reaped.
+/// This machine's boot and the tests' pid namespace, as a lock records
+/// them (`pids=BOOT_ID:INODE`): herd, started from here, shares both.
+fn pid_space() -> String {
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let namespace = fs::read_link("/proc/self/ns/pid").unwrap();
+    let namespace = namespace.to_string_lossy();
+    let inode = namespace
+        .strip_prefix("pid:[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap();
+    format!("{}:{inode}", boot.trim())
+}
+
 fn dead_pid() -> u32 {
     let mut child = Command::new("true").spawn().unwrap();
     let pid = child.id();
@@ -208,9 +221,10 @@ fn a_stale_lock_of_this_controller_is_broken() {
     let lab = Lab::up(2);
     let playbook = lab.write("marker.yml", MARKER);
     let stale = format!(
-        "run=dead-1 user=bob controller={} pid={} since=2020-01-01T00:00:00Z playbook=old.yml\n",
+        "run=dead-1 user=bob controller={} pid={} pids={} since=2020-01-01T00:00:00Z playbook=old.yml\n",
         controller(),
-        dead_pid()
+        dead_pid(),
+        pid_space()
     );
     fs::write(lab.lock_file("host02"), &stale).unwrap();
 
@@ -221,6 +235,35 @@ fn a_stale_lock_of_this_controller_is_broken() {
         assert!(host.app_dir.join("marker").exists(), "{}\n{run}", host.name);
     }
     assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+}
+
+#[test]
+fn a_lock_of_a_container_with_this_host_name_is_not_taken_for_stale() {
+    let lab = Lab::up(1);
+    let playbook = lab.write("marker.yml", MARKER);
+    // Same host name, a pid no process here has, but another pid namespace
+    // (a container sharing the host name, whose herd may well be alive):
+    // and a lock from before herd recorded namespaces.
+    let boot = pid_space().split(':').next().unwrap().to_string();
+    for pids in [format!("pids={boot}:1 "), String::new()] {
+        let held = format!(
+            "run=ns-1 user=bob controller={} pid={} {pids}since=2020-01-01T00:00:00Z playbook=old.yml\n",
+            controller(),
+            dead_pid(),
+        );
+        fs::write(lab.lock_file("host01"), &held).unwrap();
+
+        let run = lab.herd(["run"]).arg(&playbook).run();
+
+        run.assert_code(3);
+        assert!(
+            run.stderr()
+                .contains("host01: DEPLOY LOCK HELD by user bob on"),
+            "{run}"
+        );
+        assert!(!lab.app_dir("host01").join("marker").exists(), "{run}");
+        assert_eq!(fs::read_to_string(lab.lock_file("host01")).unwrap(), held);
+    }
 }
 
 #[test]

@@ -69,6 +69,10 @@ pub struct LockOwner {
     pub user: String,
     pub controller: String,
     pub pid: u32,
+    /// Which processes `pid` is one of: the boot and the pid namespace
+    /// (`BOOT_ID:NAMESPACE`, `?` when unreadable). Two containers, or a
+    /// container and its host, may share a hostname, not these.
+    pub pids: String,
     pub playbook: String,
     pub since: String,
 }
@@ -85,6 +89,7 @@ impl LockOwner {
             user: os_account(),
             controller: controller_name(),
             pid,
+            pids: pid_space(),
             playbook: playbook.to_string(),
             since: now_utc(),
         }
@@ -92,9 +97,30 @@ impl LockOwner {
 
     fn line(&self) -> String {
         format!(
-            "run={} user={} controller={} pid={} since={} playbook={}",
-            self.run_id, self.user, self.controller, self.pid, self.since, self.playbook
+            "run={} user={} controller={} pid={} pids={} since={} playbook={}",
+            self.run_id, self.user, self.controller, self.pid, self.pids, self.since, self.playbook
         )
+    }
+}
+
+/// This process's boot and pid namespace, `BOOT_ID:INODE`: a pid names the
+/// same process only under both; `?` when either cannot be read.
+fn pid_space() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| id.trim().to_string())
+        .ok()
+        .filter(|id| !id.is_empty() && !id.contains(char::is_whitespace));
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("pid:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(str::to_string)
+        });
+    match (boot, namespace) {
+        (Some(boot), Some(namespace)) => format!("{boot}:{namespace}"),
+        _ => "?".to_string(),
     }
 }
 
@@ -233,6 +259,7 @@ struct Holder {
     user: String,
     controller: String,
     pid: String,
+    pids: String,
     since: String,
     playbook: String,
 }
@@ -250,6 +277,7 @@ impl Holder {
             user: field("user"),
             controller: field("controller"),
             pid: field("pid"),
+            pids: field("pids"),
             since: field("since"),
             playbook: text
                 .split_once("playbook=")
@@ -257,10 +285,15 @@ impl Holder {
         }
     }
 
-    /// Left by a herd of this controller whose process is gone.
+    /// Left by a herd of this controller whose process is gone: same host
+    /// name, and the same boot and pid namespace, so its pid can be looked
+    /// up here (a lock without them, or from a container sharing the host
+    /// name, is never taken for stale).
     fn is_stale_for(&self, owner: &LockOwner) -> bool {
         self.controller == owner.controller
             && self.run != "?"
+            && self.pids != "?"
+            && self.pids == owner.pids
             && self.pid.parse::<u32>().is_ok_and(process_is_gone)
     }
 
@@ -427,16 +460,22 @@ mod tests {
     fn only_dead_processes_of_this_controller_are_stale() {
         let mut owner = LockOwner::current("p.yml");
         owner.controller = "ci-3".to_string();
-        let dead = Holder::parse("run=1 user=a controller=ci-3 pid=4294967 since=x playbook=p");
-        let alive = Holder::parse(&format!(
-            "run=1 user=a controller=ci-3 pid={} since=x playbook=p",
-            std::process::id()
-        ));
-        let elsewhere =
-            Holder::parse("run=1 user=a controller=ci-9 pid=4294967 since=x playbook=p");
-        assert!(dead.is_stale_for(&owner));
-        assert!(!alive.is_stale_for(&owner));
-        assert!(!elsewhere.is_stale_for(&owner));
+        owner.pids = "b00t:4026531836".to_string();
+        let holder = |controller: &str, pid: u32, pids: &str| {
+            Holder::parse(&format!(
+                "run=1 user=a controller={controller} pid={pid} {pids}since=x playbook=p"
+            ))
+        };
+        assert!(holder("ci-3", 4294967, "pids=b00t:4026531836 ").is_stale_for(&owner));
+        let alive = std::process::id();
+        assert!(!holder("ci-3", alive, "pids=b00t:4026531836 ").is_stale_for(&owner));
+        assert!(!holder("ci-9", 4294967, "pids=b00t:4026531836 ").is_stale_for(&owner));
+        // Another pid namespace or boot with the same host name (a
+        // container), or no record of one: the pid cannot be looked up here.
+        assert!(!holder("ci-3", 4294967, "pids=b00t:4026532000 ").is_stale_for(&owner));
+        assert!(!holder("ci-3", 4294967, "pids=other:4026531836 ").is_stale_for(&owner));
+        assert!(!holder("ci-3", 4294967, "").is_stale_for(&owner));
+        assert!(pid_space().contains(':'), "{}", pid_space());
     }
 
     #[test]
