@@ -104,7 +104,8 @@ impl LockOwner {
 }
 
 /// This process's boot and pid namespace, `BOOT_ID:INODE`: a pid names the
-/// same process only under both; `?` when either cannot be read.
+/// same process only under both; `one` on a system without namespaces, `?`
+/// when either cannot be read.
 fn pid_space() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|id| id.trim().to_string())
@@ -120,6 +121,8 @@ fn pid_space() -> String {
         });
     match (boot, namespace) {
         (Some(boot), Some(namespace)) => format!("{boot}:{namespace}"),
+        // A controller without pid namespaces (macOS): its pids are its own.
+        _ if !std::path::Path::new("/proc/self/ns").exists() => "one".to_string(),
         _ => "?".to_string(),
     }
 }
