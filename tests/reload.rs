@@ -284,6 +284,49 @@ fn a_stale_pidfile_naming_an_unrelated_process_is_refused_and_that_process_is_no
     assert_untouched(host, &before, &run);
 }
 
+#[test]
+fn a_pidfile_that_is_a_fifo_huge_or_full_of_escapes_is_refused_at_once() {
+    let _one = one_at_a_time();
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    let before = generation(host);
+    let fifo = host.app_dir.join("fifo.pid");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let huge = host.app_dir.join("huge.pid");
+    fs::write(
+        &huge,
+        format!("12\u{1b}]0;T\u{7}{}\n", "9".repeat(2_000_000)),
+    )
+    .unwrap();
+    for path in [&fifo, &huge] {
+        common::chown_to(lab.user(), path);
+    }
+    for (pidfile, content) in [
+        (&fifo, "<not a regular file>".to_string()),
+        (&huge, format!("12 ]0;T {}", "9".repeat(56))),
+    ] {
+        let started = std::time::Instant::now();
+        let run = lab
+            .herd(["reload"])
+            .arg("--pidfile")
+            .arg(pidfile)
+            .args(["--http", HEALTHZ, "--timeout", "60s"])
+            .run();
+
+        run.assert_code(1);
+        assert!(started.elapsed() < Duration::from_secs(20), "{run}");
+        let refused = format!(
+            "host01: reload FAILED: proof `master`: the pidfile {} does not hold a pid: `{content}`",
+            pidfile.display()
+        );
+        assert!(stderr_has_line(&run, &refused), "{run}");
+        assert!(run.stderr().len() < 4000, "{run}");
+        assert!(!run.stderr().contains('\u{1b}'), "{run}");
+        assert_untouched(host, &before, &run);
+    }
+}
+
 /// host01 runs with setproctitle (its worker's title says "worker"), host02
 /// without (its worker looks like its master but for its parent).
 #[test]

@@ -622,7 +622,8 @@ const LISTED: usize = 6;
 /// A command line cut for a message: the start and the end tell most.
 /// It is masked before it is cut, so no secret in it is split.
 fn short(cmdline: &str, mask: &OutputMask) -> String {
-    let masked = mask.cut(cmdline, Cut::Head(usize::MAX));
+    // Any account on the host may set a process's title: one line, no escapes.
+    let masked = crate::shell::one_line(&mask.cut(cmdline, Cut::Head(usize::MAX)));
     if masked.chars().count() <= 90 {
         return masked;
     }
@@ -674,7 +675,7 @@ fn prove(
             server: server.display,
             found_by,
             pid,
-            cmdline: process.cmdline.clone(),
+            cmdline: crate::shell::one_line(&process.cmdline),
             why,
         });
     }
@@ -682,7 +683,7 @@ fn prove(
         return Err(DiscoveryError::Worker {
             server: server.display,
             pid,
-            cmdline: process.cmdline.clone(),
+            cmdline: crate::shell::one_line(&process.cmdline),
         });
     }
     if let Some((relation, other)) = unfinished_upgrade(server, snapshot, process) {

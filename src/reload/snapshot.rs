@@ -128,8 +128,14 @@ pub fn script(look: &Look) -> String {
     script.push_str("want= also= u=\n");
     if let Some(pidfile) = &look.pidfile {
         let into = if look.unit.is_some() { "also" } else { "want" };
+        // Its first line, of 64 bytes at most, from a regular file only: a
+        // fifo or a device would never end. What else is there is said in
+        // `<...>`, which no pid reads as.
         script.push_str(&format!(
-            "echo '{PIDFILE}'; IFS= read -r {into} 2>/dev/null < {pidfile}; echo \"${into}\"\n"
+            "echo '{PIDFILE}'; if [ ! -e {pidfile} ]; then :; \
+             elif [ ! -f {pidfile} ]; then {into}='<not a regular file>'; \
+             elif [ ! -r {pidfile} ]; then {into}='<not readable>'; \
+             else {into}=$(head -c 64 {pidfile} 2>/dev/null | head -n 1); fi; echo \"${into}\"\n"
         ));
     }
     match &look.unit {
