@@ -760,7 +760,7 @@ fn merged(reload: &ReloadReport, started: &ReloadReport) -> ReloadReport {
         new_master_pid: started.master_pid,
         old_workers: reload.old_workers.clone(),
         new_workers: started.new_workers.clone(),
-        started: true,
+        started: started.started,
         delivery: reload.delivery,
         signals: reload.signals.clone(),
         containers: reload.containers.clone(),
@@ -948,10 +948,9 @@ async fn start<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
 ) -> Result<ReloadReport, ReloadFailure> {
-    let mut report = ReloadReport {
-        started: true,
-        ..Default::default()
-    };
+    // `started` once `reload.start` ran and succeeded: a report never says
+    // a master was started when none was.
+    let mut report = ReloadReport::default();
     let Some(command) = &spec.start else {
         return Err(fail(
             Proof::Start,
@@ -985,6 +984,7 @@ async fn start<T: Connection>(
             &report,
         ));
     }
+    report.started = true;
     let master = validate::master_appears(connection, spec, &mut report).await?;
     report.master_pid = Some(master.pid);
     report.new_workers = master.workers;

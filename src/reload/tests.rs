@@ -526,7 +526,9 @@ async fn a_master_gone_before_the_signal_without_reload_start_leaves_the_host_do
         failure.message,
         "the master 500 exited before HUP, which was not sent; no master is running and the playbook has no `reload.start`: the host is DOWN"
     );
+    // The refused HUP is on record; nothing was started.
     assert!(failure.report.server_touched());
+    assert!(!failure.report.started, "{:?}", failure.report);
 }
 
 #[tokio::test(start_paused = true)]
