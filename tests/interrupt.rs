@@ -378,3 +378,72 @@ fn a_rollback_that_fails_after_sigint_is_reported_loudly() {
     }
     assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
 }
+
+/// Switches to v2 and reloads; the health check wants a text no release
+/// serves, so herd waits for it up to a minute.
+const RELOAD_NEVER_HEALTHY: &str = "\
+name: Never healthy
+hosts: web
+steps:
+  - name: Build v2
+    run: cp -R {{ app_dir }}/releases/v1 {{ app_dir }}/releases/v2 && printf 'v2\\n' > {{ app_dir }}/releases/v2/RELEASE
+  - name: Switch current
+    run: ln -sfn releases/v2 {{ app_dir }}/current
+rollback:
+  - name: Switch back
+    run: ln -sfn releases/v1 {{ app_dir }}/current
+reload:
+  pidfile: \"{{ gunicorn_pidfile }}\"
+validate:
+  timeout: 60s
+  http: { url: \"http://{{ ansible_host }}:{{ http_port }}/healthz\", contains: never-served }
+";
+
+/// How many HUPs `host`'s Gunicorn logged.
+fn hups(lab: &Lab, host: &str) -> usize {
+    std::fs::read_to_string(lab.app_dir(host).join("gunicorn.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Handling signal: hup"))
+        .count()
+}
+
+#[test]
+fn sigint_while_a_reload_is_proven_stops_the_wait_and_rolls_the_host_back() {
+    let lab = Lab::up(2);
+    let playbook = lab.write("never.yml", RELOAD_NEVER_HEALTHY);
+    let running = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--batch", "1"])
+        .spawn();
+    assert!(
+        wait_until(Duration::from_secs(30), || hups(&lab, "host01") >= 1),
+        "host01 never got its HUP"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    let signalled = Instant::now();
+    running.signal(libc::SIGINT);
+    let run = running.wait();
+
+    run.assert_code(130);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "herd waited {:?} for a health check after Ctrl-C\n{run}",
+        signalled.elapsed()
+    );
+    assert!(
+        run.stderr()
+            .lines()
+            .any(|l| l.starts_with("host01: reload FAILED: proof `http`: ")
+                && l.contains("stopped by Ctrl-C before it was proven")),
+        "{run}"
+    );
+    // Rolled back: v1 is current again and served after the restore.
+    assert_eq!(current(&lab, "host01"), "releases/v1", "{run}");
+    assert_eq!(run.summary_result("host01"), "rolled back", "{run}");
+    assert_eq!(run.summary_result("host02"), "untouched", "{run}");
+    assert_eq!(hups(&lab, "host02"), 0, "{run}");
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+}

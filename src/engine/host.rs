@@ -469,7 +469,12 @@ impl HostRun {
             Err(error) => {
                 ReloadOutcome::failed(Proof::Master, error.to_string(), ReloadReport::default())
             }
-            Ok(spec) => {
+            Ok(mut spec) => {
+                // Ctrl-C ends the wait for the reload's proofs (the host then
+                // rolls back); a restore after a rollback is waited for.
+                if !rollback {
+                    spec.validate.cancel = Some(self.cancel.clone());
+                }
                 let result = match (&stage.place, rollback) {
                     (None, _) => reload::check_serving(connection, &spec).await,
                     (Some(_), false) => reload::reload(connection, &spec).await,

@@ -404,6 +404,7 @@ impl ReloadPlan {
                 poll: POLL,
                 http,
                 run: shell(&self.run)?,
+                cancel: None,
             },
             command_timeout: self.command_timeout,
             // The uses are added by the host that runs it.

@@ -72,6 +72,32 @@ pub struct ValidateSpec {
     pub http: Option<HttpCheck>,
     /// A shell command that must exit 0.
     pub run: Option<String>,
+    /// Set by Ctrl-C: the waits between looks end, and the proof still
+    /// awaited fails (the host then rolls back). `None` where nothing
+    /// stops the wait (the restore after a rollback).
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// The proof awaited when Ctrl-C stopped the wait for it.
+pub const INTERRUPTED: &str = "stopped by Ctrl-C before it was proven";
+
+impl ValidateSpec {
+    /// Waits `pause` before the next look; `Err` at once when Ctrl-C
+    /// stopped the run (see [`ValidateSpec::cancel`]).
+    pub async fn pause(&self, pause: Duration) -> Result<(), &'static str> {
+        let Some(cancel) = &self.cancel else {
+            tokio::time::sleep(pause).await;
+            return Ok(());
+        };
+        let mut cancel = cancel.clone();
+        if *cancel.borrow() {
+            return Err(INTERRUPTED);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => Ok(()),
+            _ = cancel.wait_for(|stopped| *stopped) => Err(INTERRUPTED),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -70,6 +70,7 @@ fn spec() -> ReloadSpec {
                 contains: Some("v2".into()),
             }),
             run: None,
+            cancel: None,
         },
         command_timeout: Duration::from_secs(10),
         mask: Default::default(),
@@ -215,6 +216,35 @@ async fn an_old_release_in_the_response_fails_the_http_proof() {
         failure.message
     );
     assert_eq!(failure.report.new_workers, vec![601, 602]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_ends_the_wait_for_the_health_check_at_once() {
+    let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601, 602])];
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v1\n");
+    let (stop, cancel) = tokio::sync::watch::channel(false);
+    let mut spec = spec();
+    spec.validate.cancel = Some(cancel);
+    let started = tokio::time::Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let _ = stop.send(true);
+        // The run goes on after Ctrl-C: so does the sender.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let (result, _) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Http);
+    assert_eq!(
+        failure.message,
+        format!("http://127.0.0.1:8000/healthz: {}", super::INTERRUPTED)
+    );
+    // The HUP went out before; the wait ended with Ctrl-C, not at 30s.
+    assert!(failure.report.server_touched());
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -239,7 +239,14 @@ pub(super) async fn after_hup<T: Connection>(
         } else {
             spec.validate.poll.min(2 * WAIT_INTERVAL)
         };
-        tokio::time::sleep(pause.saturating_sub(now.duration_since(looked))).await;
+        let pause = pause.saturating_sub(now.duration_since(looked));
+        if let Err(why) = spec.validate.pause(pause).await {
+            return Err(fail(
+                Proof::Workers,
+                format!("workers not replaced: {why}"),
+                report,
+            ));
+        }
     }
 }
 
@@ -399,7 +406,20 @@ pub(super) async fn usr2<T: Connection>(
                 report,
             ));
         }
-        tokio::time::sleep(spec.validate.poll).await;
+        if let Err(why) = spec.validate.pause(spec.validate.poll).await {
+            let ended = match &seen {
+                Some(new) => end_new_master(connection, spec, new, report).await,
+                None => String::new(),
+            };
+            return Err(fail(
+                Proof::Workers,
+                format!(
+                    "no new master yet after {}: {why}; the old master {} still serves{ended}",
+                    spec.signal.name, old.pid
+                ),
+                report,
+            ));
+        }
     };
     // The old master may have exited meanwhile; TERM is then not sent, and
     // the new master takes over all the same.
@@ -670,7 +690,11 @@ pub(super) async fn serving<T: Connection>(
                         report,
                     ));
                 }
-                Err(_) => tokio::time::sleep(spec.validate.poll).await,
+                Err(_) => {
+                    if let Err(why) = spec.validate.pause(spec.validate.poll).await {
+                        return Err(fail(Proof::Http, format!("{}: {why}", check.url), report));
+                    }
+                }
             }
         }
     }
