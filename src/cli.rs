@@ -117,7 +117,7 @@ pub struct Connecting {
     #[arg(long, env = "HERD_TIMEOUT", default_value = "10m", value_parser = parse_limit)]
     pub timeout: std::time::Duration,
     /// Hosts worked on at once.
-    #[arg(short = 'f', long, env = "HERD_FORKS", default_value_t = 50)]
+    #[arg(short = 'f', long, env = "HERD_FORKS", default_value_t = 50, value_parser = parse_forks)]
     pub forks: usize,
     /// Do not offer ssh-agent keys, only the inventory's key files.
     #[arg(long, env = "HERD_NO_AGENT", value_parser = boolish())]
@@ -307,7 +307,8 @@ pub struct ReloadArgs {
     #[arg(long, env = "HERD_CONTAINS", requires = "http")]
     pub contains: Option<String>,
     /// Expected HTTP status of the health check.
-    #[arg(long, env = "HERD_STATUS", default_value_t = 200, requires = "http")]
+    #[arg(long, env = "HERD_STATUS", default_value_t = 200, requires = "http",
+          value_parser = clap::value_parser!(u16).range(100..=599))]
     pub status: u16,
     /// Limit on proving each host's reload, e.g. 60s.
     #[arg(long, env = "HERD_VALIDATE_TIMEOUT", default_value = "60s", value_parser = parse_limit)]
@@ -456,6 +457,15 @@ fn parse_pattern(text: &str) -> Result<String, String> {
         return Err("the host pattern is empty".to_string());
     }
     Ok(text.to_string())
+}
+
+/// `--forks`: how many hosts at once, one at least.
+fn parse_forks(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("no host would ever be worked on: give 1 or more".to_string()),
+        Ok(forks) => Ok(forks),
+        Err(_) => Err(format!("`{text}` is not a number of hosts")),
+    }
 }
 
 /// `--batch`, checked when the command line (or `HERD_BATCH`) is read.

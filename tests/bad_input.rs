@@ -331,6 +331,43 @@ fn merge_keys_give_the_host_its_address() {
 }
 
 #[test]
+fn zero_forks_or_a_status_that_is_no_http_status_is_refused() {
+    let fake = FakeHost::new();
+    let dir = workspace(&fake, "target");
+    write_file(dir.path(), "playbook.yml", GOOD_PLAYBOOK);
+    for (args, said) in [
+        (
+            &["run", "playbook.yml", "--forks", "0"][..],
+            "invalid value '0' for '--forks <FORKS>': no host would ever be worked on: give 1 or more",
+        ),
+        (
+            &["reload", "--pidfile", "/run/app.pid", "--http", "http://127.0.0.1:9/", "--status", "999"][..],
+            "invalid value '999' for '--status <STATUS>': 999 is not in 100..=599",
+        ),
+    ] {
+        let run = Herd::new()
+            .current_dir(dir.path())
+            .args(args)
+            .args(["-i", "inventory.yml"])
+            .run();
+        run.assert_code(2);
+        assert!(run.stderr().starts_with(&format!("error: {said}\n")), "{run}");
+        assert_eq!(fake.connections(), 0, "{run}");
+    }
+    let run = run_in(
+        dir.path(),
+        "hosts: web\nsteps:\n  - run: echo hi\nvalidate: {http: {url: 'http://127.0.0.1:9/', status: 0}}\n",
+        &[],
+    );
+    assert_refused(&run, &fake, "playbook.yml:4:18");
+    assert!(
+        run.stderr()
+            .starts_with("error: validate.http: 0 is not an HTTP status: give 100 to 599\n"),
+        "{run}"
+    );
+}
+
+#[test]
 fn a_zero_connect_timeout_is_refused() {
     let fake = FakeHost::new();
     let dir = workspace(&fake, "target");

@@ -279,7 +279,7 @@ pub struct Validate {
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     pub url: String,
-    #[serde(default = "default_status")]
+    #[serde(default = "default_status", deserialize_with = "status_code")]
     pub status: u16,
     #[serde(default)]
     pub contains: Option<String>,
@@ -287,6 +287,17 @@ pub struct HttpCheck {
 
 fn default_status() -> u16 {
     200
+}
+
+/// An HTTP status code: 100 to 599.
+fn status_code<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let code = u16::deserialize(deserializer)?;
+    if !(100..=599).contains(&code) {
+        return Err(serde::de::Error::custom(format!(
+            "{code} is not an HTTP status: give 100 to 599"
+        )));
+    }
+    Ok(code)
 }
 
 /// Why a playbook could not be loaded.
