@@ -319,3 +319,56 @@ rollback:
     );
     assert_eq!(run.summary_result("host02"), "rolled back", "{run}");
 }
+
+/// Kills every SSH session of `host`'s sshd (the sshd itself keeps
+/// listening), as a dropped connection would end them.
+fn cut_sessions(host: &common::LabHost) -> bool {
+    let sshd = host.sshd_pid.expect("the lab knows its sshd");
+    let mut sessions = common::children(sshd);
+    let mut next = 0;
+    while next < sessions.len() {
+        sessions.extend(common::children(sessions[next]));
+        next += 1;
+    }
+    for pid in &sessions {
+        // SAFETY: a plain kill(2) of an sshd session of this test's lab.
+        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+    }
+    !sessions.is_empty()
+}
+
+#[test]
+fn a_step_cut_off_by_a_dropped_connection_is_rolled_back_over_a_new_one() {
+    let lab = Lab::up(1);
+    let app = lab.app_dir("host01").to_path_buf();
+    let playbook = lab.write(
+        "cut.yml",
+        "hosts: web\nsteps:\n  - name: Switch\n    run: ln -sfn releases/v2 {{ app_dir }}/current && touch {{ app_dir }}/switched\n  - name: Long\n    run: sleep 30\nrollback:\n  - name: Switch back\n    run: ln -sfn releases/v1 {{ app_dir }}/current && touch {{ app_dir }}/rolled-back\n",
+    );
+    let running = lab.herd(["run"]).arg(&playbook).spawn();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(20), || app
+            .join("switched")
+            .exists()),
+        "the switch never ran"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(cut_sessions(lab.host("host01")), "no session to cut");
+    let run = running.wait();
+
+    run.assert_code(1);
+    assert!(app.join("rolled-back").exists(), "no rollback ran\n{run}");
+    assert_eq!(
+        fs::read_link(app.join("current")).unwrap(),
+        Path::new("releases/v1"),
+        "{run}"
+    );
+    assert!(
+        run.stderr()
+            .lines()
+            .any(|l| l.starts_with("host01: rollback [1/1] Switch back: ok")),
+        "{run}"
+    );
+    assert_eq!(run.summary_result("host01"), "rolled back", "{run}");
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+}

@@ -69,12 +69,14 @@ impl HostRun {
     }
 
     /// `reconnect` opens a new connection to the host, used at most once:
-    /// when contact is lost after the reload signal.
+    /// when contact is lost after the reload signal, or when a failed step
+    /// left the connection dead and its rollback is to run.
     pub async fn run<T, F>(&self, connection: &T, reconnect: impl FnOnce() -> F) -> HostReport
     where
         T: Connection,
         F: Future<Output = Result<T, TransportError>>,
     {
+        let mut reconnect = Some(reconnect);
         let started = Instant::now();
         let plan = self.plan.clone();
         let Steps {
@@ -117,8 +119,9 @@ impl HostRun {
                 self.audit(connection, &report.state).await;
                 return report;
             }
-            let (outcome, reconnected) =
-                self.reload_stage(connection, reconnect, stage, &vars).await;
+            let (outcome, reconnected) = self
+                .reload_stage(connection, reconnect.take(), stage, &vars)
+                .await;
             fresh = reconnected;
             if let Some(proof) = outcome.proof {
                 signalled = outcome.report.server_touched();
@@ -136,6 +139,21 @@ impl HostRun {
                 });
             }
             reload = Some(outcome);
+        }
+        // A step that failed because the connection died (the session
+        // killed, the network gone) leaves nothing to roll back over: the
+        // rollback gets a new connection.
+        // (A step that exited with a code had a working connection.)
+        if let (
+            Some(Failure {
+                exit_code: None, ..
+            }),
+            Some(reconnect),
+        ) = (&failure, reconnect.take())
+        {
+            if !signalled && !plan.rollback.is_empty() && !answers(connection).await {
+                fresh = reconnect().await.ok();
+            }
         }
         // After a reconnection, the rest goes over the new connection.
         let connection = fresh.as_ref().unwrap_or(connection);
@@ -409,7 +427,7 @@ impl HostRun {
     async fn reload_stage<T, F>(
         &self,
         connection: &T,
-        reconnect: impl FnOnce() -> F,
+        reconnect: Option<impl FnOnce() -> F>,
         stage: &ReloadPlan,
         vars: &Vars,
     ) -> (ReloadOutcome, Option<T>)
@@ -421,6 +439,9 @@ impl HostRun {
         if outcome.proof != Some(Proof::Contact) {
             return (outcome, None);
         }
+        let Some(reconnect) = reconnect else {
+            return (outcome, None);
+        };
         let fresh = match reconnect().await {
             Ok(fresh) => fresh,
             Err(error) => {
@@ -704,6 +725,14 @@ impl HostRun {
         });
         (result, stdout)
     }
+}
+
+/// Whether the connection still runs a command (a no-op, within 10 s).
+async fn answers<T: Connection>(connection: &T) -> bool {
+    connection
+        .exec(":", std::time::Duration::from_secs(10))
+        .await
+        .is_ok_and(|output| output.success())
 }
 
 /// What to say when `sudo -n` refused to run a command without a password.
