@@ -451,3 +451,25 @@ fn a_host_pinned_by_its_rsa_key_is_asked_for_that_key_first() {
     assert!(lab.app_dir("host01").join("marker").exists(), "{run}");
     assert_eq!(known_hosts_text(&lab), before, "known_hosts was rewritten");
 }
+
+#[test]
+fn a_known_hosts_path_that_does_not_exist_is_named_as_such() {
+    let lab = Lab::up(1);
+    let missing = lab.dir().join("no-such-known_hosts");
+
+    let refused = lab
+        .herd(["exec"])
+        .arg("--known-hosts")
+        .arg(&missing)
+        .args(["--", "true"])
+        .run();
+
+    refused.assert_code(1);
+    let said = format!(
+        "host01: UNREACHABLE: host key for {} is not in {}, a file that does not exist (use --accept-new-host-keys to trust it on first use)",
+        lab.host("host01").known_hosts_name(),
+        missing.display()
+    );
+    assert!(refused.stderr().lines().any(|l| l == said), "{refused}");
+    assert!(!missing.exists());
+}

@@ -51,7 +51,13 @@ impl HostKeyCheck {
             },
             Verdict::Unknown => Err(TransportError::UnknownHostKey {
                 host,
-                known_hosts: name.clone(),
+                known_hosts: match &self.known_hosts {
+                    // A mistyped path reads as an empty file: say which it is.
+                    Source::File(path) if !path.exists() => {
+                        format!("{name}, a file that does not exist")
+                    }
+                    _ => name.clone(),
+                },
             }),
             Verdict::Changed { line } => Err(TransportError::ChangedHostKey {
                 host,
