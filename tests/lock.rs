@@ -522,3 +522,30 @@ fn herd_unlock_removes_a_lock_shared_by_two_names_once() {
     );
     assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new());
 }
+
+#[test]
+fn herd_unlock_says_when_the_holder_still_runs_here() {
+    let lab = Lab::up(1);
+    // This test's own process stands for a herd that still runs.
+    let live = format!(
+        "run=live-1 user=bob controller={} pid={} pids={} since=2020-01-01T00:00:00Z playbook=deploy.yml\n",
+        controller(),
+        std::process::id(),
+        pid_space()
+    );
+    fs::write(lab.lock_file("host01"), &live).unwrap();
+
+    let unlock = lab.herd(["unlock"]).run();
+
+    unlock.assert_code(0);
+    assert_eq!(
+        unlock.stdout(),
+        format!(
+            "host01: removed the deploy lock held by user bob on {} (pid {}), playbook deploy.yml, since 2020-01-01T00:00:00Z; that herd still runs on this controller and may go on changing the host\n",
+            controller(),
+            std::process::id()
+        ),
+        "{unlock}"
+    );
+    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{unlock}");
+}

@@ -300,6 +300,18 @@ impl Holder {
             && self.pid.parse::<u32>().is_ok_and(process_is_gone)
     }
 
+    /// A herd of this controller (same host name, boot and pid namespace)
+    /// whose process still runs.
+    fn runs_here(&self, owner: &LockOwner) -> bool {
+        self.controller == owner.controller
+            && self.pids != "?"
+            && self.pids == owner.pids
+            && self
+                .pid
+                .parse::<u32>()
+                .is_ok_and(|pid| pid > 0 && !process_is_gone(pid) && pid_is_a_process(pid))
+    }
+
     /// `user alice on ci-3 (pid 42), playbook deploy.yml, since 2026-11-25T15:40:00Z`.
     fn describe(&self) -> String {
         if self.run == "?" {
@@ -328,9 +340,16 @@ pub async fn break_lock<T: Connection>(
         .exec(&crate::shell::wrap(&script, false, None), timeout)
         .await?;
     match output.exit_code {
-        Some(0) => Ok(Some(
-            Holder::parse(&String::from_utf8_lossy(&output.stdout)).describe(),
-        )),
+        Some(0) => {
+            let holder = Holder::parse(&String::from_utf8_lossy(&output.stdout));
+            let mut said = holder.describe();
+            if holder.runs_here(&LockOwner::current("")) {
+                said.push_str(
+                    "; that herd still runs on this controller and may go on changing the host",
+                );
+            }
+            Ok(Some(said))
+        }
         Some(HELD) => Ok(None),
         _ => Err(TransportError::Protocol(format!(
             "cannot remove the deploy lock {path}: {}",
@@ -347,6 +366,12 @@ pub async fn unlock<T: Connection>(
     timeout: Duration,
 ) -> Result<(), TransportError> {
     remove_if_held_by(connection, path, &owner.run_id, timeout).await
+}
+
+/// Whether `pid` is one process (not a process group `kill` would read it
+/// as).
+fn pid_is_a_process(pid: u32) -> bool {
+    libc::pid_t::try_from(pid).is_ok_and(|pid| pid > 0)
 }
 
 /// True when no process has `pid` on this machine. `kill(pid, 0)` asks
