@@ -122,7 +122,7 @@ pub(super) async fn after_hup<T: Connection>(
             return Err(fail(
                 Proof::SameMaster,
                 format!(
-                    "the master {} exited after {} (a release that fails to boot makes {} exit): the host is down until rollback",
+                    "the master {} exited after {} (a release that fails to boot makes {} exit): the host is DOWN",
                     master.pid, spec.signal.name, spec.server.display
                 ),
                 report,
@@ -161,7 +161,7 @@ pub(super) async fn after_hup<T: Connection>(
                         format!("the new worker {worker} exited before it booted (does the new release boot?)")
                     } else {
                         format!(
-                            "the master {} exited after {} (its new worker {worker} exited before it booted: a release that fails to boot makes {} exit): the host is down until rollback",
+                            "the master {} exited after {} (its new worker {worker} exited before it booted: a release that fails to boot makes {} exit): the host is DOWN",
                             master.pid, spec.signal.name, spec.server.display
                         )
                     };
