@@ -374,9 +374,13 @@ fn a_forged_nginx_title_gets_no_program_of_its_naming_run() {
         "nginx: master process {} -c /etc/nginx/nginx.conf",
         evil.display()
     );
+    // With a "worker" of its own: a master without workers is refused
+    // before any preflight.
     let mut fake = std::process::Command::new("bash")
         .arg("-c")
-        .arg(format!("exec -a '{title}' cat"))
+        .arg(format!(
+            "(exec -a 'nginx: worker process' sleep 30) & exec -a '{title}' cat"
+        ))
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -385,13 +389,17 @@ fn a_forged_nginx_title_gets_no_program_of_its_naming_run() {
     assert!(wait_until(Duration::from_secs(5), || common::cmdline(
         fake.id()
     )
-    .starts_with("nginx: master")));
+    .starts_with("nginx: master")
+        && common::children(fake.id()).len() == 1));
+    let worker = common::children(fake.id())[0];
     let run = Herd::new()
         .args(["reload", "--server", "nginx", "-i"])
         .arg(lab.inventory())
         .arg("--pidfile")
         .arg(&pidfile)
         .run();
+    // SAFETY: a plain kill(2) of the "worker" this test started.
+    unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) };
     fake.kill().unwrap();
     fake.wait().unwrap();
     run.assert_code(1);

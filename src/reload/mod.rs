@@ -57,6 +57,10 @@ pub struct ReloadSpec {
     pub mask: OutputMask,
 }
 
+/// How long a master found without workers is looked at again before the
+/// reload is refused.
+const NO_WORKERS_GRACE: Duration = Duration::from_secs(3);
+
 /// The settle period where no proof of boot is available.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 
@@ -535,11 +539,11 @@ pub async fn reload<T: Connection>(
     spec: &ReloadSpec,
 ) -> Result<ReloadReport, ReloadFailure> {
     let Some(each) = compose::each(connection, spec).await? else {
-        return reload_one(connection, spec).await;
+        return reload_one(connection, spec, Restoring::No).await;
     };
     let mut turns = compose::Turns::new(each.len());
     for (name, one) in &each {
-        let result = reload_one(connection, one).await;
+        let result = reload_one(connection, one, Restoring::No).await;
         if let Some(failure) = turns.take(name, result) {
             return Err(failure);
         }
@@ -547,14 +551,49 @@ pub async fn reload<T: Connection>(
     Ok(turns.done())
 }
 
+/// Whether a reload brings the previous release back after a rollback: its
+/// master may have lost every worker to the release that failed, and its
+/// signal is what brings them back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Restoring {
+    No,
+    Yes,
+}
+
 /// The reload of one master.
 async fn reload_one<T: Connection>(
     connection: &T,
     spec: &ReloadSpec,
+    restoring: Restoring,
 ) -> Result<ReloadReport, ReloadFailure> {
-    let found = find_master(connection, spec)
+    let mut found = find_master(connection, spec)
         .await
         .map_err(NotFound::into_failure)?;
+    // A master without workers serves nothing, and its signal could not be
+    // proven (no worker to replace): give one being replaced a moment.
+    let until = tokio::time::Instant::now() + NO_WORKERS_GRACE;
+    let needs_workers = restoring == Restoring::No;
+    while needs_workers && found.master.workers.is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(spec.validate.poll).await;
+        found = find_master(connection, spec)
+            .await
+            .map_err(NotFound::into_failure)?;
+    }
+    if needs_workers && found.master.workers.is_empty() {
+        let report = ReloadReport {
+            master_pid: Some(found.master.pid),
+            delivery: Some(found.delivery),
+            ..Default::default()
+        };
+        return Err(fail(
+            Proof::Master,
+            format!(
+                "master {} has no workers (they do not boot, or it runs none): it serves nothing and a reload could not be proven; nothing was signalled",
+                found.master.pid
+            ),
+            &report,
+        ));
+    }
     let mut report = ReloadReport {
         master_pid: Some(found.master.pid),
         old_workers: found.master.workers.clone(),
@@ -943,7 +982,7 @@ async fn restore_one<T: Connection>(
             let mut spec = spec.clone();
             // Rolling back is no time for a preflight that may judge the old release by new rules.
             spec.preflight = None;
-            reload_one(connection, &spec).await
+            reload_one(connection, &spec, Restoring::Yes).await
         }
         Err(NotFound::Discovery(error)) if error.is_not_running() => start(connection, spec).await,
         Err(other) => Err(other.into_failure()),

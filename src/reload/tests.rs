@@ -219,6 +219,45 @@ async fn an_old_release_in_the_response_fails_the_http_proof() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_master_without_workers_is_not_signalled() {
+    let fake = fake().rule(
+        "h1",
+        Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[])),
+    );
+    let started = tokio::time::Instant::now();
+    let (result, commands) = reload_with(fake, &spec()).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Master);
+    assert_eq!(
+        failure.message,
+        "master 500 has no workers (they do not boot, or it runs none): it serves nothing and a reload could not be proven; nothing was signalled"
+    );
+    assert!(signals(&commands).is_empty(), "{commands:?}");
+    assert!(!failure.report.server_touched());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_master_between_two_workers_is_looked_at_again() {
+    let snapshots = vec![
+        procs(500, 500, &[]),
+        procs(500, 500, &[501, 502]),
+        procs(500, 500, &[601, 602]),
+    ];
+    let fake = fake()
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots))
+        .http("h1", 200, "ok v2\n");
+    let (result, commands) = reload_with(fake, &spec()).await;
+    let report = result.unwrap();
+    assert_eq!(report.old_workers, vec![501, 502]);
+    assert_eq!(signals(&commands).len(), 1, "{commands:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn ctrl_c_ends_the_wait_for_the_health_check_at_once() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601, 602])];
     let fake = fake()
