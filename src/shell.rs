@@ -47,12 +47,13 @@ pub fn wrap_hidden(script: &str, become_user: Option<&str>) -> String {
     )
 }
 
-/// `text` as one line of a log: each control character (a newline, a
-/// carriage return, an escape) a space, and no space at either end, so a
-/// name cannot end herd's line early and start one herd did not write.
+/// `text` as one line of a log: each control character but a tab (a
+/// newline, a carriage return, an escape) a space, and no space at either
+/// end, so a name cannot end herd's line early and start one herd did not
+/// write.
 pub fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
         .collect::<String>()
         .trim()
         .to_string()
@@ -136,6 +137,7 @@ mod tests {
             "deploy host02: reload: ok  [2K"
         );
         assert_eq!(one_line("plain name"), "plain name");
+        assert_eq!(one_line("a\tb"), "a\tb");
     }
 
     #[test]
