@@ -390,33 +390,28 @@ pub(super) async fn usr2<T: Connection>(
                 report,
             ));
         }
-        if Instant::now() >= deadline {
+        // Past the deadline, or stopped by Ctrl-C: a new master seen is
+        // ended, and the old one serves on.
+        let given_up = if Instant::now() >= deadline {
+            Some(format!(
+                "no new master with {wanted} workers within {}s after {} (does the new release boot?)",
+                spec.validate.timeout.as_secs(),
+                spec.signal.name,
+            ))
+        } else {
+            let paused = spec.validate.pause(spec.validate.poll).await;
+            paused
+                .err()
+                .map(|why| format!("no new master yet after {}: {why}", spec.signal.name))
+        };
+        if let Some(why) = given_up {
             let ended = match &seen {
                 Some(new) => end_new_master(connection, spec, new, report).await,
                 None => String::new(),
             };
             return Err(fail(
                 Proof::Workers,
-                format!(
-                    "no new master with {wanted} workers within {}s after {} (does the new release boot?); the old master {} still serves{ended}",
-                    spec.validate.timeout.as_secs(),
-                    spec.signal.name,
-                    old.pid
-                ),
-                report,
-            ));
-        }
-        if let Err(why) = spec.validate.pause(spec.validate.poll).await {
-            let ended = match &seen {
-                Some(new) => end_new_master(connection, spec, new, report).await,
-                None => String::new(),
-            };
-            return Err(fail(
-                Proof::Workers,
-                format!(
-                    "no new master yet after {}: {why}; the old master {} still serves{ended}",
-                    spec.signal.name, old.pid
-                ),
+                format!("{why}; the old master {} still serves{ended}", old.pid),
                 report,
             ));
         }
