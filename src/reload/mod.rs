@@ -85,7 +85,15 @@ pub struct ValidateSpec {
 /// The proof awaited when Ctrl-C stopped the wait for it.
 pub const INTERRUPTED: &str = "stopped by Ctrl-C before it was proven";
 
+/// A reload stopped by Ctrl-C before its signal.
+pub const STOPPED_BEFORE_SIGNAL: &str = "stopped by Ctrl-C before the signal";
+
 impl ValidateSpec {
+    /// Whether Ctrl-C stopped the run (see [`ValidateSpec::cancel`]).
+    pub fn stopped(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|cancel| *cancel.borrow())
+    }
+
     /// Waits `pause` before the next look; `Err` at once when Ctrl-C
     /// stopped the run (see [`ValidateSpec::cancel`]).
     pub async fn pause(&self, pause: Duration) -> Result<(), &'static str> {
@@ -674,6 +682,14 @@ async fn reload_one<T: Connection>(
                 &report,
             ));
         }
+    }
+    // Ctrl-C during discovery or the preflight: no signal goes out.
+    if spec.validate.stopped() {
+        return Err(fail(
+            Proof::Signal,
+            format!("{STOPPED_BEFORE_SIGNAL}; nothing was signalled"),
+            &report,
+        ));
     }
     match signal_and_prove(connection, spec, &found, &mut report).await {
         Err(failure) if failure.proof.after_signal() => {

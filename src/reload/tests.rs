@@ -258,6 +258,37 @@ async fn a_master_between_two_workers_is_looked_at_again() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn ctrl_c_during_the_preflight_sends_no_signal() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[501, 502])),
+        )
+        .rule(
+            "h1",
+            Rule::new("slow-check", 0).delay(Duration::from_secs(5)),
+        );
+    let (stop, cancel) = tokio::sync::watch::channel(false);
+    let mut spec = spec();
+    spec.preflight = Some("slow-check".into());
+    spec.validate.cancel = Some(cancel);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = stop.send(true);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let (result, commands) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Signal);
+    assert_eq!(
+        failure.message,
+        "stopped by Ctrl-C before the signal; nothing was signalled"
+    );
+    assert!(signals(&commands).is_empty(), "{commands:?}");
+    assert!(!failure.report.server_touched());
+}
+
+#[tokio::test(start_paused = true)]
 async fn ctrl_c_ends_the_wait_for_the_health_check_at_once() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601, 602])];
     let fake = fake()
