@@ -120,7 +120,7 @@ impl HostRun {
                 return report;
             }
             let (outcome, reconnected) = self
-                .reload_stage(connection, reconnect.take(), stage, &vars)
+                .reload_stage(connection, &mut reconnect, stage, &vars)
                 .await;
             fresh = reconnected;
             if let Some(proof) = outcome.proof {
@@ -140,9 +140,10 @@ impl HostRun {
             }
             reload = Some(outcome);
         }
-        // A step that failed because the connection died (the session
-        // killed, the network gone) leaves nothing to roll back over: the
-        // rollback gets a new connection.
+        // A step (or a reload before its signal) that failed because the
+        // connection died (the session killed, the network gone) leaves
+        // nothing to roll back over, nor to write the audit line: they get
+        // a new connection.
         // (A step that exited with a code had a working connection.)
         if let (
             Some(Failure {
@@ -151,7 +152,7 @@ impl HostRun {
             Some(reconnect),
         ) = (&failure, reconnect.take())
         {
-            if !signalled && !plan.rollback.is_empty() && !answers(connection).await {
+            if !signalled && !answers(connection).await {
                 fresh = reconnect().await.ok();
             }
         }
@@ -427,7 +428,7 @@ impl HostRun {
     async fn reload_stage<T, F>(
         &self,
         connection: &T,
-        reconnect: Option<impl FnOnce() -> F>,
+        reconnect: &mut Option<impl FnOnce() -> F>,
         stage: &ReloadPlan,
         vars: &Vars,
     ) -> (ReloadOutcome, Option<T>)
@@ -439,7 +440,7 @@ impl HostRun {
         if outcome.proof != Some(Proof::Contact) {
             return (outcome, None);
         }
-        let Some(reconnect) = reconnect else {
+        let Some(reconnect) = reconnect.take() else {
             return (outcome, None);
         };
         let fresh = match reconnect().await {
