@@ -463,3 +463,21 @@ fn a_known_hosts_path_that_does_not_exist_is_named_as_such() {
     assert!(refused.stderr().lines().any(|l| l == said), "{refused}");
     assert!(!missing.exists());
 }
+
+#[test]
+fn a_stale_line_of_another_type_before_the_right_one_does_not_refuse_the_host() {
+    let lab = Lab::up(1);
+    let playbook = lab.write("marker.yml", MARKER_PLAYBOOK);
+    let host = lab.host("host01");
+    let right = known_line(&lab, host);
+    let rsa = rsa_key(&lab.dir().join("stale_rsa"));
+    let both = format!("{} ssh-rsa {rsa}\n{right}", host.known_hosts_name());
+    let text = known_hosts_text(&lab).replace(&right, &both);
+    fs::write(lab.known_hosts(), &text).unwrap();
+
+    let run = lab.herd(["run"]).arg(&playbook).run();
+
+    run.assert_code(0);
+    assert!(lab.app_dir("host01").join("marker").exists(), "{run}");
+    assert_eq!(known_hosts_text(&lab), text, "known_hosts was rewritten");
+}

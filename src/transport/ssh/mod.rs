@@ -68,38 +68,25 @@ fn client_config(keys: std::borrow::Cow<'static, [russh::keys::Algorithm]>) -> c
 }
 
 /// The host key types to ask a server for: those known_hosts records for
-/// it first (an RSA key as its SHA-2 signatures before SHA-1), then the
-/// rest of russh's order; `None` when it records none.
+/// it first, in russh's order of preference (as OpenSSH does: a stale RSA
+/// line before the right Ed25519 one does not make herd ask for RSA; an RSA
+/// key is asked for with SHA-2 signatures first), then the other types;
+/// `None` when it records none.
 fn host_key_order(recorded: &[russh::keys::Algorithm]) -> Option<Vec<russh::keys::Algorithm>> {
-    use russh::keys::{Algorithm, HashAlg};
+    use russh::keys::Algorithm;
     if recorded.is_empty() {
         return None;
     }
-    let mut order: Vec<Algorithm> = Vec::new();
-    for algorithm in recorded {
-        let wanted = match algorithm {
-            Algorithm::Rsa { .. } => vec![
-                Algorithm::Rsa {
-                    hash: Some(HashAlg::Sha512),
-                },
-                Algorithm::Rsa {
-                    hash: Some(HashAlg::Sha256),
-                },
-                Algorithm::Rsa { hash: None },
-            ],
-            other => vec![other.clone()],
-        };
-        for algorithm in wanted {
-            if !order.contains(&algorithm) {
-                order.push(algorithm);
-            }
-        }
-    }
-    for algorithm in russh::Preferred::DEFAULT.key.iter() {
-        if !order.contains(algorithm) {
-            order.push(algorithm.clone());
-        }
-    }
+    let is_recorded = |algorithm: &Algorithm| {
+        recorded.iter().any(|r| match (r, algorithm) {
+            (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
+            (r, a) => r == a,
+        })
+    };
+    let all = russh::Preferred::DEFAULT.key;
+    let (mut order, rest): (Vec<Algorithm>, Vec<Algorithm>) =
+        all.iter().cloned().partition(|a| is_recorded(a));
+    order.extend(rest);
     Some(order)
 }
 
@@ -602,6 +589,10 @@ mod tests {
         );
         // Every type russh knows is still offered, once.
         assert_eq!(order.len(), russh::Preferred::DEFAULT.key.len());
+        // Several recorded: russh's preference, not the file's order.
+        let both = host_key_order(&[Algorithm::Rsa { hash: None }, Algorithm::Ed25519]).unwrap();
+        assert_eq!(both[0], Algorithm::Ed25519);
+        assert!(matches!(both[1], Algorithm::Rsa { .. }), "{both:?}");
     }
 
     #[test]
