@@ -615,3 +615,65 @@ fn a_become_step_holding_a_secret_keeps_it_off_every_command_line() {
     assert_eq!(step["exit_code"], 3, "{run}");
     assert_eq!(step["stdout"], "herd-lab-app\nsame\n", "{run}");
 }
+
+#[test]
+fn commands_in_sessions_of_their_own_keep_secrets_off_command_lines_too() {
+    let lab = Lab::up(1);
+    let host = lab.host("host01");
+    // This host's sshd refuses herd's long-lived shell (`exec /bin/sh`), so
+    // every command runs in a session of its own.
+    let host_dir = host.app_dir.parent().unwrap().to_path_buf();
+    let gate = host_dir.join("gate.sh");
+    fs::write(
+        &gate,
+        "#!/bin/sh\ncase \"$SSH_ORIGINAL_COMMAND\" in\n  'exec /bin/sh') echo 'no shell for you' >&2; exit 1;;\n  *) exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\";;\nesac\n",
+    )
+    .unwrap();
+    fs::set_permissions(&gate, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = host_dir.join("sshd_config");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{text}ForceCommand {}\n", gate.display())).unwrap();
+    host.kill_sshd();
+    common::wait_until(std::time::Duration::from_secs(10), || !host.ssh_listening());
+    let started = std::process::Command::new("/usr/sbin/sshd")
+        .arg("-f")
+        .arg(&config)
+        .status()
+        .expect("sshd starts");
+    assert!(started.success());
+    assert!(common::wait_until(
+        std::time::Duration::from_secs(10),
+        || host.ssh_listening()
+    ));
+    let inventory =
+        lab.inventory_with_vars("    herd_secret_vars: [tok]\n    tok: Sess10nSECRET\n");
+    let playbook = lab.write(
+        "session.yml",
+        "hosts: web\nsteps:\n  - name: Use it\n    run: |\n      sleep 2\n      test {{ tok }} = Sess10nSECRET && echo same\n      cat\n      exit 4\n    env: {T: \"{{ tok }}\"}\n    ignore_errors: true\n",
+    );
+
+    let running = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .spawn();
+    let mut seen = false;
+    let mut looked = 0;
+    let began = std::time::Instant::now();
+    while began.elapsed() < std::time::Duration::from_millis(1800) {
+        let lines = command_lines();
+        if lines.contains("sleep 2") || lines.contains("eval") {
+            looked += 1;
+        }
+        seen |= lines.contains("Sess10nSECRET");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = running.wait();
+
+    run.assert_code(0);
+    assert!(looked > 0, "the step was never seen running\n{run}");
+    assert!(!seen, "the secret was on a command line\n{run}");
+    let step = finished(&run, 1);
+    assert_eq!(step["exit_code"], 4, "{run}");
+    assert_eq!(step["stdout"], "same\n", "{run}");
+}

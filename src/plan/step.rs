@@ -140,8 +140,8 @@ impl StepPlan {
         vars: &Vars,
         uses: &[String],
     ) -> Result<Rendered, TemplateError> {
-        let hidden = self.become_ && !uses.is_empty();
-        self.render_with(|source, kind| renderer.render(source, kind, vars), hidden)
+        let hidden = self.hidden(renderer, uses);
+        self.render_with(|source, kind| renderer.render(source, kind, vars), &hidden)
     }
 
     /// Renders this step for display, in the form it runs in given `uses`
@@ -154,10 +154,10 @@ impl StepPlan {
         shown: &Vars,
         uses: &[String],
     ) -> Result<Rendered, TemplateError> {
-        let hidden = self.become_ && !uses.is_empty();
+        let hidden = self.hidden(renderer, uses);
         self.render_with(
             |source, kind| renderer.render_shown(source, kind, shown),
-            hidden,
+            &hidden,
         )
     }
 
@@ -177,10 +177,24 @@ impl StepPlan {
             .collect()
     }
 
+    /// Whether a command of this step goes to sudo's shell on stdin: under
+    /// `become`, when its templates used a secret (`uses`) or it holds one
+    /// written out.
+    fn hidden<'a>(
+        &'a self,
+        renderer: &'a Renderer,
+        uses: &'a [String],
+    ) -> impl Fn(&str) -> bool + 'a {
+        move |script| {
+            self.become_
+                && (!uses.is_empty() || renderer.secrets().mask_used(script, uses) != script)
+        }
+    }
+
     fn render_with(
         &self,
         render: impl Fn(&str, Kind) -> Result<String, TemplateError>,
-        hidden: bool,
+        hidden: &dyn Fn(&str) -> bool,
     ) -> Result<Rendered, TemplateError> {
         let become_user = self
             .become_user
@@ -209,7 +223,7 @@ impl StepPlan {
                     script.push_str(&format!("export {name}={}\n", shell_quote(&value)));
                 }
                 script.push_str(&render(command, Kind::Shell)?);
-                let command = match hidden {
+                let command = match hidden(&script) {
                     true => wrap_hidden(&script, become_user.as_deref()),
                     false => wrap(&script, self.become_, become_user.as_deref()),
                 };

@@ -367,8 +367,13 @@ impl ReloadSpec {
         }
     }
 
-    /// `script` run as the reload's commands run: under `become`, through sudo.
+    /// `script` run as the reload's commands run: under `become`, through
+    /// sudo, on sudo's stdin when it holds a secret (see
+    /// [`crate::shell::wrap_hidden`]).
     fn wrap(&self, script: &str) -> String {
+        if self.become_ && self.mask.holds_secret(script) {
+            return crate::shell::wrap_hidden(script, self.become_user.as_deref());
+        }
         wrap(script, self.become_, self.become_user.as_deref())
     }
 

@@ -170,6 +170,12 @@ pub struct OutputMask {
 }
 
 impl OutputMask {
+    /// Whether `text` holds a secret or a value made from one (it would be
+    /// masked).
+    pub fn holds_secret(&self, text: &str) -> bool {
+        self.secrets.mask_used(text, &self.uses) != text
+    }
+
     /// `text` masked, then cut (see [`Secrets::mask_cut`]).
     pub fn cut(&self, text: &str, cut: Cut) -> String {
         self.secrets.mask_cut(text, &self.uses, cut)

@@ -355,16 +355,17 @@ impl SshConnection {
                 }
             }
         }
-        let command = format!("exec /bin/sh -c {}", crate::shell::quote(script));
-        self.run_in_session(&command, timeout).await
+        self.run_in_session(script, timeout).await
     }
 
-    /// Runs `command` through the login shell in a session of its own; past
+    /// Runs `script` under `/bin/sh` in a session of its own; past
     /// `timeout`, asks sshd to send the command TERM (rather than leave it
-    /// running) and gives up on it.
+    /// running) and gives up on it. The script goes on the session's stdin,
+    /// read whole before it runs: on a command line (`sh -c SCRIPT`) every
+    /// user of the host would see it, secrets and all, in `ps`.
     async fn run_in_session(
         &self,
-        command: &str,
+        script: &str,
         timeout: Duration,
     ) -> Result<ExecOutput, TransportError> {
         let protocol = |e: russh::Error| TransportError::Protocol(describe(&e));
@@ -372,8 +373,12 @@ impl SshConnection {
         let deadline = tokio::time::Instant::now() + timeout;
         let start = async {
             let channel = self.handle.channel_open_session().await.map_err(protocol)?;
-            channel.exec(true, command).await.map_err(protocol)?;
-            // Like a command in the shell, it reads nothing from herd.
+            channel
+                .exec(true, "exec /bin/sh -c 'eval \"$(cat)\"'")
+                .await
+                .map_err(protocol)?;
+            channel.data(script.as_bytes()).await.map_err(protocol)?;
+            // Like a command in the shell, it reads nothing else from herd.
             channel.eof().await.map_err(protocol)?;
             Ok::<_, TransportError>(channel)
         };
@@ -471,8 +476,7 @@ impl SshConnection {
     /// its own (the connection's shell may be in the middle of something).
     async fn remove_temporary(&self, path: &str, timeout: Duration) {
         let script = format!("rm -f -- {}", crate::shell::quote(path));
-        let command = format!("exec /bin/sh -c {}", crate::shell::quote(&script));
-        let _ = self.run_in_session(&command, timeout).await;
+        let _ = self.run_in_session(&script, timeout).await;
     }
 }
 
