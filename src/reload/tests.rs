@@ -258,6 +258,39 @@ async fn a_master_between_two_workers_is_looked_at_again() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_become_command_holding_a_secret_goes_to_sudo_on_stdin() {
+    let fake = fake()
+        .rule(
+            "h1",
+            Rule::new("--herd procs", 0).stdout(&procs(500, 500, &[501, 502])),
+        )
+        .rule("h1", Rule::new("check-with", 1));
+    let mut spec = spec();
+    spec.become_ = true;
+    spec.preflight = Some("check-with Pr1vateTOKEN".into());
+    spec.mask.secrets.record("Pr1vateTOKEN");
+    let (result, commands) = reload_with(fake, &spec).await;
+    assert_eq!(result.unwrap_err().proof, Proof::Preflight);
+    let preflight: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.contains("check-with"))
+        .collect();
+    assert_eq!(preflight.len(), 1, "{commands:?}");
+    assert!(
+        preflight[0].starts_with("printf '%s\\n' 'check-with Pr1vateTOKEN' | sudo -n -H -u root -- /bin/sh -c 'eval \"$(cat)\"'"),
+        "{commands:?}"
+    );
+    // Commands without it keep the form a sudoers rule can name.
+    assert!(
+        commands
+            .iter()
+            .filter(|c| c.contains("--herd procs"))
+            .all(|c| c.starts_with("sudo -n -H -u root -- /bin/sh -c ")),
+        "{commands:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn ctrl_c_during_the_preflight_sends_no_signal() {
     let fake = fake()
         .rule(
