@@ -176,7 +176,10 @@ pub fn find_misplaced(text: &str, prefix: &str) -> Option<(usize, Place)> {
                         Some(Place::Escaped)
                     }
                     Some(Context::Words(words)) => {
-                        let name = words.takes_name() && starts_word(bytes, i);
+                        // A redirection's target is no name; the name
+                        // after an option may be attached to it (`-vNAME`).
+                        let name = !words.redirect
+                            && ((words.takes_name() && starts_word(bytes, i)) || words.name_next);
                         words.word();
                         outer.or(name.then_some(Place::Name))
                     }

@@ -40,6 +40,10 @@ impl Place {
                 "is where bash reads a variable name (after unset, read, getopts, declare and the like, printf, test or [ with -v, or wait with -p; also after `command`, `builtin`, an assignment, or a quoted name such as `\\declare`), whose array subscript it evaluates where a value could run",
                 "pass the value as data, not as a name",
             ),
+            Place::Alias => (
+                "follows an `alias`, after which a word may stand for any command (bash as /bin/sh expands aliases), so herd cannot tell whether bash reads the value as a name",
+                "use a function instead of the alias",
+            ),
             Place::Nameref => (
                 "follows a `declare -n` (or `typeset`, `local` with -n), which makes the variable a reference to the name assigned, whose array subscript bash evaluates where a value could run",
                 "drop the -n",

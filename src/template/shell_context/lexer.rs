@@ -138,6 +138,11 @@ pub(super) fn step(
                     words.test = false;
                     return i + 1;
                 }
+                // Bash's `&>` and `&>>` redirect; they do not end the command.
+                b'&' if next == Some(b'>') => {
+                    words.redirect = true;
+                    return i + 2;
+                }
                 // `&&` and `||` within `[[ ... ]]` do not end it.
                 b'&' | b'|' | b'\n' => {
                     words.end_command();
@@ -152,49 +157,55 @@ pub(super) fn step(
                     words.test = false;
                     return i + 2;
                 }
-                b'-' if words.name_option.is_some() && starts_word(bytes, i) => {
-                    let end = (i..bytes.len())
-                        .find(|&j| is_delimiter(bytes[j]))
-                        .unwrap_or(bytes.len());
-                    let flags = &bytes[i + 1..end];
-                    // Letters only: a value in the word is looked at as the
-                    // lexer goes, not skipped.
-                    if !flags.is_empty() && flags.iter().all(u8::is_ascii_alphabetic) {
-                        let takes = match words.name_option {
-                            // `wait -n -p NAME`, also grouped: `-np NAME`.
-                            Some(b'p') => flags.contains(&b'p'),
-                            _ => flags == b"v",
-                        };
-                        words.word();
-                        words.name_next = takes;
-                        return end;
-                    }
+                // An option of a command that reads variable names: its
+                // letters, and what a name may follow (`printf -v NAME`,
+                // `-vNAME`, `wait -np NAME`, `read -ra NAME`, `-raNAME`).
+                b'-' if (words.names || words.name_option.is_some())
+                    && starts_word(bytes, i)
+                    && !words.redirect =>
+                {
+                    let (letters, end) = option_word(bytes, i);
+                    let flags = &bytes[i + 1..letters];
+                    let attached = letters < end;
+                    let takes = match words.name_option {
+                        Some(b'p') => flags.contains(&b'p'),
+                        Some(flag) => flags == [flag] || (attached && flags.ends_with(&[flag])),
+                        // Every word of `read` and the like is a name: one
+                        // attached to an option too.
+                        None => attached,
+                    };
                     words.word();
-                    return i + 1;
+                    words.name_next = takes;
+                    return letters;
                 }
                 b'[' if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) => {
                     words.name_option = Some(b'v');
                     words.command = false;
                     return i + 1;
                 }
-                b'-' | b'+' if words.declaring && starts_word(bytes, i) => {
-                    let end = (i..bytes.len())
-                        .find(|&j| is_delimiter(bytes[j]))
-                        .unwrap_or(bytes.len());
-                    if bytes[i..end].contains(&b'i') {
+                b'-' | b'+' if words.declaring && starts_word(bytes, i) && !words.redirect => {
+                    let (letters, end) = option_word(bytes, i);
+                    let flags = &bytes[i + 1..letters];
+                    if flags.contains(&b'i') {
                         note.get_or_insert(Place::Integer);
                     }
-                    if bytes[i..end].contains(&b'n') {
+                    if words.nameref && flags.contains(&b'n') {
                         note.get_or_insert(Place::Nameref);
                     }
                     words.word();
-                    return i + 1;
+                    // A word attached to the options is a name too.
+                    words.name_next = letters < end;
+                    return letters;
                 }
                 b' ' | b'\t' => return i + 1,
-                // `{ case ...` and `! case ...`: a command still starts after these.
-                b'{' | b'!'
-                    if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) =>
-                {
+                // `{ case ...` and `! case ...`: a command still starts after
+                // these; after `{` also where it opens a function's body
+                // (`f() { declare ...; }`).
+                b'{' if starts_word(bytes, i) && next.is_none_or(is_delimiter) => {
+                    words.command = true;
+                    return i + 1;
+                }
+                b'!' if words.command && starts_word(bytes, i) && next.is_none_or(is_delimiter) => {
                     return i + 1;
                 }
                 b'#' if starts_word(bytes, i) => {
@@ -204,7 +215,12 @@ pub(super) fn step(
                 b'<' if next == Some(b'<') && bytes.get(i + 2) != Some(&b'<') => {
                     return here_document_operator(bytes, i + 2, depth, pending);
                 }
-                b'<' | b'>' => return i + 1,
+                // A redirection (`<`, `>`, `>&`, `<&`): its target is no
+                // argument of the command.
+                b'<' | b'>' => {
+                    words.redirect = true;
+                    return if next == Some(b'&') { i + 2 } else { i + 1 };
+                }
                 c if c.is_ascii_alphabetic() && starts_word(bytes, i) => {
                     let name = (i..bytes.len())
                         .find(|&j| !(bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_'))
@@ -226,6 +242,9 @@ pub(super) fn step(
                         .find(|&j| !bytes[j].is_ascii_alphabetic())
                         .unwrap_or(bytes.len());
                     if end == bytes.len() || is_delimiter(bytes[end]) {
+                        if words.command && &bytes[i..end] == b"alias" {
+                            note.get_or_insert(Place::Alias);
+                        }
                         words.bare_word(&bytes[i..end]);
                     } else {
                         words.word();
@@ -379,6 +398,18 @@ fn quoted_name(bytes: &[u8], i: usize) -> Option<(String, usize)> {
         }
     }
     (quoted && !name.is_empty()).then_some((name, j))
+}
+
+/// For an option word at `i` (`-ra`, `-vNAME`): where its letters end, and
+/// where the word ends.
+fn option_word(bytes: &[u8], i: usize) -> (usize, usize) {
+    let end = (i..bytes.len())
+        .find(|&j| is_delimiter(bytes[j]))
+        .unwrap_or(bytes.len());
+    let letters = (i + 1..end)
+        .find(|&j| !bytes[j].is_ascii_alphabetic())
+        .unwrap_or(end);
+    (letters, end)
 }
 
 /// Bytes that end a word.

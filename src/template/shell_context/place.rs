@@ -51,6 +51,9 @@ pub enum Place {
     /// After `declare -n` (or `typeset`, `local`): the value assigned is the
     /// name a reference stands for, whose array subscript bash evaluates.
     Nameref,
+    /// After `alias`: bash as `/bin/sh` expands aliases, so a word may
+    /// stand for any command, `declare` included.
+    Alias,
     /// Where bash reads a variable name, and evaluates an array subscript in
     /// it: the arguments of `unset` and `read`, a word of `declare` and the
     /// like, the word after `-v` of `printf`, `test` and `[`.

@@ -211,6 +211,22 @@ fn where_dash_and_bash_read_the_text_differently_values_are_refused() {
         ("getopts ab @v", Place::Name),
         ("declare -n r=@v", Place::Nameref),
         ("local -n r=@v", Place::Nameref),
+        // In a function's body, after `time -p` or `coproc`, with the name
+        // attached to its option, or behind an alias.
+        ("f() { read @v; }; f", Place::Name),
+        ("f() { unset @v; }", Place::Name),
+        ("function f { declare @v; }", Place::Name),
+        ("f() { local @v; }; f", Place::Name),
+        ("time -p declare @v", Place::Name),
+        ("time -p unset @v", Place::Name),
+        ("coproc declare @v", Place::Name),
+        ("printf -v@v %s y", Place::Name),
+        ("read -ra@v", Place::Name),
+        ("sleep 0 & wait -n -p@v", Place::Name),
+        ("declare -a@v", Place::Name),
+        ("unset x 2>&1 @v", Place::Name),
+        ("unset x &>/dev/null @v", Place::Name),
+        ("alias d=declare\nd @v", Place::Alias),
     ] {
         assert_eq!(rendered(text), Some(expected), "{text:?}");
     }
@@ -249,6 +265,15 @@ fn where_dash_and_bash_read_the_text_differently_values_are_refused() {
         "command -v @v",
         "echo 'unset' @v",
         "y=@v echo @v",
+        // A redirection's target is not a name; `export -n` un-exports.
+        "read -r line < @v",
+        "mapfile -t arr < @v",
+        "unset x 2>@v",
+        "declare -p > @v",
+        "read -r x <@v; echo @v",
+        "export -n FOO; echo @v",
+        "printf -vout %s @v",
+        "echo { @v }",
         "read x; echo @v",
         "touch @v/r; i=0; while [ ! -e @v/go ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i+1)); done",
         "p=$(cat @v); kill -TERM $p; while kill -0 $p && ! grep -q \"^S\" /proc/$p/status; do :; done",

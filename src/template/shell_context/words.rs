@@ -28,6 +28,12 @@ pub(super) struct Words {
     /// their options) or an assignment (`X=1 declare ...`), the next word
     /// still names the command.
     pub(super) prefix: bool,
+    /// The next word is a redirection's target (`< FILE`, `2> FILE`), not
+    /// an argument.
+    pub(super) redirect: bool,
+    /// In the arguments of `declare`, `typeset` or `local`, whose `-n`
+    /// makes a name reference (`export -n` only un-exports).
+    pub(super) nameref: bool,
     /// The next word is the name after such a `-v`.
     pub(super) name_next: bool,
 }
@@ -45,6 +51,8 @@ impl Words {
             name_option: None,
             name_next: false,
             prefix: false,
+            redirect: false,
+            nameref: false,
         }
     }
 
@@ -57,6 +65,8 @@ impl Words {
         self.name_option = None;
         self.name_next = false;
         self.prefix = false;
+        self.redirect = false;
+        self.nameref = false;
     }
 
     /// Where a value at the start of a word is a name bash may evaluate.
@@ -71,12 +81,14 @@ impl Words {
         }
         self.command = false;
         self.name_next = false;
+        self.redirect = false;
     }
 
     /// A bare word of letters, as a whole: `case`, `in` and `esac` move a
     /// `case` command on.
     pub(super) fn bare_word(&mut self, word: &[u8]) {
         self.name_next = false;
+        self.redirect = false;
         match self.cases.last_mut() {
             Some(Case::Head { subject: false }) => self.word(),
             Some(Case::Head { subject: true }) => {
@@ -95,8 +107,11 @@ impl Words {
                 if self.command && word == b"let" {
                     self.arithmetic = true;
                     self.command = false;
-                } else if self.command && matches!(word, b"command" | b"builtin") {
-                    // `command declare ...` is `declare ...`.
+                } else if self.command
+                    && matches!(word, b"command" | b"builtin" | b"time" | b"coproc")
+                {
+                    // `command declare ...` is `declare ...` (and `time -p
+                    // declare`, `coproc declare`).
                     self.prefix = true;
                 } else if self.command
                     && matches!(
@@ -119,6 +134,7 @@ impl Words {
                     )
                 {
                     self.declaring = true;
+                    self.nameref = matches!(word, b"declare" | b"typeset" | b"local");
                     self.command = false;
                 } else if self.command && word == b"case" {
                     self.cases.push(Case::Head { subject: false });
