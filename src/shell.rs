@@ -77,10 +77,16 @@ pub fn text_tail(text: &str, lines: usize) -> String {
     kept.join("\n")
 }
 
+/// `line` (already [`printable`]) without its colours.
+pub fn without_colours(line: &str) -> String {
+    clean(line, false)
+}
+
 fn clean(line: &str, colours: bool) -> String {
     let line = line.strip_suffix('\r').unwrap_or(line);
     let line = line.rsplit('\r').next().unwrap_or(line);
     let mut out = String::with_capacity(line.len());
+    let mut coloured = false;
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -100,6 +106,7 @@ fn clean(line: &str, colours: bool) -> String {
                             .all(|c| c.is_ascii_digit() || c == ';');
                     if colour && colours {
                         out.push_str(&sequence);
+                        coloured = true;
                     }
                 }
                 // OSC: up to BEL or ESC \.
@@ -116,6 +123,11 @@ fn clean(line: &str, colours: bool) -> String {
             c if c.is_control() => {}
             c => out.push(c),
         }
+    }
+    // A colour ends with the host's line: none (concealed text, black on
+    // black) carries over onto herd's next one.
+    if coloured {
+        out.push_str("\x1b[0m");
     }
     out
 }
@@ -144,8 +156,9 @@ mod tests {
     fn printable_keeps_colours_and_drops_every_other_control() {
         assert_eq!(
             printable("\x1b[31merror\x1b[0m: x\r"),
-            "\x1b[31merror\x1b[0m: x"
+            "\x1b[31merror\x1b[0m: x\x1b[0m"
         );
+        assert_eq!(printable("a\x1b[8mhidden"), "a\x1b[8mhidden\x1b[0m");
         assert_eq!(printable("50%\r100%"), "100%");
         assert_eq!(printable("evil\rhost02: reload: ok"), "host02: reload: ok");
         assert_eq!(

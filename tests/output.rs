@@ -123,13 +123,10 @@ fn a_name_with_a_newline_or_an_escape_stays_on_herds_own_line() {
             .env("GITHUB_STEP_SUMMARY", &job_summary)
             .run();
         run.assert_code(1);
-        // The host's colours pass; GitLab's section markers are herd's own
-        // escapes, one pair per batch: no other escape is left.
-        assert!(
-            run.stderr()
-                .contains("host02:     \u{1b}[31mred\u{1b}[0m\n"),
-            "{run}"
-        );
+        // Piped, without colour: the host's colours go too. GitLab's
+        // section markers are herd's own escapes, one pair per batch: no
+        // other escape is left.
+        assert!(run.stderr().contains("host02:     red\n"), "{run}");
         assert!(
             run.stderr().contains("host02:     host02: reload: ok\n"),
             "{run}"
@@ -137,7 +134,6 @@ fn a_name_with_a_newline_or_an_escape_stays_on_herds_own_line() {
         let markers = run.stderr().matches("\u{1b}[0Ksection_end:").count();
         assert_eq!(markers, usize::from(ci_format == "gitlab"), "{run}");
         let text = format!("{}{}", run.stderr(), run.stdout())
-            .replace("\u{1b}[31mred\u{1b}[0m", "red")
             .replace("\u{1b}[0Ksection_", "section_")
             .replace("\r\u{1b}[0K", " ");
         assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{run}");
@@ -158,6 +154,19 @@ fn a_name_with_a_newline_or_an_escape_stays_on_herds_own_line() {
             "{run}"
         );
     }
+    // With colour asked for, the host's colour stays, and is reset at the
+    // end of its line.
+    let coloured = lab
+        .herd(["run"])
+        .arg(&playbook)
+        .args(["--color", "always"])
+        .run();
+    assert!(
+        coloured
+            .stderr()
+            .contains("host02:     \u{1b}[31mred\u{1b}[0m\u{1b}[0m"),
+        "{coloured}"
+    );
     // The job summary quotes the stderr as text: no colour, no escape.
     let summary = fs::read_to_string(&job_summary).expect("a job summary");
     assert!(summary.contains("\nhost02: reload: ok\n"), "{summary}");

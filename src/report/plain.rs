@@ -16,12 +16,21 @@ pub struct PlainReporter {
 
 impl Reporter for PlainReporter {
     fn handle(&mut self, event: &Event) {
+        // Without colour, none: a host's own colours go too.
+        let plain = |line: &str| match self.colour {
+            true => line.to_string(),
+            false => crate::shell::without_colours(line),
+        };
         if self.exec {
-            write_out(&mut std::io::stdout().lock(), &exec_output(event));
+            let out: String = exec_output(event)
+                .lines()
+                .map(|line| plain(line) + "\n")
+                .collect();
+            write_out(&mut std::io::stdout().lock(), &out);
         }
         let text: String = describe(event, self.exec)
             .lines()
-            .map(|line| paint(line, self.colour) + "\n")
+            .map(|line| paint(&plain(line), self.colour) + "\n")
             .collect();
         write_out(&mut std::io::stderr().lock(), &text);
     }
