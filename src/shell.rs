@@ -53,7 +53,13 @@ pub fn wrap_hidden(script: &str, become_user: Option<&str>) -> String {
 /// write.
 pub fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+        .map(|c| {
+            if (c.is_control() && c != '\t') || reorders(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect::<String>()
         .trim()
         .to_string()
@@ -120,7 +126,7 @@ fn clean(line: &str, colours: bool) -> String {
                 _ => {}
             },
             '\t' => out.push(c),
-            c if c.is_control() => {}
+            c if c.is_control() || reorders(c) => {}
             c => out.push(c),
         }
     }
@@ -130,6 +136,20 @@ fn clean(line: &str, colours: bool) -> String {
         out.push_str("\x1b[0m");
     }
     out
+}
+
+/// A character that shows nothing of its own but changes how a line reads:
+/// a line or paragraph separator, a zero-width one, or a bidirectional
+/// override (U+202E writes what follows right to left).
+pub fn reorders(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// The last `lines` lines of `text`.
@@ -150,6 +170,7 @@ mod tests {
         );
         assert_eq!(one_line("plain name"), "plain name");
         assert_eq!(one_line("a\tb"), "a\tb");
+        assert_eq!(one_line("ok\u{202E}deliaf\u{2028}x"), "ok deliaf x");
     }
 
     #[test]

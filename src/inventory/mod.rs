@@ -523,6 +523,11 @@ all:
                 "2:10",
             ),
             (
+                "all:\n  hosts: \"ok\\u202Eliaf\"\n",
+                "host name `ok\\u{202e}liaf` holds a control character (\\u{202e})",
+                "2:10",
+            ),
+            (
                 "all:\n  children:\n    \"a b\": { hosts: { h: } }\n",
                 "group name `a b` holds whitespace",
                 "3:5",

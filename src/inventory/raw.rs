@@ -221,18 +221,19 @@ fn check_name(document: &Document, name: &Node, what: &str) -> Result<(), Source
     // A name starts herd's log lines and goes to hooks space-separated
     // (`$HERD_BATCH_HOSTS`): a space would split it, a `*` or `?` glob, a
     // control character end or rewrite the line.
-    if let Some(bad) = text
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?'))
-    {
+    if let Some(bad) = text.chars().find(|&c| {
+        c.is_whitespace() || c.is_control() || crate::shell::reorders(c) || matches!(c, '*' | '?')
+    }) {
         let said = match bad {
             '*' | '?' => format!("a `{bad}`"),
-            c if c.is_control() => format!("a control character ({})", c.escape_default()),
+            c if c.is_control() || crate::shell::reorders(c) => {
+                format!("a control character ({})", c.escape_default())
+            }
             _ => "whitespace".to_string(),
         };
         let shown: String = text
             .chars()
-            .map(|c| match c.is_control() {
+            .map(|c| match c.is_control() || crate::shell::reorders(c) {
                 true => c.escape_default().to_string(),
                 false => c.to_string(),
             })
