@@ -94,6 +94,23 @@ impl ValidateSpec {
         self.cancel.as_ref().is_some_and(|cancel| *cancel.borrow())
     }
 
+    /// `work`'s result, or `Err` as soon as Ctrl-C stops the run (`work`
+    /// is then dropped: only for work nothing else shares, such as a
+    /// health check's own channel).
+    pub async fn unless_stopped<F: std::future::Future>(
+        &self,
+        work: F,
+    ) -> Result<F::Output, &'static str> {
+        let Some(cancel) = &self.cancel else {
+            return Ok(work.await);
+        };
+        let mut cancel = cancel.clone();
+        tokio::select! {
+            output = work => Ok(output),
+            _ = cancel.wait_for(|stopped| *stopped) => Err(INTERRUPTED),
+        }
+    }
+
     /// Waits `pause` before the next look; `Err` at once when Ctrl-C
     /// stopped the run (see [`ValidateSpec::cancel`]).
     pub async fn pause(&self, pause: Duration) -> Result<(), &'static str> {

@@ -291,6 +291,48 @@ async fn a_become_command_holding_a_secret_goes_to_sudo_on_stdin() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_health_check_that_never_answers_ends_with_the_timeout_or_ctrl_c() {
+    let snapshots = vec![procs(500, 500, &[501, 502]), procs(500, 500, &[601, 602])];
+    let hanging = || {
+        fake()
+            .rule(
+                "h1",
+                Rule::new("--herd procs", 0).sequence(snapshots.clone()),
+            )
+            .http_hanging("h1")
+    };
+    // Each try is bounded by what is left of validate.timeout, not by the
+    // longer command timeout.
+    let mut spec = spec();
+    spec.validate.timeout = Duration::from_secs(3);
+    spec.command_timeout = Duration::from_secs(600);
+    let started = tokio::time::Instant::now();
+    let (result, _) = reload_with(hanging(), &spec).await;
+    assert_eq!(result.unwrap_err().proof, Proof::Http);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    // Ctrl-C ends a try in flight.
+    let (stop, cancel) = tokio::sync::watch::channel(false);
+    spec.validate.timeout = Duration::from_secs(300);
+    spec.validate.cancel = Some(cancel);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let _ = stop.send(true);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let started = tokio::time::Instant::now();
+    let (result, _) = reload_with(hanging(), &spec).await;
+    let failure = result.unwrap_err();
+    assert!(
+        failure.message.ends_with(super::INTERRUPTED),
+        "{}",
+        failure.message
+    );
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn ctrl_c_during_the_preflight_sends_no_signal() {
     let fake = fake()
         .rule(

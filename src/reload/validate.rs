@@ -666,16 +666,28 @@ pub(super) async fn serving<T: Connection>(
         let url =
             http::parse_url(&check.url).map_err(|e| fail(Proof::Http, e.to_string(), report))?;
         loop {
-            let verdict: Result<(), Unhealthy> = match connection
-                .tunnel(&url.host, url.port, spec.command_timeout)
-                .await
-            {
-                Err(error) => Err(Unhealthy::Tunnel(error)),
-                Ok(stream) => http::get(stream, &url, spec.command_timeout, &spec.mask)
-                    .await
-                    .map_err(Unhealthy::from),
-            }
-            .and_then(|response| judge(check, &response, &spec.mask).map_err(Unhealthy::from));
+            // Each try within what is left of the timeout (a second at
+            // least), and given up at once on Ctrl-C: its tunnel is a
+            // channel of its own, which nothing else shares.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let limit = spec
+                .command_timeout
+                .min(left.max(std::time::Duration::from_secs(1)));
+            let attempt = async {
+                match connection.tunnel(&url.host, url.port, limit).await {
+                    Err(error) => Err(Unhealthy::Tunnel(error)),
+                    Ok(stream) => http::get(stream, &url, limit, &spec.mask)
+                        .await
+                        .map_err(Unhealthy::from),
+                }
+                .and_then(|response| judge(check, &response, &spec.mask).map_err(Unhealthy::from))
+            };
+            let verdict = match spec.validate.unless_stopped(attempt).await {
+                Ok(verdict) => verdict,
+                Err(why) => {
+                    return Err(fail(Proof::Http, format!("{}: {why}", check.url), report));
+                }
+            };
             match verdict {
                 Ok(()) => break,
                 Err(problem) if Instant::now() >= deadline => {

@@ -73,6 +73,8 @@ pub struct FakeHost {
     pub http: Option<String>,
     /// How long connecting takes.
     pub connect_delay: Duration,
+    /// The tunnel's server reads the request and never answers.
+    pub http_hangs: bool,
 }
 
 /// Every host answers exit 0 with no output unless a rule says otherwise.
@@ -115,6 +117,14 @@ impl FakeConnector {
     pub fn http(mut self, host: &str, status: u16, body: &str) -> Self {
         self.hosts.entry(host.to_string()).or_default().http =
             Some(format!("HTTP/1.1 {status} X\r\n\r\n{body}"));
+        self
+    }
+
+    /// `host`'s health check accepts the request and never answers.
+    pub fn http_hanging(mut self, host: &str) -> Self {
+        let script = self.hosts.entry(host.to_string()).or_default();
+        script.http = Some(String::new());
+        script.http_hangs = true;
         self
     }
 
@@ -202,9 +212,15 @@ impl Connection for FakeConnection {
             });
         };
         let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let hangs = self.script.http_hangs;
         tokio::spawn(async move {
             let mut request = vec![0; 4096];
             let _ = server.read(&mut request).await;
+            if hangs {
+                // Holds the stream open, silent, until the client goes.
+                let _ = server.read(&mut request).await;
+                return;
+            }
             let _ = server.write_all(response.as_bytes()).await;
         });
         Ok(client)
