@@ -71,9 +71,19 @@ pub fn plan(plan: &Plan) -> String {
             // Rendered over the shown variables: a secret appears as `***`
             // wherever and however a template uses it.
             let mut vars = (*host.shown_vars).clone();
+            // What a capture will hold, as herd shows it; `real` stands for
+            // the values the run will have, so a step using a secret (one
+            // captured into a secret name too) shows the form it runs in.
+            let mut real = (*host.vars).clone();
             for step in &plan.steps {
                 if let Some(name) = &step.capture {
-                    vars.insert(name.clone(), serde_json::Value::String(format!("<{name}>")));
+                    let stand_in = serde_json::Value::String(format!("<{name}>"));
+                    real.insert(name.clone(), stand_in.clone());
+                    let shown = match host.secret_names.contains(name) {
+                        true => serde_json::Value::String(crate::template::MASK.to_string()),
+                        false => stand_in,
+                    };
+                    vars.insert(name.clone(), shown);
                 }
             }
             for (label, steps) in [
@@ -91,7 +101,7 @@ pub fn plan(plan: &Plan) -> String {
                         );
                         continue;
                     }
-                    let uses = step.secret_uses(&plan.renderer, &host.vars, &host.shown_vars);
+                    let uses = step.secret_uses(&plan.renderer, &real, &vars);
                     let rendered = match step.render_shown(&plan.renderer, &vars, &uses) {
                         Ok(Rendered::Run { command }) => command,
                         Ok(Rendered::Upload {

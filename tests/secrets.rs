@@ -677,3 +677,35 @@ fn commands_in_sessions_of_their_own_keep_secrets_off_command_lines_too() {
     assert_eq!(step["exit_code"], 4, "{run}");
     assert_eq!(step["stdout"], "same\n", "{run}");
 }
+
+#[test]
+fn herd_plan_shows_a_become_step_using_a_captured_secret_in_the_form_it_runs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = common::write_file(
+        dir.path(),
+        "inv.yml",
+        "all:\n  vars: {herd_secret_vars: [tok2]}\n  hosts: {web1: {ansible_host: 127.0.0.9}}\n",
+    );
+    let playbook = common::write_file(
+        dir.path(),
+        "p.yml",
+        "hosts: all\nsteps:\n  - run: cat token\n    capture: tok2\n  - run: rotate {{ tok2 }}\n    become: true\n  - run: rotate plain\n    become: true\n",
+    );
+    let plan = common::Herd::new()
+        .args(["plan", "-i"])
+        .arg(&inventory)
+        .arg(&playbook)
+        .run();
+    plan.assert_code(0);
+    assert!(
+        plan.stdout().contains(
+            "       printf '%s\\n' 'rotate '\\''***'\\''' | sudo -n -H -u root -- /bin/sh -c 'eval \"$(cat)\"'\n"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.stdout()
+            .contains("       sudo -n -H -u root -- /bin/sh -c 'rotate plain'\n"),
+        "{plan}"
+    );
+}
