@@ -263,6 +263,9 @@ fn a_lock_of_a_container_with_this_host_name_is_not_taken_for_stale() {
         );
         assert!(!lab.app_dir("host01").join("marker").exists(), "{run}");
         assert_eq!(fs::read_to_string(lab.lock_file("host01")).unwrap(), held);
+        // A lock from before namespaces were recorded says how to clear it.
+        let hint = "no process here has that pid, but the lock does not say which pid namespace it is from: if no herd holds it, `herd unlock` removes it";
+        assert_eq!(run.stderr().contains(hint), pids.is_empty(), "{run}");
     }
 }
 

@@ -169,7 +169,19 @@ pub async fn try_lock<T: Connection>(
         return Ok(Attempt::Taken);
     }
     if !holder.is_stale_for(owner) {
-        return Ok(Attempt::Held(holder.describe()));
+        let mut said = holder.describe();
+        // Written before locks recorded their pid namespace: herd cannot
+        // tell it is stale, but can say its pid runs nothing here.
+        if holder.pids == "?"
+            && holder.run != "?"
+            && holder.controller == owner.controller
+            && holder.pid.parse::<u32>().is_ok_and(process_is_gone)
+        {
+            said.push_str(
+                "; no process here has that pid, but the lock does not say which pid namespace it is from: if no herd holds it, `herd unlock` removes it",
+            );
+        }
+        return Ok(Attempt::Held(said));
     }
     // A failed removal shows in the create that follows.
     let _ = remove_if_held_by(connection, path, &holder.run, timeout).await;
