@@ -57,6 +57,10 @@ pub struct ReloadSpec {
     pub mask: OutputMask,
 }
 
+/// The limit on one look that waits on the host (its wait lasts 5 s at
+/// most).
+const WAITING_LOOK_LIMIT: Duration = Duration::from_secs(20);
+
 /// How long a master found without workers is looked at again before the
 /// reload is refused.
 const NO_WORKERS_GRACE: Duration = Duration::from_secs(3);
@@ -503,7 +507,14 @@ async fn snapshot_after<T: Connection>(
     } else {
         script
     };
-    let output = connection.exec(&command, spec.command_timeout).await?;
+    // A look that waits on the host ends within seconds (see
+    // `validate::looks_until`): one that takes far longer is on a hung
+    // connection, noticed here rather than by keepalive a minute later.
+    let limit = match wait {
+        Some(_) => spec.command_timeout.min(WAITING_LOOK_LIMIT),
+        None => spec.command_timeout,
+    };
+    let output = connection.exec(&command, limit).await?;
     if !output.success() {
         let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
         let hint = match (&spec.place, unit::refusal(output.exit_code, &said)) {

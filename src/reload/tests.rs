@@ -730,6 +730,34 @@ async fn contact_lost_after_the_signal_is_reported_as_such() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_hung_look_after_the_signal_is_given_up_well_before_the_command_timeout() {
+    let snapshots = vec![procs(500, 500, &[501, 502])];
+    let black_hole = Duration::from_secs(3600);
+    let fake = fake()
+        .rule("h1", Rule::new("old='", 0).delay(black_hole))
+        .rule("h1", Rule::new(CONTACT_PROBE_COMMAND, 0).delay(black_hole))
+        .rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
+    let mut spec = spec();
+    spec.command_timeout = Duration::from_secs(600);
+    let started = tokio::time::Instant::now();
+    let (result, _) = reload_with(fake, &spec).await;
+    let failure = result.unwrap_err();
+    assert_eq!(failure.proof, Proof::Contact);
+    assert!(
+        failure
+            .message
+            .ends_with("(last seen: reading /proc: the command timed out after 20s)"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failed_proof_on_a_live_connection_is_not_contact_lost() {
     let snapshots = vec![procs(500, 500, &[501, 502]), procs(0, 0, &[])];
     let fake = fake().rule("h1", Rule::new("--herd procs", 0).sequence(snapshots));
