@@ -480,6 +480,9 @@ impl SshConnection {
     }
 }
 
+/// The least time given to removing a failed upload's temporary file.
+const CLEAN_UP_TIME: Duration = Duration::from_secs(15);
+
 /// How much of an upload is read from its source and written at a time:
 /// each host's upload holds this much of the artifact, whatever its size.
 const UPLOAD_CHUNK: usize = 64 * 1024;
@@ -556,7 +559,11 @@ impl Connection for SshConnection {
                 })
             });
         if result.is_err() && created.load(Ordering::SeqCst) {
-            self.remove_temporary(&temporary, timeout).await;
+            // After a timeout the step's own time is spent: the clean-up
+            // gets time of its own, behind what the upload left queued on
+            // the connection.
+            self.remove_temporary(&temporary, timeout.max(CLEAN_UP_TIME))
+                .await;
         }
         result
     }
