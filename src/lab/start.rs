@@ -180,14 +180,11 @@ fn app_dir_pidfile_never_written(host: &LabHost) -> PathBuf {
 fn allocate_ports(addresses: &[String]) -> Result<Vec<(u16, u16)>, LabError> {
     let mut held = Vec::with_capacity(addresses.len() * 2);
     let mut ports = Vec::with_capacity(addresses.len());
+    let mut random = PortDraw::new();
     for address in addresses {
         let mut pair = [0u16; 2];
         for port in &mut pair {
-            let listener =
-                TcpListener::bind((address.as_str(), 0)).map_err(|source| LabError::NoPort {
-                    address: address.clone(),
-                    source,
-                })?;
+            let listener = random.listener(address)?;
             *port = listener
                 .local_addr()
                 .map_err(|source| LabError::NoPort {
@@ -200,6 +197,56 @@ fn allocate_ports(addresses: &[String]) -> Result<Vec<(u16, u16)>, LabError> {
         ports.push((pair[0], pair[1]));
     }
     Ok(ports)
+}
+
+/// Ports drawn at random below the kernel's ephemeral range: between the
+/// draw and sshd's own bind, no outgoing connection (whose local ports come
+/// from that range, and there are many while tests run) can take the port.
+struct PortDraw {
+    below: u16,
+    state: u64,
+}
+
+impl PortDraw {
+    fn new() -> PortDraw {
+        let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+            .unwrap_or(32768);
+        let mut seed = [0u8; 8];
+        let _ = fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        PortDraw {
+            below: low,
+            state: u64::from_le_bytes(seed) ^ u64::from(nanos) ^ u64::from(std::process::id()),
+        }
+    }
+
+    /// A listener on a free port of `address`: drawn below the ephemeral
+    /// range when there is room there, else any the kernel gives.
+    fn listener(&mut self, address: &str) -> Result<TcpListener, LabError> {
+        let floor = 10_000u16;
+        if self.below > floor + 1000 {
+            let span = u64::from(self.below - floor);
+            for _ in 0..64 {
+                // xorshift: enough to spread the draws of concurrent labs.
+                self.state ^= self.state << 13;
+                self.state ^= self.state >> 7;
+                self.state ^= self.state << 17;
+                let port = floor + (self.state % span) as u16;
+                if let Ok(listener) = TcpListener::bind((address, port)) {
+                    return Ok(listener);
+                }
+            }
+        }
+        TcpListener::bind((address, 0)).map_err(|source| LabError::NoPort {
+            address: address.to_string(),
+            source,
+        })
+    }
 }
 
 /// Starts every sshd and app server, then waits until each sshd greets and each
