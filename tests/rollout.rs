@@ -337,57 +337,18 @@ fn cut_sessions(host: &common::LabHost) -> bool {
     !sessions.is_empty()
 }
 
-#[test]
-fn a_step_cut_off_by_a_dropped_connection_is_rolled_back_over_a_new_one() {
-    let lab = Lab::up(1);
+/// Runs `playbook` on a lab of one, cuts its SSH sessions once `marker`
+/// (a file in app_dir) exists, and checks that the host was rolled back
+/// over a new connection (the rollback writes `rolled-back`); returns the
+/// run.
+fn cut_while_running_and_rolled_back(lab: &Lab, playbook: &Path, marker: &str) -> Run {
     let app = lab.app_dir("host01").to_path_buf();
-    let playbook = lab.write(
-        "cut.yml",
-        "hosts: web\nsteps:\n  - name: Switch\n    run: ln -sfn releases/v2 {{ app_dir }}/current && touch {{ app_dir }}/switched\n  - name: Long\n    run: sleep 30\nrollback:\n  - name: Switch back\n    run: ln -sfn releases/v1 {{ app_dir }}/current && touch {{ app_dir }}/rolled-back\n",
-    );
-    let running = lab.herd(["run"]).arg(&playbook).spawn();
+    let running = lab.herd(["run"]).arg(playbook).spawn();
     assert!(
         common::wait_until(std::time::Duration::from_secs(20), || app
-            .join("switched")
+            .join(marker)
             .exists()),
-        "the switch never ran"
-    );
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(cut_sessions(lab.host("host01")), "no session to cut");
-    let run = running.wait();
-
-    run.assert_code(1);
-    assert!(app.join("rolled-back").exists(), "no rollback ran\n{run}");
-    assert_eq!(
-        fs::read_link(app.join("current")).unwrap(),
-        Path::new("releases/v1"),
-        "{run}"
-    );
-    assert!(
-        run.stderr()
-            .lines()
-            .any(|l| l.starts_with("host01: rollback [1/1] Switch back: ok")),
-        "{run}"
-    );
-    assert_eq!(run.summary_result("host01"), "rolled back", "{run}");
-    assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
-}
-
-#[test]
-fn a_preflight_cut_off_by_a_dropped_connection_is_rolled_back_over_a_new_one() {
-    let lab = Lab::up(1);
-    let app = lab.app_dir("host01").to_path_buf();
-    let playbook = lab.write(
-        "cut-preflight.yml",
-        "hosts: web\nsteps:\n  - name: Switch\n    run: ln -sfn releases/v2 {{ app_dir }}/current\nrollback:\n  - name: Switch back\n    run: ln -sfn releases/v1 {{ app_dir }}/current && touch {{ app_dir }}/rolled-back\nreload:\n  pidfile: \"{{ gunicorn_pidfile }}\"\n  preflight: touch {{ app_dir }}/checking && sleep 30\n",
-    );
-    let master = common::read_pid(&lab.host("host01").pidfile).expect("a master");
-    let running = lab.herd(["run"]).arg(&playbook).spawn();
-    assert!(
-        common::wait_until(std::time::Duration::from_secs(20), || app
-            .join("checking")
-            .exists()),
-        "the preflight never ran"
+        "{marker} never appeared"
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(cut_sessions(lab.host("host01")), "no session to cut");
@@ -402,7 +363,42 @@ fn a_preflight_cut_off_by_a_dropped_connection_is_rolled_back_over_a_new_one() {
         "{run}"
     );
     assert_eq!(run.summary_result("host01"), "rolled back", "{run}");
-    // Nothing was signalled: the same master runs.
-    assert_eq!(common::read_pid(&lab.host("host01").pidfile), Some(master));
     assert_eq!(lab.hosts_with_lock_file(), Vec::<String>::new(), "{run}");
+    run
+}
+
+#[test]
+fn a_step_cut_off_by_a_dropped_connection_is_rolled_back_over_a_new_one() {
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "cut.yml",
+        "hosts: web\nsteps:\n  - name: Switch\n    run: ln -sfn releases/v2 {{ app_dir }}/current && touch {{ app_dir }}/switched\n  - name: Long\n    run: sleep 30\nrollback:\n  - name: Switch back\n    run: ln -sfn releases/v1 {{ app_dir }}/current && touch {{ app_dir }}/rolled-back\n",
+    );
+
+    let run = cut_while_running_and_rolled_back(&lab, &playbook, "switched");
+
+    assert_eq!(
+        fs::read_link(lab.app_dir("host01").join("current")).unwrap(),
+        Path::new("releases/v1"),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_preflight_cut_off_by_a_dropped_connection_is_rolled_back_over_a_new_one() {
+    let lab = Lab::up(1);
+    let playbook = lab.write(
+        "cut-preflight.yml",
+        "hosts: web\nsteps:\n  - name: Switch\n    run: ln -sfn releases/v2 {{ app_dir }}/current\nrollback:\n  - name: Switch back\n    run: ln -sfn releases/v1 {{ app_dir }}/current && touch {{ app_dir }}/rolled-back\nreload:\n  pidfile: \"{{ gunicorn_pidfile }}\"\n  preflight: touch {{ app_dir }}/checking && sleep 30\n",
+    );
+    let master = common::read_pid(&lab.host("host01").pidfile).expect("a master");
+
+    let run = cut_while_running_and_rolled_back(&lab, &playbook, "checking");
+
+    // Nothing was signalled: the same master runs.
+    assert_eq!(
+        common::read_pid(&lab.host("host01").pidfile),
+        Some(master),
+        "{run}"
+    );
 }

@@ -579,6 +579,39 @@ fn command_lines() -> String {
     all
 }
 
+/// Runs `playbook` (`--output json`) while watching every command line on
+/// the machine for `secret` until the step's `sleep 2` is over; returns the
+/// run, and fails the test if the secret was seen or the step never was
+/// (`marks`: texts of the step's own command lines).
+fn run_watching_command_lines(
+    inventory: &Path,
+    playbook: &Path,
+    secret: &str,
+    marks: &[&str],
+) -> Run {
+    let running = common::Herd::new()
+        .args(["run", "--output", "json", "-i"])
+        .arg(inventory)
+        .arg(playbook)
+        .spawn();
+    let mut seen = false;
+    let mut looked = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(1800) {
+        let lines = command_lines();
+        if marks.iter().any(|mark| lines.contains(mark)) {
+            looked += 1;
+        }
+        seen |= lines.contains(secret);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = running.wait();
+    run.assert_code(0);
+    assert!(looked > 0, "the step was never seen running\n{run}");
+    assert!(!seen, "the secret was on a command line\n{run}");
+    run
+}
+
 #[test]
 fn a_become_step_holding_a_secret_keeps_it_off_every_command_line() {
     let lab = Lab::up(1);
@@ -590,27 +623,8 @@ fn a_become_step_holding_a_secret_keeps_it_off_every_command_line() {
         "hosts: web\nsteps:\n  - name: Rotate\n    run: |\n      sleep 2\n      id -un\n      test {{ tok }} = Wh1sperXYZ && echo same\n      cat\n      exit 3\n    become: true\n    become_user: herd-lab-app\n    ignore_errors: true\n",
     );
 
-    let running = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .spawn();
-    let mut seen = false;
-    let mut looked = 0;
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_millis(1800) {
-        let lines = command_lines();
-        if lines.contains("sleep 2") || lines.contains("sudo -n") {
-            looked += 1;
-        }
-        seen |= lines.contains("Wh1sperXYZ");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let run = running.wait();
-
-    run.assert_code(0);
-    assert!(looked > 0, "the step was never seen running\n{run}");
-    assert!(!seen, "the secret was on a command line\n{run}");
+    let run =
+        run_watching_command_lines(&inventory, &playbook, "Wh1sperXYZ", &["sleep 2", "sudo -n"]);
     let step = finished(&run, 1);
     assert_eq!(step["exit_code"], 3, "{run}");
     assert_eq!(step["stdout"], "herd-lab-app\nsame\n", "{run}");
@@ -652,27 +666,8 @@ fn commands_in_sessions_of_their_own_keep_secrets_off_command_lines_too() {
         "hosts: web\nsteps:\n  - name: Use it\n    run: |\n      sleep 2\n      test {{ tok }} = Sess10nSECRET && echo same\n      cat\n      exit 4\n    env: {T: \"{{ tok }}\"}\n    ignore_errors: true\n",
     );
 
-    let running = common::Herd::new()
-        .args(["run", "--output", "json", "-i"])
-        .arg(&inventory)
-        .arg(&playbook)
-        .spawn();
-    let mut seen = false;
-    let mut looked = 0;
-    let began = std::time::Instant::now();
-    while began.elapsed() < std::time::Duration::from_millis(1800) {
-        let lines = command_lines();
-        if lines.contains("sleep 2") || lines.contains("eval") {
-            looked += 1;
-        }
-        seen |= lines.contains("Sess10nSECRET");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let run = running.wait();
-
-    run.assert_code(0);
-    assert!(looked > 0, "the step was never seen running\n{run}");
-    assert!(!seen, "the secret was on a command line\n{run}");
+    let run =
+        run_watching_command_lines(&inventory, &playbook, "Sess10nSECRET", &["sleep 2", "eval"]);
     let step = finished(&run, 1);
     assert_eq!(step["exit_code"], 4, "{run}");
     assert_eq!(step["stdout"], "same\n", "{run}");
